@@ -5,11 +5,15 @@ The public API at a glance:
 - :class:`DropNetClassifier` -- a skorch/PyTorch classifier that removes the
   units with the lowest mean absolute post-activation, round by round
   (Tan & Motani, ICML 2020), physically shrinking the network.
+- :class:`HQEnsembleClassifier` -- picks a small, diverse team of
+  classifiers by hierarchical pruning with focal diversity (Wu & Liu,
+  ICDM 2021); :mod:`sklearn_dropnet.diversity` holds the diversity metrics.
 - :mod:`sklearn_dropnet.models` -- the paper's architectures.
 """
 
 from ._dropnet import DropNetClassifier
+from ._hq import HQEnsembleClassifier
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["DropNetClassifier", "__version__"]
+__all__ = ["DropNetClassifier", "HQEnsembleClassifier", "__version__"]

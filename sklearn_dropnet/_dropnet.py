@@ -1,3 +1,591 @@
-# Being written right now by the lead engineer; replaced within the hour.
-class DropNetClassifier:  # placeholder so that the package imports
-    pass
+"""DropNetClassifier: a skorch classifier pruned by DropNet.
+
+``fit`` trains the dense network, then repeats rounds of: score every unit
+by its mean |post-activation| on the training data, remove the lowest
+``drop_fraction`` of the survivors physically, reset the survivors' weights
+(``reinit``) and retrain with early stopping, until ``prune_ratio`` of the
+units are gone (Tan & Motani, ICML 2020, Algorithm 1).
+"""
+
+import copy
+import inspect
+import math
+import time
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch import NeuralNetClassifier
+from skorch.callbacks import EarlyStopping
+from skorch.dataset import Dataset
+from skorch.helper import predefined_split
+from torch import nn
+from tqdm.auto import tqdm
+
+from ._network_cost import count_macs, count_parameters
+from ._probes import inspect_network
+from ._surgery import PruningError, find_unit_groups, remove_units
+from ._unit_scores import SCORES, is_valid_score, score_units
+from ._unit_selection import SCOPES, choose_units_to_drop
+from .models import MLP
+
+REINITS = ("rewind", "random", "none")
+
+# Keyword prefixes routed to skorch (``module__*`` goes to the module).
+ROUTED_PREFIXES = (
+    "module__",
+    "criterion__",
+    "optimizer__",
+    "iterator_train__",
+    "iterator_valid__",
+    "callbacks__",
+    "dataset__",
+)
+
+
+class DropNetClassifier(ClassifierMixin, BaseEstimator):
+    """Neural network classifier pruned by DropNet.
+
+    Wraps a :class:`skorch.NeuralNetClassifier`. ``fit`` trains the dense
+    network, then runs DropNet rounds (score units, drop the weakest
+    ``drop_fraction`` of the survivors, reset and retrain) until
+    ``prune_ratio`` of the prunable units are removed. Units are removed
+    physically: the fitted :attr:`module_` has smaller layers, so it is
+    smaller on disk and faster, and later rounds train the smaller network.
+
+    Prunable units are the outputs of every hidden ``nn.Linear`` and the
+    filters of every ``nn.Conv2d`` whose output feeds an activation module
+    (through BatchNorm or Dropout if present). The output layer is never
+    pruned and every layer keeps at least one unit.
+
+    Parameters
+    ----------
+    module : type or instance of torch.nn.Module, default=None
+        The network. A class is instantiated with the ``module__*``
+        parameters; its ``input_shape`` and ``n_classes`` arguments, when it
+        has them, are filled in from the data. An instance is copied and
+        used as given. ``None`` builds :class:`sklearn_dropnet.models.MLP`.
+        The network returns logits.
+    criterion : type of torch.nn.Module, default=torch.nn.CrossEntropyLoss
+        Loss, as in skorch.
+    optimizer : type of torch.optim.Optimizer, default=torch.optim.Adam
+        Optimizer class, as in skorch (the paper used SGD with ``lr=0.1``).
+    lr : float, default=0.001
+        Learning rate.
+    max_epochs : int, default=100
+        Most epochs per round; early stopping usually ends a round sooner.
+    batch_size : int, default=32
+        Mini-batch size for training and inference.
+    device : str or torch.device, default="cpu"
+        Where to train, e.g. ``"cuda"``.
+    callbacks : list of skorch callbacks or (name, callback) tuples, default=None
+        Extra skorch callbacks, run in every round.
+    prune_ratio : float in [0, 1), default=0.5
+        Fraction of the prunable units to remove; 0 trains the dense
+        network only.
+    drop_fraction : float in (0, 1), default=0.2
+        Fraction of the surviving units removed per round (the paper's p).
+    scope : {"layer", "global", "global_raw"}, default="layer"
+        ``"layer"`` removes ``drop_fraction`` of each layer's units;
+        ``"global"`` ranks all units together after dividing each layer's
+        scores by its mean score; ``"global_raw"`` ranks raw scores together,
+        as in the paper's ``min`` metric.
+    unit_score : {"activation", "apoz", "l1", "random", "max"} or callable, \
+            default="activation"
+        How units are ranked (named so as not to hide the ``score`` method); the lowest go first. ``"activation"`` is
+        DropNet (mean absolute post-activation on the training data),
+        ``"apoz"`` drops units that are zero most often, ``"l1"`` the
+        smallest L1 weight norms, ``"random"`` at random, ``"max"`` the
+        *highest* activations (a sanity baseline). A callable gets
+        ``(layer, activations)``, ``activations`` of shape
+        ``(n_samples, n_units)``, and returns one score per unit.
+    reinit : {"rewind", "random", "none"}, default="rewind"
+        Weights the survivors start each round from: their initial values
+        (the paper's default), a fresh random initialisation, or the trained
+        values (fine-tuning).
+    min_accuracy_ratio : float in (0, 1] or None, default=None
+        The paper's kappa: stop when validation accuracy falls below kappa
+        times the dense accuracy and keep the last round that met it.
+    validation_fraction : float in [0, 1), default=0.1
+        Share of the training data held out (stratified) for early stopping
+        and for ``min_accuracy_ratio``. With 0, the training loss and
+        accuracy are monitored instead.
+    patience : int, default=5
+        Early-stopping patience in epochs, on the validation loss.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial weights, the validation split, the batch order and
+        tie-breaking. Torch's global random state is left untouched.
+    verbose : int, default=0
+        1 shows a progress bar over rounds; 2 also prints skorch's epoch log.
+    **kwargs
+        Prefixed parameters routed as in skorch: ``module__*``,
+        ``criterion__*``, ``optimizer__*``, ``iterator_train__*``,
+        ``iterator_valid__*``, ``callbacks__*``, ``dataset__*``.
+
+    Attributes
+    ----------
+    net_ : skorch.NeuralNetClassifier
+        The trained skorch net holding the pruned module.
+    module_ : torch.nn.Module
+        The pruned network (the same object as ``net_.module_``).
+    pruning_history_ : list of dict
+        One record per round (round 0 is the dense network): ``units`` left
+        in total and ``units_per_layer``, ``fraction_left``, ``params``,
+        ``macs`` (per sample), ``valid_accuracy``, ``epochs``, ``seconds``
+        and whether the round was ``accepted``.
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    n_features_in_ : int
+        Number of features (the size of axis 1 of ``X``).
+    input_shape_ : tuple of int
+        Shape of one sample.
+
+    See Also
+    --------
+    HQEnsembleClassifier : Picks a diverse team from several pruned networks.
+
+    References
+    ----------
+    .. [1] J. Tan and M. Motani, "DropNet: Reducing Neural Network Complexity
+       via Iterative Pruning", ICML 2020.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn_dropnet import DropNetClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = DropNetClassifier(prune_ratio=0.5, max_epochs=5, random_state=0)
+    >>> clf = clf.fit(X / 16, y)
+    >>> clf.pruning_history_[-1]["fraction_left"]
+    0.5
+    >>> [layer.out_features for layer in clf.module_.layers if hasattr(layer, "out_features")]
+    [128, 64, 10]
+    """
+
+    def __init__(
+        self,
+        module=None,
+        *,
+        criterion=nn.CrossEntropyLoss,
+        optimizer=torch.optim.Adam,
+        lr=0.001,
+        max_epochs=100,
+        batch_size=32,
+        device="cpu",
+        callbacks=None,
+        prune_ratio=0.5,
+        drop_fraction=0.2,
+        scope="layer",
+        unit_score="activation",
+        reinit="rewind",
+        min_accuracy_ratio=None,
+        validation_fraction=0.1,
+        patience=5,
+        random_state=None,
+        verbose=0,
+        **kwargs,
+    ):
+        self.module = module
+        self.criterion = criterion
+        self.optimizer = optimizer
+        self.lr = lr
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.device = device
+        self.callbacks = callbacks
+        self.prune_ratio = prune_ratio
+        self.drop_fraction = drop_fraction
+        self.scope = scope
+        self.unit_score = unit_score
+        self.reinit = reinit
+        self.min_accuracy_ratio = min_accuracy_ratio
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.random_state = random_state
+        self.verbose = verbose
+        for key, value in kwargs.items():
+            if not key.startswith(ROUTED_PREFIXES):
+                raise TypeError(
+                    f"DropNetClassifier got an unexpected keyword argument {key!r}; "
+                    f"prefixed arguments must start with one of {ROUTED_PREFIXES}."
+                )
+            setattr(self, key, value)
+
+    # ------------------------------------------------------------------
+    # scikit-learn parameter protocol, extended to skorch's prefixed keys
+    # ------------------------------------------------------------------
+    def _routed_params(self):
+        return {k: v for k, v in vars(self).items() if k.startswith(ROUTED_PREFIXES)}
+
+    def get_params(self, deep=True):
+        params = super().get_params(deep=deep)
+        params.update(self._routed_params())
+        return params
+
+    def set_params(self, **params):
+        routed = {k: v for k, v in params.items() if k.startswith(ROUTED_PREFIXES)}
+        for key, value in routed.items():
+            setattr(self, key, value)
+        return super().set_params(**{k: v for k, v in params.items() if k not in routed})
+
+    def _prefixed(self, prefix):
+        return {k[len(prefix) :]: v for k, v in self._routed_params().items() if k.startswith(prefix)}
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+    # ------------------------------------------------------------------
+    # validation
+    # ------------------------------------------------------------------
+    def _check_params(self):
+        def number(name, low, high, low_open=False, high_open=False, kind=Real):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, kind):
+                raise TypeError(f"{name} must be a number, got {value!r}.")
+            too_low = value <= low if low_open else value < low
+            too_high = value >= high if high_open else value > high
+            if too_low or too_high:
+                interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+                raise ValueError(f"{name} must be in {interval}, got {value!r}.")
+
+        number("prune_ratio", 0, 1, high_open=True)
+        number("drop_fraction", 0, 1, low_open=True, high_open=True)
+        number("validation_fraction", 0, 1, high_open=True)
+        number("lr", 0, math.inf, low_open=True)
+        number("max_epochs", 1, math.inf, kind=Integral)
+        number("batch_size", 1, math.inf, kind=Integral)
+        number("patience", 1, math.inf, kind=Integral)
+        if self.min_accuracy_ratio is not None:
+            number("min_accuracy_ratio", 0, 1, low_open=True)
+        for name, allowed in (("scope", SCOPES), ("reinit", REINITS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}.")
+        if not is_valid_score(self.unit_score):
+            raise ValueError(f"unit_score must be one of {SCORES} or a callable, got {self.unit_score!r}.")
+
+    def _validate_training_data(self, X, y):
+        X, y = validate_data(self, X, y, dtype=np.float32, allow_nd=True)
+        check_classification_targets(y)
+        encoder = LabelEncoder().fit(y)
+        self.classes_ = encoder.classes_
+        if len(self.classes_) < 2:
+            raise ValueError(
+                "DropNetClassifier needs samples of at least 2 classes in y; "
+                f"got 1 class: {self.classes_[0]!r}."
+            )
+        self.input_shape_ = tuple(X.shape[1:])
+        return X, encoder.transform(y).astype(np.int64)
+
+    def _validate_inference_data(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float32, allow_nd=True, reset=False)
+        if tuple(X.shape[1:]) != self.input_shape_:
+            raise ValueError(
+                f"X has samples of shape {tuple(X.shape[1:])}, but {type(self).__name__} "
+                f"was fitted on samples of shape {self.input_shape_}."
+            )
+        return X
+
+    # ------------------------------------------------------------------
+    # building blocks
+    # ------------------------------------------------------------------
+    def _build_module(self):
+        kwargs = self._prefixed("module__")
+        if self.module is None:
+            return MLP(input_shape=self.input_shape_, n_classes=len(self.classes_), **kwargs)
+        if isinstance(self.module, nn.Module):
+            if kwargs:
+                raise ValueError("module__* parameters need module to be a class, not an instance.")
+            return copy.deepcopy(self.module)
+        if not (isinstance(self.module, type) and issubclass(self.module, nn.Module)):
+            raise TypeError(f"module must be a torch.nn.Module class or instance, got {self.module!r}.")
+        signature = inspect.signature(self.module).parameters
+        if "input_shape" in signature:
+            kwargs.setdefault("input_shape", self.input_shape_)
+        if "n_classes" in signature:
+            kwargs.setdefault("n_classes", len(self.classes_))
+        return self.module(**kwargs)
+
+    def _split(self, X, y, seed):
+        n_valid = math.ceil(self.validation_fraction * len(y))
+        if self.validation_fraction == 0 or n_valid < 1 or len(y) - n_valid < 1:
+            return X, y, None, None
+        stratify = y if n_valid >= len(self.classes_) and np.bincount(y).min() >= 2 else None
+        X_train, X_valid, y_train, y_valid = train_test_split(
+            X, y, test_size=n_valid, stratify=stratify, random_state=seed
+        )
+        return X_train, y_train, X_valid, y_valid
+
+    def _make_net(self, module, valid):
+        callbacks = list(self.callbacks or [])
+        monitor = "valid_loss" if valid is not None else "train_loss"
+        callbacks.append(
+            ("dropnet_early_stopping", EarlyStopping(monitor=monitor, patience=self.patience, load_best=True))
+        )
+        skorch_kwargs = {
+            k: v for k, v in self._routed_params().items() if not k.startswith("module__")
+        }
+        return NeuralNetClassifier(
+            module=module,
+            criterion=self.criterion,
+            optimizer=self.optimizer,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            device=self.device,
+            callbacks=callbacks,
+            train_split=predefined_split(Dataset(*valid)) if valid is not None else None,
+            verbose=int(self.verbose > 1),
+            **skorch_kwargs,
+        ).initialize()
+
+    def _example_input(self, X):
+        return torch.as_tensor(X[:2]).to(self.net_.device)
+
+    def _batches(self, X):
+        def iterate():
+            for start in range(0, len(X), 256):
+                yield torch.as_tensor(X[start : start + 256]).to(self.net_.device)
+
+        return iterate
+
+    def _train_round(self, X, y):
+        """Train ``net_.module_`` from its current weights; return epochs run."""
+        self.net_.initialize_optimizer()
+        self.net_.initialize_history()
+        # skorch's partial_fit swallows every KeyboardInterrupt, Ctrl-C
+        # included; here only early stopping's own interrupt is absorbed and
+        # a user's Ctrl-C reaches the pruning loop.
+        early_stopping = dict(self.net_.callbacks_)["dropnet_early_stopping"]
+        self.net_.notify("on_train_begin", X=X, y=y)
+        try:
+            self.net_.fit_loop(X, y)
+        except KeyboardInterrupt:
+            if early_stopping.misses_ < early_stopping.patience:
+                raise
+        self.net_.notify("on_train_end", X=X, y=y)
+        return len(self.net_.history)
+
+    def _accuracy(self, X, y):
+        return float(np.mean(self.net_.predict(X) == y))
+
+    def _units_per_layer(self, groups):
+        return {group.name: group.size for group in groups}
+
+    def _record(self, round_, groups, example, accuracy, epochs, seconds):
+        units = self._units_per_layer(groups)
+        total = sum(units.values())
+        return {
+            "round": round_,
+            "units": total,
+            "units_per_layer": units,
+            "fraction_left": round(total / self.n_units_dense_, 6),
+            "params": count_parameters(self.net_.module_),
+            "macs": count_macs(self.net_.module_, example),
+            "valid_accuracy": accuracy,
+            "epochs": epochs,
+            "seconds": seconds,
+            "accepted": True,
+        }
+
+    def _reinitialised(self, trained):
+        if self.reinit == "none":
+            return trained
+        fresh = copy.deepcopy(self.initial_module_)
+        if self.reinit == "random":
+            # A model's own reset_parameters (He initialisation in
+            # sklearn_dropnet.models) wins over each layer's default.
+            layers = [fresh] if hasattr(fresh, "reset_parameters") else fresh.modules()
+            for layer in layers:
+                if hasattr(layer, "reset_parameters"):
+                    layer.reset_parameters()
+        return fresh
+
+    # ------------------------------------------------------------------
+    # public API
+    # ------------------------------------------------------------------
+    def fit(self, X, y):
+        """Train the dense network, then prune it to ``prune_ratio``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, ...)
+            Training data; images as (n_samples, channels, height, width).
+        y : array-like of shape (n_samples,)
+            Class labels of any type.
+
+        Returns
+        -------
+        self : DropNetClassifier
+            The fitted estimator.
+        """
+        self._check_params()
+        X, y = self._validate_training_data(X, y)
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        self._seed = seed
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            module = self._build_module()
+            self.initial_module_ = copy.deepcopy(module)
+            data = self._split(X, y, seed)
+            self.net_ = self._make_net(module, data[2:] if data[2] is not None else None)
+            example = self._example_input(X)
+            structure = inspect_network(self.net_.module_, example)
+            if not structure.probes:
+                raise PruningError(
+                    "No prunable layer found in the module: DropNet prunes hidden nn.Linear "
+                    "and nn.Conv2d layers whose output feeds an activation module such as "
+                    "nn.ReLU (optionally through BatchNorm or Dropout). Functional "
+                    "activations (F.relu) cannot be seen; use modules."
+                )
+            groups = find_unit_groups(self.net_.module_, example, structure)
+            self.initial_module_.to(self.net_.device)
+            self.n_units_dense_ = sum(group.size for group in groups)
+            start = time.perf_counter()
+            epochs = self._train_round(*data[:2])
+            accuracy = self._accuracy(*(data[2:] if data[2] is not None else data[:2]))
+            self.pruning_history_ = [
+                self._record(0, groups, example, accuracy, epochs, time.perf_counter() - start)
+            ]
+            self._prune_to(self.prune_ratio, data, example)
+        return self
+
+    def prune(self, X, y, prune_ratio=None):
+        """Continue pruning a fitted estimator.
+
+        Parameters
+        ----------
+        X : array-like
+            Training data, as given to ``fit``.
+        y : array-like of shape (n_samples,)
+            Class labels.
+        prune_ratio : float in [0, 1), default=None
+            New fraction of the dense network's units to remove; ``None``
+            continues one more round of ``drop_fraction``.
+
+        Returns
+        -------
+        self : DropNetClassifier
+        """
+        check_is_fitted(self)
+        self._check_params()
+        X = self._validate_inference_data(X)
+        check_classification_targets(y)
+        y = np.asarray(y)
+        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        if len(unknown):
+            raise ValueError(f"y has labels that were not seen in fit: {unknown.tolist()}.")
+        y = np.searchsorted(self.classes_, y).astype(np.int64)
+        if prune_ratio is None:
+            left = self.pruning_history_[-1]["units"]
+            prune_ratio = min(1 - left * (1 - self.drop_fraction) / self.n_units_dense_, 0.999)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self._seed + len(self.pruning_history_))
+            data = self._split(X, y, self._seed)
+            self.net_.set_params(
+                train_split=predefined_split(Dataset(*data[2:])) if data[2] is not None else None
+            )
+            self._prune_to(prune_ratio, data, self._example_input(X))
+        return self
+
+    def _prune_to(self, prune_ratio, data, example):
+        X_train, y_train, X_valid, y_valid = data
+        if X_valid is None:
+            X_valid, y_valid = X_train, y_train
+        rng = np.random.default_rng(self._seed + len(self.pruning_history_))
+        dense_accuracy = self.pruning_history_[0]["valid_accuracy"]
+        target = int(math.floor((1 - prune_ratio) * self.n_units_dense_ + 1e-9))
+        accepted_module = copy.deepcopy(self.net_.module_)
+        accepted_initial = copy.deepcopy(self.initial_module_)
+        structure = inspect_network(self.net_.module_, example)
+        groups = find_unit_groups(self.net_.module_, example, structure)
+        target = max(target, len(groups))
+        left = sum(group.size for group in groups)
+        expected = max(0, math.ceil(math.log(max(target, 1) / left) / math.log(1 - self.drop_fraction)))
+        progress = tqdm(total=expected, desc="DropNet rounds", unit="round", disable=not self.verbose)
+        try:
+            while left > target:
+                start = time.perf_counter()
+                n_drop = min(max(1, round(self.drop_fraction * left)), left - target)
+                scores = score_units(
+                    self.net_.module_, groups, structure.probes, self.unit_score, self._batches(X_train), rng
+                )
+                drop = choose_units_to_drop(scores, n_drop, self.scope, rng)
+                remove_units(self.net_.module_, example, drop)
+                remove_units(self.initial_module_, example, drop)
+                self.net_.module_ = self._reinitialised(self.net_.module_)
+                epochs = self._train_round(X_train, y_train)
+                accuracy = self._accuracy(X_valid, y_valid)
+                structure = inspect_network(self.net_.module_, example)
+                groups = find_unit_groups(self.net_.module_, example, structure)
+                left = sum(group.size for group in groups)
+                record = self._record(
+                    len(self.pruning_history_), groups, example, accuracy, epochs, time.perf_counter() - start
+                )
+                self.pruning_history_.append(record)
+                progress.update()
+                progress.set_postfix(units=left, valid_accuracy=f"{accuracy:.3f}")
+                if self.min_accuracy_ratio is not None and accuracy < self.min_accuracy_ratio * dense_accuracy:
+                    record["accepted"] = False
+                    self._restore(accepted_module, accepted_initial)
+                    break
+                accepted_module = copy.deepcopy(self.net_.module_)
+                accepted_initial = copy.deepcopy(self.initial_module_)
+        except KeyboardInterrupt:
+            self._restore(accepted_module, accepted_initial)
+            warnings.warn(
+                "Pruning interrupted; the estimator keeps the last completed round "
+                f"({sum(r['accepted'] for r in self.pruning_history_) - 1} rounds of pruning).",
+                UserWarning,
+            )
+        finally:
+            progress.close()
+
+    def _restore(self, module, initial):
+        self.net_.module_ = module
+        self.initial_module_ = initial
+        self.net_.initialize_optimizer()
+
+    @property
+    def module_(self):
+        """The pruned network (``net_.module_``)."""
+        check_is_fitted(self, "net_")
+        return self.net_.module_
+
+    def predict_proba(self, X):
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        X = self._validate_inference_data(X)
+        proba = self.net_.predict_proba(X).astype(np.float64)
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        """Predicted class labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

@@ -1,0 +1,448 @@
+"""HQEnsembleClassifier: a small, diverse team chosen from many classifiers.
+
+``fit`` trains M members (in parallel), predicts with each once on a held-out
+part of the training data, and picks the team on those predictions alone:
+
+- ``method="hq"``: candidate teams are grown level by level, from pairs up to
+  ``n_select`` members; at each level the least diverse teams (focal
+  diversity) are dropped, and only survivors grow to the next level. The
+  most accurate survivor is the team. See :func:`hq_select` in
+  ``_ensemble_selection.py`` for the levels themselves.
+- ``"greedy"``, ``"top"``, ``"all"``: the usual baselines.
+"""
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import Bunch, check_random_state, check_scalar
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._ensemble_selection import (
+    greedy_select,
+    hq_select,
+    member_votes,
+    team_accuracy,
+    team_focal_diversity,
+    top_select,
+)
+from ._parallel import limit_torch_threads, threads_per_worker
+from .diversity import METRICS
+
+__all__ = ["HQEnsembleClassifier"]
+
+_METHODS = ("hq", "greedy", "top", "all")
+_VOTING = ("soft", "hard")
+
+
+def _fit_member(estimator, X, y, n_threads):
+    """Fit one member in a joblib worker, with torch's threads capped."""
+    with limit_torch_threads(n_threads):
+        return estimator.fit(X, y)
+
+
+def _soft_voting(self):
+    return self.voting == "soft"
+
+
+class HQEnsembleClassifier(ClassifierMixin, BaseEstimator):
+    """Hierarchical ensemble pruning with focal diversity (HQ).
+
+    Trains ``M`` member classifiers, then keeps a team of at most
+    ``n_select`` of them whose combined prediction is at least as accurate
+    as all ``M`` together, at a fraction of the cost. The team is chosen on
+    a held-out part of the training data, never on test data.
+
+    HQ grows candidate teams level by level: every pair of members first;
+    then, at each level, the teams are ranked by focal diversity, the least
+    diverse ``prune_fraction`` are dropped, and only teams grown from the
+    survivors (with none of their sub-teams dropped) are scored at the next
+    level, one member larger. So HQ scores far fewer teams than the
+    ``2^M`` subsets. The final team is the survivor of any level with the
+    best held-out accuracy (ties: more diverse, then smaller).
+
+    Parameters
+    ----------
+    estimator : classifier, default=None
+        The member to clone ``n_estimators`` times, each clone with its own
+        ``random_state`` (drawn from ``random_state``) when it has that
+        parameter. ``None`` means ``DropNetClassifier()``. Ignored, and must
+        be left ``None``, when ``estimators`` is given.
+    n_estimators : int, default=10
+        Number of clones ``M`` of ``estimator``.
+    estimators : list of (str, classifier), default=None
+        Named members to use instead of clones of ``estimator``. Members
+        wrapped in :class:`sklearn.frozen.FrozenEstimator` are already fitted
+        and are not trained again.
+    n_select : int, default=5
+        ``S``: the largest team HQ grows, the number of picks for
+        ``"greedy"`` and the team size for ``"top"``. At most ``M``; at
+        least 2 for ``"hq"``.
+    metric : str, default="generalized_diversity"
+        Diversity metric behind the focal diversity, one of
+        ``"generalized_diversity"``, ``"kohavi_wolpert_variance"``,
+        ``"binary_disagreement"``, ``"q_statistic"``, ``"cohen_kappa"``,
+        ``"fleiss_kappa"`` (see :mod:`sklearn_dropnet.diversity`).
+    prune_fraction : float, default=0.1
+        Share of the teams of each level that HQ drops, the least diverse
+        (rounded down).
+    voting : {"soft", "hard"}, default="soft"
+        How the team combines its members: mean of the predicted
+        probabilities, or plurality of the predicted labels (a member's
+        label is the class of its highest probability; ties go to the first
+        class). Used both to choose the team and to predict.
+    method : {"hq", "greedy", "top", "all"}, default="hq"
+        ``"hq"``: hierarchical pruning as above. ``"greedy"``: Caruana et
+        al.'s forward selection with replacement, ``n_select`` picks, each
+        maximising the held-out accuracy of the team so far; a member picked
+        twice counts twice. ``"top"``: the ``n_select`` members with the best
+        held-out accuracy. ``"all"``: every member.
+    validation_fraction : float, default=0.2
+        Share of the training data held out (stratified) to choose the team;
+        members are trained on the rest. When every member is a
+        ``FrozenEstimator`` nothing is trained and all of ``X`` is used to
+        choose the team.
+    n_jobs : int, default=None
+        Number of members fitted in parallel by :class:`joblib.Parallel`
+        (``None`` means 1 unless in a :func:`joblib.parallel_config`
+        context; ``-1`` means all processors). Each worker caps torch at its
+        share of the cores. Works under any joblib backend, including
+        Dask's.
+    random_state : int, RandomState instance or None, default=None
+        Seeds of the clones and of the held-out split.
+
+    Attributes
+    ----------
+    estimators_ : list of classifiers
+        All ``M`` fitted members.
+    named_estimators_ : :class:`~sklearn.utils.Bunch`
+        The fitted members by name (``"estimator_0"``, ... for clones).
+    selected_ : ndarray of int
+        Indices into ``estimators_`` of the team (may repeat for
+        ``"greedy"``).
+    ensemble_ : list of classifiers
+        The team, ``[estimators_[i] for i in selected_]``.
+    candidates_ : dict of ndarray
+        The teams examined, one entry per team (load it with
+        ``pandas.DataFrame(candidates_)``): ``team`` (tuple of member
+        indices), ``size``, ``focal_diversity`` (higher = more diverse),
+        ``normalized_diversity`` (the score HQ ranked within the level: each
+        focal model's score min-max normalised among the level's teams that
+        contain it), ``accuracy`` (held-out) and ``survived`` (not dropped at
+        its level). HQ lists every team it scored; the other methods list
+        their chosen team only.
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when ``X`` has feature names.
+
+    See Also
+    --------
+    sklearn_dropnet.DropNetClassifier : The default member.
+    sklearn_dropnet.diversity.focal_diversity : The diversity HQ ranks by.
+    sklearn.ensemble.VotingClassifier : Combines all given members.
+
+    Notes
+    -----
+    Members the ensemble trains itself see the labels encoded as
+    ``0 .. n_classes - 1`` (as :class:`~sklearn.ensemble.VotingClassifier`
+    does), so that members such as skorch networks work with any labels.
+    Members given as ``FrozenEstimator`` must have been fitted on the same
+    labels as ``y``.
+
+    References
+    ----------
+    Y. Wu and L. Liu, "Boosting Deep Ensemble Performance with Hierarchical
+    Pruning", ICDM 2021.
+
+    Y. Wu, L. Liu, Z. Xie, K.-H. Chow and W. Wei, "Boosting Ensemble Accuracy
+    by Revisiting Ensemble Diversity Metrics", CVPR 2021.
+
+    R. Caruana, A. Niculescu-Mizil, G. Crew and A. Ksikes, "Ensemble
+    Selection from Libraries of Models", ICML 2004.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.model_selection import train_test_split
+    >>> from sklearn.tree import DecisionTreeClassifier
+    >>> from sklearn_dropnet import HQEnsembleClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+    >>> hq = HQEnsembleClassifier(
+    ...     DecisionTreeClassifier(max_features=8), n_estimators=10, n_select=4,
+    ...     random_state=0,
+    ... ).fit(X_train, y_train)
+    >>> len(hq.estimators_), len(hq.ensemble_) <= 4
+    (10, True)
+    >>> team = hq.score(X_test, y_test)
+    >>> best_single = max(m.score(X_test, y_test) for m in hq.estimators_)
+    >>> bool(team > best_single)
+    True
+    """
+
+    def __init__(
+        self,
+        estimator=None,
+        n_estimators=10,
+        *,
+        estimators=None,
+        n_select=5,
+        metric="generalized_diversity",
+        prune_fraction=0.1,
+        voting="soft",
+        method="hq",
+        validation_fraction=0.2,
+        n_jobs=None,
+        random_state=None,
+    ):
+        self.estimator = estimator
+        self.n_estimators = n_estimators
+        self.estimators = estimators
+        self.n_select = n_select
+        self.metric = metric
+        self.prune_fraction = prune_fraction
+        self.voting = voting
+        self.method = method
+        self.validation_fraction = validation_fraction
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        """Fit the members, then choose the team on held-out data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data; ``validation_fraction`` of it is held out.
+        y : array-like of shape (n_samples,)
+            Class labels.
+
+        Returns
+        -------
+        self : HQEnsembleClassifier
+            The fitted ensemble.
+        """
+        X, y = validate_data(self, X, y)
+        check_classification_targets(y)
+        self._check_params()
+        label_encoder = LabelEncoder().fit(y)
+        self.classes_ = label_encoder.classes_
+        y = label_encoder.transform(y)
+        random_state = check_random_state(self.random_state)
+
+        names, members = self._make_members(random_state)
+        X_fit, X_held, y_fit, y_held = self._held_out_split(X, y, members, random_state)
+        n_threads = threads_per_worker(self.n_jobs)
+        self.estimators_ = Parallel(n_jobs=self.n_jobs)(
+            delayed(_fit_member)(member, X_fit, y_fit, n_threads) for member in members
+        )
+        self.named_estimators_ = Bunch(**dict(zip(names, self.estimators_)))
+        self._check_member_classes(names)
+
+        probas = np.stack([self._member_proba(m, X_held) for m in self.estimators_])
+        self.selected_, self.candidates_ = self._select(probas, y_held)
+        self.ensemble_ = [self.estimators_[i] for i in self.selected_]
+        return self
+
+    # --- building and checking the members -----------------------------------
+
+    def _check_params(self):
+        if self.method not in _METHODS:
+            raise ValueError(f"method must be one of {_METHODS}, got {self.method!r}.")
+        if self.voting not in _VOTING:
+            raise ValueError(f"voting must be one of {_VOTING}, got {self.voting!r}.")
+        if self.metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, got {self.metric!r}.")
+        check_scalar(
+            self.n_select, "n_select", int, min_val=2 if self.method == "hq" else 1
+        )
+        check_scalar(
+            self.prune_fraction, "prune_fraction", float, min_val=0, max_val=1,
+            include_boundaries="left",
+        )  # fmt: skip
+        check_scalar(
+            self.validation_fraction, "validation_fraction", float, min_val=0,
+            max_val=1, include_boundaries="neither",
+        )  # fmt: skip
+
+    def _make_members(self, random_state):
+        """Names and unfitted clones of the members, checked."""
+        if self.estimators is not None:
+            if self.estimator is not None:
+                raise ValueError("Pass either estimator or estimators, not both.")
+            names, members = self._named_members()
+        else:
+            check_scalar(self.n_estimators, "n_estimators", int, min_val=1)
+            names = [f"estimator_{i}" for i in range(self.n_estimators)]
+            members = self._seeded_clones(random_state)
+        if len(members) < 2:
+            raise ValueError(
+                f"An ensemble needs at least 2 members, got {len(members)}."
+            )
+        if self.method != "all" and self.n_select > len(members):
+            raise ValueError(
+                f"n_select={self.n_select} is larger than the number of "
+                f"members ({len(members)})."
+            )
+        for name, member in zip(names, members):
+            if not hasattr(member, "predict_proba"):
+                raise TypeError(
+                    f"Member {name!r} ({type(member).__name__}) has no "
+                    "predict_proba; every member must predict probabilities."
+                )
+        return names, members
+
+    def _named_members(self):
+        try:
+            names, members = zip(*self.estimators)
+        except (TypeError, ValueError):
+            raise TypeError(
+                "estimators must be a list of (name, estimator) tuples."
+            ) from None
+        if len(set(names)) != len(names):
+            raise ValueError(f"Names of estimators must be unique, got {names}.")
+        return list(names), [clone(member) for member in members]
+
+    def _seeded_clones(self, random_state):
+        estimator = self.estimator
+        if estimator is None:
+            from ._dropnet import DropNetClassifier  # avoids a circular import
+
+            estimator = DropNetClassifier()
+        seeds = random_state.randint(np.iinfo(np.int32).max, size=self.n_estimators)
+        members = [clone(estimator) for _ in seeds]
+        if "random_state" in estimator.get_params():
+            for member, seed in zip(members, seeds):
+                member.set_params(random_state=int(seed))
+        return members
+
+    def _held_out_split(self, X, y, members, random_state):
+        """``X_fit, X_held, y_fit, y_held``: stratified, or all held out."""
+        if all(isinstance(member, FrozenEstimator) for member in members):
+            return X, X, y, y
+        return train_test_split(
+            X,
+            y,
+            test_size=self.validation_fraction,
+            stratify=y,
+            random_state=random_state.randint(np.iinfo(np.int32).max),
+        )
+
+    def _check_member_classes(self, names):
+        """Every member must know exactly the classes of ``y``.
+
+        Members trained here saw the encoded labels ``0 .. K-1``; frozen ones
+        must have been fitted on the labels of ``y`` themselves.
+        """
+        for name, member in zip(names, self.estimators_):
+            expected = (
+                self.classes_
+                if isinstance(member, FrozenEstimator)
+                else np.arange(len(self.classes_))
+            )
+            seen = np.asarray(member.classes_)
+            if seen.shape != expected.shape or not np.array_equal(seen, expected):
+                raise ValueError(
+                    f"Member {name!r} predicts the classes {seen.tolist()}, but "
+                    f"y has the classes {self.classes_.tolist()}."
+                )
+
+    @staticmethod
+    def _member_proba(member, X):
+        return np.asarray(member.predict_proba(X), dtype=np.float64)
+
+    # --- choosing the team ------------------------------------------------------
+
+    def _select(self, probas, y):
+        """Team indices and the candidates examined, from held-out probas."""
+        votes = member_votes(probas, self.voting)
+        labels = probas.argmax(axis=2)
+        if self.method == "hq":
+            return hq_select(
+                labels,
+                votes,
+                y,
+                self.n_select,
+                metric=self.metric,
+                prune_fraction=self.prune_fraction,
+            )
+        if self.method == "greedy":
+            team = greedy_select(votes, y, self.n_select)
+        elif self.method == "top":
+            team = top_select(votes, y, self.n_select)
+        else:
+            team = np.arange(len(probas))
+        return team, self._describe(team, labels, votes, y)
+
+    def _describe(self, team, labels, votes, y):
+        """``candidates_`` for a method that examined one team: its scores."""
+        members = np.unique(team)
+        diversity = (
+            team_focal_diversity(labels, y, members[None, :], self.metric)
+            if len(members) > 1
+            else np.array([np.nan])
+        )
+        description = {"team": np.empty(1, dtype=object)}
+        description["team"][0] = tuple(int(i) for i in team)
+        description.update(
+            size=np.array([len(team)]),
+            focal_diversity=diversity,
+            normalized_diversity=np.array([np.nan]),
+            accuracy=team_accuracy(votes, y, team[None, :]),
+            survived=np.array([True]),
+        )
+        return description
+
+    # --- predicting -------------------------------------------------------------
+
+    def _team_votes(self, X):
+        """Sum of the team's votes on ``X``, (n_samples, n_classes).
+
+        Each distinct member predicts once and counts as often as it was
+        selected.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False)
+        members, counts = np.unique(self.selected_, return_counts=True)
+        probas = np.stack([self._member_proba(self.estimators_[i], X) for i in members])
+        return np.tensordot(counts, member_votes(probas, self.voting), axes=1), counts
+
+    def predict(self, X):
+        """Class predicted by the team's (soft or hard) vote.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input samples.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+            Predicted class labels.
+        """
+        votes, _ = self._team_votes(X)
+        return self.classes_[votes.argmax(axis=1)]
+
+    @available_if(_soft_voting)
+    def predict_proba(self, X):
+        """Mean of the team members' class probabilities (soft voting only).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input samples.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Class probabilities, columns in the order of ``classes_``.
+        """
+        votes, counts = self._team_votes(X)
+        return votes / counts.sum()

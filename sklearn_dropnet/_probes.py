@@ -1,0 +1,189 @@
+"""Find the prunable layers of a network and where their post-activations are.
+
+DropNet scores a unit by the output of the nonlinearity that follows its
+layer. A module gives no such link directly, so one forward pass with
+temporary hooks records which module consumed which tensor: the chain
+``layer -> [BatchNorm / Dropout / Identity] -> activation module`` is then
+followed by tensor identity. An in-place residual add (``out += shortcut``)
+keeps the tensor's identity, so the add is seen through too.
+
+A ``Linear`` or ``Conv2d`` layer is *prunable* when its output reaches an
+activation module this way. A layer whose output is the network's output is
+an *output layer* and is never pruned.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+PRUNABLE_TYPES = (nn.Linear, nn.Conv2d)
+
+# Modules that keep each channel in place: a chain passes through them.
+CHANNEL_PRESERVING_TYPES = (
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.AlphaDropout,
+    nn.Identity,
+)
+
+ACTIVATION_TYPES = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.RReLU,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Hardtanh,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Softplus,
+    nn.Softsign,
+    nn.Tanhshrink,
+    nn.LogSigmoid,
+)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Where to read one prunable layer's post-activation.
+
+    Attributes
+    ----------
+    layer : str
+        Qualified name of the prunable layer.
+    activation : str
+        Qualified name of the activation module that follows it.
+    call : int
+        Which call of that activation module within one forward pass (an
+        activation module may be applied more than once).
+    channel_dim : int
+        Dimension of the activation that indexes the layer's units.
+    """
+
+    layer: str
+    activation: str
+    call: int
+    channel_dim: int
+
+
+@dataclass(frozen=True)
+class NetworkStructure:
+    """Prunable layers and output layers of a network, from one trace."""
+
+    probes: dict  # layer name -> Probe
+    output_layers: frozenset  # names of layers never to prune
+
+
+def _leaf_modules(module):
+    return [(name, m) for name, m in module.named_modules() if not list(m.children())]
+
+
+def _first_tensor(values):
+    if isinstance(values, torch.Tensor):
+        return values
+    if isinstance(values, (tuple, list)) and values and isinstance(values[0], torch.Tensor):
+        return values[0]
+    return None
+
+
+def _flat_tensors(values):
+    if isinstance(values, torch.Tensor):
+        return [values]
+    if isinstance(values, dict):
+        values = list(values.values())
+    if isinstance(values, (tuple, list)):
+        return [t for v in values for t in _flat_tensors(v)]
+    return []
+
+
+def _record_calls(module, example_input):
+    """Run one forward pass; return the leaf-module calls and the output."""
+    calls = []  # (name, module, input tensor, output tensor) in call order
+    handles = []
+    for name, leaf in _leaf_modules(module):
+
+        def hook(mod, inputs, output, name=name):
+            calls.append((name, mod, _first_tensor(inputs), _first_tensor(output)))
+
+        handles.append(leaf.register_forward_hook(hook))
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            output = module(example_input)
+    finally:
+        for handle in handles:
+            handle.remove()
+        module.train(was_training)
+    return calls, output
+
+
+def _follow(calls, start, tensor):
+    """Follow ``tensor`` through channel-preserving modules from call ``start``.
+
+    Returns the index of the activation call it reaches, or ``None`` and the
+    last tensor of the chain.
+    """
+    for index in range(start + 1, len(calls)):
+        _, mod, inp, out = calls[index]
+        if inp is not tensor:
+            continue
+        if isinstance(mod, ACTIVATION_TYPES):
+            return index, out
+        if isinstance(mod, CHANNEL_PRESERVING_TYPES):
+            tensor = out
+            continue
+        return None, tensor
+    return None, tensor
+
+
+def inspect_network(module, example_input):
+    """Trace ``module`` once and find its prunable layers and output layers.
+
+    Parameters
+    ----------
+    module : nn.Module
+        The network.
+    example_input : torch.Tensor
+        A small batch of real input, on the module's device.
+
+    Returns
+    -------
+    NetworkStructure
+    """
+    calls, output = _record_calls(module, example_input)
+    outputs = _flat_tensors(output)
+    call_counts = {}
+    call_number = []
+    for name, *_ in calls:
+        call_number.append(call_counts.get(name, 0))
+        call_counts[name] = call_counts.get(name, 0) + 1
+
+    probes = {}
+    output_layers = set()
+    for index, (name, mod, _, out) in enumerate(calls):
+        if not isinstance(mod, PRUNABLE_TYPES):
+            continue
+        if call_counts[name] > 1:  # shared weights: leave alone
+            output_layers.add(name)
+            continue
+        activation_index, last = _follow(calls, index, out)
+        if activation_index is None:
+            if any(last is t for t in outputs):
+                output_layers.add(name)
+            continue
+        act_name = calls[activation_index][0]
+        channel_dim = -1 if isinstance(mod, nn.Linear) else 1
+        probes[name] = Probe(name, act_name, call_number[activation_index], channel_dim)
+    return NetworkStructure(probes=probes, output_layers=frozenset(output_layers))

@@ -1,0 +1,251 @@
+"""Tests of the loaders in ``sklearn_dropnet.datasets``.
+
+MNIST and CIFAR-10 are faked on disk, in the exact formats torchvision reads;
+nothing is downloaded.
+"""
+
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torchvision
+
+from sklearn_dropnet.datasets import load_cifar10, load_digits_images, load_mnist
+
+MNIST_FILES = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+]
+CIFAR_TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
+
+
+@pytest.fixture(autouse=True)
+def no_downloads(monkeypatch):
+    """Fail any test that would make torchvision download something."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a test tried to download")
+
+    monkeypatch.setattr(torchvision.datasets.utils, "download_url", refuse)
+    monkeypatch.setattr(torchvision.datasets.MNIST, "download", refuse)
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "download", refuse)
+
+
+# -- fakes ------------------------------------------------------------------
+
+
+def write_idx_images(path, images):
+    n, h, w = images.shape
+    path.write_bytes(struct.pack(">IIII", 0x0803, n, h, w) + images.tobytes())
+
+
+def write_idx_labels(path, labels):
+    path.write_bytes(struct.pack(">II", 0x0801, len(labels)) + labels.tobytes())
+
+
+def fake_mnist(root, n_train=5, n_test=3, seed=0):
+    """Write the four IDX files; return the raw uint8 arrays written."""
+    rng = np.random.default_rng(seed)
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    data = {}
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=n, dtype=np.uint8)
+        write_idx_images(raw / f"{prefix}-images-idx3-ubyte", images)
+        write_idx_labels(raw / f"{prefix}-labels-idx1-ubyte", labels)
+        data[prefix] = images, labels
+    return data
+
+
+def fake_cifar10(root, per_batch=2, names=None, seed=0):
+    """Write pickled CIFAR-10 batches and batches.meta; return the raw
+    ``(data, labels)`` of each batch written."""
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name in names or CIFAR_TRAIN + ["test_batch"]:
+        data = rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8)
+        labels = [int(v) for v in rng.integers(0, 10, size=per_batch)]
+        batch = {"batch_label": name, "labels": labels, "data": data,
+                 "filenames": [f"{name}_{i}.png" for i in range(per_batch)]}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f, protocol=2)
+        written[name] = data, labels
+    meta = {"label_names": [f"class{i}" for i in range(10)],
+            "num_cases_per_batch": per_batch, "num_vis": 3072}
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump(meta, f, protocol=2)
+    return written
+
+
+# -- digits -----------------------------------------------------------------
+
+
+def test_load_digits_images():
+    X, y = load_digits_images()
+    assert X.shape == (1797, 1, 8, 8) and X.dtype == np.float32
+    assert y.shape == (1797,) and y.dtype == np.int64
+    assert X.min() == 0.0 and X.max() == 1.0
+    assert set(np.unique(y)) == set(range(10))
+    # The same values as scikit-learn's flat digits, divided by 16.
+    from sklearn.datasets import load_digits
+
+    flat = load_digits()
+    np.testing.assert_array_equal(X.reshape(len(X), -1) * 16, flat.data)
+    np.testing.assert_array_equal(y, flat.target)
+
+
+def test_load_digits_images_n_class():
+    X, y = load_digits_images(n_class=3)
+    assert len(X) == len(y) < 1797
+    assert set(np.unique(y)) == {0, 1, 2}
+
+
+# -- MNIST ------------------------------------------------------------------
+
+
+def test_mnist_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        load_mnist(tmp_path)
+    message = str(info.value)
+    assert str(tmp_path / "MNIST" / "raw") in message
+    for name in MNIST_FILES:
+        assert name in message
+    assert "download=True" in message
+
+
+def test_mnist_partial_folder_names_only_missing_files(tmp_path):
+    fake_mnist(tmp_path)
+    (tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(FileNotFoundError) as info:
+        load_mnist(tmp_path, train=True)  # torchvision needs all four files
+    message = str(info.value)
+    assert "t10k-labels-idx1-ubyte" in message
+    assert "train-images-idx3-ubyte" not in message
+
+
+@pytest.mark.parametrize("train, prefix", [(True, "train"), (False, "t10k")])
+def test_mnist_loads_fake_files(tmp_path, train, prefix):
+    images, labels = fake_mnist(tmp_path)[prefix]
+    X, y = load_mnist(str(tmp_path), train=train)
+    assert X.shape == (len(images), 1, 28, 28) and X.dtype == np.float32
+    assert y.dtype == np.int64
+    np.testing.assert_allclose(X[:, 0], images / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(y, labels)
+    assert 0.0 <= X.min() and X.max() <= 1.0
+
+
+def test_mnist_normalize(tmp_path):
+    images, _ = fake_mnist(tmp_path)["train"]
+    X, _ = load_mnist(tmp_path, normalize=True)
+    np.testing.assert_allclose(
+        X[:, 0], (images / 255.0 - 0.1307) / 0.3081, rtol=1e-5, atol=1e-6
+    )
+
+
+def test_mnist_download_only_when_asked(tmp_path, monkeypatch):
+    fetched = []
+
+    def fake_download(self):
+        fetched.append(self.root)
+        fake_mnist(tmp_path)
+
+    monkeypatch.setattr(torchvision.datasets.MNIST, "download", fake_download)
+    with pytest.raises(FileNotFoundError):
+        load_mnist(tmp_path)
+    assert not fetched
+    X, y = load_mnist(tmp_path, download=True)
+    assert len(fetched) == 1 and X.shape == (5, 1, 28, 28) and len(y) == 5
+
+
+# -- CIFAR-10 ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_cifar10_missing_folder(tmp_path, train):
+    with pytest.raises(FileNotFoundError) as info:
+        load_cifar10(tmp_path, train=train)
+    message = str(info.value)
+    assert str(tmp_path / "cifar-10-batches-py") in message
+    expected = CIFAR_TRAIN if train else ["test_batch"]
+    for name in expected:
+        assert name in message
+    assert "download=True" in message
+
+
+def test_cifar10_needs_only_the_requested_split(tmp_path):
+    fake_cifar10(tmp_path, names=["test_batch"])
+    X, y = load_cifar10(tmp_path, train=False)
+    assert X.shape == (2, 3, 32, 32)
+    with pytest.raises(FileNotFoundError, match="data_batch_1, data_batch_2"):
+        load_cifar10(tmp_path, train=True)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_cifar10_loads_fake_batches(tmp_path, train):
+    written = fake_cifar10(tmp_path, per_batch=3)
+    names = CIFAR_TRAIN if train else ["test_batch"]
+    X, y = load_cifar10(tmp_path, train=train)
+    assert X.shape == (3 * len(names), 3, 32, 32) and X.dtype == np.float32
+    assert y.dtype == np.int64
+    data = np.vstack([written[n][0] for n in names])
+    labels = sum((written[n][1] for n in names), [])
+    np.testing.assert_array_equal(y, labels)
+    # Row layout: the red plane (1024 values, row by row), then green, then blue.
+    np.testing.assert_allclose(X[0, 0, 0, :], data[0, :32] / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(X[0, 1].ravel(), data[0, 1024:2048] / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(X.reshape(len(X), -1), data / 255.0, rtol=1e-6)
+
+
+def test_cifar10_matches_torchvision(tmp_path, monkeypatch):
+    """Read the fake the way torchvision does (its MD5 check switched off,
+    since a fake cannot pass it) and compare."""
+    fake_cifar10(tmp_path, per_batch=2)
+    monkeypatch.setattr(
+        torchvision.datasets.cifar, "check_integrity", lambda *a, **k: True
+    )
+    for train in (True, False):
+        reference = torchvision.datasets.CIFAR10(tmp_path, train=train)
+        X, y = load_cifar10(tmp_path, train=train)
+        expected = reference.data.transpose(0, 3, 1, 2) / 255.0  # HWC -> CHW
+        np.testing.assert_allclose(X, expected, rtol=1e-6)
+        np.testing.assert_array_equal(y, reference.targets)
+
+
+def test_cifar10_normalize(tmp_path):
+    fake_cifar10(tmp_path, names=["test_batch"])
+    X0, _ = load_cifar10(tmp_path, train=False)
+    X1, _ = load_cifar10(tmp_path, train=False, normalize=True)
+    mean = np.array([0.4914, 0.4822, 0.4465])[:, None, None]
+    std = np.array([0.2470, 0.2435, 0.2616])[:, None, None]
+    np.testing.assert_allclose(X1, (X0 - mean) / std, rtol=1e-5, atol=1e-6)
+
+
+def test_cifar10_download_only_when_asked(tmp_path, monkeypatch):
+    made = []
+
+    class FakeCIFAR10:
+        def __init__(self, root, train=True, download=False):
+            made.append(download)
+            fake_cifar10(tmp_path, names=["test_batch"])
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR10)
+    with pytest.raises(FileNotFoundError):
+        load_cifar10(tmp_path, train=False)
+    assert not made
+    X, _ = load_cifar10(tmp_path, train=False, download=True)
+    assert made == [True] and X.shape == (2, 3, 32, 32)
+    load_cifar10(tmp_path, train=False, download=True)  # present: not fetched again
+    assert made == [True]
+
+
+def test_root_expands_user(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    fake_cifar10(tmp_path, names=["test_batch"])
+    X, _ = load_cifar10("~", train=False)
+    assert X.shape == (2, 3, 32, 32)

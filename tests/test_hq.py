@@ -1,0 +1,581 @@
+"""HQEnsembleClassifier and the selection algorithms behind it."""
+
+import io
+import os
+import threading
+import time
+from itertools import combinations
+from math import comb
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.datasets import load_digits, load_iris, load_wine
+from sklearn.dummy import DummyClassifier
+from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.naive_bayes import GaussianNB
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import LinearSVC
+from sklearn.tree import DecisionTreeClassifier
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sklearn_dropnet import DropNetClassifier, HQEnsembleClassifier
+from sklearn_dropnet._ensemble_selection import (
+    _grow,
+    _minmax_per_focal_model,
+    greedy_select,
+    hq_select,
+    member_votes,
+    team_accuracy,
+    top_select,
+)
+from sklearn_dropnet._parallel import limit_torch_threads, threads_per_worker
+
+
+# --- held-out predictions for the pure selection tests -----------------------
+
+
+def simulated_members(n_members, n_samples=300, n_classes=5, seed=0):
+    """Class probabilities of members that are right ~60-85% of the time."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, n_classes, n_samples)
+    probas = rng.dirichlet(np.ones(n_classes), size=(n_members, n_samples))
+    skill = rng.uniform(0.6, 0.85, size=(n_members, 1))
+    right = rng.random((n_members, n_samples)) < skill
+    probas[right, np.broadcast_to(y, right.shape)[right]] += 1.5
+    probas /= probas.sum(axis=2, keepdims=True)
+    return probas, probas.argmax(axis=2), y
+
+
+def all_teams(n_members, sizes):
+    return [t for s in sizes for t in combinations(range(n_members), s)]
+
+
+# --- team accuracy, votes, normalisation -------------------------------------
+
+
+def test_team_accuracy_soft_and_hard_votes_by_hand():
+    y = np.array([0, 1, 1])
+    probas = np.array(
+        [
+            [[0.9, 0.1], [0.6, 0.4], [0.6, 0.4]],  # labels 0 0 0
+            [[0.4, 0.6], [0.1, 0.9], [0.45, 0.55]],  # labels 1 1 1
+            [[0.8, 0.2], [0.7, 0.3], [0.3, 0.7]],  # labels 0 0 1
+        ]
+    )
+    soft = member_votes(probas, "soft")
+    hard = member_votes(probas, "hard")
+    # soft (0, 1): sums [1.3, .7] [.7, 1.3] [1.05, .95] -> 0 1 0 -> 2/3
+    # soft (0, 1, 1): member 1 counts twice -> 0? [1.7,1.3] no: 1; 1; 1 -> 2/3
+    assert team_accuracy(soft, y, [[0, 1]]) == pytest.approx([2 / 3])
+    assert team_accuracy(soft, y, [[0, 1, 1]]) == pytest.approx([2 / 3])
+    assert team_accuracy(soft, y, [[1, 2]]) == pytest.approx([1.0])
+    # hard (0, 1): every sample ties 1-1 -> first class 0 -> only sample 0 right
+    assert team_accuracy(hard, y, [[0, 1]]) == pytest.approx([1 / 3])
+    # hard (0, 1, 2): votes 0: 2-1, 0: 2-1, 1: 2-1 -> 0 0 1 -> 2/3
+    assert team_accuracy(hard, y, [[0, 1, 2]]) == pytest.approx([2 / 3])
+
+
+def test_minmax_normalisation_is_per_focal_model():
+    teams = np.array([[0, 1], [0, 2], [1, 2]])
+    scores = np.array([[1.0, 10.0], [3.0, 30.0], [20.0, np.nan]])
+    normalised = _minmax_per_focal_model(scores, teams, n_members=3)
+    # model 0: 1, 3 -> 0, 1; model 1: 10, 20 -> 0, 1; model 2: 30, NaN -> 0.5, NaN
+    expected = np.array([[0.0, 0.0], [1.0, 0.5], [1.0, np.nan]])
+    np.testing.assert_allclose(normalised, expected)
+
+
+# --- HQ levels ----------------------------------------------------------------
+
+
+def test_grow_keeps_exactly_the_teams_whose_subteams_all_survived():
+    rng = np.random.default_rng(0)
+    n_members = 7
+    triples = np.array(all_teams(n_members, [3]))
+    survivors = triples[rng.random(len(triples)) < 0.7]
+    grown = {tuple(t) for t in _grow(survivors, n_members)}
+    surviving = {tuple(t) for t in survivors}
+    expected = {
+        t
+        for t in all_teams(n_members, [4])
+        if all(sub in surviving for sub in combinations(t, 3))
+    }
+    assert grown == expected
+    assert len(expected) > 0
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_hq_levels_only_grow_from_survivors(seed):
+    probas, labels, y = simulated_members(9, seed=seed)
+    _, cand = hq_select(labels, probas, y, n_select=5, prune_fraction=0.2)
+    teams = [frozenset(t) for t in cand["team"]]
+    dropped = [t for t, ok in zip(teams, cand["survived"]) if not ok]
+    survivors = {t for t, ok in zip(teams, cand["survived"]) if ok}
+    assert set(teams[: comb(9, 2)]) == {frozenset(p) for p in combinations(range(9), 2)}
+    # a dropped team eliminates every larger team that contains it ...
+    assert not any(d < t for d in dropped for t in teams)
+    # ... and every team whose sub-teams one smaller all survived is scored
+    for size in range(3, 6):
+        for team in map(frozenset, combinations(range(9), size)):
+            subs = {team - {m} for m in team}
+            assert (team in teams) == subs.issubset(survivors)
+    # each level drops its least diverse 20% (rounded down)
+    for size in range(2, 6):
+        at_level = cand["size"] == size
+        n_dropped = np.sum(~cand["survived"][at_level])
+        assert n_dropped == int(0.2 * at_level.sum())
+        kept = cand["normalized_diversity"][at_level & cand["survived"]]
+        gone = cand["normalized_diversity"][at_level & ~cand["survived"]]
+        assert gone.max(initial=-np.inf) <= kept.min()
+
+
+def test_hq_final_team_is_the_most_accurate_survivor():
+    probas, labels, y = simulated_members(8, seed=2)
+    team, cand = hq_select(labels, probas, y, n_select=4)
+    best = cand["accuracy"][cand["survived"]].max()
+    chosen = cand["team"].tolist().index(tuple(team))
+    assert cand["survived"][chosen]
+    assert cand["accuracy"][chosen] == best
+    assert team_accuracy(probas, y, [team])[0] == best
+
+
+def test_hq_without_pruning_is_exhaustive_search():
+    probas, labels, y = simulated_members(7, seed=3)
+    team, cand = hq_select(labels, probas, y, n_select=4, prune_fraction=0.0)
+    every_team = all_teams(7, [2, 3, 4])
+    assert len(cand["team"]) == len(every_team)
+    accuracies = team_accuracy(probas, y, [list(t) for t in every_team[:21]])
+    assert team_accuracy(probas, y, [team])[0] == pytest.approx(
+        max(
+            accuracies.max(),
+            *(team_accuracy(probas, y, [list(t)])[0] for t in every_team[21:]),
+        )
+    )
+
+
+def test_hq_scores_far_fewer_teams_than_all_subsets():
+    probas, labels, y = simulated_members(20, n_samples=360, n_classes=10, seed=4)
+    team, cand = hq_select(labels, probas, y, n_select=5)
+    n_all = sum(comb(20, s) for s in range(2, 6))  # 21679
+    n_scored = len(cand["team"])
+    assert 2 <= len(team) <= 5
+    assert n_scored < n_all / 2
+    assert np.bincount(cand["size"])[2] == 190
+
+
+def test_hq_indices_beyond_ten_members():
+    probas, labels, y = simulated_members(14, seed=5)
+    probas[12] = probas[13] = np.eye(5)[y] * 0.6 + 0.08  # two perfect members
+    team, _ = hq_select(labels, probas, y, n_select=3)
+    assert {12, 13} <= set(team.tolist())
+
+
+# --- baselines -------------------------------------------------------------------
+
+
+def reference_greedy(votes, y, n_picks):
+    picks, total = [], np.zeros(votes.shape[1:])
+    for _ in range(n_picks):
+        best_key, best = None, None
+        for m in range(len(votes)):
+            trial = total + votes[m]
+            key = (
+                np.mean(trial.argmax(axis=1) == y),
+                np.mean(trial[np.arange(len(y)), y]),
+            )
+            if best_key is None or key > best_key:
+                best_key, best = key, m
+        picks.append(best)
+        total += votes[best]
+    return picks
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_greedy_matches_reference(seed):
+    probas, _, y = simulated_members(10, seed=seed)
+    assert greedy_select(probas, y, 6).tolist() == reference_greedy(probas, y, 6)
+
+
+def test_greedy_picks_with_replacement():
+    y = np.array([0, 0, 1, 1])
+    probas = np.array(  # dyadic numbers: sums and ties are exact
+        [
+            [[0.875, 0.125], [0.875, 0.125], [0.125, 0.875], [0.625, 0.375]],
+            [[0.25, 0.75]] * 4,  # always 1
+            [[0.625, 0.375]] * 4,  # always 0
+        ]
+    )
+    # 1st: member 0 alone is right 3/4 (the others 2/4).
+    # 2nd: 0 + 1 is right 4/4; 0 + 0 and 0 + 2 still miss sample 3.
+    # 3rd: + 1 gets samples 0, 1 wrong (2/4); + 0 and + 2 tie sample 3
+    #      (1.5 vs 1.5 -> class 0), both 3/4; + 0 has the larger mean vote
+    #      for the true class (2.0 vs 1.75): member 0 is picked again.
+    assert greedy_select(probas, y, 3).tolist() == [0, 1, 0]
+
+
+def test_top_is_best_single_members_in_order():
+    probas, _, y = simulated_members(6, seed=6)
+    single = team_accuracy(probas, y, np.arange(6)[:, None])
+    top = top_select(probas, y, 3)
+    assert sorted(single[top], reverse=True) == single[top].tolist()
+    assert single[top].min() >= np.delete(single, top).max()
+
+
+# --- the estimator ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X[:900], y[:900], random_state=0, stratify=y[:900])
+
+
+def tree_ensemble(**params):
+    params = {"n_estimators": 10, "n_select": 4, "random_state": 0, **params}
+    return HQEnsembleClassifier(DecisionTreeClassifier(max_features=8), **params)
+
+
+@pytest.fixture(scope="module")
+def fitted_trees(digits):
+    X_train, _, y_train, _ = digits
+    return tree_ensemble().fit(X_train, y_train)
+
+
+def test_fitted_attributes(fitted_trees):
+    hq = fitted_trees
+    assert len(hq.estimators_) == 10
+    assert list(hq.named_estimators_) == [f"estimator_{i}" for i in range(10)]
+    assert 2 <= len(hq.selected_) <= 4
+    assert hq.ensemble_ == [hq.estimators_[i] for i in hq.selected_]
+    np.testing.assert_array_equal(hq.classes_, np.arange(10))
+    assert hq.n_features_in_ == 64
+    seeds = {m.random_state for m in hq.estimators_}
+    assert len(seeds) == 10  # every clone has its own seed
+    cand = hq.candidates_
+    assert {len(v) for v in cand.values()} == {len(cand["team"])}
+    assert tuple(hq.selected_) in set(cand["team"])
+    assert np.all((cand["accuracy"] >= 0) & (cand["accuracy"] <= 1))
+
+
+def test_hq_team_beats_best_single_member(digits, fitted_trees):
+    _, X_test, _, y_test = digits
+    team = fitted_trees.score(X_test, y_test)
+    singles = [m.score(X_test, y_test) for m in fitted_trees.estimators_]
+    everyone = tree_ensemble(method="all").fit(*digits[::2]).score(X_test, y_test)
+    assert team > max(singles) + 0.03
+    assert team >= everyone - 0.05  # 4 members against 10
+
+
+@pytest.mark.parametrize(
+    "method, n_members",
+    [("greedy", 4), ("top", 4), ("all", 10)],
+)
+def test_baseline_methods(digits, method, n_members):
+    X_train, X_test, y_train, y_test = digits
+    hq = tree_ensemble(method=method).fit(X_train, y_train)
+    assert len(hq.selected_) == n_members
+    assert len(hq.candidates_["team"]) == 1
+    assert hq.score(X_test, y_test) > 0.8
+
+
+def test_all_members_soft_vote_is_mean_probability(digits):
+    X_train, X_test, y_train, _ = digits
+    hq = tree_ensemble(method="all", n_estimators=3).fit(X_train, y_train)
+    expected = np.mean([m.predict_proba(X_test) for m in hq.estimators_], axis=0)
+    np.testing.assert_allclose(hq.predict_proba(X_test), expected)
+
+
+def test_greedy_repeats_weigh_members(digits):
+    X_train, X_test, y_train, _ = digits
+    hq = tree_ensemble(method="greedy", n_select=6, n_estimators=3).fit(X_train, y_train)
+    members, counts = np.unique(hq.selected_, return_counts=True)
+    assert counts.max() > 1  # 6 picks from 3 members
+    expected = sum(
+        c * hq.estimators_[m].predict_proba(X_test) for m, c in zip(members, counts)
+    ) / 6
+    np.testing.assert_allclose(hq.predict_proba(X_test), expected)
+
+
+def test_hard_voting(digits):
+    X_train, X_test, y_train, y_test = digits
+    hq = tree_ensemble(voting="hard").fit(X_train, y_train)
+    assert not hasattr(hq, "predict_proba")
+    votes = np.array([m.predict(X_test) for m in hq.ensemble_])
+    plurality = np.array([np.bincount(v, minlength=10).argmax() for v in votes.T])
+    np.testing.assert_array_equal(hq.predict(X_test), plurality)
+
+
+def test_frozen_members_are_not_refit_and_all_of_X_is_held_out():
+    X, y = load_wine(return_X_y=True)
+    X_train, X_val, y_train, y_val = train_test_split(X, y, random_state=0, stratify=y)
+    fitted = [
+        make_pipeline(StandardScaler(), LogisticRegression(C=0.01)).fit(X_train, y_train),
+        GaussianNB().fit(X_train, y_train),
+        DecisionTreeClassifier(max_depth=2, random_state=0).fit(X_train, y_train),
+    ]
+    before = [m.predict_proba(X_val) for m in fitted]
+    hq = HQEnsembleClassifier(
+        estimators=[(f"m{i}", FrozenEstimator(m)) for i, m in enumerate(fitted)],
+        n_select=2,
+    ).fit(X_val, y_val)
+    for member, proba in zip(hq.estimators_, before):
+        np.testing.assert_array_equal(member.predict_proba(X_val), proba)
+    chosen = hq.candidates_["team"].tolist().index(tuple(hq.selected_))
+    assert hq.candidates_["accuracy"][chosen] == accuracy_score(y_val, hq.predict(X_val))
+
+
+def test_string_labels():
+    X, y = load_iris(return_X_y=True)
+    names = np.array(["setosa", "versicolor", "virginica"])
+    hq = HQEnsembleClassifier(GaussianNB(), n_estimators=3, n_select=2, random_state=0)
+    hq.fit(X, names[y])
+    np.testing.assert_array_equal(hq.classes_, names)
+    assert set(hq.predict(X)) <= set(names)
+    assert hq.score(X, names[y]) > 0.9
+
+
+def test_same_random_state_same_result(digits):
+    X_train, X_test, y_train, _ = digits
+    a = tree_ensemble(n_estimators=5).fit(X_train, y_train)
+    b = tree_ensemble(n_estimators=5).fit(X_train, y_train)
+    np.testing.assert_array_equal(a.selected_, b.selected_)
+    np.testing.assert_array_equal(a.predict_proba(X_test), b.predict_proba(X_test))
+
+
+# --- errors -----------------------------------------------------------------------
+
+
+def iris():
+    return load_iris(return_X_y=True)
+
+
+def test_error_n_select_larger_than_members():
+    with pytest.raises(ValueError, match=r"n_select=4 is larger than the number of members \(3\)"):
+        HQEnsembleClassifier(GaussianNB(), n_estimators=3, n_select=4).fit(*iris())
+
+
+def test_error_single_member():
+    with pytest.raises(ValueError, match="at least 2 members, got 1"):
+        HQEnsembleClassifier(estimators=[("only", GaussianNB())], n_select=1, method="top").fit(*iris())
+
+
+def test_error_member_without_predict_proba():
+    members = [("nb", GaussianNB()), ("svm", LinearSVC())]
+    with pytest.raises(TypeError, match="Member 'svm' \\(LinearSVC\\) has no predict_proba"):
+        HQEnsembleClassifier(estimators=members, n_select=2).fit(*iris())
+
+
+def test_error_mismatched_classes():
+    X, y = iris()
+    two_classes = GaussianNB().fit(X[y < 2], y[y < 2])
+    members = [("all", FrozenEstimator(GaussianNB().fit(X, y))), ("two", FrozenEstimator(two_classes))]
+    with pytest.raises(ValueError, match=r"Member 'two' predicts the classes \[0, 1\], but y has the classes \[0, 1, 2\]"):
+        HQEnsembleClassifier(estimators=members, n_select=2).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "params, error, message",
+    [
+        ({"method": "best"}, ValueError, "method must be one of"),
+        ({"voting": "mean"}, ValueError, "voting must be one of"),
+        ({"metric": "entropy"}, ValueError, "metric must be one of"),
+        ({"n_select": 1}, ValueError, "n_select == 1, must be >= 2"),
+        ({"prune_fraction": 1.0}, ValueError, "prune_fraction == 1.0, must be < 1"),
+        ({"validation_fraction": 0.0}, ValueError, "validation_fraction == 0.0, must be > 0"),
+        ({"estimators": [("nb", GaussianNB())] * 2}, ValueError, "either estimator or estimators"),
+        ({"estimator": None, "estimators": [GaussianNB(), GaussianNB()]}, TypeError, r"list of \(name, estimator\)"),
+        ({"estimator": None, "estimators": [("a", GaussianNB()), ("a", GaussianNB())]}, ValueError, "unique"),
+    ],
+)
+def test_invalid_parameters(params, error, message):
+    hq = HQEnsembleClassifier(GaussianNB(), n_estimators=3, n_select=2).set_params(**params)
+    with pytest.raises(error, match=message):
+        hq.fit(*iris())
+
+
+def test_predict_before_fit():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        HQEnsembleClassifier(GaussianNB()).predict(iris()[0])
+
+
+# --- scikit-learn integration --------------------------------------------------------
+
+
+def lr_ensemble(**params):
+    params = {"n_estimators": 4, "n_select": 2, "random_state": 0, **params}
+    return HQEnsembleClassifier(LogisticRegression(max_iter=1000), **params)
+
+
+def test_clone_and_nested_params():
+    hq = lr_ensemble(metric="cohen_kappa")
+    params = hq.get_params(deep=True)
+    assert params["estimator__C"] == 1.0
+    copy = clone(hq.set_params(estimator__C=0.5))
+    assert copy.get_params()["estimator__C"] == 0.5
+    assert copy.metric == "cohen_kappa"
+    assert copy.estimator is not hq.estimator
+
+
+def test_grid_search_over_n_select_and_nested_params():
+    X, y = load_wine(return_X_y=True)
+    search = GridSearchCV(
+        make_pipeline(StandardScaler(), lr_ensemble(method="top")),
+        {"hqensembleclassifier__n_select": [1, 3], "hqensembleclassifier__estimator__C": [0.001, 1.0]},
+        cv=3,
+    ).fit(X, y)
+    assert search.best_params_["hqensembleclassifier__estimator__C"] == 1.0
+    assert search.best_score_ > 0.9
+
+
+def test_joblib_round_trip(digits):
+    X_train, X_test, y_train, _ = digits
+    hq = tree_ensemble(n_estimators=4, n_select=3).fit(X_train, y_train)
+    buffer = io.BytesIO()
+    joblib.dump(hq, buffer)
+    buffer.seek(0)
+    loaded = joblib.load(buffer)
+    np.testing.assert_array_equal(loaded.selected_, hq.selected_)
+    np.testing.assert_array_equal(loaded.predict_proba(X_test), hq.predict_proba(X_test))
+
+
+# No check fails at present; a failing check would be listed here with its reason.
+EXPECTED_FAILED_CHECKS = {}
+
+
+@parametrize_with_checks(
+    [lr_ensemble(), lr_ensemble(voting="hard", method="greedy")],
+    expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS,
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
+
+
+# --- parallel fitting -------------------------------------------------------------------
+
+
+class ThreadProbe(DummyClassifier):
+    """Records, while it is fitted, torch's thread count and where it ran."""
+
+    def fit(self, X, y):
+        self.torch_threads_ = torch.get_num_threads()
+        self.thread_name_ = threading.current_thread().name
+        return super().fit(X, y)
+
+
+def test_threads_per_worker():
+    cores = os.cpu_count()
+    assert threads_per_worker(None) == cores
+    assert threads_per_worker(2) == max(1, cores // 2)
+    assert threads_per_worker(-1) == 1
+
+
+def test_limit_torch_threads_restores_and_never_raises():
+    before = torch.get_num_threads()
+    with limit_torch_threads(1):
+        assert torch.get_num_threads() == 1
+        with limit_torch_threads(before + 4):
+            assert torch.get_num_threads() == before  # capped, never raised
+    assert torch.get_num_threads() == before
+
+
+def test_members_fit_with_capped_torch_threads_in_threads():
+    expected = max(1, min(torch.get_num_threads(), os.cpu_count() // 2))
+    before = torch.get_num_threads()
+    with joblib.parallel_config(backend="threading"):
+        hq = HQEnsembleClassifier(ThreadProbe(), n_estimators=4, n_select=2, n_jobs=2).fit(*iris())
+    assert [m.torch_threads_ for m in hq.estimators_] == [expected] * 4
+    assert all(m.thread_name_ != threading.main_thread().name for m in hq.estimators_)
+    assert torch.get_num_threads() == before
+
+
+def test_parallel_fit_gives_the_same_ensemble(digits):
+    X_train, X_test, y_train, _ = digits
+    one = tree_ensemble(n_estimators=6, n_jobs=1).fit(X_train, y_train)
+    two = tree_ensemble(n_estimators=6, n_jobs=2).fit(X_train, y_train)
+    np.testing.assert_array_equal(one.selected_, two.selected_)
+    np.testing.assert_array_equal(one.predict_proba(X_test), two.predict_proba(X_test))
+
+
+def test_dask_backend(digits):
+    distributed = pytest.importorskip("distributed")
+    X_train, X_test, y_train, _ = digits
+    expected = tree_ensemble(n_estimators=6).fit(X_train, y_train)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster),
+        joblib.parallel_config(backend="dask"),
+    ):
+        hq = tree_ensemble(n_estimators=6, n_jobs=2).fit(X_train, y_train)
+        probe = HQEnsembleClassifier(ThreadProbe(), n_estimators=2, n_select=2, n_jobs=2).fit(*iris())
+    np.testing.assert_array_equal(hq.selected_, expected.selected_)
+    np.testing.assert_array_equal(hq.predict_proba(X_test), expected.predict_proba(X_test))
+    assert all(m.thread_name_.startswith("Dask-") for m in probe.estimators_)
+    assert all(m.torch_threads_ == 1 for m in probe.estimators_)
+
+
+# --- DropNetClassifier members ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_digits():
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16).astype(np.float32)
+    return train_test_split(X[:600], y[:600], random_state=0, stratify=y[:600])
+
+
+def tiny_dropnet(**params):
+    params = {
+        "max_epochs": 4,
+        "lr": 0.01,
+        "prune_ratio": 0.5,
+        "drop_fraction": 0.5,
+        "validation_fraction": 0.0,
+        "module__hidden_layer_sizes": (16,),
+        **params,
+    }
+    return DropNetClassifier(**params)
+
+
+def test_default_estimator_is_a_seeded_dropnet():
+    members = HQEnsembleClassifier(n_estimators=3)._seeded_clones(np.random.RandomState(0))
+    assert all(type(m) is DropNetClassifier for m in members)
+    assert len({m.random_state for m in members}) == 3
+
+
+def test_dropnet_members_grid_search_over_prune_ratio(small_digits):
+    X_train, X_test, y_train, y_test = small_digits
+    search = GridSearchCV(
+        HQEnsembleClassifier(tiny_dropnet(), n_estimators=3, random_state=0, n_jobs=2),
+        {"n_select": [2, 3], "estimator__prune_ratio": [0.0, 0.5]},
+        cv=2,
+    ).fit(X_train, y_train)
+    hq = search.best_estimator_
+    assert all(isinstance(m, DropNetClassifier) for m in hq.ensemble_)
+    assert hq.estimators_[0].prune_ratio == search.best_params_["estimator__prune_ratio"]
+    assert hq.score(X_test, y_test) > 0.7
+
+
+def test_parallel_fit_is_not_slower(small_digits):
+    """Two workers with torch capped are not slower than one (ratio only)."""
+    X_train, _, y_train, _ = small_digits
+    ensemble = HQEnsembleClassifier(
+        tiny_dropnet(max_epochs=10, prune_ratio=0.0), n_estimators=4, n_select=2, random_state=0
+    )
+    ensemble.set_params(n_jobs=2).fit(X_train, y_train)  # start the workers once
+    start = time.perf_counter()
+    ensemble.set_params(n_jobs=1).fit(X_train, y_train)
+    one_job = time.perf_counter() - start
+    start = time.perf_counter()
+    ensemble.set_params(n_jobs=2).fit(X_train, y_train)
+    two_jobs = time.perf_counter() - start
+    assert two_jobs <= 1.5 * one_job

@@ -1,0 +1,178 @@
+"""The pieces under DropNetClassifier: finding, scoring, choosing, removing units."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from sklearn_dropnet._probes import inspect_network
+from sklearn_dropnet._surgery import find_unit_groups, remove_units
+from sklearn_dropnet._unit_scores import collect_activation_statistics, score_units
+from sklearn_dropnet._unit_selection import _layer_quotas, choose_units_to_drop
+
+
+def mlp():
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Linear(6, 8),
+        nn.ReLU(),
+        nn.Linear(8, 5),
+        nn.BatchNorm1d(5),
+        nn.Dropout(0.1),
+        nn.Tanh(),
+        nn.Linear(5, 3),
+    )
+
+
+class Residual(nn.Module):
+    """conv -> bn -> relu, then two blocks sharing the stream by in-place add."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 6, 3, padding=1)
+        self.stem_bn = nn.BatchNorm2d(6)
+        self.stem_act = nn.ReLU()
+        self.inner = nn.Conv2d(6, 4, 3, padding=1)
+        self.inner_act = nn.ReLU()
+        self.outer = nn.Conv2d(4, 6, 3, padding=1)
+        self.outer_bn = nn.BatchNorm2d(6)
+        self.block_act = nn.ReLU()
+        self.head = nn.Linear(6, 2)
+
+    def forward(self, x):
+        x = self.stem_act(self.stem_bn(self.stem(x)))
+        out = self.outer_bn(self.outer(self.inner_act(self.inner(x))))
+        out += x
+        out = self.block_act(out)
+        return self.head(out.mean(dim=(2, 3)))
+
+
+def test_inspect_network_finds_hidden_layers_and_output_layer():
+    structure = inspect_network(mlp(), torch.randn(4, 6))
+    assert set(structure.probes) == {"0", "2"}
+    assert structure.probes["0"].activation == "1"
+    # Through BatchNorm and Dropout to the Tanh module.
+    assert structure.probes["2"].activation == "5"
+    assert structure.output_layers == {"6"}
+
+
+def test_functional_activation_is_not_prunable():
+    class Functional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.hidden, self.out = nn.Linear(4, 8), nn.Linear(8, 2)
+
+        def forward(self, x):
+            return self.out(torch.relu(self.hidden(x)))
+
+    assert inspect_network(Functional(), torch.randn(2, 4)).probes == {}
+
+
+def test_residual_stream_is_one_group_with_both_sides_scored():
+    net = Residual().eval()
+    x = torch.randn(3, 1, 8, 8)
+    structure = inspect_network(net, x)
+    assert set(structure.probes) == {"stem", "inner", "outer"}
+    groups = {g.name: g for g in find_unit_groups(net, x, structure)}
+    # "outer" adds into the stem's channels: one group, scored by both layers.
+    assert set(groups) == {"stem", "inner"}
+    assert {m[0] for m in groups["stem"].members} == {"stem", "outer"}
+    assert groups["stem"].size == 6
+
+
+def test_remove_units_shrinks_coupled_layers_and_keeps_the_rest():
+    net = Residual().eval()
+    x = torch.randn(3, 1, 8, 8)
+    before = net(x)
+    structure = inspect_network(net, x)
+    remove_units(net, x, {"stem": [0, 5], "inner": [1]})
+    assert net.stem.out_channels == 4 and net.stem_bn.num_features == 4
+    assert net.outer.out_channels == 4 and net.outer_bn.num_features == 4
+    assert net.inner.in_channels == 4 and net.inner.out_channels == 3
+    assert net.outer.in_channels == 3
+    assert net.head.in_features == 4 and net.head.out_features == 2
+    assert net(x).shape == before.shape
+    assert structure.output_layers == {"head"}
+
+
+def test_pruned_weights_are_the_surviving_rows():
+    net = mlp()
+    weight = net[0].weight.detach().clone()
+    next_weight = net[2].weight.detach().clone()
+    remove_units(net, torch.randn(2, 6), {"0": [1, 4, 7]})
+    keep = [0, 2, 3, 5, 6]
+    torch.testing.assert_close(net[0].weight, weight[keep])
+    torch.testing.assert_close(net[2].weight, next_weight[:, keep])
+
+
+def test_activation_statistics_match_a_direct_computation():
+    net = mlp().eval()
+    x = torch.randn(50, 6)
+    structure = inspect_network(net, x)
+    stats = collect_activation_statistics(net, [x[:20], x[20:]], structure.probes)
+    with torch.no_grad():
+        hidden = torch.relu(net[0](x))
+        second = net[5](net[3](net[2](hidden)))
+    np.testing.assert_allclose(stats.mean_abs("0"), hidden.abs().mean(0).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(stats.mean_abs("2"), second.abs().mean(0).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(stats.nonzero_fraction("0"), (hidden != 0).float().mean(0).numpy())
+
+
+def test_filter_score_averages_spatial_positions():
+    net = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 16, 2))
+    x = torch.randn(10, 1, 4, 4)
+    structure = inspect_network(net, x)
+    groups = find_unit_groups(net, x, structure)
+    scores = score_units(net, groups, structure.probes, "activation", lambda: [x], None)
+    with torch.no_grad():
+        expected = torch.relu(net[0](x)).abs().mean(dim=(0, 2, 3)).numpy()
+    np.testing.assert_allclose(scores["0"], expected, rtol=1e-5)
+
+
+def test_scores_l1_max_and_callable():
+    net = mlp().eval()
+    x = torch.randn(30, 6)
+    structure = inspect_network(net, x)
+    groups = find_unit_groups(net, x, structure)
+    l1 = score_units(net, groups, structure.probes, "l1", None, None)
+    np.testing.assert_allclose(l1["0"], net[0].weight.abs().sum(1).detach().numpy(), rtol=1e-6)
+    act = score_units(net, groups, structure.probes, "activation", lambda: [x], None)
+    high = score_units(net, groups, structure.probes, "max", lambda: [x], None)
+    np.testing.assert_allclose(high["2"], -act["2"])
+    custom = score_units(
+        net, groups, structure.probes, lambda layer, a: a.std(axis=0), lambda: [x], None
+    )
+    assert custom["0"].shape == (8,)
+    with pytest.raises(ValueError, match="one score per unit"):
+        score_units(net, groups, structure.probes, lambda layer, a: a, lambda: [x], None)
+
+
+def test_layer_quotas_split_in_proportion_and_keep_one_unit():
+    assert _layer_quotas([100, 50], 30).tolist() == [20, 10]
+    assert _layer_quotas([3, 3], 10).tolist() == [2, 2]
+    assert _layer_quotas([10, 5, 1], 7).sum() == 7
+
+
+def test_global_scope_normalises_layer_scales():
+    rng = np.random.default_rng(0)
+    # Layer "b" has 100x smaller activations but the same relative spread.
+    a = np.linspace(1, 2, 10) * 100
+    b = np.linspace(1, 2, 10)
+    raw = choose_units_to_drop({"a": a, "b": b}, 6, "global_raw", rng)
+    normalised = choose_units_to_drop({"a": a, "b": b}, 6, "global", rng)
+    assert len(raw["a"]) == 0 and len(raw["b"]) == 6
+    assert len(normalised["a"]) == 3 and len(normalised["b"]) == 3
+    assert normalised["a"].tolist() == [0, 1, 2]
+
+
+def test_global_scope_never_empties_a_layer():
+    drop = choose_units_to_drop({"a": np.zeros(4), "b": np.ones(4)}, 5, "global_raw", np.random.default_rng(0))
+    assert len(drop["a"]) == 3 and len(drop["b"]) == 2
+
+
+def test_ties_are_broken_at_random():
+    picks = {
+        tuple(choose_units_to_drop({"a": np.zeros(10)}, 1, "layer", np.random.default_rng(seed))["a"])
+        for seed in range(20)
+    }
+    assert len(picks) > 3
