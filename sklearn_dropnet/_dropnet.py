@@ -24,11 +24,12 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EarlyStopping
-from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 from torch import nn
+from torch.utils.data import Dataset as TorchDataset
 from tqdm.auto import tqdm
 
+from ._data import EncodedDataset, LabelledData, dataset_labels
 from ._network_cost import count_macs, count_parameters
 from ._probes import inspect_network
 from ._surgery import PruningError, find_unit_groups, remove_units
@@ -273,7 +274,15 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"unit_score must be one of {SCORES} or a callable, got {self.unit_score!r}.")
 
     def _validate_training_data(self, X, y):
-        X, y = validate_data(self, X, y, dtype=np.float32, allow_nd=True)
+        """Check ``X, y`` and set ``classes_``, ``input_shape_``, ``n_features_in_``."""
+        if isinstance(X, TorchDataset):
+            if y is not None:
+                raise ValueError("When X is a torch Dataset of (x, label) pairs, y must be None.")
+            if len(X) < 1:
+                raise ValueError("The Dataset passed as X is empty.")
+            y = dataset_labels(X)
+        else:
+            X, y = validate_data(self, X, y, dtype=np.float32, allow_nd=True)
         check_classification_targets(y)
         encoder = LabelEncoder().fit(y)
         self.classes_ = encoder.classes_
@@ -282,18 +291,26 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
                 "DropNetClassifier needs samples of at least 2 classes in y; "
                 f"got 1 class: {self.classes_[0]!r}."
             )
-        self.input_shape_ = tuple(X.shape[1:])
-        return X, encoder.transform(y).astype(np.int64)
+        encoded = encoder.transform(y).astype(np.int64)
+        if isinstance(X, TorchDataset):
+            X = EncodedDataset(X, encoded)
+            self.input_shape_ = tuple(X[0][0].shape)
+            self.n_features_in_ = self.input_shape_[0]
+        else:
+            self.input_shape_ = tuple(X.shape[1:])
+        return LabelledData(X, encoded)
 
     def _validate_inference_data(self, X):
+        """Arrays are checked against the fitted shape; a Dataset goes to skorch as is."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float32, allow_nd=True, reset=False)
-        if tuple(X.shape[1:]) != self.input_shape_:
+        if isinstance(X, TorchDataset):
+            return X
+        if (len(self.input_shape_) > 1 or np.ndim(X) > 2) and np.shape(X)[1:] != self.input_shape_:
             raise ValueError(
-                f"X has samples of shape {tuple(X.shape[1:])}, but {type(self).__name__} "
+                f"X has samples of shape {np.shape(X)[1:]}, but {type(self).__name__} "
                 f"was fitted on samples of shape {self.input_shape_}."
             )
-        return X
+        return validate_data(self, X, dtype=np.float32, allow_nd=True, reset=False)
 
     # ------------------------------------------------------------------
     # building blocks
@@ -315,15 +332,20 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             kwargs.setdefault("n_classes", len(self.classes_))
         return self.module(**kwargs)
 
-    def _split(self, X, y, seed):
+    def _split(self, data, seed):
+        """Hold out ``validation_fraction`` (stratified when every class can spare one).
+
+        Returns ``(train, valid)``; ``valid`` is None without a validation split.
+        """
+        y = data.y
         n_valid = math.ceil(self.validation_fraction * len(y))
-        if self.validation_fraction == 0 or n_valid < 1 or len(y) - n_valid < 1:
-            return X, y, None, None
+        if self.validation_fraction == 0 or len(y) - n_valid < 1:
+            return data, None
         stratify = y if n_valid >= len(self.classes_) and np.bincount(y).min() >= 2 else None
-        X_train, X_valid, y_train, y_valid = train_test_split(
-            X, y, test_size=n_valid, stratify=stratify, random_state=seed
+        train, valid = train_test_split(
+            np.arange(len(y)), test_size=n_valid, stratify=stratify, random_state=seed
         )
-        return X_train, y_train, X_valid, y_valid
+        return data.subset(train), data.subset(valid)
 
     def _make_net(self, module, valid):
         callbacks = list(self.callbacks or [])
@@ -342,24 +364,16 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
             device=self.device,
+            classes=list(range(len(self.classes_))),
             callbacks=callbacks,
-            train_split=predefined_split(Dataset(*valid)) if valid is not None else None,
+            train_split=predefined_split(valid.skorch_dataset()) if valid is not None else None,
             verbose=int(self.verbose > 1),
             **skorch_kwargs,
         ).initialize()
 
-    def _example_input(self, X):
-        return torch.as_tensor(X[:2]).to(self.net_.device)
-
-    def _batches(self, X):
-        def iterate():
-            for start in range(0, len(X), 256):
-                yield torch.as_tensor(X[start : start + 256]).to(self.net_.device)
-
-        return iterate
-
-    def _train_round(self, X, y):
+    def _train_round(self, data):
         """Train ``net_.module_`` from its current weights; return epochs run."""
+        X, y = data.skorch_args()
         self.net_.initialize_optimizer()
         self.net_.initialize_history()
         # skorch's partial_fit swallows every KeyboardInterrupt, Ctrl-C
@@ -375,8 +389,8 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         self.net_.notify("on_train_end", X=X, y=y)
         return len(self.net_.history)
 
-    def _accuracy(self, X, y):
-        return float(np.mean(self.net_.predict(X) == y))
+    def _accuracy(self, data):
+        return float(np.mean(self.net_.predict(data.skorch_args()[0]) == data.y))
 
     def _units_per_layer(self, groups):
         return {group.name: group.size for group in groups}
@@ -413,15 +427,17 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------
     # public API
     # ------------------------------------------------------------------
-    def fit(self, X, y):
+    def fit(self, X, y=None):
         """Train the dense network, then prune it to ``prune_ratio``.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, ...)
-            Training data; images as (n_samples, channels, height, width).
-        y : array-like of shape (n_samples,)
-            Class labels of any type.
+        X : array-like of shape (n_samples, n_features) or (n_samples, ...), \
+                or torch Dataset
+            Training data; images as (n_samples, channels, height, width). A
+            Dataset yields (x, label) pairs.
+        y : array-like of shape (n_samples,) or None
+            Class labels of any type; None when ``X`` is a Dataset.
 
         Returns
         -------
@@ -429,16 +445,16 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             The fitted estimator.
         """
         self._check_params()
-        X, y = self._validate_training_data(X, y)
+        data = self._validate_training_data(X, y)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         self._seed = seed
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             module = self._build_module()
             self.initial_module_ = copy.deepcopy(module)
-            data = self._split(X, y, seed)
-            self.net_ = self._make_net(module, data[2:] if data[2] is not None else None)
-            example = self._example_input(X)
+            train, valid = self._split(data, seed)
+            self.net_ = self._make_net(module, valid)
+            example = data.example(self.net_.device)
             structure = inspect_network(self.net_.module_, example)
             if not structure.probes:
                 raise PruningError(
@@ -451,56 +467,78 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             self.initial_module_.to(self.net_.device)
             self.n_units_dense_ = sum(group.size for group in groups)
             start = time.perf_counter()
-            epochs = self._train_round(*data[:2])
-            accuracy = self._accuracy(*(data[2:] if data[2] is not None else data[:2]))
+            epochs = self._train_round(train)
+            accuracy = self._accuracy(valid or train)
             self.pruning_history_ = [
                 self._record(0, groups, example, accuracy, epochs, time.perf_counter() - start)
             ]
-            self._prune_to(self.prune_ratio, data, example)
+            self._prune_to(self.prune_ratio, train, valid, example)
         return self
 
-    def prune(self, X, y, prune_ratio=None):
+    def prune(self, X, y=None, prune_ratio=None):
         """Continue pruning a fitted estimator.
+
+        The validation split is drawn as in ``fit``, and
+        ``min_accuracy_ratio`` still compares with the dense accuracy.
 
         Parameters
         ----------
-        X : array-like
+        X : array-like or torch Dataset
             Training data, as given to ``fit``.
-        y : array-like of shape (n_samples,)
-            Class labels.
+        y : array-like of shape (n_samples,) or None
+            Class labels (None when ``X`` is a Dataset).
         prune_ratio : float in [0, 1), default=None
             New fraction of the dense network's units to remove; ``None``
-            continues one more round of ``drop_fraction``.
+            runs one more round of ``drop_fraction``.
 
         Returns
         -------
         self : DropNetClassifier
+            The estimator, pruned further.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from sklearn_dropnet import DropNetClassifier
+        >>> X, y = load_digits(return_X_y=True)
+        >>> clf = DropNetClassifier(prune_ratio=0.2, max_epochs=3, random_state=0)
+        >>> clf = clf.fit(X / 16, y).prune(X / 16, y, prune_ratio=0.5)
+        >>> [record["fraction_left"] for record in clf.pruning_history_]
+        [1.0, 0.799479, 0.640625, 0.513021, 0.5]
         """
         check_is_fitted(self)
         self._check_params()
-        X = self._validate_inference_data(X)
+        if prune_ratio is None:
+            left = self.pruning_history_[-1]["units"]
+            prune_ratio = min(1 - left * (1 - self.drop_fraction) / self.n_units_dense_, 0.999)
+        data = self._labelled_for_prune(X, y)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self._seed + len(self.pruning_history_))
+            train, valid = self._split(data, self._seed)
+            self.net_.set_params(
+                train_split=predefined_split(valid.skorch_dataset()) if valid is not None else None
+            )
+            self._prune_to(prune_ratio, train, valid, data.example(self.net_.device))
+        return self
+
+    def _labelled_for_prune(self, X, y):
+        if isinstance(X, TorchDataset):
+            if y is not None:
+                raise ValueError("When X is a torch Dataset of (x, label) pairs, y must be None.")
+            y = dataset_labels(X)
+        else:
+            X = self._validate_inference_data(X)
         check_classification_targets(y)
         y = np.asarray(y)
         unknown = np.setdiff1d(np.unique(y), self.classes_)
         if len(unknown):
             raise ValueError(f"y has labels that were not seen in fit: {unknown.tolist()}.")
-        y = np.searchsorted(self.classes_, y).astype(np.int64)
-        if prune_ratio is None:
-            left = self.pruning_history_[-1]["units"]
-            prune_ratio = min(1 - left * (1 - self.drop_fraction) / self.n_units_dense_, 0.999)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self._seed + len(self.pruning_history_))
-            data = self._split(X, y, self._seed)
-            self.net_.set_params(
-                train_split=predefined_split(Dataset(*data[2:])) if data[2] is not None else None
-            )
-            self._prune_to(prune_ratio, data, self._example_input(X))
-        return self
+        encoded = np.searchsorted(self.classes_, y).astype(np.int64)
+        return LabelledData(EncodedDataset(X, encoded) if isinstance(X, TorchDataset) else X, encoded)
 
-    def _prune_to(self, prune_ratio, data, example):
-        X_train, y_train, X_valid, y_valid = data
-        if X_valid is None:
-            X_valid, y_valid = X_train, y_train
+    def _prune_to(self, prune_ratio, train, valid, example):
+        """Run DropNet rounds until ``prune_ratio`` of the dense units are gone."""
+        valid = valid or train
         rng = np.random.default_rng(self._seed + len(self.pruning_history_))
         dense_accuracy = self.pruning_history_[0]["valid_accuracy"]
         target = int(math.floor((1 - prune_ratio) * self.n_units_dense_ + 1e-9))
@@ -512,19 +550,25 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         left = sum(group.size for group in groups)
         expected = max(0, math.ceil(math.log(max(target, 1) / left) / math.log(1 - self.drop_fraction)))
         progress = tqdm(total=expected, desc="DropNet rounds", unit="round", disable=not self.verbose)
+        device = self.net_.device
         try:
             while left > target:
                 start = time.perf_counter()
                 n_drop = min(max(1, round(self.drop_fraction * left)), left - target)
                 scores = score_units(
-                    self.net_.module_, groups, structure.probes, self.unit_score, self._batches(X_train), rng
+                    self.net_.module_,
+                    groups,
+                    structure.probes,
+                    self.unit_score,
+                    lambda: train.input_batches(device),
+                    rng,
                 )
                 drop = choose_units_to_drop(scores, n_drop, self.scope, rng)
                 remove_units(self.net_.module_, example, drop)
                 remove_units(self.initial_module_, example, drop)
                 self.net_.module_ = self._reinitialised(self.net_.module_)
-                epochs = self._train_round(X_train, y_train)
-                accuracy = self._accuracy(X_valid, y_valid)
+                epochs = self._train_round(train)
+                accuracy = self._accuracy(valid)
                 structure = inspect_network(self.net_.module_, example)
                 groups = find_unit_groups(self.net_.module_, example, structure)
                 left = sum(group.size for group in groups)

@@ -1,0 +1,99 @@
+"""Training data as arrays or as a torch ``Dataset``, behind one interface.
+
+``fit`` accepts an array (tabular ``(n, features)`` or images
+``(n, channels, height, width)``) with labels, or a torch ``Dataset`` of
+``(x, label)`` pairs. :class:`LabelledData` hides the difference from the
+pruning loop: it splits, iterates input batches and feeds skorch.
+"""
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+def dataset_labels(dataset):
+    """Labels of a ``Dataset`` of ``(x, label)`` pairs, as a numpy array.
+
+    Uses the ``targets`` attribute of torchvision-style datasets when there is
+    one, otherwise reads every item once.
+    """
+    targets = getattr(dataset, "targets", None)
+    if targets is not None and len(targets) == len(dataset):
+        return np.asarray(targets.cpu() if isinstance(targets, torch.Tensor) else targets)
+    labels = []
+    for index in range(len(dataset)):
+        item = dataset[index]
+        if not isinstance(item, (tuple, list)) or len(item) < 2:
+            raise ValueError(
+                "A Dataset passed as X must yield (x, label) pairs; "
+                f"item {index} is a {type(item).__name__}."
+            )
+        label = item[1]
+        labels.append(label.item() if isinstance(label, torch.Tensor) else label)
+    return np.asarray(labels)
+
+
+class EncodedDataset(Dataset):
+    """A ``Dataset`` of ``(x, label)`` pairs yielding float inputs and encoded labels."""
+
+    def __init__(self, dataset, encoded_labels):
+        self.dataset = dataset
+        self.encoded_labels = encoded_labels
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        x = self.dataset[index][0]
+        x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+        return x.float(), int(self.encoded_labels[index])
+
+
+class LabelledData:
+    """Inputs with encoded labels, from arrays or from a ``Dataset``.
+
+    Parameters
+    ----------
+    X : ndarray or EncodedDataset
+    y : ndarray of int64
+        Encoded labels (also held inside ``X`` when it is a dataset).
+    """
+
+    def __init__(self, X, y):
+        self.X = X
+        self.y = y
+
+    @property
+    def is_dataset(self):
+        return isinstance(self.X, Dataset)
+
+    def __len__(self):
+        return len(self.y)
+
+    def subset(self, indices):
+        if self.is_dataset:
+            sub = EncodedDataset(torch.utils.data.Subset(self.X.dataset, indices), self.y[indices])
+            return LabelledData(sub, self.y[indices])
+        return LabelledData(self.X[indices], self.y[indices])
+
+    def skorch_args(self):
+        """``(X, y)`` as skorch's ``fit_loop``, ``predict`` and ``Dataset`` take them."""
+        return (self.X, None) if self.is_dataset else (self.X, self.y)
+
+    def skorch_dataset(self):
+        from skorch.dataset import Dataset as SkorchDataset
+
+        return self.X if self.is_dataset else SkorchDataset(self.X, self.y)
+
+    def input_batches(self, device, batch_size=256):
+        """Yield the inputs in batches, as tensors on ``device``."""
+        if self.is_dataset:
+            for x, _ in DataLoader(self.X, batch_size=batch_size):
+                yield x.to(device)
+        else:
+            for start in range(0, len(self.X), batch_size):
+                yield torch.as_tensor(self.X[start : start + batch_size]).to(device)
+
+    def example(self, device):
+        """The first two inputs, to trace the network with."""
+        return next(iter(self.input_batches(device, batch_size=2)))

@@ -1,0 +1,355 @@
+"""DropNetClassifier end to end."""
+
+import os
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from skorch.callbacks import Callback
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from sklearn_dropnet import DropNetClassifier
+from sklearn_dropnet.models import MLP
+
+
+def small(**params):
+    """A quick estimator for tests: few epochs, a small MLP."""
+    defaults = dict(
+        max_epochs=8,
+        lr=0.01,
+        patience=3,
+        module__hidden_layer_sizes=(32, 16),
+        random_state=0,
+    )
+    if "module" in params:
+        del defaults["module__hidden_layer_sizes"]
+    defaults.update(params)
+    return DropNetClassifier(**defaults)
+
+
+def linear_sizes(module):
+    return [m.out_features for m in module.modules() if isinstance(m, nn.Linear)]
+
+
+@pytest.fixture(scope="module")
+def pruned(digits_split):
+    X_train, _, y_train, _ = digits_split
+    return small(prune_ratio=0.75).fit(X_train, y_train)
+
+
+def test_fit_removes_units_physically(pruned):
+    # 48 units in total, 75% removed -> 12 left, split 8/4 layer-wise.
+    assert linear_sizes(pruned.module_) == [8, 4, 10]
+    history = pruned.pruning_history_
+    assert [r["units"] for r in history] == [48, 38, 30, 24, 19, 15, 12]
+    assert history[-1]["fraction_left"] == 0.25
+    # Parameters and multiply-accumulates shrink every round.
+    params = [r["params"] for r in history]
+    macs = [r["macs"] for r in history]
+    assert params == sorted(params, reverse=True) and len(set(params)) == len(params)
+    assert macs == sorted(macs, reverse=True)
+    assert params[-1] == sum(p.numel() for p in pruned.module_.parameters())
+    assert history[-1]["units_per_layer"] == {"layers.1": 8, "layers.4": 4}
+    assert all(r["epochs"] >= 1 and r["seconds"] > 0 for r in history)
+    assert pruned.module_ is pruned.net_.module_
+
+
+def test_pruned_model_is_accurate(pruned, digits_split):
+    _, X_test, _, y_test = digits_split
+    assert pruned.score(X_test, y_test) > 0.85
+    proba = pruned.predict_proba(X_test)
+    assert proba.shape == (len(X_test), 10)
+    np.testing.assert_allclose(proba.sum(axis=1), 1)
+    np.testing.assert_array_equal(pruned.predict(X_test), pruned.classes_[proba.argmax(1)])
+
+
+def test_string_labels(digits):
+    X, y = digits
+    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+    clf = small(prune_ratio=0.3).fit(X[:600], names[y[:600]])
+    assert set(clf.classes_) == set(names)
+    assert set(clf.predict(X[600:700])) <= set(names)
+    assert clf.score(X[600:900], names[y[600:900]]) > 0.7
+
+
+def test_same_random_state_same_model(digits):
+    X, y = digits
+    a = small(prune_ratio=0.5).fit(X[:500], y[:500])
+    b = small(prune_ratio=0.5).fit(X[:500], y[:500])
+    np.testing.assert_array_equal(a.predict_proba(X[500:600]), b.predict_proba(X[500:600]))
+    assert [r["units_per_layer"] for r in a.pruning_history_] == [
+        r["units_per_layer"] for r in b.pruning_history_
+    ]
+
+
+def test_fit_leaves_torch_global_random_state_alone(digits):
+    X, y = digits
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    small(prune_ratio=0.2, max_epochs=2).fit(X[:200], y[:200])
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_prune_continues_a_fitted_estimator(digits):
+    X, y = digits
+    clf = small(prune_ratio=0.2).fit(X[:600], y[:600])
+    assert clf.pruning_history_[-1]["units"] == 38
+    clf.prune(X[:600], y[:600], prune_ratio=0.5)
+    assert clf.pruning_history_[-1]["units"] == 24
+    assert linear_sizes(clf.module_)[-1] == 10
+    clf.prune(X[:600], y[:600])  # one more round of drop_fraction
+    assert clf.pruning_history_[-1]["units"] == 19
+
+
+@pytest.mark.parametrize("unit_score", ["activation", "apoz", "l1", "random", "max"])
+@pytest.mark.parametrize("scope", ["layer", "global", "global_raw"])
+def test_every_score_and_scope_reaches_the_target(digits, unit_score, scope):
+    X, y = digits
+    clf = small(prune_ratio=0.5, unit_score=unit_score, scope=scope, max_epochs=2).fit(X[:300], y[:300])
+    assert clf.pruning_history_[-1]["units"] == 24
+    assert all(n >= 1 for n in clf.pruning_history_[-1]["units_per_layer"].values())
+
+
+def test_callable_score_is_used(digits):
+    X, y = digits
+    seen = []
+
+    def variance(layer, activations):
+        seen.append((layer.out_features, activations.shape))
+        return activations.var(axis=0)
+
+    small(prune_ratio=0.2, unit_score=variance, max_epochs=2, validation_fraction=0).fit(X[:200], y[:200])
+    assert seen == [(32, (200, 32)), (16, (200, 16))]
+
+
+def test_rewind_restarts_survivors_from_their_initial_weights(digits):
+    X, y = digits
+    clf = small(prune_ratio=0.25, max_epochs=1).fit(X[:300], y[:300])
+    initial = clf.initial_module_
+    assert linear_sizes(initial) == linear_sizes(clf.module_)
+    # The pruned initial weights are rows of a fresh module with the same seed.
+    torch.manual_seed(clf._seed)
+    dense = MLP(input_shape=(64,), n_classes=10, hidden_layer_sizes=(32, 16))
+    rows = dense.layers[1].weight.detach()
+    for row in initial.layers[1].weight.detach():
+        assert torch.isclose(rows, row).all(dim=1).any()
+
+
+def test_reinit_options_differ(digits):
+    X, y = digits
+    results = {
+        reinit: small(prune_ratio=0.25, reinit=reinit, max_epochs=3).fit(X[:300], y[:300]).predict_proba(X[300:350])
+        for reinit in ["rewind", "random", "none"]
+    }
+    assert not np.allclose(results["rewind"], results["random"])
+    assert not np.allclose(results["rewind"], results["none"])
+
+
+def test_min_accuracy_ratio_keeps_the_last_good_round(digits):
+    X, y = digits
+    clf = small(prune_ratio=0.95, min_accuracy_ratio=1.0, max_epochs=3).fit(X[:400], y[:400])
+    history = clf.pruning_history_
+    assert history[-1]["accepted"] is False
+    assert all(r["accepted"] for r in history[:-1])
+    kept = history[-2]
+    assert sum(p.numel() for p in clf.module_.parameters()) == kept["params"]
+    assert history[-1]["valid_accuracy"] < history[0]["valid_accuracy"]
+
+
+class InterruptInRound(Callback):
+    """Simulates Ctrl-C during the third training run (pruning round 2)."""
+
+    def __init__(self):
+        self.trainings = 0
+
+    def on_train_begin(self, net, **kwargs):
+        self.trainings += 1
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.trainings == 3:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_keeps_the_last_completed_round(digits):
+    X, y = digits
+    clf = small(prune_ratio=0.8, callbacks=[InterruptInRound()])
+    with pytest.warns(UserWarning, match="interrupted"):
+        clf.fit(X[:400], y[:400])
+    assert len(clf.pruning_history_) == 2
+    assert linear_sizes(clf.module_) == [25, 13, 10]
+    assert clf.score(X[400:800], y[400:800]) > 0.5
+
+
+def test_ctrl_c_during_dense_training_propagates(digits):
+    class Interrupt(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            raise KeyboardInterrupt
+
+    X, y = digits
+    with pytest.raises(KeyboardInterrupt):
+        small(callbacks=[Interrupt()]).fit(X[:100], y[:100])
+
+
+def test_image_arrays_and_torch_datasets(digits):
+    X, y = digits
+    images = X.reshape(-1, 1, 8, 8)
+    clf = small(prune_ratio=0.3).fit(images[:400], y[:400])
+    assert clf.input_shape_ == (1, 8, 8)
+    from_arrays = clf.predict(images[400:500])
+    dataset = TensorDataset(torch.as_tensor(images[:400]), torch.as_tensor(y[:400]))
+    clf_ds = small(prune_ratio=0.3).fit(dataset)
+    assert clf_ds.input_shape_ == (1, 8, 8)
+    np.testing.assert_array_equal(clf_ds.classes_, np.arange(10))
+    test_set = TensorDataset(torch.as_tensor(images[400:500]), torch.as_tensor(y[400:500]))
+    assert clf_ds.predict(test_set).shape == (100,)
+    # Same data, same seed: the Dataset path trains the same network.
+    np.testing.assert_array_equal(clf_ds.predict(images[400:500]), from_arrays)
+
+
+def test_get_set_params_and_clone_route_prefixed_parameters():
+    clf = DropNetClassifier(module__hidden_layer_sizes=(8,), optimizer__weight_decay=1e-4)
+    params = clf.get_params()
+    assert params["module__hidden_layer_sizes"] == (8,)
+    assert params["optimizer__weight_decay"] == 1e-4
+    clf.set_params(module__hidden_layer_sizes=(4, 4), prune_ratio=0.7, iterator_train__shuffle=False)
+    copy = clone(clf)
+    assert copy.module__hidden_layer_sizes == (4, 4)
+    assert copy.iterator_train__shuffle is False
+    assert copy.prune_ratio == 0.7
+
+
+def test_prefixed_parameters_reach_skorch_and_the_module(digits):
+    X, y = digits
+    clf = small(prune_ratio=0, optimizer=torch.optim.SGD, optimizer__momentum=0.9, max_epochs=1)
+    clf.fit(X[:100], y[:100])
+    assert clf.net_.optimizer_.param_groups[0]["momentum"] == 0.9
+    assert linear_sizes(clf.module_) == [32, 16, 10]
+
+
+def test_optimizer_is_rebuilt_on_the_pruned_parameters(pruned):
+    optimised = {id(p) for group in pruned.net_.optimizer_.param_groups for p in group["params"]}
+    assert optimised == {id(p) for p in pruned.module_.parameters()}
+
+
+def test_pipeline_and_cross_validation(digits):
+    X, y = digits
+    pipe = make_pipeline(StandardScaler(), small(prune_ratio=0.5, max_epochs=4))
+    scores = cross_val_score(pipe, X[:600], y[:600], cv=3)
+    assert scores.shape == (3,) and scores.min() > 0.7
+
+
+def test_grid_search_over_prune_ratio(digits):
+    X, y = digits
+    search = GridSearchCV(small(max_epochs=4), {"prune_ratio": [0.0, 0.5, 0.8]}, cv=2, n_jobs=2)
+    search.fit(X[:600], y[:600])
+    assert search.best_params_["prune_ratio"] in (0.0, 0.5, 0.8)
+    assert len(search.cv_results_["mean_test_score"]) == 3
+    assert search.best_estimator_.score(X[600:900], y[600:900]) > 0.7
+
+
+def test_joblib_round_trip_and_smaller_file(tmp_path, digits):
+    X, y = digits
+    dense = small(prune_ratio=0, module__hidden_layer_sizes=(256, 128), max_epochs=2).fit(X[:300], y[:300])
+    pruned = small(prune_ratio=0.8, module__hidden_layer_sizes=(256, 128), max_epochs=2).fit(X[:300], y[:300])
+    sizes = {}
+    for name, clf in [("dense", dense), ("pruned", pruned)]:
+        path = tmp_path / f"{name}.joblib"
+        joblib.dump(clf, path)
+        sizes[name] = os.path.getsize(path)
+        loaded = joblib.load(path)
+        np.testing.assert_array_equal(loaded.predict_proba(X[300:400]), clf.predict_proba(X[300:400]))
+    # The file holds the trained and the initial (rewind) weights, and Adam's
+    # moments: all shrink with the network, to about a tenth of the parameters.
+    assert pruned.pruning_history_[-1]["params"] < 0.15 * dense.pruning_history_[-1]["params"]
+    assert sizes["pruned"] < 0.35 * sizes["dense"]
+
+
+def test_bad_input_errors(digits):
+    X, y = digits
+    with pytest.raises(ValueError, match="NaN"):
+        small().fit(np.where(np.arange(X[:50].size).reshape(50, 64) == 3, np.nan, X[:50]), y[:50])
+    with pytest.raises(ValueError, match="infinity"):
+        small().fit(np.full((20, 4), np.inf), np.arange(20) % 2)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        small().fit(X[:20], np.zeros(20))
+    with pytest.raises(NotFittedError):
+        small().predict(X[:5])
+    fitted = small(prune_ratio=0, max_epochs=1).fit(X[:60], y[:60])
+    with pytest.raises(ValueError, match="64 features"):
+        fitted.predict(X[:5, :10])
+    with pytest.raises(ValueError, match="samples of shape"):
+        fitted.predict(X[:5].reshape(5, 1, 8, 8))
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"prune_ratio": 1.0}, r"prune_ratio must be in \[0, 1\)"),
+        ({"prune_ratio": -0.1}, r"prune_ratio must be in \[0, 1\)"),
+        ({"drop_fraction": 0}, r"drop_fraction must be in \(0, 1\)"),
+        ({"unit_score": "magic"}, "unit_score must be one of"),
+        ({"scope": "everywhere"}, "scope must be one of"),
+        ({"reinit": "sometimes"}, "reinit must be one of"),
+        ({"min_accuracy_ratio": 1.5}, r"min_accuracy_ratio must be in \(0, 1\]"),
+        ({"module": "resnet"}, "module must be a torch.nn.Module"),
+    ],
+)
+def test_bad_parameters_are_named(digits, params, message):
+    X, y = digits
+    with pytest.raises((ValueError, TypeError), match=message):
+        small(**params).fit(X[:40], y[:40])
+
+
+def test_unknown_keyword_is_a_type_error():
+    with pytest.raises(TypeError, match="hidden_layer_sizes"):
+        DropNetClassifier(hidden_layer_sizes=(3,))
+
+
+def test_module_with_nothing_prunable(digits):
+    X, y = digits
+    with pytest.raises(ValueError, match="No prunable layer"):
+        small(module=nn.Sequential(nn.Linear(64, 10))).fit(X[:40], y[:40])
+
+
+def test_user_module_instance_and_class(digits):
+    X, y = digits
+    net = nn.Sequential(nn.Linear(64, 20), nn.ReLU(), nn.Linear(20, 10))
+    clf = small(module=net, prune_ratio=0.5, max_epochs=2).fit(X[:200], y[:200])
+    assert linear_sizes(clf.module_) == [10, 10]
+    assert linear_sizes(net) == [20, 10], "the module parameter must not be changed by fit"
+
+
+def test_verbose_shows_a_progress_bar(digits, capsys):
+    X, y = digits
+    small(prune_ratio=0.3, max_epochs=1, verbose=1).fit(X[:100], y[:100])
+    assert "DropNet rounds" in capsys.readouterr().err
+
+
+def test_no_hooks_left_behind(pruned):
+    for module in pruned.module_.modules():
+        assert not module._forward_hooks and not module._forward_pre_hooks
+
+
+@pytest.mark.slow
+def test_default_estimator_prunes_80_percent_without_real_loss(digits_split):
+    """The issue's acceptance check: within 1 point of dense, <= 35% of params."""
+    X_train, X_test, y_train, y_test = digits_split
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        dense = DropNetClassifier(prune_ratio=0, random_state=0).fit(X_train, y_train)
+        pruned = DropNetClassifier(prune_ratio=0.8, random_state=0).fit(X_train, y_train)
+    dense_accuracy = dense.score(X_test, y_test)
+    pruned_accuracy = pruned.score(X_test, y_test)
+    assert dense_accuracy > 0.97
+    assert pruned_accuracy >= dense_accuracy - 0.01
+    params = pruned.pruning_history_[-1]["params"] / dense.pruning_history_[-1]["params"]
+    assert params <= 0.35
