@@ -353,3 +353,44 @@ def test_default_estimator_prunes_80_percent_without_real_loss(digits_split):
     assert pruned_accuracy >= dense_accuracy - 0.01
     params = pruned.pruning_history_[-1]["params"] / dense.pruning_history_[-1]["params"]
     assert params <= 0.35
+
+
+def _grid_search_seconds(X, y, n_jobs):
+    import time
+
+    search = GridSearchCV(
+        small(max_epochs=6, module__hidden_layer_sizes=(64, 32)),
+        {"prune_ratio": [0.0, 0.3, 0.5, 0.7]},
+        cv=2,
+        n_jobs=n_jobs,
+    )
+    start = time.perf_counter()
+    search.fit(X, y)
+    return time.perf_counter() - start
+
+
+def test_grid_search_workers_cap_torch_threads():
+    """Each loky worker runs torch on cpu_count // n_jobs threads."""
+    from joblib import Parallel, delayed
+
+    def threads_in_worker(_):
+        import torch
+
+        return torch.get_num_threads()
+
+    counts = Parallel(n_jobs=2)(delayed(threads_in_worker)(i) for i in range(2))
+    assert counts == [max(1, os.cpu_count() // 2)] * 2
+
+
+def test_two_jobs_are_not_slower_than_one(digits):
+    """A ratio measured within one test, not a wall-clock limit."""
+    X, y = digits
+    threads = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count())  # what a user's n_jobs=1 run gets
+    try:
+        _grid_search_seconds(X[:600], y[:600], n_jobs=2)  # start the worker pool
+        one = _grid_search_seconds(X[:600], y[:600], n_jobs=1)
+        two = _grid_search_seconds(X[:600], y[:600], n_jobs=2)
+    finally:
+        torch.set_num_threads(threads)
+    assert two <= 1.2 * one, f"n_jobs=2 took {two:.1f}s, n_jobs=1 {one:.1f}s"
