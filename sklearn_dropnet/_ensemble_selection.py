@@ -22,6 +22,7 @@ from .diversity import focal_scores
 # Teams are scored in chunks so that the (teams, members, samples) arrays of
 # a level with thousands of teams stay small.
 _CHUNK = 1024
+_EPS = np.finfo(np.float64).eps
 
 
 def member_votes(probas, voting):
@@ -31,23 +32,39 @@ def member_votes(probas, voting):
     return np.eye(probas.shape[2])[probas.argmax(axis=2)]
 
 
-def team_accuracy(votes, y, teams):
-    """Held-out accuracy of each team's combined prediction, shape (n_teams,).
+def team_scores(votes, y, teams):
+    """Held-out accuracy and log loss of each team's combined prediction.
 
-    A team's votes are summed by one matrix product: the (teams, members)
-    matrix of how often each member is in each team, times the votes.
+    The combined probability of a class is the team's mean vote for it (its
+    members' mean probability, or the share of members voting for it); the
+    log loss is the mean of ``-log`` of the true class's combined
+    probability, clipped at machine epsilon. A team's votes are summed by
+    one matrix product: the (teams, members) matrix of how often each member
+    is in each team, times the votes.
+
+    Returns
+    -------
+    accuracy, log_loss : ndarray of shape (n_teams,)
     """
     teams = np.asarray(teams)
     n_members, n_samples, n_classes = votes.shape
     flat_votes = votes.reshape(n_members, -1)
-    accuracy = np.empty(len(teams))
+    accuracy, log_loss = np.empty(len(teams)), np.empty(len(teams))
     for start in range(0, len(teams), _CHUNK):
         chunk = teams[start : start + _CHUNK]
         membership = np.zeros((len(chunk), n_members))
         np.add.at(membership, (np.arange(len(chunk))[:, None], chunk), 1.0)
         summed = (membership @ flat_votes).reshape(len(chunk), n_samples, n_classes)
-        accuracy[start : start + _CHUNK] = (summed.argmax(axis=2) == y).mean(axis=1)
-    return accuracy
+        done = slice(start, start + len(chunk))
+        accuracy[done] = (summed.argmax(axis=2) == y).mean(axis=1)
+        true_class = summed[:, np.arange(n_samples), y] / chunk.shape[1]
+        log_loss[done] = -np.log(np.clip(true_class, _EPS, None)).mean(axis=1)
+    return accuracy, log_loss
+
+
+def team_accuracy(votes, y, teams):
+    """Held-out accuracy of each team's combined prediction, shape (n_teams,)."""
+    return team_scores(votes, y, teams)[0]
 
 
 def team_focal_diversity(labels, y, teams, metric, normalize=False):
@@ -119,7 +136,8 @@ def hq_select(
     member larger, and only those none of whose sub-teams was dropped (a
     dropped team eliminates every larger team that contains it). The final
     team is the survivor, of any level, with the best held-out accuracy; ties
-    go to the more diverse, then the smaller team.
+    go to the lower held-out log loss, then the more diverse, then the smaller
+    team.
 
     Returns
     -------
@@ -128,21 +146,21 @@ def hq_select(
     candidates : dict of ndarray
         Every team scored: ``team`` (tuples), ``size``, ``focal_diversity``
         (plain mean, higher = more diverse), ``normalized_diversity`` (the
-        score ranked within its level), ``accuracy`` (held-out) and
-        ``survived`` (not dropped at its level).
+        score ranked within its level), ``accuracy`` and ``log_loss``
+        (held-out) and ``survived`` (not dropped at its level).
     """
     n_members = labels.shape[0]
     levels = []
-    teams = _all_pairs(n_members)
     for size in range(2, n_select + 1):
-        if size > 2:
-            teams = _grow(teams[levels[-1]["survived"]], n_members)
+        teams = _all_pairs(n_members) if size == 2 else _grow(survivors, n_members)
         if len(teams) == 0:
             break
-        levels.append(_score_level(labels, votes, y, teams, metric, normalize))
-        levels[-1]["survived"] = _survivors(
-            levels[-1]["normalized_diversity"], levels[-1]["accuracy"], prune_fraction
+        level = _score_level(labels, votes, y, teams, metric, normalize)
+        level["survived"] = _survivors(
+            level["normalized_diversity"], level["accuracy"], prune_fraction
         )
+        levels.append(level)
+        survivors = teams[level["survived"]]
     candidates = _concatenate_levels(levels)
     return _best_team(candidates), candidates
 
@@ -156,11 +174,13 @@ def _score_level(labels, votes, y, teams, metric, normalize):
     """Focal diversity and held-out accuracy of every team of one level."""
     scores = _focal_scores(labels, y, teams, metric)
     ranked = _minmax_per_focal_model(scores, teams, len(labels)) if normalize else scores
+    accuracy, log_loss = team_scores(votes, y, teams)
     return {
         "team": teams,
         "focal_diversity": _nanmean_rows(scores),
         "normalized_diversity": _nanmean_rows(ranked),
-        "accuracy": team_accuracy(votes, y, teams),
+        "accuracy": accuracy,
+        "log_loss": log_loss,
     }
 
 
@@ -207,19 +227,25 @@ def _concatenate_levels(levels):
     team = np.empty(sum(len(level["team"]) for level in levels), dtype=object)
     team[:] = [tuple(int(i) for i in row) for level in levels for row in level["team"]]
     out = {"team": team, "size": np.array([len(t) for t in team])}
-    for key in ("focal_diversity", "normalized_diversity", "accuracy", "survived"):
+    for key in ("focal_diversity", "normalized_diversity", "accuracy", "log_loss", "survived"):
         out[key] = np.concatenate([level[key] for level in levels])
     return out
 
 
 def _best_team(candidates):
-    """Survivor with the best accuracy, then higher diversity, then smaller."""
+    """The survivor with the best held-out accuracy.
+
+    Accuracy on a small held-out set ties often; ties go to the lower log
+    loss (a proper score that still separates equally accurate teams), then
+    to the more diverse and then the smaller team.
+    """
     survived = np.flatnonzero(candidates["survived"])
     diversity = np.nan_to_num(candidates["focal_diversity"][survived], nan=np.inf)
     ranking = np.lexsort(
         (
             candidates["size"][survived],
             -diversity,
+            candidates["log_loss"][survived],
             -candidates["accuracy"][survived],
         )
     )
@@ -234,23 +260,28 @@ def greedy_select(votes, y, n_select):
 
     Starts from the best single member and adds, one at a time, the member
     (possibly one already picked) that maximises the held-out accuracy of the
-    combined prediction; ties go to the larger mean vote for the true class,
-    then to the lower index. Returns the picks in order, repeats included.
+    combined prediction; ties go to the lower log loss (see
+    :func:`team_scores`), then to the lower index. Returns the picks in
+    order, repeats included.
     """
-    n_members, n_samples, _ = votes.shape
+    n_samples = votes.shape[1]
     picks = []
     total = np.zeros(votes.shape[1:])
-    for _ in range(n_select):
+    for n_picked in range(1, n_select + 1):
         trial = total + votes  # (members, samples, classes): team + each member
         accuracy = (trial.argmax(axis=2) == y).mean(axis=1)
-        true_vote = trial[:, np.arange(n_samples), y].mean(axis=1)
-        best = np.lexsort((-true_vote, -accuracy))[0]
+        true_class = trial[:, np.arange(n_samples), y] / n_picked
+        log_loss = -np.log(np.clip(true_class, _EPS, None)).mean(axis=1)
+        best = np.lexsort((log_loss, -accuracy))[0]
         picks.append(best)
         total += votes[best]
     return np.array(picks)
 
 
 def top_select(votes, y, n_select):
-    """The ``n_select`` members with the best held-out accuracy (ties: lower index)."""
-    single = team_accuracy(votes, y, np.arange(votes.shape[0])[:, None])
-    return np.argsort(-single, kind="stable")[:n_select]
+    """The ``n_select`` members with the best held-out accuracy.
+
+    Ties go to the lower log loss, then to the lower index.
+    """
+    accuracy, log_loss = team_scores(votes, y, np.arange(votes.shape[0])[:, None])
+    return np.lexsort((log_loss, -accuracy))[:n_select]

@@ -11,6 +11,8 @@ part of the training data, and picks the team on those predictions alone:
 - ``"greedy"``, ``"top"``, ``"all"``: the usual baselines.
 """
 
+from numbers import Integral, Real
+
 import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
@@ -26,8 +28,8 @@ from ._ensemble_selection import (
     greedy_select,
     hq_select,
     member_votes,
-    team_accuracy,
     team_focal_diversity,
+    team_scores,
     top_select,
 )
 from ._parallel import limit_torch_threads, threads_per_worker
@@ -52,10 +54,10 @@ def _soft_voting(self):
 class HQEnsembleClassifier(ClassifierMixin, BaseEstimator):
     """Hierarchical ensemble pruning with focal diversity (HQ).
 
-    Trains ``M`` member classifiers, then keeps a team of at most
-    ``n_select`` of them whose combined prediction is at least as accurate
-    as all ``M`` together, at a fraction of the cost. The team is chosen on
-    a held-out part of the training data, never on test data.
+    Trains ``M`` member classifiers, then keeps a small team of at most
+    ``n_select`` of them, meant to predict as well as all ``M`` together at
+    a fraction of the cost. The team is chosen on a held-out part of the
+    training data, never on test data.
 
     HQ grows candidate teams level by level: every pair of members first;
     then, at each level, the teams are ranked by focal diversity, the least
@@ -63,7 +65,8 @@ class HQEnsembleClassifier(ClassifierMixin, BaseEstimator):
     survivors (with none of their sub-teams dropped) are scored at the next
     level, one member larger. So HQ scores far fewer teams than the
     ``2^M`` subsets. The final team is the survivor of any level with the
-    best held-out accuracy (ties: more diverse, then smaller).
+    best held-out accuracy; ties, common on a small held-out set, go to the
+    lower held-out log loss, then the more diverse, then the smaller team.
 
     Parameters
     ----------
@@ -100,7 +103,8 @@ class HQEnsembleClassifier(ClassifierMixin, BaseEstimator):
         al.'s forward selection with replacement, ``n_select`` picks, each
         maximising the held-out accuracy of the team so far; a member picked
         twice counts twice. ``"top"``: the ``n_select`` members with the best
-        held-out accuracy. ``"all"``: every member.
+        held-out accuracy. ``"all"``: every member. Accuracy ties go to the
+        lower held-out log loss.
     validation_fraction : float, default=0.2
         Share of the training data held out (stratified) to choose the team;
         members are trained on the rest. When every member is a
@@ -132,14 +136,15 @@ class HQEnsembleClassifier(ClassifierMixin, BaseEstimator):
         indices), ``size``, ``focal_diversity`` (higher = more diverse),
         ``normalized_diversity`` (the score HQ ranked within the level: each
         focal model's score min-max normalised among the level's teams that
-        contain it), ``accuracy`` (held-out) and ``survived`` (not dropped at
-        its level). HQ lists every team it scored; the other methods list
-        their chosen team only.
+        contain it), ``accuracy`` and ``log_loss`` of the combined
+        prediction on the held-out data, and ``survived`` (not dropped at its
+        level). HQ lists every team it scored; the other methods list their
+        chosen team only.
     classes_ : ndarray of shape (n_classes,)
         The class labels.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Names of features seen during fit, when ``X`` has feature names.
 
     See Also
@@ -219,8 +224,10 @@ class HQEnsembleClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data; ``validation_fraction`` of it is held out.
+        X : array-like of shape (n_samples, n_features) or (n_samples, ...)
+            Training data, passed to the members as it is (images as
+            ``(n_samples, channels, height, width)`` for convolutional
+            DropNet members); ``validation_fraction`` of it is held out.
         y : array-like of shape (n_samples,)
             Class labels.
 
@@ -229,7 +236,7 @@ class HQEnsembleClassifier(ClassifierMixin, BaseEstimator):
         self : HQEnsembleClassifier
             The fitted ensemble.
         """
-        X, y = validate_data(self, X, y)
+        X, y = validate_data(self, X, y, allow_nd=True)
         check_classification_targets(y)
         self._check_params()
         label_encoder = LabelEncoder().fit(y)
@@ -261,14 +268,14 @@ class HQEnsembleClassifier(ClassifierMixin, BaseEstimator):
         if self.metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}, got {self.metric!r}.")
         check_scalar(
-            self.n_select, "n_select", int, min_val=2 if self.method == "hq" else 1
+            self.n_select, "n_select", Integral, min_val=2 if self.method == "hq" else 1
         )
         check_scalar(
-            self.prune_fraction, "prune_fraction", float, min_val=0, max_val=1,
+            self.prune_fraction, "prune_fraction", Real, min_val=0, max_val=1,
             include_boundaries="left",
         )  # fmt: skip
         check_scalar(
-            self.validation_fraction, "validation_fraction", float, min_val=0,
+            self.validation_fraction, "validation_fraction", Real, min_val=0,
             max_val=1, include_boundaries="neither",
         )  # fmt: skip
 
@@ -279,7 +286,7 @@ class HQEnsembleClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError("Pass either estimator or estimators, not both.")
             names, members = self._named_members()
         else:
-            check_scalar(self.n_estimators, "n_estimators", int, min_val=1)
+            check_scalar(self.n_estimators, "n_estimators", Integral, min_val=1)
             names = [f"estimator_{i}" for i in range(self.n_estimators)]
             members = self._seeded_clones(random_state)
         if len(members) < 2:
@@ -313,7 +320,7 @@ class HQEnsembleClassifier(ClassifierMixin, BaseEstimator):
     def _seeded_clones(self, random_state):
         estimator = self.estimator
         if estimator is None:
-            from ._dropnet import DropNetClassifier  # avoids a circular import
+            from ._dropnet import DropNetClassifier  # only when the default is used
 
             estimator = DropNetClassifier()
         seeds = random_state.randint(np.iinfo(np.int32).max, size=self.n_estimators)
@@ -389,13 +396,15 @@ class HQEnsembleClassifier(ClassifierMixin, BaseEstimator):
             if len(members) > 1
             else np.array([np.nan])
         )
+        accuracy, log_loss = team_scores(votes, y, team[None, :])
         description = {"team": np.empty(1, dtype=object)}
         description["team"][0] = tuple(int(i) for i in team)
         description.update(
             size=np.array([len(team)]),
             focal_diversity=diversity,
             normalized_diversity=np.array([np.nan]),
-            accuracy=team_accuracy(votes, y, team[None, :]),
+            accuracy=accuracy,
+            log_loss=log_loss,
             survived=np.array([True]),
         )
         return description
@@ -409,7 +418,7 @@ class HQEnsembleClassifier(ClassifierMixin, BaseEstimator):
         selected.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False)
+        X = validate_data(self, X, allow_nd=True, reset=False)
         members, counts = np.unique(self.selected_, return_counts=True)
         probas = np.stack([self._member_proba(self.estimators_[i], X) for i in members])
         return np.tensordot(counts, member_votes(probas, self.voting), axes=1), counts

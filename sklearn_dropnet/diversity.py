@@ -42,7 +42,6 @@ Y. Wu, L. Liu, Z. Xie, K.-H. Chow and W. Wei, "Boosting Ensemble Accuracy by
 Revisiting Ensemble Diversity Metrics", CVPR 2021 (focal diversity).
 """
 
-from itertools import combinations
 
 import numpy as np
 

@@ -122,8 +122,10 @@ def reference(metric, y, predictions):
     if metric == "fleiss_kappa":
         categories = sorted(set(np.ravel(predictions)))
         table = [[list(col).count(c) for c in categories] for col in zip(*predictions)]
-        p_j = [(sum(n * n for n in row) - n_members) / (n_members * (n_members - 1)) for row in table]
-        p_k = [sum(row[k] for row in table) / (n_samples * n_members) for k in range(len(categories))]
+        pairs_per_sample = n_members * (n_members - 1)
+        p_j = [(sum(n * n for n in row) - n_members) / pairs_per_sample for row in table]
+        n_predictions = n_samples * n_members
+        p_k = [sum(row[k] for row in table) / n_predictions for k in range(len(categories))]
         p_bar, p_e = np.mean(p_j), sum(p * p for p in p_k)
         return (p_bar - p_e) / (1 - p_e)
     raise AssertionError(metric)

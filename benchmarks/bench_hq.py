@@ -1,0 +1,282 @@
+"""HQ ensemble pruning of DropNet-pruned networks on scikit-learn's digits.
+
+For each of a few seeds (a new train/held-out/test split and new networks),
+trains M = 10 MLPs (128-64 hidden units) pruned 80% by DropNet, and 10
+unpruned twins: MLPs trained from scratch with the pruned networks' layer
+sizes, so each twin has exactly its pruned partner's number of parameters.
+Teams are chosen on a held-out 20% of the training data (never the test
+data) and evaluated on the test set (25% of digits, 450 images: one image
+is 0.22 points, so single runs are noisy and the summary averages seeds).
+It prints:
+
+1. HQ, greedy (Caruana), top-S and all-M side by side on the pruned pool:
+   test accuracy, members, total parameters; and the issue's two checks
+   (HQ >= all M - 0.3 points, HQ > best single member).
+2. Pruned teams against unpruned teams of equal total parameters (the seed
+   claim: pruned networks make better ensembles).
+3. The cost of selection alone on the 20-member pool (pruned + unpruned,
+   S = 5): time, and the number of teams HQ scored against all teams of
+   size 2 .. S.
+4. A summary over the seeds.
+
+Usage::
+
+    python benchmarks/bench_hq.py            # a few minutes on 2 cores
+    python benchmarks/bench_hq.py --quick    # smoke run, seconds
+"""
+
+import argparse
+import time
+from math import comb
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.datasets import load_digits
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import train_test_split
+
+from sklearn_dropnet import DropNetClassifier, HQEnsembleClassifier
+from sklearn_dropnet._ensemble_selection import hq_select, member_votes
+from sklearn_dropnet._parallel import limit_torch_threads, threads_per_worker
+
+METHODS = ("hq", "greedy", "top", "all")
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-members", type=int, default=10)
+    parser.add_argument("--n-select", type=int, default=5)
+    parser.add_argument("--prune-ratio", type=float, default=0.8)
+    parser.add_argument("--hidden", type=int, nargs="+", default=[128, 64])
+    parser.add_argument("--max-epochs", type=int, default=30)
+    parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run")
+    args = parser.parse_args()
+    if args.quick:
+        args.n_members, args.n_select, args.max_epochs, args.seeds = 4, 3, 3, [0]
+    return args
+
+
+# --- data and members ----------------------------------------------------------
+
+
+def load_data(seed):
+    """Train / held-out / test splits of digits, features scaled to [0, 1]."""
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16).astype(np.float32)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.25, stratify=y, random_state=seed
+    )
+    X_fit, X_held, y_fit, y_held = train_test_split(
+        X_train, y_train, test_size=0.2, stratify=y_train, random_state=seed
+    )
+    return (X_fit, y_fit), (X_held, y_held), (X_test, y_test)
+
+
+def network(hidden, prune_ratio, max_epochs, seed):
+    return DropNetClassifier(
+        prune_ratio=prune_ratio,
+        lr=0.01,
+        batch_size=64,
+        max_epochs=max_epochs,
+        module__hidden_layer_sizes=tuple(hidden),
+        random_state=seed,
+    )
+
+
+def _fit(estimator, X, y, n_threads):
+    with limit_torch_threads(n_threads):
+        return estimator.fit(X, y)
+
+
+def fit_all(estimators, data, n_jobs):
+    n_threads = threads_per_worker(n_jobs)
+    return Parallel(n_jobs=n_jobs)(delayed(_fit)(e, *data, n_threads) for e in estimators)
+
+
+def n_parameters(member):
+    module = (member.estimator if isinstance(member, FrozenEstimator) else member).module_
+    return sum(p.numel() for p in module.parameters())
+
+
+# --- teams ------------------------------------------------------------------------
+
+
+def choose(members, held_out, method, n_select):
+    """An HQEnsembleClassifier over already-trained members, fit on held-out data."""
+    frozen = [(f"m{i}", FrozenEstimator(m)) for i, m in enumerate(members)]
+    return HQEnsembleClassifier(estimators=frozen, method=method, n_select=n_select).fit(
+        *held_out
+    )
+
+
+def row(test_accuracy, members, params, picks=None):
+    return {"test": test_accuracy, "members": members, "picks": picks or members, "params": params}
+
+
+def describe(team, test):
+    distinct = [team.estimators_[i] for i in np.unique(team.selected_)]
+    return row(
+        team.score(*test),
+        len(distinct),
+        sum(n_parameters(m) for m in distinct),
+        picks=len(team.selected_),
+    )
+
+
+def compare_methods(members, held_out, test, n_select):
+    """Rows for the best and mean single member and each selection method."""
+    singles = [m.score(*test) for m in members]
+    params = [n_parameters(m) for m in members]
+    best = int(np.argmax([m.score(*held_out) for m in members]))
+    rows = {
+        "best single (held-out)": row(singles[best], 1, params[best]),
+        "best single (test, oracle)": row(max(singles), 1, params[int(np.argmax(singles))]),
+        "mean single": row(float(np.mean(singles)), 1, int(np.mean(params))),
+    }
+    for method in METHODS:
+        rows[method] = describe(choose(members, held_out, method, n_select), test)
+    return rows
+
+
+def print_table(title, columns):
+    """``columns``: {column name: {row name: row}}, same rows in each."""
+    print(f"\n{title}")
+    names = list(next(iter(columns.values())))
+    header = f"{'team':<28}" + "".join(
+        f"{c + ' acc':>16}{'members':>16}{'params':>8}" for c in columns
+    )
+    print(header)
+    for name in names:
+        line = f"{name:<28}"
+        for rows in columns.values():
+            r = rows[name]
+            members = str(r["members"])
+            if r["picks"] != r["members"]:
+                members += f" ({r['picks']} picks)"
+            line += f"{r['test']:>16.4f}{members:>16}{r['params']:>8}"
+        print(line)
+
+
+# --- one seed -----------------------------------------------------------------------
+
+
+def run_seed(seed, args, verbose):
+    fit_data, held_out, test = load_data(seed)
+    seeds = np.random.RandomState(seed).randint(np.iinfo(np.int32).max, size=args.n_members)
+    start = time.perf_counter()
+    pruned = fit_all(
+        [network(args.hidden, args.prune_ratio, args.max_epochs, int(s)) for s in seeds],
+        fit_data,
+        args.n_jobs,
+    )
+    pruned_seconds = time.perf_counter() - start
+    twin_sizes = [tuple(m.pruning_history_[-1]["units_per_layer"].values()) for m in pruned]
+    start = time.perf_counter()
+    dense = fit_all(
+        [network(h, 0.0, args.max_epochs, int(s)) for h, s in zip(twin_sizes, seeds)],
+        fit_data,
+        args.n_jobs,
+    )
+    dense_seconds = time.perf_counter() - start
+    print(
+        f"\n=== seed {seed}: {len(fit_data[1])} train / {len(held_out[1])} held-out / "
+        f"{len(test[1])} test; trained {len(pruned)} pruned networks in "
+        f"{pruned_seconds:.0f} s, {len(dense)} unpruned twins (hidden {twin_sizes[0]}, ...) "
+        f"in {dense_seconds:.0f} s"
+    )
+
+    pruned_rows = compare_methods(pruned, held_out, test, args.n_select)
+    dense_rows = compare_methods(dense, held_out, test, args.n_select)
+    hq, everyone = pruned_rows["hq"]["test"], pruned_rows["all"]["test"]
+    best_single = pruned_rows["best single (test, oracle)"]["test"]
+    checks = {
+        "HQ >= all - 0.3 points": hq >= everyone - 0.003,
+        "HQ > best single (test)": hq > best_single,
+    }
+    selection = selection_cost(pruned + dense, held_out, test, args.n_select, len(pruned))
+    if verbose:
+        print_table(
+            f"1./2. Pruned networks and their unpruned twins (M = {args.n_members}, "
+            f"S = {args.n_select}; equal parameters per member)",
+            {"pruned": pruned_rows, "unpruned": dense_rows},
+        )
+        for name, passed in checks.items():
+            print(
+                f"   {name}: {passed} (HQ {hq:.4f}, all {everyone:.4f}, "
+                f"best single {best_single:.4f})"
+            )
+        print_selection_cost(selection, args.n_select)
+    return {"pruned": pruned_rows, "unpruned": dense_rows, "checks": checks, "selection": selection}
+
+
+def selection_cost(pool, held_out, test, n_select, n_pruned):
+    """HQ on held-out predictions of the whole pool: teams scored, time, team."""
+    probas = np.stack([m.predict_proba(held_out[0]) for m in pool]).astype(np.float64)
+    labels, votes = probas.argmax(axis=2), member_votes(probas, "soft")
+    timings = []
+    for _ in range(3):
+        start = time.perf_counter()
+        _, candidates = hq_select(labels, votes, held_out[1], n_select)
+        timings.append(time.perf_counter() - start)
+    chosen = choose(pool, held_out, "hq", n_select)
+    sizes, counts = np.unique(candidates["size"], return_counts=True)
+    return {
+        "n_members": len(pool),
+        "scored": len(candidates["team"]),
+        "per_level": {int(s): int(c) for s, c in zip(sizes, counts)},
+        "all_teams": sum(comb(len(pool), s) for s in range(2, n_select + 1)),
+        "seconds": min(timings),
+        "team_pruned": int(np.sum(chosen.selected_ < n_pruned)),
+        "team_size": len(chosen.selected_),
+        "team_test": chosen.score(*test),
+    }
+
+
+def print_selection_cost(s, n_select):
+    print(f"\n3. Selection alone, M = {s['n_members']} (pruned + unpruned), S = {n_select}")
+    print(
+        f"   HQ scored {s['scored']} teams of all {s['all_teams']} teams of size "
+        f"2..{n_select} ({s['all_teams'] + s['n_members']} with single members); "
+        f"per level {s['per_level']}"
+    )
+    print(f"   time: {s['seconds']:.3f} s (hq_select on held-out predictions, best of 3)")
+    print(
+        f"   HQ team from the mixed pool: {s['team_pruned']} pruned + "
+        f"{s['team_size'] - s['team_pruned']} unpruned, test {s['team_test']:.4f}"
+    )
+
+
+def print_summary(results, args):
+    print(f"\n4. Summary over seeds {args.seeds}: mean test accuracy (per seed)")
+    for pool in ("pruned", "unpruned"):
+        for name in results[0][pool]:
+            values = [r[pool][name]["test"] for r in results]
+            members = np.mean([r[pool][name]["members"] for r in results])
+            params = np.mean([r[pool][name]["params"] for r in results])
+            per_seed = " ".join(f"{v:.4f}" for v in values)
+            print(
+                f"   {pool + ': ' + name:<38}{np.mean(values):.4f}  ({per_seed})  "
+                f"members {members:.1f}, params {params:.0f}"
+            )
+    for check in results[0]["checks"]:
+        outcomes = [r["checks"][check] for r in results]
+        print(f"   {check}: {sum(outcomes)} of {len(outcomes)} seeds")
+    seconds = [r["selection"]["seconds"] for r in results]
+    n_pool = results[0]["selection"]["n_members"]
+    print(f"   selection alone (M = {n_pool}, S = {args.n_select}): {max(seconds):.3f} s at most")
+
+
+def main():
+    args = parse_args()
+    print(
+        f"digits; M = {args.n_members}, S = {args.n_select}, hidden {tuple(args.hidden)}, "
+        f"prune_ratio {args.prune_ratio}, max_epochs {args.max_epochs}, n_jobs {args.n_jobs}"
+    )
+    results = [run_seed(seed, args, verbose=True) for seed in args.seeds]
+    print_summary(results, args)
+
+
+if __name__ == "__main__":
+    main()
