@@ -305,11 +305,13 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         if isinstance(X, TorchDataset):
             return X
-        if (len(self.input_shape_) > 1 or np.ndim(X) > 2) and np.shape(X)[1:] != self.input_shape_:
-            raise ValueError(
-                f"X has samples of shape {np.shape(X)[1:]}, but {type(self).__name__} "
-                f"was fitted on samples of shape {self.input_shape_}."
-            )
+        shape = getattr(X, "shape", None)
+        if shape is not None and (len(self.input_shape_) > 1 or len(shape) > 2):
+            if tuple(shape[1:]) != self.input_shape_:
+                raise ValueError(
+                    f"X has samples of shape {tuple(shape[1:])}, but {type(self).__name__} "
+                    f"was fitted on samples of shape {self.input_shape_}."
+                )
         return validate_data(self, X, dtype=np.float32, allow_nd=True, reset=False)
 
     # ------------------------------------------------------------------
@@ -414,7 +416,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
     def _reinitialised(self, trained):
         if self.reinit == "none":
             return trained
-        fresh = copy.deepcopy(self.initial_module_)
+        fresh = copy.deepcopy(self.initial_module_).to(self.net_.device)
         if self.reinit == "random":
             # A model's own reset_parameters (He initialisation in
             # sklearn_dropnet.models) wins over each layer's default.
@@ -464,7 +466,6 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
                     "activations (F.relu) cannot be seen; use modules."
                 )
             groups = find_unit_groups(self.net_.module_, example, structure)
-            self.initial_module_.to(self.net_.device)
             self.n_units_dense_ = sum(group.size for group in groups)
             start = time.perf_counter()
             epochs = self._train_round(train)
@@ -515,9 +516,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self._seed + len(self.pruning_history_))
             train, valid = self._split(data, self._seed)
-            self.net_.set_params(
-                train_split=predefined_split(valid.skorch_dataset()) if valid is not None else None
-            )
+            self.net_.train_split = predefined_split(valid.skorch_dataset()) if valid is not None else None
             self._prune_to(prune_ratio, train, valid, data.example(self.net_.device))
         return self
 
@@ -565,8 +564,8 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
                 )
                 drop = choose_units_to_drop(scores, n_drop, self.scope, rng)
                 remove_units(self.net_.module_, example, drop)
-                remove_units(self.initial_module_, example, drop)
-                self.net_.module_ = self._reinitialised(self.net_.module_)
+                remove_units(self.initial_module_, example.cpu(), drop)
+                self._set_module(self._reinitialised(self.net_.module_))
                 epochs = self._train_round(train)
                 accuracy = self._accuracy(valid)
                 structure = inspect_network(self.net_.module_, example)
@@ -576,8 +575,8 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
                     len(self.pruning_history_), groups, example, accuracy, epochs, time.perf_counter() - start
                 )
                 self.pruning_history_.append(record)
+                progress.set_postfix(units=left, valid_accuracy=f"{accuracy:.3f}", refresh=False)
                 progress.update()
-                progress.set_postfix(units=left, valid_accuracy=f"{accuracy:.3f}")
                 if self.min_accuracy_ratio is not None and accuracy < self.min_accuracy_ratio * dense_accuracy:
                     record["accepted"] = False
                     self._restore(accepted_module, accepted_initial)
@@ -593,9 +592,17 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             )
         finally:
             progress.close()
+            # The fitted estimator need not carry (and pickle) the validation data.
+            self.net_.train_split = None
+
+    def _set_module(self, module):
+        # skorch's ``module`` parameter would otherwise keep (and pickle) the
+        # network as it was before this round.
+        self.net_.module_ = module
+        self.net_.module = module
 
     def _restore(self, module, initial):
-        self.net_.module_ = module
+        self._set_module(module)
         self.initial_module_ = initial
         self.net_.initialize_optimizer()
 
@@ -614,7 +621,8 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n_samples, n_classes)
+        proba : ndarray of shape (n_samples, n_classes)
+            Probability of each class in ``classes_`` order.
         """
         X = self._validate_inference_data(X)
         proba = self.net_.predict_proba(X).astype(np.float64)
@@ -629,7 +637,8 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n_samples,)
+        y_pred : ndarray of shape (n_samples,)
+            The most probable class of each sample.
         """
         check_is_fitted(self)
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

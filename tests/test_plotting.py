@@ -1,0 +1,171 @@
+"""sklearn_dropnet.plotting: the plots draw what the fitted estimators hold."""
+
+import sys
+
+import numpy as np
+import pytest
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import FunctionTransformer  # noqa: E402
+from sklearn.tree import DecisionTreeClassifier  # noqa: E402
+
+from sklearn_dropnet import DropNetClassifier, HQEnsembleClassifier  # noqa: E402
+from sklearn_dropnet.plotting import (  # noqa: E402
+    plot_hq_candidates,
+    plot_pruning_curve,
+    plot_units_per_layer,
+)
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def history(accepted_last=True):
+    units = [{"a": 10, "b": 6}, {"a": 8, "b": 5}, {"a": 6, "b": 4}, {"a": 5, "b": 3}]
+    return [
+        {
+            "round": i,
+            "units": sum(u.values()),
+            "units_per_layer": u,
+            "fraction_left": sum(u.values()) / 16,
+            "params": 100 - 10 * i,
+            "macs": 90 - 10 * i,
+            "valid_accuracy": 0.9 - 0.05 * i,
+            "epochs": 5,
+            "seconds": 0.1,
+            "accepted": accepted_last or i < 3,
+        }
+        for i, u in enumerate(units)
+    ]
+
+
+@pytest.fixture(scope="module")
+def pruned(digits_split):
+    X_train, _, y_train, _ = digits_split
+    return DropNetClassifier(
+        prune_ratio=0.5, max_epochs=2, module__hidden_layer_sizes=(16, 8), random_state=0
+    ).fit(X_train[:300], y_train[:300])
+
+
+def test_pruning_curve_plots_every_round(pruned):
+    ax = plot_pruning_curve(pruned, label="DropNet")
+    (line,) = ax.get_lines()
+    history = pruned.pruning_history_
+    np.testing.assert_allclose(line.get_xdata(), [r["fraction_left"] for r in history])
+    np.testing.assert_allclose(line.get_ydata(), [r["valid_accuracy"] for r in history])
+    assert ax.xaxis_inverted()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["DropNet"]
+
+
+@pytest.mark.parametrize("x", ["fraction_left", "units", "params", "macs"])
+def test_pruning_curve_x_axes(x):
+    ax = plot_pruning_curve(history(), x=x)
+    np.testing.assert_allclose(ax.get_lines()[0].get_xdata(), [r[x] for r in history()])
+    assert ax.xaxis_inverted()
+
+
+def test_two_curves_on_one_axes_keep_the_axis_inverted():
+    ax = plot_pruning_curve(history(), label="a")
+    plot_pruning_curve(history(), ax=ax, label="b", annotate=True)
+    assert len(ax.get_lines()) == 2
+    assert ax.xaxis_inverted()
+    assert [t.get_text() for t in ax.texts] == ["0", "1", "2", "3"]
+
+
+def test_rejected_round_is_an_open_marker():
+    ax = plot_pruning_curve(history(accepted_last=False), label="run")
+    accepted, rejected = ax.get_lines()
+    assert len(accepted.get_xdata()) == 3
+    assert list(rejected.get_xdata()) == [8 / 16]
+    assert rejected.get_markerfacecolor() == "none"
+
+
+def test_estimator_inside_a_pipeline_or_a_search(pruned):
+    pipeline = make_pipeline(FunctionTransformer(), pruned)
+    ax = plot_pruning_curve(pipeline)
+    assert len(ax.get_lines()[0].get_xdata()) == len(pruned.pruning_history_)
+
+    class Search:
+        best_estimator_ = pipeline
+
+    ax = plot_units_per_layer(Search())
+    assert len(ax.patches) == 2 * len(pruned.pruning_history_[0]["units_per_layer"])
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="x must be one of"):
+        plot_pruning_curve(history(), x="epochs")
+    with pytest.raises(TypeError, match="pruning_history_"):
+        plot_pruning_curve(DropNetClassifier())
+    with pytest.raises(ValueError, match="empty"):
+        plot_pruning_curve([])
+    with pytest.raises(ValueError, match="No such rounds"):
+        plot_units_per_layer(history(), rounds=[0, 7])
+    with pytest.raises(TypeError, match="HQEnsembleClassifier"):
+        plot_hq_candidates(DropNetClassifier())
+
+
+def test_units_per_layer_default_is_dense_and_last_accepted():
+    ax = plot_units_per_layer(history(accepted_last=False))
+    heights = [bar.get_height() for bar in ax.patches]
+    assert heights == [10, 6, 6, 4]  # dense a, b; round 2 a, b
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["dense", "round 2"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
+
+
+def test_units_per_layer_chosen_rounds(pruned):
+    ax = plot_units_per_layer(pruned, rounds=[0, 1, 2])
+    layers = pruned.pruning_history_[0]["units_per_layer"]
+    assert len(ax.patches) == 3 * len(layers)
+    expected = [
+        pruned.pruning_history_[r]["units_per_layer"][name] for r in (0, 1, 2) for name in layers
+    ]
+    assert [bar.get_height() for bar in ax.patches] == expected
+
+
+@pytest.fixture(scope="module")
+def hq(digits):
+    X, y = digits
+    return HQEnsembleClassifier(
+        DecisionTreeClassifier(max_features=8), n_estimators=6, n_select=3, random_state=0
+    ).fit(X, y)
+
+
+def test_hq_candidates_one_point_per_team_and_the_star(hq):
+    ax = plot_hq_candidates(hq)
+    candidates = hq.candidates_
+    survived = np.asarray(candidates["survived"])
+    collections = ax.collections
+    assert len(collections[0].get_offsets()) == survived.sum()
+    n_dropped = (~survived).sum()
+    if n_dropped:
+        assert len(collections[1].get_offsets()) == n_dropped
+    star = collections[-1].get_offsets()
+    chosen = [tuple(t) == tuple(hq.selected_) for t in candidates["team"]]
+    index = int(np.flatnonzero(chosen)[0])
+    np.testing.assert_allclose(
+        star[0], [candidates["focal_diversity"][index], candidates["accuracy"][index]]
+    )
+    assert "chosen team" in ax.get_legend().get_texts()[-1].get_text()
+
+
+def test_hq_candidates_other_methods(digits):
+    X, y = digits
+    hq = HQEnsembleClassifier(
+        DecisionTreeClassifier(max_features=8), n_estimators=4, n_select=2, method="all",
+        random_state=0,
+    ).fit(X, y)  # fmt: skip
+    ax = plot_hq_candidates(hq)
+    assert ax.get_lines()[0].get_ydata()[0] == pytest.approx(hq.candidates_["accuracy"][0])
+
+
+def test_missing_matplotlib_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    with pytest.raises(ImportError, match=r"pip install sklearn-dropnet\[plot\]"):
+        plot_pruning_curve(history())
