@@ -1,0 +1,305 @@
+"""The paper's ``oracle`` baseline: drop the units whose removal hurts least.
+
+Tan & Motani compare DropNet with an oracle on small networks: with the
+trained weights kept, remove the single unit whose removal raises the
+training loss least, then the next one given the first, and so on, one unit
+at a time. It needs one forward pass over the (sub-sampled) training data
+per candidate unit and removed unit, so it is only practical for small
+networks; it serves the reproduction (``benchmarks/reproduce_paper.py``),
+not :class:`~sklearn_dropnet.DropNetClassifier`.
+
+Removing a unit is simulated by zeroing its post-activation
+(:class:`UnitMask`), which gives exactly the output of the network with the
+unit removed physically (``tests/test_conv_pruning.py`` checks this for
+BatchNorm, flatten -> linear, residual and concatenation structures).
+
+:func:`oracle_pruning_path` runs the paper's Algorithm 1 with the oracle in
+place of the score: train, let the oracle pick ``drop_fraction`` of the
+survivors, remove them, reset the survivors (``reinit``) and retrain.
+"""
+
+import copy
+import math
+
+import numpy as np
+import torch
+from sklearn.base import clone
+from sklearn.utils import check_random_state
+from torch import nn
+
+from ._probes import inspect_network
+from ._surgery import find_unit_groups, remove_units
+from ._unit_selection import _layer_quotas
+
+
+class UnitMask:
+    """Zero chosen units' post-activations with temporary forward hooks.
+
+    Use as a context manager; the hooks are removed on exit. While inside,
+    assign :attr:`dropped` (or call :meth:`set`) to change which units are
+    zeroed without re-registering hooks.
+
+    Parameters
+    ----------
+    module : nn.Module
+        The network.
+    probes : dict of str -> Probe
+        From :func:`sklearn_dropnet._probes.inspect_network`.
+    groups : list of UnitGroup
+        From :func:`sklearn_dropnet._surgery.find_unit_groups`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from sklearn_dropnet._oracle import UnitMask
+    >>> from sklearn_dropnet._probes import inspect_network
+    >>> from sklearn_dropnet._surgery import find_unit_groups
+    >>> net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+    >>> x = torch.ones(1, 2)
+    >>> structure = inspect_network(net, x)
+    >>> groups = find_unit_groups(net, x, structure)
+    >>> with UnitMask(net, structure.probes, groups) as mask:
+    ...     mask.set({"0": [0, 1, 2]})
+    ...     torch.equal(net(x), net[2].bias.reshape(1, 1))
+    True
+    """
+
+    def __init__(self, module, probes, groups):
+        self.module = module
+        self.probes = probes
+        self.groups = {group.name: group for group in groups}
+        self._channels = {}  # probe layer name -> LongTensor of channels to zero
+        self._handles = []
+
+    def set(self, dropped):
+        """Zero the units ``dropped`` (dict of group name -> root unit indices)."""
+        channels = {}
+        for name, units in dropped.items():
+            units = np.asarray(list(units), dtype=int)
+            if units.size == 0:
+                continue
+            for layer, layer_channels, root_units in self.groups[name].members:
+                chosen = layer_channels[np.isin(root_units, units)]
+                channels.setdefault(layer, []).extend(chosen.tolist())
+        self._channels = {layer: torch.as_tensor(sorted(set(c))) for layer, c in channels.items()}
+
+    def __enter__(self):
+        modules = dict(self.module.named_modules())
+        by_activation = {}
+        for probe in self.probes.values():
+            by_activation.setdefault(probe.activation, {})[probe.call] = probe
+        counters = dict.fromkeys(by_activation, 0)
+
+        def reset_counters(mod, inputs):
+            for key in counters:
+                counters[key] = 0
+
+        self._handles.append(self.module.register_forward_pre_hook(reset_counters))
+        for act_name, by_call in by_activation.items():
+
+            def hook(mod, inputs, output, act_name=act_name, by_call=by_call):
+                probe = by_call.get(counters[act_name])
+                counters[act_name] += 1
+                if probe is None or probe.layer not in self._channels:
+                    return None
+                channels = self._channels[probe.layer].to(output.device)
+                output = output.clone()
+                output.index_fill_(probe.channel_dim % output.dim(), channels, 0)
+                return output
+
+            self._handles.append(modules[act_name].register_forward_hook(hook))
+        return self
+
+    def __exit__(self, *exc_info):
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        return False
+
+
+def _loss(module, X, y, criterion, batch_size):
+    total = 0.0
+    for start in range(0, len(X), batch_size):
+        logits = module(X[start : start + batch_size])
+        total += float(criterion(logits, y[start : start + batch_size])) * len(logits)
+    return total / len(X)
+
+
+def oracle_units_to_drop(module, X, y, n_drop, scope="global", criterion=None, batch_size=1024, rng=None):
+    """Choose ``n_drop`` units greedily by the training loss of the network without them.
+
+    One unit at a time: every surviving unit is tried (its post-activation
+    zeroed, the other weights as trained), the one giving the lowest loss
+    on ``(X, y)`` is dropped, and the next unit is chosen given the ones
+    already dropped. Every layer keeps at least one unit.
+
+    Parameters
+    ----------
+    module : nn.Module
+        The trained network; it is not modified.
+    X : torch.Tensor
+        Training inputs (a sub-sample is fine), on the module's device.
+    y : torch.Tensor
+        Encoded labels (int64), on the same device.
+    n_drop : int
+        Number of units to choose.
+    scope : {"global", "global_raw", "layer"}, default="global"
+        ``"layer"`` chooses ``n_drop`` split over the layers in proportion
+        to their sizes, as DropNet's layer-wise scope does; the global
+        scopes (the same here: the oracle has no score scale) choose among
+        all units.
+    criterion : callable, default=None
+        Loss of ``(logits, y)``; cross-entropy by default.
+    batch_size : int, default=1024
+        Samples per forward pass.
+    rng : numpy.random.Generator, default=None
+        Breaks ties between equal losses.
+
+    Returns
+    -------
+    dict of str -> numpy.ndarray
+        For each unit group (root layer name), the sorted unit indices to
+        remove, ready for :func:`sklearn_dropnet._surgery.remove_units`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from sklearn_dropnet._oracle import oracle_units_to_drop
+    >>> net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2))
+    >>> with torch.no_grad():  # units 0 and 2 tell the sign of x[0]; unit 1 is unused
+    ...     _ = net[0].weight.copy_(torch.tensor([[5.0, 0], [0, 1], [-5, 0]]))
+    ...     _ = net[0].bias.zero_(), net[2].bias.zero_()
+    ...     _ = net[2].weight.copy_(torch.tensor([[-1.0, 0, 1], [1, 0, -1]]))
+    >>> X = torch.randn(50, 2, generator=torch.Generator().manual_seed(0))
+    >>> y = (X[:, 0] > 0).long()
+    >>> {k: v.tolist() for k, v in oracle_units_to_drop(net, X, y, 1).items()}
+    {'0': [1]}
+    """
+    rng = np.random.default_rng(rng)
+    criterion = criterion or nn.CrossEntropyLoss()
+    structure = inspect_network(module, X[:2])
+    groups = find_unit_groups(module, X[:2], structure)
+    names = [group.name for group in groups]
+    sizes = {group.name: group.size for group in groups}
+    if scope == "layer":
+        quota = dict(zip(names, _layer_quotas([sizes[n] for n in names], n_drop)))
+    else:
+        quota = {name: sizes[name] - 1 for name in names}
+    dropped = {name: [] for name in names}
+    was_training = module.training
+    module.eval()
+    try:
+        with UnitMask(module, structure.probes, groups) as mask, torch.no_grad():
+            for _ in range(n_drop):
+                candidates = [
+                    (name, unit)
+                    for name in names
+                    if len(dropped[name]) < quota[name]
+                    for unit in range(sizes[name])
+                    if unit not in dropped[name]
+                ]
+                if not candidates:
+                    break
+                losses = []
+                for name, unit in candidates:
+                    mask.set({**dropped, name: dropped[name] + [unit]})
+                    losses.append(_loss(module, X, y, criterion, batch_size))
+                best = np.lexsort((rng.random(len(losses)), np.asarray(losses)))[0]
+                name, unit = candidates[best]
+                dropped[name].append(unit)
+    finally:
+        module.train(was_training)
+    return {name: np.sort(np.asarray(units, dtype=int)) for name, units in dropped.items()}
+
+
+def _with_module(estimator, module):
+    """A clone of ``estimator`` that trains ``module`` (an instance) densely."""
+    params = {k: v for k, v in estimator.get_params(deep=False).items() if not k.startswith("module__")}
+    params.update(module=module, prune_ratio=0.0)
+    return type(estimator)(**params)
+
+
+def oracle_pruning_path(estimator, X, y, min_fraction_left, max_samples=512):
+    """Run DropNet's rounds with the oracle choosing the units; yield each round.
+
+    Each round trains a copy of ``estimator`` (with ``prune_ratio=0``) on
+    the current architecture, lets :func:`oracle_units_to_drop` choose
+    ``estimator.drop_fraction`` of the surviving units on a sub-sample of
+    the training data, removes them, and resets the survivors as
+    ``estimator.reinit`` says (``"rewind"``: their initial weights;
+    ``"none"``: the trained ones; ``"random"``: fresh ones) for the next
+    round. ``estimator.scope`` is passed on (``"layer"`` or global).
+
+    Parameters
+    ----------
+    estimator : DropNetClassifier
+        Unfitted template: module, training settings, ``drop_fraction``,
+        ``scope``, ``reinit``, ``random_state``.
+    X : ndarray of shape (n_samples, ...)
+        Training data.
+    y : ndarray of shape (n_samples,)
+        Class labels.
+    min_fraction_left : float in (0, 1]
+        Stop once at most this fraction of the dense units is left.
+    max_samples : int, default=512
+        Training samples the oracle's losses are computed on (drawn at random
+        once per round).
+
+    Yields
+    ------
+    DropNetClassifier
+        The fitted estimator of each round, dense first. Its
+        ``pruning_history_`` has one record, with ``fraction_left`` set
+        relative to the dense network.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn_dropnet import DropNetClassifier
+    >>> from sklearn_dropnet._oracle import oracle_pruning_path
+    >>> X, y = load_digits(return_X_y=True)
+    >>> template = DropNetClassifier(max_epochs=2, module__hidden_layer_sizes=(8, 8),
+    ...                              random_state=0)
+    >>> path = oracle_pruning_path(template, X[:300] / 16, y[:300], 0.7)
+    >>> [clf.pruning_history_[0]["fraction_left"] for clf in path]
+    [1.0, 0.8125, 0.6875]
+    """
+    rng = np.random.default_rng(check_random_state(estimator.random_state).randint(2**31 - 1))
+    clf = clone(estimator).set_params(prune_ratio=0.0).fit(X, y)
+    initial = copy.deepcopy(clf.initial_module_)
+    n_dense = clf.n_units_dense_
+    left = n_dense
+    clf.pruning_history_[0]["fraction_left"] = 1.0
+    yield clf
+    X = np.asarray(X, dtype=np.float32)
+    encoded = np.searchsorted(clf.classes_, np.asarray(y))
+    while left > math.floor(min_fraction_left * n_dense + 1e-9):
+        device = clf.net_.device
+        trained = clf.module_
+        sample = rng.choice(len(X), size=min(max_samples, len(X)), replace=False)
+        X_sample = torch.as_tensor(X[sample], device=device)
+        y_sample = torch.as_tensor(encoded[sample], device=device)
+        groups = find_unit_groups(trained, X_sample[:2], inspect_network(trained, X_sample[:2]))
+        target = max(math.floor(min_fraction_left * n_dense + 1e-9), len(groups))
+        n_drop = min(max(1, round(estimator.drop_fraction * left)), left - target)
+        if n_drop <= 0:
+            break
+        drop = oracle_units_to_drop(trained, X_sample, y_sample, n_drop, estimator.scope, rng=rng)
+        example = X_sample[:2].to(next(initial.parameters()).device)
+        remove_units(initial, example, drop)
+        if estimator.reinit == "none":
+            start = copy.deepcopy(trained)
+            remove_units(start, X_sample[:2], drop)
+        else:
+            start = copy.deepcopy(initial)
+            if estimator.reinit == "random":
+                layers = [start] if hasattr(start, "reset_parameters") else start.modules()
+                for layer in layers:
+                    if hasattr(layer, "reset_parameters"):
+                        layer.reset_parameters()
+        clf = _with_module(estimator, start).fit(X, y)
+        left = clf.n_units_dense_
+        clf.pruning_history_[0]["fraction_left"] = round(left / n_dense, 6)
+        yield clf
