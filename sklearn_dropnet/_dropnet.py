@@ -511,7 +511,8 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         self._check_params()
         if prune_ratio is None:
             left = self.pruning_history_[-1]["units"]
-            prune_ratio = min(1 - left * (1 - self.drop_fraction) / self.n_units_dense_, 0.999)
+            target = left - max(1, round(self.drop_fraction * left))
+            prune_ratio = min(1 - target / self.n_units_dense_, 0.999)
         data = self._labelled_for_prune(X, y)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self._seed + len(self.pruning_history_))

@@ -394,3 +394,15 @@ def test_two_jobs_are_not_slower_than_one(digits):
     finally:
         torch.set_num_threads(threads)
     assert two <= 1.2 * one, f"n_jobs=2 took {two:.1f}s, n_jobs=1 {one:.1f}s"
+
+
+def test_prune_without_ratio_runs_exactly_one_round(digits):
+    X, y = digits
+    clf = small(prune_ratio=0.5, max_epochs=2).fit(X[:300], y[:300])
+    rounds = len(clf.pruning_history_)
+    for _ in range(4):
+        left = clf.pruning_history_[-1]["units"]
+        clf.prune(X[:300], y[:300])
+        assert len(clf.pruning_history_) == rounds + 1
+        assert clf.pruning_history_[-1]["units"] == left - max(1, round(0.2 * left))
+        rounds += 1
