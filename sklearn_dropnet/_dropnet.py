@@ -373,6 +373,13 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             **skorch_kwargs,
         ).initialize()
 
+    def _find_units(self, example):
+        """Trace the current network: its probes and its unit groups."""
+        structure = inspect_network(self.net_.module_, example)
+        if not structure.probes:
+            return structure, []
+        return structure, find_unit_groups(self.net_.module_, example, structure)
+
     def _train_round(self, data):
         """Train ``net_.module_`` from its current weights; return epochs run."""
         X, y = data.skorch_args()
@@ -457,7 +464,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             train, valid = self._split(data, seed)
             self.net_ = self._make_net(module, valid)
             example = data.example(self.net_.device)
-            structure = inspect_network(self.net_.module_, example)
+            structure, groups = self._find_units(example)
             if not structure.probes:
                 raise PruningError(
                     "No prunable layer found in the module: DropNet prunes hidden nn.Linear "
@@ -465,7 +472,6 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
                     "nn.ReLU (optionally through BatchNorm or Dropout). Functional "
                     "activations (F.relu) cannot be seen; use modules."
                 )
-            groups = find_unit_groups(self.net_.module_, example, structure)
             self.n_units_dense_ = sum(group.size for group in groups)
             start = time.perf_counter()
             epochs = self._train_round(train)
@@ -544,8 +550,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         target = int(math.floor((1 - prune_ratio) * self.n_units_dense_ + 1e-9))
         accepted_module = copy.deepcopy(self.net_.module_)
         accepted_initial = copy.deepcopy(self.initial_module_)
-        structure = inspect_network(self.net_.module_, example)
-        groups = find_unit_groups(self.net_.module_, example, structure)
+        structure, groups = self._find_units(example)
         target = max(target, len(groups))
         left = sum(group.size for group in groups)
         expected = max(0, math.ceil(math.log(max(target, 1) / left) / math.log(1 - self.drop_fraction)))
@@ -569,8 +574,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
                 self._set_module(self._reinitialised(self.net_.module_))
                 epochs = self._train_round(train)
                 accuracy = self._accuracy(valid)
-                structure = inspect_network(self.net_.module_, example)
-                groups = find_unit_groups(self.net_.module_, example, structure)
+                structure, groups = self._find_units(example)
                 left = sum(group.size for group in groups)
                 record = self._record(
                     len(self.pruning_history_), groups, example, accuracy, epochs, time.perf_counter() - start

@@ -26,6 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
+# The choices come from the library itself, so that the CLI cannot drift
+# from what the estimators accept (importing this module already loads the
+# package, so these imports cost nothing).
+from ._dropnet import REINITS
+from ._hq import _METHODS, _VOTING
+from ._unit_scores import SCORES
+from ._unit_selection import SCOPES
+from .diversity import METRICS
+
 __all__ = ["main", "build_parser"]
 
 PROG = "sklearn-dropnet"
@@ -342,7 +351,7 @@ def _dropnet_options(parser, prune_ratio, max_epochs, hidden):
     )
     group.add_argument(
         "--scope",
-        choices=("layer", "global", "global_raw"),
+        choices=SCOPES,
         default="layer",
         help="'layer' drops that fraction of each layer; 'global' ranks all units together "
         "after dividing each layer's scores by its mean; 'global_raw' ranks raw scores "
@@ -350,7 +359,7 @@ def _dropnet_options(parser, prune_ratio, max_epochs, hidden):
     )
     group.add_argument(
         "--unit-score",
-        choices=("activation", "apoz", "l1", "random", "max"),
+        choices=SCORES,
         default="activation",
         help="how units are ranked, lowest dropped first: 'activation' is DropNet (mean "
         "|post-activation|), 'apoz' drops the units most often zero, 'l1' the smallest weight "
@@ -358,7 +367,7 @@ def _dropnet_options(parser, prune_ratio, max_epochs, hidden):
     )
     group.add_argument(
         "--reinit",
-        choices=("rewind", "random", "none"),
+        choices=REINITS,
         default="rewind",
         help="weights the survivors restart from each round: their initial values "
         "(the paper's default), fresh random ones, or the trained ones (fine-tuning)",
@@ -520,29 +529,21 @@ def build_parser():
     )
     group.add_argument(
         "--method",
-        choices=("hq", "greedy", "top", "all"),
+        choices=_METHODS,
         default="hq",
         help="'hq': hierarchical pruning by focal diversity; 'greedy': Caruana et al.'s forward "
         "selection; 'top': the S most accurate members; 'all': every member",
     )
     group.add_argument(
         "--metric",
-        choices=(
-            "generalized_diversity",
-            "kohavi_wolpert_variance",
-            "binary_disagreement",
-            "q_statistic",
-            "cohen_kappa",
-            "fleiss_kappa",
-        ),
+        choices=METRICS,
         default="generalized_diversity",
         metavar="METRIC",
-        help="diversity metric behind the focal diversity: generalized_diversity, "
-        "kohavi_wolpert_variance, binary_disagreement, q_statistic, cohen_kappa or fleiss_kappa",
+        help="diversity metric behind the focal diversity: " + ", ".join(METRICS),
     )
     group.add_argument(
         "--voting",
-        choices=("soft", "hard"),
+        choices=_VOTING,
         default="soft",
         help="how the team combines predictions",
     )
