@@ -255,27 +255,31 @@ def _best_team(candidates):
 # --- baselines ---------------------------------------------------------------
 
 
-def greedy_select(votes, y, n_select):
+def greedy_select(votes, y, n_select, return_trials=False):
     """Caruana et al.'s forward selection with replacement (``n_select`` picks).
 
     Starts from the best single member and adds, one at a time, the member
     (possibly one already picked) that maximises the held-out accuracy of the
     combined prediction; ties go to the lower log loss (see
     :func:`team_scores`), then to the lower index. Returns the picks in
-    order, repeats included.
+    order, repeats included, and with ``return_trials`` also every team
+    tried: for each step, the picks so far plus each member, as a list of
+    tuples in the order tried.
     """
-    n_samples = votes.shape[1]
-    picks = []
+    n_members, n_samples = votes.shape[:2]
+    picks, trials = [], []
     total = np.zeros(votes.shape[1:])
     for n_picked in range(1, n_select + 1):
         trial = total + votes  # (members, samples, classes): team + each member
         accuracy = (trial.argmax(axis=2) == y).mean(axis=1)
         true_class = trial[:, np.arange(n_samples), y] / n_picked
         log_loss = -np.log(np.clip(true_class, _EPS, None)).mean(axis=1)
-        best = np.lexsort((log_loss, -accuracy))[0]
+        best = int(np.lexsort((log_loss, -accuracy))[0])
+        trials += [(*picks, member) for member in range(n_members)]
         picks.append(best)
         total += votes[best]
-    return np.array(picks)
+    picks = np.array(picks)
+    return (picks, trials) if return_trials else picks
 
 
 def top_select(votes, y, n_select):

@@ -15,12 +15,12 @@ from numbers import Integral, Real
 
 import numpy as np
 from joblib import Parallel, delayed
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import ClassifierMixin, clone
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import Bunch, check_random_state, check_scalar
-from sklearn.utils.metaestimators import available_if
+from sklearn.utils.metaestimators import _BaseComposition, available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -51,7 +51,7 @@ def _soft_voting(self):
     return self.voting == "soft"
 
 
-class HQEnsembleClassifier(ClassifierMixin, BaseEstimator):
+class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
     """Hierarchical ensemble pruning with focal diversity (HQ).
 
     Trains ``M`` member classifiers, then keeps a small team of at most
@@ -80,7 +80,10 @@ class HQEnsembleClassifier(ClassifierMixin, BaseEstimator):
     estimators : list of (str, classifier), default=None
         Named members to use instead of clones of ``estimator``. Members
         wrapped in :class:`sklearn.frozen.FrozenEstimator` are already fitted
-        and are not trained again.
+        and are not trained again. As in
+        :class:`~sklearn.ensemble.VotingClassifier`, ``set_params`` reaches
+        a member's parameters as ``<name>__<parameter>`` and replaces a member
+        by ``<name>=<estimator>``.
     n_select : int, default=5
         ``S``: the largest team HQ grows, the number of picks for
         ``"greedy"`` and the team size for ``"top"``. At most ``M``; at
@@ -136,10 +139,14 @@ class HQEnsembleClassifier(ClassifierMixin, BaseEstimator):
         indices), ``size``, ``focal_diversity`` (higher = more diverse),
         ``normalized_diversity`` (the score HQ ranked within the level: each
         focal model's score min-max normalised among the level's teams that
-        contain it), ``accuracy`` and ``log_loss`` of the combined
-        prediction on the held-out data, and ``survived`` (not dropped at its
-        level). HQ lists every team it scored; the other methods list their
-        chosen team only.
+        contain it; NaN for the other methods), ``accuracy`` and
+        ``log_loss`` of the combined prediction on the held-out data, and
+        ``survived``. HQ lists every team it scored, ``survived`` meaning not
+        dropped at its level. ``"greedy"`` lists every team it tried (the
+        picks so far plus each member, at each step), ``survived`` marking
+        each step's pick; ``"top"`` lists each single member (``survived``
+        if among the best) and then its team; ``"all"`` lists its one team.
+        Focal diversity is NaN for a team of one distinct member.
     classes_ : ndarray of shape (n_classes,)
         The class labels.
     n_features_in_ : int
@@ -258,6 +265,44 @@ class HQEnsembleClassifier(ClassifierMixin, BaseEstimator):
         self.ensemble_ = [self.estimators_[i] for i in self.selected_]
         return self
 
+    # --- parameters of named members ------------------------------------------
+
+    def get_params(self, deep=True):
+        """Parameters of the ensemble, and with ``deep`` of its members.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Also return the parameters of ``estimator`` (as
+            ``estimator__<parameter>``) and of each named member in
+            ``estimators`` (as ``<name>__<parameter>``, and the member itself
+            as ``<name>``).
+
+        Returns
+        -------
+        params : dict
+            Parameter names mapped to their values.
+        """
+        return self._get_params("estimators", deep=deep)
+
+    def set_params(self, **params):
+        """Set parameters of the ensemble, of ``estimator`` or of named members.
+
+        Parameters
+        ----------
+        **params : dict
+            ``estimator__<parameter>`` for the cloned member,
+            ``<name>__<parameter>`` for a member of ``estimators``, and
+            ``<name>=<estimator>`` to replace that member.
+
+        Returns
+        -------
+        self : HQEnsembleClassifier
+            This estimator.
+        """
+        self._set_params("estimators", **params)
+        return self
+
     # --- building and checking the members -----------------------------------
 
     def _check_params(self):
@@ -313,8 +358,7 @@ class HQEnsembleClassifier(ClassifierMixin, BaseEstimator):
             raise TypeError(
                 "estimators must be a list of (name, estimator) tuples."
             ) from None
-        if len(set(names)) != len(names):
-            raise ValueError(f"Names of estimators must be unique, got {names}.")
+        self._validate_names(names)
         return list(names), [clone(member) for member in members]
 
     def _seeded_clones(self, random_state):
@@ -380,34 +424,49 @@ class HQEnsembleClassifier(ClassifierMixin, BaseEstimator):
                 metric=self.metric,
                 prune_fraction=self.prune_fraction,
             )
+        n_members = len(probas)
         if self.method == "greedy":
-            team = greedy_select(votes, y, self.n_select)
+            team, examined = greedy_select(votes, y, self.n_select, return_trials=True)
+            chosen = [trial == tuple(team[: len(trial)]) for trial in examined]
         elif self.method == "top":
             team = top_select(votes, y, self.n_select)
+            examined = [(i,) for i in range(n_members)] + [tuple(team)]
+            chosen = [i in team for i in range(n_members)] + [True]
         else:
-            team = np.arange(len(probas))
-        return team, self._describe(team, labels, votes, y)
+            team = np.arange(n_members)
+            examined, chosen = [tuple(team)], [True]
+        return team, self._describe(examined, chosen, labels, votes, y)
 
-    def _describe(self, team, labels, votes, y):
-        """``candidates_`` for a method that examined one team: its scores."""
-        members = np.unique(team)
-        diversity = (
-            team_focal_diversity(labels, y, members[None, :], self.metric)
-            if len(members) > 1
-            else np.array([np.nan])
-        )
-        accuracy, log_loss = team_scores(votes, y, team[None, :])
-        description = {"team": np.empty(1, dtype=object)}
-        description["team"][0] = tuple(int(i) for i in team)
-        description.update(
-            size=np.array([len(team)]),
-            focal_diversity=diversity,
-            normalized_diversity=np.array([np.nan]),
-            accuracy=accuracy,
-            log_loss=log_loss,
-            survived=np.array([True]),
-        )
-        return description
+    def _describe(self, teams, chosen, labels, votes, y):
+        """``candidates_`` of greedy, top or all: the teams they examined.
+
+        ``survived`` marks what the method kept: greedy's pick at each step,
+        top's best members and its team. Focal diversity is over a team's
+        distinct members (NaN for one member).
+        """
+        accuracy, log_loss = np.empty(len(teams)), np.empty(len(teams))
+        diversity = np.full(len(teams), np.nan)
+        for index, team in enumerate(teams):
+            members = np.unique(team)
+            if len(members) > 1:
+                diversity[index] = team_focal_diversity(
+                    labels, y, members[None, :], self.metric
+                )[0]
+        for size in {len(team) for team in teams}:
+            rows = [i for i, team in enumerate(teams) if len(team) == size]
+            same_size = np.array([teams[i] for i in rows])
+            accuracy[rows], log_loss[rows] = team_scores(votes, y, same_size)
+        team_column = np.empty(len(teams), dtype=object)
+        team_column[:] = [tuple(int(i) for i in team) for team in teams]
+        return {
+            "team": team_column,
+            "size": np.array([len(team) for team in teams]),
+            "focal_diversity": diversity,
+            "normalized_diversity": np.full(len(teams), np.nan),
+            "accuracy": accuracy,
+            "log_loss": log_loss,
+            "survived": np.array(chosen, dtype=bool),
+        }
 
     # --- predicting -------------------------------------------------------------
 

@@ -242,8 +242,9 @@ def plot_hq_candidates(ensemble, *, ax=None, cmap="viridis"):
     ----------
     ensemble : HQEnsembleClassifier
         A fitted :class:`~sklearn_dropnet.HQEnsembleClassifier`. With
-        ``method="hq"`` every team scored is shown; the other methods only
-        record their chosen team.
+        ``method="hq"`` every team scored is shown; with the other methods
+        the teams they tried (teams of one member have no focal diversity
+        and are not drawn).
     ax : matplotlib Axes, default=None
         Axes to draw on; a new figure is created when None.
     cmap : str or Colormap, default="viridis"
@@ -301,7 +302,12 @@ def plot_hq_candidates(ensemble, *, ax=None, cmap="viridis"):
 
     points = scatter(survived, alpha=0.8, label="survived")
     if (~survived).any():
-        scatter(~survived, marker="x", alpha=0.6, label="dropped (least diverse)")
+        dropped = (
+            "dropped (least diverse)"
+            if getattr(ensemble, "method", "hq") == "hq"
+            else "tried, not kept"
+        )
+        scatter(~survived, marker="x", alpha=0.6, label=dropped)
     if is_chosen.any():
         ax.scatter(
             diversity[is_chosen],

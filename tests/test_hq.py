@@ -288,8 +288,49 @@ def test_baseline_methods(digits, method, n_members):
     X_train, X_test, y_train, y_test = digits
     hq = tree_ensemble(method=method).fit(X_train, y_train)
     assert len(hq.selected_) == n_members
-    assert len(hq.candidates_["team"]) == 1
     assert hq.score(X_test, y_test) > 0.8
+
+
+def frozen_trees(X, y, n_members):
+    trees = [
+        DecisionTreeClassifier(max_features=8, random_state=seed).fit(X, y)
+        for seed in range(n_members)
+    ]
+    return [(f"t{i}", FrozenEstimator(tree)) for i, tree in enumerate(trees)]
+
+
+def soft_vote_accuracy(members, team, X, y):
+    proba = sum(members[i][1].predict_proba(X) for i in team)
+    return accuracy_score(y, proba.argmax(axis=1))
+
+
+@pytest.mark.parametrize("method", ["greedy", "top", "all"])
+def test_baseline_candidates_are_the_teams_tried(digits, method):
+    """candidates_ lists what each baseline examined, with true held-out scores."""
+    X_train, X_held, y_train, y_held = digits
+    members = frozen_trees(X_train, y_train, 6)
+    hq = HQEnsembleClassifier(estimators=members, method=method, n_select=3).fit(X_held, y_held)
+    cand = hq.candidates_
+    teams, kept = list(cand["team"]), cand["survived"]
+    if method == "greedy":
+        # 3 steps x 6 members; each step tries the picks so far plus each member.
+        assert len(teams) == 18 and kept.sum() == 3
+        assert [t for t, k in zip(teams, kept) if k] == [
+            tuple(hq.selected_[:n]) for n in (1, 2, 3)
+        ]
+        assert teams[6:12] == [(hq.selected_[0], m) for m in range(6)]
+    elif method == "top":
+        assert teams[:6] == [(m,) for m in range(6)] and teams[6] == tuple(hq.selected_)
+        assert np.flatnonzero(kept[:6]).tolist() == sorted(hq.selected_) and kept[6]
+        # The kept singles are the most accurate ones.
+        assert cand["accuracy"][:6][kept[:6]].min() >= cand["accuracy"][:6][~kept[:6]].max()
+    else:
+        assert teams == [tuple(range(6))] and kept.tolist() == [True]
+    for team, accuracy in zip(teams, cand["accuracy"]):
+        assert accuracy == pytest.approx(soft_vote_accuracy(members, team, X_held, y_held))
+    distinct = np.array([len(set(t)) for t in teams])
+    assert np.isnan(cand["focal_diversity"][distinct == 1]).all()
+    assert (cand["focal_diversity"][distinct > 1] > 0).all()
 
 
 def test_all_members_soft_vote_is_mean_probability(digits):
@@ -412,7 +453,7 @@ def test_error_mismatched_classes():
         (
             {"estimator": None, "estimators": [("a", GaussianNB()), ("a", GaussianNB())]},
             ValueError,
-            "unique",
+            "not unique",
         ),
     ],
 )
@@ -445,6 +486,42 @@ def test_clone_and_nested_params():
     assert copy.get_params()["estimator__C"] == 0.5
     assert copy.metric == "cohen_kappa"
     assert copy.estimator is not hq.estimator
+
+
+def test_named_members_are_reachable_with_set_params():
+    hq = HQEnsembleClassifier(
+        estimators=[("lr", LogisticRegression(max_iter=1000)), ("nb", GaussianNB())],
+        n_select=2,
+    )
+    assert hq.get_params()["lr__C"] == 1.0
+    hq.set_params(lr__C=0.01, nb=LogisticRegression(C=5.0, max_iter=1000))
+    assert hq.estimators[0][1].C == 0.01
+    assert isinstance(hq.estimators[1][1], LogisticRegression)
+    hq.fit(*iris())
+    assert hq.named_estimators_["lr"].C == 0.01
+    assert hq.named_estimators_["nb"].C == 5.0
+    # A grid over a named member's parameter refits with each value.
+    search = GridSearchCV(
+        HQEnsembleClassifier(
+            estimators=[("lr", LogisticRegression(max_iter=1000)), ("nb", GaussianNB())],
+            n_select=2, random_state=0,
+        ),
+        {"lr__C": [1e-4, 1.0]},
+        cv=3,
+    ).fit(*iris())  # fmt: skip
+    scores = search.cv_results_["mean_test_score"]
+    assert search.best_params_ == {"lr__C": 1.0}
+    assert scores[1] > scores[0]
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [("n_select", "conflict with constructor arguments"), ("a__b", "must not contain __")],
+)
+def test_member_names_that_would_break_set_params(name, message):
+    hq = HQEnsembleClassifier(estimators=[(name, GaussianNB()), ("nb", GaussianNB())], n_select=2)
+    with pytest.raises(ValueError, match=message):
+        hq.fit(*iris())
 
 
 def test_grid_search_over_n_select_and_nested_params():
