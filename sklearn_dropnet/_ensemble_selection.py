@@ -127,6 +127,7 @@ def hq_select(
     metric="generalized_diversity",
     prune_fraction=0.1,
     normalize=True,
+    final_choice="one_se",
 ):
     """Choose a team of at most ``n_select`` members by HQ ensemble pruning.
 
@@ -135,9 +136,8 @@ def hq_select(
     dropped; the next level only holds teams grown from the survivors, one
     member larger, and only those none of whose sub-teams was dropped (a
     dropped team eliminates every larger team that contains it). The final
-    team is the survivor, of any level, with the best held-out accuracy; ties
-    go to the lower held-out log loss, then the more diverse, then the smaller
-    team.
+    team is chosen among the survivors of every level by ``final_choice``
+    (see :func:`_best_team`).
 
     Returns
     -------
@@ -162,7 +162,7 @@ def hq_select(
         levels.append(level)
         survivors = teams[level["survived"]]
     candidates = _concatenate_levels(levels)
-    return _best_team(candidates), candidates
+    return _best_team(candidates, len(y), final_choice), candidates
 
 
 def _all_pairs(n_members):
@@ -232,23 +232,36 @@ def _concatenate_levels(levels):
     return out
 
 
-def _best_team(candidates):
-    """The survivor with the best held-out accuracy.
+FINAL_CHOICES = ("one_se", "accuracy")
 
-    Accuracy on a small held-out set ties often; ties go to the lower log
-    loss (a proper score that still separates equally accurate teams), then
-    to the more diverse and then the smaller team.
+
+def _best_team(candidates, n_samples, final_choice="one_se"):
+    """The final team among the survivors, by held-out accuracy.
+
+    ``"accuracy"``: the most accurate survivor; ties go to the lower log loss
+    (a proper score that still separates equally accurate teams), then to the
+    more diverse and then the smaller team.
+
+    ``"one_se"``: accuracies within one standard error of the best,
+    ``sqrt(p (1 - p) / n_samples)`` for the best accuracy ``p``, count as
+    tied -- on a few hundred held-out samples they differ by a sample or two,
+    and the team that wins by that much is mostly lucky (the more teams are
+    scored, the luckier). Among the tied teams the largest wins, as more
+    members average out more of each member's noise, then the most diverse
+    (focal diversity, HQ's own signal of a good team), then the lower log
+    loss.
     """
     survived = np.flatnonzero(candidates["survived"])
+    accuracy = candidates["accuracy"][survived]
     diversity = np.nan_to_num(candidates["focal_diversity"][survived], nan=np.inf)
-    ranking = np.lexsort(
-        (
-            candidates["size"][survived],
-            -diversity,
-            candidates["log_loss"][survived],
-            -candidates["accuracy"][survived],
-        )
-    )
+    size, log_loss = candidates["size"][survived], candidates["log_loss"][survived]
+    if final_choice == "accuracy":
+        ranking = np.lexsort((size, -diversity, log_loss, -accuracy))
+    else:
+        best = accuracy.max()
+        tolerance = np.sqrt(best * (1 - best) / n_samples) + 1e-12
+        tied = accuracy >= best - tolerance
+        ranking = np.lexsort((log_loss, -diversity, -size, ~tied))
     return np.array(candidates["team"][survived[ranking[0]]])
 
 

@@ -6,7 +6,7 @@ part of the training data, and picks the team on those predictions alone:
 - ``method="hq"``: candidate teams are grown level by level, from pairs up to
   ``n_select`` members; at each level the least diverse teams (focal
   diversity) are dropped, and only survivors grow to the next level. The
-  most accurate survivor is the team. See :func:`hq_select` in
+  team is chosen among the survivors by held-out accuracy. See :func:`hq_select` in
   ``_ensemble_selection.py`` for the levels themselves.
 - ``"greedy"``, ``"top"``, ``"all"``: the usual baselines.
 """
@@ -19,12 +19,13 @@ from sklearn.base import ClassifierMixin, clone
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils import Bunch, check_random_state, check_scalar
+from sklearn.utils import Bunch, check_random_state, check_scalar, resample
 from sklearn.utils.metaestimators import _BaseComposition, available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._ensemble_selection import (
+    FINAL_CHOICES,
     greedy_select,
     hq_select,
     member_votes,
@@ -41,8 +42,13 @@ _METHODS = ("hq", "greedy", "top", "all")
 _VOTING = ("soft", "hard")
 
 
-def _fit_member(estimator, X, y, n_threads):
-    """Fit one member in a joblib worker, with torch's threads capped."""
+def _fit_member(estimator, X, y, n_threads, rows=None):
+    """Fit one member in a joblib worker, with torch's threads capped.
+
+    ``rows``: the member's bootstrap sample (row indices), or None for all.
+    """
+    if rows is not None:
+        X, y = X[rows], y[rows]
     with limit_torch_threads(n_threads):
         return estimator.fit(X, y)
 
@@ -64,9 +70,8 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
     diverse ``prune_fraction`` are dropped, and only teams grown from the
     survivors (with none of their sub-teams dropped) are scored at the next
     level, one member larger. So HQ scores far fewer teams than the
-    ``2^M`` subsets. The final team is the survivor of any level with the
-    best held-out accuracy; ties, common on a small held-out set, go to the
-    lower held-out log loss, then the more diverse, then the smaller team.
+    ``2^M`` subsets. The final team is chosen among the survivors of every
+    level by held-out accuracy (see ``final_choice``).
 
     Parameters
     ----------
@@ -96,6 +101,16 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
     prune_fraction : float, default=0.1
         Share of the teams of each level that HQ drops, the least diverse
         (rounded down).
+    final_choice : {"one_se", "accuracy"}, default="one_se"
+        How HQ picks the final team among the survivors of every level, by
+        their held-out accuracy. ``"accuracy"``: the most accurate (ties: the
+        lower held-out log loss, then the more diverse, then the smaller
+        team), the rule of the HQ paper. ``"one_se"``: accuracies within one
+        standard error of the best (``sqrt(p (1 - p) / n)`` on ``n`` held-out
+        samples) count as tied, and the largest tied team wins, then the most
+        diverse, then the lower log loss. Of thousands of teams scored on a
+        few hundred samples, the most accurate is mostly the luckiest; see
+        the user guide for what this changed on digits.
     voting : {"soft", "hard"}, default="soft"
         How the team combines its members: mean of the predicted
         probabilities, or plurality of the predicted labels (a member's
@@ -113,6 +128,13 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         members are trained on the rest. When every member is a
         ``FrozenEstimator`` nothing is trained and all of ``X`` is used to
         choose the team.
+    bootstrap : bool, default=False
+        Train each member on its own bootstrap sample of the training part
+        (as many rows, drawn with replacement, stratified so that every
+        member sees every class), as in bagging. Members of one architecture
+        that differ only in their seeds make similar errors; bootstrap
+        samples make them more diverse, which is what an ensemble gains
+        from. Frozen members are not affected.
     n_jobs : int, default=None
         Number of members fitted in parallel by :class:`joblib.Parallel`
         (``None`` means 1 unless in a :func:`joblib.parallel_config`
@@ -208,9 +230,11 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         n_select=5,
         metric="generalized_diversity",
         prune_fraction=0.1,
+        final_choice="one_se",
         voting="soft",
         method="hq",
         validation_fraction=0.2,
+        bootstrap=False,
         n_jobs=None,
         random_state=None,
     ):
@@ -220,9 +244,11 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         self.n_select = n_select
         self.metric = metric
         self.prune_fraction = prune_fraction
+        self.final_choice = final_choice
         self.voting = voting
         self.method = method
         self.validation_fraction = validation_fraction
+        self.bootstrap = bootstrap
         self.n_jobs = n_jobs
         self.random_state = random_state
 
@@ -254,8 +280,10 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         names, members = self._make_members(random_state)
         X_fit, X_held, y_fit, y_held = self._held_out_split(X, y, members, random_state)
         n_threads = threads_per_worker(self.n_jobs)
+        samples = self._bootstrap_samples(y_fit, len(members), random_state)
         self.estimators_ = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fit_member)(member, X_fit, y_fit, n_threads) for member in members
+            delayed(_fit_member)(member, X_fit, y_fit, n_threads, rows)
+            for member, rows in zip(members, samples)
         )
         self.named_estimators_ = Bunch(**dict(zip(names, self.estimators_)))
         self._check_member_classes(names)
@@ -310,8 +338,14 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
             raise ValueError(f"method must be one of {_METHODS}, got {self.method!r}.")
         if self.voting not in _VOTING:
             raise ValueError(f"voting must be one of {_VOTING}, got {self.voting!r}.")
+        if self.final_choice not in FINAL_CHOICES:
+            raise ValueError(
+                f"final_choice must be one of {FINAL_CHOICES}, got {self.final_choice!r}."
+            )
         if self.metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}, got {self.metric!r}.")
+        if not isinstance(self.bootstrap, (bool, np.bool_)):
+            raise TypeError(f"bootstrap must be True or False, got {self.bootstrap!r}.")
         check_scalar(
             self.n_select, "n_select", Integral, min_val=2 if self.method == "hq" else 1
         )
@@ -386,6 +420,14 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
             random_state=random_state.randint(np.iinfo(np.int32).max),
         )
 
+    def _bootstrap_samples(self, y, n_members, random_state):
+        """Each member's stratified bootstrap rows, or None (all rows) each."""
+        if not self.bootstrap:
+            return [None] * n_members
+        rows = np.arange(len(y))
+        seeds = random_state.randint(np.iinfo(np.int32).max, size=n_members)
+        return [resample(rows, stratify=y, random_state=seed) for seed in seeds]
+
     def _check_member_classes(self, names):
         """Every member must know exactly the classes of ``y``.
 
@@ -423,6 +465,7 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
                 self.n_select,
                 metric=self.metric,
                 prune_fraction=self.prune_fraction,
+                final_choice=self.final_choice,
             )
         n_members = len(probas)
         if self.method == "greedy":

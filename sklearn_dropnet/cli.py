@@ -30,6 +30,7 @@ import numpy as np
 # from what the estimators accept (importing this module already loads the
 # package, so these imports cost nothing).
 from ._dropnet import REINITS
+from ._ensemble_selection import FINAL_CHOICES
 from ._hq import _METHODS, _VOTING
 from ._unit_scores import SCORES
 from ._unit_selection import SCOPES
@@ -542,6 +543,19 @@ def build_parser():
         help="diversity metric behind the focal diversity: " + ", ".join(METRICS),
     )
     group.add_argument(
+        "--final-choice",
+        choices=FINAL_CHOICES,
+        default="one_se",
+        help="how HQ picks its team among the survivors: 'one_se', the largest, most diverse "
+        "team within one standard error of the best held-out accuracy; 'accuracy', the most "
+        "accurate (the paper's rule)",
+    )
+    group.add_argument(
+        "--bootstrap",
+        action="store_true",
+        help="train each member on its own bootstrap sample (more diverse members)",
+    )
+    group.add_argument(
         "--voting",
         choices=_VOTING,
         default="soft",
@@ -830,8 +844,10 @@ def _ensemble(args):
         n_select=args.n_select,
         method=args.method,
         metric=args.metric,
+        final_choice=args.final_choice,
         voting=args.voting,
         validation_fraction=args.selection_fraction,
+        bootstrap=args.bootstrap,
         n_jobs=args.n_jobs,
         random_state=args.random_state,
     )

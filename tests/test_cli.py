@@ -221,6 +221,17 @@ def test_ensemble_compares_team_and_full_ensemble(tmp_path, data_files, capsys):
     assert (tmp_path / "hq_candidates.png").exists()
 
 
+def test_ensemble_passes_bootstrap_and_final_choice(tmp_path, data_files):
+    argv = ["ensemble", "--data", str(data_files / "digits.npz"), "-M", "3", "-S", "2",
+            "--bootstrap", "--final-choice", "accuracy", "--prune-ratio", "0.3",
+            "--output-dir", str(tmp_path), *FAST[:-1]]  # fmt: skip
+    assert main(argv) == 0
+    model = joblib.load(tmp_path / "ensemble.joblib")
+    assert model.bootstrap is True and model.final_choice == "accuracy"
+    default = build_parser().parse_args(["ensemble"])
+    assert default.bootstrap is False and default.final_choice == "one_se"
+
+
 # --- errors: one line, status 2 -----------------------------------------------------
 
 

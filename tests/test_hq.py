@@ -43,12 +43,12 @@ from sklearn_dropnet.models import ModelB
 # --- held-out predictions for the pure selection tests -----------------------
 
 
-def simulated_members(n_members, n_samples=300, n_classes=5, seed=0):
+def simulated_members(n_members, n_samples=300, n_classes=5, seed=0, skill=(0.6, 0.85)):
     """Class probabilities of members that are right ~60-85% of the time."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, n_classes, n_samples)
     probas = rng.dirichlet(np.ones(n_classes), size=(n_members, n_samples))
-    skill = rng.uniform(0.6, 0.85, size=(n_members, 1))
+    skill = rng.uniform(*skill, size=(n_members, 1))
     right = rng.random((n_members, n_samples)) < skill
     probas[right, np.broadcast_to(y, right.shape)[right]] += 1.5
     probas /= probas.sum(axis=2, keepdims=True)
@@ -139,7 +139,7 @@ def test_hq_levels_only_grow_from_survivors(seed):
 
 def test_hq_final_team_is_the_most_accurate_survivor():
     probas, labels, y = simulated_members(8, n_samples=60, seed=2)
-    team, cand = hq_select(labels, probas, y, n_select=4)
+    team, cand = hq_select(labels, probas, y, n_select=4, final_choice="accuracy")
     survived = cand["survived"]
     best = cand["accuracy"][survived].max()
     chosen = cand["team"].tolist().index(tuple(team))
@@ -152,9 +152,33 @@ def test_hq_final_team_is_the_most_accurate_survivor():
     assert cand["log_loss"][chosen] == cand["log_loss"][tied].min()
 
 
+def test_hq_one_se_choice_is_the_largest_most_diverse_near_best_team():
+    probas, labels, y = simulated_members(8, n_samples=60, seed=0, skill=(0.35, 0.55))
+    team, cand = hq_select(labels, probas, y, n_select=4)  # final_choice="one_se"
+    survived = cand["survived"]
+    best = cand["accuracy"][survived].max()  # 0.95, by a team of 3
+    standard_error = np.sqrt(best * (1 - best) / 60)  # 0.028: about 2 samples
+    tied = survived & (cand["accuracy"] >= best - standard_error)
+    chosen = cand["team"].tolist().index(tuple(team))
+    assert tied[chosen]
+    assert cand["accuracy"][chosen] < best  # 0.933: not the paper's choice here
+    paper_choice, _ = hq_select(labels, probas, y, n_select=4, final_choice="accuracy")
+    assert len(paper_choice) == 3
+    assert cand["size"][chosen] == cand["size"][tied].max() == 4
+    largest = tied & (cand["size"] == 4)
+    assert cand["focal_diversity"][chosen] == cand["focal_diversity"][largest].max()
+    # A team better by more than one standard error still wins, whatever its size.
+    probas[[0, 1]] = np.eye(probas.shape[2])[y] * 0.9 + 0.02  # two perfect members
+    team, cand = hq_select(probas.argmax(axis=2), probas, y, n_select=4)
+    assert {0, 1} <= set(team.tolist())
+    assert team_accuracy(probas, y, [team])[0] == 1.0
+
+
 def test_hq_without_pruning_is_exhaustive_search():
     probas, labels, y = simulated_members(7, seed=3)
-    team, cand = hq_select(labels, probas, y, n_select=4, prune_fraction=0.0)
+    team, cand = hq_select(
+        labels, probas, y, n_select=4, prune_fraction=0.0, final_choice="accuracy"
+    )
     every_team = all_teams(7, [2, 3, 4])
     assert len(cand["team"]) == len(every_team)
     accuracies = team_accuracy(probas, y, [list(t) for t in every_team[:21]])
@@ -441,6 +465,7 @@ def test_error_mismatched_classes():
         ({"method": "best"}, ValueError, "method must be one of"),
         ({"voting": "mean"}, ValueError, "voting must be one of"),
         ({"metric": "entropy"}, ValueError, "metric must be one of"),
+        ({"final_choice": "best"}, ValueError, "final_choice must be one of"),
         ({"n_select": 1}, ValueError, "n_select == 1, must be >= 2"),
         ({"prune_fraction": 1.0}, ValueError, "prune_fraction == 1.0, must be < 1"),
         ({"validation_fraction": 0.0}, ValueError, "validation_fraction == 0.0, must be > 0"),
@@ -571,6 +596,43 @@ class ThreadProbe(DummyClassifier):
         self.torch_threads_ = torch.get_num_threads()
         self.thread_name_ = threading.current_thread().name
         return super().fit(X, y)
+
+
+class RowRecorder(DummyClassifier):
+    """Records the rows it was fitted on (the first feature holds a row id)."""
+
+    def fit(self, X, y):
+        self.rows_ = np.asarray(X)[:, 0].astype(int)
+        return super().fit(X, y)
+
+
+def test_bootstrap_gives_each_member_its_own_stratified_sample():
+    y = np.repeat([0, 1, 2], [40, 40, 20])
+    X = np.column_stack([np.arange(100), np.zeros(100)])
+
+    def fit(**params):
+        params = {"n_estimators": 4, "n_select": 2, "random_state": 0, **params}
+        return HQEnsembleClassifier(RowRecorder(), validation_fraction=0.2, **params).fit(X, y)
+
+    plain, bagged = fit(), fit(bootstrap=True)
+    held_out = set(range(100)) - set(plain.estimators_[0].rows_)
+    assert len(held_out) == 20
+    for member in plain.estimators_:  # without bootstrap: the same 80 rows each
+        assert sorted(member.rows_) == sorted(set(range(100)) - held_out)
+    samples = [member.rows_ for member in bagged.estimators_]
+    for rows in samples:
+        assert len(rows) == 80 and len(set(rows)) < 80  # drawn with replacement
+        assert not set(rows) & held_out  # never the held-out rows
+        np.testing.assert_array_equal(np.bincount(y[rows]), [32, 32, 16])  # stratified
+    assert len({tuple(sorted(rows)) for rows in samples}) == 4  # one sample each
+    again = [member.rows_ for member in fit(bootstrap=True).estimators_]
+    for rows, same in zip(samples, again):
+        np.testing.assert_array_equal(rows, same)
+
+
+def test_bootstrap_must_be_a_bool():
+    with pytest.raises(TypeError, match="bootstrap must be True or False"):
+        HQEnsembleClassifier(GaussianNB(), n_estimators=3, n_select=2, bootstrap="yes").fit(*iris())
 
 
 def test_threads_per_worker():
@@ -711,39 +773,30 @@ def test_parallel_fit_is_not_slower(small_digits):
 def test_hq_team_of_pruned_dropnets_on_digits():
     """The issue's check: M = 10 DropNets pruned 80%, a team of S <= 5.
 
-    The HQ team is at least as accurate as all 10 together minus 0.3 points,
-    and above the best single member a user can pick (by held-out accuracy).
-    Same splits as seed 0 of benchmarks/bench_hq.py.
+    End to end through HQEnsembleClassifier: members on their own bootstrap
+    samples, the team chosen on the held-out 20% of the training half. On
+    the test half (899 images) the team is at least as accurate as all 10
+    together minus 0.3 points, and above every single member -- including
+    the one that is best on the test set itself. Same settings as
+    benchmarks/bench_hq.py, which reports how often this holds over seeds.
     """
-    from joblib import Parallel, delayed
-
-    from sklearn_dropnet._parallel import limit_torch_threads, threads_per_worker
-
     X, y = load_digits(return_X_y=True)
     X = (X / 16).astype(np.float32)
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
-    X_fit, X_held, y_fit, y_held = train_test_split(
-        X_train, y_train, test_size=0.2, stratify=y_train, random_state=0
-    )
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.5, stratify=y, random_state=0)
+    member = DropNetClassifier(
+        prune_ratio=0.8, lr=0.01, batch_size=64, max_epochs=30,
+        module__hidden_layer_sizes=(128, 64),
+    )  # fmt: skip
+    hq = HQEnsembleClassifier(
+        member, n_estimators=10, n_select=5, bootstrap=True, n_jobs=2, random_state=0
+    ).fit(X_train, y_train)
 
-    def fit(seed, n_threads):
-        with limit_torch_threads(n_threads):
-            return DropNetClassifier(
-                prune_ratio=0.8, lr=0.01, batch_size=64, max_epochs=30,
-                module__hidden_layer_sizes=(128, 64), random_state=seed,
-            ).fit(X_fit, y_fit)  # fmt: skip
-
-    members = Parallel(n_jobs=2)(delayed(fit)(seed, threads_per_worker(2)) for seed in range(10))
-    frozen = [(f"m{i}", FrozenEstimator(m)) for i, m in enumerate(members)]
-
-    def team(method):
-        return HQEnsembleClassifier(estimators=frozen, method=method, n_select=5).fit(X_held, y_held)
-
-    hq, everyone = team("hq"), team("all")
-    hq_accuracy = hq.score(X_test, y_test)
-    assert len(np.unique(hq.selected_)) <= 5
-    assert hq_accuracy >= everyone.score(X_test, y_test) - 0.003
-    best_held_out = max(members, key=lambda m: m.score(X_held, y_held))
-    assert hq_accuracy > best_held_out.score(X_test, y_test)
-    # Not asserted: the best member by *test* accuracy (an oracle) reached
-    # 0.987 here against HQ's 0.978 -- the issue's bar that is still open.
+    for m in hq.estimators_:  # every member pruned 80%: 38 of 192 units left
+        assert m.pruning_history_[-1]["fraction_left"] <= 0.2 + 1e-9
+    assert 2 <= len(np.unique(hq.selected_)) <= 5
+    team = hq.score(X_test, y_test)
+    probas = np.stack([m.predict_proba(X_test) for m in hq.estimators_])
+    everyone = accuracy_score(y_test, probas.mean(axis=0).argmax(axis=1))
+    singles = [m.score(X_test, y_test) for m in hq.estimators_]
+    assert team >= everyone - 0.003
+    assert team > max(singles)
