@@ -300,6 +300,13 @@ def print_summary(results, args):
     for check in results[0]["checks"]:
         outcomes = [r["checks"][check] for r in results]
         print(f"   {check}: {sum(outcomes)} of {len(outcomes)} seeds")
+    for other in ("all", "best single (test, oracle)"):
+        gaps = 100 * np.array([r["pruned"]["hq"]["test"] - r["pruned"][other]["test"] for r in results])
+        error = gaps.std(ddof=1) / np.sqrt(len(gaps)) if len(gaps) > 1 else float("nan")
+        print(
+            f"   HQ - {other}: mean {gaps.mean():+.2f} points (standard error {error:.2f}), "
+            f"range {gaps.min():+.2f} .. {gaps.max():+.2f}"
+        )
     seconds = [r["selection"]["seconds"] for r in results]
     n_pool = results[0]["selection"]["n_members"]
     print(f"   selection alone (M = {n_pool}, S = {args.n_select}): {max(seconds):.3f} s at most")
