@@ -4,9 +4,9 @@ For each of a few seeds (a new train/held-out/test split and new networks),
 trains M = 10 MLPs (128-64 hidden units) pruned 80% by DropNet, and 10
 unpruned twins: MLPs trained from scratch with the pruned networks' layer
 sizes, so each twin has exactly its pruned partner's number of parameters.
-Each member trains on its own stratified bootstrap sample of the training
-part (its twin on the same one), as ``HQEnsembleClassifier(bootstrap=True)``
-does; ``--no-bootstrap`` trains all on the whole part.
+With ``--bootstrap`` each member trains on its own stratified bootstrap
+sample of the training part (its twin on the same one), as
+``HQEnsembleClassifier(bootstrap=True)`` does.
 Teams are chosen on a held-out 20% of the training data (never the test
 data) and evaluated on the test set: half of digits by default, 899 images
 (``--test-size``). The issue's bar "above the best single member" compares
@@ -67,11 +67,10 @@ def parse_args():
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--test-size", type=float, default=0.5)
     parser.add_argument(
-        "--no-bootstrap",
-        dest="bootstrap",
-        action="store_false",
-        help="train every member on the whole training part (default: each on its "
-        "own stratified bootstrap sample, as HQEnsembleClassifier(bootstrap=True))",
+        "--bootstrap",
+        action="store_true",
+        help="train each member on its own stratified bootstrap sample, as "
+        "HQEnsembleClassifier(bootstrap=True) does (default: all on the whole training part)",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")

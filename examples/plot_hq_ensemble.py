@@ -13,9 +13,7 @@ the largest, most diverse of the teams within one standard error of the
 best, ``final_choice="one_se"``).
 
 Here the members are eight small MLPs pruned by DropNet to half their
-units, each from its own seed and its own bootstrap sample of the training
-data (what ``HQEnsembleClassifier(bootstrap=True)`` does when it trains the
-members itself). We train them once, then let
+units, each from its own seed. We train them once, then let
 :class:`~sklearn_dropnet.HQEnsembleClassifier` choose teams among the
 *already fitted* members (wrapped in
 :class:`~sklearn.frozen.FrozenEstimator`), with HQ and with the usual
@@ -35,7 +33,6 @@ import torch
 from sklearn.datasets import load_digits
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import train_test_split
-from sklearn.utils import resample
 
 from sklearn_dropnet import DropNetClassifier, HQEnsembleClassifier
 from sklearn_dropnet.plotting import plot_hq_candidates
@@ -52,19 +49,16 @@ X_fit, X_select, y_fit, y_select = train_test_split(
 # %%
 # Eight pruned networks
 # ---------------------
-# Each on a stratified bootstrap sample: clones that differ only in their
-# seeds tend to make the same mistakes, and a team gains little from them.
-members = []
-for seed in range(8):
-    rows = resample(np.arange(len(y_fit)), stratify=y_fit, random_state=seed)
-    member = DropNetClassifier(
+members = [
+    DropNetClassifier(
         module__hidden_layer_sizes=(32, 16),
         prune_ratio=0.5,
         max_epochs=8,
         lr=0.01,
         random_state=seed,
-    )
-    members.append(member.fit(X_fit[rows], y_fit[rows]))
+    ).fit(X_fit, y_fit)
+    for seed in range(8)
+]
 for i, member in enumerate(members):
     print(f"member {i}: test accuracy {member.score(X_test, y_test):.3f}")
 

@@ -131,10 +131,10 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
     bootstrap : bool, default=False
         Train each member on its own bootstrap sample of the training part
         (as many rows, drawn with replacement, stratified so that every
-        member sees every class), as in bagging. Members of one architecture
-        that differ only in their seeds make similar errors; bootstrap
-        samples make them more diverse, which is what an ensemble gains
-        from. Frozen members are not affected.
+        member sees every class), as in bagging. The members get more
+        diverse, and each sees only about 63% of the distinct rows: on
+        small data that can cost more than it gains (see the user guide).
+        Frozen members are not affected.
     n_jobs : int, default=None
         Number of members fitted in parallel by :class:`joblib.Parallel`
         (``None`` means 1 unless in a :func:`joblib.parallel_config`
