@@ -9,8 +9,8 @@ them, and ``M`` times as expensive. HQ (Wu & Liu) looks for a small team of
 level by level, from pairs upwards, dropping at each level the teams whose
 members make the most similar mistakes (the lowest *focal diversity*), and
 finally keeps a surviving team by its accuracy on held-out data (by default
-the largest, most diverse of the teams within one standard error of the
-best, ``final_choice="one_se"``).
+the largest of the teams within one standard error of the best,
+``final_choice="one_se"``).
 
 Here the members are eight small MLPs pruned by DropNet to half their
 units, each from its own seed. We train them once, then let

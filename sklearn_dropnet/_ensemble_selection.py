@@ -247,9 +247,9 @@ def _best_team(candidates, n_samples, final_choice="one_se"):
     tied -- on a few hundred held-out samples they differ by a sample or two,
     and the team that wins by that much is mostly lucky (the more teams are
     scored, the luckier). Among the tied teams the largest wins, as more
-    members average out more of each member's noise, then the most diverse
-    (focal diversity, HQ's own signal of a good team), then the lower log
-    loss.
+    members average out more of each member's noise, then the lower log
+    loss (the finer measure of the same held-out predictions), then the
+    more diverse.
     """
     survived = np.flatnonzero(candidates["survived"])
     accuracy = candidates["accuracy"][survived]
@@ -261,7 +261,7 @@ def _best_team(candidates, n_samples, final_choice="one_se"):
         best = accuracy.max()
         tolerance = np.sqrt(best * (1 - best) / n_samples) + 1e-12
         tied = accuracy >= best - tolerance
-        ranking = np.lexsort((log_loss, -diversity, -size, ~tied))
+        ranking = np.lexsort((-diversity, log_loss, -size, ~tied))
     return np.array(candidates["team"][survived[ranking[0]]])
 
 

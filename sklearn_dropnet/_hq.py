@@ -107,10 +107,10 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         lower held-out log loss, then the more diverse, then the smaller
         team), the rule of the HQ paper. ``"one_se"``: accuracies within one
         standard error of the best (``sqrt(p (1 - p) / n)`` on ``n`` held-out
-        samples) count as tied, and the largest tied team wins, then the most
-        diverse, then the lower log loss. Of thousands of teams scored on a
-        few hundred samples, the most accurate is mostly the luckiest; see
-        the user guide for what this changed on digits.
+        samples) count as tied, and the largest tied team wins, then the
+        one with the lower log loss, then the more diverse. Of thousands of
+        teams scored on a few hundred samples, the most accurate is mostly
+        the luckiest; see the user guide for what this changed on digits.
     voting : {"soft", "hard"}, default="soft"
         How the team combines its members: mean of the predicted
         probabilities, or plurality of the predicted labels (a member's

@@ -152,7 +152,7 @@ def test_hq_final_team_is_the_most_accurate_survivor():
     assert cand["log_loss"][chosen] == cand["log_loss"][tied].min()
 
 
-def test_hq_one_se_choice_is_the_largest_most_diverse_near_best_team():
+def test_hq_one_se_choice_is_the_largest_near_best_team_of_lowest_log_loss():
     probas, labels, y = simulated_members(8, n_samples=60, seed=0, skill=(0.35, 0.55))
     team, cand = hq_select(labels, probas, y, n_select=4)  # final_choice="one_se"
     survived = cand["survived"]
@@ -166,7 +166,8 @@ def test_hq_one_se_choice_is_the_largest_most_diverse_near_best_team():
     assert len(paper_choice) == 3
     assert cand["size"][chosen] == cand["size"][tied].max() == 4
     largest = tied & (cand["size"] == 4)
-    assert cand["focal_diversity"][chosen] == cand["focal_diversity"][largest].max()
+    assert largest.sum() > 1
+    assert cand["log_loss"][chosen] == cand["log_loss"][largest].min()
     # A team better by more than one standard error still wins, whatever its size.
     probas[[0, 1]] = np.eye(probas.shape[2])[y] * 0.9 + 0.02  # two perfect members
     team, cand = hq_select(probas.argmax(axis=2), probas, y, n_select=4)
@@ -798,5 +799,5 @@ def test_hq_team_of_pruned_dropnets_on_digits():
     probas = np.stack([m.predict_proba(X_test) for m in hq.estimators_])
     everyone = accuracy_score(y_test, probas.mean(axis=0).argmax(axis=1))
     singles = [m.score(X_test, y_test) for m in hq.estimators_]
-    assert team >= everyone - 0.003  # 0.9778 against 0.9755
+    assert team >= everyone - 0.003  # 0.9789 against 0.9755
     assert team > max(singles)  # against 0.9722
