@@ -546,14 +546,15 @@ def build_parser():
         "--final-choice",
         choices=FINAL_CHOICES,
         default="one_se",
-        help="how HQ picks its team among the survivors: 'one_se', the largest, most diverse "
-        "team within one standard error of the best held-out accuracy; 'accuracy', the most "
-        "accurate (the paper's rule)",
+        help="how HQ picks its team among the survivors: 'one_se', the largest team within one "
+        "standard error of the best held-out accuracy (then the lowest log loss); 'accuracy', "
+        "the most accurate (the paper's rule)",
     )
     group.add_argument(
         "--bootstrap",
         action="store_true",
-        help="train each member on its own bootstrap sample (more diverse members)",
+        help="train each member on its own bootstrap sample (bagging: more diverse members, "
+        "each weaker)",
     )
     group.add_argument(
         "--voting",
