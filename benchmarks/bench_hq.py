@@ -4,6 +4,8 @@ For each seed (10 by default; a new train/held-out/test split and new networks),
 trains M = 10 MLPs (128-64 hidden units) pruned 80% by DropNet, and 10
 unpruned twins: MLPs trained from scratch with the pruned networks' layer
 sizes, so each twin has exactly its pruned partner's number of parameters.
+With ``--mixed`` the members have five architectures in turn (the unpruned
+twins still match their partners' sizes), a pool where teams differ more.
 With ``--bootstrap`` each member trains on its own stratified bootstrap
 sample of the training part (its twin on the same one), as
 ``HQEnsembleClassifier(bootstrap=True)`` does.
@@ -48,6 +50,9 @@ from sklearn_dropnet._ensemble_selection import hq_select, member_votes
 from sklearn_dropnet._parallel import limit_torch_threads, threads_per_worker
 
 # row name: HQEnsembleClassifier parameters
+# Hidden layers of the members of a --mixed pool, taken in turn.
+MIXED_HIDDEN = [(128, 64), (32, 16), (256, 128), (64,), (512,)]
+
 METHODS = {
     "hq": {"method": "hq"},
     "hq (final_choice='accuracy')": {"method": "hq", "final_choice": "accuracy"},
@@ -63,6 +68,13 @@ def parse_args():
     parser.add_argument("--n-select", type=int, default=5)
     parser.add_argument("--prune-ratio", type=float, default=0.8)
     parser.add_argument("--hidden", type=int, nargs="+", default=[128, 64])
+    parser.add_argument(
+        "--mixed",
+        action="store_true",
+        help=f"members of {len(MIXED_HIDDEN)} architectures in turn, hidden layers "
+        + ", ".join(map(str, MIXED_HIDDEN))
+        + " (instead of --hidden for all)",
+    )
     parser.add_argument("--max-epochs", type=int, default=30)
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--test-size", type=float, default=0.5)
@@ -105,6 +117,11 @@ def network(hidden, prune_ratio, max_epochs, seed):
         module__hidden_layer_sizes=tuple(hidden),
         random_state=seed,
     )
+
+
+def member_hidden(args, index):
+    """Hidden layer sizes of member ``index``."""
+    return MIXED_HIDDEN[index % len(MIXED_HIDDEN)] if args.mixed else tuple(args.hidden)
 
 
 def _fit(estimator, X, y, rows, n_threads):
@@ -201,7 +218,10 @@ def run_seed(seed, args, verbose):
     samples = bootstrap_samples(fit_data[1], seeds, args.bootstrap)
     start = time.perf_counter()
     pruned = fit_all(
-        [network(args.hidden, args.prune_ratio, args.max_epochs, int(s)) for s in seeds],
+        [
+            network(member_hidden(args, i), args.prune_ratio, args.max_epochs, int(s))
+            for i, s in enumerate(seeds)
+        ],
         fit_data,
         samples,
         args.n_jobs,
@@ -314,7 +334,8 @@ def print_summary(results, args):
 def main():
     args = parse_args()
     print(
-        f"digits; M = {args.n_members}, S = {args.n_select}, hidden {tuple(args.hidden)}, "
+        f"digits; M = {args.n_members}, S = {args.n_select}, "
+        f"hidden {'mixed ' + str(MIXED_HIDDEN) if args.mixed else tuple(args.hidden)}, "
         f"prune_ratio {args.prune_ratio}, max_epochs {args.max_epochs}, n_jobs {args.n_jobs}, "
         f"bootstrap {args.bootstrap}"
     )
