@@ -1,0 +1,90 @@
+"""benchmarks/bench_hq.py: its random-team reference and a smoke run."""
+
+import importlib.util
+import subprocess
+import sys
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+
+BENCH_HQ = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_hq.py"
+
+
+@pytest.fixture(scope="module")
+def bench_hq():
+    spec = importlib.util.spec_from_file_location("bench_hq", BENCH_HQ)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _OnColumns:
+    """A fitted model that reads its own columns of the pool's X."""
+
+    def __init__(self, model, columns):
+        self.model, self.columns = model, columns
+
+    def predict_proba(self, X):
+        return self.model.predict_proba(X[:, self.columns])
+
+
+@pytest.fixture(scope="module")
+def pool_and_test():
+    X, y = load_iris(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.5, stratify=y, random_state=0
+    )
+    settings = [(1e-2, [0, 1]), (1.0, [0, 1]), (1.0, [2, 3]), (1e-2, [1, 2]), (10, [0, 3])]
+    members = [
+        _OnColumns(LogisticRegression(C=C, max_iter=500).fit(X_train[:, cols], y_train), cols)
+        for C, cols in settings
+    ]
+    return members, (X_test, y_test)
+
+
+def test_every_team_accuracy_matches_soft_voting_of_each_team(bench_hq, pool_and_test):
+    members, (X_test, y_test) = pool_and_test
+    accuracies = bench_hq.every_team_accuracy(members, (X_test, y_test), 3)
+    teams = list(combinations(range(5), 3))
+    expected = [
+        np.mean(np.mean([members[i].predict_proba(X_test) for i in team], axis=0).argmax(1) == y_test)
+        for team in teams
+    ]
+    assert len(accuracies) == 10
+    np.testing.assert_allclose(accuracies, expected)
+    # The pool is uneven (members see different features), so teams differ.
+    assert accuracies.max() - accuracies.min() > 0.1
+
+
+def test_passes_applies_both_checks_elementwise(bench_hq):
+    held = bench_hq.passes(np.array([0.950, 0.9475, 0.9465]), everyone=0.9500, best_single=0.9470)
+    assert held["HQ >= all - 0.3 points"].tolist() == [True, True, False]
+    assert held["HQ > best single (test)"].tolist() == [True, True, False]
+
+
+@pytest.mark.slow
+def test_bench_hq_quick_run_prints_every_row(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(BENCH_HQ), "--quick"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for line in [
+        "pruned: hq ",
+        "pruned: greedy",
+        "pruned: top",
+        "pruned: all",
+        "pruned: random team of 3 (mean)",
+        "unpruned: random team of 3 (mean)",
+        "HQ: both checks: ",
+        "HQ scored ",
+    ]:
+        assert line in result.stdout, line
