@@ -35,12 +35,14 @@ Usage::
 
     python benchmarks/bench_hq.py            # about 5 minutes on 2 cores
     python benchmarks/bench_hq.py --quick    # smoke run, seconds
+    python benchmarks/bench_hq.py --save-predictions preds/   # keep the members' probabilities
 """
 
 import argparse
 import time
 from itertools import combinations
 from math import comb
+from pathlib import Path
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -87,6 +89,12 @@ def parse_args():
         action="store_true",
         help="train each member on its own stratified bootstrap sample, as "
         "HQEnsembleClassifier(bootstrap=True) does (default: all on the whole training part)",
+    )
+    parser.add_argument(
+        "--save-predictions",
+        metavar="DIR",
+        help="save each seed's held-out and test probabilities of the pruned and "
+        "unpruned members to DIR/seed<N>.npz, to try other selection rules offline",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
@@ -282,6 +290,8 @@ def run_seed(seed, args, verbose):
     random_checks["HQ: both checks"] = np.logical_and(*random_checks.values())
     random_share = {name: float(np.mean(held)) for name, held in random_checks.items()}
     selection = selection_cost(pruned + dense, held_out, test, args.n_select, len(pruned))
+    if args.save_predictions:
+        save_predictions(args.save_predictions, seed, pruned, dense, held_out, test)
     if verbose:
         print_table(
             f"1./2. Pruned networks and their unpruned twins (M = {args.n_members}, "
@@ -303,6 +313,17 @@ def run_seed(seed, args, verbose):
         "random_share": random_share,
         "selection": selection,
     }
+
+
+def save_predictions(folder, seed, pruned, dense, held_out, test):
+    """``DIR/seed<N>.npz``: probabilities (members, samples, classes) and labels."""
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    arrays = {"y_held": held_out[1], "y_test": test[1]}
+    for pool, members in (("pruned", pruned), ("unpruned", dense)):
+        for part, (X, _) in (("held", held_out), ("test", test)):
+            arrays[f"{pool}_{part}"] = np.stack([m.predict_proba(X) for m in members])
+    np.savez_compressed(path / f"seed{seed}.npz", **arrays)
 
 
 def selection_cost(pool, held_out, test, n_select, n_pruned):

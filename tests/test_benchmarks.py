@@ -70,7 +70,7 @@ def test_passes_applies_both_checks_elementwise(bench_hq):
 @pytest.mark.slow
 def test_bench_hq_quick_run_prints_every_row(tmp_path):
     result = subprocess.run(
-        [sys.executable, str(BENCH_HQ), "--quick"],
+        [sys.executable, str(BENCH_HQ), "--quick", "--save-predictions", "preds"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -88,3 +88,14 @@ def test_bench_hq_quick_run_prints_every_row(tmp_path):
         "HQ scored ",
     ]:
         assert line in result.stdout, line
+    # --quick: 4 members of each kind, S = 3, seed 0; digits split 50/50 then 80/20.
+    saved = np.load(tmp_path / "preds" / "seed0.npz")
+    n_held, n_test = len(saved["y_held"]), len(saved["y_test"])
+    assert (n_held, n_test) == (180, 899)
+    for pool in ("pruned", "unpruned"):
+        assert saved[f"{pool}_held"].shape == (4, n_held, 10)
+        assert saved[f"{pool}_test"].shape == (4, n_test, 10)
+        np.testing.assert_allclose(saved[f"{pool}_test"].sum(axis=2), 1, rtol=1e-5)
+    # The saved probabilities reproduce the printed accuracy of all 4 members.
+    all_four = (saved["pruned_test"].mean(axis=0).argmax(axis=1) == saved["y_test"]).mean()
+    assert f"{'pruned: all':<42}{all_four:.4f}" in result.stdout
