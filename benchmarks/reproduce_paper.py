@@ -73,6 +73,7 @@ from joblib import Parallel, delayed
 from sklearn.model_selection import train_test_split
 
 from sklearn_dropnet import DropNetClassifier
+from sklearn_dropnet._dropnet import REINITS, _units_per_round
 from sklearn_dropnet._oracle import oracle_pruning_path
 from sklearn_dropnet._parallel import limit_torch_threads, threads_per_worker
 from sklearn_dropnet.datasets import load_cifar10, load_digits_images, load_mnist
@@ -114,7 +115,7 @@ def parse_args(argv=None):
     parser.add_argument("--out", default="results", help="output folder")
     parser.add_argument("--min-fraction-left", type=float, default=0.1, help="stop at this fraction of units")
     parser.add_argument("--drop-fraction", type=float, default=0.2, help="the paper's p")
-    parser.add_argument("--reinit", choices=("rewind", "random", "none"), default="rewind")
+    parser.add_argument("--reinit", choices=REINITS, default="rewind")
     parser.add_argument("--optimizer", choices=("sgd", "adam"), default=None)
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -254,7 +255,7 @@ def run_one(args, data, metric, seed, n_threads):
             rows.append(_row(args, metric, seed, len(rows), clf, record, clf.score(X_test, y_test)))
             left = record["units"]
             # Exactly one round of drop_fraction, the last one clipped at the target.
-            target = max(left - max(1, round(args.drop_fraction * left)), fewest)
+            target = max(left - _units_per_round(args.drop_fraction, left), fewest)
             if target >= left:
                 return rows
             clf.prune(X_train, y_train, prune_ratio=1 - target / n_dense)

@@ -51,6 +51,23 @@ ROUTED_PREFIXES = (
 )
 
 
+def _units_per_round(drop_fraction, left):
+    """Units one DropNet round removes of the ``left``: that fraction, at least one."""
+    return max(1, round(drop_fraction * left))
+
+
+def _redraw_weights(module):
+    """Draw fresh random weights for ``module``, in place (``reinit="random"``).
+
+    A model's own ``reset_parameters`` (He initialisation in
+    :mod:`sklearn_dropnet.models`) wins over each layer's default.
+    """
+    layers = [module] if hasattr(module, "reset_parameters") else module.modules()
+    for layer in layers:
+        if hasattr(layer, "reset_parameters"):
+            layer.reset_parameters()
+
+
 class DropNetClassifier(ClassifierMixin, BaseEstimator):
     """Neural network classifier pruned by DropNet.
 
@@ -425,12 +442,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             return trained
         fresh = copy.deepcopy(self.initial_module_).to(self.net_.device)
         if self.reinit == "random":
-            # A model's own reset_parameters (He initialisation in
-            # sklearn_dropnet.models) wins over each layer's default.
-            layers = [fresh] if hasattr(fresh, "reset_parameters") else fresh.modules()
-            for layer in layers:
-                if hasattr(layer, "reset_parameters"):
-                    layer.reset_parameters()
+            _redraw_weights(fresh)
         return fresh
 
     # ------------------------------------------------------------------
@@ -517,7 +529,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         self._check_params()
         if prune_ratio is None:
             left = self.pruning_history_[-1]["units"]
-            target = left - max(1, round(self.drop_fraction * left))
+            target = left - _units_per_round(self.drop_fraction, left)
             prune_ratio = min(1 - target / self.n_units_dense_, 0.999)
         data = self._labelled_for_prune(X, y)
         with torch.random.fork_rng(devices=[]):
@@ -559,7 +571,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         try:
             while left > target:
                 start = time.perf_counter()
-                n_drop = min(max(1, round(self.drop_fraction * left)), left - target)
+                n_drop = min(_units_per_round(self.drop_fraction, left), left - target)
                 scores = score_units(
                     self.net_.module_,
                     groups,

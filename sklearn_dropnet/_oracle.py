@@ -27,6 +27,7 @@ from sklearn.base import clone
 from sklearn.utils import check_random_state
 from torch import nn
 
+from ._dropnet import _redraw_weights, _units_per_round
 from ._probes import inspect_network
 from ._surgery import find_unit_groups, remove_units
 from ._unit_selection import _layer_quotas
@@ -283,7 +284,7 @@ def oracle_pruning_path(estimator, X, y, min_fraction_left, max_samples=512):
         y_sample = torch.as_tensor(encoded[sample], device=device)
         groups = find_unit_groups(trained, X_sample[:2], inspect_network(trained, X_sample[:2]))
         target = max(math.floor(min_fraction_left * n_dense + 1e-9), len(groups))
-        n_drop = min(max(1, round(estimator.drop_fraction * left)), left - target)
+        n_drop = min(_units_per_round(estimator.drop_fraction, left), left - target)
         if n_drop <= 0:
             break
         drop = oracle_units_to_drop(trained, X_sample, y_sample, n_drop, estimator.scope, rng=rng)
@@ -295,10 +296,7 @@ def oracle_pruning_path(estimator, X, y, min_fraction_left, max_samples=512):
         else:
             start = copy.deepcopy(initial)
             if estimator.reinit == "random":
-                layers = [start] if hasattr(start, "reset_parameters") else start.modules()
-                for layer in layers:
-                    if hasattr(layer, "reset_parameters"):
-                        layer.reset_parameters()
+                _redraw_weights(start)
         clf = _with_module(estimator, start).fit(X, y)
         left = clf.n_units_dense_
         clf.pruning_history_[0]["fraction_left"] = round(left / n_dense, 6)

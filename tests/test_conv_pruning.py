@@ -349,6 +349,23 @@ def test_oracle_pruning_path(digits):
     assert path[-1].module_.features[0].out_channels + path[-1].module_.features[3].out_channels == 4
 
 
+@pytest.mark.parametrize("reinit", ["rewind", "random"])
+def test_oracle_pruning_path_restarts_survivors_as_reinit_says(digits, reinit):
+    X, y = digits
+    template = DropNetClassifier(
+        ModelB, module__channels=(4, 4), max_epochs=1, reinit=reinit, random_state=0
+    )
+    dense, pruned = list(
+        oracle_pruning_path(template, X.reshape(-1, 1, 8, 8)[:200], y[:200], 0.75, max_samples=50)
+    )
+    before = dense.initial_module_.features[0].weight.detach()
+    after = pruned.initial_module_.features[0].weight.detach()
+    # Each surviving filter starts from its own initial weights ("rewind")
+    # or from fresh random ones ("random").
+    starts_as_before = [bool(torch.isclose(before, w).flatten(1).all(1).any()) for w in after]
+    assert starts_as_before == [reinit == "rewind"] * len(after)
+
+
 # ----------------------------------------------------------------------
 # The paper's claim on Model B, with digits as images
 # ----------------------------------------------------------------------
