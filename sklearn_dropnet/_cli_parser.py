@@ -38,14 +38,20 @@ def _fraction(low, high, low_open=False, high_open=True):
     return parse
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
+def _int_at_least(minimum):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} must be at least {minimum}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1)
 
 
 def _positive_float(text):
@@ -282,11 +288,16 @@ def build_parser():
     return parser
 
 
+def _subcommand(commands, name, **texts):
+    """Add subcommand ``name`` (with its ``help`` and ``description``)."""
+    return commands.add_parser(name, formatter_class=_Formatter, **texts)
+
+
 def _add_prune(commands):
     """The ``prune`` subcommand."""
-    prune = commands.add_parser(
+    prune = _subcommand(
+        commands,
         "prune",
-        formatter_class=_Formatter,
         help="prune an MLP with DropNet and save it",
         description="Train an MLP with DropNetClassifier, removing units round by round "
         "until --prune-ratio of them are gone. Prints one row per round (round 0 is the "
@@ -304,9 +315,9 @@ def _add_prune(commands):
 
 def _add_ensemble(commands):
     """The ``ensemble`` subcommand."""
-    ensemble = commands.add_parser(
+    ensemble = _subcommand(
+        commands,
         "ensemble",
-        formatter_class=_Formatter,
         help="train M pruned networks and choose a team of S with HQ",
         description="Train --n-estimators DropNet networks (each pruned with the DropNet "
         "options below, each with its own seed) and choose a team of at most --n-select "
@@ -376,6 +387,15 @@ def _add_ensemble(commands):
         help="share of the training data held out to choose the team (never the test split)",
     )
     group.add_argument(
+        "--cv",
+        metavar="K",
+        type=_int_at_least(2),
+        default=None,
+        help="choose the team on K-fold out-of-fold predictions instead of "
+        "--selection-fraction: each network is trained once per fold, then once on all the "
+        "training data (K + 1 trainings each; no row set aside)",
+    )
+    group.add_argument(
         "--n-jobs",
         type=int,
         default=1,
@@ -390,9 +410,9 @@ def _add_ensemble(commands):
 
 def _add_predict(commands):
     """The ``predict`` subcommand."""
-    predict = commands.add_parser(
+    predict = _subcommand(
+        commands,
         "predict",
-        formatter_class=_Formatter,
         help="predict with a saved model",
         description="Load a model saved by 'prune' or 'ensemble' (or any scikit-learn "
         "classifier saved with joblib.dump) and predict the class of every sample of a "

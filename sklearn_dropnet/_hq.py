@@ -17,7 +17,12 @@ import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import ClassifierMixin, clone
 from sklearn.frozen import FrozenEstimator
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import (
+    StratifiedKFold,
+    check_cv,
+    cross_val_predict,
+    train_test_split,
+)
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import Bunch, check_random_state, check_scalar, resample
 from sklearn.utils.metaestimators import _BaseComposition, available_if
@@ -51,6 +56,28 @@ def _fit_member(estimator, X, y, n_threads, rows=None):
         X, y = X[rows], y[rows]
     with limit_torch_threads(n_threads):
         return estimator.fit(X, y)
+
+
+def _fit_member_out_of_fold(estimator, X, y, folds, n_threads):
+    """``(member fitted on all of X, its out-of-fold probabilities on X)``.
+
+    One clone of the member is fitted per fold and predicts the rows it did
+    not see (:func:`~sklearn.model_selection.cross_val_predict`); then the
+    member itself is fitted on every row. A frozen member is not fitted and
+    predicts all of ``X``.
+    """
+    with limit_torch_threads(n_threads):
+        if isinstance(estimator, FrozenEstimator):
+            return estimator, estimator.predict_proba(X)
+        proba = cross_val_predict(estimator, X, y, cv=folds, method="predict_proba")
+        return estimator.fit(X, y), proba
+
+
+def _n_folds(cv):
+    """``cv`` as a number of folds, or None when it is not an int."""
+    if isinstance(cv, Integral) and not isinstance(cv, (bool, np.bool_)):
+        return int(cv)
+    return None
 
 
 def _soft_voting(self):
@@ -127,7 +154,21 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         Share of the training data held out (stratified) to choose the team;
         members are trained on the rest. When every member is a
         ``FrozenEstimator`` nothing is trained and all of ``X`` is used to
-        choose the team.
+        choose the team. Ignored when ``cv`` is given.
+    cv : int, cross-validation generator, iterable or None, default=None
+        Choose the team on out-of-fold predictions instead of a held-out
+        split, as :class:`~sklearn.ensemble.StackingClassifier` trains its
+        final estimator: each member is trained once per fold and predicts
+        the fold it did not see
+        (:func:`~sklearn.model_selection.cross_val_predict`), so that every
+        row of ``X`` is held out once; then each member is trained on all
+        of ``X``. An int ``K`` means ``K`` stratified, shuffled folds (seeded
+        by ``random_state``), the same for every member; a splitter or an
+        iterable of ``(train, test)`` indices must partition the rows.
+        Training costs ``K + 1`` fits per member instead of one; in
+        exchange no row is set aside. ``None``: the held-out split of
+        ``validation_fraction``. Frozen members are not trained and predict
+        all of ``X``. Cannot be combined with ``bootstrap``.
     bootstrap : bool, default=False
         Train each member on its own bootstrap sample of the training part
         (as many rows, drawn with replacement, stratified so that every
@@ -234,6 +275,7 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         voting="soft",
         method="hq",
         validation_fraction=0.2,
+        cv=None,
         bootstrap=False,
         n_jobs=None,
         random_state=None,
@@ -248,6 +290,7 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         self.voting = voting
         self.method = method
         self.validation_fraction = validation_fraction
+        self.cv = cv
         self.bootstrap = bootstrap
         self.n_jobs = n_jobs
         self.random_state = random_state
@@ -260,7 +303,8 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         X : array-like of shape (n_samples, n_features) or (n_samples, ...)
             Training data, passed to the members as it is (images as
             ``(n_samples, channels, height, width)`` for convolutional
-            DropNet members); ``validation_fraction`` of it is held out.
+            DropNet members); ``validation_fraction`` of it is held out
+            (or, with ``cv``, every row once, fold by fold).
         y : array-like of shape (n_samples,)
             Class labels.
 
@@ -278,17 +322,29 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         random_state = check_random_state(self.random_state)
 
         names, members = self._make_members(random_state)
-        X_fit, X_held, y_fit, y_held = self._held_out_split(X, y, members, random_state)
         n_threads = threads_per_worker(self.n_jobs)
-        samples = self._bootstrap_samples(y_fit, len(members), random_state)
-        self.estimators_ = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fit_member)(member, X_fit, y_fit, n_threads, rows)
-            for member, rows in zip(members, samples)
-        )
+        if self.cv is None:
+            X_fit, X_held, y_fit, y_held = self._held_out_split(X, y, members, random_state)
+            samples = self._bootstrap_samples(y_fit, len(members), random_state)
+            self.estimators_ = Parallel(n_jobs=self.n_jobs)(
+                delayed(_fit_member)(member, X_fit, y_fit, n_threads, rows)
+                for member, rows in zip(members, samples)
+            )
+            held_out_proba = None
+        else:
+            folds, y_held = self._folds(X, y, random_state), y
+            fitted = Parallel(n_jobs=self.n_jobs)(
+                delayed(_fit_member_out_of_fold)(member, X, y, folds, n_threads)
+                for member in members
+            )
+            self.estimators_ = [member for member, _ in fitted]
+            held_out_proba = [proba for _, proba in fitted]
         self.named_estimators_ = Bunch(**dict(zip(names, self.estimators_)))
         self._check_member_classes(names)
 
-        probas = np.stack([self._member_proba(m, X_held) for m in self.estimators_])
+        if held_out_proba is None:
+            held_out_proba = [self._member_proba(m, X_held) for m in self.estimators_]
+        probas = np.stack(held_out_proba).astype(np.float64, copy=False)
         self.selected_, self.candidates_ = self._select(probas, y_held)
         self.ensemble_ = [self.estimators_[i] for i in self.selected_]
         return self
@@ -346,6 +402,18 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
             raise ValueError(f"metric must be one of {METRICS}, got {self.metric!r}.")
         if not isinstance(self.bootstrap, (bool, np.bool_)):
             raise TypeError(f"bootstrap must be True or False, got {self.bootstrap!r}.")
+        if isinstance(self.cv, (bool, np.bool_)):
+            raise TypeError(
+                f"cv must be a number of folds, a splitter, an iterable of (train, test) "
+                f"indices or None, got {self.cv!r}."
+            )
+        if _n_folds(self.cv) is not None:
+            check_scalar(self.cv, "cv", Integral, min_val=2)
+        if self.cv is not None and self.bootstrap:
+            raise ValueError(
+                "bootstrap=True cannot be combined with cv: the fold members are "
+                "fitted by cross_val_predict on the fold's rows. Use one of the two."
+            )
         check_scalar(
             self.n_select, "n_select", Integral, min_val=2 if self.method == "hq" else 1
         )
@@ -419,6 +487,16 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
             stratify=y,
             random_state=random_state.randint(np.iinfo(np.int32).max),
         )
+
+    def _folds(self, X, y, random_state):
+        """The ``(train, test)`` folds of ``cv``, listed once for every member."""
+        seed = random_state.randint(np.iinfo(np.int32).max)
+        n_folds = _n_folds(self.cv)
+        if n_folds is not None:
+            splitter = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
+        else:
+            splitter = check_cv(self.cv, y, classifier=True)
+        return list(splitter.split(X, y))
 
     def _bootstrap_samples(self, y, n_members, random_state):
         """Each member's stratified bootstrap rows, or None (all rows) each."""

@@ -215,6 +215,8 @@ def _ensemble(args):
         )
     if args.method == "hq" and args.n_select < 2:
         raise UsageError("--method hq needs --n-select of at least 2")
+    if args.cv is not None and args.bootstrap:
+        raise UsageError("--cv and --bootstrap cannot be combined; use one of the two")
     print(
         f"data: {description}; {len(X_train)} training samples, "
         f"{0 if X_test is None else len(X_test)} test samples"
@@ -233,6 +235,7 @@ def _ensemble(args):
         final_choice=args.final_choice,
         voting=args.voting,
         validation_fraction=args.selection_fraction,
+        cv=args.cv,
         bootstrap=args.bootstrap,
         n_jobs=args.n_jobs,
         random_state=args.random_state,

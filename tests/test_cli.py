@@ -232,6 +232,16 @@ def test_ensemble_passes_bootstrap_and_final_choice(tmp_path, data_files):
     assert default.bootstrap is False and default.final_choice == "one_se"
 
 
+def test_ensemble_cv_chooses_on_out_of_fold_predictions(tmp_path, data_files, capsys):
+    argv = ["ensemble", "--data", str(data_files / "digits.npz"), "-M", "2", "-S", "2",
+            "--cv", "2", "--prune-ratio", "0.3", "--output-dir", str(tmp_path),
+            *FAST[:-1]]  # fmt: skip
+    assert main(argv) == 0
+    model = joblib.load(tmp_path / "ensemble.joblib")
+    assert model.cv == 2 and len(model.estimators_) == 2  # tests/test_hq.py tests cv itself
+    assert build_parser().parse_args(["ensemble"]).cv is None
+
+
 # --- errors: one line, status 2 -----------------------------------------------------
 
 
@@ -338,6 +348,13 @@ def test_unknown_or_missing_device(capsys):
     if not torch.cuda.is_available():
         err = error_of(capsys, ["prune", "--device", "cuda", *FAST])
         assert "CUDA is not available" in err
+
+
+def test_ensemble_cv_errors(capsys):
+    assert main(["ensemble", "--cv", "1"]) == 2
+    assert "1 must be at least 2" in capsys.readouterr().err
+    err = error_of(capsys, ["ensemble", "--cv", "3", "--bootstrap", *FAST])
+    assert "--cv and --bootstrap cannot be combined" in err
 
 
 def test_ensemble_n_select_larger_than_m(capsys):

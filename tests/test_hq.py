@@ -17,7 +17,13 @@ from sklearn.dummy import DummyClassifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, log_loss
-from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.model_selection import (
+    GridSearchCV,
+    KFold,
+    ShuffleSplit,
+    cross_val_predict,
+    train_test_split,
+)
 from sklearn.naive_bayes import GaussianNB
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -38,7 +44,6 @@ from sklearn_dropnet._ensemble_selection import (
 )
 from sklearn_dropnet._parallel import limit_torch_threads, threads_per_worker
 from sklearn_dropnet.models import ModelB
-
 
 # --- held-out predictions for the pure selection tests -----------------------
 
@@ -470,6 +475,11 @@ def test_error_mismatched_classes():
         ({"n_select": 1}, ValueError, "n_select == 1, must be >= 2"),
         ({"prune_fraction": 1.0}, ValueError, "prune_fraction == 1.0, must be < 1"),
         ({"validation_fraction": 0.0}, ValueError, "validation_fraction == 0.0, must be > 0"),
+        ({"cv": 1}, ValueError, "cv == 1, must be >= 2"),
+        ({"cv": True}, TypeError, "cv must be a number of folds"),
+        ({"cv": "five"}, ValueError, "Expected `cv` as an integer"),
+        ({"cv": ShuffleSplit(3, random_state=0)}, ValueError, "only works for partitions"),
+        ({"cv": 3, "bootstrap": True}, ValueError, "bootstrap=True cannot be combined with cv"),
         ({"estimators": [("nb", GaussianNB())] * 2}, ValueError, "either estimator or estimators"),
         (
             {"estimator": None, "estimators": [GaussianNB(), GaussianNB()]},
@@ -580,7 +590,7 @@ EXPECTED_FAILED_CHECKS = {}
 
 
 @parametrize_with_checks(
-    [lr_ensemble(), lr_ensemble(voting="hard", method="greedy")],
+    [lr_ensemble(), lr_ensemble(voting="hard", method="greedy"), lr_ensemble(cv=2)],
     expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS,
 )
 def test_sklearn_compatible_estimator(estimator, check):
@@ -607,6 +617,17 @@ class RowRecorder(DummyClassifier):
         return super().fit(X, y)
 
 
+class FoldRecorder(RowRecorder):
+    """A RowRecorder that also lists, across clones, every set of rows fitted."""
+
+    seen = []
+
+    def fit(self, X, y):
+        super().fit(X, y)
+        FoldRecorder.seen.append(self.rows_)
+        return self
+
+
 def test_bootstrap_gives_each_member_its_own_stratified_sample():
     y = np.repeat([0, 1, 2], [40, 40, 20])
     X = np.column_stack([np.arange(100), np.zeros(100)])
@@ -629,6 +650,69 @@ def test_bootstrap_gives_each_member_its_own_stratified_sample():
     again = [member.rows_ for member in fit(bootstrap=True).estimators_]
     for rows, same in zip(samples, again):
         np.testing.assert_array_equal(rows, same)
+
+
+def test_cv_chooses_the_team_on_out_of_fold_predictions():
+    X, y = load_wine(return_X_y=True)
+    members = [
+        ("lr", make_pipeline(StandardScaler(), LogisticRegression(C=0.01))),
+        ("nb", GaussianNB()),
+        ("tree", DecisionTreeClassifier(max_depth=2, random_state=0)),
+        ("stump", DecisionTreeClassifier(max_depth=1, random_state=0)),
+    ]
+    folds = KFold(4, shuffle=True, random_state=0)
+    hq = HQEnsembleClassifier(estimators=members, n_select=3, cv=folds).fit(X, y)
+    # By hand: each member's out-of-fold probabilities on every row ...
+    probas = np.stack(
+        [cross_val_predict(m, X, y, cv=folds, method="predict_proba") for _, m in members]
+    )
+    team, candidates = hq_select(probas.argmax(axis=2), probas, y, 3)
+    np.testing.assert_array_equal(hq.selected_, team)
+    np.testing.assert_allclose(hq.candidates_["accuracy"], candidates["accuracy"])
+    assert len(set(np.round(candidates["accuracy"] * len(y)))) > 3  # teams do differ
+    # ... and then each member fitted on all rows.
+    for member, (_, unfitted) in zip(hq.estimators_, members):
+        np.testing.assert_allclose(
+            member.predict_proba(X), clone(unfitted).fit(X, y).predict_proba(X)
+        )
+
+
+def test_cv_trains_every_member_on_every_row_and_folds_on_the_rest():
+    y = np.repeat([0, 1, 2], [40, 40, 20])
+    X = np.column_stack([np.arange(100), np.zeros(100)])
+    FoldRecorder.seen = []
+    hq = HQEnsembleClassifier(
+        FoldRecorder(), n_estimators=3, n_select=2, cv=4, random_state=0
+    ).fit(X, y)
+    for member in hq.estimators_:  # no row set aside for the final members
+        np.testing.assert_array_equal(member.rows_, np.arange(100))
+    fold_rows = [rows for rows in FoldRecorder.seen if len(rows) < 100]
+    assert len(fold_rows) == 3 * 4
+    for fold in range(4):  # the same stratified folds for every member
+        rows = fold_rows[fold]
+        assert len(rows) == 75
+        np.testing.assert_array_equal(np.bincount(y[rows]), [30, 30, 15])
+        for member in range(1, 3):
+            np.testing.assert_array_equal(fold_rows[member * 4 + fold], rows)
+    held_out = [set(range(100)) - set(rows) for rows in fold_rows[:4]]
+    assert set().union(*held_out) == set(range(100))  # every row held out once
+    assert sum(map(len, held_out)) == 100
+
+
+def test_cv_leaves_frozen_members_alone():
+    X, y = load_wine(return_X_y=True)
+    X_train, X_val, y_train, y_val = train_test_split(X, y, random_state=0, stratify=y)
+    nb = GaussianNB().fit(X_train, y_train)
+    hq = HQEnsembleClassifier(
+        estimators=[
+            ("frozen", FrozenEstimator(nb)),
+            ("tree", DecisionTreeClassifier(max_depth=2, random_state=0)),
+        ],
+        n_select=2,
+        cv=3,
+    ).fit(X_val, y_val)
+    np.testing.assert_array_equal(hq.estimators_[0].predict_proba(X), nb.predict_proba(X))
+    assert hq.estimators_[0].estimator is nb
 
 
 def test_bootstrap_must_be_a_bool():
