@@ -12,7 +12,8 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
-BENCH_HQ = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_hq.py"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCH_HQ = BENCHMARKS / "bench_hq.py"
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +100,22 @@ def test_bench_hq_quick_run_prints_every_row(tmp_path):
     # The saved probabilities reproduce the printed accuracy of all 4 members.
     all_four = (saved["pruned_test"].mean(axis=0).argmax(axis=1) == saved["y_test"]).mean()
     assert f"{'pruned: all':<42}{all_four:.4f}" in result.stdout
+
+
+@pytest.mark.slow
+def test_bench_hq_cv_quick_run_compares_held_out_and_cv():
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_hq_cv.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    # --quick: 3 members, S = 2, 2 folds, seed 0.
+    for line in ["held-out: team ", "cv=2: team ", "both checks: ", "cv=2 - held-out, team: ",
+                 "fit time, cv=2 / held-out: "]:  # fmt: skip
+        assert line in out, line
+    teams = [float(line.split()[1]) for line in out.splitlines()
+             if line.startswith(("held-out ", "cv=2 "))]  # fmt: skip
+    assert len(teams) == 2 and all(0.5 < team <= 1 for team in teams)
