@@ -47,15 +47,18 @@ _METHODS = ("hq", "greedy", "top", "all")
 _VOTING = ("soft", "hard")
 
 
-def _fit_member(estimator, X, y, n_threads, rows=None):
-    """Fit one member in a joblib worker, with torch's threads capped.
+def _fit_member(estimator, X, y, X_held, n_threads, rows=None):
+    """``(member fitted on X, its probabilities on X_held)``, in a joblib worker
+    with torch's threads capped.
 
     ``rows``: the member's bootstrap sample (row indices), or None for all.
+    A frozen member's ``fit`` does nothing.
     """
     if rows is not None:
         X, y = X[rows], y[rows]
     with limit_torch_threads(n_threads):
-        return estimator.fit(X, y)
+        estimator.fit(X, y)
+        return estimator, estimator.predict_proba(X_held)
 
 
 def _fit_member_out_of_fold(estimator, X, y, folds, n_threads):
@@ -326,25 +329,23 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         if self.cv is None:
             X_fit, X_held, y_fit, y_held = self._held_out_split(X, y, members, random_state)
             samples = self._bootstrap_samples(y_fit, len(members), random_state)
-            self.estimators_ = Parallel(n_jobs=self.n_jobs)(
-                delayed(_fit_member)(member, X_fit, y_fit, n_threads, rows)
+            jobs = (
+                delayed(_fit_member)(member, X_fit, y_fit, X_held, n_threads, rows)
                 for member, rows in zip(members, samples)
             )
-            held_out_proba = None
         else:
             folds, y_held = self._folds(X, y, random_state), y
-            fitted = Parallel(n_jobs=self.n_jobs)(
+            jobs = (
                 delayed(_fit_member_out_of_fold)(member, X, y, folds, n_threads)
                 for member in members
             )
-            self.estimators_ = [member for member, _ in fitted]
-            held_out_proba = [proba for _, proba in fitted]
+        fitted = Parallel(n_jobs=self.n_jobs)(jobs)
+        self.estimators_ = [member for member, _ in fitted]
         self.named_estimators_ = Bunch(**dict(zip(names, self.estimators_)))
         self._check_member_classes(names)
 
-        if held_out_proba is None:
-            held_out_proba = [self._member_proba(m, X_held) for m in self.estimators_]
-        probas = np.stack(held_out_proba).astype(np.float64, copy=False)
+        # Each member's probabilities on the held-out rows, computed in its worker.
+        probas = np.stack([np.asarray(proba, dtype=np.float64) for _, proba in fitted])
         self.selected_, self.candidates_ = self._select(probas, y_held)
         self.ensemble_ = [self.estimators_[i] for i in self.selected_]
         return self
