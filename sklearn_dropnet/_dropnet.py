@@ -491,7 +491,8 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             self.pruning_history_ = [
                 self._record(0, groups, example, accuracy, epochs, time.perf_counter() - start)
             ]
-            self._prune_to(self.prune_ratio, train, valid, example)
+            # Training changed weights, not layers: the trace above still holds.
+            self._prune_to(self.prune_ratio, train, valid, example, units=(structure, groups))
         return self
 
     def prune(self, X, y=None, prune_ratio=None):
@@ -554,15 +555,19 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         encoded = np.searchsorted(self.classes_, y).astype(np.int64)
         return LabelledData(EncodedDataset(X, encoded) if isinstance(X, TorchDataset) else X, encoded)
 
-    def _prune_to(self, prune_ratio, train, valid, example):
-        """Run DropNet rounds until ``prune_ratio`` of the dense units are gone."""
+    def _prune_to(self, prune_ratio, train, valid, example, units=None):
+        """Run DropNet rounds until ``prune_ratio`` of the dense units are gone.
+
+        ``units`` is ``(structure, groups)`` of the current network when the
+        caller has traced it already; otherwise it is traced here.
+        """
         valid = valid or train
         rng = np.random.default_rng(self._seed + len(self.pruning_history_))
         dense_accuracy = self.pruning_history_[0]["valid_accuracy"]
         target = int(math.floor((1 - prune_ratio) * self.n_units_dense_ + 1e-9))
         accepted_module = copy.deepcopy(self.net_.module_)
         accepted_initial = copy.deepcopy(self.initial_module_)
-        structure, groups = self._find_units(example)
+        structure, groups = units if units is not None else self._find_units(example)
         target = max(target, len(groups))
         left = sum(group.size for group in groups)
         expected = max(0, math.ceil(math.log(max(target, 1) / left) / math.log(1 - self.drop_fraction)))

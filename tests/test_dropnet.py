@@ -7,12 +7,12 @@ import joblib
 import numpy as np
 import pytest
 import torch
-from skorch.callbacks import Callback
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from skorch.callbacks import Callback
 from torch import nn
 from torch.utils.data import TensorDataset
 
@@ -406,3 +406,27 @@ def test_prune_without_ratio_runs_exactly_one_round(digits):
         assert len(clf.pruning_history_) == rounds + 1
         assert clf.pruning_history_[-1]["units"] == left - max(1, round(0.2 * left))
         rounds += 1
+
+
+def test_network_is_traced_once_per_round(digits, monkeypatch):
+    # Tracing builds Torch-Pruning's dependency graph, the costly part of a
+    # round on large networks: once for the dense network, once after each
+    # round's surgery, and once more for each call to prune().
+    import sklearn_dropnet._dropnet as dropnet_module
+
+    traces = []
+    original = dropnet_module.find_unit_groups
+
+    def counting(*args, **kwargs):
+        traces.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(dropnet_module, "find_unit_groups", counting)
+    X, y = digits
+    clf = small(prune_ratio=0.5, max_epochs=2).fit(X[:300], y[:300])
+    rounds = len(clf.pruning_history_) - 1
+    assert rounds == 3
+    assert len(traces) == 1 + rounds
+    traces.clear()
+    clf.prune(X[:300], y[:300])  # one round more
+    assert len(traces) == 1 + 1
