@@ -29,7 +29,9 @@ the test set*, the maximum of ten noisy numbers. It prints:
    size 2 .. S.
 4. A summary over the seeds: mean test accuracy of each row, on how many
    seeds each check held (and for what share of all teams of S), and HQ's
-   mean gap to all M and to the test-best member with its standard error.
+   mean gap to all M and to the test-best member with its standard error,
+   its one-sided 95% lower bound, and whether the issue's bar holds for
+   the mean.
 
 Usage::
 
@@ -46,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 from joblib import Parallel, delayed
+from scipy import stats
 from sklearn.datasets import load_digits
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import train_test_split
@@ -227,6 +230,23 @@ def passes(team, everyone, best_single):
     }
 
 
+def mean_gap(gaps):
+    """Mean of per-seed gaps (points), its standard error and one-sided 95% lower bound.
+
+    The bound is Student's t over the seeds: the expected gap exceeds it with
+    95% confidence. One seed gives no error and no bound (nan).
+    """
+    gaps = np.asarray(gaps, dtype=float)
+    if len(gaps) < 2:
+        return {"mean": gaps.mean(), "standard_error": np.nan, "lower_bound": np.nan}
+    error = gaps.std(ddof=1) / np.sqrt(len(gaps))
+    return {
+        "mean": gaps.mean(),
+        "standard_error": error,
+        "lower_bound": gaps.mean() - stats.t.ppf(0.95, len(gaps) - 1) * error,
+    }
+
+
 def print_table(title, columns):
     """``columns``: {column name: {row name: row}}, same rows in each."""
     print(f"\n{title}")
@@ -382,12 +402,19 @@ def print_summary(results, args):
             f"   {check}: {sum(outcomes)} of {len(outcomes)} seeds "
             f"(every team of {args.n_select}: held for {share:.0%} of them, over all seeds)"
         )
-    for other in ("all", "best single (test, oracle)"):
+    for other, bar, sign in (("all", -0.3, ">="), ("best single (test, oracle)", 0.0, ">")):
         gaps = 100 * np.array([r["pruned"]["hq"]["test"] - r["pruned"][other]["test"] for r in results])
-        error = gaps.std(ddof=1) / np.sqrt(len(gaps)) if len(gaps) > 1 else float("nan")
+        gap = mean_gap(gaps)
+        verdict = (
+            f"; the issue's bar ({sign} {bar:+.2f}) holds for the mean with 95% confidence: "
+            f"{gap['lower_bound'] > bar}"
+            if len(gaps) > 1
+            else ""
+        )
         print(
-            f"   HQ - {other}: mean {gaps.mean():+.2f} points (standard error {error:.2f}), "
-            f"range {gaps.min():+.2f} .. {gaps.max():+.2f}"
+            f"   HQ - {other}: mean {gap['mean']:+.2f} points (standard error "
+            f"{gap['standard_error']:.2f}, one-sided 95% lower bound {gap['lower_bound']:+.2f}), "
+            f"range {gaps.min():+.2f} .. {gaps.max():+.2f}{verdict}"
         )
     seconds = [r["selection"]["seconds"] for r in results]
     n_pool = results[0]["selection"]["n_members"]

@@ -119,3 +119,13 @@ def test_bench_hq_cv_quick_run_compares_held_out_and_cv():
     teams = [float(line.split()[1]) for line in out.splitlines()
              if line.startswith(("held-out ", "cv=2 "))]  # fmt: skip
     assert len(teams) == 2 and all(0.5 < team <= 1 for team in teams)
+
+
+def test_mean_gap_gives_students_t_lower_bound(bench_hq):
+    gap = bench_hq.mean_gap([1.0, 2.0, 3.0])
+    assert gap["mean"] == pytest.approx(2.0)
+    assert gap["standard_error"] == pytest.approx(1 / np.sqrt(3))
+    # t(0.95, 2 degrees of freedom) = 2.919986; 2 - 2.919986 / sqrt(3)
+    assert gap["lower_bound"] == pytest.approx(0.314146, abs=1e-6)
+    single = bench_hq.mean_gap([0.5])
+    assert single["mean"] == 0.5 and np.isnan(single["lower_bound"])

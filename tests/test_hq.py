@@ -854,34 +854,53 @@ def test_parallel_fit_is_not_slower(small_digits):
     assert two_jobs <= 1.5 * one_job
 
 
-@pytest.mark.slow
-def test_hq_team_of_pruned_dropnets_on_digits():
-    """The issue's check: M = 10 DropNets pruned 80%, a team of S <= 5.
+def _hq_of_pruned_dropnets_on_digits(seed):
+    """The issue's setting on one split of digits, end to end.
 
-    End to end through HQEnsembleClassifier, the team chosen on the held-out
-    20% of the training half. On the test half (899 images) the team is at
-    least as accurate as all 10 together minus 0.3 points, and above every
-    single member -- including the one that is best on the test set itself.
-    The settings of benchmarks/bench_hq.py, whose 40 seeds show that both
-    hold on about three runs in four (29 of 40), not on every run.
+    M = 10 DropNets (128-64 units) pruned 80%, a team of S <= 5 chosen on
+    the held-out 20% of the training half. Returns the fitted ensemble and,
+    on the test half (899 images), the team's accuracy, all 10 members'
+    (soft voting) and each member's.
     """
     X, y = load_digits(return_X_y=True)
     X = (X / 16).astype(np.float32)
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.5, stratify=y, random_state=0)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.5, stratify=y, random_state=seed
+    )
     member = DropNetClassifier(
         prune_ratio=0.8, lr=0.01, batch_size=64, max_epochs=30,
         module__hidden_layer_sizes=(128, 64),
     )  # fmt: skip
     hq = HQEnsembleClassifier(
-        member, n_estimators=10, n_select=5, n_jobs=2, random_state=0
+        member, n_estimators=10, n_select=5, n_jobs=2, random_state=seed
     ).fit(X_train, y_train)
-
-    for m in hq.estimators_:  # every member pruned 80%: 38 of 192 units left
-        assert m.pruning_history_[-1]["fraction_left"] <= 0.2 + 1e-9
-    assert 2 <= len(np.unique(hq.selected_)) <= 5
-    team = hq.score(X_test, y_test)
     probas = np.stack([m.predict_proba(X_test) for m in hq.estimators_])
     everyone = accuracy_score(y_test, probas.mean(axis=0).argmax(axis=1))
     singles = [m.score(X_test, y_test) for m in hq.estimators_]
-    assert team >= everyone - 0.003  # 0.9789 against 0.9755
-    assert team > max(singles)  # against 0.9722
+    return hq, hq.score(X_test, y_test), everyone, singles
+
+
+@pytest.mark.slow
+def test_hq_team_of_pruned_dropnets_on_digits():
+    """The issue's check, in the mean over the first five splits (seeds 0-4).
+
+    The HQ team is at least as accurate as all 10 members together minus
+    0.3 points, and above the best single member -- the one best on the test
+    set itself. One test image is 0.11 points, so on a single split either
+    check can fail by test noise alone: benchmarks/bench_hq.py (40 seeds)
+    measures both in the mean with a 95% confidence bound, and how often
+    each holds per split (both on about three splits in four).
+    """
+    gaps_to_all, gaps_to_best = [], []
+    for seed in range(5):
+        hq, team, everyone, singles = _hq_of_pruned_dropnets_on_digits(seed)
+        for m in hq.estimators_:  # every member pruned 80%: 38 of 192 units left
+            assert m.pruning_history_[-1]["fraction_left"] <= 0.2 + 1e-9
+        assert 2 <= len(np.unique(hq.selected_)) <= 5
+        assert team > np.mean(singles)
+        gaps_to_all.append(100 * (team - everyone))
+        gaps_to_best.append(100 * (team - max(singles)))
+    # Measured: to all 10   +0.33 -0.56 +0.11 -0.33 +0.11 (mean -0.07);
+    #           to the best +0.67 +1.00 +0.44 +0.33 +0.44 (mean +0.58).
+    assert np.mean(gaps_to_all) >= -0.3
+    assert np.mean(gaps_to_best) > 0
