@@ -30,6 +30,7 @@ from torch.utils.data import Dataset as TorchDataset
 from tqdm.auto import tqdm
 
 from ._data import EncodedDataset, LabelledData, dataset_labels
+from ._device import check_device
 from ._network_cost import count_macs, count_parameters
 from ._probes import inspect_network
 from ._surgery import PruningError, find_unit_groups, remove_units
@@ -102,7 +103,9 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
     batch_size : int, default=32
         Mini-batch size for training and inference.
     device : str or torch.device, default="cpu"
-        Where to train, e.g. ``"cuda"``.
+        Where to train, e.g. ``"cuda"``; ``fit`` refuses a device this
+        machine lacks. A model fitted on a GPU loads and predicts on a
+        machine without one; set ``device="cpu"`` there to prune it further.
     callbacks : list of skorch callbacks or (name, callback) tuples, default=None
         Extra skorch callbacks, run in every round.
     prune_ratio : float in [0, 1), default=0.5
@@ -289,6 +292,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}.")
         if not is_valid_score(self.unit_score):
             raise ValueError(f"unit_score must be one of {SCORES} or a callable, got {self.unit_score!r}.")
+        check_device(self.device)
 
     def _validate_training_data(self, X, y):
         """Check ``X, y`` and set ``classes_``, ``input_shape_``, ``n_features_in_``."""
@@ -375,7 +379,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         skorch_kwargs = {
             k: v for k, v in self._routed_params().items() if not k.startswith("module__")
         }
-        return NeuralNetClassifier(
+        net = NeuralNetClassifier(
             module=module,
             criterion=self.criterion,
             optimizer=self.optimizer,
@@ -389,6 +393,12 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             verbose=int(self.verbose > 1),
             **skorch_kwargs,
         ).initialize()
+        # When a model fitted on a GPU is loaded where there is none, skorch
+        # maps the attributes with these prefixes to the CPU. Its ``module``
+        # parameter holds the trained network too (see ``_set_module``):
+        # without this, such a file cannot be loaded on a CPU-only machine.
+        net.cuda_dependent_attributes_ = [*net.cuda_dependent_attributes_, "module"]
+        return net
 
     def _find_units(self, example):
         """Trace the current network: its probes and its unit groups."""

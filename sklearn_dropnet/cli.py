@@ -35,6 +35,7 @@ from ._cli_io import (
     write_predictions,
 )
 from ._cli_parser import PROG, build_parser
+from ._device import check_device
 from ._ensemble_selection import member_votes
 
 __all__ = ["main", "build_parser"]
@@ -46,13 +47,9 @@ def _configure_torch(args):
 
     torch.set_num_threads(args.threads)
     try:
-        device = torch.device(args.device)
-    except RuntimeError:
-        raise UsageError(f"--device {args.device!r} is not a device name") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {args.device}: CUDA is not available on this machine")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise UsageError(f"--device {args.device}: MPS is not available on this machine")
+        check_device(args.device)
+    except ValueError as exc:
+        raise UsageError(f"--device: {exc}") from None
 
 
 def _dropnet(args, verbose):

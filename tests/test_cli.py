@@ -344,7 +344,7 @@ def test_bad_option_values(capsys, option, value, message):
 
 
 def test_unknown_or_missing_device(capsys):
-    assert "not a device name" in error_of(capsys, ["prune", "--device", "gpu0", *FAST])
+    assert "'gpu0' is not a torch device name" in error_of(capsys, ["prune", "--device", "gpu0", *FAST])
     if not torch.cuda.is_available():
         err = error_of(capsys, ["prune", "--device", "cuda", *FAST])
         assert "CUDA is not available" in err

@@ -1,6 +1,8 @@
 """DropNetClassifier end to end."""
 
+import io
 import os
+import pickle
 import warnings
 
 import joblib
@@ -17,7 +19,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from sklearn_dropnet import DropNetClassifier
-from sklearn_dropnet.models import MLP
+from sklearn_dropnet.models import MLP, ModelB
 
 
 def small(**params):
@@ -256,6 +258,32 @@ def test_grid_search_over_prune_ratio(digits):
     assert search.best_estimator_.score(X[600:900], y[600:900]) > 0.7
 
 
+class _RefuseTensors(pickle.Pickler):
+    """A pickler that fails on any tensor or storage it meets."""
+
+    def reducer_override(self, obj):
+        if isinstance(obj, (torch.Tensor, torch.UntypedStorage, torch.TypedStorage)):
+            raise AssertionError(f"a {type(obj).__name__} is pickled outside skorch's device mapping")
+        return NotImplemented
+
+
+@pytest.mark.parametrize("module", [None, ModelB])
+def test_every_tensor_is_pickled_through_skorchs_device_mapping(digits, module):
+    """A model fitted on a GPU must load on a machine without one.
+
+    skorch writes the attributes in ``cuda_dependent_attributes_`` with
+    ``torch.save`` and maps them to the CPU on load where CUDA is missing;
+    a tensor anywhere else in the pickle is restored on its old device, and
+    the load fails. (tests/test_cuda.py checks the load on a GPU machine.)
+    """
+    X, y = digits
+    X = X[:200] if module is None else X[:200].reshape(-1, 1, 8, 8)
+    clf = small(module=module, prune_ratio=0.5, max_epochs=2).fit(X, y[:200])
+    state = clf.net_.__getstate__()
+    assert state.pop("__cuda_dependent_attributes__")
+    _RefuseTensors(io.BytesIO()).dump(state)
+
+
 def test_joblib_round_trip_and_smaller_file(tmp_path, digits):
     X, y = digits
     dense = small(prune_ratio=0, module__hidden_layer_sizes=(256, 128), max_epochs=2).fit(X[:300], y[:300])
@@ -301,12 +329,22 @@ def test_bad_input_errors(digits):
         ({"reinit": "sometimes"}, "reinit must be one of"),
         ({"min_accuracy_ratio": 1.5}, r"min_accuracy_ratio must be in \(0, 1\]"),
         ({"module": "resnet"}, "module must be a torch.nn.Module"),
+        ({"device": "gpu"}, "device='gpu' is not a torch device name"),
+        ({"device": 3.5}, "device=3.5 is not a torch device name"),
     ],
 )
 def test_bad_parameters_are_named(digits, params, message):
     X, y = digits
     with pytest.raises((ValueError, TypeError), match=message):
         small(**params).fit(X[:40], y[:40])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_a_gpu_is_named(digits):
+    X, y = digits
+    for device in ("cuda", "cuda:1"):
+        with pytest.raises(ValueError, match=f"device='{device}': CUDA is not available on this machine"):
+            small(device=device).fit(X[:40], y[:40])
 
 
 def test_unknown_keyword_is_a_type_error():
