@@ -18,6 +18,7 @@ Usage::
 
     python benchmarks/bench_conv.py               # under a minute on 2 cores
     python benchmarks/bench_conv.py --width 0.5   # half-width networks, quicker
+    python benchmarks/bench_conv.py --device cuda --batch-size 256 --skip-model-b
 """
 
 import argparse
@@ -29,6 +30,7 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from sklearn_dropnet import DropNetClassifier
+from sklearn_dropnet._device import check_device
 from sklearn_dropnet._network_cost import count_macs, count_parameters, time_inference
 from sklearn_dropnet._parallel import limit_torch_threads
 from sklearn_dropnet._probes import inspect_network
@@ -57,8 +59,14 @@ def parse_args():
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=10, help="timed forward passes (median)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--device", default="cpu", help="where to time the ResNet-18 and VGG-16 passes")
     parser.add_argument("--skip-model-b", action="store_true")
-    return parser.parse_args()
+    args = parser.parse_args()
+    try:
+        args.device = check_device(args.device)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return args
 
 
 def costs(module, example, batch, repeats):
@@ -95,14 +103,14 @@ def prune_structurally(net, example, prune_ratio):
 
 def bench_large(args):
     torch.manual_seed(0)
-    batch = torch.randn(args.batch_size, 3, 32, 32)
+    batch = torch.randn(args.batch_size, 3, 32, 32, device=args.device)
     example = batch[:2]
     models = {
         "ResNet-18": ResNet18(input_shape=(3, 32, 32), n_classes=10, width=max(1, round(64 * args.width))),
         "VGG-16": VGG(input_shape=(3, 32, 32), n_classes=10, depth=16, width=args.width),
     }
     for name, net in models.items():
-        net.eval()
+        net.to(args.device).eval()
         dense = costs(net, example, batch, args.repeats)
         pruned_net = copy.deepcopy(net)
         start = time.perf_counter()
@@ -116,7 +124,7 @@ def bench_large(args):
             dense,
             pruned,
             f": {n_units} -> {left} filters ({left / n_units:.1%} left, {n_groups} unit groups), "
-            f"surgery {seconds:.2f} s, batch {args.batch_size}x3x32x32",
+            f"surgery {seconds:.2f} s, batch {args.batch_size}x3x32x32 on {args.device}",
         )
 
 
@@ -151,7 +159,9 @@ def main():
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s)")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s), device {args.device}")
+    if args.device.type == "cuda":
+        print(f"  {torch.cuda.get_device_name(args.device)}")
     bench_large(args)
     if not args.skip_model_b:
         bench_model_b(args)

@@ -1,4 +1,4 @@
-"""benchmarks/bench_hq.py: its random-team reference and a smoke run."""
+"""The benchmarks: bench_hq.py's random-team reference and gap bound, smoke runs of the others."""
 
 import importlib.util
 import subprocess
@@ -6,6 +6,7 @@ import sys
 from itertools import combinations
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pytest
 from sklearn.datasets import load_iris
@@ -129,3 +130,36 @@ def test_mean_gap_gives_students_t_lower_bound(bench_hq):
     assert gap["lower_bound"] == pytest.approx(0.314146, abs=1e-6)
     single = bench_hq.mean_gap([0.5])
     assert single["mean"] == 0.5 and np.isnan(single["lower_bound"])
+
+
+@pytest.mark.slow
+def test_bench_gpu_quick_run_prints_rounds_and_ratios(tmp_path):
+    """The CPU smoke run of the GPU benchmark: ResNet-18 (width 4) halved in one round."""
+    saved = tmp_path / "model.joblib"
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_gpu.py"), "--quick", "--save", str(saved)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "256 training and 10,000 test images, synthetic CIFAR-10-sized images" in out
+    rounds = [line.split() for line in out.splitlines() if line.startswith("    ")]
+    assert [row[:3] for row in rounds] == [["0", "100.0%", "180"], ["1", "50.0%", "90"]]
+    assert rounds[0][-1] == "1.000"
+    dense, pruned = (
+        int(line.split()[1].replace(",", "")) for line in out.splitlines() if line.startswith(("  dense", "  pruned"))
+    )
+    assert pruned < dense / 3
+    clf = joblib.load(saved)
+    assert clf.pruning_history_[-1]["params"] == pruned
+
+
+@pytest.mark.parametrize("script", ["bench_gpu.py", "bench_conv.py"])
+def test_gpu_benchmarks_name_a_missing_device(script):
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--device", "gpu"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2
+    assert "device='gpu' is not a torch device name" in result.stderr
