@@ -293,6 +293,14 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         if not is_valid_score(self.unit_score):
             raise ValueError(f"unit_score must be one of {SCORES} or a callable, got {self.unit_score!r}.")
         check_device(self.device)
+        if not callable(self.optimizer):
+            raise TypeError(
+                f"optimizer must be a torch optimizer class such as torch.optim.Adam, got {self.optimizer!r}."
+            )
+        if not callable(self.criterion):
+            raise TypeError(
+                f"criterion must be a torch loss class such as torch.nn.CrossEntropyLoss, got {self.criterion!r}."
+            )
 
     def _validate_training_data(self, X, y):
         """Check ``X, y`` and set ``classes_``, ``input_shape_``, ``n_features_in_``."""
@@ -400,6 +408,30 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         net.cuda_dependent_attributes_ = [*net.cuda_dependent_attributes_, "module"]
         return net
 
+    def _check_module_output(self, example):
+        """Run the new network on two training samples: it must give one score per class."""
+        module = self.net_.module_
+        was_training = module.training
+        module.eval()
+        try:
+            with torch.no_grad():
+                output = module(example)
+        except Exception as exc:
+            raise ValueError(
+                f"The module failed on training samples of shape {tuple(example.shape[1:])}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        finally:
+            module.train(was_training)
+        expected = (len(example), len(self.classes_))
+        if not isinstance(output, torch.Tensor) or tuple(output.shape) != expected:
+            got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+            raise ValueError(
+                f"The module must return one score per class, a tensor of shape (n_samples, "
+                f"{len(self.classes_)}) for the {len(self.classes_)} classes in y; for "
+                f"{len(example)} samples it returned {got}."
+            )
+
     def _find_units(self, example):
         """Trace the current network: its probes and its unit groups."""
         structure = inspect_network(self.net_.module_, example)
@@ -486,6 +518,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             train, valid = self._split(data, seed)
             self.net_ = self._make_net(module, valid)
             example = data.example(self.net_.device)
+            self._check_module_output(example)
             structure, groups = self._find_units(example)
             if not structure.probes:
                 raise PruningError(

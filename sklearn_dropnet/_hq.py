@@ -426,6 +426,10 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
             self.validation_fraction, "validation_fraction", Real, min_val=0,
             max_val=1, include_boundaries="neither",
         )  # fmt: skip
+        if self.n_jobs is not None:
+            check_scalar(self.n_jobs, "n_jobs", Integral)
+            if self.n_jobs == 0:
+                raise ValueError("n_jobs == 0 runs nothing; use None, -1 or a positive number.")
 
     def _make_members(self, random_state):
         """Names and unfitted clones of the members, checked."""

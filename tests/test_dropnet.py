@@ -330,6 +330,8 @@ def test_bad_input_errors(digits):
         ({"min_accuracy_ratio": 1.5}, r"min_accuracy_ratio must be in \(0, 1\]"),
         ({"module": "resnet"}, "module must be a torch.nn.Module"),
         ({"device": "gpu"}, "device='gpu' is not a torch device name"),
+        ({"optimizer": "adam"}, "optimizer must be a torch optimizer class"),
+        ({"criterion": "cross_entropy"}, "criterion must be a torch loss class"),
         ({"device": 3.5}, "device=3.5 is not a torch device name"),
     ],
 )
@@ -345,6 +347,32 @@ def test_cuda_without_a_gpu_is_named(digits):
     for device in ("cuda", "cuda:1"):
         with pytest.raises(ValueError, match=f"device='{device}': CUDA is not available on this machine"):
             small(device=device).fit(X[:40], y[:40])
+
+
+class _Fixed(nn.Module):
+    """A network of fixed widths, whatever the data: 10 inputs, ``n_out`` outputs."""
+
+    def __init__(self, n_out=10):
+        super().__init__()
+        self.hidden, self.relu, self.out = nn.Linear(10, 8), nn.ReLU(), nn.Linear(8, n_out)
+
+    def forward(self, x):
+        return self.out(self.relu(self.hidden(x)))
+
+
+def test_a_module_that_cannot_take_the_data_is_named(digits):
+    X, y = digits
+    with pytest.raises(ValueError, match=r"The module failed on training samples of shape \(64,\): RuntimeError"):
+        small(module=_Fixed()).fit(X[:100], y[:100])
+
+
+@pytest.mark.parametrize("n_out", [3, 12])
+def test_a_module_with_the_wrong_number_of_outputs_is_named(digits, n_out):
+    """Too few outputs would fail inside the loss; too many would train and predict 12 columns."""
+    X, y = digits
+    message = rf"shape \(n_samples, 10\) for the 10 classes in y; for 2 samples it returned \(2, {n_out}\)"
+    with pytest.raises(ValueError, match=message):
+        small(module=_Fixed(n_out)).fit(X[:100, :10], y[:100])
 
 
 def test_unknown_keyword_is_a_type_error():

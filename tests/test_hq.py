@@ -476,6 +476,8 @@ def test_error_mismatched_classes():
         ({"prune_fraction": 1.0}, ValueError, "prune_fraction == 1.0, must be < 1"),
         ({"validation_fraction": 0.0}, ValueError, "validation_fraction == 0.0, must be > 0"),
         ({"cv": 1}, ValueError, "cv == 1, must be >= 2"),
+        ({"n_jobs": "2"}, TypeError, "n_jobs must be an instance of int"),
+        ({"n_jobs": 0}, ValueError, "n_jobs == 0 runs nothing"),
         ({"cv": True}, TypeError, "cv must be a number of folds"),
         ({"cv": "five"}, ValueError, "Expected `cv` as an integer"),
         ({"cv": ShuffleSplit(3, random_state=0)}, ValueError, "only works for partitions"),
