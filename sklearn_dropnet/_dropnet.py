@@ -21,7 +21,12 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EarlyStopping
 from skorch.helper import predefined_split
@@ -55,6 +60,17 @@ ROUTED_PREFIXES = (
 def _units_per_round(drop_fraction, left):
     """Units one DropNet round removes of the ``left``: that fraction, at least one."""
     return max(1, round(drop_fraction * left))
+
+
+def _check_number(name, value, low, high, low_open=False, high_open=False, kind=Real):
+    """Raise ``TypeError``/``ValueError`` naming ``name`` unless ``value`` is in the interval."""
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise TypeError(f"{name} must be a number, got {value!r}.")
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if too_low or too_high:
+        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be in {interval}, got {value!r}.")
 
 
 def _redraw_weights(module):
@@ -269,14 +285,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------
     def _check_params(self):
         def number(name, low, high, low_open=False, high_open=False, kind=Real):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, kind):
-                raise TypeError(f"{name} must be a number, got {value!r}.")
-            too_low = value <= low if low_open else value < low
-            too_high = value >= high if high_open else value > high
-            if too_low or too_high:
-                interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-                raise ValueError(f"{name} must be in {interval}, got {value!r}.")
+            _check_number(name, getattr(self, name), low, high, low_open, high_open, kind)
 
         number("prune_ratio", 0, 1, high_open=True)
         number("drop_fraction", 0, 1, low_open=True, high_open=True)
@@ -551,8 +560,10 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         y : array-like of shape (n_samples,) or None
             Class labels (None when ``X`` is a Dataset).
         prune_ratio : float in [0, 1), default=None
-            New fraction of the dense network's units to remove; ``None``
-            runs one more round of ``drop_fraction``.
+            New fraction of the dense network's units to remove, at least the
+            fraction removed already (units cannot be restored; the same
+            fraction changes nothing); ``None`` runs one more round of
+            ``drop_fraction``.
 
         Returns
         -------
@@ -571,10 +582,19 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         self._check_params()
+        # The last round may have been undone by min_accuracy_ratio.
+        left = next(r["units"] for r in reversed(self.pruning_history_) if r["accepted"])
         if prune_ratio is None:
-            left = self.pruning_history_[-1]["units"]
             target = left - _units_per_round(self.drop_fraction, left)
             prune_ratio = min(1 - target / self.n_units_dense_, 0.999)
+        else:
+            _check_number("prune_ratio", prune_ratio, 0, 1, high_open=True)
+            target = int(math.floor((1 - prune_ratio) * self.n_units_dense_ + 1e-9))
+            if target > left:
+                raise ValueError(
+                    f"prune_ratio={prune_ratio} keeps {target} of the {self.n_units_dense_} units, but "
+                    f"only {left} are left: pruning cannot restore units. Refit with that prune_ratio."
+                )
         data = self._labelled_for_prune(X, y)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self._seed + len(self.pruning_history_))
@@ -589,9 +609,12 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError("When X is a torch Dataset of (x, label) pairs, y must be None.")
             y = dataset_labels(X)
         else:
+            if y is None:
+                raise ValueError("prune needs the labels y, unless X is a torch Dataset of (x, label) pairs.")
             X = self._validate_inference_data(X)
+            check_consistent_length(X, y)
+        y = column_or_1d(y, warn=True)
         check_classification_targets(y)
-        y = np.asarray(y)
         unknown = np.setdiff1d(np.unique(y), self.classes_)
         if len(unknown):
             raise ValueError(f"y has labels that were not seen in fit: {unknown.tolist()}.")

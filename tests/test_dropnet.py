@@ -166,6 +166,44 @@ def test_min_accuracy_ratio_keeps_the_last_good_round(digits):
     assert sum(p.numel() for p in clf.module_.parameters()) == kept["params"]
     assert history[-1]["valid_accuracy"] < history[0]["valid_accuracy"]
 
+    # One more round starts from the units kept, not from the round undone.
+    clf.set_params(min_accuracy_ratio=None).prune(X[:400], y[:400])
+    assert clf.pruning_history_[-1]["units"] == kept["units"] - round(0.2 * kept["units"])
+
+
+@pytest.fixture(scope="module")
+def half_pruned(digits):
+    X, y = digits
+    return small(prune_ratio=0.5, max_epochs=2).fit(X[:300], y[:300])
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, error, message",
+    [
+        ((), {"prune_ratio": 1.0}, ValueError, r"prune_ratio must be in \[0, 1\)"),
+        ((), {"prune_ratio": "0.9"}, TypeError, "prune_ratio must be a number"),
+        ((), {"prune_ratio": 0.3}, ValueError, "keeps 33 of the 48 units, but only 24 are left"),
+        ((None,), {}, ValueError, "prune needs the labels y"),
+        (("short y",), {}, ValueError, "inconsistent numbers of samples"),
+        (("2d y",), {}, ValueError, "y should be a 1d array"),
+    ],
+)
+def test_prune_arguments_are_checked(digits, half_pruned, args, kwargs, error, message):
+    X, y = digits
+    labels = {"short y": y[:200], "2d y": np.eye(10)[y[:300]]}
+    y_arg = labels.get(args[0], args[0]) if args else y[:300]
+    before = len(half_pruned.pruning_history_)
+    with pytest.raises(error, match=message):
+        half_pruned.prune(X[:300], y_arg, **kwargs)
+    assert len(half_pruned.pruning_history_) == before
+
+
+def test_prune_to_the_ratio_already_reached_changes_nothing(digits, half_pruned):
+    X, y = digits
+    history = list(half_pruned.pruning_history_)
+    half_pruned.prune(X[:300], y[:300], prune_ratio=0.5)
+    assert half_pruned.pruning_history_ == history
+
 
 class InterruptInRound(Callback):
     """Simulates Ctrl-C during the third training run (pruning round 2)."""
