@@ -11,6 +11,7 @@ pixel values scaled to [0, 1], ``y`` is int64. These arrays go straight into
   a local folder. Nothing is downloaded unless ``download=True`` is passed.
 """
 
+import os
 import pickle
 from pathlib import Path
 
@@ -85,6 +86,13 @@ def load_digits_images(*, n_class=10):
     return X, y
 
 
+def _folder(root):
+    """``root`` as an expanded Path; a clear TypeError for anything that is not a path."""
+    if not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root must be the path of a folder (str or path-like), got {root!r}.")
+    return Path(root).expanduser()
+
+
 def load_mnist(root, train=True, *, download=False, normalize=False):
     """Load MNIST from a local folder, with torchvision's file layout.
 
@@ -143,7 +151,7 @@ def load_mnist(root, train=True, *, download=False, normalize=False):
     """
     from torchvision.datasets import MNIST
 
-    root = Path(root).expanduser()
+    root = _folder(root)
     try:
         dataset = MNIST(root, train=train, download=download)
     except RuntimeError as exc:
@@ -228,7 +236,7 @@ def load_cifar10(root, train=True, *, download=False, normalize=False):
         ...
     FileNotFoundError: CIFAR-10 files not found in '.../cifar-10-batches-py': ...
     """
-    root = Path(root).expanduser()
+    root = _folder(root)
     folder = root / _CIFAR10_FOLDER
     names = _CIFAR10_TRAIN_FILES if train else _CIFAR10_TEST_FILES
     missing = [name for name in names if not (folder / name).is_file()]

@@ -249,3 +249,10 @@ def test_root_expands_user(tmp_path, monkeypatch):
     fake_cifar10(tmp_path, names=["test_batch"])
     X, _ = load_cifar10("~", train=False)
     assert X.shape == (2, 3, 32, 32)
+
+
+@pytest.mark.parametrize("loader", [load_mnist, load_cifar10])
+@pytest.mark.parametrize("root", [None, 3])
+def test_root_that_is_not_a_path_is_named(loader, root):
+    with pytest.raises(TypeError, match=f"root must be the path of a folder .str or path-like., got {root}"):
+        loader(root)
