@@ -19,7 +19,7 @@ batches. All ratios come from this one run.
 
 Usage::
 
-    python benchmarks/bench_gpu.py --device cuda                    # a few minutes on one H100
+    python benchmarks/bench_gpu.py --device cuda                    # about a minute on one H100
     python benchmarks/bench_gpu.py --device cuda --data-dir ~/data  # CIFAR-10 itself
     python benchmarks/bench_gpu.py --quick                          # smoke run on the CPU, seconds
 """
