@@ -589,7 +589,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             prune_ratio = min(1 - target / self.n_units_dense_, 0.999)
         else:
             _check_number("prune_ratio", prune_ratio, 0, 1, high_open=True)
-            target = int(math.floor((1 - prune_ratio) * self.n_units_dense_ + 1e-9))
+            target = self._units_kept(prune_ratio)
             if target > left:
                 raise ValueError(
                     f"prune_ratio={prune_ratio} keeps {target} of the {self.n_units_dense_} units, but "
@@ -621,6 +621,10 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         encoded = np.searchsorted(self.classes_, y).astype(np.int64)
         return LabelledData(EncodedDataset(X, encoded) if isinstance(X, TorchDataset) else X, encoded)
 
+    def _units_kept(self, prune_ratio):
+        """Units of the dense network that ``prune_ratio`` leaves (rounded down)."""
+        return int(math.floor((1 - prune_ratio) * self.n_units_dense_ + 1e-9))
+
     def _prune_to(self, prune_ratio, train, valid, example, units=None):
         """Run DropNet rounds until ``prune_ratio`` of the dense units are gone.
 
@@ -630,7 +634,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         valid = valid or train
         rng = np.random.default_rng(self._seed + len(self.pruning_history_))
         dense_accuracy = self.pruning_history_[0]["valid_accuracy"]
-        target = int(math.floor((1 - prune_ratio) * self.n_units_dense_ + 1e-9))
+        target = self._units_kept(prune_ratio)
         accepted_module = copy.deepcopy(self.net_.module_)
         accepted_initial = copy.deepcopy(self.initial_module_)
         structure, groups = units if units is not None else self._find_units(example)
