@@ -35,7 +35,7 @@ from torch.utils.data import Dataset as TorchDataset
 from tqdm.auto import tqdm
 
 from ._data import EncodedDataset, LabelledData, dataset_labels
-from ._device import check_device
+from ._device import check_device, seeded_generators
 from ._network_cost import count_macs, count_parameters
 from ._probes import inspect_network
 from ._surgery import PruningError, find_unit_groups, remove_units
@@ -520,8 +520,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         data = self._validate_training_data(X, y)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         self._seed = seed
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded_generators(seed, self.device):
             module = self._build_module()
             self.initial_module_ = copy.deepcopy(module)
             train, valid = self._split(data, seed)
@@ -596,8 +595,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
                     f"only {left} are left: pruning cannot restore units. Refit with that prune_ratio."
                 )
         data = self._labelled_for_prune(X, y)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self._seed + len(self.pruning_history_))
+        with seeded_generators(self._seed + len(self.pruning_history_), self.device):
             train, valid = self._split(data, self._seed)
             self.net_.train_split = predefined_split(valid.skorch_dataset()) if valid is not None else None
             self._prune_to(prune_ratio, train, valid, data.example(self.net_.device))

@@ -54,6 +54,16 @@ def test_same_random_state_same_network_on_cuda(digits_split):
     np.testing.assert_allclose(first.predict_proba(X_test), second.predict_proba(X_test), atol=1e-5)
 
 
+def test_fit_and_prune_leave_the_cuda_generator_as_they_found_it(digits_split):
+    X_train, _, y_train, _ = digits_split
+    torch.cuda.manual_seed(123)
+    expected = torch.rand(3, device="cuda")
+    torch.cuda.manual_seed(123)
+    clf = mlp(prune_ratio=0.5).fit(X_train, y_train)
+    clf.prune(X_train, y_train)
+    torch.testing.assert_close(torch.rand(3, device="cuda"), expected)
+
+
 @pytest.mark.parametrize("unit_score", ["activation", "apoz", "l1", "random", "max"])
 @pytest.mark.parametrize("reinit", ["rewind", "random", "none"])
 def test_every_unit_score_and_reinit_on_cuda(digits_split, unit_score, reinit):

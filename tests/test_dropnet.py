@@ -101,6 +101,18 @@ def test_fit_leaves_torch_global_random_state_alone(digits):
     torch.testing.assert_close(torch.rand(3), expected)
 
 
+def test_a_cpu_fit_leaves_the_gpu_generators_alone(digits, monkeypatch):
+    # torch.manual_seed would also seed every CUDA device, and fork_rng(devices=[])
+    # would not restore them; a fit on the CPU must not touch them at all.
+    X, y = digits
+    calls = []
+    for name in ["manual_seed", "manual_seed_all"]:
+        monkeypatch.setattr(torch.cuda, name, lambda seed, name=name: calls.append(name))
+    clf = small(prune_ratio=0.2, max_epochs=2, device="cpu").fit(X[:200], y[:200])
+    clf.prune(X[:200], y[:200])
+    assert calls == []
+
+
 def test_prune_continues_a_fitted_estimator(digits):
     X, y = digits
     clf = small(prune_ratio=0.2).fit(X[:600], y[:600])
