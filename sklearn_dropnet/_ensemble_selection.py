@@ -151,8 +151,8 @@ def hq_select(
     """
     n_members = labels.shape[0]
     levels = []
+    teams = _all_pairs(n_members)
     for size in range(2, n_select + 1):
-        teams = _all_pairs(n_members) if size == 2 else _grow(survivors, n_members)
         if len(teams) == 0:
             break
         level = _score_level(labels, votes, y, teams, metric, normalize)
@@ -160,7 +160,8 @@ def hq_select(
             level["normalized_diversity"], level["accuracy"], prune_fraction
         )
         levels.append(level)
-        survivors = teams[level["survived"]]
+        if size < n_select:
+            teams = _grow(teams[level["survived"]], n_members)
     candidates = _concatenate_levels(levels)
     return _best_team(candidates, len(y), final_choice), candidates
 
