@@ -158,7 +158,9 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         Early-stopping patience in epochs, on the validation loss.
     random_state : int, RandomState instance or None, default=None
         Seeds the initial weights, the validation split, the batch order and
-        tie-breaking. Torch's global random state is left untouched.
+        tie-breaking (and dropout on a GPU). Torch's global generators, the
+        CPU's and every CUDA device's, are as they were after ``fit`` and
+        ``prune``; on an MPS device its generator is left reseeded.
     verbose : int, default=0
         1 shows a progress bar over rounds; 2 also prints skorch's epoch log.
     **kwargs
