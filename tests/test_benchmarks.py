@@ -1,4 +1,5 @@
-"""The benchmarks: bench_hq.py's random-team reference and gap bound, smoke runs of the others."""
+"""The benchmarks: bench_hq.py's random-team reference and gap bound, replay_hq.py's
+selection against HQEnsembleClassifier's, smoke runs of the others."""
 
 import importlib.util
 import subprocess
@@ -9,9 +10,14 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
+from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_iris
+from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+
+from sklearn_dropnet import HQEnsembleClassifier
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 BENCH_HQ = BENCHMARKS / "bench_hq.py"
@@ -25,14 +31,15 @@ def bench_hq():
     return module
 
 
-class _OnColumns:
-    """A fitted model that reads its own columns of the pool's X."""
-
-    def __init__(self, model, columns):
-        self.model, self.columns = model, columns
-
-    def predict_proba(self, X):
-        return self.model.predict_proba(X[:, self.columns])
+@pytest.fixture(scope="module")
+def replay_hq():
+    # replay_hq.py imports bench_hq from its own folder, as it does when run.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(BENCHMARKS))
+        spec = importlib.util.spec_from_file_location("replay_hq", BENCHMARKS / "replay_hq.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +49,11 @@ def pool_and_test():
         X, y, test_size=0.5, stratify=y, random_state=0
     )
     settings = [(1e-2, [0, 1]), (1.0, [0, 1]), (1.0, [2, 3]), (1e-2, [1, 2]), (10, [0, 3])]
+    # Each member reads its own columns of X.
     members = [
-        _OnColumns(LogisticRegression(C=C, max_iter=500).fit(X_train[:, cols], y_train), cols)
+        make_pipeline(
+            ColumnTransformer([("columns", "passthrough", cols)]), LogisticRegression(C=C, max_iter=500)
+        ).fit(X_train, y_train)
         for C, cols in settings
     ]
     return members, (X_test, y_test)
@@ -163,3 +173,68 @@ def test_gpu_benchmarks_name_a_missing_device(script):
     )
     assert result.returncode == 2
     assert "device='gpu' is not a torch device name" in result.stderr
+
+
+def _saved_pool(members, X, y):
+    """The pool as bench_hq.py saves it: held-out and test probabilities of each member."""
+    # On this split the two final choices pick different teams.
+    X_held, X_test, y_held, y_test = train_test_split(X, y, test_size=0.5, stratify=y, random_state=2)
+    return {
+        "pruned_held": np.stack([m.predict_proba(X_held) for m in members]),
+        "pruned_test": np.stack([m.predict_proba(X_test) for m in members]),
+        "y_held": y_held,
+        "y_test": y_test,
+    }, (X_held, y_held), (X_test, y_test)
+
+
+@pytest.mark.parametrize("metric", ["generalized_diversity", "binary_disagreement", "fleiss_kappa"])
+@pytest.mark.parametrize("final_choice", ["one_se", "accuracy"])
+def test_replay_chooses_the_team_hq_ensemble_classifier_chooses(
+    replay_hq, pool_and_test, metric, final_choice
+):
+    members, (X, y) = pool_and_test
+    saved, held_out, test = _saved_pool(members, X, y)
+    pool = (saved["pruned_held"], saved["y_held"], saved["pruned_test"], saved["y_test"])
+    accuracy, team = replay_hq.replay(pool, metric, final_choice, n_select=3)
+    frozen = [(f"m{i}", FrozenEstimator(m)) for i, m in enumerate(members)]
+    hq = HQEnsembleClassifier(
+        estimators=frozen, n_select=3, metric=metric, final_choice=final_choice
+    ).fit(*held_out)
+    assert team.tolist() == hq.selected_.tolist()
+    assert accuracy == pytest.approx(hq.score(*test))
+
+
+def test_replay_run_prints_every_rule_and_the_random_team_share(tmp_path, replay_hq, bench_hq, pool_and_test):
+    members, (X, y) = pool_and_test
+    saved, _, test = _saved_pool(members, X, y)
+    for seed in (0, 1):
+        np.savez(tmp_path / f"seed{seed}.npz", **saved)
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "replay_hq.py"), str(tmp_path), "--n-select", "3"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    rules = [line.split()[:2] for line in lines[2:-1]]
+    assert len(rules) == 12 and {tuple(r) for r in rules} == {
+        (m, f) for m in replay_hq.METRICS for f in replay_hq.FINAL_CHOICES
+    }
+    # The random-team share, by hand: every team of 3 against both checks.
+    teams = bench_hq.every_team_accuracy(members, test, 3)
+    everyone = np.mean(np.mean([m.predict_proba(test[0]) for m in members], axis=0).argmax(1) == test[1])
+    best = max(np.mean(m.predict_proba(test[0]).argmax(1) == test[1]) for m in members)
+    share = np.mean((teams >= everyone - 0.003) & (teams > best))
+    assert f"seeds [0, 1]; a team of 3 drawn at random passes both checks on {share:.0%}" in lines[0]
+
+
+def test_replay_names_a_folder_without_saved_pools(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "replay_hq.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 1
+    assert f"no seed*.npz in {tmp_path}: run bench_hq.py --save-predictions" in result.stderr
