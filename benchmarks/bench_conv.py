@@ -4,8 +4,10 @@
    filters removed layer-wise (20% of every unit group left, the residual
    stream included). The filters are chosen by weight L1 norm on the
    untrained networks: which ones go does not change the cost, only how
-   many. Prints parameters, multiply-accumulates per image and the median
-   CPU inference time of a batch, dense and pruned, and their ratios.
+   many. Prints parameters, the bytes ``torch.save`` writes for the weights,
+   the bytes of all layer outputs per image, multiply-accumulates per image
+   and the median CPU inference time of a batch, dense and pruned, and
+   their ratios.
 2. Model B (64-64 filters) on scikit-learn's digits as 8x8 images, trained
    and pruned by DropNet to 10% of its filters: test accuracy and the same
    cost figures.
@@ -31,7 +33,13 @@ from sklearn.model_selection import train_test_split
 
 from sklearn_dropnet import DropNetClassifier
 from sklearn_dropnet._device import check_device
-from sklearn_dropnet._network_cost import count_macs, count_parameters, time_inference
+from sklearn_dropnet._network_cost import (
+    activation_bytes,
+    count_macs,
+    count_parameters,
+    saved_bytes,
+    time_inference,
+)
 from sklearn_dropnet._parallel import limit_torch_threads
 from sklearn_dropnet._probes import inspect_network
 from sklearn_dropnet._surgery import find_unit_groups, remove_units
@@ -72,6 +80,8 @@ def parse_args():
 def costs(module, example, batch, repeats):
     return {
         "params": count_parameters(module),
+        "saved": saved_bytes(module),
+        "activations": activation_bytes(module, example),
         "macs": count_macs(module, example),
         "seconds": time_inference(module, batch, repeats=repeats),
     }
@@ -80,7 +90,9 @@ def costs(module, example, batch, repeats):
 def print_comparison(name, dense, pruned, extra=""):
     print(f"\n{name}{extra}")
     print(f"  {'':10} {'dense':>14} {'pruned':>14} {'ratio':>8}")
-    for key, label in (("params", "params"), ("macs", "MACs"), ("seconds", "time (s)")):
+    rows = (("params", "params"), ("saved", "saved (B)"), ("activations", "activ. (B)"),
+            ("macs", "MACs"), ("seconds", "time (s)"))  # fmt: skip
+    for key, label in rows:
         fmt = "{:>14,.0f}" if key != "seconds" else "{:>14.4f}"
         print(
             f"  {label:10} {fmt.format(dense[key])} {fmt.format(pruned[key])} "

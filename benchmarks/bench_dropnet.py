@@ -5,7 +5,8 @@ Prints, from one run on this machine:
 1. test accuracy against the fraction of units left, for ``unit_score`` in
    {activation, random, l1} x ``scope`` in {layer, global} (plus the paper's
    raw global ranking), averaged over seeds;
-2. for a wide MLP, the pruned/dense ratio of parameters, of
+2. for a wide MLP, the pruned/dense ratio of parameters, of the saved
+   weights' bytes, of the activations' bytes per sample, of
    multiply-accumulates and of measured CPU inference time (batch 256);
 3. the time of a whole pruning run against rounds x the dense training time;
 4. GridSearchCV over ``prune_ratio`` and its ``best_params_``.
@@ -22,7 +23,13 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from sklearn_dropnet import DropNetClassifier
-from sklearn_dropnet._network_cost import count_macs, count_parameters, time_inference
+from sklearn_dropnet._network_cost import (
+    activation_bytes,
+    count_macs,
+    count_parameters,
+    saved_bytes,
+    time_inference,
+)
 
 SCORES = ["activation", "random", "l1"]
 SCOPES = ["layer", "global", "global_raw"]
@@ -74,22 +81,30 @@ def size_and_speed(max_epochs):
     dense = DropNetClassifier(prune_ratio=0, max_epochs=max_epochs, module__hidden_layer_sizes=hidden, random_state=0)
     dense.fit(X_train, y_train)
     batch = torch.as_tensor(np.resize(X_test, (256, X_test.shape[1])))
-    base = {
-        "params": count_parameters(dense.module_),
-        "macs": count_macs(dense.module_, batch),
-        "time": time_inference(dense.module_, batch, repeats=50),
-        "accuracy": dense.score(X_test, y_test),
-    }
-    print(f"{'prune_ratio':>11}{'params':>10}{'MACs':>10}{'time':>10}{'accuracy':>10}")
-    print(f"{0.0:>11.2f}{1:>10.3f}{1:>10.3f}{1:>10.3f}{base['accuracy']:>10.3f}")
+    base = costs(dense.module_, batch)
+    print(f"dense: {base['params']:,} parameters, {base['saved'] / 1024:,.0f} KiB saved, "
+          f"{base['activations']:,} bytes of activations per sample")  # fmt: skip
+    columns = ["params", "saved", "activations", "macs", "time"]
+    print(f"{'prune_ratio':>11}" + "".join(f"{c:>12}" for c in columns) + f"{'accuracy':>10}")
+    print(f"{0.0:>11.2f}" + "".join(f"{1:>12.3f}" for _ in columns) + f"{dense.score(X_test, y_test):>10.3f}")
     for ratio in (0.5, 0.8, 0.9):
         pruned = DropNetClassifier(
             prune_ratio=ratio, max_epochs=max_epochs, module__hidden_layer_sizes=hidden, random_state=0
         ).fit(X_train, y_train)
-        params = count_parameters(pruned.module_) / base["params"]
-        macs = count_macs(pruned.module_, batch) / base["macs"]
-        seconds = time_inference(pruned.module_, batch, repeats=50) / base["time"]
-        print(f"{ratio:>11.2f}{params:>10.3f}{macs:>10.3f}{seconds:>10.3f}{pruned.score(X_test, y_test):>10.3f}")
+        cost = costs(pruned.module_, batch)
+        print(f"{ratio:>11.2f}" + "".join(f"{cost[c] / base[c]:>12.3f}" for c in columns)
+              + f"{pruned.score(X_test, y_test):>10.3f}")  # fmt: skip
+
+
+def costs(module, batch):
+    """Parameters, bytes saved, activation bytes per sample, MACs per sample, seconds per batch."""
+    return {
+        "params": count_parameters(module),
+        "saved": saved_bytes(module),
+        "activations": activation_bytes(module, batch),
+        "macs": count_macs(module, batch),
+        "time": time_inference(module, batch, repeats=50),
+    }
 
 
 def pruning_cost(max_epochs):

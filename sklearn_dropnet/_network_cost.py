@@ -1,5 +1,7 @@
-"""Size and cost of a network: parameters, multiply-accumulates, latency."""
+"""Size and cost of a network: parameters, bytes, multiply-accumulates, latency."""
 
+import contextlib
+import io
 import time
 
 import torch
@@ -19,34 +21,90 @@ def count_parameters(module):
     return sum(p.numel() for p in module.parameters())
 
 
+def saved_bytes(module):
+    """Bytes that ``torch.save`` writes for ``module``'s state dict.
+
+    What a device stores to run the network: weights, biases and buffers
+    (such as BatchNorm's running statistics) in their dtypes, plus the
+    file's small fixed overhead.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from sklearn_dropnet._network_cost import saved_bytes
+    >>> 4_004_000 < saved_bytes(nn.Linear(1000, 1000)) < 4_010_000
+    True
+    """
+    buffer = io.BytesIO()
+    torch.save(module.state_dict(), buffer)
+    return buffer.tell()
+
+
+def activation_bytes(module, example_input):
+    """Bytes of the outputs of every leaf module in a forward pass, per sample.
+
+    The activations a forward pass creates for one sample (a module called
+    twice counts twice): what training keeps for the backward pass, and an
+    upper bound on what inference holds at once.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from sklearn_dropnet._network_cost import activation_bytes
+    >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    >>> activation_bytes(net, torch.zeros(2, 4))  # (8 + 8 + 3) float32 values
+    76
+    """
+    sizes = []
+
+    def record(_module, _inputs, output):
+        for tensor in output if isinstance(output, (tuple, list)) else [output]:
+            if isinstance(tensor, torch.Tensor):
+                sizes.append(tensor.numel() * tensor.element_size())
+
+    leaves = [m for m in module.modules() if next(m.children(), None) is None]
+    hooks = [leaf.register_forward_hook(record) for leaf in leaves]
+    try:
+        with _evaluating(module), torch.no_grad():
+            module(example_input[:1])
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return sum(sizes)
+
+
 def count_macs(module, example_input):
     """Multiply-accumulates of one forward pass for a single sample.
 
     Counted by Torch-Pruning's operation counter on ``example_input[:1]``.
     """
-    was_training = module.training
-    try:
+    with _evaluating(module):
         macs, _ = tp.utils.count_ops_and_params(module, example_input[:1])
-    finally:
-        module.train(was_training)
     return int(macs)
 
 
 def time_inference(module, inputs, repeats=20, warmup=3):
     """Median seconds of ``module(inputs)`` in eval mode without gradients."""
-    was_training = module.training
-    module.eval()
     timings = []
-    try:
-        with torch.inference_mode():
-            for i in range(warmup + repeats):
-                start = time.perf_counter()
-                module(inputs)
-                if inputs.is_cuda:
-                    torch.cuda.synchronize()
-                if i >= warmup:
-                    timings.append(time.perf_counter() - start)
-    finally:
-        module.train(was_training)
+    with _evaluating(module), torch.inference_mode():
+        for i in range(warmup + repeats):
+            start = time.perf_counter()
+            module(inputs)
+            if inputs.is_cuda:
+                torch.cuda.synchronize()
+            if i >= warmup:
+                timings.append(time.perf_counter() - start)
     timings.sort()
     return timings[len(timings) // 2]
+
+
+@contextlib.contextmanager
+def _evaluating(module):
+    """``module`` in eval mode, then back in the mode it was in."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)

@@ -1,0 +1,69 @@
+"""Bytes a network takes: saved weights and activations per sample."""
+
+import io
+
+import pytest
+import torch
+from torch import nn
+
+from sklearn_dropnet import DropNetClassifier
+from sklearn_dropnet._network_cost import (
+    activation_bytes,
+    count_parameters,
+    saved_bytes,
+)
+
+
+class _ReluTwice(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear, self.relu = nn.Linear(4, 6), nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.relu(self.linear(x)) - 1)
+
+
+def test_activation_bytes_counts_every_leaf_output_of_one_sample():
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(256, 3))
+    # conv 4x8x8, relu 4x8x8, flatten 256, linear 3: 771 float32 values, whatever the batch.
+    assert activation_bytes(net, torch.zeros(5, 1, 8, 8)) == 771 * 4
+    assert activation_bytes(net.double(), torch.zeros(5, 1, 8, 8, dtype=torch.float64)) == 771 * 8
+
+
+def test_activation_bytes_counts_a_module_called_twice_twice_and_cleans_up():
+    net = _ReluTwice().train()
+    assert activation_bytes(net, torch.zeros(3, 4)) == (6 + 6 + 6) * 4
+    assert net.training
+    assert not net.relu._forward_hooks and not net.linear._forward_hooks
+
+
+def test_saved_bytes_is_what_torch_save_writes():
+    net = nn.Sequential(nn.Linear(300, 200), nn.BatchNorm1d(200), nn.Linear(200, 10))
+    buffer = io.BytesIO()
+    torch.save(net.state_dict(), buffer)
+    assert saved_bytes(net) == len(buffer.getvalue())
+    weights = (count_parameters(net) + 2 * 200) * 4  # + BatchNorm's running mean and variance
+    assert weights < saved_bytes(net) < weights + 4096
+    assert saved_bytes(net.half()) == pytest.approx(saved_bytes(net.float()) / 2, rel=0.05)
+
+
+def test_pruning_shrinks_saved_and_activation_bytes(digits):
+    X, y = digits
+    clf = DropNetClassifier(
+        prune_ratio=0.8, max_epochs=2, module__hidden_layer_sizes=(64, 32), random_state=0
+    ).fit(X[:300], y[:300])
+    example = torch.as_tensor(X[:2])
+    dense = clf.initial_module_.__class__(input_shape=(64,), n_classes=10, hidden_layer_sizes=(64, 32))
+    left = clf.pruning_history_[-1]["units_per_layer"]
+    assert sorted(left.values()) == [6, 13]
+    # MLP with BatchNorm: flatten 64, then linear, batch norm and ReLU of each hidden layer, output 10.
+    assert activation_bytes(dense, example) == (64 + 3 * (64 + 32) + 10) * 4
+    assert activation_bytes(clf.module_, example) == (64 + 3 * (13 + 6) + 10) * 4
+    # The file holds the smaller tensors; its overhead (names, zip records) is the same.
+    overheads = [saved_bytes(net) - _tensor_bytes(net) for net in (dense, clf.module_)]
+    assert overheads[0] > 0 and overheads[1] == pytest.approx(overheads[0], abs=64 * len(dense.state_dict()))  # one zip alignment per tensor
+    assert _tensor_bytes(clf.module_) < 0.2 * _tensor_bytes(dense)
+
+
+def _tensor_bytes(net):
+    return sum(t.numel() * t.element_size() for t in net.state_dict().values())
