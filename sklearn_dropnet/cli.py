@@ -129,6 +129,7 @@ def _save_plot(draw, path, args):
 
 
 def _prune(args):
+    from ._network_cost import saved_bytes
     from .plotting import plot_pruning_curve
 
     _configure_torch(args)
@@ -149,6 +150,7 @@ def _prune(args):
     start = time.perf_counter()
     _fit(estimator, X_train, y_train, "the dense network")
     dense_accuracy = None if X_test is None else estimator.score(X_test, y_test)
+    dense_bytes = saved_bytes(estimator.module_)
     if target_ratio > 0:
         print(f"pruning until {target_ratio:.0%} of the units are removed ...", flush=True)
         estimator.set_params(verbose=0 if args.quiet else 1)
@@ -165,6 +167,10 @@ def _prune(args):
     print(f"units:  {dense['units']} -> {final['units']} ({final['fraction_left']:.1%} left)")
     print(f"params: {dense['params']:,} -> {final['params']:,}")
     print(f"MACs:   {dense['macs']:,} -> {final['macs']:,} per sample")
+    print(
+        f"weights: {dense_bytes / 1024:,.1f} KiB -> {saved_bytes(estimator.module_) / 1024:,.1f} KiB "
+        "(torch.save of the module's state dict)"
+    )
     if X_test is not None:
         pruned_accuracy = estimator.score(X_test, y_test)
         print(

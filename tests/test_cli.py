@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from sklearn_dropnet import DropNetClassifier, HQEnsembleClassifier
+from sklearn_dropnet._network_cost import saved_bytes
 from sklearn_dropnet.cli import build_parser, main
+from sklearn_dropnet.models import MLP
 
 # Small and quick: a few epochs of a tiny MLP.
 FAST = ["--max-epochs", "3", "--hidden-layer-sizes", "16,8", "--quiet", "--no-plot"]
@@ -119,6 +121,13 @@ def test_prune_on_default_digits_prints_the_table(tmp_path, capsys):
     rows = [line for line in out.splitlines() if line.split()[:1] and line.split()[0].isdigit()]
     assert len(rows) == len(model.pruning_history_)
     assert not (tmp_path / "pruning_curve.png").exists()  # --no-plot
+    # The weights line: a dense network of the same layers, and the saved model's module.
+    dense = MLP(input_shape=(64,), n_classes=10, hidden_layer_sizes=(16, 8))
+    assert (
+        f"weights: {saved_bytes(dense) / 1024:,.1f} KiB -> {saved_bytes(model.module_) / 1024:,.1f} "
+        "KiB (torch.save of the module's state dict)"
+    ) in out.splitlines()
+    assert saved_bytes(model.module_) < saved_bytes(dense)
 
 
 def test_prune_options_reach_the_estimator(tmp_path, data_files):
