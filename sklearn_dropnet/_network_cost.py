@@ -7,6 +7,8 @@ import time
 import torch
 import torch_pruning as tp
 
+from ._probes import record_calls
+
 
 def count_parameters(module):
     """Number of parameters of ``module``.
@@ -44,8 +46,10 @@ def activation_bytes(module, example_input):
     """Bytes of the outputs of every leaf module in a forward pass, per sample.
 
     The activations a forward pass creates for one sample (a module called
-    twice counts twice): what training keeps for the backward pass, and an
-    upper bound on what inference holds at once.
+    twice counts twice; a module returning several tensors counts its
+    first): what training keeps for the backward pass, and an upper bound on
+    what inference holds at once. The leaf-module calls are those recorded
+    by the trace that finds the prunable layers.
 
     Examples
     --------
@@ -56,22 +60,8 @@ def activation_bytes(module, example_input):
     >>> activation_bytes(net, torch.zeros(2, 4))  # (8 + 8 + 3) float32 values
     76
     """
-    sizes = []
-
-    def record(_module, _inputs, output):
-        for tensor in output if isinstance(output, (tuple, list)) else [output]:
-            if isinstance(tensor, torch.Tensor):
-                sizes.append(tensor.numel() * tensor.element_size())
-
-    leaves = [m for m in module.modules() if next(m.children(), None) is None]
-    hooks = [leaf.register_forward_hook(record) for leaf in leaves]
-    try:
-        with _evaluating(module), torch.no_grad():
-            module(example_input[:1])
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return sum(sizes)
+    calls, _ = record_calls(module, example_input[:1])
+    return sum(out.numel() * out.element_size() for *_, out in calls if out is not None)
 
 
 def count_macs(module, example_input):

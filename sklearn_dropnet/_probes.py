@@ -107,7 +107,7 @@ def _flat_tensors(values):
     return []
 
 
-def _record_calls(module, example_input):
+def record_calls(module, example_input):
     """Run one forward pass; return the leaf-module calls and the output."""
     calls = []  # (name, module, input tensor, output tensor) in call order
     handles = []
@@ -162,7 +162,7 @@ def inspect_network(module, example_input):
     -------
     NetworkStructure
     """
-    calls, output = _record_calls(module, example_input)
+    calls, output = record_calls(module, example_input)
     outputs = _flat_tensors(output)
     call_counts = {}
     call_number = []
