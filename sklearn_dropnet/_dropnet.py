@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from ._data import EncodedDataset, LabelledData, dataset_labels
 from ._device import check_device, seeded_generators
+from ._eval_mode import eval_mode
 from ._network_cost import count_macs, count_parameters
 from ._probes import inspect_network
 from ._surgery import PruningError, find_unit_groups, remove_units
@@ -421,19 +422,14 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
 
     def _check_module_output(self, example):
         """Run the new network on two training samples: it must give one score per class."""
-        module = self.net_.module_
-        was_training = module.training
-        module.eval()
         try:
-            with torch.no_grad():
-                output = module(example)
+            with eval_mode(self.net_.module_), torch.no_grad():
+                output = self.net_.module_(example)
         except Exception as exc:
             raise ValueError(
                 f"The module failed on training samples of shape {tuple(example.shape[1:])}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
-        finally:
-            module.train(was_training)
         expected = (len(example), len(self.classes_))
         if not isinstance(output, torch.Tensor) or tuple(output.shape) != expected:
             got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__

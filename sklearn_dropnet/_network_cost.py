@@ -1,12 +1,12 @@
 """Size and cost of a network: parameters, bytes, multiply-accumulates, latency."""
 
-import contextlib
 import io
 import time
 
 import torch
 import torch_pruning as tp
 
+from ._eval_mode import eval_mode
 from ._probes import record_calls
 
 
@@ -69,7 +69,7 @@ def count_macs(module, example_input):
 
     Counted by Torch-Pruning's operation counter on ``example_input[:1]``.
     """
-    with _evaluating(module):
+    with eval_mode(module):
         macs, _ = tp.utils.count_ops_and_params(module, example_input[:1])
     return int(macs)
 
@@ -77,7 +77,7 @@ def count_macs(module, example_input):
 def time_inference(module, inputs, repeats=20, warmup=3):
     """Median seconds of ``module(inputs)`` in eval mode without gradients."""
     timings = []
-    with _evaluating(module), torch.inference_mode():
+    with eval_mode(module), torch.inference_mode():
         for i in range(warmup + repeats):
             start = time.perf_counter()
             module(inputs)
@@ -88,13 +88,3 @@ def time_inference(module, inputs, repeats=20, warmup=3):
     timings.sort()
     return timings[len(timings) // 2]
 
-
-@contextlib.contextmanager
-def _evaluating(module):
-    """``module`` in eval mode, then back in the mode it was in."""
-    was_training = module.training
-    module.eval()
-    try:
-        yield module
-    finally:
-        module.train(was_training)

@@ -28,6 +28,7 @@ from sklearn.utils import check_random_state
 from torch import nn
 
 from ._dropnet import _redraw_weights, _units_per_round
+from ._eval_mode import eval_mode
 from ._probes import inspect_network
 from ._surgery import find_unit_groups, remove_units
 from ._unit_selection import _layer_quotas
@@ -189,29 +190,24 @@ def oracle_units_to_drop(module, X, y, n_drop, scope="global", criterion=None, b
     else:
         quota = {name: sizes[name] - 1 for name in names}
     dropped = {name: [] for name in names}
-    was_training = module.training
-    module.eval()
-    try:
-        with UnitMask(module, structure.probes, groups) as mask, torch.no_grad():
-            for _ in range(n_drop):
-                candidates = [
-                    (name, unit)
-                    for name in names
-                    if len(dropped[name]) < quota[name]
-                    for unit in range(sizes[name])
-                    if unit not in dropped[name]
-                ]
-                if not candidates:
-                    break
-                losses = []
-                for name, unit in candidates:
-                    mask.set({**dropped, name: dropped[name] + [unit]})
-                    losses.append(_loss(module, X, y, criterion, batch_size))
-                best = np.lexsort((rng.random(len(losses)), np.asarray(losses)))[0]
-                name, unit = candidates[best]
-                dropped[name].append(unit)
-    finally:
-        module.train(was_training)
+    with eval_mode(module), UnitMask(module, structure.probes, groups) as mask, torch.no_grad():
+        for _ in range(n_drop):
+            candidates = [
+                (name, unit)
+                for name in names
+                if len(dropped[name]) < quota[name]
+                for unit in range(sizes[name])
+                if unit not in dropped[name]
+            ]
+            if not candidates:
+                break
+            losses = []
+            for name, unit in candidates:
+                mask.set({**dropped, name: dropped[name] + [unit]})
+                losses.append(_loss(module, X, y, criterion, batch_size))
+            best = np.lexsort((rng.random(len(losses)), np.asarray(losses)))[0]
+            name, unit = candidates[best]
+            dropped[name].append(unit)
     return {name: np.sort(np.asarray(units, dtype=int)) for name, units in dropped.items()}
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ._eval_mode import eval_mode
+
 PRUNABLE_TYPES = (nn.Linear, nn.Conv2d)
 
 # Modules that keep each channel in place: a chain passes through them.
@@ -117,15 +119,12 @@ def record_calls(module, example_input):
             calls.append((name, mod, _first_tensor(inputs), _first_tensor(output)))
 
         handles.append(leaf.register_forward_hook(hook))
-    was_training = module.training
-    module.eval()
     try:
-        with torch.no_grad():
+        with eval_mode(module), torch.no_grad():
             output = module(example_input)
     finally:
         for handle in handles:
             handle.remove()
-        module.train(was_training)
     return calls, output
 
 

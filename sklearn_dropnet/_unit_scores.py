@@ -11,6 +11,8 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from ._eval_mode import eval_mode
+
 SCORES = ("activation", "apoz", "l1", "random", "max")
 
 
@@ -79,15 +81,10 @@ def _probe_hooks(module, probes, statistics):
 def collect_activation_statistics(module, batches, probes, keep_matrix=False):
     """One pass over ``batches`` (an iterable of input tensors on the device)."""
     statistics = _ActivationStatistics(probes, keep_matrix)
-    was_training = module.training
-    module.eval()
-    try:
-        with _probe_hooks(module, probes, statistics), torch.no_grad():
-            for batch in batches:
-                module(batch)
-                statistics.n_samples += len(batch)
-    finally:
-        module.train(was_training)
+    with eval_mode(module), _probe_hooks(module, probes, statistics), torch.no_grad():
+        for batch in batches:
+            module(batch)
+            statistics.n_samples += len(batch)
     return statistics
 
 
