@@ -33,13 +33,7 @@ from sklearn.model_selection import train_test_split
 
 from sklearn_dropnet import DropNetClassifier
 from sklearn_dropnet._device import check_device
-from sklearn_dropnet._network_cost import (
-    activation_bytes,
-    count_macs,
-    count_parameters,
-    saved_bytes,
-    time_inference,
-)
+from sklearn_dropnet._network_cost import network_costs
 from sklearn_dropnet._parallel import limit_torch_threads
 from sklearn_dropnet._probes import inspect_network
 from sklearn_dropnet._surgery import find_unit_groups, remove_units
@@ -75,16 +69,6 @@ def parse_args():
     except ValueError as exc:
         parser.error(str(exc))
     return args
-
-
-def costs(module, example, batch, repeats):
-    return {
-        "params": count_parameters(module),
-        "saved": saved_bytes(module),
-        "activations": activation_bytes(module, example),
-        "macs": count_macs(module, example),
-        "seconds": time_inference(module, batch, repeats=repeats),
-    }
 
 
 def print_comparison(name, dense, pruned, extra=""):
@@ -123,14 +107,14 @@ def bench_large(args):
     }
     for name, net in models.items():
         net.to(args.device).eval()
-        dense = costs(net, example, batch, args.repeats)
+        dense = network_costs(net, batch, args.repeats)
         pruned_net = copy.deepcopy(net)
         start = time.perf_counter()
         n_units, left, n_groups = prune_structurally(pruned_net, example, args.prune_ratio)
         seconds = time.perf_counter() - start
         with torch.no_grad():
             assert pruned_net(batch).shape == (args.batch_size, 10)
-        pruned = costs(pruned_net, example, batch, args.repeats)
+        pruned = network_costs(pruned_net, batch, args.repeats)
         print_comparison(
             name,
             dense,
@@ -154,8 +138,8 @@ def bench_model_b(args):
     seconds = time.perf_counter() - start
     pruned_accuracy = clf.score(X_test, y_test)
     batch = torch.as_tensor(X_test)
-    dense = costs(dense_net, batch[:2], batch, args.repeats * 4)
-    pruned = costs(clf.module_, batch[:2], batch, args.repeats * 4)
+    dense = network_costs(dense_net, batch, args.repeats * 4)
+    pruned = network_costs(clf.module_, batch, args.repeats * 4)
     record = clf.pruning_history_[-1]
     print_comparison(
         "Model B 64-64 on digits",

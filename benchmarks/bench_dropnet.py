@@ -23,13 +23,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from sklearn_dropnet import DropNetClassifier
-from sklearn_dropnet._network_cost import (
-    activation_bytes,
-    count_macs,
-    count_parameters,
-    saved_bytes,
-    time_inference,
-)
+from sklearn_dropnet._network_cost import network_costs
 
 SCORES = ["activation", "random", "l1"]
 SCOPES = ["layer", "global", "global_raw"]
@@ -81,30 +75,19 @@ def size_and_speed(max_epochs):
     dense = DropNetClassifier(prune_ratio=0, max_epochs=max_epochs, module__hidden_layer_sizes=hidden, random_state=0)
     dense.fit(X_train, y_train)
     batch = torch.as_tensor(np.resize(X_test, (256, X_test.shape[1])))
-    base = costs(dense.module_, batch)
+    base = network_costs(dense.module_, batch, repeats=50)
     print(f"dense: {base['params']:,} parameters, {base['saved'] / 1024:,.0f} KiB saved, "
           f"{base['activations']:,} bytes of activations per sample")  # fmt: skip
-    columns = ["params", "saved", "activations", "macs", "time"]
+    columns = ["params", "saved", "activations", "macs", "seconds"]
     print(f"{'prune_ratio':>11}" + "".join(f"{c:>12}" for c in columns) + f"{'accuracy':>10}")
     print(f"{0.0:>11.2f}" + "".join(f"{1:>12.3f}" for _ in columns) + f"{dense.score(X_test, y_test):>10.3f}")
     for ratio in (0.5, 0.8, 0.9):
         pruned = DropNetClassifier(
             prune_ratio=ratio, max_epochs=max_epochs, module__hidden_layer_sizes=hidden, random_state=0
         ).fit(X_train, y_train)
-        cost = costs(pruned.module_, batch)
+        cost = network_costs(pruned.module_, batch, repeats=50)
         print(f"{ratio:>11.2f}" + "".join(f"{cost[c] / base[c]:>12.3f}" for c in columns)
               + f"{pruned.score(X_test, y_test):>10.3f}")  # fmt: skip
-
-
-def costs(module, batch):
-    """Parameters, bytes saved, activation bytes per sample, MACs per sample, seconds per batch."""
-    return {
-        "params": count_parameters(module),
-        "saved": saved_bytes(module),
-        "activations": activation_bytes(module, batch),
-        "macs": count_macs(module, batch),
-        "time": time_inference(module, batch, repeats=50),
-    }
 
 
 def pruning_cost(max_epochs):

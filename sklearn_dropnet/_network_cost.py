@@ -74,6 +74,25 @@ def count_macs(module, example_input):
     return int(macs)
 
 
+def network_costs(module, batch, repeats=20):
+    """Every cost above for ``module``, as the benchmarks print them dense and pruned.
+
+    Returns
+    -------
+    dict
+        ``params``, ``saved`` (bytes), ``activations`` (bytes per sample),
+        ``macs`` (per sample) and ``seconds`` (median time of one pass over
+        ``batch``).
+    """
+    return {
+        "params": count_parameters(module),
+        "saved": saved_bytes(module),
+        "activations": activation_bytes(module, batch),
+        "macs": count_macs(module, batch),
+        "seconds": time_inference(module, batch, repeats=repeats),
+    }
+
+
 def time_inference(module, inputs, repeats=20, warmup=3):
     """Median seconds of ``module(inputs)`` in eval mode without gradients."""
     timings = []

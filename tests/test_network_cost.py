@@ -9,7 +9,9 @@ from torch import nn
 from sklearn_dropnet import DropNetClassifier
 from sklearn_dropnet._network_cost import (
     activation_bytes,
+    count_macs,
     count_parameters,
+    network_costs,
     saved_bytes,
 )
 
@@ -67,3 +69,15 @@ def test_pruning_shrinks_saved_and_activation_bytes(digits):
 
 def _tensor_bytes(net):
     return sum(t.numel() * t.element_size() for t in net.state_dict().values())
+
+
+def test_network_costs_gathers_every_count_for_one_sample():
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(256, 3))
+    batch = torch.zeros(16, 1, 8, 8)
+    costs = network_costs(net, batch, repeats=2)
+    assert set(costs) == {"params", "saved", "activations", "macs", "seconds"}
+    assert costs["params"] == 4 * 9 + 4 + 256 * 3 + 3
+    assert costs["saved"] == saved_bytes(net)
+    assert costs["activations"] == 771 * 4
+    assert costs["macs"] == count_macs(net, batch[:1]) > 0
+    assert costs["seconds"] > 0
