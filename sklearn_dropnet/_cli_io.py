@@ -199,6 +199,7 @@ def write_history_csv(history, path):
         "valid_accuracy",
         "epochs",
         "seconds",
+        "train_seconds",
         "accepted",
     ]
     with open(path, "w", newline="") as file:

@@ -179,7 +179,9 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         One record per round (round 0 is the dense network): ``units`` left
         in total and ``units_per_layer``, ``fraction_left``, ``params``,
         ``macs`` (per sample), ``valid_accuracy``, ``epochs``, ``seconds``
-        and whether the round was ``accepted``.
+        (the whole round: scoring, surgery, training, validation and the
+        trace of the new network), ``train_seconds`` (the training epochs
+        alone) and whether the round was ``accepted``.
     classes_ : ndarray of shape (n_classes,)
         Class labels.
     n_features_in_ : int
@@ -447,7 +449,8 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         return structure, find_unit_groups(self.net_.module_, example, structure)
 
     def _train_round(self, data):
-        """Train ``net_.module_`` from its current weights; return epochs run."""
+        """Train ``net_.module_`` from its current weights; return epochs run and seconds."""
+        start = time.perf_counter()
         X, y = data.skorch_args()
         self.net_.initialize_optimizer()
         self.net_.initialize_history()
@@ -462,7 +465,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             if early_stopping.misses_ < early_stopping.patience:
                 raise
         self.net_.notify("on_train_end", X=X, y=y)
-        return len(self.net_.history)
+        return len(self.net_.history), time.perf_counter() - start
 
     def _accuracy(self, data):
         return float(np.mean(self.net_.predict(data.skorch_args()[0]) == data.y))
@@ -470,7 +473,8 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
     def _units_per_layer(self, groups):
         return {group.name: group.size for group in groups}
 
-    def _record(self, round_, groups, example, accuracy, epochs, seconds):
+    def _record(self, round_, groups, example, accuracy, training, seconds):
+        epochs, train_seconds = training
         units = self._units_per_layer(groups)
         total = sum(units.values())
         return {
@@ -483,6 +487,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             "valid_accuracy": accuracy,
             "epochs": epochs,
             "seconds": seconds,
+            "train_seconds": train_seconds,
             "accepted": True,
         }
 
@@ -535,10 +540,10 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
                 )
             self.n_units_dense_ = sum(group.size for group in groups)
             start = time.perf_counter()
-            epochs = self._train_round(train)
+            training = self._train_round(train)
             accuracy = self._accuracy(valid or train)
             self.pruning_history_ = [
-                self._record(0, groups, example, accuracy, epochs, time.perf_counter() - start)
+                self._record(0, groups, example, accuracy, training, time.perf_counter() - start)
             ]
             # Training changed weights, not layers: the trace above still holds.
             self._prune_to(self.prune_ratio, train, valid, example, units=(structure, groups))
@@ -655,12 +660,12 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
                 remove_units(self.net_.module_, example, drop)
                 remove_units(self.initial_module_, example.cpu(), drop)
                 self._set_module(self._reinitialised(self.net_.module_))
-                epochs = self._train_round(train)
+                training = self._train_round(train)
                 accuracy = self._accuracy(valid)
                 structure, groups = self._find_units(example)
                 left = sum(group.size for group in groups)
                 record = self._record(
-                    len(self.pruning_history_), groups, example, accuracy, epochs, time.perf_counter() - start
+                    len(self.pruning_history_), groups, example, accuracy, training, time.perf_counter() - start
                 )
                 self.pruning_history_.append(record)
                 progress.set_postfix(units=left, valid_accuracy=f"{accuracy:.3f}", refresh=False)

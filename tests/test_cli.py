@@ -104,7 +104,8 @@ def test_prune_writes_model_history_and_plot(pruned_run, data_files):
         rows = list(csv.DictReader(file))
     assert len(rows) == len(model.pruning_history_)
     assert [int(r["units"]) for r in rows] == [r["units"] for r in model.pruning_history_]
-    assert {"units[layers.1]", "units[layers.4]", "valid_accuracy", "macs"} <= set(rows[0])
+    assert {"units[layers.1]", "units[layers.4]", "valid_accuracy", "macs", "train_seconds"} <= set(rows[0])
+    assert [float(r["train_seconds"]) for r in rows] == [r["train_seconds"] for r in model.pruning_history_]
     assert (pruned_run / "pruning_curve.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -3,6 +3,7 @@
 import io
 import os
 import pickle
+import time
 import warnings
 
 import joblib
@@ -60,8 +61,26 @@ def test_fit_removes_units_physically(pruned):
     assert macs == sorted(macs, reverse=True)
     assert params[-1] == sum(p.numel() for p in pruned.module_.parameters())
     assert history[-1]["units_per_layer"] == {"layers.1": 8, "layers.4": 4}
-    assert all(r["epochs"] >= 1 and r["seconds"] > 0 for r in history)
+    assert all(r["epochs"] >= 1 and 0 < r["train_seconds"] < r["seconds"] for r in history)
     assert pruned.module_ is pruned.net_.module_
+
+
+def test_train_seconds_leave_out_the_scoring_pass(digits):
+    """``seconds`` is the whole round; ``train_seconds`` only its training epochs."""
+    X, y = digits
+    pause = 0.25
+
+    def slow_magnitude(layer, activations):
+        time.sleep(pause)
+        return np.abs(activations).mean(axis=0)
+
+    clf = small(prune_ratio=0.5, unit_score=slow_magnitude, max_epochs=2).fit(X[:300], y[:300])
+    history = clf.pruning_history_
+    assert len(history) == 4  # the dense round and three rounds of pruning
+    # Two layers scored a round: at least two pauses in each round's seconds, none in its training.
+    for record in history[1:]:
+        assert record["seconds"] - record["train_seconds"] >= 2 * pause
+    assert 0 < history[0]["train_seconds"] <= history[0]["seconds"]
 
 
 def test_pruned_model_is_accurate(pruned, digits_split):
