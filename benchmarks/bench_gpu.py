@@ -10,9 +10,13 @@ class plus noise), so the timings are those of a CIFAR-10 run while the
 accuracies are not CIFAR-10's.
 
 Prints, per round: filters left, parameters, multiply-accumulates per image,
-epochs, seconds (scoring, surgery, training and validation) and seconds per
-epoch with its ratio to the dense round; then the median time of one forward
-pass over ``--batch-size`` images, dense and pruned, and their ratio; and the
+epochs, the seconds of the whole round (scoring, surgery, training,
+validation and tracing) and of its training epochs alone, and the training
+seconds per epoch with their ratio to the dense round's; then, dense and pruned and their
+ratio: parameters, the bytes of the saved weights, the bytes of activations
+per image, multiply-accumulates per image, the median time of one forward
+pass over ``--batch-size`` images and, on a CUDA device, the peak memory
+that pass allocates beyond the weights and the images; and the
 time of DropNet's scoring pass (the forward pass with the activation hooks)
 over 10,240 training images against a plain forward pass over the same
 batches. All ratios come from this one run.
@@ -32,7 +36,7 @@ import torch
 
 from sklearn_dropnet import DropNetClassifier
 from sklearn_dropnet._device import check_device
-from sklearn_dropnet._network_cost import count_parameters, time_inference
+from sklearn_dropnet._network_cost import network_costs, peak_cuda_bytes
 from sklearn_dropnet._probes import inspect_network
 from sklearn_dropnet._unit_scores import collect_activation_statistics
 from sklearn_dropnet.datasets import load_cifar10
@@ -122,17 +126,46 @@ def estimator(args):
 
 
 def print_rounds(history):
-    dense_per_epoch = history[0]["seconds"] / history[0]["epochs"]
+    """One line per round; the per-epoch time and its ratio to the dense round count training alone."""
+    dense_per_epoch = history[0]["train_seconds"] / history[0]["epochs"]
     print(f"{'round':>5} {'left':>7} {'filters':>8} {'params':>12} {'MACs':>14} {'valid acc':>9} "
-          f"{'epochs':>6} {'s':>8} {'s/epoch':>8} {'ratio':>6}")  # fmt: skip
+          f"{'epochs':>6} {'round s':>8} {'train s':>8} {'s/epoch':>8} {'ratio':>6}")  # fmt: skip
     for record in history:
-        per_epoch = record["seconds"] / record["epochs"]
+        per_epoch = record["train_seconds"] / record["epochs"]
         print(
             f"{record['round']:>5} {record['fraction_left']:>7.1%} {record['units']:>8,} "
             f"{record['params']:>12,} {record['macs']:>14,} {record['valid_accuracy']:>9.4f} "
-            f"{record['epochs']:>6} {record['seconds']:>8.2f} {per_epoch:>8.2f} "
-            f"{per_epoch / dense_per_epoch:>6.3f}"
+            f"{record['epochs']:>6} {record['seconds']:>8.2f} {record['train_seconds']:>8.2f} "
+            f"{per_epoch:>8.2f} {per_epoch / dense_per_epoch:>6.3f}"
         )
+
+
+COLUMNS = {  # key: (heading, format)
+    "params": ("params", "{:,}"),
+    "saved": ("weights B", "{:,}"),
+    "activations": ("activ. B/image", "{:,}"),
+    "macs": ("MACs/image", "{:,}"),
+    "seconds": ("forward ms", "{:.2f}"),
+    "peak": ("peak CUDA MiB", "{:.1f}"),
+}
+
+
+def print_costs(costs, n_images, args):
+    """Dense and pruned costs side by side, then the pruned/dense ratio of each."""
+    keys = [key for key in COLUMNS if key in costs["dense"]]
+    shown = {key: dict(costs[key]) for key in ("dense", "pruned")}
+    for row in shown.values():
+        row["seconds"] *= 1e3
+        if "peak" in row:
+            row["peak"] /= 2**20
+    measured = "forward pass and peak memory" if "peak" in keys else "forward pass"
+    print(f"\ncosts; {measured} over {n_images} images on {args.device} "
+          f"(median of {args.repeats} passes):")  # fmt: skip
+    print(f"{'network':7}" + "".join(f"{COLUMNS[key][0]:>16}" for key in keys))
+    for name, row in shown.items():
+        print(f"{name:7}" + "".join(f"{COLUMNS[key][1].format(row[key]):>16}" for key in keys))
+    ratios = [costs["pruned"][key] / costs["dense"][key] for key in keys]
+    print(f"{'ratio':7}" + "".join(f"{ratio:>16.3f}" for ratio in ratios))
 
 
 def sync(device):
@@ -181,16 +214,12 @@ def main(argv=None):
     module, module_params = architecture(args)  # the dense network, for its cost only
     dense_net = module(input_shape=(3, 32, 32), n_classes=10, **module_params).to(args.device)
     batch = torch.as_tensor(X_test[: args.batch_size], device=args.device)
-    seconds = {
-        "dense": time_inference(dense_net, batch, repeats=args.repeats),
-        "pruned": time_inference(clf.module_, batch, repeats=args.repeats),
-    }
-    params = {"dense": count_parameters(dense_net), "pruned": count_parameters(clf.module_)}
-    print(f"\nforward pass, {len(batch)} images on {args.device} (median of {args.repeats}):")
-    for key in ("dense", "pruned"):
-        print(f"  {key:7} {params[key]:>12,} params {seconds[key] * 1e3:>9.2f} ms")
-    ratios = (params["pruned"] / params["dense"], seconds["pruned"] / seconds["dense"])
-    print(f"  ratio   {ratios[0]:>12.3f}        {ratios[1]:>9.3f}")
+    networks = {"dense": dense_net, "pruned": clf.module_}
+    costs = {key: network_costs(net, batch, args.repeats) for key, net in networks.items()}
+    if args.device.type == "cuda":
+        for key, net in networks.items():
+            costs[key]["peak"] = peak_cuda_bytes(net, batch)
+    print_costs(costs, len(batch), args)
 
     n_scored = min(len(X_train), 10_240)
     scoring = time_scoring_pass(dense_net.eval(), X_train[:n_scored], args.device)

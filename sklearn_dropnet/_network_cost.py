@@ -64,6 +64,57 @@ def activation_bytes(module, example_input):
     return sum(out.numel() * out.element_size() for *_, out in calls if out is not None)
 
 
+def peak_cuda_bytes(module, inputs):
+    """Peak CUDA memory that ``module(inputs)`` allocates, in bytes.
+
+    Measured, not counted: the highest ``torch.cuda.max_memory_allocated``
+    reaches during one forward pass in eval mode without gradients, less
+    what was allocated before it (the weights and ``inputs``). It holds the
+    activations alive at once, the output and the workspaces of the kernels.
+    A first pass warms the kernels up and is not measured.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network, on the CUDA device that holds ``inputs``.
+    inputs : torch.Tensor
+        A batch on a CUDA device.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValueError
+        If ``inputs`` is not on a CUDA device: torch keeps no peak-memory
+        statistics for the CPU.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from sklearn_dropnet._network_cost import peak_cuda_bytes
+    >>> net = nn.Linear(4, 1000).cuda()  # doctest: +SKIP
+    >>> peak_cuda_bytes(net, torch.zeros(256, 4, device="cuda"))  # doctest: +SKIP
+    1024000
+    """
+    if inputs.device.type != "cuda":
+        raise ValueError(
+            f"peak_cuda_bytes measures CUDA memory, but the inputs are on {inputs.device}; "
+            "move the network and the inputs to a CUDA device."
+        )
+    device = inputs.device
+    with eval_mode(module), torch.inference_mode():
+        module(inputs)
+        torch.cuda.synchronize(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        module(inputs)
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - before
+
+
 def count_macs(module, example_input):
     """Multiply-accumulates of one forward pass for a single sample.
 

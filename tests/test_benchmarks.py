@@ -10,6 +10,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
+import torch
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_iris
 from sklearn.frozen import FrozenEstimator
@@ -18,6 +19,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 
 from sklearn_dropnet import HQEnsembleClassifier
+from sklearn_dropnet._network_cost import activation_bytes, saved_bytes
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 BENCH_HQ = BENCHMARKS / "bench_hq.py"
@@ -158,12 +160,20 @@ def test_bench_gpu_quick_run_prints_rounds_and_ratios(tmp_path):
     rounds = [line.split() for line in out.splitlines() if line.startswith("    ")]
     assert [row[:3] for row in rounds] == [["0", "100.0%", "180"], ["1", "50.0%", "90"]]
     assert rounds[0][-1] == "1.000"
-    dense, pruned = (
-        int(line.split()[1].replace(",", "")) for line in out.splitlines() if line.startswith(("  dense", "  pruned"))
-    )
-    assert pruned < dense / 3
+    assert all(float(row[8]) <= float(row[7]) for row in rounds)  # training is part of the round
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("costs;"))
+    assert lines[header + 1].split() == "network params weights B activ. B/image MACs/image forward ms".split()
+    dense, pruned, ratio = ([float(v.replace(",", "")) for v in line.split()[1:]] for line in lines[header + 2 : header + 5])
     clf = joblib.load(saved)
-    assert clf.pruning_history_[-1]["params"] == pruned
+    history = clf.pruning_history_
+    one_image = torch.zeros(1, 3, 32, 32)
+    assert pruned[:4] == [
+        history[-1]["params"], saved_bytes(clf.module_), activation_bytes(clf.module_, one_image), history[-1]["macs"]
+    ]  # fmt: skip
+    assert dense[0] == history[0]["params"] and dense[3] == history[0]["macs"]
+    assert pruned[0] < dense[0] / 3 and pruned[2] < dense[2]
+    assert ratio[:4] == pytest.approx([p / d for p, d in zip(pruned[:4], dense[:4])], abs=5e-4)
 
 
 @pytest.mark.parametrize("script", ["bench_gpu.py", "bench_conv.py"])

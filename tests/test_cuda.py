@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from sklearn_dropnet import DropNetClassifier, HQEnsembleClassifier
-from sklearn_dropnet._network_cost import count_parameters
+from sklearn_dropnet._network_cost import count_parameters, peak_cuda_bytes
 from sklearn_dropnet.cli import main
 from sklearn_dropnet.models import ModelB, ResNet18
 
@@ -39,6 +39,7 @@ def test_mlp_fits_prunes_and_predicts_on_cuda(digits_split):
     history = clf.pruning_history_
     assert history[0]["units"] == 96 and history[-1]["units"] <= 20
     assert history[-1]["params"] == count_parameters(clf.module_) < history[0]["params"] / 4
+    assert all(0 < record["train_seconds"] <= record["seconds"] for record in history)
     proba = clf.predict_proba(X_test)
     assert isinstance(proba, np.ndarray) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
     assert clf.score(X_test, y_test) > 0.9
@@ -165,3 +166,15 @@ def test_cli_prune_on_cuda(tmp_path, capsys):
     assert main(argv) == 0
     assert (tmp_path / "model.joblib").exists()
     assert on_cuda(joblib.load(tmp_path / "model.joblib").module_)
+
+
+def test_peak_cuda_bytes_measures_the_activations_alive_at_once():
+    # 256 x 1000 float32 values are 1,024,000 bytes, a whole number of the allocator's 512-byte blocks.
+    linear = torch.nn.Linear(4, 1000).cuda()
+    inputs = torch.zeros(256, 4, device="cuda")
+    assert peak_cuda_bytes(linear, inputs) == 1_024_000
+    # Sequential keeps the linear layer's output until the ReLU's exists: two at once, then the
+    # small logits beside the ReLU's output alone.
+    net = torch.nn.Sequential(linear, torch.nn.ReLU(), torch.nn.Linear(1000, 3)).cuda().train()
+    assert peak_cuda_bytes(net, inputs) == 2_048_000
+    assert net.training

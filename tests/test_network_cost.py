@@ -12,6 +12,7 @@ from sklearn_dropnet._network_cost import (
     count_macs,
     count_parameters,
     network_costs,
+    peak_cuda_bytes,
     saved_bytes,
 )
 
@@ -81,3 +82,8 @@ def test_network_costs_gathers_every_count_for_one_sample():
     assert costs["activations"] == 771 * 4
     assert costs["macs"] == count_macs(net, batch[:1]) > 0
     assert costs["seconds"] > 0
+
+
+def test_peak_cuda_bytes_names_inputs_on_the_cpu():
+    with pytest.raises(ValueError, match="measures CUDA memory, but the inputs are on cpu"):
+        peak_cuda_bytes(nn.Linear(4, 3), torch.zeros(2, 4))
