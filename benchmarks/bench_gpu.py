@@ -12,14 +12,14 @@ accuracies are not CIFAR-10's.
 Prints, per round: filters left, parameters, multiply-accumulates per image,
 epochs, the seconds of the whole round (scoring, surgery, training,
 validation and tracing) and of its training epochs alone, and the training
-seconds per epoch with their ratio to the dense round's; then, dense and pruned and their
-ratio: parameters, the bytes of the saved weights, the bytes of activations
-per image, multiply-accumulates per image, the median time of one forward
-pass over ``--batch-size`` images and, on a CUDA device, the peak memory
-that pass allocates beyond the weights and the images; and the
-time of DropNet's scoring pass (the forward pass with the activation hooks)
-over 10,240 training images against a plain forward pass over the same
-batches. All ratios come from this one run.
+seconds per epoch with their ratio to the dense round's. Then, dense and
+pruned and their ratio: parameters, the bytes of the saved weights, the
+bytes of activations per image, multiply-accumulates per image, the median
+time of one forward pass over ``--batch-size`` images and, on a CUDA
+device, the peak memory that pass allocates beyond the weights and the
+images. Last, the time of DropNet's scoring pass (the forward pass with the
+activation hooks) over 10,240 training images against a plain forward pass
+over the same batches. All ratios come from this one run.
 
 Usage::
 
