@@ -16,33 +16,50 @@ from ._eval_mode import eval_mode
 SCORES = ("activation", "apoz", "l1", "random", "max")
 
 
-class _ActivationStatistics:
-    """Per-unit running sums of post-activation statistics, one per layer."""
+# The statistic each built-in score reads; a callable score reads the matrix.
+_STATISTIC_OF_SCORE = {"activation": "mean_abs", "max": "mean_abs", "apoz": "nonzero_fraction"}
 
-    def __init__(self, probes, keep_matrix):
+
+class _ActivationStatistics:
+    """Per-unit running sums of post-activation statistics, one per layer.
+
+    Only the ``wanted`` statistics are gathered: ``"mean_abs"``,
+    ``"nonzero_fraction"`` and ``"matrix"`` (each sample's mean activation
+    per unit). A sample's statistic of a filter is its mean over the
+    filter's spatial positions.
+    """
+
+    def __init__(self, probes, wanted):
+        unknown = set(wanted) - {"mean_abs", "nonzero_fraction", "matrix"}
+        if unknown:
+            raise ValueError(f"unknown activation statistics: {sorted(unknown)}")
         self.probes = probes
-        self.keep_matrix = keep_matrix
+        self.wanted = frozenset(wanted)
         self.n_samples = 0
         self.abs_sum = {}
         self.nonzero_sum = {}
         self.matrices = {name: [] for name in probes}
 
     def add(self, probe, activation):
-        values = activation.detach().movedim(probe.channel_dim, -1)
-        values = values.reshape(values.shape[0], -1, values.shape[-1]).float()
-        per_sample_abs = values.abs().mean(dim=1)
-        per_sample_nonzero = (values != 0).float().mean(dim=1)
+        values = activation.detach().float()
+        unit_dim = probe.channel_dim % values.dim()
+        positions = tuple(d for d in range(1, values.dim()) if d != unit_dim)
+        n_positions = values[0].numel() // values.shape[unit_dim]
         name = probe.layer
-        self.abs_sum[name] = self.abs_sum.get(name, 0) + per_sample_abs.sum(0).cpu().double()
-        self.nonzero_sum[name] = self.nonzero_sum.get(name, 0) + per_sample_nonzero.sum(0).cpu().double()
-        if self.keep_matrix:
-            self.matrices[name].append(values.mean(dim=1).cpu())
+        if "mean_abs" in self.wanted:
+            per_sample = values.abs().mean(dim=positions) if positions else values.abs()
+            self.abs_sum[name] = self.abs_sum.get(name, 0) + per_sample.double().sum(0)
+        if "nonzero_fraction" in self.wanted:
+            nonzero = torch.count_nonzero(values, dim=positions) if positions else values != 0
+            self.nonzero_sum[name] = self.nonzero_sum.get(name, 0) + nonzero.double().sum(0) / n_positions
+        if "matrix" in self.wanted:
+            self.matrices[name].append((values.mean(dim=positions) if positions else values).cpu())
 
     def mean_abs(self, name):
-        return (self.abs_sum[name] / self.n_samples).numpy()
+        return (self.abs_sum[name] / self.n_samples).cpu().numpy()
 
     def nonzero_fraction(self, name):
-        return (self.nonzero_sum[name] / self.n_samples).numpy()
+        return (self.nonzero_sum[name] / self.n_samples).cpu().numpy()
 
     def matrix(self, name):
         return torch.cat(self.matrices[name]).numpy()
@@ -78,9 +95,12 @@ def _probe_hooks(module, probes, statistics):
             handle.remove()
 
 
-def collect_activation_statistics(module, batches, probes, keep_matrix=False):
-    """One pass over ``batches`` (an iterable of input tensors on the device)."""
-    statistics = _ActivationStatistics(probes, keep_matrix)
+def collect_activation_statistics(module, batches, probes, wanted=("mean_abs",)):
+    """One pass over ``batches`` (an iterable of input tensors on the device).
+
+    ``wanted`` names the statistics to gather (see ``_ActivationStatistics``).
+    """
+    statistics = _ActivationStatistics(probes, wanted)
     with eval_mode(module), _probe_hooks(module, probes, statistics), torch.no_grad():
         for batch in batches:
             module(batch)
@@ -138,7 +158,8 @@ def score_units(module, groups, probes, score, batches, rng):
         return {group.name: rng.random(group.size) for group in groups}
     statistics = None
     if score != "l1":
-        statistics = collect_activation_statistics(module, batches(), probes, keep_matrix=callable(score))
+        wanted = ["matrix"] if callable(score) else [_STATISTIC_OF_SCORE[score]]
+        statistics = collect_activation_statistics(module, batches(), probes, wanted)
     modules = dict(module.named_modules())
     scores = {}
     for group in groups:

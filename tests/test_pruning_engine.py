@@ -109,13 +109,42 @@ def test_activation_statistics_match_a_direct_computation():
     net = mlp().eval()
     x = torch.randn(50, 6)
     structure = inspect_network(net, x)
-    stats = collect_activation_statistics(net, [x[:20], x[20:]], structure.probes)
+    stats = collect_activation_statistics(
+        net, [x[:20], x[20:]], structure.probes, wanted=("mean_abs", "nonzero_fraction", "matrix")
+    )
     with torch.no_grad():
         hidden = torch.relu(net[0](x))
         second = net[5](net[3](net[2](hidden)))
     np.testing.assert_allclose(stats.mean_abs("0"), hidden.abs().mean(0).numpy(), rtol=1e-5)
     np.testing.assert_allclose(stats.mean_abs("2"), second.abs().mean(0).numpy(), rtol=1e-5)
     np.testing.assert_allclose(stats.nonzero_fraction("0"), (hidden != 0).float().mean(0).numpy())
+    np.testing.assert_allclose(stats.matrix("2"), second.numpy(), rtol=1e-6)
+
+
+def test_filter_statistics_average_each_sample_over_positions_then_samples():
+    net = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 25, 2)).eval()
+    x = torch.randn(12, 2, 5, 5)
+    probes = inspect_network(net, x).probes
+    wanted = ("mean_abs", "nonzero_fraction", "matrix")
+    stats = collect_activation_statistics(net, [x[:5], x[5:]], probes, wanted=wanted)
+    with torch.no_grad():
+        maps = torch.relu(net[0](x)).double()  # (12, 3, 5, 5)
+    np.testing.assert_allclose(stats.mean_abs("0"), maps.abs().mean(dim=(0, 2, 3)).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(stats.nonzero_fraction("0"), (maps != 0).double().mean(dim=(0, 2, 3)).numpy())
+    np.testing.assert_allclose(stats.matrix("0"), maps.mean(dim=(2, 3)).numpy(), rtol=1e-5)
+
+
+def test_only_the_wanted_statistics_are_gathered():
+    net = mlp().eval()
+    x = torch.randn(8, 6)
+    probes = inspect_network(net, x).probes
+    stats = collect_activation_statistics(net, [x], probes)
+    assert set(stats.abs_sum) == {"0", "2"} and stats.nonzero_sum == {}
+    assert all(matrices == [] for matrices in stats.matrices.values())
+    stats = collect_activation_statistics(net, [x], probes, wanted=("nonzero_fraction",))
+    assert stats.abs_sum == {} and set(stats.nonzero_sum) == {"0", "2"}
+    with pytest.raises(ValueError, match="unknown activation statistics: \\['mean'\\]"):
+        collect_activation_statistics(net, [x], probes, wanted=("mean",))
 
 
 def test_filter_score_averages_spatial_positions():
