@@ -44,16 +44,18 @@ class _ActivationStatistics:
         values = activation.detach().float()
         unit_dim = probe.channel_dim % values.dim()
         positions = tuple(d for d in range(1, values.dim()) if d != unit_dim)
-        n_positions = values[0].numel() // values.shape[unit_dim]
+
+        def per_sample(tensor):  # mean over a unit's positions; (samples, units)
+            return tensor.mean(dim=positions) if positions else tensor
+
         name = probe.layer
         if "mean_abs" in self.wanted:
-            per_sample = values.abs().mean(dim=positions) if positions else values.abs()
-            self.abs_sum[name] = self.abs_sum.get(name, 0) + per_sample.double().sum(0)
+            self.abs_sum[name] = self.abs_sum.get(name, 0) + per_sample(values.abs()).double().sum(0)
         if "nonzero_fraction" in self.wanted:
-            nonzero = torch.count_nonzero(values, dim=positions) if positions else values != 0
-            self.nonzero_sum[name] = self.nonzero_sum.get(name, 0) + nonzero.double().sum(0) / n_positions
+            nonzero = per_sample((values != 0).float())
+            self.nonzero_sum[name] = self.nonzero_sum.get(name, 0) + nonzero.double().sum(0)
         if "matrix" in self.wanted:
-            self.matrices[name].append((values.mean(dim=positions) if positions else values).cpu())
+            self.matrices[name].append(per_sample(values).cpu())
 
     def mean_abs(self, name):
         return (self.abs_sum[name] / self.n_samples).cpu().numpy()
