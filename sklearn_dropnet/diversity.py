@@ -68,12 +68,21 @@ __all__ = [
 # documented per metric in the public functions.
 
 
+def _view_sums(values, weights):
+    """Sum of ``values`` (teams, items, samples) over each view's samples.
+
+    Returns (teams, items, views). With 0/1 values and weights the sums are
+    counts, exact in float64 up to 2**53.
+    """
+    return values @ weights.transpose(0, 2, 1)
+
+
 def _view_means(values, weights):
     """Mean of ``values`` (teams, items, samples) over each view's samples.
 
     Returns (teams, items, views); NaN for a view without samples.
     """
-    sums = values @ weights.transpose(0, 2, 1)
+    sums = _view_sums(values, weights)
     with np.errstate(invalid="ignore", divide="ignore"):
         return sums / weights.sum(axis=2)[:, None, :]
 
@@ -106,38 +115,41 @@ def _kohavi_wolpert_variance(labels, correct, weights):
     return _weighted_mean(n_right * (n_members - n_right), weights) / n_members**2
 
 
-def _oracle_pair_shares(correct, weights):
-    """Shares of samples with N11, N10, N01, N00 for every pair and view.
+def _oracle_pair_counts(correct, weights):
+    """Counts of samples with N11, N10, N01, N00 for every pair and view.
 
     Each is (teams, pairs, views); ``N10`` is first member right, second wrong.
+    Counts rather than shares, so that "no such sample" is an exact zero.
     """
     first, second = _pairs(correct.shape[1])
     a, b = correct[:, first, :], correct[:, second, :]
-    n11 = _view_means((a & b).astype(float), weights)
-    n10 = _view_means((a & ~b).astype(float), weights)
-    n01 = _view_means((~a & b).astype(float), weights)
-    return n11, n10, n01, 1.0 - n11 - n10 - n01
+    return tuple(
+        _view_sums(outcome.astype(float), weights)
+        for outcome in (a & b, a & ~b, ~a & b, ~a & ~b)
+    )
 
 
 def _binary_disagreement(labels, correct, weights):
-    _, n10, n01, _ = _oracle_pair_shares(correct, weights)
-    return (n10 + n01).mean(axis=1)
+    _, n10, n01, _ = _oracle_pair_counts(correct, weights)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return ((n10 + n01) / weights.sum(axis=2)[:, None, :]).mean(axis=1)
 
 
 def _q_statistic(labels, correct, weights):
-    n11, n10, n01, n00 = _oracle_pair_shares(correct, weights)
+    n11, n10, n01, n00 = _oracle_pair_counts(correct, weights)
     numerator = n11 * n00 - n01 * n10
     denominator = n11 * n00 + n01 * n10
     with np.errstate(invalid="ignore", divide="ignore"):
-        per_pair = np.where(np.isclose(denominator, 0.0), 0.0, numerator / denominator)
-    return per_pair.mean(axis=1)
+        per_pair = np.where(denominator == 0, 0.0, numerator / denominator)
+    empty = weights.sum(axis=2)[:, None, :] == 0  # a view without samples: NaN
+    return np.where(empty, np.nan, per_pair).mean(axis=1)
 
 
-def _label_shares(labels, weights):
-    """Share of each label in each member's predictions per view.
+def _label_counts(labels, weights):
+    """How often each member predicts each label, per view.
 
-    Returns (teams, views, members, K). One ``bincount`` over labels offset
-    by (team, view, member) counts them all.
+    Returns (teams, views, members, K) counts. One ``bincount`` over labels
+    offset by (team, view, member) counts them all.
     """
     n_teams, n_members, n_samples = labels.shape
     n_views = weights.shape[1]
@@ -146,40 +158,55 @@ def _label_shares(labels, weights):
     flat = (labels[:, None, :, :] + n_labels * cells[..., None]).ravel()
     w = np.broadcast_to(weights[:, :, None, :], (n_teams, n_views, n_members, n_samples))
     counts = np.bincount(flat, weights=w.ravel(), minlength=cells.size * n_labels)
-    counts = counts.reshape(n_teams, n_views, n_members, n_labels)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return counts / weights.sum(axis=2)[:, :, None, None]
+    return counts.reshape(n_teams, n_views, n_members, n_labels)
 
 
 def _pairwise_label_agreement(labels, weights):
-    """Share of samples where a pair predicts the same label: (teams, pairs, views)."""
+    """Samples where a pair predicts the same label: counts (teams, pairs, views)."""
     first, second = _pairs(labels.shape[1])
     same = labels[:, first, :] == labels[:, second, :]
-    return _view_means(same.astype(float), weights)
+    return _view_sums(same.astype(float), weights)
 
 
-def _kappa(observed, chance):
-    """``(observed - chance) / (1 - chance)``; 1 where chance agreement is 1."""
+def _kappa(numerator, denominator, n):
+    """``numerator / denominator``, with both scaled to counts; 1 where it is 0/0.
+
+    Kappa is ``(observed - chance) / (1 - chance)``; the callers multiply both
+    by a power of the number of samples ``n``, so that they are differences of
+    exact integer counts. Chance agreement is then 1 exactly when the
+    denominator is 0, and a rare disagreement among a million samples is not
+    lost to rounding. NaN for a view without samples.
+    """
     with np.errstate(invalid="ignore", divide="ignore"):
-        kappa = (observed - chance) / (1.0 - chance)
-    return np.where(np.isclose(chance, 1.0), 1.0, kappa)
+        kappa = np.where(denominator == 0, 1.0, numerator / denominator)
+    return np.where(n == 0, np.nan, kappa)
 
 
 def _cohen_kappa(labels, correct, weights):
     first, second = _pairs(labels.shape[1])
-    shares = _label_shares(labels, weights)  # (teams, views, members, K)
-    chance = (shares[:, :, first, :] * shares[:, :, second, :]).sum(axis=-1)
-    observed = _pairwise_label_agreement(labels, weights).transpose(0, 2, 1)
-    return _kappa(observed, chance).mean(axis=2)
+    counts = _label_counts(labels, weights)  # (teams, views, members, K)
+    n = weights.sum(axis=2)[:, :, None]  # (teams, views, 1)
+    # n**2 * chance: the sum over labels of the pair's count products.
+    chance = (counts[:, :, first, :] * counts[:, :, second, :]).sum(axis=-1)
+    observed = _pairwise_label_agreement(labels, weights).transpose(0, 2, 1)  # n * observed
+    return _kappa(n * observed - chance, n**2 - chance, n).mean(axis=2)
 
 
 def _fleiss_kappa(labels, correct, weights):
     # Fleiss' per-sample agreement P_j = sum_k n_jk (n_jk - 1) / (L (L - 1)) is
     # the share of member pairs that agree on sample j, so its mean over the
-    # samples is the mean pairwise agreement.
-    observed = _pairwise_label_agreement(labels, weights).mean(axis=1)
-    chance = (_label_shares(labels, weights).mean(axis=2) ** 2).sum(axis=-1)
-    return _kappa(observed, chance)
+    # samples is the mean pairwise agreement: agree / (n_pairs * n). Chance
+    # agreement is sum_k (pooled_k / (L * n))**2 = squares / (L * n)**2.
+    n_members = labels.shape[1]
+    n_pairs = n_members * (n_members - 1) // 2
+    agree = _pairwise_label_agreement(labels, weights).sum(axis=1)  # (teams, views)
+    pooled = _label_counts(labels, weights).sum(axis=2)  # (teams, views, K)
+    squares = (pooled**2).sum(axis=-1)
+    n = weights.sum(axis=2)
+    # Both multiplied by n_pairs * (L * n)**2: integers below 2**53 up to
+    # 10 members and a million samples.
+    total = n_members * n
+    return _kappa(agree * n_members * total - n_pairs * squares, n_pairs * (total**2 - squares), n)
 
 
 #: name -> (batched implementation, is an agreement measure)
@@ -198,7 +225,7 @@ METRICS = tuple(_METRICS)
 
 
 def _check_metric(metric):
-    if metric not in _METRICS:
+    if not isinstance(metric, str) or metric not in _METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}.")
     return metric
 
@@ -206,7 +233,13 @@ def _check_metric(metric):
 def _encode(y_true, predictions):
     """Validate; return labels encoded 0 .. K-1 as (members, samples) and y."""
     y_true = np.asarray(y_true)
-    predictions = np.asarray(predictions)
+    try:
+        predictions = np.asarray(predictions)
+    except ValueError:
+        raise ValueError(
+            "predictions must be a 2-d array (n_members, n_samples); its rows have "
+            "different lengths."
+        ) from None
     if y_true.ndim != 1:
         raise ValueError(f"y_true must be 1-dimensional, got shape {y_true.shape}.")
     if predictions.ndim != 2 or predictions.shape[1] != y_true.shape[0]:
@@ -221,7 +254,13 @@ def _encode(y_true, predictions):
         )
     if y_true.shape[0] == 0:
         raise ValueError("Diversity metrics need at least one sample.")
-    _, codes = np.unique(np.concatenate([y_true, predictions.ravel()]), return_inverse=True)
+    try:
+        _, codes = np.unique(np.concatenate([y_true, predictions.ravel()]), return_inverse=True)
+    except TypeError:
+        raise TypeError(
+            "Labels in y_true and predictions must be of one comparable kind "
+            "(all numbers or all strings), without None."
+        ) from None
     return codes[y_true.shape[0] :].reshape(predictions.shape), codes[: y_true.shape[0]]
 
 

@@ -198,6 +198,28 @@ def test_constant_identical_members_agree_fully():
     assert fleiss_kappa(y, constant) == 1.0
 
 
+def test_rare_disagreements_among_many_samples_are_not_rounded_away():
+    # Shares of a few samples in 10**5 or 10**6 are tiny; the 0/0 cases of Q
+    # and kappa must be decided on exact counts, not by a tolerance.
+    n = 100_000
+    y, a, b = np.zeros(n, int), np.zeros(n, int), np.zeros(n, int)
+    a[:10], b[10:20] = 1, 1  # never wrong together: N11 * N00 > 0, N01 * N10 > 0
+    assert q_statistic(y, [a, b]) == -1.0
+    n = 1_000_000
+    a, b = np.zeros(n, int), np.zeros(n, int)
+    a[[0, 1]], b[[0, 2]] = 1, 1
+    assert cohen_kappa(np.zeros(n, int), [a, b]) == pytest.approx(
+        cohen_kappa_score(a, b), rel=1e-9
+    )
+    a, b = np.zeros(n, int), np.zeros(n, int)
+    a[0], b[1] = 1, 1  # one disagreement each: kappa slightly below 0, not 1
+    assert cohen_kappa(np.zeros(n, int), [a, b]) == pytest.approx(
+        cohen_kappa_score(a, b), rel=1e-9
+    )
+    # Fleiss: observed 1 - 2/n, chance (1 - 1/n)**2 + (1/n)**2: -1 / (n - 1).
+    assert fleiss_kappa(np.zeros(n, int), [a, b]) == pytest.approx(-1 / (n - 1), rel=1e-6)
+
+
 def test_no_failures_gives_zero_generalized_diversity():
     assert generalized_diversity([0, 1], [[0, 1], [0, 1]]) == 0.0
 
@@ -218,6 +240,7 @@ def test_many_samples_in_one_vectorised_pass():
         ([0, 1], [[0, 1, 1], [0, 1, 0]], "n_samples"),
         ([[0, 1]], [[0, 1], [0, 1]], "1-dimensional"),
         ([], np.empty((2, 0)), "at least one sample"),
+        ([0, 1], [[0, 1], [0]], "rows have different lengths"),
     ],
 )
 def test_invalid_input(y, predictions, message):
@@ -228,3 +251,13 @@ def test_invalid_input(y, predictions, message):
 def test_unknown_metric():
     with pytest.raises(ValueError, match="metric must be one of"):
         focal_diversity(Y, P, metric="entropy")
+
+
+def test_metric_that_is_not_a_name():
+    with pytest.raises(ValueError, match="metric must be one of"):
+        focal_diversity(Y, P, metric=["q_statistic"])
+
+
+def test_labels_that_cannot_be_ordered():
+    with pytest.raises(TypeError, match="one comparable kind"):
+        generalized_diversity([0, 1, None], [[0, 1, None], [0, None, 1]])
