@@ -131,8 +131,9 @@ def _oracle_pair_counts(correct, weights):
 
 def _binary_disagreement(labels, correct, weights):
     _, n10, n01, _ = _oracle_pair_counts(correct, weights)
+    n = weights.sum(axis=2)[:, None, :]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return ((n10 + n01) / weights.sum(axis=2)[:, None, :]).mean(axis=1)
+        return (n10 / n + n01 / n).mean(axis=1)
 
 
 def _q_statistic(labels, correct, weights):
