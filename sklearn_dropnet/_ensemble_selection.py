@@ -25,6 +25,16 @@ _CHUNK = 1024
 _EPS = np.finfo(np.float64).eps
 
 
+def _tie_key(values):
+    """``values`` rounded to 10 decimals, as a sort key for tie-breaking.
+
+    Teams that tie exactly (e.g. copies of one deterministic member) get log
+    losses and diversities that differ in the last bits, by the order of the
+    floating-point sums; rounded, they tie, and the next rule decides.
+    """
+    return np.round(values, 10)
+
+
 def member_votes(probas, voting):
     """Votes of each member: probabilities (``"soft"``) or one-hot labels."""
     if voting == "soft":
@@ -189,7 +199,8 @@ def _survivors(diversity, accuracy, prune_fraction):
     """Mask of the teams kept: all but the least diverse ``prune_fraction``.
 
     Teams are ranked by diversity (a team with no focal view, NaN, ranks as
-    most diverse); ties drop the less accurate team first, then the later one.
+    most diverse); ties drop the less accurate team first, then the earlier
+    one (the sort is stable).
     """
     n_drop = int(prune_fraction * len(diversity))
     ranking = np.lexsort((accuracy, np.nan_to_num(diversity, nan=np.inf)))
@@ -254,8 +265,8 @@ def _best_team(candidates, n_samples, final_choice="one_se"):
     """
     survived = np.flatnonzero(candidates["survived"])
     accuracy = candidates["accuracy"][survived]
-    diversity = np.nan_to_num(candidates["focal_diversity"][survived], nan=np.inf)
-    size, log_loss = candidates["size"][survived], candidates["log_loss"][survived]
+    diversity = _tie_key(np.nan_to_num(candidates["focal_diversity"][survived], nan=np.inf))
+    size, log_loss = candidates["size"][survived], _tie_key(candidates["log_loss"][survived])
     if final_choice == "accuracy":
         ranking = np.lexsort((size, -diversity, log_loss, -accuracy))
     else:
@@ -288,7 +299,7 @@ def greedy_select(votes, y, n_select, return_trials=False):
         accuracy = (trial.argmax(axis=2) == y).mean(axis=1)
         true_class = trial[:, np.arange(n_samples), y] / n_picked
         log_loss = -np.log(np.clip(true_class, _EPS, None)).mean(axis=1)
-        best = int(np.lexsort((log_loss, -accuracy))[0])
+        best = int(np.lexsort((_tie_key(log_loss), -accuracy))[0])
         trials += [(*picks, member) for member in range(n_members)]
         picks.append(best)
         total += votes[best]
@@ -302,4 +313,4 @@ def top_select(votes, y, n_select):
     Ties go to the lower log loss, then to the lower index.
     """
     accuracy, log_loss = team_scores(votes, y, np.arange(votes.shape[0])[:, None])
-    return np.lexsort((log_loss, -accuracy))[:n_select]
+    return np.lexsort((_tie_key(log_loss), -accuracy))[:n_select]

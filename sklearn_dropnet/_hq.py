@@ -11,6 +11,7 @@ part of the training data, and picks the team on those predictions alone:
 - ``"greedy"``, ``"top"``, ``"all"``: the usual baselines.
 """
 
+import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -24,10 +25,22 @@ from sklearn.model_selection import (
     train_test_split,
 )
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils import Bunch, check_random_state, check_scalar, resample
+from sklearn.utils import (
+    Bunch,
+    _safe_indexing,
+    check_random_state,
+    check_scalar,
+    get_tags,
+    resample,
+)
 from sklearn.utils.metaestimators import _BaseComposition, available_if
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 
 from ._ensemble_selection import (
     FINAL_CHOICES,
@@ -55,7 +68,7 @@ def _fit_member(estimator, X, y, X_held, n_threads, rows=None):
     A frozen member's ``fit`` does nothing.
     """
     if rows is not None:
-        X, y = X[rows], y[rows]
+        X, y = _safe_indexing(X, rows), y[rows]
     with limit_torch_threads(n_threads):
         estimator.fit(X, y)
         return estimator, estimator.predict_proba(X_held)
@@ -74,6 +87,32 @@ def _fit_member_out_of_fold(estimator, X, y, folds, n_threads):
             return estimator, estimator.predict_proba(X)
         proba = cross_val_predict(estimator, X, y, cv=folds, method="predict_proba")
         return estimator.fit(X, y), proba
+
+
+def _seeded(member, seed):
+    """``member`` with every ``random_state`` in it set from ``seed``.
+
+    Its own ``random_state`` gets ``seed``; nested ones (the steps of a
+    pipeline, the base estimator of a meta-estimator) get seeds drawn from
+    it, as :class:`~sklearn.ensemble.BaggingClassifier` seeds its members.
+    """
+    keys = sorted(
+        key for key in member.get_params(deep=True)
+        if key == "random_state" or key.endswith("__random_state")
+    )  # fmt: skip
+    nested = np.random.RandomState(seed).randint(np.iinfo(np.int32).max, size=len(keys))
+    member.set_params(
+        **{key: int(seed if key == "random_state" else s) for key, s in zip(keys, nested)}
+    )
+    return member
+
+
+def _member_names(estimators):
+    """The names in a list of ``(name, estimator)`` pairs; none if it is not one."""
+    try:
+        return [name for name, _ in estimators]
+    except (TypeError, ValueError):
+        return []
 
 
 def _n_folds(cv):
@@ -304,10 +343,12 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features) or (n_samples, ...)
-            Training data, passed to the members as it is (images as
+            Training data, passed to the members as it is: images as
             ``(n_samples, channels, height, width)`` for convolutional
-            DropNet members); ``validation_fraction`` of it is held out
-            (or, with ``cv``, every row once, fold by fold).
+            DropNet members, a DataFrame with its columns for members that
+            select columns by name, missing values for members that handle
+            them. ``validation_fraction`` of it is held out (or, with ``cv``,
+            every row once, fold by fold).
         y : array-like of shape (n_samples,)
             Class labels.
 
@@ -316,8 +357,7 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         self : HQEnsembleClassifier
             The fitted ensemble.
         """
-        X, y = validate_data(self, X, y, allow_nd=True)
-        check_classification_targets(y)
+        X, y = self._validate_fit_data(X, y)
         self._check_params()
         label_encoder = LabelEncoder().fit(y)
         self.classes_ = label_encoder.classes_
@@ -349,6 +389,41 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         self.selected_, self.candidates_ = self._select(probas, y_held)
         self.ensemble_ = [self.estimators_[i] for i in self.selected_]
         return self
+
+    def _validate_fit_data(self, X, y):
+        """Check ``y`` and the number of rows; ``X`` goes to the members as it is.
+
+        As in :class:`~sklearn.ensemble.VotingClassifier`, the members validate
+        ``X`` themselves: a DataFrame stays a DataFrame for a member that picks
+        columns by name, and missing values reach members that handle them.
+        Only ``n_features_in_`` and ``feature_names_in_`` are recorded here.
+        """
+        X, y = validate_data(self, X, y, skip_check_array=True)
+        y = column_or_1d(y, warn=True)
+        check_consistent_length(X, y)
+        check_classification_targets(y)
+        return X, y
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # X goes to the members unchecked, so what they accept, it accepts.
+        member_tags = [
+            get_tags(member) for member in self._unfitted_members()
+            if hasattr(member, "__sklearn_tags__")
+        ]  # fmt: skip
+        if member_tags:
+            tags.input_tags.sparse = all(t.input_tags.sparse for t in member_tags)
+            tags.input_tags.allow_nan = all(t.input_tags.allow_nan for t in member_tags)
+        return tags
+
+    def _unfitted_members(self):
+        """The member estimators as given (the default DropNetClassifier for none)."""
+        if self.estimators is not None:
+            try:
+                return [member for _, member in self.estimators]
+            except (TypeError, ValueError):
+                return []  # fit names the problem
+        return [self._member_template()]
 
     # --- parameters of named members ------------------------------------------
 
@@ -385,6 +460,21 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         self : HQEnsembleClassifier
             This estimator.
         """
+        estimators = params.get("estimators", self.estimators)
+        if isinstance(estimators, tuple) and set(params) & set(_member_names(estimators)):
+            # scikit-learn replaces members by name in a list only; in a
+            # tuple the new member would be set as a stray attribute.
+            params["estimators"] = list(estimators)
+        nested = sorted(key for key in params if key.startswith("estimator__"))
+        if nested and params.get("estimator", self.estimator) is None:
+            hint = (
+                "; set a member of estimators as <name>__<parameter>"
+                if estimators is not None
+                else "; pass estimator=DropNetClassifier(...) to tune the default member"
+            )
+            raise ValueError(
+                f"Cannot set {nested[0]}: estimator is None{hint}."
+            )
         self._set_params("estimators", **params)
         return self
 
@@ -426,6 +516,9 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
             self.validation_fraction, "validation_fraction", Real, min_val=0,
             max_val=1, include_boundaries="neither",
         )  # fmt: skip
+        for name in ("prune_fraction", "validation_fraction"):
+            if np.isnan(getattr(self, name)):  # NaN passes check_scalar's bounds
+                raise ValueError(f"{name} must be a number, got nan.")
         if self.n_jobs is not None:
             check_scalar(self.n_jobs, "n_jobs", Integral)
             if self.n_jobs == 0:
@@ -465,26 +558,38 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
             raise TypeError(
                 "estimators must be a list of (name, estimator) tuples."
             ) from None
+        not_strings = [name for name in names if not isinstance(name, str)]
+        if not_strings:
+            raise TypeError(f"Member names must be strings, got {not_strings!r}.")
         self._validate_names(names)
         return list(names), [clone(member) for member in members]
 
     def _seeded_clones(self, random_state):
-        estimator = self.estimator
-        if estimator is None:
+        estimator = self._member_template()
+        seeds = random_state.randint(np.iinfo(np.int32).max, size=self.n_estimators)
+        return [_seeded(clone(estimator), seed) for seed in seeds]
+
+    def _member_template(self):
+        if self.estimator is None:
             from ._dropnet import DropNetClassifier  # only when the default is used
 
-            estimator = DropNetClassifier()
-        seeds = random_state.randint(np.iinfo(np.int32).max, size=self.n_estimators)
-        members = [clone(estimator) for _ in seeds]
-        if "random_state" in estimator.get_params():
-            for member, seed in zip(members, seeds):
-                member.set_params(random_state=int(seed))
-        return members
+            return DropNetClassifier()
+        return self.estimator
 
     def _held_out_split(self, X, y, members, random_state):
         """``X_fit, X_held, y_fit, y_held``: stratified, or all held out."""
         if all(isinstance(member, FrozenEstimator) for member in members):
             return X, X, y, y
+        n_held = math.ceil(self.validation_fraction * len(y))
+        n_classes = len(self.classes_)
+        for part, n_rows in (("held out", n_held), ("left to train on", len(y) - n_held)):
+            if n_rows < n_classes:
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} of {len(y)} rows "
+                    f"leaves {n_rows} {part}, fewer than the {n_classes} classes; the "
+                    "stratified split needs a row of each class on each side. Change "
+                    "validation_fraction, or use cv instead of a held-out split."
+                )
         return train_test_split(
             X,
             y,
@@ -603,7 +708,9 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         selected.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, allow_nd=True, reset=False)
+        if getattr(X, "ndim", 2) > 1:
+            # A 1-d array goes to the members, which say "Reshape your data".
+            validate_data(self, X, skip_check_array=True, reset=False)
         members, counts = np.unique(self.selected_, return_counts=True)
         probas = np.stack([self._member_proba(self.estimators_[i], X) for i in members])
         return np.tensordot(counts, member_votes(probas, self.voting), axes=1), counts

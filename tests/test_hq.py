@@ -4,6 +4,7 @@ import io
 import os
 import threading
 import time
+import warnings
 from itertools import combinations
 from math import comb
 
@@ -11,9 +12,12 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from scipy.sparse import csr_matrix
 from sklearn.base import clone
+from sklearn.compose import make_column_transformer
 from sklearn.datasets import load_digits, load_iris, load_wine
 from sklearn.dummy import DummyClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, log_loss
@@ -26,9 +30,10 @@ from sklearn.model_selection import (
 )
 from sklearn.naive_bayes import GaussianNB
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier
+from sklearn.utils import get_tags
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_dropnet import DropNetClassifier, HQEnsembleClassifier
@@ -493,6 +498,27 @@ def test_error_mismatched_classes():
             ValueError,
             "not unique",
         ),
+        (
+            {"estimator": None, "estimators": [(1, GaussianNB()), (2, GaussianNB())]},
+            TypeError,
+            r"Member names must be strings, got \[1, 2\]",
+        ),
+        ({"prune_fraction": float("nan")}, ValueError, "prune_fraction must be a number, got nan"),
+        (
+            {"validation_fraction": float("nan")},
+            ValueError,
+            "validation_fraction must be a number, got nan",
+        ),
+        (
+            {"validation_fraction": 0.01},
+            ValueError,
+            r"validation_fraction=0.01 of 150 rows leaves 2 held out, fewer than the 3 classes",
+        ),
+        (
+            {"validation_fraction": 0.99},
+            ValueError,
+            r"validation_fraction=0.99 of 150 rows leaves 1 left to train on, fewer than the 3",
+        ),
     ],
 )
 def test_invalid_parameters(params, error, message):
@@ -574,6 +600,117 @@ def test_grid_search_over_n_select_and_nested_params():
     ).fit(X, y)
     assert search.best_params_["hqensembleclassifier__estimator__C"] == 1.0
     assert search.best_score_ > 0.9
+
+
+def test_members_get_x_as_it_is():
+    # As with VotingClassifier, a DataFrame reaches the members with its
+    # columns, and missing values reach members that handle them.
+    pytest.importorskip("pandas")
+    X, y = load_wine(return_X_y=True, as_frame=True)
+    X = X.assign(size=np.where(X["alcohol"] > 13, "large", "small"))
+    member = make_pipeline(
+        make_column_transformer(
+            (StandardScaler(), ["alcohol", "malic_acid", "flavanoids"]),
+            (OneHotEncoder(), ["size"]),
+        ),
+        LogisticRegression(max_iter=1000),
+    )
+    hq = HQEnsembleClassifier(member, n_estimators=3, n_select=2, random_state=0).fit(X, y)
+    assert list(hq.feature_names_in_) == list(X.columns)
+    assert hq.score(X, y) > 0.85
+    assert isinstance(hq.predict_proba(X.iloc[:5]), np.ndarray)
+
+    X_nan = X.drop(columns="size").to_numpy(copy=True)
+    X_nan[::7, 0] = np.nan
+    gaps = HQEnsembleClassifier(
+        HistGradientBoostingClassifier(max_iter=20), n_estimators=3, n_select=2,
+        random_state=0,
+    ).fit(X_nan, y)  # fmt: skip
+    assert gaps.score(X_nan, y) > 0.9
+    assert get_tags(gaps).input_tags.allow_nan
+    assert not get_tags(HQEnsembleClassifier()).input_tags.allow_nan  # DropNetClassifier
+
+    with pytest.raises(TypeError, match="Sparse data was passed"):  # DropNet says so
+        HQEnsembleClassifier(
+            DropNetClassifier(max_epochs=1), n_estimators=2, n_select=2
+        ).fit(csr_matrix(X_nan[1::7]), y[1::7])
+
+
+def test_frozen_members_fitted_on_a_dataframe_see_its_feature_names():
+    pytest.importorskip("pandas")
+    X, y = load_wine(return_X_y=True, as_frame=True)
+    frozen = [
+        (f"nb{i}", FrozenEstimator(GaussianNB(var_smoothing=v).fit(X, y)))
+        for i, v in enumerate([1e-9, 1e-3])
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "X does not have valid feature names" before
+        hq = HQEnsembleClassifier(estimators=frozen, n_select=2).fit(X, y)
+        hq.predict(X)
+
+
+def test_every_random_state_in_a_member_is_seeded():
+    X, y = iris()
+    member = make_pipeline(StandardScaler(), DecisionTreeClassifier(max_features=1))
+
+    def fit(random_state, tree_seed=None):
+        member.set_params(decisiontreeclassifier__random_state=tree_seed)
+        return HQEnsembleClassifier(
+            member, n_estimators=4, n_select=2, method="all", random_state=random_state
+        ).fit(X, y)
+
+    seeds = [m[-1].random_state for m in fit(0).estimators_]
+    assert len(set(seeds)) == 4  # each member its own tree seed
+    assert seeds == [m[-1].random_state for m in fit(0).estimators_]  # reproducible
+    np.testing.assert_array_equal(fit(0).predict_proba(X), fit(0).predict_proba(X))
+    # A seed fixed in the template is replaced, as BaggingClassifier does:
+    # otherwise all members would be the same tree.
+    assert len({m[-1].random_state for m in fit(0, tree_seed=0).estimators_}) == 4
+    # The member's own random_state is still the ensemble's draw for it.
+    nb = HQEnsembleClassifier(LogisticRegression(), n_estimators=3, n_select=2, random_state=0)
+    drawn = np.random.RandomState(0).randint(np.iinfo(np.int32).max, size=3)
+    assert [m.random_state for m in nb.fit(X, y).estimators_] == drawn.tolist()
+
+
+def test_replacing_a_member_of_a_tuple_by_name():
+    X, y = iris()
+    hq = HQEnsembleClassifier(
+        estimators=(("lr", LogisticRegression(max_iter=1000)), ("nb", GaussianNB())),
+        n_select=2, method="all",
+    )  # fmt: skip
+    hq.set_params(nb=DecisionTreeClassifier(random_state=0))
+    assert "nb" not in vars(hq)  # not a stray attribute
+    assert isinstance(hq.fit(X, y).named_estimators_["nb"], DecisionTreeClassifier)
+    hq.set_params(nb__max_depth=1)
+    assert hq.get_params()["nb__max_depth"] == 1
+
+
+def test_parameters_of_a_default_member_need_the_member():
+    with pytest.raises(ValueError, match="Cannot set estimator__max_epochs: estimator is None; pass estimator=DropNetClassifier"):
+        HQEnsembleClassifier().set_params(estimator__max_epochs=1)
+    hq = HQEnsembleClassifier().set_params(
+        estimator=DropNetClassifier(), estimator__max_epochs=1
+    )
+    assert hq.estimator.max_epochs == 1
+    with pytest.raises(ValueError, match="set a member of estimators as <name>__<parameter>"):
+        HQEnsembleClassifier(estimators=[("nb", GaussianNB())]).set_params(estimator__C=1)
+
+
+def test_exact_ties_go_to_the_smaller_team():
+    # Copies of one member tie exactly on every team; their log losses
+    # differ in the last bits only, and must not decide.
+    X, y = iris()
+    copy = FrozenEstimator(GaussianNB().fit(X, y))
+    hq = HQEnsembleClassifier(
+        estimators=[("a", copy), ("b", copy), ("c", copy)], n_select=3,
+        final_choice="accuracy",
+    ).fit(X, y)  # fmt: skip
+    assert len(hq.selected_) == 2
+    hq = HQEnsembleClassifier(
+        LogisticRegression(max_iter=1000), n_estimators=8, n_select=5,
+        final_choice="accuracy", random_state=0,
+    ).fit(X, y)  # fmt: skip
+    assert len(hq.selected_) == 2
 
 
 def test_joblib_round_trip(digits):
