@@ -8,7 +8,14 @@ pruning loop: it splits, iterates input batches and feeds skorch.
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+)
 
 
 def dataset_labels(dataset):
@@ -47,6 +54,80 @@ class EncodedDataset(Dataset):
         x = self.dataset[index][0]
         x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
         return x.float(), int(self.encoded_labels[index])
+
+
+def float_inputs(dataset):
+    """``dataset``'s ``(x, label)`` pairs with float32 ``x`` and a placeholder label, to predict on."""
+    return EncodedDataset(dataset, np.zeros(len(dataset), dtype=np.int64))
+
+
+class NoSingleSampleBatches(Sampler):
+    """Batches of ``batch_size`` indices from ``sampler``; a last batch of one joins the batch before.
+
+    BatchNorm cannot normalise a batch of one sample in training mode.
+    Merging it keeps every sample in every epoch, where ``drop_last`` would
+    leave the same sample out of every epoch (training batches are not
+    shuffled unless ``iterator_train__shuffle=True``).
+
+    Parameters
+    ----------
+    sampler : torch.utils.data.Sampler
+        The sample indices, in training order.
+    batch_size : int
+        Samples per batch; the last batch may hold ``batch_size + 1``.
+    """
+
+    def __init__(self, sampler, batch_size):
+        self.sampler = sampler
+        self.batch_size = batch_size
+
+    def __iter__(self):
+        batches = list(BatchSampler(self.sampler, self.batch_size, drop_last=False))
+        if len(batches) > 1 and len(batches[-1]) == 1:
+            last = batches.pop()
+            batches[-1] += last
+        yield from batches
+
+    def __len__(self):
+        n_batches = len(BatchSampler(self.sampler, self.batch_size, drop_last=False))
+        return n_batches - (n_batches > 1 and len(self.sampler) % self.batch_size == 1)
+
+
+def training_loader(dataset, batch_size, shuffle=False, drop_last=False, generator=None, **kwargs):
+    """The ``DataLoader`` skorch trains with, without a last batch of one sample.
+
+    skorch calls it as ``iterator_train`` with ``batch_size`` and the
+    ``iterator_train__*`` parameters. When the batches would end with a
+    single sample, that sample joins the batch before it (see
+    :class:`NoSingleSampleBatches`); a user's ``sampler``,
+    ``batch_sampler`` or ``drop_last=True`` is left as given.
+
+    Parameters
+    ----------
+    dataset : torch.utils.data.Dataset
+        The training data.
+    batch_size : int
+        Samples per batch.
+    shuffle, drop_last, generator, **kwargs
+        As for :class:`torch.utils.data.DataLoader`.
+
+    Returns
+    -------
+    loader : torch.utils.data.DataLoader
+    """
+    users_batches = drop_last or kwargs.get("sampler") is not None or kwargs.get("batch_sampler") is not None
+    if users_batches or not isinstance(batch_size, int) or len(dataset) % batch_size != 1:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            generator=generator,
+            **kwargs,
+        )
+    sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+    batches = NoSingleSampleBatches(sampler, batch_size)
+    return DataLoader(dataset, batch_sampler=batches, generator=generator, **kwargs)
 
 
 class LabelledData:

@@ -28,13 +28,19 @@ from sklearn.utils.validation import (
     validate_data,
 )
 from skorch import NeuralNetClassifier
-from skorch.callbacks import EarlyStopping
+from skorch.callbacks import Callback, EarlyStopping
 from skorch.helper import predefined_split
 from torch import nn
 from torch.utils.data import Dataset as TorchDataset
 from tqdm.auto import tqdm
 
-from ._data import EncodedDataset, LabelledData, dataset_labels
+from ._data import (
+    EncodedDataset,
+    LabelledData,
+    dataset_labels,
+    float_inputs,
+    training_loader,
+)
 from ._device import check_device, seeded_generators
 from ._eval_mode import eval_mode
 from ._network_cost import count_macs, count_parameters
@@ -64,14 +70,60 @@ def _units_per_round(drop_fraction, left):
 
 
 def _check_number(name, value, low, high, low_open=False, high_open=False, kind=Real):
-    """Raise ``TypeError``/``ValueError`` naming ``name`` unless ``value`` is in the interval."""
+    """Raise ``TypeError``/``ValueError`` naming ``name`` unless ``value`` is in the interval.
+
+    NaN is in no interval.
+    """
     if isinstance(value, bool) or not isinstance(value, kind):
         raise TypeError(f"{name} must be a number, got {value!r}.")
     too_low = value <= low if low_open else value < low
     too_high = value >= high if high_open else value > high
-    if too_low or too_high:
+    if too_low or too_high or math.isnan(value):
         interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
         raise ValueError(f"{name} must be in {interval}, got {value!r}.")
+
+
+def _check_callbacks(callbacks):
+    """Raise ``TypeError`` unless ``callbacks`` is None or a list of what skorch takes.
+
+    skorch takes callback instances and classes, and ``(name, callback)`` pairs.
+    """
+    if callbacks is None:
+        return
+    if not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"callbacks must be a list of skorch callbacks, got {callbacks!r}.")
+    for item in callbacks:
+        named = isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str)
+        callback = item[1] if named else item
+        is_class = isinstance(callback, type) and issubclass(callback, Callback)
+        if not (is_class or isinstance(callback, Callback)):
+            raise TypeError(
+                "callbacks must hold skorch callbacks (instances or classes of "
+                f"skorch.callbacks.Callback) or (name, callback) pairs, got {item!r}."
+            )
+
+
+def _softmax(logits):
+    """Softmax over the classes (a picklable ``predict_nonlinearity``)."""
+    return torch.softmax(logits, dim=1)
+
+
+def _predict_nonlinearity(criterion):
+    """What turns the module's output into probabilities, given the loss it is trained with.
+
+    skorch's classifier takes the log of the output for ``nn.NLLLoss``, so
+    there the module returns probabilities, used as they are; with any other
+    loss it returns logits, and the probabilities are their softmax. (skorch's
+    own default applies the softmax for ``nn.CrossEntropyLoss`` only and
+    passes other losses' logits on as probabilities.)
+    """
+    is_class = isinstance(criterion, type) and issubclass(criterion, nn.NLLLoss)
+    return None if is_class or isinstance(criterion, nn.NLLLoss) else _softmax
+
+
+def _writable(X):
+    """``X``, copied only if it is read-only: torch cannot share such memory, and warns."""
+    return np.require(X, requirements="W")
 
 
 def _redraw_weights(module):
@@ -108,9 +160,12 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         parameters; its ``input_shape`` and ``n_classes`` arguments, when it
         has them, are filled in from the data. An instance is copied and
         used as given. ``None`` builds :class:`sklearn_dropnet.models.MLP`.
-        The network returns logits.
+        The network returns logits (probabilities with ``criterion=torch.nn.NLLLoss``).
     criterion : type of torch.nn.Module, default=torch.nn.CrossEntropyLoss
-        Loss, as in skorch.
+        Loss, as in skorch. The module returns logits and ``predict_proba``
+        is their softmax, for any loss but ``torch.nn.NLLLoss``: with that
+        one the module returns probabilities (it ends in ``Softmax``; skorch
+        takes their log for the loss), used as they are.
     optimizer : type of torch.optim.Optimizer, default=torch.optim.Adam
         Optimizer class, as in skorch (the paper used SGD with ``lr=0.1``).
     lr : float, default=0.001
@@ -118,7 +173,9 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
     max_epochs : int, default=100
         Most epochs per round; early stopping usually ends a round sooner.
     batch_size : int, default=32
-        Mini-batch size for training and inference.
+        Mini-batch size for training and inference. A last training batch
+        of a single sample joins the batch before it (BatchNorm cannot
+        train on one sample), unless ``iterator_train__drop_last=True``.
     device : str or torch.device, default="cpu"
         Where to train, e.g. ``"cuda"``; ``fit`` refuses a device this
         machine lacks. A model fitted on a GPU loads and predicts on a
@@ -295,7 +352,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         number("prune_ratio", 0, 1, high_open=True)
         number("drop_fraction", 0, 1, low_open=True, high_open=True)
         number("validation_fraction", 0, 1, high_open=True)
-        number("lr", 0, math.inf, low_open=True)
+        number("lr", 0, math.inf, low_open=True, high_open=True)
         number("max_epochs", 1, math.inf, kind=Integral)
         number("batch_size", 1, math.inf, kind=Integral)
         number("patience", 1, math.inf, kind=Integral)
@@ -307,6 +364,9 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         if not is_valid_score(self.unit_score):
             raise ValueError(f"unit_score must be one of {SCORES} or a callable, got {self.unit_score!r}.")
         check_device(self.device)
+        _check_callbacks(self.callbacks)
+        if not isinstance(self.verbose, Integral):
+            raise TypeError(f"verbose must be an int (0, 1 or 2), got {self.verbose!r}.")
         if not callable(self.optimizer):
             raise TypeError(
                 f"optimizer must be a torch optimizer class such as torch.optim.Adam, got {self.optimizer!r}."
@@ -326,6 +386,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             y = dataset_labels(X)
         else:
             X, y = validate_data(self, X, y, dtype=np.float32, allow_nd=True)
+            X = _writable(X)
         check_classification_targets(y)
         encoder = LabelEncoder().fit(y)
         self.classes_ = encoder.classes_
@@ -344,18 +405,34 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         return LabelledData(X, encoded)
 
     def _validate_inference_data(self, X):
-        """Arrays are checked against the fitted shape; a Dataset goes to skorch as is."""
+        """Check ``X`` against the fitted sample shape; its inputs become float32, a Dataset's too."""
         check_is_fitted(self)
         if isinstance(X, TorchDataset):
-            return X
+            return self._validate_inference_dataset(X)
         shape = getattr(X, "shape", None)
         if shape is not None and (len(self.input_shape_) > 1 or len(shape) > 2):
-            if tuple(shape[1:]) != self.input_shape_:
-                raise ValueError(
-                    f"X has samples of shape {tuple(shape[1:])}, but {type(self).__name__} "
-                    f"was fitted on samples of shape {self.input_shape_}."
-                )
-        return validate_data(self, X, dtype=np.float32, allow_nd=True, reset=False)
+            self._check_sample_shape(tuple(shape[1:]))
+        return _writable(validate_data(self, X, dtype=np.float32, allow_nd=True, reset=False))
+
+    def _validate_inference_dataset(self, dataset):
+        """A Dataset of ``(x, label)`` pairs, its first ``x`` checked, yielding float32 inputs."""
+        if len(dataset) < 1:
+            raise ValueError("The Dataset passed as X is empty.")
+        item = dataset[0]
+        if not isinstance(item, (tuple, list)) or len(item) < 2:
+            raise ValueError(
+                f"A Dataset passed as X must yield (x, label) pairs; item 0 is a {type(item).__name__}."
+            )
+        inputs = float_inputs(dataset)
+        self._check_sample_shape(tuple(inputs[0][0].shape))
+        return inputs
+
+    def _check_sample_shape(self, shape):
+        if shape != self.input_shape_:
+            raise ValueError(
+                f"X has samples of shape {shape}, but {type(self).__name__} "
+                f"was fitted on samples of shape {self.input_shape_}."
+            )
 
     # ------------------------------------------------------------------
     # building blocks
@@ -380,13 +457,17 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
     def _split(self, data, seed):
         """Hold out ``validation_fraction`` (stratified when every class can spare one).
 
+        The split is stratified when each side has room for every class and
+        every class has a sample for each side; otherwise it is plain random.
         Returns ``(train, valid)``; ``valid`` is None without a validation split.
         """
         y = data.y
         n_valid = math.ceil(self.validation_fraction * len(y))
-        if self.validation_fraction == 0 or len(y) - n_valid < 1:
+        n_train = len(y) - n_valid
+        if self.validation_fraction == 0 or n_train < 1:
             return data, None
-        stratify = y if n_valid >= len(self.classes_) and np.bincount(y).min() >= 2 else None
+        room = min(n_train, n_valid) >= len(self.classes_)
+        stratify = y if room and np.bincount(y).min() >= 2 else None
         train, valid = train_test_split(
             np.arange(len(y)), test_size=n_valid, stratify=stratify, random_state=seed
         )
@@ -396,7 +477,10 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         callbacks = list(self.callbacks or [])
         monitor = "valid_loss" if valid is not None else "train_loss"
         callbacks.append(
-            ("dropnet_early_stopping", EarlyStopping(monitor=monitor, patience=self.patience, load_best=True))
+            (
+                "dropnet_early_stopping",
+                EarlyStopping(monitor=monitor, patience=int(self.patience), load_best=True),
+            )
         )
         skorch_kwargs = {
             k: v for k, v in self._routed_params().items() if not k.startswith("module__")
@@ -406,11 +490,14 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             criterion=self.criterion,
             optimizer=self.optimizer,
             lr=self.lr,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
+            # torch's samplers take Python ints only, not NumPy's (a GridSearchCV grid).
+            max_epochs=int(self.max_epochs),
+            batch_size=int(self.batch_size),
             device=self.device,
             classes=list(range(len(self.classes_))),
             callbacks=callbacks,
+            iterator_train=training_loader,
+            predict_nonlinearity=_predict_nonlinearity(self.criterion),
             train_split=predefined_split(valid.skorch_dataset()) if valid is not None else None,
             verbose=int(self.verbose > 1),
             **skorch_kwargs,
@@ -620,7 +707,10 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         if len(unknown):
             raise ValueError(f"y has labels that were not seen in fit: {unknown.tolist()}.")
         encoded = np.searchsorted(self.classes_, y).astype(np.int64)
-        return LabelledData(EncodedDataset(X, encoded) if isinstance(X, TorchDataset) else X, encoded)
+        if isinstance(X, TorchDataset):
+            X = EncodedDataset(X, encoded)
+            self._check_sample_shape(tuple(X[0][0].shape))
+        return LabelledData(X, encoded)
 
     def _units_kept(self, prune_ratio):
         """Units of the dense network that ``prune_ratio`` leaves (rounded down)."""

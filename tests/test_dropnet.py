@@ -15,7 +15,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, EpochScoring
 from torch import nn
 from torch.utils.data import TensorDataset
 
@@ -217,6 +217,7 @@ def half_pruned(digits):
         ((None,), {}, ValueError, "prune needs the labels y"),
         (("short y",), {}, ValueError, "inconsistent numbers of samples"),
         (("2d y",), {}, ValueError, "y should be a 1d array"),
+        ((), {"prune_ratio": float("nan")}, ValueError, r"prune_ratio must be in \[0, 1\), got nan\."),
     ],
 )
 def test_prune_arguments_are_checked(digits, half_pruned, args, kwargs, error, message):
@@ -565,3 +566,218 @@ def test_network_is_traced_once_per_round(digits, monkeypatch):
     traces.clear()
     clf.prune(X[:300], y[:300])  # one round more
     assert len(traces) == 1 + 1
+
+
+class _CrossEntropy(nn.Module):
+    """Cross-entropy as a user might write it: not a subclass of nn.CrossEntropyLoss."""
+
+    def forward(self, logits, target):
+        return nn.functional.cross_entropy(logits, target)
+
+
+class _Scores(nn.Module):
+    """64 inputs, 16 ReLU units, 10 logits, or 10 probabilities (for NLLLoss, as skorch has it)."""
+
+    def __init__(self, probabilities=False):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+        if probabilities:
+            self.layers.append(nn.Softmax(dim=1))
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+@pytest.fixture(scope="module")
+def cross_entropy_fit(digits):
+    X, y = digits
+    return small(module=_Scores, prune_ratio=0.25, max_epochs=15).fit(X[:300], y[:300])
+
+
+@pytest.mark.parametrize("criterion, probabilities", [(_CrossEntropy, False), (nn.NLLLoss, True)])
+def test_probabilities_follow_the_module_whatever_the_criterion(
+    digits, cross_entropy_fit, criterion, probabilities
+):
+    """skorch applies a softmax by itself only for nn.CrossEntropyLoss.
+
+    With nn.NLLLoss skorch takes the log of the module's output, which is
+    then the probabilities already.
+    """
+    X, y = digits
+    clf = small(
+        module=_Scores, module__probabilities=probabilities, criterion=criterion, prune_ratio=0.25, max_epochs=15
+    ).fit(X[:300], y[:300])
+    with torch.no_grad():
+        output = clf.module_.eval()(torch.as_tensor(X[300:600]))
+    proba = clf.predict_proba(X[300:600])
+    expected = output if probabilities else torch.softmax(output, dim=1)
+    np.testing.assert_allclose(proba, expected.numpy(), rtol=1e-5, atol=1e-7)
+    assert proba.min() >= 0 and proba.max() <= 1
+    np.testing.assert_allclose(proba.sum(axis=1), 1)
+    np.testing.assert_array_equal(clf.predict(X[300:600]), output.argmax(dim=1).numpy())
+    # The same loss, written another way: as good as nn.CrossEntropyLoss on logits.
+    reference = cross_entropy_fit.score(X[300:600], y[300:600])
+    assert reference > 0.75
+    assert clf.score(X[300:600], y[300:600]) == pytest.approx(reference, abs=0.03)
+    assert [r["valid_accuracy"] for r in clf.pruning_history_] == pytest.approx(
+        [r["valid_accuracy"] for r in cross_entropy_fit.pruning_history_], abs=0.04
+    )
+
+
+class _BatchSizes(Callback):
+    """Records the size of every training batch."""
+
+    def initialize(self):
+        self.sizes = []
+        return self
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        if training:
+            self.sizes.append(len(batch[0]))
+
+
+def test_a_last_batch_of_one_sample_joins_the_batch_before(digits):
+    """BatchNorm cannot train on one sample: 97 = 3 * 32 + 1 training samples used to fail."""
+    X, y = digits
+    sizes = _BatchSizes()
+    clf = DropNetClassifier(max_epochs=1, random_state=0, callbacks=[sizes]).fit(X[:108], y[:108])
+    rounds = len(clf.pruning_history_)
+    assert [r["units"] for r in clf.pruning_history_] == [384, 307, 246, 197, 192]
+    assert sizes.sizes == [32, 32, 33] * rounds  # 11 of the 108 held out
+    clf.prune(X[:108], y[:108])
+    assert len(clf.pruning_history_) == rounds + 1
+    assert sizes.sizes == [32, 32, 33] * (rounds + 1)
+
+
+@pytest.mark.parametrize(
+    "params, batches",
+    [({}, [33]), ({"iterator_train__shuffle": True}, [33]), ({"iterator_train__drop_last": True}, [32])],
+)
+def test_one_sample_batches_without_a_validation_split(digits, params, batches):
+    X, y = digits
+    sizes = _BatchSizes()
+    clf = small(validation_fraction=0, prune_ratio=0.4, max_epochs=2, callbacks=[sizes], **params)
+    clf.fit(X[:33], y[:33])
+    assert [r["units"] for r in clf.pruning_history_] == [48, 38, 30, 28]
+    assert sizes.sizes == batches * sum(r["epochs"] for r in clf.pruning_history_)
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_training_loader_keeps_every_sample_in_every_epoch(shuffle):
+    from sklearn_dropnet._data import training_loader
+
+    loader = training_loader(TensorDataset(torch.arange(65)), batch_size=32, shuffle=shuffle)
+    assert len(loader) == 2
+    for _ in range(2):
+        batches = [batch.tolist() for (batch,) in loader]
+        assert [len(batch) for batch in batches] == [32, 33]
+        assert sorted(sum(batches, [])) == list(range(65))
+    full = training_loader(TensorDataset(torch.arange(66)), batch_size=32, shuffle=shuffle)
+    assert [len(batch) for (batch,) in full] == [32, 32, 2]
+
+
+def test_numpy_integer_parameters(digits):
+    """A GridSearchCV grid of a NumPy array gives np.int64 values, which torch's samplers reject."""
+    X, y = digits
+    clf = small(batch_size=np.int64(16), max_epochs=np.int64(2), patience=np.int64(2), prune_ratio=0.2)
+    clf.fit(X[:200], y[:200])
+    assert type(clf.net_.batch_size) is int and clf.net_.batch_size == 16
+    assert [r["epochs"] for r in clf.pruning_history_] == [2, 2]
+    search = GridSearchCV(small(max_epochs=2, prune_ratio=0.2), {"batch_size": np.array([16, 32])}, cv=2)
+    search.fit(X[:200], y[:200])
+    assert search.best_params_["batch_size"] in (16, 32)
+    assert search.cv_results_["mean_test_score"].min() > 0.2  # chance is 0.1
+
+
+@pytest.mark.parametrize(
+    "name, value, interval",
+    [
+        ("prune_ratio", float("nan"), r"\[0, 1\)"),
+        ("drop_fraction", float("nan"), r"\(0, 1\)"),
+        ("validation_fraction", float("nan"), r"\[0, 1\)"),
+        ("min_accuracy_ratio", float("nan"), r"\(0, 1\]"),
+        ("lr", float("nan"), r"\(0, inf\)"),
+        ("lr", float("inf"), r"\(0, inf\)"),
+    ],
+)
+def test_nan_and_infinite_parameters_are_named(digits, name, value, interval):
+    X, y = digits
+    with pytest.raises(ValueError, match=rf"{name} must be in {interval}, got {value}\."):
+        small(**{name: value}).fit(X[:40], y[:40])
+
+
+def test_predict_on_a_dataset_of_float64_inputs(digits, pruned):
+    X, y = digits
+    dataset = TensorDataset(torch.as_tensor(X[:100], dtype=torch.float64), torch.as_tensor(y[:100]))
+    np.testing.assert_array_equal(pruned.predict_proba(dataset), pruned.predict_proba(X[:100]))
+    np.testing.assert_array_equal(pruned.predict(dataset), pruned.predict(X[:100]))
+    assert pruned.score(dataset, y[:100]) == pruned.score(X[:100], y[:100]) > 0.85
+
+
+def test_a_dataset_of_the_wrong_shape_is_named(pruned):
+    dataset = TensorDataset(torch.zeros(5, 10), torch.zeros(5, dtype=torch.int64))
+    message = r"X has samples of shape \(10,\), but DropNetClassifier was fitted on samples of shape \(64,\)"
+    before = len(pruned.pruning_history_)
+    for method in (pruned.predict, pruned.predict_proba, pruned.prune):
+        with pytest.raises(ValueError, match=message):
+            method(dataset)
+    assert len(pruned.pruning_history_) == before
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"callbacks": "x"}, "callbacks must be a list of skorch callbacks, got 'x'"),
+        ({"callbacks": 5}, "callbacks must be a list of skorch callbacks, got 5"),
+        ({"callbacks": [1]}, r"callbacks must hold skorch callbacks .* got 1\."),
+        ({"callbacks": [("sizes", 1)]}, r"callbacks must hold skorch callbacks .* got \('sizes', 1\)"),
+        ({"callbacks": [Callback, nn.ReLU]}, r"callbacks must hold .* got <class 'torch.nn.*ReLU'>"),
+        ({"verbose": "x"}, "verbose must be an int .*, got 'x'"),
+        ({"verbose": 1.5}, "verbose must be an int .*, got 1.5"),
+    ],
+)
+def test_bad_callbacks_and_verbose_are_named(digits, params, message):
+    X, y = digits
+    with pytest.raises(TypeError, match=message):
+        small(prune_ratio=0, max_epochs=1, **params).fit(X[:40], y[:40])
+
+
+def test_callbacks_as_instances_classes_and_named_pairs(digits):
+    X, y = digits
+    train_accuracy = EpochScoring("accuracy", on_train=True, name="train_acc")
+    callbacks = (_BatchSizes, ("sizes", _BatchSizes()), train_accuracy)
+    clf = small(prune_ratio=0, max_epochs=1, verbose=True, callbacks=callbacks).fit(X[:100], y[:100])
+    named = dict(clf.net_.callbacks_)
+    assert named["_BatchSizes"].sizes == named["sizes"].sizes == [32, 32, 26]  # 10 of the 100 held out
+    assert 0 <= clf.net_.history[-1, "train_acc"] <= 1
+
+
+def test_a_validation_fraction_that_leaves_too_few_to_stratify(digits):
+    """7 training samples cannot hold the 10 classes: the split is not stratified."""
+    X, y = digits
+    sizes = _BatchSizes()
+    clf = small(validation_fraction=0.95, prune_ratio=0.2, max_epochs=2, callbacks=[sizes])
+    clf.fit(X[:150], y[:150])
+    assert sizes.sizes == [7] * sum(r["epochs"] for r in clf.pruning_history_)
+    held_out = [r["valid_accuracy"] * 143 for r in clf.pruning_history_]
+    np.testing.assert_allclose(held_out, np.round(held_out), atol=1e-9)
+
+
+def test_read_only_arrays_give_no_warning(digits, monkeypatch):
+    """torch warns once per process that it cannot share a read-only array: a spy sees every time."""
+    as_tensor = torch.as_tensor
+
+    def writable_only(data, *args, **kwargs):
+        assert not isinstance(data, np.ndarray) or data.flags.writeable, "torch got a read-only array"
+        return as_tensor(data, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "as_tensor", writable_only)
+    X, y = digits
+    X = X[:150].copy()
+    X.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf = small(prune_ratio=0.2, max_epochs=2, validation_fraction=0).fit(X, y[:150])
+        clf.prune(X, y[:150])
+        assert clf.predict_proba(X).shape == (150, 10)
+    assert not X.flags.writeable
