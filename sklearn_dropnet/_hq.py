@@ -107,10 +107,13 @@ def _seeded(member, seed):
     return member
 
 
-def _member_names(estimators):
-    """The names in a list of ``(name, estimator)`` pairs; none if it is not one."""
+def _named_pairs(estimators):
+    """``estimators`` as a list of ``(name, estimator)`` pairs; empty if it is not one.
+
+    For what must not raise (tags, ``set_params``); ``fit`` names the problem.
+    """
     try:
-        return [name for name, _ in estimators]
+        return [(name, member) for name, member in estimators]
     except (TypeError, ValueError):
         return []
 
@@ -419,10 +422,7 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
     def _unfitted_members(self):
         """The member estimators as given (the default DropNetClassifier for none)."""
         if self.estimators is not None:
-            try:
-                return [member for _, member in self.estimators]
-            except (TypeError, ValueError):
-                return []  # fit names the problem
+            return [member for _, member in _named_pairs(self.estimators)]
         return [self._member_template()]
 
     # --- parameters of named members ------------------------------------------
@@ -461,7 +461,7 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
             This estimator.
         """
         estimators = params.get("estimators", self.estimators)
-        if isinstance(estimators, tuple) and set(params) & set(_member_names(estimators)):
+        if isinstance(estimators, tuple) and set(params) & {name for name, _ in _named_pairs(estimators)}:
             # scikit-learn replaces members by name in a list only; in a
             # tuple the new member would be set as a stray attribute.
             params["estimators"] = list(estimators)
