@@ -11,7 +11,6 @@ import copy
 import inspect
 import math
 import time
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -767,12 +766,15 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
                 accepted_module = copy.deepcopy(self.net_.module_)
                 accepted_initial = copy.deepcopy(self.initial_module_)
         except KeyboardInterrupt:
+            # Keep the last completed round, then let Ctrl-C stop the caller:
+            # a grid search or an ensemble must not go on with a network cut
+            # short as if it had been pruned as asked.
             self._restore(accepted_module, accepted_initial)
-            warnings.warn(
-                "Pruning interrupted; the estimator keeps the last completed round "
-                f"({sum(r['accepted'] for r in self.pruning_history_) - 1} rounds of pruning).",
-                UserWarning,
-            )
+            rounds = sum(r["accepted"] for r in self.pruning_history_) - 1
+            raise KeyboardInterrupt(
+                f"Pruning interrupted; the estimator keeps the network of the last "
+                f"completed round ({rounds}; 0 is the dense network)."
+            ) from None
         finally:
             progress.close()
             # The fitted estimator need not carry (and pickle) the validation data.

@@ -251,10 +251,11 @@ class InterruptInRound(Callback):
             raise KeyboardInterrupt
 
 
-def test_ctrl_c_keeps_the_last_completed_round(digits):
+def test_ctrl_c_keeps_the_last_completed_round_and_stops(digits):
     X, y = digits
     clf = small(prune_ratio=0.8, callbacks=[InterruptInRound()])
-    with pytest.warns(UserWarning, match="interrupted"):
+    # It still stops the caller (a grid search, an ensemble), not only the round.
+    with pytest.raises(KeyboardInterrupt, match=r"the last completed round \(1; 0 is the dense"):
         clf.fit(X[:400], y[:400])
     assert len(clf.pruning_history_) == 2
     assert linear_sizes(clf.module_) == [25, 13, 10]
