@@ -44,9 +44,11 @@ from ._device import check_device, seeded_generators
 from ._eval_mode import eval_mode
 from ._network_cost import count_macs, count_parameters
 from ._probes import inspect_network
-from ._surgery import PruningError, find_unit_groups, remove_units
+from ._removal_check import exactly_removable
+from ._surgery import find_unit_groups, remove_units
 from ._unit_scores import SCORES, is_valid_score, score_units
 from ._unit_selection import SCOPES, choose_units_to_drop
+from .exceptions import PruningError
 from .models import MLP
 
 REINITS = ("rewind", "random", "none")
@@ -532,7 +534,8 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         structure = inspect_network(self.net_.module_, example)
         if not structure.probes:
             return structure, []
-        return structure, find_unit_groups(self.net_.module_, example, structure)
+        groups = find_unit_groups(self.net_.module_, example, structure)
+        return structure, exactly_removable(self.net_.module_, example, structure, groups)
 
     def _train_round(self, data):
         """Train ``net_.module_`` from its current weights; return epochs run and seconds."""
@@ -623,6 +626,13 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
                     "and nn.Conv2d layers whose output feeds an activation module such as "
                     "nn.ReLU (optionally through BatchNorm or Dropout). Functional "
                     "activations (F.relu) cannot be seen; use modules."
+                )
+            if not groups:
+                raise PruningError(
+                    f"None of the prunable layers {sorted(structure.probes)} can be pruned: "
+                    "each is coupled to the network's output or to a shared layer, or "
+                    "removing its units would change the rest of the network (see the "
+                    "warnings above)."
                 )
             self.n_units_dense_ = sum(group.size for group in groups)
             start = time.perf_counter()

@@ -8,8 +8,11 @@ followed by tensor identity. An in-place residual add (``out += shortcut``)
 keeps the tensor's identity, so the add is seen through too.
 
 A ``Linear`` or ``Conv2d`` layer is *prunable* when its output reaches an
-activation module this way. A layer whose output is the network's output is
-an *output layer* and is never pruned.
+activation module this way. A layer whose output is the network's output,
+directly or through element-wise modules only (an activation after the
+class scores), is an *output layer* and is never pruned; nor is a layer
+called twice in one pass or one whose weights another module shares (tied
+weights).
 """
 
 from dataclasses import dataclass
@@ -147,6 +150,29 @@ def _follow(calls, start, tensor):
     return None, tensor
 
 
+def _reaches_output(calls, start, tensor, outputs):
+    """Whether ``tensor`` becomes a network output through element-wise modules only.
+
+    A layer followed by ``Sigmoid`` (or ``ReLU``, before a softmax the user
+    leaves to the loss) and nothing else computes the class scores: it is an
+    output layer, though an activation follows it.
+    """
+    for index in range(start + 1, len(calls)):
+        _, mod, inp, out = calls[index]
+        if inp is tensor and isinstance(mod, CHANNEL_PRESERVING_TYPES + ACTIVATION_TYPES):
+            tensor = out
+    return any(tensor is t for t in outputs)
+
+
+def tied_parameters(module):
+    """Sets of module names that hold one parameter together (tied weights)."""
+    owners = {}
+    for name, mod in module.named_modules():
+        for parameter in mod.parameters(recurse=False):
+            owners.setdefault(id(parameter), set()).add(name)
+    return {frozenset(names) for names in owners.values() if len(names) > 1}
+
+
 def inspect_network(module, example_input):
     """Trace ``module`` once and find its prunable layers and output layers.
 
@@ -171,16 +197,20 @@ def inspect_network(module, example_input):
 
     probes = {}
     output_layers = set()
+    tied = set().union(*tied_parameters(module))
     for index, (name, mod, _, out) in enumerate(calls):
         if not isinstance(mod, PRUNABLE_TYPES):
             continue
-        if call_counts[name] > 1:  # shared weights: leave alone
+        if call_counts[name] > 1 or name in tied:  # shared weights: leave alone
             output_layers.add(name)
             continue
         activation_index, last = _follow(calls, index, out)
         if activation_index is None:
             if any(last is t for t in outputs):
                 output_layers.add(name)
+            continue
+        if _reaches_output(calls, activation_index, calls[activation_index][3], outputs):
+            output_layers.add(name)
             continue
         act_name = calls[activation_index][0]
         channel_dim = -1 if isinstance(mod, nn.Linear) else 1

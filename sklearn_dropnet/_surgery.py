@@ -21,10 +21,14 @@ mapping. The concat then behaves like an element-wise op: removing filter
 are pruned.
 """
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch_pruning as tp
+from torch import nn
+
+from .exceptions import UnitRemovalWarning
 
 try:  # Torch-Pruning internals used by the concat workaround (1.6.x layout)
     from torch_pruning import ops
@@ -55,8 +59,6 @@ class UnitGroup:
     members: tuple
 
 
-class PruningError(ValueError):
-    """Raised when a network offers nothing that DropNet can prune."""
 
 
 def _dependency_graph(module, example_input):
@@ -151,6 +153,18 @@ def _pruning_group(graph, layer, idxs):
     return graph.get_pruning_group(layer, pruner.prune_out_channels, idxs)
 
 
+def _is_grouped_conv(module):
+    """A convolution with channel groups, depthwise ones excepted.
+
+    Its channels can only be removed as many from every group; Torch-Pruning
+    removes them as asked and mixes up the groups' weights otherwise. A
+    depthwise convolution (one channel per group) has its channels coupled
+    to its input's and is removed exactly.
+    """
+    groups = getattr(module, "groups", 1)
+    return isinstance(module, nn.Conv2d) and 1 < groups < module.in_channels
+
+
 def _out_channel_items(graph, group):
     for item in group:
         if graph.is_out_channel_pruning_fn(item.dep.handler):
@@ -184,6 +198,15 @@ def find_unit_groups(module, example_input, structure):
         size = pruner.get_out_channels(layer)
         group = _pruning_group(graph, layer, list(range(size)))
         members = []
+        grouped = sorted({names[item.dep.target.module] for item in group if _is_grouped_conv(item.dep.target.module)})
+        if grouped:
+            warnings.warn(
+                f"DropNet leaves layer {name!r} unpruned: its units belong to or feed the grouped "
+                f"convolution {grouped[0]!r}, whose channel groups must all keep the same size.",
+                UnitRemovalWarning,
+                stacklevel=2,
+            )
+            continue
         blocked = False
         for item in _out_channel_items(graph, group):
             target = names.get(item.dep.target.module)

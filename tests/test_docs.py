@@ -17,6 +17,7 @@ PUBLIC_MODULES = [
     "sklearn_dropnet.datasets",
     "sklearn_dropnet.plotting",
     "sklearn_dropnet.cli",
+    "sklearn_dropnet.exceptions",
 ]
 
 

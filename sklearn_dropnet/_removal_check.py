@@ -1,0 +1,153 @@
+"""Check that removing a group's units is the same as switching them off.
+
+Removing a unit physically must change nothing but the unit: the smaller
+network must compute what the full network computes with that unit's
+post-activation set to zero. Torch-Pruning's dependency graph maps channel
+indices through the operations between layers, and for some structures it
+maps them wrongly without an error: a ``permute`` to channels-last before a
+flatten (the wrong ``Linear`` columns go), a ``GroupNorm`` after the
+activation. Or the smaller network no longer runs, when a ``view`` or
+``reshape`` fixes a width, or a residual adds the network's input. (Grouped
+convolutions, where a random subset of units may pass by chance, are left
+out by :func:`~sklearn_dropnet._surgery.find_unit_groups` before this.)
+
+So before every round the groups are tested on a copy of the network:
+every other unit of every group is removed, and the copy's output is
+compared with the full network's output with those units zeroed at their
+probes. Only when that fails is each group tested alone, to leave out just
+the groups that fail, with a warning naming them.
+"""
+
+import copy
+import warnings
+
+import numpy as np
+import torch
+
+from ._eval_mode import eval_mode
+from ._probes import tied_parameters
+from ._surgery import remove_units
+from .exceptions import PruningError, UnitRemovalWarning
+
+# Removing units sums fewer terms in another order; a wrong index mapping
+# moves outputs by far more than this.
+_RTOL, _ATOL = 1e-3, 1e-4
+
+
+def _test_units(group):
+    """Half of ``group``'s units, drawn irregularly, for a group of at least 2.
+
+    Irregular on purpose: a grouped convolution is mapped correctly only
+    when every group of its channels loses as many as the others, which a
+    regular pattern such as every other unit would do. The draw depends on
+    the group's size alone, so the check is deterministic.
+    """
+    rng = np.random.default_rng(group.size)
+    return np.sort(rng.choice(group.size, size=group.size // 2, replace=False))
+
+
+def _zeroing_hooks(module, structure, groups, units):
+    """Forward hooks that zero ``units[group.name]`` of each group at every member's probe."""
+    by_activation = {}
+    for group in groups:
+        for layer, channels, roots in group.members:
+            zeroed = channels[np.isin(roots, units[group.name])]
+            probe = structure.probes[layer]
+            by_activation.setdefault(probe.activation, []).append(
+                (probe.call, probe.channel_dim, torch.as_tensor(zeroed))
+            )
+    modules = dict(module.named_modules())
+    handles = []
+    for name, targets in by_activation.items():
+        calls = [0]
+
+        def hook(mod, inputs, output, targets=targets, calls=calls):
+            call = calls[0]
+            calls[0] += 1
+            output = output.clone()
+            for target_call, dim, channels in targets:
+                if target_call == call:
+                    output.index_fill_(dim, channels.to(output.device), 0.0)
+            return output
+
+        handles.append(modules[name].register_forward_hook(hook))
+    return handles
+
+
+def _mismatch(module, example_input, structure, groups):
+    """Why removing ``groups``' test units differs from zeroing them, or None."""
+    units = {group.name: _test_units(group) for group in groups}
+    handles = _zeroing_hooks(module, structure, groups, units)
+    try:
+        with eval_mode(module), torch.no_grad():
+            expected = module(example_input)
+    finally:
+        for handle in handles:
+            handle.remove()
+    smaller = copy.deepcopy(module)
+    try:
+        remove_units(smaller, example_input, units)
+        with eval_mode(smaller), torch.no_grad():
+            output = smaller(example_input)
+    except Exception as exc:  # the smaller network is broken, however it fails
+        return f"the smaller network fails: {type(exc).__name__}: {exc}"
+    untied = tied_parameters(module) - tied_parameters(smaller)
+    if untied:
+        return f"it unties the weights that {sorted(sorted(names) for names in untied)} share"
+    if not isinstance(output, torch.Tensor) or output.shape != expected.shape:
+        got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        return f"the network's output changes shape from {tuple(expected.shape)} to {got}"
+    atol = _ATOL * (1.0 + float(expected.abs().max()))
+    if not torch.allclose(output, expected, rtol=_RTOL, atol=atol):
+        difference = float((output - expected).abs().max())
+        return (
+            "the smaller network's output differs from the full network's with those "
+            f"units zeroed (by up to {difference:.3g})"
+        )
+    return None
+
+
+def exactly_removable(module, example_input, structure, groups):
+    """The groups whose units can be removed without changing anything else.
+
+    Parameters
+    ----------
+    module : nn.Module
+    example_input : torch.Tensor
+        A small batch of real input, on the module's device.
+    structure : NetworkStructure
+        From :func:`sklearn_dropnet._probes.inspect_network`.
+    groups : list of UnitGroup
+        From :func:`sklearn_dropnet._surgery.find_unit_groups`.
+
+    Returns
+    -------
+    list of UnitGroup
+        ``groups`` without those whose removal fails the check; a
+        :class:`UnitRemovalWarning` names each group left out and why.
+    """
+    testable = [group for group in groups if group.size > 1]
+    if not testable or _mismatch(module, example_input, structure, testable) is None:
+        return groups
+    kept = []
+    for group in groups:
+        reason = _mismatch(module, example_input, structure, [group]) if group.size > 1 else None
+        if reason is None:
+            kept.append(group)
+            continue
+        warnings.warn(
+            f"DropNet leaves layer {group.name!r} unpruned: removing its units does not "
+            f"match switching them off ({reason}). Torch-Pruning does not map this "
+            "structure exactly (e.g. a permute before a flatten, a reshape to a fixed "
+            "width, a residual add of the network's input).",
+            UnitRemovalWarning,
+            stacklevel=2,
+        )
+    testable = [group for group in kept if group.size > 1]
+    reason = _mismatch(module, example_input, structure, testable) if testable else None
+    if reason is not None:  # each group alone is fine, together they are not
+        raise PruningError(
+            f"Removing units of the layers {[g.name for g in testable]} together does "
+            f"not match switching them off ({reason}), though each layer alone does."
+        )
+    return kept

@@ -1,0 +1,200 @@
+"""Layers whose units cannot be removed exactly are left unpruned, and said so."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from sklearn_dropnet import DropNetClassifier, models
+from sklearn_dropnet._probes import inspect_network
+from sklearn_dropnet._removal_check import exactly_removable
+from sklearn_dropnet._surgery import find_unit_groups, remove_units
+from sklearn_dropnet.datasets import load_digits_images
+from sklearn_dropnet.exceptions import PruningError, UnitRemovalWarning
+
+
+@pytest.fixture(scope="module")
+def images():
+    X, y = load_digits_images()
+    return X[:300], y[:300]
+
+
+def fit(module, X, y, **params):
+    params = {"prune_ratio": 0.5, "drop_fraction": 0.5, "max_epochs": 1, "random_state": 0, **params}
+    return DropNetClassifier(module=module, **params).fit(X, y)
+
+
+class ChannelsLast(nn.Module):
+    """conv -> ReLU -> permute to (n, h, w, c) -> flatten -> hidden Linear -> output."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.conv_act = nn.ReLU()
+        self.hidden = nn.Linear(4 * 64, 16)
+        self.hidden_act = nn.ReLU()
+        self.out = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.conv_act(self.conv(x)).permute(0, 2, 3, 1).flatten(1)
+        return self.out(self.hidden_act(self.hidden(x)))
+
+
+def test_torch_pruning_maps_channels_last_wrongly():
+    # The defect the check guards against: removing a filter that is always
+    # 0 after its ReLU must change nothing, and through a permute it does.
+    torch.manual_seed(0)
+    net, x = ChannelsLast().eval(), torch.randn(8, 1, 8, 8)
+    with torch.no_grad():
+        net.conv.weight[1], net.conv.bias[1] = 0.0, -1.0
+        before = net(x)
+    remove_units(net, x, {"conv": [1]})
+    with torch.no_grad():
+        assert (net(x) - before).abs().max() > 0.01
+
+
+def test_channels_last_filters_stay_and_the_rest_is_pruned(images):
+    X, y = images
+    with pytest.warns(UnitRemovalWarning, match=r"layer 'conv' unpruned: .* differs.*by up to"):
+        clf = fit(ChannelsLast(), X, y)
+    assert clf.module_.conv.out_channels == 4
+    assert clf.module_.hidden.out_features == 8
+    assert [r["units"] for r in clf.pruning_history_] == [16, 8]  # hidden only
+
+
+class Grouped(nn.Module):
+    """conv -> ReLU -> conv with 2 groups (or depthwise) -> ReLU -> mean -> hidden -> output."""
+
+    def __init__(self, groups):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.a1 = nn.ReLU()
+        self.c2 = nn.Conv2d(8, 8, 3, padding=1, groups=groups)
+        self.a2 = nn.ReLU()
+        self.hidden = nn.Linear(8, 12)
+        self.a3 = nn.ReLU()
+        self.out = nn.Linear(12, 10)
+
+    def forward(self, x):
+        x = self.a2(self.c2(self.a1(self.c1(x)))).mean(dim=(2, 3))
+        return self.out(self.a3(self.hidden(x)))
+
+
+def test_grouped_convolution_layers_stay(images):
+    X, y = images
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf = fit(Grouped(groups=2), X, y)
+    messages = {str(w.message)[:40] for w in caught if w.category is UnitRemovalWarning}
+    assert messages == {"DropNet leaves layer 'c1' unpruned: its ", "DropNet leaves layer 'c2' unpruned: its "}
+    assert (clf.module_.c1.out_channels, clf.module_.c2.out_channels) == (8, 8)
+    assert clf.module_.c2.weight.shape == (8, 4, 3, 3)
+    assert clf.module_.hidden.out_features == 6
+
+
+def test_depthwise_convolution_is_still_pruned(images):
+    X, y = images
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnitRemovalWarning)
+        clf = fit(Grouped(groups=8), X, y)
+    c1, c2 = clf.module_.c1, clf.module_.c2
+    assert c1.out_channels == c2.in_channels == c2.out_channels == c2.groups < 8
+
+
+def test_activation_after_the_output_layer_keeps_the_class_scores(images):
+    X, y = images
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10), nn.Sigmoid())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnitRemovalWarning)
+        clf = fit(net, X, y)
+    assert clf.module_[3].out_features == 10
+    assert [r["units"] for r in clf.pruning_history_] == [32, 16]
+    assert clf.predict_proba(X[:5]).shape == (5, 10)
+
+
+class Tied(nn.Module):
+    """Two hidden layers share one weight; the layer before them would untie it."""
+
+    def __init__(self):
+        super().__init__()
+        self.first = nn.Linear(64, 32)
+        self.a0 = nn.ReLU()
+        self.fa, self.fb = nn.Linear(32, 32), nn.Linear(32, 32)
+        self.fb.weight = self.fa.weight
+        self.aa, self.ab = nn.ReLU(), nn.ReLU()
+        self.out = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = self.a0(self.first(x.flatten(1)))
+        return self.out(self.ab(self.fb(self.aa(self.fa(x)))))
+
+
+def test_tied_weights_stay_tied(images):
+    X, y = images
+    structure = inspect_network(Tied(), torch.as_tensor(X[:2]))
+    assert set(structure.probes) == {"first"}
+    assert {"fa", "fb"} <= structure.output_layers
+    with pytest.warns(UnitRemovalWarning, match=r"'first' unpruned: .* unties the weights that \[\['fa', 'fb'\]\]"):
+        with pytest.raises(PruningError, match=r"None of the prunable layers \['first'\] can be pruned"):
+            fit(Tied(), X, y)
+
+
+class OutputResidual(nn.Module):
+    """The only hidden layer's units are added onto the class scores."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden, self.act, self.head = nn.Linear(64, 10), nn.ReLU(), nn.Linear(10, 10)
+
+    def forward(self, x):
+        h = self.act(self.hidden(x.flatten(1)))
+        out = self.head(h)
+        out += h
+        return out
+
+
+def test_nothing_left_to_prune_is_a_pruning_error(images):
+    X, y = images
+    with pytest.raises(PruningError, match=r"None of the prunable layers \['hidden'\] can be pruned"):
+        fit(OutputResidual(), X, y)
+
+
+@pytest.mark.parametrize(
+    "layers, reason",
+    [
+        ((nn.Linear(64, 32), nn.ReLU(), nn.Unflatten(1, (4, 8)), nn.Flatten(), nn.Linear(32, 10)), "fails: RuntimeError"),
+        ((nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.GroupNorm(4, 8), nn.Flatten(), nn.Linear(512, 10)), "differs"),
+    ],
+)
+def test_fixed_widths_and_group_norm_are_named(images, layers, reason):
+    X, y = images
+    net = nn.Sequential(*layers)
+    x = torch.as_tensor(X[:2] if isinstance(layers[0], nn.Conv2d) else X[:2].reshape(2, -1))
+    structure = inspect_network(net, x)
+    groups = find_unit_groups(net, x, structure)
+    with pytest.warns(UnitRemovalWarning, match=f"layer '0' unpruned: .*{reason}"):
+        assert exactly_removable(net, x, structure, groups) == []
+
+
+@pytest.mark.parametrize(
+    "make, shape",
+    [
+        (lambda: models.MLP(input_shape=(64,), n_classes=10), (64,)),
+        (lambda: models.ModelB(input_shape=(1, 8, 8), n_classes=10), (1, 8, 8)),
+        (lambda: models.ModelC(input_shape=(1, 8, 8), n_classes=10), (1, 8, 8)),
+        (lambda: models.VGG(input_shape=(3, 32, 32), n_classes=10, width=0.125), (3, 32, 32)),
+        (lambda: models.ResNet18(input_shape=(3, 32, 32), n_classes=10, width=4), (3, 32, 32)),
+    ],
+)
+def test_every_group_of_the_built_in_models_passes(make, shape):
+    torch.manual_seed(0)
+    net, x = make(), torch.randn(2, *shape)
+    structure = inspect_network(net, x)
+    groups = find_unit_groups(net, x, structure)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnitRemovalWarning)
+        assert exactly_removable(net, x, structure, groups) == groups
+    assert len(groups) > 1
+    assert np.all([group.size > 1 for group in groups])
