@@ -4,7 +4,7 @@ import io
 import time
 
 import torch
-import torch_pruning as tp
+from torch.utils.flop_counter import FlopCounterMode
 
 from ._eval_mode import eval_mode
 from ._probes import record_calls
@@ -118,11 +118,24 @@ def peak_cuda_bytes(module, inputs):
 def count_macs(module, example_input):
     """Multiply-accumulates of one forward pass for a single sample.
 
-    Counted by Torch-Pruning's operation counter on ``example_input[:1]``.
+    Counted by PyTorch's :class:`torch.utils.flop_counter.FlopCounterMode`
+    on ``example_input[:1]``: the matrix products of linear layers,
+    convolutions (grouped ones per group) and attention, two FLOPs to a
+    multiply-accumulate. Element-wise work (biases, normalisation,
+    activations, pooling) is not a multiply-accumulate and is not counted.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from sklearn_dropnet._network_cost import count_macs
+    >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    >>> count_macs(net, torch.zeros(5, 4))  # 4 * 8 + 8 * 3
+    56
     """
-    with eval_mode(module):
-        macs, _ = tp.utils.count_ops_and_params(module, example_input[:1])
-    return int(macs)
+    with eval_mode(module), torch.no_grad(), FlopCounterMode(display=False) as counter:
+        module(example_input[:1])
+    return counter.get_total_flops() // 2
 
 
 def network_costs(module, batch, repeats=20):

@@ -56,15 +56,33 @@ draws new initial weights in place, also after units have been removed.
 """
 
 import math
+from collections.abc import Iterable
+from numbers import Integral, Real
 
 from torch import nn
 
 __all__ = ["MLP", "ModelA", "ModelB", "ModelC", "VGG", "BasicBlock", "ResNet18"]
 
 
+def _positive_int(value, name, model_name):
+    """``value`` as an int, or a ``ValueError``/``TypeError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{model_name}: {name} must be a positive integer, got {value!r}.")
+    if value < 1:
+        raise ValueError(f"{model_name}: {name} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def _positive_ints(values, name, model_name):
+    """A sequence of positive integers, as a tuple of ints."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise TypeError(f"{model_name}: {name} must be a sequence of positive integers, got {values!r}.")
+    return tuple(_positive_int(v, f"every entry of {name}", model_name) for v in values)
+
+
 def _image_shape(input_shape, model_name):
     """Return ``input_shape`` as a ``(C, H, W)`` tuple, or raise."""
-    shape = tuple(int(s) for s in input_shape)
+    shape = _positive_ints(input_shape, "input_shape", model_name)
     if len(shape) != 3:
         raise ValueError(
             f"{model_name} needs images: input_shape must be (channels, height, "
@@ -191,8 +209,11 @@ class MLP(nn.Module):
         batch_norm=True,
     ):
         super().__init__()
+        name = type(self).__name__
+        n_classes = _positive_int(n_classes, "n_classes", name)
+        hidden_layer_sizes = _positive_ints(hidden_layer_sizes, "hidden_layer_sizes", name)
         layers = [nn.Flatten()]
-        width = math.prod(input_shape)
+        width = math.prod(_positive_ints(input_shape, "input_shape", name))
         for size in hidden_layer_sizes:
             layers.append(nn.Linear(width, size))
             if batch_norm:
@@ -298,8 +319,9 @@ class ModelB(_HeInitialized):
     def __init__(self, input_shape, n_classes, channels=(32, 32), activation=nn.ReLU):
         super().__init__()
         in_channels, height, width = _image_shape(input_shape, "ModelB")
+        n_classes = _positive_int(n_classes, "n_classes", "ModelB")
         layers, out_channels, (height, width) = _conv_blocks(
-            in_channels, (height, width), tuple(channels), activation
+            in_channels, (height, width), _positive_ints(channels, "channels", "ModelB"), activation
         )
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(
@@ -360,8 +382,10 @@ class ModelC(_HeInitialized):
     ):
         super().__init__()
         in_channels, height, width = _image_shape(input_shape, "ModelC")
+        n_classes = _positive_int(n_classes, "n_classes", "ModelC")
+        hidden_layer_sizes = _positive_ints(hidden_layer_sizes, "hidden_layer_sizes", "ModelC")
         layers, out_channels, (height, width) = _conv_blocks(
-            in_channels, (height, width), tuple(channels), activation
+            in_channels, (height, width), _positive_ints(channels, "channels", "ModelC"), activation
         )
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(
@@ -443,6 +467,9 @@ class VGG(_HeInitialized):
     def __init__(self, input_shape, n_classes, depth=19, width=1.0):
         super().__init__()
         in_channels, height, width_px = _image_shape(input_shape, "VGG")
+        n_classes = _positive_int(n_classes, "n_classes", "VGG")
+        if isinstance(width, bool) or not isinstance(width, Real) or not 0 < width < math.inf:
+            raise ValueError(f"VGG: width must be a positive number (a multiplier), got {width!r}.")
         if depth not in _VGG_CFGS:
             raise ValueError(
                 f"depth must be one of {sorted(_VGG_CFGS)}, got {depth!r}."
@@ -491,6 +518,9 @@ class BasicBlock(nn.Module):
 
     def __init__(self, in_channels, out_channels, stride=1):
         super().__init__()
+        in_channels = _positive_int(in_channels, "in_channels", "BasicBlock")
+        out_channels = _positive_int(out_channels, "out_channels", "BasicBlock")
+        stride = _positive_int(stride, "stride", "BasicBlock")
         self.conv1 = nn.Conv2d(
             in_channels, out_channels, 3, stride=stride, padding=1, bias=False
         )
@@ -558,6 +588,8 @@ class ResNet18(_HeInitialized):
     def __init__(self, input_shape, n_classes, width=64):
         super().__init__()
         in_channels, _, _ = _image_shape(input_shape, "ResNet18")
+        n_classes = _positive_int(n_classes, "n_classes", "ResNet18")
+        width = _positive_int(width, "width", "ResNet18")
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
             nn.BatchNorm2d(width),

@@ -338,3 +338,26 @@ def test_reset_parameters_after_pruning():
     net.reset_parameters()
     assert net.features[3].out_channels == 2
     assert net(torch.zeros(2, *CIFAR_SHAPE)).shape == (2, 10)
+
+
+@pytest.mark.parametrize(
+    "make, error, message",
+    [
+        (lambda: MLP(input_shape=(64,), n_classes=0), ValueError, "MLP: n_classes must be a positive integer, got 0"),
+        (lambda: MLP(input_shape=(0,), n_classes=3), ValueError, "every entry of input_shape .* got 0"),
+        (lambda: MLP(input_shape=(64,), n_classes=3, hidden_layer_sizes=(3.5,)), TypeError, "hidden_layer_sizes .* got 3.5"),
+        (lambda: MLP(input_shape=(64,), n_classes=3, hidden_layer_sizes=32), TypeError, "hidden_layer_sizes must be a sequence"),
+        (lambda: ModelA(input_shape=(64,), n_classes=3, hidden_layer_sizes=(-4,)), ValueError, "ModelA: every entry"),
+        (lambda: ModelB(input_shape=(1, 8.7, 8), n_classes=3), TypeError, "ModelB: every entry of input_shape .* got 8.7"),
+        (lambda: ModelB(input_shape=(1, 8, 8), n_classes=3, channels=8), TypeError, "channels must be a sequence"),
+        (lambda: ModelC(input_shape=(1, 8, 8), n_classes=3, channels=(0, 4)), ValueError, "ModelC: every entry of channels"),
+        (lambda: VGG(input_shape=(3, 32, 32), n_classes=10, width=-1), ValueError, "VGG: width must be a positive number"),
+        (lambda: VGG(input_shape=(3, 32, 32), n_classes=10, width=float("nan")), ValueError, "width must be a positive"),
+        (lambda: ResNet18(input_shape=(3, 32, 32), n_classes=10, width=2.5), TypeError, "ResNet18: width must be a positive integer"),
+        (lambda: ResNet18(input_shape=(3, 32, 32), n_classes=10, width=0), ValueError, "ResNet18: width"),
+        (lambda: BasicBlock(4, 4, stride=0), ValueError, "BasicBlock: stride must be a positive integer"),
+    ],
+)
+def test_bad_sizes_are_named(make, error, message):
+    with pytest.raises(error, match=message):
+        make()

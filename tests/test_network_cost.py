@@ -84,6 +84,17 @@ def test_network_costs_gathers_every_count_for_one_sample():
     assert costs["seconds"] > 0
 
 
+def test_count_macs_counts_multiply_accumulates_only():
+    # Biases, BatchNorm, ReLU and pooling are element-wise work, not MACs.
+    net = nn.Sequential(
+        nn.Conv2d(8, 6, 3, groups=2), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(6 * 3 * 3, 5),
+    )  # fmt: skip
+    x = torch.zeros(4, 8, 8, 8)
+    conv = 6 * (6 * 6) * (4 * 3 * 3)  # outputs x positions x inputs per group x kernel
+    assert count_macs(net, x) == conv + 54 * 5 == 8046
+
+
 def test_peak_cuda_bytes_names_inputs_on_the_cpu():
     with pytest.raises(ValueError, match="measures CUDA memory, but the inputs are on cpu"):
         peak_cuda_bytes(nn.Linear(4, 3), torch.zeros(2, 4))
