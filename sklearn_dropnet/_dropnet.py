@@ -41,7 +41,7 @@ from ._data import (
     training_loader,
 )
 from ._device import check_device, seeded_generators
-from ._eval_mode import eval_mode
+from ._eval_mode import evaluate
 from ._network_cost import count_macs, count_parameters
 from ._probes import inspect_network
 from ._removal_check import exactly_removable
@@ -513,8 +513,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
     def _check_module_output(self, example):
         """Run the new network on two training samples: it must give one score per class."""
         try:
-            with eval_mode(self.net_.module_), torch.no_grad():
-                output = self.net_.module_(example)
+            output = evaluate(self.net_.module_, example)
         except Exception as exc:
             raise ValueError(
                 f"The module failed on training samples of shape {tuple(example.shape[1:])}: "

@@ -2,7 +2,9 @@
 
 import contextlib
 
-__all__ = ["eval_mode"]
+import torch
+
+__all__ = ["eval_mode", "evaluate"]
 
 
 @contextlib.contextmanager
@@ -30,3 +32,30 @@ def eval_mode(module):
         yield module
     finally:
         module.train(was_training)
+
+
+def evaluate(module, inputs, hooks=()):
+    """``module(inputs)`` in eval mode without gradients; then remove ``hooks``.
+
+    ``hooks`` are the handles of forward hooks registered for this one pass;
+    they are removed even when the pass fails.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from sklearn_dropnet._eval_mode import evaluate
+    >>> net = nn.Linear(2, 1)
+    >>> seen = []
+    >>> handle = net.register_forward_hook(lambda mod, inp, out: seen.append(out.shape))
+    >>> evaluate(net, torch.zeros(3, 2), [handle]).requires_grad, seen
+    (False, [torch.Size([3, 1])])
+    >>> _ = net(torch.zeros(1, 2)); seen  # the hook is gone
+    [torch.Size([3, 1])]
+    """
+    try:
+        with eval_mode(module), torch.no_grad():
+            return module(inputs)
+    finally:
+        for handle in hooks:
+            handle.remove()

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._eval_mode import eval_mode
+from ._eval_mode import evaluate
 
 PRUNABLE_TYPES = (nn.Linear, nn.Conv2d)
 
@@ -122,13 +122,7 @@ def record_calls(module, example_input):
             calls.append((name, mod, _first_tensor(inputs), _first_tensor(output)))
 
         handles.append(leaf.register_forward_hook(hook))
-    try:
-        with eval_mode(module), torch.no_grad():
-            output = module(example_input)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return calls, output
+    return calls, evaluate(module, example_input, handles)
 
 
 def _follow(calls, start, tensor):

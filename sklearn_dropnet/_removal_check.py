@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 import torch
 
-from ._eval_mode import eval_mode
+from ._eval_mode import evaluate
 from ._probes import tied_parameters
 from ._surgery import remove_units
 from .exceptions import PruningError, UnitRemovalWarning
@@ -77,18 +77,11 @@ def _zeroing_hooks(module, structure, groups, units):
 def _mismatch(module, example_input, structure, groups):
     """Why removing ``groups``' test units differs from zeroing them, or None."""
     units = {group.name: _test_units(group) for group in groups}
-    handles = _zeroing_hooks(module, structure, groups, units)
-    try:
-        with eval_mode(module), torch.no_grad():
-            expected = module(example_input)
-    finally:
-        for handle in handles:
-            handle.remove()
+    expected = evaluate(module, example_input, _zeroing_hooks(module, structure, groups, units))
     smaller = copy.deepcopy(module)
     try:
         remove_units(smaller, example_input, units)
-        with eval_mode(smaller), torch.no_grad():
-            output = smaller(example_input)
+        output = evaluate(smaller, example_input)
     except Exception as exc:  # the smaller network is broken, however it fails
         return f"the smaller network fails: {type(exc).__name__}: {exc}"
     untied = tied_parameters(module) - tied_parameters(smaller)
