@@ -8,6 +8,9 @@ predictions are written as CSV. Every problem with a file is a
 """
 
 import csv
+import zipfile
+import zlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +39,19 @@ def _check_extension(path):
         )
 
 
+def _reason(error):
+    """The message of ``error``, or its type's name when it has none."""
+    return str(error) or type(error).__name__
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _number(text, where):
     try:
         return float(text)
@@ -56,25 +72,71 @@ def _labels(values):
     return as_float
 
 
+def _pandas_names(cells):
+    """Whether ``cells`` are the names pandas gives the columns of an unnamed
+    data frame: 0, 1, ..., n-1, or 0, 1, ..., n-2 and a name (the label's)."""
+    numbered = cells[:-1] == [str(i) for i in range(len(cells) - 1)]
+    return numbered and (cells[-1] == str(len(cells) - 1) or not _is_number(cells[-1]))
+
+
+def _is_header(rows):
+    """Whether the first of a CSV file's ``rows`` is a header row.
+
+    It is when one of its cells but the last (the features') is not a
+    number; when its last cell is not a number but the second row's is (a
+    column name above numeric labels); or, in a file of 3 or more columns,
+    when it reads 0, 1, ..., n-1, or 0, 1, ..., n-2 and a name: the column
+    names pandas writes for a data frame made from an array. Text labels
+    under numeric features are data, from the first row on.
+    """
+    first = [cell.strip() for cell in rows[0]]
+    if not all(_is_number(cell) for cell in first[:-1]):
+        return True
+    if not _is_number(first[-1]):
+        return len(rows) > 1 and _is_number(rows[1][-1].strip())
+    return len(first) >= 3 and _pandas_names(first)
+
+
+def _csv_labels(texts, path, first_line):
+    """The label column's cells as labels (see :func:`_labels`); empty, NaN
+    and infinite labels are errors naming their line."""
+    for i, text in enumerate(texts):
+        if not text:
+            raise UsageError(f"{path}, line {first_line + i}: the label is empty")
+    y = _labels(texts)
+    bad = _non_finite(y)
+    if bad.size:
+        raise UsageError(
+            f"{path}, line {first_line + bad[0]}: {texts[bad[0]]!r} is not a label "
+            f"(NaN or infinite labels: {bad.size} of {len(y)})"
+        )
+    return y
+
+
+def _non_finite(y):
+    """Indices of the NaN and infinite values of a numeric ``y``."""
+    if y.dtype.kind not in "fc":
+        return np.empty(0, dtype=int)
+    return np.flatnonzero(~np.isfinite(y))
+
+
 def read_csv(path, target=None, n_features=None):
     """``X, y`` from a CSV file; ``y`` is None when there is no label column.
 
-    The first row is a header when one of its cells is not a number. The
-    label is the ``target`` column (needs a header), else the last column;
-    with ``n_features`` given (prediction), a file of exactly ``n_features``
-    columns has no label column.
+    The first row may be a header (see :func:`_is_header`); a UTF-8 byte
+    order mark is skipped. The label is the ``target`` column (needs a
+    header), else the last column; with ``n_features`` given (prediction),
+    a file of exactly ``n_features`` columns has no label column.
     """
     try:
-        with open(path, newline="") as file:
+        with open(path, newline="", encoding="utf-8-sig") as file:
             rows = [row for row in csv.reader(file) if row and any(cell.strip() for cell in row)]
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise UsageError(f"cannot read {path}: {error}") from None
     if not rows:
         raise UsageError(f"{path} is empty")
     header = None
-    try:
-        [float(cell) for cell in rows[0]]
-    except ValueError:
+    if _is_header(rows):
         header, rows = [cell.strip() for cell in rows[0]], rows[1:]
     if not rows:
         raise UsageError(f"{path} has a header but no data rows")
@@ -111,16 +173,62 @@ def read_csv(path, target=None, n_features=None):
         line = i + (2 if header else 1)
         for j, column in enumerate(feature_columns):
             X[i, j] = _number(row[column], f"{path}, line {line}, column {column + 1}")
-    y = None if label_column is None else _labels([row[label_column].strip() for row in rows])
-    return X, y
+    if label_column is None:
+        return X, None
+    texts = [row[label_column].strip() for row in rows]
+    return X, _csv_labels(texts, path, first_line=2 if header else 1)
+
+
+# What np.load raises for a damaged archive: a truncated or corrupt zip file,
+# a member that does not decompress or is cut short, an unsupported zip feature.
+_NPZ_ERRORS = (
+    OSError,
+    ValueError,
+    EOFError,
+    KeyError,
+    RuntimeError,
+    NotImplementedError,
+    zipfile.BadZipFile,
+    zlib.error,
+)
+
+
+def _npz_arrays(path):
+    """The arrays of the ``.npz`` archive ``path``, by name."""
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):  # np.load read it as a .npy file
+            raise UsageError(
+                f"{path} holds a single array (a .npy file), not a .npz archive of X and y"
+            )
+        with archive:
+            return {name: archive[name] for name in archive.files}
+    except _NPZ_ERRORS as error:
+        raise UsageError(f"cannot read {path} as a .npz archive: {_reason(error)}") from None
+
+
+def _npz_labels(y, n_samples, path):
+    """Check the array ``y`` of a ``.npz`` file: one finite label per sample."""
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.ravel()
+    if y.ndim != 1:
+        raise UsageError(
+            f"y in {path} must be a 1-d array of labels, one per sample; got shape {y.shape}"
+        )
+    if len(y) != n_samples:
+        raise UsageError(f"X and y in {path} have different lengths: {n_samples} and {len(y)}")
+    bad = _non_finite(y)
+    if bad.size:
+        raise UsageError(
+            f"y in {path} holds NaN or infinite labels: {bad.size} of {len(y)}, "
+            f"the first at index {bad[0]}"
+        )
+    return y
 
 
 def read_npz(path):
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError) as error:
-        raise UsageError(f"cannot read {path} as a .npz archive: {error}") from None
+    """``X, y`` from a ``.npz`` file; ``y`` is None when it has no array ``y``."""
+    arrays = _npz_arrays(path)
     if "X" not in arrays:
         raise UsageError(f"{path} has no array named 'X' (it has: {', '.join(arrays) or 'none'})")
     X = arrays["X"]
@@ -128,9 +236,11 @@ def read_npz(path):
         raise UsageError(
             f"X in {path} must be a numeric array of 2 or more dimensions, got {X.dtype} {X.shape}"
         )
+    if len(X) == 0:
+        raise UsageError(f"X in {path} has no samples")
     y = arrays.get("y")
-    if y is not None and len(y) != len(X):
-        raise UsageError(f"X and y in {path} have different lengths: {len(X)} and {len(y)}")
+    if y is not None:
+        y = _npz_labels(y, len(X), path)
     return X.astype(np.float32), y
 
 
@@ -202,7 +312,7 @@ def write_history_csv(history, path):
         "train_seconds",
         "accepted",
     ]
-    with open(path, "w", newline="") as file:
+    with writing(path), open(path, "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(keys + [f"units[{layer}]" for layer in layers])
         for record in history:
@@ -212,13 +322,34 @@ def write_history_csv(history, path):
             )
 
 
+@contextmanager
+def writing(path):
+    """Report an :class:`OSError` raised while writing ``path`` as ``cannot write PATH``.
+
+    Every output file goes through this, so that a folder in the way, a full
+    disk or a missing permission ends the command with one line.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file written in the ``with`` block.
+
+    Yields
+    ------
+    path : pathlib.Path
+        ``path``, unchanged.
+    """
+    try:
+        yield path
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {_reason(error)}") from None
+
+
 def dump(obj, path):
     import joblib
 
-    try:
+    with writing(path):
         joblib.dump(obj, path)
-    except OSError as error:
-        raise UsageError(f"cannot write {path}: {error}") from None
 
 
 def load_model(path):

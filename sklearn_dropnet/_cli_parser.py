@@ -5,6 +5,7 @@ drift from what the estimators accept.
 """
 
 import argparse
+import math
 import textwrap
 
 from ._dropnet import REINITS
@@ -22,12 +23,20 @@ PROG = "sklearn-dropnet"
 # ---------------------------------------------------------------------------
 
 
+def _finite_float(text):
+    """``text`` as a float; NaN and infinities are usage errors."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
 def _fraction(low, high, low_open=False, high_open=True):
     def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        value = _finite_float(text)
         too_low = value <= low if low_open else value < low
         too_high = value >= high if high_open else value > high
         if too_low or too_high:
@@ -55,10 +64,7 @@ _positive_int = _int_at_least(1)
 
 
 def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = _finite_float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{value} must be positive")
     return value
@@ -102,7 +108,8 @@ class _Formatter(argparse.HelpFormatter):
         if (
             "%(default)" in text
             or "default:" in text
-            or default in (None, False, argparse.SUPPRESS)
+            # "is", not "in": 0 == False, and a default of 0 means something.
+            or any(default is value for value in (None, False, argparse.SUPPRESS))
             or not action.option_strings
         ):
             return text

@@ -17,6 +17,7 @@ row). User errors (a missing file, a bad extension, the wrong number of
 features) end with a one-line message and exit status 2.
 """
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ from ._cli_io import (
     training_data,
     write_history_csv,
     write_predictions,
+    writing,
 )
 from ._cli_parser import PROG, build_parser
 from ._device import check_device
@@ -124,7 +126,8 @@ def _save_plot(draw, path, args):
         return False
     fig = Figure(figsize=(6.4, 4.4), layout="constrained")
     draw(fig.subplots())
-    fig.savefig(path, dpi=120)
+    with writing(path):
+        fig.savefig(path, dpi=120)
     return True
 
 
@@ -291,14 +294,77 @@ def _ensemble(args):
     return 0
 
 
+def _sample_shape(model):
+    """The shape of one sample ``model`` takes, e.g. ``(64,)`` or ``(1, 8, 8)``; None if unknown.
+
+    :class:`~sklearn_dropnet.DropNetClassifier` records it as ``input_shape_``
+    (an ensemble's members do); other estimators only ``n_features_in_``.
+    """
+    members = getattr(model, "estimators_", None)
+    candidates = [model, *members[:1]] if isinstance(members, list) else [model]
+    for candidate in candidates:
+        shape = getattr(candidate, "input_shape_", None)
+        if shape is not None:
+            return tuple(shape)
+    n_features = getattr(model, "n_features_in_", None)
+    return None if n_features is None else (n_features,)
+
+
+def _prediction_data(args, model):
+    """``X, y`` of ``predict``'s data file, checked against the samples ``model`` takes."""
+    shape = _sample_shape(model)
+    if shape is not None and len(shape) > 1 and Path(args.data).suffix.lower() == ".csv":
+        raise UsageError(
+            f"the model takes samples of shape {shape}, and a .csv file holds flat rows: "
+            f"give a .npz file with X of shape (n_samples, {', '.join(map(str, shape))})"
+        )
+    n_features = None if shape is None else shape[0]
+    X, y = load_data(args.data, target=args.target, n_features=n_features)
+    if shape is None or X.shape[1:] == shape:
+        return X, y
+    if len(shape) == 1 and X.ndim == 2:
+        raise UsageError(
+            f"{args.data} has {X.shape[1]} feature columns, but the model expects {shape[0]}"
+        )
+    raise UsageError(
+        f"{args.data} has samples of shape {X.shape[1:]}, but the model expects samples "
+        f"of shape {shape}"
+    )
+
+
+def _comparable(labels, other):
+    """``labels`` in a form for ``==`` against ``other``'s: numbers when one of
+    the two is numeric and both are (or read as) numbers, else text."""
+    labels, other = np.asarray(labels), np.asarray(other)
+    if labels.dtype.kind in "biuf" or other.dtype.kind in "biuf":
+        try:
+            return labels.astype(np.float64), other.astype(np.float64)
+        except (TypeError, ValueError):
+            pass
+    return labels.astype(str), other.astype(str)
+
+
+def _some(labels):
+    """The first five distinct ``labels``, for a message."""
+    labels = list(dict.fromkeys(np.asarray(labels).tolist()))
+    return ", ".join(str(label) for label in labels[:5]) + (", ..." if len(labels) > 5 else "")
+
+
+def _accuracy_note(predicted, y, classes, data):
+    """The line ``predict`` reports on standard error about the labels of ``data``."""
+    known_classes, y_as_classes = _comparable(classes, y)
+    if not np.isin(y_as_classes, known_classes).any():
+        return (
+            f"no accuracy: none of the labels in {data} ({_some(np.unique(y))}) is one of "
+            f"the model's classes ({_some(classes)})"
+        )
+    predicted, y = _comparable(predicted, y)
+    return f"accuracy on the labels in {data}: {np.mean(predicted == y):.4f} ({len(y)} samples)"
+
+
 def _predict(args):
     model = load_model(args.model)
-    n_features = getattr(model, "n_features_in_", None)
-    X, y = load_data(args.data, target=args.target, n_features=n_features)
-    if n_features is not None and X.ndim == 2 and X.shape[1] != n_features:
-        raise UsageError(
-            f"{args.data} has {X.shape[1]} feature columns, but the model expects {n_features}"
-        )
+    X, y = _prediction_data(args, model)
     try:
         if args.proba:
             if not hasattr(model, "predict_proba"):
@@ -314,25 +380,51 @@ def _predict(args):
         write_predictions(sys.stdout, result, classes, args.proba, header=args.proba)
     else:
         path = Path(args.output).expanduser()
-        try:
-            with open(path, "w", newline="") as file:
-                write_predictions(
-                    file, result, classes, args.proba, header=path.suffix.lower() == ".csv"
-                )
-        except OSError as error:
-            raise UsageError(f"cannot write {path}: {error}") from None
+        with writing(path), open(path, "w", newline="") as file:
+            write_predictions(
+                file, result, classes, args.proba, header=path.suffix.lower() == ".csv"
+            )
     if y is not None and not args.proba:
-        accuracy = np.mean(np.asarray(result).astype(str) == np.asarray(y).astype(str))
-        print(
-            f"accuracy on the labels in {args.data}: {accuracy:.4f} ({len(y)} samples)",
-            file=sys.stderr,
-        )
+        print(_accuracy_note(result, y, classes, args.data), file=sys.stderr)
     if args.output is not None:
         print(f"wrote {len(result)} predictions to {args.output}", file=sys.stderr)
     return 0
 
 
 _COMMANDS = {"prune": _prune, "ensemble": _ensemble, "predict": _predict}
+
+
+def _silence_stdout():
+    """Point standard output at the null device after a reader closed its pipe.
+
+    The recipe of Python's "Note on SIGPIPE" (the :mod:`signal` docs): the
+    output still buffered then goes nowhere at exit, instead of failing again
+    with an "Exception ignored ... BrokenPipeError" message.
+    """
+    try:
+        fileno = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced, e.g. by a test's capture
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fileno)
+    os.close(devnull)
+
+
+def _run(argv):
+    """Parse ``argv`` and run its command; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit:  # --help, --version and usage errors
+        return exit.code if isinstance(exit.code, int) else 2
+    try:
+        return _COMMANDS[args.command](args)
+    except UsageError as error:
+        print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
 
 
 def main(argv=None):
@@ -347,7 +439,8 @@ def main(argv=None):
     -------
     status : int
         0 on success, 2 on a user error (printed as one line on standard
-        error) or a bad option.
+        error) or a bad option, 1 when the reader of standard output closed
+        it (``sklearn-dropnet ... | head``), 130 on Ctrl-C.
 
     Examples
     --------
@@ -356,16 +449,10 @@ def main(argv=None):
     sklearn-dropnet ...
     0
     """
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit:  # --help, --version and usage errors
-        return exit.code if isinstance(exit.code, int) else 2
-    try:
-        return _COMMANDS[args.command](args)
-    except UsageError as error:
-        print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+        status = _run(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+    except BrokenPipeError:
+        _silence_stdout()
+        return 1
+    return status

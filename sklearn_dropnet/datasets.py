@@ -13,6 +13,7 @@ pixel values scaled to [0, 1], ``y`` is int64. These arrays go straight into
 
 import os
 import pickle
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,7 @@ def load_digits_images(*, n_class=10):
     Parameters
     ----------
     n_class : int, default=10
-        Number of classes to return, between 0 and 10 (digits ``0`` to
+        Number of classes to return, between 1 and 10 (digits ``0`` to
         ``n_class - 1``).
 
     Returns
@@ -91,6 +92,63 @@ def _folder(root):
     if not isinstance(root, (str, os.PathLike)):
         raise TypeError(f"root must be the path of a folder (str or path-like), got {root!r}.")
     return Path(root).expanduser()
+
+
+def _idx_shape(path, ndim):
+    """The shape an uncompressed IDX file of uint8 values in ``ndim``
+    dimensions announces, checked against the file's size.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` is not such a file (too short, another magic number, e.g.
+        a .gz file, or a size that does not match its header); the message
+        names the file.
+    """
+    header_size = 4 * (ndim + 1)
+    with open(path, "rb") as f:
+        header = f.read(header_size)
+    size = path.stat().st_size
+    if len(header) < header_size:
+        raise ValueError(
+            f"corrupt MNIST file '{path}': {size} bytes, shorter than its {header_size}-byte header"
+        )
+    magic, *shape = struct.unpack(f">{ndim + 1}I", header)
+    if magic != 0x0800 + ndim:
+        raise ValueError(
+            f"corrupt MNIST file '{path}': it starts with 0x{magic:08x}, not 0x{0x0800 + ndim:08x} "
+            f"(uint8 values in {ndim} dimensions); a .gz file must be uncompressed first"
+        )
+    expected = header_size + int(np.prod(shape))
+    if size != expected:
+        raise ValueError(
+            f"corrupt MNIST file '{path}': its header announces shape {tuple(shape)}, "
+            f"{expected} bytes, but the file has {size} (truncated or damaged)"
+        )
+    return tuple(shape)
+
+
+def _check_mnist_split(raw, train):
+    """Check the split's image and label files, when both are there, before
+    torchvision reads them (it fails on damaged files without naming them).
+
+    Raises
+    ------
+    ValueError
+        If a file is damaged or the files hold different numbers of samples.
+    """
+    prefix = "train" if train else "t10k"
+    images = raw / f"{prefix}-images-idx3-ubyte"
+    labels = raw / f"{prefix}-labels-idx1-ubyte"
+    if not (images.is_file() and labels.is_file()):
+        return  # torchvision reports missing files, or downloads them
+    n_images = _idx_shape(images, 3)[0]
+    n_labels = _idx_shape(labels, 1)[0]
+    if n_images != n_labels:
+        raise ValueError(
+            f"the MNIST files do not match: '{images}' holds {n_images} images, "
+            f"'{labels}' {n_labels} labels"
+        )
 
 
 def load_mnist(root, train=True, *, download=False, normalize=False):
@@ -133,6 +191,10 @@ def load_mnist(root, train=True, *, download=False, normalize=False):
     FileNotFoundError
         If the files are missing and ``download`` is False; the message
         names the folder and the missing files.
+    ValueError
+        If the split's files are damaged (truncated, compressed, not IDX
+        files) or hold different numbers of images and labels; the message
+        names the file.
 
     See Also
     --------
@@ -152,6 +214,7 @@ def load_mnist(root, train=True, *, download=False, normalize=False):
     from torchvision.datasets import MNIST
 
     root = _folder(root)
+    _check_mnist_split(root / "MNIST" / "raw", train)
     try:
         dataset = MNIST(root, train=train, download=download)
     except RuntimeError as exc:
@@ -185,7 +248,8 @@ def load_cifar10(root, train=True, *, download=False, normalize=False):
 
     Each batch is a pickled dict whose ``"data"`` is a uint8 array of shape
     ``(n, 3072)`` (the red, green, then blue planes of a 32x32 image) and
-    whose ``"labels"`` is a list of ints. The batches are read here, the
+    whose ``"labels"`` is a list of ints (keys pickled as bytes,
+    ``b"data"`` and ``b"labels"``, are read too). The batches are read here, the
     way :class:`torchvision.datasets.CIFAR10` reads them, but without its
     MD5 check of all six files on every load (torchvision does check them
     when it downloads). Only the batches of the requested split must be
@@ -220,6 +284,10 @@ def load_cifar10(root, train=True, *, download=False, normalize=False):
     FileNotFoundError
         If a batch of the split is missing and ``download`` is False; the
         message names the folder and the missing files.
+    ValueError
+        If a batch is not a CIFAR-10 batch (truncated, not a pickle, no
+        ``data`` or ``labels``, rows that are not 3072 pixels, labels
+        outside 0-9 or not one per image); the message names the file.
 
     See Also
     --------
@@ -252,14 +320,68 @@ def load_cifar10(root, train=True, *, download=False, normalize=False):
             f"version of CIFAR-10) into '{root}', or pass download=True to "
             f"fetch it (about 170 MB)."
         )
-    data, labels = [], []
-    for name in names:
-        with open(folder / name, "rb") as f:
-            batch = pickle.load(f, encoding="latin1")
-        data.append(batch["data"])
-        labels.extend(batch["labels"])
-    images = np.vstack(data).reshape(-1, 3, 32, 32)
+    batches = [_cifar10_batch(folder / name) for name in names]
+    images = np.vstack([data for data, _ in batches]).reshape(-1, 3, 32, 32)
     mean, std = (_CIFAR10_MEAN, _CIFAR10_STD) if normalize else (None, None)
     X = _to_float_images(images, mean, std)
-    y = np.asarray(labels, dtype=np.int64)
+    y = np.concatenate([labels for _, labels in batches])
     return X, y
+
+
+def _unpickle(path):
+    """The object pickled in ``path``; ValueError naming it when it is damaged."""
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f, encoding="latin1")
+    except OSError:
+        raise
+    except Exception as exc:  # a damaged pickle fails in many ways
+        raise ValueError(
+            f"corrupt CIFAR-10 batch '{path}': cannot unpickle it "
+            f"({type(exc).__name__}: {str(exc) or 'no message'})"
+        ) from exc
+
+
+def _entry(batch, key, path):
+    """``batch[key]``, the key a str or, as pickled by Python 3 with
+    ``encoding="bytes"``, bytes."""
+    if isinstance(batch, dict):
+        for candidate in (key, key.encode()):
+            if candidate in batch:
+                return batch[candidate]
+    raise ValueError(
+        f"corrupt CIFAR-10 batch '{path}': no {key!r} in the {type(batch).__name__} it holds"
+    )
+
+
+def _cifar10_batch(path):
+    """``(data, labels)`` of a CIFAR-10 batch: uint8 ``(n, 3072)`` and int64 ``(n,)``.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` does not hold such a batch; the message names it.
+    """
+    batch = _unpickle(path)
+    data = np.asarray(_entry(batch, "data", path))
+    labels = np.asarray(_entry(batch, "labels", path))
+    if data.ndim != 2 or data.shape[1] != 3072 or not _are_pixels(data):
+        raise ValueError(
+            f"corrupt CIFAR-10 batch '{path}': its data must be rows of 3072 pixels "
+            f"(3 x 32 x 32) of 0 to 255, got {data.dtype} of shape {data.shape}"
+        )
+    if labels.ndim != 1 or len(labels) != len(data):
+        raise ValueError(
+            f"corrupt CIFAR-10 batch '{path}': {len(data)} images but labels of "
+            f"shape {labels.shape}"
+        )
+    if labels.size and (labels.dtype.kind not in "iu" or not np.isin(labels, range(10)).all()):
+        raise ValueError(f"corrupt CIFAR-10 batch '{path}': labels must be integers 0 to 9")
+    return data.astype(np.uint8, copy=False), labels.astype(np.int64)
+
+
+def _are_pixels(data):
+    """Whether ``data`` holds integers from 0 to 255 (uint8 in real batches)."""
+    if data.dtype == np.uint8 or data.size == 0:
+        return True
+    return data.dtype.kind in "iu" and data.min() >= 0 and data.max() <= 255

@@ -180,6 +180,11 @@ def plot_units_per_layer(estimator, *, rounds=None, ax=None):
     ax : matplotlib Axes
         The axes drawn on.
 
+    Raises
+    ------
+    ValueError
+        If ``rounds`` is empty or names a round the history does not have.
+
     See Also
     --------
     plot_pruning_curve : Accuracy as pruning goes on.
@@ -203,6 +208,11 @@ def plot_units_per_layer(estimator, *, rounds=None, ax=None):
             default=history[0]["round"],
         )
         rounds = sorted({history[0]["round"], last})
+    rounds = list(rounds)
+    if not rounds:
+        raise ValueError(
+            f"rounds is empty; give one or more rounds of the pruning history: {sorted(by_round)}."
+        )
     unknown = [r for r in rounds if r not in by_round]
     if unknown:
         raise ValueError(

@@ -1,5 +1,6 @@
 """The sklearn-dropnet command line: prune, ensemble, predict, and its errors."""
 
+import argparse
 import csv
 import os
 import subprocess
@@ -56,6 +57,50 @@ def error_of(capsys, argv):
     return err
 
 
+def float_options():
+    """``(command, option)`` for every option that takes a float."""
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for command, subparser in commands.items():
+        for action in subparser._actions:
+            try:
+                value = action.type("0.5") if action.type else None
+            except (argparse.ArgumentTypeError, ValueError):  # ints, layer sizes
+                continue
+            if isinstance(value, float):
+                yield command, action.option_strings[0]
+
+
+def run_with_closed_stdout(argv):
+    """Run the command with standard output a pipe whose reader is gone, as
+    after ``| head`` has read its lines."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "sklearn_dropnet", *argv],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            timeout=300,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+
+
+@pytest.fixture(scope="module")
+def image_model(tmp_path_factory, digits):
+    """A DropNetClassifier fitted on the digits as (n, 1, 8, 8) images, saved; its path."""
+    X, y = digits
+    model = DropNetClassifier(
+        prune_ratio=0.0, max_epochs=2, module__hidden_layer_sizes=(8,), random_state=0
+    ).fit(X[:300].reshape(-1, 1, 8, 8), y[:300])
+    path = tmp_path_factory.mktemp("image_model") / "model.joblib"
+    joblib.dump(model, path)
+    return path
+
+
 # --- help -------------------------------------------------------------------------
 
 
@@ -82,6 +127,12 @@ def test_every_option_is_explained(capsys, command):
         if action.option_strings and action.dest != "help":
             assert action.help, f"{command} {action.option_strings} has no help"
             assert action.option_strings[-1] in text
+
+
+def test_random_state_help_shows_its_default_of_0(capsys):
+    assert main(["prune", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "the initial weights and the batch order (default: 0)" in text
 
 
 def test_no_command_is_a_usage_error(capsys):
@@ -215,6 +266,117 @@ def test_predict_csv_with_a_label_column_and_probabilities(
     assert "accuracy on the labels" in capsys.readouterr().err
 
 
+def accuracy_line(path, model, X, y):
+    return f"accuracy on the labels in {path}: {model.score(X, y):.4f} ({len(y)} samples)"
+
+
+def test_predict_compares_float_labels_with_integer_classes(pruned_run, tmp_path, capsys, digits):
+    model_path = str(pruned_run / "model.joblib")
+    model = joblib.load(model_path)
+    X, y = digits[0][:500], digits[1][:500]
+    np.savez(tmp_path / "float_y.npz", X=X, y=y.astype(float))
+    assert main(["predict", model_path, str(tmp_path / "float_y.npz")]) == 0
+    assert capsys.readouterr().err.strip() == accuracy_line(tmp_path / "float_y.npz", model, X, y)
+    # Labels written as 4.0 in a CSV file.
+    np.savetxt(tmp_path / "float_y.csv", np.column_stack([X, y]), delimiter=",",
+               fmt=["%g"] * 64 + ["%.1f"])  # fmt: skip
+    assert (tmp_path / "float_y.csv").read_text().split("\n")[0].endswith(",0.0")
+    assert main(["predict", model_path, str(tmp_path / "float_y.csv")]) == 0
+    assert capsys.readouterr().err.strip() == accuracy_line(tmp_path / "float_y.csv", model, X, y)
+
+
+def test_predict_says_when_no_label_is_a_class(pruned_run, tmp_path, capsys, digits):
+    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
+                      "nine"])  # fmt: skip
+    path = tmp_path / "words.npz"
+    np.savez(path, X=digits[0][:500], y=names[digits[1][:500]])
+    assert main(["predict", str(pruned_run / "model.joblib"), str(path)]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.split()) == 500
+    assert captured.err.strip() == (
+        f"no accuracy: none of the labels in {path} (eight, five, four, nine, one, ...) is one "
+        "of the model's classes (0, 1, 2, 3, 4, ...)"
+    )
+
+
+def test_csv_numeric_header_written_by_pandas(pruned_run, tmp_path, capsys, digits):
+    """``pd.DataFrame(np.column_stack([X, y])).to_csv(index=False)`` writes the
+    column names 0, 1, ..., 64 above the data."""
+    model = joblib.load(pruned_run / "model.joblib")
+    X, y = digits[0][:500], digits[1][:500]
+    path = tmp_path / "pandas.csv"
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(range(65))
+        writer.writerows([[*row, label] for row, label in zip(X, y)])
+    assert main(["predict", str(pruned_run / "model.joblib"), str(path)]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.split()) == 500
+    assert captured.err.strip() == accuracy_line(path, model, X, y)
+
+
+def test_csv_text_labels_without_header_keep_the_first_sample(tmp_path, capsys, digits):
+    X, y = digits[0][:300], digits[1][:300]
+    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
+                      "nine"])  # fmt: skip
+    path = tmp_path / "words.csv"
+    with open(path, "w", newline="") as file:
+        csv.writer(file).writerows([[*row, names[label]] for row, label in zip(X, y)])
+    argv = ["prune", "--data", str(path), "--prune-ratio", "0", "--test-size", "0",
+            "--output-dir", str(tmp_path), *FAST]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"data: {path} (300 samples, 64 features); 300 training samples" in out
+    model = joblib.load(tmp_path / "model.joblib")
+    assert sorted(model.classes_) == sorted(names)
+
+
+def test_csv_with_a_byte_order_mark(pruned_run, data_files, tmp_path, capsys, digits):
+    model_path = str(pruned_run / "model.joblib")
+    model = joblib.load(model_path)
+    X, y = digits[0][:500], digits[1][:500]
+    for name, argv in [("bare.csv", []), ("header.csv", ["--target", "digit"])]:
+        path = tmp_path / name
+        path.write_bytes(b"\xef\xbb\xbf" + (data_files / name).read_bytes())
+        assert main(["predict", model_path, str(path), *argv]) == 0
+        captured = capsys.readouterr()
+        assert len(captured.out.split()) == 500
+        assert captured.err.strip() == accuracy_line(path, model, X, y)
+
+
+def test_predict_with_a_model_of_images(image_model, tmp_path, capsys, digits):
+    X, y = digits[0][:100], digits[1][:100]
+    model = joblib.load(image_model)
+    np.savez(tmp_path / "images.npz", X=X.reshape(-1, 1, 8, 8), y=y)
+    assert main(["predict", str(image_model), str(tmp_path / "images.npz")]) == 0
+    assert capsys.readouterr().err.strip() == accuracy_line(
+        tmp_path / "images.npz", model, X.reshape(-1, 1, 8, 8), y
+    )
+    np.savez(tmp_path / "flat.npz", X=X, y=y)
+    err = error_of(capsys, ["predict", str(image_model), str(tmp_path / "flat.npz")])
+    assert err.endswith("flat.npz has samples of shape (64,), but the model expects samples of "
+                        "shape (1, 8, 8)")  # fmt: skip
+    np.savetxt(tmp_path / "flat.csv", X, delimiter=",")
+    err = error_of(capsys, ["predict", str(image_model), str(tmp_path / "flat.csv")])
+    assert err.endswith("the model takes samples of shape (1, 8, 8), and a .csv file holds flat "
+                        "rows: give a .npz file with X of shape (n_samples, 1, 8, 8)")  # fmt: skip
+
+
+def test_predict_into_a_closed_pipe(pruned_run, data_files):
+    result = run_with_closed_stdout(
+        ["predict", str(pruned_run / "model.joblib"), str(data_files / "features.csv"), "--proba"]
+    )
+    assert (result.returncode, result.stderr) == (1, "")
+
+
+def test_prune_into_a_closed_pipe(tmp_path, data_files):
+    argv = ["prune", "--data", str(data_files / "digits.npz"), "--output-dir", str(tmp_path),
+            *FAST]  # fmt: skip
+    result = run_with_closed_stdout(argv)
+    assert (result.returncode, result.stderr) == (1, "")
+    assert list(tmp_path.iterdir()) == []  # stopped at its first line, as `yes | head` does
+
+
 # --- ensemble -----------------------------------------------------------------------
 
 
@@ -253,6 +415,22 @@ def test_ensemble_cv_chooses_on_out_of_fold_predictions(tmp_path, data_files, ca
 
 
 # --- errors: one line, status 2 -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command, name",
+    [("prune", "pruning_history.csv"), ("prune", "pruning_curve.png"),
+     ("ensemble", "hq_candidates.png")],
+)  # fmt: skip
+def test_output_file_that_cannot_be_written(capsys, tmp_path, data_files, command, name):
+    (tmp_path / name).mkdir()  # a folder where the file goes
+    argv = [command, "--data", str(data_files / "digits.npz"), "--prune-ratio", "0.3",
+            "--output-dir", str(tmp_path), *FAST[:-1]]  # fmt: skip
+    if command == "ensemble":
+        argv += ["-M", "2", "-S", "2", "--method", "top"]
+    err = error_of(capsys, argv)
+    assert err.startswith(f"sklearn-dropnet {command}: error: cannot write {tmp_path / name}: ")
+    assert "\n" not in err
 
 
 def test_missing_data_file(capsys, tmp_path):
@@ -297,6 +475,70 @@ def test_bad_npz_files(capsys, tmp_path):
     assert "cannot read" in error_of(capsys, ["prune", "--data", str(tmp_path / "junk.npz"), *FAST])
 
 
+@pytest.mark.parametrize("damage", ["truncated", "corrupt member"])
+def test_damaged_npz_file(capsys, tmp_path, data_files, damage):
+    content = bytearray((data_files / "digits.npz").read_bytes())
+    path = tmp_path / "damaged.npz"
+    if damage == "truncated":
+        path.write_bytes(content[:5000])  # head -c 5000
+    else:
+        np.savez_compressed(path, X=np.linspace(0, 1, 4000).reshape(500, 8), y=np.arange(500) % 2)
+        content = bytearray(path.read_bytes())
+        content[300:320] = bytes(20)
+        path.write_bytes(content)
+    err = error_of(capsys, ["prune", "--data", str(path), *FAST])
+    assert err.startswith(f"sklearn-dropnet prune: error: cannot read {path} as a .npz archive: ")
+
+
+def test_npy_file_named_npz(capsys, tmp_path):
+    with open(tmp_path / "single.npz", "wb") as file:
+        np.save(file, np.zeros((4, 3)))
+    err = error_of(capsys, ["prune", "--data", str(tmp_path / "single.npz"), *FAST])
+    assert err.endswith(
+        "single.npz holds a single array (a .npy file), not a .npz archive of X and y"
+    )
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_infinite_labels(capsys, tmp_path, digits, bad):
+    X, y = digits
+    y = y[:100].astype(float)
+    y[[7, 30]] = bad
+    np.savez(tmp_path / "labels.npz", X=X[:100], y=y)
+    err = error_of(capsys, ["prune", "--data", str(tmp_path / "labels.npz"), *FAST])
+    assert err.endswith(
+        f"y in {tmp_path / 'labels.npz'} holds NaN or infinite labels: 2 of 100, "
+        "the first at index 7"
+    )
+    np.savetxt(tmp_path / "labels.csv", np.column_stack([X[:100], y]), delimiter=",", fmt="%g")
+    err = error_of(capsys, ["prune", "--data", str(tmp_path / "labels.csv"), *FAST])
+    assert err.endswith(
+        f"labels.csv, line 8: {str(bad)!r} is not a label (NaN or infinite labels: 2 of 100)"
+    )
+
+
+def test_empty_label_cell(capsys, tmp_path):
+    (tmp_path / "gap.csv").write_text("0.1,0.2,1\n0.3,0.4,\n0.5,0.6,0\n")
+    err = error_of(capsys, ["prune", "--data", str(tmp_path / "gap.csv"), *FAST])
+    assert err.endswith("gap.csv, line 2: the label is empty")
+
+
+@pytest.mark.parametrize(
+    "y, message",
+    [(np.array(3), "got shape ()"), (np.zeros((500, 2)), "got shape (500, 2)")],
+)
+def test_labels_must_be_one_per_sample(capsys, tmp_path, digits, y, message):
+    np.savez(tmp_path / "y.npz", X=digits[0][:500], y=y)
+    err = error_of(capsys, ["prune", "--data", str(tmp_path / "y.npz"), *FAST])
+    assert "must be a 1-d array of labels, one per sample; " + message in err
+
+
+def test_npz_without_samples(capsys, tmp_path):
+    np.savez(tmp_path / "empty.npz", X=np.zeros((0, 64)), y=np.zeros(0))
+    err = error_of(capsys, ["prune", "--data", str(tmp_path / "empty.npz"), *FAST])
+    assert err.endswith(f"X in {tmp_path / 'empty.npz'} has no samples")
+
+
 def test_target_errors(capsys, data_files):
     err = error_of(
         capsys, ["prune", "--data", str(data_files / "header.csv"), "--target", "label", *FAST]
@@ -335,6 +577,28 @@ def test_output_dir_is_a_file(capsys, tmp_path):
     (tmp_path / "file").write_text("")
     err = error_of(capsys, ["prune", "--output-dir", str(tmp_path / "file"), *FAST])
     assert "exists and is not a folder" in err
+
+
+@pytest.mark.parametrize("command, option", list(float_options()))
+def test_float_options_reject_nan(capsys, command, option):
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args([command, option, "nan"])
+    assert info.value.code == 2
+    assert f"argument {option}: 'nan' is not a finite number" in capsys.readouterr().err
+
+
+def test_float_options_are_all_found():
+    shared = ["--test-size", "--prune-ratio", "--drop-fraction", "--min-accuracy-ratio", "--lr",
+              "--validation-fraction"]  # fmt: skip
+    assert set(float_options()) == {("prune", option) for option in shared} | {
+        ("ensemble", option) for option in shared + ["--selection-fraction"]
+    }
+
+
+def test_lr_rejects_infinity(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["prune", "--lr", "inf"])
+    assert "argument --lr: 'inf' is not a finite number" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -163,6 +163,55 @@ def test_mnist_download_only_when_asked(tmp_path, monkeypatch):
     assert len(fetched) == 1 and X.shape == (5, 1, 28, 28) and len(y) == 5
 
 
+def damage_mnist(raw, damage):
+    """Damage the training files of a fake MNIST folder; return the damaged file."""
+    images, labels = raw / "train-images-idx3-ubyte", raw / "train-labels-idx1-ubyte"
+    if damage == "truncated images":
+        images.write_bytes(images.read_bytes()[:-100])
+        return images
+    if damage == "empty labels":
+        labels.write_bytes(b"")
+        return labels
+    if damage == "gzipped images":
+        images.write_bytes(b"\x1f\x8b\x08\x00" + images.read_bytes())
+        return images
+    if damage == "labels as images":
+        labels.write_bytes(images.read_bytes())
+        return labels
+    raise ValueError(damage)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("truncated images", "announces shape (5, 28, 28), 3936 bytes, but the file has 3836"),
+        ("empty labels", "0 bytes, shorter than its 8-byte header"),
+        ("gzipped images", "starts with 0x1f8b0800, not 0x00000803"),
+        ("labels as images", "starts with 0x00000803, not 0x00000801"),
+    ],
+)
+def test_mnist_damaged_file_is_named(tmp_path, damage, message):
+    fake_mnist(tmp_path)
+    path = damage_mnist(tmp_path / "MNIST" / "raw", damage)
+    with pytest.raises(ValueError) as info:
+        load_mnist(tmp_path)
+    assert str(info.value).startswith(f"corrupt MNIST file '{path}': ")
+    assert message in str(info.value)
+    X, _ = load_mnist(tmp_path, train=False)  # the test files are intact
+    assert X.shape == (3, 1, 28, 28)
+
+
+def test_mnist_images_and_labels_must_match(tmp_path):
+    fake_mnist(tmp_path)
+    raw = tmp_path / "MNIST" / "raw"
+    write_idx_images(raw / "train-images-idx3-ubyte", np.zeros((20, 28, 28), dtype=np.uint8))
+    write_idx_labels(raw / "train-labels-idx1-ubyte", np.zeros(7, dtype=np.uint8))
+    with pytest.raises(ValueError, match="holds 20 images, .* 7 labels") as info:
+        load_mnist(tmp_path)
+    assert "train-images-idx3-ubyte" in str(info.value)
+    assert "train-labels-idx1-ubyte" in str(info.value)
+
+
 # -- CIFAR-10 ---------------------------------------------------------------
 
 
@@ -215,6 +264,60 @@ def test_cifar10_matches_torchvision(tmp_path, monkeypatch):
         expected = reference.data.transpose(0, 3, 1, 2) / 255.0  # HWC -> CHW
         np.testing.assert_allclose(X, expected, rtol=1e-6)
         np.testing.assert_array_equal(y, reference.targets)
+
+
+def write_batch(path, batch):
+    with open(path, "wb") as f:
+        pickle.dump(batch, f, protocol=2)
+
+
+def test_cifar10_reads_bytes_keys(tmp_path):
+    """Batches pickled again by Python 3 after ``pickle.load(f, encoding="bytes")``
+    have bytes keys."""
+    written = fake_cifar10(tmp_path, names=["test_batch"])
+    data, labels = written["test_batch"]
+    path = tmp_path / "cifar-10-batches-py" / "test_batch"
+    write_batch(path, {b"batch_label": b"test", b"labels": labels, b"data": data})
+    X, y = load_cifar10(tmp_path, train=False)
+    np.testing.assert_array_equal(y, labels)
+    np.testing.assert_allclose(X.reshape(len(X), -1), data / 255.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("truncated", "cannot unpickle it"),
+        ("not a pickle", "cannot unpickle it"),
+        ("no data", "no 'data' in the dict it holds"),
+        ("a list", "no 'data' in the list it holds"),
+        ("3071 pixels", "rows of 3072 pixels (3 x 32 x 32) of 0 to 255, got uint8 of "
+                        "shape (4, 3071)"),
+        ("2 labels", "4 images but labels of shape (2,)"),
+        ("label 10", "labels must be integers 0 to 9"),
+    ],
+)
+def test_cifar10_damaged_batch_is_named(tmp_path, damage, message):
+    fake_cifar10(tmp_path, per_batch=4, names=["test_batch"])
+    path = tmp_path / "cifar-10-batches-py" / "test_batch"
+    data = np.zeros((4, 3072), dtype=np.uint8)
+    labels = [0, 1, 2, 3]
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:1000])
+    elif damage == "not a pickle":
+        path.write_bytes(b"\x00\x01 not a pickle")
+    else:
+        batch = {
+            "no data": {"labels": labels},
+            "a list": [data, labels],
+            "3071 pixels": {"data": data[:, :3071], "labels": labels},
+            "2 labels": {"data": data, "labels": labels[:2]},
+            "label 10": {"data": data, "labels": [0, 1, 2, 10]},
+        }[damage]
+        write_batch(path, batch)
+    with pytest.raises(ValueError) as info:
+        load_cifar10(tmp_path, train=False)
+    assert str(info.value).startswith(f"corrupt CIFAR-10 batch '{path}': ")
+    assert message in str(info.value)
 
 
 def test_cifar10_normalize(tmp_path):

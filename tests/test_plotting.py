@@ -111,6 +111,11 @@ def test_bad_inputs():
         plot_hq_candidates(DropNetClassifier())
 
 
+def test_units_per_layer_no_rounds_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"rounds is empty; .*history: \[0, 1, 2, 3\]"):
+        plot_units_per_layer(history(), rounds=[])
+
+
 def test_units_per_layer_default_is_dense_and_last_accepted():
     ax = plot_units_per_layer(history(accepted_last=False))
     heights = [bar.get_height() for bar in ax.patches]
