@@ -65,6 +65,11 @@ ROUTED_PREFIXES = (
 )
 
 
+# Inputs the removal check runs on: enough that a wrongly mapped unit is
+# unlikely to be zero on all of them.
+_CHECK_SAMPLES = 32
+
+
 def _units_per_round(drop_fraction, left):
     """Units one DropNet round removes of the ``left``: that fraction, at least one."""
     return max(1, round(drop_fraction * left))
@@ -528,13 +533,32 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
                 f"{len(example)} samples it returned {got}."
             )
 
-    def _find_units(self, example):
-        """Trace the current network: its probes and its unit groups."""
+    def _find_units(self, example, data, freeze=True):
+        """Trace the current network: its probes and the unit groups to prune.
+
+        Only groups whose units can be removed exactly, checked on the first
+        inputs of ``data`` with the current weights (see
+        :func:`~sklearn_dropnet._removal_check.exactly_removable`). A group
+        that fails is never checked again: on the dense network it is not
+        one of the network's units (``_unpruned_layers``); after it has been
+        counted (``freeze``, every later round) it is frozen, keeps its
+        units and they still count (``_frozen_units``), so that the history
+        stays true to the network.
+        """
         structure = inspect_network(self.net_.module_, example)
-        if not structure.probes:
-            return structure, []
-        groups = find_unit_groups(self.net_.module_, example, structure)
-        return structure, exactly_removable(self.net_.module_, example, structure, groups)
+        skipped = self._unpruned_layers | set(self._frozen_units)
+        groups = [
+            group for group in find_unit_groups(self.net_.module_, example, structure)
+            if group.name not in skipped
+        ]  # fmt: skip
+        inputs = next(iter(data.input_batches(self.net_.device, batch_size=_CHECK_SAMPLES)))
+        kept = exactly_removable(self.net_.module_, inputs, structure, groups)
+        refused = [group for group in groups if group not in kept]
+        if freeze:
+            self._frozen_units.update({group.name: group.size for group in refused})
+        else:
+            self._unpruned_layers.update(group.name for group in refused)
+        return structure, kept
 
     def _train_round(self, data):
         """Train ``net_.module_`` from its current weights; return epochs run and seconds."""
@@ -558,12 +582,20 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
     def _accuracy(self, data):
         return float(np.mean(self.net_.predict(data.skorch_args()[0]) == data.y))
 
+    def _units_left(self, groups):
+        """Units of the network: the prunable groups' and the frozen ones'."""
+        return sum(group.size for group in groups) + sum(self._frozen_units.values())
+
+    def _fewest_units(self, groups):
+        """The fewest units pruning can leave: one per prunable group, and the frozen ones."""
+        return len(groups) + sum(self._frozen_units.values())
+
     def _units_per_layer(self, groups):
         return {group.name: group.size for group in groups}
 
     def _record(self, round_, groups, example, accuracy, training, seconds):
         epochs, train_seconds = training
-        units = self._units_per_layer(groups)
+        units = {**self._units_per_layer(groups), **self._frozen_units}
         total = sum(units.values())
         return {
             "round": round_,
@@ -618,14 +650,20 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             self.net_ = self._make_net(module, valid)
             example = data.example(self.net_.device)
             self._check_module_output(example)
-            structure, groups = self._find_units(example)
-            if not structure.probes:
+            if not inspect_network(self.net_.module_, example).probes:
                 raise PruningError(
                     "No prunable layer found in the module: DropNet prunes hidden nn.Linear "
                     "and nn.Conv2d layers whose output feeds an activation module such as "
                     "nn.ReLU (optionally through BatchNorm or Dropout). Functional "
                     "activations (F.relu) cannot be seen; use modules."
                 )
+            start = time.perf_counter()
+            training = self._train_round(train)
+            accuracy = self._accuracy(valid or train)
+            # Whether a removal is exact can depend on the weights (a head
+            # initialised to zero hides a wrong mapping): check the trained ones.
+            self._unpruned_layers, self._frozen_units = set(), {}
+            structure, groups = self._find_units(example, train, freeze=False)
             if not groups:
                 raise PruningError(
                     f"None of the prunable layers {sorted(structure.probes)} can be pruned: "
@@ -634,13 +672,9 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
                     "warnings above)."
                 )
             self.n_units_dense_ = sum(group.size for group in groups)
-            start = time.perf_counter()
-            training = self._train_round(train)
-            accuracy = self._accuracy(valid or train)
             self.pruning_history_ = [
                 self._record(0, groups, example, accuracy, training, time.perf_counter() - start)
             ]
-            # Training changed weights, not layers: the trace above still holds.
             self._prune_to(self.prune_ratio, train, valid, example, units=(structure, groups))
         return self
 
@@ -679,6 +713,9 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         self._check_params()
+        # Fitted before layers could be left unpruned:
+        self.__dict__.setdefault("_unpruned_layers", set())
+        self.__dict__.setdefault("_frozen_units", {})
         # The last round may have been undone by min_accuracy_ratio.
         left = next(r["units"] for r in reversed(self.pruning_history_) if r["accepted"])
         if prune_ratio is None:
@@ -733,12 +770,12 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         valid = valid or train
         rng = np.random.default_rng(self._seed + len(self.pruning_history_))
         dense_accuracy = self.pruning_history_[0]["valid_accuracy"]
-        target = self._units_kept(prune_ratio)
+        goal = self._units_kept(prune_ratio)
         accepted_module = copy.deepcopy(self.net_.module_)
         accepted_initial = copy.deepcopy(self.initial_module_)
-        structure, groups = units if units is not None else self._find_units(example)
-        target = max(target, len(groups))
-        left = sum(group.size for group in groups)
+        accepted_frozen = dict(self._frozen_units)
+        structure, groups = units if units is not None else self._find_units(example, train)
+        left, target = self._units_left(groups), max(goal, self._fewest_units(groups))
         expected = max(0, math.ceil(math.log(max(target, 1) / left) / math.log(1 - self.drop_fraction)))
         progress = tqdm(total=expected, desc="DropNet rounds", unit="round", disable=not self.verbose)
         device = self.net_.device
@@ -760,8 +797,8 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
                 self._set_module(self._reinitialised(self.net_.module_))
                 training = self._train_round(train)
                 accuracy = self._accuracy(valid)
-                structure, groups = self._find_units(example)
-                left = sum(group.size for group in groups)
+                structure, groups = self._find_units(example, train)
+                left, target = self._units_left(groups), max(goal, self._fewest_units(groups))
                 record = self._record(
                     len(self.pruning_history_), groups, example, accuracy, training, time.perf_counter() - start
                 )
@@ -770,15 +807,16 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
                 progress.update()
                 if self.min_accuracy_ratio is not None and accuracy < self.min_accuracy_ratio * dense_accuracy:
                     record["accepted"] = False
-                    self._restore(accepted_module, accepted_initial)
+                    self._restore(accepted_module, accepted_initial, accepted_frozen)
                     break
                 accepted_module = copy.deepcopy(self.net_.module_)
                 accepted_initial = copy.deepcopy(self.initial_module_)
+                accepted_frozen = dict(self._frozen_units)
         except KeyboardInterrupt:
             # Keep the last completed round, then let Ctrl-C stop the caller:
             # a grid search or an ensemble must not go on with a network cut
             # short as if it had been pruned as asked.
-            self._restore(accepted_module, accepted_initial)
+            self._restore(accepted_module, accepted_initial, accepted_frozen)
             rounds = sum(r["accepted"] for r in self.pruning_history_) - 1
             raise KeyboardInterrupt(
                 f"Pruning interrupted; the estimator keeps the network of the last "
@@ -795,9 +833,10 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         self.net_.module_ = module
         self.net_.module = module
 
-    def _restore(self, module, initial):
+    def _restore(self, module, initial, frozen_units):
         self._set_module(module)
         self.initial_module_ = initial
+        self._frozen_units = frozen_units
         self.net_.initialize_optimizer()
 
     @property

@@ -59,6 +59,11 @@ ACTIVATION_TYPES = (
 )
 
 
+# Along a chain after an activation, the modules whose output for a zero
+# input need not be zero.
+_SHIFTING_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d) + ACTIVATION_TYPES
+
+
 @dataclass(frozen=True)
 class Probe:
     """Where to read one prunable layer's post-activation.
@@ -74,12 +79,20 @@ class Probe:
         activation module may be applied more than once).
     channel_dim : int
         Dimension of the activation that indexes the layer's units.
+    chain_end : str
+        Qualified name of the last module of the per-channel chain that
+        starts with the activation (the activation itself, or e.g. a
+        ``BatchNorm`` after it). Switching a unit off means zeroing it there.
+    chain_end_call : int
+        Which call of ``chain_end`` within one forward pass.
     """
 
     layer: str
     activation: str
     call: int
     channel_dim: int
+    chain_end: str
+    chain_end_call: int
 
 
 @dataclass(frozen=True)
@@ -144,18 +157,25 @@ def _follow(calls, start, tensor):
     return None, tensor
 
 
-def _reaches_output(calls, start, tensor, outputs):
-    """Whether ``tensor`` becomes a network output through element-wise modules only.
+def _chain_end(calls, start):
+    """Follow the per-channel chain that starts at the activation call ``start``.
 
-    A layer followed by ``Sigmoid`` (or ``ReLU``, before a softmax the user
-    leaves to the loss) and nothing else computes the class scores: it is an
-    output layer, though an activation follows it.
+    The chain follows the activation's output through channel-preserving
+    modules and further activations (``ReLU -> BatchNorm``, say). Returns
+    the index of its last call that changes values -- a ``BatchNorm`` or an
+    activation, where switching a unit off means zeroing it -- and the
+    chain's final output (is it the network's output?). Identity-like
+    modules (``Dropout``, ``Identity``) are passed through but do not end
+    the chain: an ``nn.Identity`` shortcut may carry the tensor elsewhere.
     """
+    end, tensor = start, calls[start][3]
     for index in range(start + 1, len(calls)):
         _, mod, inp, out = calls[index]
         if inp is tensor and isinstance(mod, CHANNEL_PRESERVING_TYPES + ACTIVATION_TYPES):
             tensor = out
-    return any(tensor is t for t in outputs)
+            if isinstance(mod, _SHIFTING_TYPES):
+                end = index
+    return end, tensor
 
 
 def tied_parameters(module):
@@ -203,10 +223,14 @@ def inspect_network(module, example_input):
             if any(last is t for t in outputs):
                 output_layers.add(name)
             continue
-        if _reaches_output(calls, activation_index, calls[activation_index][3], outputs):
+        end, last = _chain_end(calls, activation_index)
+        if any(last is t for t in outputs):
+            # Class scores through an activation (a final Sigmoid): an output layer.
             output_layers.add(name)
             continue
         act_name = calls[activation_index][0]
         channel_dim = -1 if isinstance(mod, nn.Linear) else 1
-        probes[name] = Probe(name, act_name, call_number[activation_index], channel_dim)
+        probes[name] = Probe(
+            name, act_name, call_number[activation_index], channel_dim, calls[end][0], call_number[end]
+        )
     return NetworkStructure(probes=probes, output_layers=frozenset(output_layers))

@@ -13,8 +13,8 @@ out by :func:`~sklearn_dropnet._surgery.find_unit_groups` before this.)
 
 So before every round the groups are tested on a copy of the network:
 every other unit of every group is removed, and the copy's output is
-compared with the full network's output with those units zeroed at their
-probes. Only when that fails is each group tested alone, to leave out just
+compared with the full network's output with those units zeroed after their
+activations (after a ``BatchNorm`` that follows the activation, if any). Only when that fails is each group tested alone, to leave out just
 the groups that fail, with a warning naming them.
 """
 
@@ -47,18 +47,23 @@ def _test_units(group):
 
 
 def _zeroing_hooks(module, structure, groups, units):
-    """Forward hooks that zero ``units[group.name]`` of each group at every member's probe."""
-    by_activation = {}
+    """Forward hooks that zero ``units[group.name]`` of each group, for every member.
+
+    A unit is zeroed at the end of its probe's per-channel chain: after the
+    activation, or after a ``BatchNorm`` that follows the activation (which
+    would turn a zero into its shift).
+    """
+    by_module = {}
     for group in groups:
         for layer, channels, roots in group.members:
             zeroed = channels[np.isin(roots, units[group.name])]
             probe = structure.probes[layer]
-            by_activation.setdefault(probe.activation, []).append(
-                (probe.call, probe.channel_dim, torch.as_tensor(zeroed))
+            by_module.setdefault(probe.chain_end, []).append(
+                (probe.chain_end_call, probe.channel_dim, torch.as_tensor(zeroed))
             )
     modules = dict(module.named_modules())
     handles = []
-    for name, targets in by_activation.items():
+    for name, targets in by_module.items():
         calls = [0]
 
         def hook(mod, inputs, output, targets=targets, calls=calls):

@@ -29,13 +29,15 @@ def fit(module, X, y, **params):
 class ChannelsLast(nn.Module):
     """conv -> ReLU -> permute to (n, h, w, c) -> flatten -> hidden Linear -> output."""
 
-    def __init__(self):
+    def __init__(self, bias=True, zero_head=False):
         super().__init__()
-        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.conv = nn.Conv2d(1, 4, 3, padding=1, bias=bias)
         self.conv_act = nn.ReLU()
         self.hidden = nn.Linear(4 * 64, 16)
         self.hidden_act = nn.ReLU()
         self.out = nn.Linear(16, 10)
+        if zero_head:  # common practice; the output is constant until trained
+            nn.init.zeros_(self.out.weight)
 
     def forward(self, x):
         x = self.conv_act(self.conv(x)).permute(0, 2, 3, 1).flatten(1)
@@ -62,6 +64,36 @@ def test_channels_last_filters_stay_and_the_rest_is_pruned(images):
     assert clf.module_.conv.out_channels == 4
     assert clf.module_.hidden.out_features == 8
     assert [r["units"] for r in clf.pruning_history_] == [16, 8]  # hidden only
+
+
+def test_the_check_sees_trained_weights_and_more_than_two_samples(images):
+    # A zero-initialised head makes every removal look exact before training;
+    # blank first images hide a wrongly mapped filter on two samples.
+    X, y = images
+    blank = X.copy()
+    blank[:2] = 0
+    for module, data in ((ChannelsLast(zero_head=True), X), (ChannelsLast(bias=False), blank)):
+        with pytest.warns(UnitRemovalWarning, match="layer 'conv' unpruned"):
+            clf = fit(module, data, y, reinit="none")
+        assert clf.module_.conv.out_channels == 4
+        assert clf.pruning_history_[-1]["units_per_layer"] == {"hidden": clf.module_.hidden.out_features}
+
+
+def test_batch_norm_after_the_activation_is_exact_with_trained_statistics(images):
+    X, y = images
+    net = nn.Sequential(
+        nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.BatchNorm1d(16),
+        nn.Linear(16, 12), nn.ReLU(), nn.BatchNorm1d(12), nn.Linear(12, 10),
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnitRemovalWarning)
+        clf = fit(net, X, y, prune_ratio=0.75, drop_fraction=0.3, max_epochs=2)
+    record = clf.pruning_history_[-1]
+    assert record["units"] == clf.module_[1].out_features + clf.module_[4].out_features == 7
+    assert record["fraction_left"] == pytest.approx(7 / 28, abs=1e-6)
+    bn = clf.module_[3]
+    assert bn.num_features == clf.module_[1].out_features
+    assert bn.running_mean.abs().max() > 0  # trained statistics: zero is shifted
 
 
 class Grouped(nn.Module):
@@ -198,3 +230,28 @@ def test_every_group_of_the_built_in_models_passes(make, shape):
         assert exactly_removable(net, x, structure, groups) == groups
     assert len(groups) > 1
     assert np.all([group.size > 1 for group in groups])
+
+
+def test_a_layer_refused_in_a_later_round_is_frozen_and_still_counted(images, monkeypatch):
+    # Whether a removal is exact can depend on the weights; should a layer
+    # that passed fail later, its units stay and stay in the history.
+    import sklearn_dropnet._dropnet as dropnet
+
+    calls = []
+
+    def refuse_layer_1_from_the_third_check(module, inputs, structure, groups):
+        calls.append(1)
+        return [g for g in groups if g.name != "1"] if len(calls) >= 3 else groups
+
+    monkeypatch.setattr(dropnet, "exactly_removable", refuse_layer_1_from_the_third_check)
+    X, y = images
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 10))
+    clf = fit(net, X, y, prune_ratio=0.75, drop_fraction=0.3)
+    history = clf.pruning_history_
+    sizes = [r["units_per_layer"] for r in history]
+    # Refused by the check after round 2: layer 1 keeps its 8 units from then on.
+    assert sizes == [{"1": 16, "3": 12}, {"1": 11, "3": 9}, {"1": 8, "3": 6}, {"1": 8, "3": 2}, {"1": 8, "3": 1}]
+    assert (clf.module_[1].out_features, clf.module_[3].out_features) == (8, 1)
+    # The goal of 7 units is out of reach: pruning stops at 8 + 1.
+    assert [r["units"] for r in history] == [28, 20, 14, 10, 9]
+    assert history[-1]["fraction_left"] == pytest.approx(9 / 28, abs=1e-6)
