@@ -84,7 +84,7 @@ def _check_number(name, value, low, high, low_open=False, high_open=False, kind=
         raise TypeError(f"{name} must be a number, got {value!r}.")
     too_low = value <= low if low_open else value < low
     too_high = value >= high if high_open else value > high
-    if too_low or too_high or math.isnan(value):
+    if value != value or too_low or too_high:  # NaN is in no interval
         interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
         raise ValueError(f"{name} must be in {interval}, got {value!r}.")
 
@@ -567,14 +567,18 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         self.net_.initialize_optimizer()
         self.net_.initialize_history()
         # skorch's partial_fit swallows every KeyboardInterrupt, Ctrl-C
-        # included; here only early stopping's own interrupt is absorbed and
-        # a user's Ctrl-C reaches the pruning loop.
-        early_stopping = dict(self.net_.callbacks_)["dropnet_early_stopping"]
+        # included; here only the interrupt of an early stopping that has run
+        # out of patience (DropNet's own, or one in the user's callbacks) is
+        # absorbed, and a user's Ctrl-C reaches the pruning loop.
         self.net_.notify("on_train_begin", X=X, y=y)
         try:
             self.net_.fit_loop(X, y)
         except KeyboardInterrupt:
-            if early_stopping.misses_ < early_stopping.patience:
+            stopped = [
+                callback for _, callback in self.net_.callbacks_
+                if isinstance(callback, EarlyStopping) and callback.misses_ >= callback.patience
+            ]  # fmt: skip
+            if not stopped:
                 raise
         self.net_.notify("on_train_end", X=X, y=y)
         return len(self.net_.history), time.perf_counter() - start
@@ -773,8 +777,8 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         goal = self._units_kept(prune_ratio)
         accepted_module = copy.deepcopy(self.net_.module_)
         accepted_initial = copy.deepcopy(self.initial_module_)
-        accepted_frozen = dict(self._frozen_units)
         structure, groups = units if units is not None else self._find_units(example, train)
+        accepted_frozen = dict(self._frozen_units)
         left, target = self._units_left(groups), max(goal, self._fewest_units(groups))
         expected = max(0, math.ceil(math.log(max(target, 1) / left) / math.log(1 - self.drop_fraction)))
         progress = tqdm(total=expected, desc="DropNet rounds", unit="round", disable=not self.verbose)

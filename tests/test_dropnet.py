@@ -782,3 +782,20 @@ def test_read_only_arrays_give_no_warning(digits, monkeypatch):
         clf.prune(X, y[:150])
         assert clf.predict_proba(X).shape == (150, 10)
     assert not X.flags.writeable
+
+
+def test_a_users_early_stopping_ends_a_round_not_the_fit(digits):
+    # skorch's EarlyStopping stops training with a KeyboardInterrupt; only a
+    # Ctrl-C (no early stopping out of patience) may stop the fit.
+    from skorch.callbacks import EarlyStopping
+
+    X, y = digits
+    mine = EarlyStopping(monitor="train_loss", patience=1, threshold=1.0)
+    clf = small(max_epochs=50, patience=20, prune_ratio=0.5, callbacks=[("mine", mine)])
+    clf.fit(X[:200], y[:200])
+    assert clf.pruning_history_[-1]["fraction_left"] <= 0.5
+    assert all(record["epochs"] == 2 for record in clf.pruning_history_)  # mine stopped each
+
+
+def test_huge_integer_parameters_do_not_overflow():
+    DropNetClassifier(max_epochs=10**400, batch_size=10**400)._check_params()

@@ -255,3 +255,31 @@ def test_a_layer_refused_in_a_later_round_is_frozen_and_still_counted(images, mo
     # The goal of 7 units is out of reach: pruning stops at 8 + 1.
     assert [r["units"] for r in history] == [28, 20, 14, 10, 9]
     assert history[-1]["fraction_left"] == pytest.approx(9 / 28, abs=1e-6)
+
+
+def test_the_check_runs_without_tf32_and_restores_the_settings():
+    from sklearn_dropnet import _removal_check
+
+    conv, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    if hasattr(conv, "conv") and hasattr(conv.conv, "fp32_precision"):
+        conv, name, full = conv.conv, "fp32_precision", "ieee"
+    else:
+        name, full = "allow_tf32", False
+    before = getattr(conv, name), getattr(matmul, name)
+    with _removal_check._full_float32_precision():
+        assert (getattr(conv, name), getattr(matmul, name)) == (full, full)
+    assert (getattr(conv, name), getattr(matmul, name)) == before
+
+
+def test_layers_that_only_fail_together_are_left_unpruned_with_a_warning(monkeypatch):
+    from sklearn_dropnet import _removal_check
+
+    monkeypatch.setattr(
+        _removal_check, "_mismatch",
+        lambda module, x, structure, groups: "made up" if len(groups) > 1 else None,
+    )  # fmt: skip
+    net, x = models.MLP(input_shape=(64,), n_classes=10), torch.randn(2, 64)
+    structure = inspect_network(net, x)
+    groups = find_unit_groups(net, x, structure)
+    with pytest.warns(UnitRemovalWarning, match=r"layers \[.*\] unpruned: removing their units together"):
+        assert exactly_removable(net, x, structure, groups) == []
