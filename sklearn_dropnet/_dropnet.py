@@ -574,11 +574,10 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         try:
             self.net_.fit_loop(X, y)
         except KeyboardInterrupt:
-            stopped = [
-                callback for _, callback in self.net_.callbacks_
-                if isinstance(callback, EarlyStopping) and callback.misses_ >= callback.patience
-            ]  # fmt: skip
-            if not stopped:
+            if not any(
+                isinstance(callback, EarlyStopping) and callback.misses_ >= callback.patience
+                for _, callback in self.net_.callbacks_
+            ):
                 raise
         self.net_.notify("on_train_end", X=X, y=y)
         return len(self.net_.history), time.perf_counter() - start

@@ -6,7 +6,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ._eval_mode import eval_mode
+from ._eval_mode import eval_mode, evaluate
 from ._probes import record_calls
 
 
@@ -133,8 +133,8 @@ def count_macs(module, example_input):
     >>> count_macs(net, torch.zeros(5, 4))  # 4 * 8 + 8 * 3
     56
     """
-    with eval_mode(module), torch.no_grad(), FlopCounterMode(display=False) as counter:
-        module(example_input[:1])
+    with FlopCounterMode(display=False) as counter:
+        evaluate(module, example_input[:1])
     return counter.get_total_flops() // 2
 
 

@@ -28,6 +28,7 @@ import torch
 from ._eval_mode import evaluate
 from ._probes import tied_parameters
 from ._surgery import remove_units
+from ._unit_mask import UnitMask
 from .exceptions import UnitRemovalWarning
 
 # Removing units sums fewer terms in another order; a wrong index mapping
@@ -45,39 +46,6 @@ def _test_units(group):
     """
     rng = np.random.default_rng(group.size)
     return np.sort(rng.choice(group.size, size=group.size // 2, replace=False))
-
-
-def _zeroing_hooks(module, structure, groups, units):
-    """Forward hooks that zero ``units[group.name]`` of each group, for every member.
-
-    A unit is zeroed at the end of its probe's per-channel chain: after the
-    activation, or after a ``BatchNorm`` that follows the activation (which
-    would turn a zero into its shift).
-    """
-    by_module = {}
-    for group in groups:
-        for layer, channels, roots in group.members:
-            zeroed = channels[np.isin(roots, units[group.name])]
-            probe = structure.probes[layer]
-            by_module.setdefault(probe.chain_end, []).append(
-                (probe.chain_end_call, probe.channel_dim, torch.as_tensor(zeroed))
-            )
-    modules = dict(module.named_modules())
-    handles = []
-    for name, targets in by_module.items():
-        calls = [0]
-
-        def hook(mod, inputs, output, targets=targets, calls=calls):
-            call = calls[0]
-            calls[0] += 1
-            output = output.clone()
-            for target_call, dim, channels in targets:
-                if target_call == call:
-                    output.index_fill_(dim, channels.to(output.device), 0.0)
-            return output
-
-        handles.append(modules[name].register_forward_hook(hook))
-    return handles
 
 
 @contextlib.contextmanager
@@ -108,7 +76,9 @@ def _mismatch(module, example_input, structure, groups):
 
 def _compare_removal(module, example_input, structure, groups):
     units = {group.name: _test_units(group) for group in groups}
-    expected = evaluate(module, example_input, _zeroing_hooks(module, structure, groups, units))
+    with UnitMask(module, structure.probes, groups) as mask:
+        mask.set(units)
+        expected = evaluate(module, example_input)
     smaller = copy.deepcopy(module)
     try:
         remove_units(smaller, example_input, units)

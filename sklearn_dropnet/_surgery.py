@@ -59,8 +59,6 @@ class UnitGroup:
     members: tuple
 
 
-
-
 def _dependency_graph(module, example_input):
     return tp.DependencyGraph().build_dependency(module, example_inputs=example_input, verbose=False)
 
