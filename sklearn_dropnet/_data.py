@@ -175,6 +175,15 @@ class LabelledData:
             for start in range(0, len(self.X), batch_size):
                 yield torch.as_tensor(self.X[start : start + batch_size]).to(device)
 
+    def spread_inputs(self, device, n_samples):
+        """``n_samples`` inputs evenly spaced over the data, as one tensor on ``device``.
+
+        Spread rather than the first ones: data sorted by class (as iris and
+        many image folders are) would otherwise show only its first class.
+        """
+        indices = np.unique(np.linspace(0, len(self) - 1, min(n_samples, len(self))).round().astype(int))
+        return next(iter(self.subset(indices).input_batches(device, batch_size=len(indices))))
+
     def example(self, device):
         """The first two inputs, to trace the network with."""
         return next(iter(self.input_batches(device, batch_size=2)))

@@ -65,8 +65,8 @@ ROUTED_PREFIXES = (
 )
 
 
-# Inputs the removal check runs on: enough that a wrongly mapped unit is
-# unlikely to be zero on all of them.
+# Inputs the removal check runs on, spread over the training data: enough
+# that a wrongly mapped unit is unlikely to be zero on all of them.
 _CHECK_SAMPLES = 32
 
 
@@ -536,8 +536,8 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
     def _find_units(self, example, data, freeze=True):
         """Trace the current network: its probes and the unit groups to prune.
 
-        Only groups whose units can be removed exactly, checked on the first
-        inputs of ``data`` with the current weights (see
+        Only groups whose units can be removed exactly, checked on inputs
+        spread over ``data`` with the current weights (see
         :func:`~sklearn_dropnet._removal_check.exactly_removable`). A group
         that fails is never checked again: on the dense network it is not
         one of the network's units (``_unpruned_layers``); after it has been
@@ -551,7 +551,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             group for group in find_unit_groups(self.net_.module_, example, structure)
             if group.name not in skipped
         ]  # fmt: skip
-        inputs = next(iter(data.input_batches(self.net_.device, batch_size=_CHECK_SAMPLES)))
+        inputs = data.spread_inputs(self.net_.device, _CHECK_SAMPLES)
         kept = exactly_removable(self.net_.module_, inputs, structure, groups)
         refused = [group for group in groups if group not in kept]
         if freeze:

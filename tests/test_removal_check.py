@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from sklearn_dropnet import DropNetClassifier, models
+from sklearn_dropnet._data import EncodedDataset, LabelledData
 from sklearn_dropnet._probes import inspect_network
 from sklearn_dropnet._removal_check import exactly_removable
 from sklearn_dropnet._surgery import find_unit_groups, remove_units
@@ -77,6 +78,28 @@ def test_the_check_sees_trained_weights_and_more_than_two_samples(images):
             clf = fit(module, data, y, reinit="none")
         assert clf.module_.conv.out_channels == 4
         assert clf.pruning_history_[-1]["units_per_layer"] == {"hidden": clf.module_.hidden.out_features}
+
+
+def test_the_check_sees_inputs_spread_over_sorted_data(images):
+    # Sorted data without a validation split: the first 32 training images
+    # are blank, and a wrongly mapped filter is 0 on every one of them.
+    X, y = images
+    order = np.argsort(y, kind="stable")
+    blank, labels = X[order].copy(), y[order]
+    blank[: len(blank) // 2] = 0
+    with pytest.warns(UnitRemovalWarning, match="layer 'conv' unpruned"):
+        clf = fit(ChannelsLast(bias=False), blank, labels, validation_fraction=0)
+    assert clf.module_.conv.out_channels == 4
+
+
+@pytest.mark.parametrize("as_dataset", [False, True])
+def test_spread_inputs_cover_the_data_evenly(as_dataset):
+    X, y = np.arange(100, dtype=np.float32).reshape(100, 1), np.zeros(100, dtype=np.int64)
+    if as_dataset:
+        X = EncodedDataset(torch.utils.data.TensorDataset(torch.from_numpy(X)), y)
+    data = LabelledData(X, y)
+    assert data.spread_inputs("cpu", 5).flatten().tolist() == [0, 25, 50, 74, 99]
+    assert data.spread_inputs("cpu", 500).flatten().tolist() == list(range(100))
 
 
 def test_batch_norm_after_the_activation_is_exact_with_trained_statistics(images):
