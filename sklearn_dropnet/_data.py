@@ -52,7 +52,14 @@ class EncodedDataset(Dataset):
 
     def __getitem__(self, index):
         x = self.dataset[index][0]
-        x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+        if not isinstance(x, torch.Tensor):
+            array = np.asarray(x)
+            if array.dtype.kind not in "biuf":
+                raise TypeError(
+                    "A Dataset passed as X must yield (x, label) pairs whose x is a tensor or an "
+                    f"array of numbers; item {index}'s x is a {type(x).__name__}."
+                )
+            x = torch.as_tensor(array)
         return x.float(), int(self.encoded_labels[index])
 
 

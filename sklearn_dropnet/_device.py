@@ -3,14 +3,16 @@
 Torch reports a bad device name, a missing CUDA driver or a GPU index out
 of range from deep inside its first allocation. :func:`check_device` says
 what is wrong in one line, before any work starts. :func:`seeded_generators`
-seeds the generators a fit on that device draws from, and only those.
+seeds the generators a fit on that device draws from, and only those;
+:func:`preserved_generators` leaves them as they were.
 """
 
 import contextlib
+import threading
 
 import torch
 
-__all__ = ["check_device", "seeded_generators"]
+__all__ = ["check_device", "preserved_generators", "seeded_generators"]
 
 
 def check_device(device):
@@ -62,12 +64,28 @@ def check_device(device):
             )
     if parsed.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"device={device!r}: MPS is not available on this machine; use device='cpu'.")
+    if parsed.type not in ("cpu", "cuda", "mps"):
+        is_available = getattr(getattr(torch, parsed.type, None), "is_available", None)
+        if is_available is None or not is_available():
+            raise ValueError(
+                f"device={device!r}: no {parsed.type!r} device is available to train on "
+                "with this torch; use 'cpu', 'cuda' or 'mps'."
+            )
     return parsed
+
+
+# Torch has one random generator per device and process: fits in threads of
+# one process (joblib's threading backend, a Dask worker's threads) would
+# draw from and reseed each other's. They take turns instead.
+_GENERATORS_LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
 def seeded_generators(seed, device):
     """Seed the CPU generator and ``device``'s, and restore both on exit.
+
+    Other threads' :func:`seeded_generators` and :func:`preserved_generators`
+    wait until the block ends.
 
     ``torch.manual_seed`` seeds every device, and ``torch.random.fork_rng``
     restores only those it is told of. Here the CPU generator (weights are
@@ -96,10 +114,7 @@ def seeded_generators(seed, device):
     (True, True)
     """
     parsed = torch.device("cpu" if device is None else device)
-    cuda_devices = []
-    if parsed.type == "cuda":
-        cuda_devices = [torch.cuda.current_device() if parsed.index is None else parsed.index]
-    with torch.random.fork_rng(devices=cuda_devices, device_type="cuda"):
+    with preserved_generators(device) as cuda_devices:
         torch.random.default_generator.manual_seed(seed)
         for index in cuda_devices:
             with torch.cuda.device(index):
@@ -107,3 +122,29 @@ def seeded_generators(seed, device):
         if parsed.type == "mps":
             torch.mps.manual_seed(seed)
         yield
+
+
+@contextlib.contextmanager
+def preserved_generators(device):
+    """Restore the CPU generator and a CUDA ``device``'s on exit.
+
+    For work that draws from them without needing a seed (a ``DataLoader``
+    draws one number per pass, even to predict). Yields the indices of the
+    CUDA devices restored.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_dropnet._device import preserved_generators
+    >>> before = torch.get_rng_state()
+    >>> with preserved_generators("cpu"):
+    ...     _ = torch.rand(2)
+    >>> torch.equal(torch.get_rng_state(), before)
+    True
+    """
+    parsed = torch.device("cpu" if device is None else device)
+    cuda_devices = []
+    if parsed.type == "cuda":
+        cuda_devices = [torch.cuda.current_device() if parsed.index is None else parsed.index]
+    with _GENERATORS_LOCK, torch.random.fork_rng(devices=cuda_devices, device_type="cuda"):
+        yield cuda_devices

@@ -7,13 +7,16 @@ by its mean |post-activation| on the training data, remove the lowest
 units are gone (Tan & Motani, ICML 2020, Algorithm 1).
 """
 
+import contextlib
 import copy
 import inspect
 import math
 import time
+from collections.abc import Mapping
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import train_test_split
@@ -40,12 +43,12 @@ from ._data import (
     float_inputs,
     training_loader,
 )
-from ._device import check_device, seeded_generators
+from ._device import check_device, preserved_generators, seeded_generators
 from ._eval_mode import evaluate
 from ._network_cost import count_macs, count_parameters
-from ._probes import inspect_network
+from ._probes import inspect_network, parametrized_layers, prunable_layers_hint
 from ._removal_check import exactly_removable
-from ._surgery import find_unit_groups, remove_units
+from ._surgery import remove_units, trace_unit_groups, warn_unpruned
 from ._unit_scores import SCORES, is_valid_score, score_units
 from ._unit_selection import SCOPES, choose_units_to_drop
 from .exceptions import PruningError
@@ -125,6 +128,42 @@ def _predict_nonlinearity(criterion):
     """
     is_class = isinstance(criterion, type) and issubclass(criterion, nn.NLLLoss)
     return None if is_class or isinstance(criterion, nn.NLLLoss) else _softmax
+
+
+_UNSET = object()
+
+
+def _same(a, b):
+    """Whether two parameter values are the same (unequal if they cannot be compared)."""
+    if a is b:
+        return True
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:  # arrays, objects without a plain equality
+        return False
+
+
+def _same_objects(a, b):
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b))
+
+
+@contextlib.contextmanager
+def _default_dtype(dtype):
+    saved = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(saved)
+
+
+def _reject_input_dict(X):
+    if isinstance(X, Mapping) and not sp.issparse(X):  # a dok sparse matrix is a dict
+        raise TypeError(
+            "X must be an array of samples or a torch Dataset of (x, label) pairs, not a "
+            f"{type(X).__name__}: DropNet traces and prunes a network of one input tensor, "
+            "so skorch's dict of several inputs is not supported."
+        )
 
 
 def _writable(X):
@@ -384,6 +423,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
 
     def _validate_training_data(self, X, y):
         """Check ``X, y`` and set ``classes_``, ``input_shape_``, ``n_features_in_``."""
+        _reject_input_dict(X)
         if isinstance(X, TorchDataset):
             if y is not None:
                 raise ValueError("When X is a torch Dataset of (x, label) pairs, y must be None.")
@@ -413,6 +453,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
     def _validate_inference_data(self, X):
         """Check ``X`` against the fitted sample shape; its inputs become float32, a Dataset's too."""
         check_is_fitted(self)
+        _reject_input_dict(X)
         if isinstance(X, TorchDataset):
             return self._validate_inference_dataset(X)
         shape = getattr(X, "shape", None)
@@ -444,9 +485,23 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
     # building blocks
     # ------------------------------------------------------------------
     def _build_module(self):
+        """A new network in float32, the type of the inputs it is given."""
+        module = self._new_module()
+        wrong = sorted({
+            str(p.dtype) for p in module.parameters() if p.is_floating_point() and p.dtype != torch.float32
+        })  # fmt: skip
+        if wrong:
+            raise ValueError(
+                f"The module's parameters are {', '.join(wrong)}, but DropNetClassifier gives "
+                "the network float32 inputs: pass module.float()."
+            )
+        return module
+
+    def _new_module(self):
         kwargs = self._prefixed("module__")
         if self.module is None:
-            return MLP(input_shape=self.input_shape_, n_classes=len(self.classes_), **kwargs)
+            with _default_dtype(torch.float32):
+                return MLP(input_shape=self.input_shape_, n_classes=len(self.classes_), **kwargs)
         if isinstance(self.module, nn.Module):
             if kwargs:
                 raise ValueError("module__* parameters need module to be a class, not an instance.")
@@ -458,7 +513,8 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             kwargs.setdefault("input_shape", self.input_shape_)
         if "n_classes" in signature:
             kwargs.setdefault("n_classes", len(self.classes_))
-        return self.module(**kwargs)
+        with _default_dtype(torch.float32):  # whatever the caller's default
+            return self.module(**kwargs)
 
     def _split(self, data, seed):
         """Hold out ``validation_fraction`` (stratified when every class can spare one).
@@ -479,20 +535,28 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         )
         return data.subset(train), data.subset(valid)
 
-    def _make_net(self, module, valid):
-        callbacks = list(self.callbacks or [])
-        monitor = "valid_loss" if valid is not None else "train_loss"
-        callbacks.append(
-            (
-                "dropnet_early_stopping",
-                EarlyStopping(monitor=monitor, patience=int(self.patience), load_best=True),
+    def _check_batch_sizes(self, module, train):
+        """BatchNorm cannot train on a batch of one sample: say so before torch does."""
+        if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules()):
+            return
+        if len(train) == 1:
+            raise ValueError(
+                "The module has BatchNorm layers, which cannot train on one sample, and one "
+                "training sample is left after the validation split: give more samples or "
+                "a smaller validation_fraction."
             )
-        )
+        if int(self.batch_size) == 1:
+            raise ValueError(
+                "The module has BatchNorm layers, which cannot train on batches of one "
+                "sample: use batch_size >= 2."
+            )
+
+    def _net_params(self, valid):
+        """The skorch net's parameters, from this estimator's, but its module and callbacks."""
         skorch_kwargs = {
             k: v for k, v in self._routed_params().items() if not k.startswith("module__")
         }
-        net = NeuralNetClassifier(
-            module=module,
+        return dict(
             criterion=self.criterion,
             optimizer=self.optimizer,
             lr=self.lr,
@@ -501,13 +565,21 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             batch_size=int(self.batch_size),
             device=self.device,
             classes=list(range(len(self.classes_))),
-            callbacks=callbacks,
             iterator_train=training_loader,
             predict_nonlinearity=_predict_nonlinearity(self.criterion),
             train_split=predefined_split(valid.skorch_dataset()) if valid is not None else None,
             verbose=int(self.verbose > 1),
             **skorch_kwargs,
-        ).initialize()
+        )
+
+    def _early_stopping(self, valid):
+        """The early stopping callback's settings."""
+        return {"monitor": "valid_loss" if valid is not None else "train_loss", "patience": int(self.patience)}
+
+    def _make_net(self, module, valid):
+        stopping = EarlyStopping(load_best=True, **self._early_stopping(valid))
+        callbacks = [*(self.callbacks or []), ("dropnet_early_stopping", stopping)]
+        net = NeuralNetClassifier(module=module, callbacks=callbacks, **self._net_params(valid)).initialize()
         # When a model fitted on a GPU is loaded where there is none, skorch
         # maps the attributes with these prefixes to the CPU. Its ``module``
         # parameter holds the trained network too (see ``_set_module``):
@@ -515,14 +587,40 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         net.cuda_dependent_attributes_ = [*net.cuda_dependent_attributes_, "module"]
         return net
 
+    def _update_net(self, valid):
+        """Give ``net_`` the parameters set since ``fit`` (for ``prune``).
+
+        Its trained module stays, and so does the state of the callbacks
+        unless they themselves changed.
+        """
+        net = self.net_
+        current = net.get_params(deep=False)
+        changed = {
+            key: value for key, value in self._net_params(valid).items()
+            if key == "train_split" or not _same(current.get(key, _UNSET), value)
+        }  # fmt: skip
+        user_callbacks = list(self.callbacks or [])
+        stopping = current["callbacks"][-1]
+        if not _same_objects(current["callbacks"][:-1], user_callbacks):
+            changed["callbacks"] = [*user_callbacks, stopping]
+        net.set_params(**changed)
+        if "callbacks" in changed:
+            net.initialize_callbacks()
+        if "device" in changed:
+            self._set_module(net.module_.to(net.device))
+        if changed.keys() & {"criterion", "device"}:
+            net.initialize_criterion()
+        vars(dict(net.callbacks_)["dropnet_early_stopping"]).update(self._early_stopping(valid))
+
     def _check_module_output(self, example):
         """Run the new network on two training samples: it must give one score per class."""
         try:
             output = evaluate(self.net_.module_, example)
         except Exception as exc:
             raise ValueError(
-                f"The module failed on training samples of shape {tuple(example.shape[1:])}: "
-                f"{type(exc).__name__}: {exc}"
+                f"The module failed on training samples of shape {tuple(example.shape[1:])} "
+                f"(given as float32 tensors; a module that needs integers, for nn.Embedding, "
+                f"must convert them in forward): {type(exc).__name__}: {exc}"
             ) from exc
         expected = (len(example), len(self.classes_))
         if not isinstance(output, torch.Tensor) or tuple(output.shape) != expected:
@@ -536,29 +634,77 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
     def _find_units(self, example, data, freeze=True):
         """Trace the current network: its probes and the unit groups to prune.
 
-        Only groups whose units can be removed exactly, checked on inputs
-        spread over ``data`` with the current weights (see
-        :func:`~sklearn_dropnet._removal_check.exactly_removable`). A group
-        that fails is never checked again: on the dense network it is not
-        one of the network's units (``_unpruned_layers``); after it has been
-        counted (``freeze``, every later round) it is frozen, keeps its
-        units and they still count (``_frozen_units``), so that the history
-        stays true to the network.
+        :meth:`_trace_units`, then :meth:`_removable_units` with the
+        current weights.
         """
-        structure = inspect_network(self.net_.module_, example)
+        structure, groups = self._trace_units(example, freeze)
+        return structure, self._removable_units(structure, groups, data, freeze)
+
+    def _trace_units(self, example, freeze=True, structure=None):
+        """The network's probes and unit groups, from its structure alone.
+
+        A layer is traced, refused and warned about once per fit: on the
+        dense network a refused layer is not one of the network's units
+        (``_unpruned_layers``); after it has been counted (``freeze``, every
+        later round) it is frozen, keeps its units and they still count
+        (``_frozen_units``), so that the history stays true to the network.
+        """
+        if structure is None:
+            structure = inspect_network(self.net_.module_, example)
         skipped = self._unpruned_layers | set(self._frozen_units)
-        groups = [
-            group for group in find_unit_groups(self.net_.module_, example, structure)
-            if group.name not in skipped
-        ]  # fmt: skip
+        groups, refused = trace_unit_groups(self.net_.module_, example, structure)
+        groups = [group for group in groups if group.name not in skipped]
+        for name, (size, reason) in refused.items():
+            if name not in skipped:
+                warn_unpruned(name, reason, stacklevel=4)
+                self._refuse(name, size, freeze)
+        return structure, groups
+
+    def _refuse(self, name, size, freeze):
+        if freeze:
+            self._frozen_units[name] = size
+        else:
+            self._unpruned_layers.add(name)
+
+    def _removable_units(self, structure, groups, data, freeze=True):
+        """``groups`` without those whose removal is not exact with the current weights.
+
+        Checked on inputs spread over ``data`` (see
+        :func:`~sklearn_dropnet._removal_check.exactly_removable`); a group
+        that fails is refused as in :meth:`_trace_units`.
+        """
         inputs = data.spread_inputs(self.net_.device, _CHECK_SAMPLES)
         kept = exactly_removable(self.net_.module_, inputs, structure, groups)
-        refused = [group for group in groups if group not in kept]
-        if freeze:
-            self._frozen_units.update({group.name: group.size for group in refused})
-        else:
-            self._unpruned_layers.update(group.name for group in refused)
-        return structure, kept
+        for group in groups:
+            if group not in kept:
+                self._refuse(group.name, group.size, freeze)
+        return kept
+
+    def _prunable_structure(self, example):
+        """The dense network's probes and unit groups; PruningError if there are none."""
+        structure = inspect_network(self.net_.module_, example)
+        if not structure.probes:
+            raise PruningError(f"No prunable layer found in the module: {prunable_layers_hint(self.net_.module_)}")
+        for name in parametrized_layers(self.net_.module_):
+            warn_unpruned(
+                name,
+                "it has parametrizations (weight_norm, spectral_norm), which Torch-Pruning does "
+                "not resize; torch.nn.utils.parametrize.remove_parametrizations removes them",
+                stacklevel=3,
+            )
+        structure, groups = self._trace_units(example, freeze=False, structure=structure)
+        if not groups:
+            self._raise_nothing_to_prune(structure)
+        return structure, groups
+
+    @staticmethod
+    def _raise_nothing_to_prune(structure):
+        raise PruningError(
+            f"None of the prunable layers {sorted(structure.probes)} can be pruned: "
+            "each is coupled to the network's output or to a shared layer, or "
+            "removing its units would change the rest of the network (see the "
+            "warnings above)."
+        )
 
     def _train_round(self, data):
         """Train ``net_.module_`` from its current weights; return epochs run and seconds."""
@@ -633,7 +779,9 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features) or (n_samples, ...), \
                 or torch Dataset
             Training data; images as (n_samples, channels, height, width). A
-            Dataset yields (x, label) pairs.
+            Dataset yields (x, label) pairs. The module receives the inputs
+            as float32 tensors (one tensor per batch; a dict of several
+            inputs is not supported).
         y : array-like of shape (n_samples,) or None
             Class labels of any type; None when ``X`` is a Dataset.
 
@@ -650,30 +798,22 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             module = self._build_module()
             self.initial_module_ = copy.deepcopy(module)
             train, valid = self._split(data, seed)
+            self._check_batch_sizes(module, train)
             self.net_ = self._make_net(module, valid)
             example = data.example(self.net_.device)
             self._check_module_output(example)
-            if not inspect_network(self.net_.module_, example).probes:
-                raise PruningError(
-                    "No prunable layer found in the module: DropNet prunes hidden nn.Linear "
-                    "and nn.Conv2d layers whose output feeds an activation module such as "
-                    "nn.ReLU (optionally through BatchNorm or Dropout). Functional "
-                    "activations (F.relu) cannot be seen; use modules."
-                )
+            # The structure is traced before training, so that a network
+            # DropNet cannot prune fails at once, not after its training.
+            self._unpruned_layers, self._frozen_units = set(), {}
+            structure, groups = self._prunable_structure(example)
             start = time.perf_counter()
             training = self._train_round(train)
             accuracy = self._accuracy(valid or train)
             # Whether a removal is exact can depend on the weights (a head
             # initialised to zero hides a wrong mapping): check the trained ones.
-            self._unpruned_layers, self._frozen_units = set(), {}
-            structure, groups = self._find_units(example, train, freeze=False)
+            groups = self._removable_units(structure, groups, train, freeze=False)
             if not groups:
-                raise PruningError(
-                    f"None of the prunable layers {sorted(structure.probes)} can be pruned: "
-                    "each is coupled to the network's output or to a shared layer, or "
-                    "removing its units would change the rest of the network (see the "
-                    "warnings above)."
-                )
+                self._raise_nothing_to_prune(structure)
             self.n_units_dense_ = sum(group.size for group in groups)
             self.pruning_history_ = [
                 self._record(0, groups, example, accuracy, training, time.perf_counter() - start)
@@ -735,7 +875,8 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         data = self._labelled_for_prune(X, y)
         with seeded_generators(self._seed + len(self.pruning_history_), self.device):
             train, valid = self._split(data, self._seed)
-            self.net_.train_split = predefined_split(valid.skorch_dataset()) if valid is not None else None
+            self._check_batch_sizes(self.net_.module_, train)
+            self._update_net(valid)  # max_epochs, lr, patience, ... set since fit
             self._prune_to(prune_ratio, train, valid, data.example(self.net_.device))
         return self
 
@@ -861,7 +1002,8 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             Probability of each class in ``classes_`` order.
         """
         X = self._validate_inference_data(X)
-        proba = self.net_.predict_proba(X).astype(np.float64)
+        with preserved_generators(self.net_.device):  # skorch's DataLoader draws a seed
+            proba = self.net_.predict_proba(X).astype(np.float64)
         return proba / proba.sum(axis=1, keepdims=True)
 
     def predict(self, X):

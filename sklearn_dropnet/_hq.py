@@ -12,6 +12,7 @@ part of the training data, and picks the team on those predictions alone:
 """
 
 import math
+import pickle
 from numbers import Integral, Real
 
 import numpy as np
@@ -226,7 +227,9 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         (``None`` means 1 unless in a :func:`joblib.parallel_config`
         context; ``-1`` means all processors). Each worker caps torch at its
         share of the cores. Works under any joblib backend, including
-        Dask's.
+        Dask's, but DropNet fits in threads of one process take turns, and
+        a network class must be importable by the workers; see
+        :ref:`dask`.
     random_state : int, RandomState instance or None, default=None
         Seeds of the clones and of the held-out split.
 
@@ -382,7 +385,15 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
                 delayed(_fit_member_out_of_fold)(member, X, y, folds, n_threads)
                 for member in members
             )
-        fitted = Parallel(n_jobs=self.n_jobs)(jobs)
+        try:
+            fitted = Parallel(n_jobs=self.n_jobs)(jobs)
+        except pickle.PicklingError as exc:
+            raise pickle.PicklingError(
+                f"The fitted members could not be sent back from joblib's worker processes "
+                f"({exc}). They travel by pickle, which finds a class by its module and name: "
+                "define the network's class in a module that can be imported (not in the "
+                "script being run), or use n_jobs=1."
+            ) from exc
         self.estimators_ = [member for member, _ in fitted]
         self.named_estimators_ = Bunch(**dict(zip(names, self.estimators_)))
         self._check_member_classes(names)

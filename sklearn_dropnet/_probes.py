@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from ._eval_mode import evaluate
 
@@ -101,6 +102,31 @@ class NetworkStructure:
 
     probes: dict  # layer name -> Probe
     output_layers: frozenset  # names of layers never to prune
+
+
+def parametrized_layers(module):
+    """Names of the ``Linear``/``Conv2d`` layers with parametrizations (never pruned)."""
+    return [
+        name for name, mod in module.named_modules()
+        if isinstance(mod, PRUNABLE_TYPES) and parametrize.is_parametrized(mod)
+    ]  # fmt: skip
+
+
+def prunable_layers_hint(module):
+    """What DropNet prunes, and why ``module`` may have nothing it can see."""
+    hint = (
+        "DropNet prunes hidden nn.Linear and nn.Conv2d layers whose output feeds an "
+        "activation module such as nn.ReLU (optionally through BatchNorm or Dropout)."
+    )
+    parametrized = parametrized_layers(module)
+    if parametrized:
+        hint += (
+            f" The layers {parametrized} have parametrizations (weight_norm, spectral_norm) and "
+            "are not pruned; torch.nn.utils.parametrize.remove_parametrizations removes them."
+        )
+    if not any(isinstance(mod, ACTIVATION_TYPES) for mod in module.modules()):
+        hint += " The module has no activation module: functional activations (F.relu) cannot be seen; use modules."
+    return hint
 
 
 def _leaf_modules(module):

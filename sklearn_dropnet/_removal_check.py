@@ -12,10 +12,12 @@ convolutions, where a random subset of units may pass by chance, are left
 out by :func:`~sklearn_dropnet._surgery.find_unit_groups` before this.)
 
 So before every round the groups are tested on a copy of the network:
-every other unit of every group is removed, and the copy's output is
+half of every group's units are removed, and the copy's output is
 compared with the full network's output with those units zeroed after their
-activations (after a ``BatchNorm`` that follows the activation, if any). Only when that fails is each group tested alone, to leave out just
-the groups that fail, with a warning naming them.
+activations (after a ``BatchNorm`` that follows the activation, if any).
+The copy must also run in training mode, which Torch-Pruning never traces.
+Only when that fails is each group tested alone, to leave out just the
+groups that fail, with a warning naming them.
 """
 
 import contextlib
@@ -34,6 +36,8 @@ from .exceptions import UnitRemovalWarning
 # Removing units sums fewer terms in another order; a wrong index mapping
 # moves outputs by far more than this.
 _RTOL, _ATOL = 1e-3, 1e-4
+
+_OUTPUT_SHAPE = "the network's output changes shape"
 
 
 def _test_units(group):
@@ -90,7 +94,7 @@ def _compare_removal(module, example_input, structure, groups):
         return f"it unties the weights that {sorted(sorted(names) for names in untied)} share"
     if not isinstance(output, torch.Tensor) or output.shape != expected.shape:
         got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        return f"the network's output changes shape from {tuple(expected.shape)} to {got}"
+        return f"{_OUTPUT_SHAPE} from {tuple(expected.shape)} to {got}"
     atol = _ATOL * (1.0 + float(expected.abs().max()))
     if not torch.allclose(output, expected, rtol=_RTOL, atol=atol):
         difference = float((output - expected).abs().max())
@@ -98,7 +102,39 @@ def _compare_removal(module, example_input, structure, groups):
             "the smaller network's output differs from the full network's with those "
             f"units zeroed (by up to {difference:.3g})"
         )
+    # Torch-Pruning traces in eval mode: a branch that only training runs
+    # (an auxiliary head, say) keeps its old width and fails in training.
+    failure = _training_failure(smaller, example_input)
+    if failure is not None and _training_failure(copy.deepcopy(module), example_input) is None:
+        return f"the smaller network fails in training mode: {failure}"
     return None
+
+
+def _training_failure(module, inputs):
+    """Why a training-mode pass of ``module`` fails, or None.
+
+    ``module`` is a copy (its BatchNorm statistics change, and it is left in
+    training mode); the random number generators are left as they were.
+    """
+    devices = [inputs.device] if inputs.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), torch.no_grad():
+        try:
+            module.train()(inputs)
+        except Exception as exc:  # however the smaller network fails
+            return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _explanation(reason):
+    if reason.startswith(_OUTPUT_SHAPE):
+        return (
+            "Its units reach the network's output without a layer in between (through "
+            "pooling, say): it computes the class scores."
+        )
+    return (
+        "Torch-Pruning does not map this structure exactly (e.g. a permute before a "
+        "flatten, a reshape to a fixed width, a residual add of the network's input)."
+    )
 
 
 def exactly_removable(module, example_input, structure, groups):
@@ -131,9 +167,7 @@ def exactly_removable(module, example_input, structure, groups):
             continue
         warnings.warn(
             f"DropNet leaves layer {group.name!r} unpruned: removing its units does not "
-            f"match switching them off ({reason}). Torch-Pruning does not map this "
-            "structure exactly (e.g. a permute before a flatten, a reshape to a fixed "
-            "width, a residual add of the network's input).",
+            f"match switching them off ({reason}). {_explanation(reason)}",
             UnitRemovalWarning,
             stacklevel=2,
         )

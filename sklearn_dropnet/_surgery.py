@@ -25,10 +25,11 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 import torch_pruning as tp
 from torch import nn
 
-from .exceptions import UnitRemovalWarning
+from .exceptions import PruningError, UnitRemovalWarning
 
 try:  # Torch-Pruning internals used by the concat workaround (1.6.x layout)
     from torch_pruning import ops
@@ -60,7 +61,8 @@ class UnitGroup:
 
 
 def _dependency_graph(module, example_input):
-    return tp.DependencyGraph().build_dependency(module, example_inputs=example_input, verbose=False)
+    with torch.enable_grad():  # the graph is read off autograd, even inside the caller's no_grad
+        return tp.DependencyGraph().build_dependency(module, example_inputs=example_input, verbose=False)
 
 
 def _saved_dim(grad_fn):
@@ -172,6 +174,9 @@ def _out_channel_items(graph, group):
 def find_unit_groups(module, example_input, structure):
     """List the unit groups of ``module``, in execution order.
 
+    A :class:`~sklearn_dropnet.exceptions.UnitRemovalWarning` names each
+    prunable layer left out, and why (see :func:`trace_unit_groups`).
+
     Parameters
     ----------
     module : nn.Module
@@ -183,11 +188,51 @@ def find_unit_groups(module, example_input, structure):
     -------
     list of UnitGroup
     """
-    graph = _dependency_graph(module, example_input)
+    groups, refused = trace_unit_groups(module, example_input, structure)
+    for name, (_, reason) in refused.items():
+        warn_unpruned(name, reason, stacklevel=3)
+    return groups
+
+
+def warn_unpruned(name, reason, stacklevel=2):
+    """Warn that layer ``name`` stays unpruned, and why."""
+    warnings.warn(
+        f"DropNet leaves layer {name!r} unpruned: {reason}.", UnitRemovalWarning, stacklevel=stacklevel + 1
+    )
+
+
+def trace_unit_groups(module, example_input, structure):
+    """The unit groups of ``module``, and the prunable layers left out.
+
+    A layer is left out when its units belong to or feed a grouped
+    (non-depthwise) convolution, or are coupled to the output channels of a
+    layer that is never pruned (see
+    :attr:`~sklearn_dropnet._probes.NetworkStructure.output_layers`).
+
+    Returns
+    -------
+    groups : list of UnitGroup
+        In execution order.
+    refused : dict of str -> (int, str)
+        For each layer left out, its number of units and the reason.
+
+    Raises
+    ------
+    PruningError
+        When Torch-Pruning cannot trace the network's dependencies.
+    """
+    try:
+        graph = _dependency_graph(module, example_input)
+    except Exception as exc:  # Torch-Pruning's tracer, however it fails
+        raise PruningError(
+            "Torch-Pruning cannot trace which channels of this network depend on each other "
+            f"({type(exc).__name__}: {exc}), so no layer can be removed physically. Its "
+            "structure is not supported (e.g. a channel shuffle, as in ShuffleNet)."
+        ) from exc
     names = {m: n for n, m in module.named_modules()}
     modules = dict(module.named_modules())
     covered = set()
-    groups = []
+    groups, refused = [], {}
     for name in structure.probes:
         if name in covered:
             continue
@@ -198,28 +243,33 @@ def find_unit_groups(module, example_input, structure):
         members = []
         grouped = sorted({names[item.dep.target.module] for item in group if _is_grouped_conv(item.dep.target.module)})
         if grouped:
-            warnings.warn(
-                f"DropNet leaves layer {name!r} unpruned: its units belong to or feed the grouped "
-                f"convolution {grouped[0]!r}, whose channel groups must all keep the same size.",
-                UnitRemovalWarning,
-                stacklevel=2,
+            refused[name] = (
+                size,
+                f"its units belong to or feed the grouped convolution {grouped[0]!r}, whose "
+                "channel groups must all keep the same size",
             )
             continue
-        blocked = False
+        blocked = None
         for item in _out_channel_items(graph, group):
             target = names.get(item.dep.target.module)
             if target in structure.output_layers:
-                blocked = True
+                blocked = blocked or target
             if target in structure.probes:
                 members.append(
                     (target, np.asarray(item.idxs, dtype=int), np.asarray(item.root_idxs, dtype=int))
                 )
                 covered.add(target)
         if blocked:
+            refused[name] = (
+                size,
+                f"its units are coupled to the output channels of {blocked!r}, a layer that is "
+                "never pruned (it gives the network's output, is called more than once, or "
+                "shares its weights)",
+            )
             continue
         members.sort(key=lambda member: member[0] != name)  # root first
         groups.append(UnitGroup(name=name, size=size, members=tuple(members)))
-    return groups
+    return groups, refused
 
 
 def remove_units(module, example_input, units_to_drop):

@@ -120,6 +120,75 @@ def test_fit_leaves_torch_global_random_state_alone(digits):
     torch.testing.assert_close(torch.rand(3), expected)
 
 
+def test_fits_in_threads_of_one_process_are_reproducible(digits):
+    # Torch has one CPU generator per process: fits in threads (joblib's
+    # threading backend, Dask's threads) used to reseed each other's.
+    X, y = digits
+    estimator = small(module__dropout=0.3, prune_ratio=0.5, max_epochs=3)
+    expected = clone(estimator).fit(X[:300], y[:300]).predict_proba(X[300:400])
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    with joblib.parallel_config(backend="threading", n_jobs=3):
+        fitted = joblib.Parallel()(joblib.delayed(clone(estimator).fit)(X[:300], y[:300]) for _ in range(3))
+    for clf in fitted:
+        np.testing.assert_array_equal(clf.predict_proba(X[300:400]), expected)
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_predicting_leaves_the_random_state_alone(pruned, digits):
+    # skorch's DataLoader draws a seed from torch's generator on every pass.
+    X, _ = digits
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    pruned.predict_proba(X[:50])
+    pruned.score(X[:50], _[:50])
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_prune_uses_the_parameters_set_after_fit(digits):
+    X, y = digits
+    clf = small(prune_ratio=0.25, max_epochs=2).fit(X[:300], y[:300])
+    assert {r["epochs"] for r in clf.pruning_history_} == {2}
+    clf.set_params(max_epochs=4, patience=50, lr=0.02, batch_size=64)
+    clf.prune(X[:300], y[:300])
+    assert clf.pruning_history_[-1]["epochs"] == 4
+    assert (clf.net_.max_epochs, clf.net_.lr, clf.net_.batch_size) == (4, 0.02, 64)
+    assert clf.score(X[300:600], y[300:600]) > 0.5
+
+
+def test_batch_norm_cannot_train_on_one_sample_and_says_so(digits):
+    X, y = digits
+    with pytest.raises(ValueError, match=r"BatchNorm layers, which cannot train on batches of one sample: use batch_size >= 2"):
+        small(batch_size=1).fit(X[:40], y[:40])
+    with pytest.raises(ValueError, match=r"one training sample is left after the validation split"):
+        small().fit(X[:2], [0, 1])
+    clf = small(batch_size=1, module__batch_norm=False, max_epochs=1, prune_ratio=0.2).fit(X[:40], y[:40])
+    assert clf.pruning_history_[-1]["fraction_left"] < 1
+
+
+def test_a_fit_inside_no_grad_prunes(digits):
+    # Torch-Pruning reads the network's graph off autograd.
+    X, y = digits
+    with torch.no_grad():
+        clf = small(prune_ratio=0.5, max_epochs=2).fit(X[:200], y[:200])
+    assert clf.pruning_history_[-1]["fraction_left"] == 0.5
+
+
+def test_float64_default_dtype_of_the_caller(digits):
+    X, y = digits
+    saved = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        clf = small(prune_ratio=0.5, max_epochs=2).fit(X[:200], y[:200])
+        assert torch.get_default_dtype() == torch.float64
+    finally:
+        torch.set_default_dtype(saved)
+    assert {p.dtype for p in clf.module_.parameters()} == {torch.float32}
+    assert clf.pruning_history_[-1]["fraction_left"] == 0.5
+    with pytest.raises(ValueError, match=r"parameters are torch.float64, .* float32 inputs: pass module.float\(\)"):
+        small(module=nn.Sequential(nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 10)).double()).fit(X[:50], y[:50])
+
+
 def test_a_cpu_fit_leaves_the_gpu_generators_alone(digits, monkeypatch):
     # torch.manual_seed would also seed every CUDA device, and fork_rng(devices=[])
     # would not restore them; a fit on the CPU must not touch them at all.
@@ -404,12 +473,20 @@ def test_bad_input_errors(digits):
         ({"optimizer": "adam"}, "optimizer must be a torch optimizer class"),
         ({"criterion": "cross_entropy"}, "criterion must be a torch loss class"),
         ({"device": 3.5}, "device=3.5 is not a torch device name"),
+        ({"device": "meta"}, "device='meta': no 'meta' device is available to train on"),
     ],
 )
 def test_bad_parameters_are_named(digits, params, message):
     X, y = digits
     with pytest.raises((ValueError, TypeError), match=message):
         small(**params).fit(X[:40], y[:40])
+
+
+@pytest.mark.skipif(not hasattr(torch, "xpu") or torch.xpu.is_available(), reason="XPU is available")
+def test_xpu_without_one_is_named(digits):
+    X, y = digits
+    with pytest.raises(ValueError, match="device='xpu': no 'xpu' device is available to train on"):
+        small(device="xpu").fit(X[:40], y[:40])
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
@@ -433,8 +510,56 @@ class _Fixed(nn.Module):
 
 def test_a_module_that_cannot_take_the_data_is_named(digits):
     X, y = digits
-    with pytest.raises(ValueError, match=r"The module failed on training samples of shape \(64,\): RuntimeError"):
+    with pytest.raises(ValueError, match=r"The module failed on training samples of shape \(64,\) \(given as float32.*\): RuntimeError"):
         small(module=_Fixed()).fit(X[:100], y[:100])
+
+
+class _Tokens(nn.Module):
+    """A bag of 64 token ids: embedding, mean, ReLU layer, class scores."""
+
+    def __init__(self, convert=False):
+        super().__init__()
+        self.convert = convert
+        self.embed, self.hidden, self.relu, self.out = nn.Embedding(17, 8), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = self.embed(x.long() if self.convert else x).mean(dim=1)
+        return self.out(self.relu(self.hidden(x)))
+
+
+def test_integer_inputs_reach_the_module_as_float32(digits):
+    X, y = digits
+    tokens = X[:100].astype(np.int64)
+    with pytest.raises(ValueError, match=r"given as float32 tensors; a module that needs integers, for nn.Embedding, must convert them in forward\): RuntimeError"):
+        small(module=_Tokens()).fit(tokens, y[:100])
+    clf = small(module=_Tokens(convert=True), prune_ratio=0.5).fit(tokens, y[:100])
+    assert clf.module_.hidden.out_features == 4
+
+
+class _Pairs(torch.utils.data.Dataset):
+    """A Dataset of the given (x, label) pairs."""
+
+    def __init__(self, pairs):
+        self.pairs = pairs
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def __getitem__(self, index):
+        return self.pairs[index]
+
+
+def test_a_dict_of_inputs_is_named(digits, pruned):
+    X, y = digits
+    with pytest.raises(TypeError, match=r"not a dict: .*skorch's dict of several inputs is not supported"):
+        small().fit({"a": X[:50], "b": X[:50]}, y[:50])
+    with pytest.raises(TypeError, match=r"not a dict"):
+        pruned.predict({"a": X[:50]})
+    pairs = [({"a": torch.as_tensor(x)}, int(label)) for x, label in zip(X[:50], y[:50])]
+    with pytest.raises(TypeError, match=r"whose x is a tensor or an array of numbers; item 0's x is a dict"):
+        small().fit(_Pairs(pairs))
+    with pytest.raises(TypeError, match=r"item 0's x is a dict"):
+        pruned.predict(_Pairs(pairs))
 
 
 @pytest.mark.parametrize("n_out", [3, 12])
@@ -552,13 +677,13 @@ def test_network_is_traced_once_per_round(digits, monkeypatch):
     import sklearn_dropnet._dropnet as dropnet_module
 
     traces = []
-    original = dropnet_module.find_unit_groups
+    original = dropnet_module.trace_unit_groups
 
     def counting(*args, **kwargs):
         traces.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(dropnet_module, "find_unit_groups", counting)
+    monkeypatch.setattr(dropnet_module, "trace_unit_groups", counting)
     X, y = digits
     clf = small(prune_ratio=0.5, max_epochs=2).fit(X[:300], y[:300])
     rounds = len(clf.pruning_history_) - 1

@@ -956,6 +956,38 @@ def test_dropnet_members_grid_search_over_prune_ratio(small_digits):
     assert hq.score(X_test, y_test) > 0.7
 
 
+def test_fitting_dropnet_members_leaves_the_random_state_alone(small_digits):
+    X_train, _, y_train, _ = small_digits
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    HQEnsembleClassifier(tiny_dropnet(max_epochs=1), n_estimators=2, n_select=2, random_state=0).fit(X_train, y_train)
+    HQEnsembleClassifier(tiny_dropnet(max_epochs=1), n_estimators=2, n_select=2, cv=2, random_state=0).fit(X_train, y_train)
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+class _ScriptNet(torch.nn.Module):
+    """Stands for a network class defined in the script being run."""
+
+    def __init__(self, input_shape=(64,), n_classes=10, hidden_layer_sizes=(8,)):
+        torch.nn.Module.__init__(self)  # not super(): pickled by value, the class is a copy
+        width = hidden_layer_sizes[0]
+        self.hidden, self.act = torch.nn.Linear(input_shape[0], width), torch.nn.ReLU()
+        self.out = torch.nn.Linear(width, n_classes)
+
+    def forward(self, x):
+        return self.out(self.act(self.hidden(x)))
+
+
+def test_a_network_class_workers_cannot_send_back_is_named(small_digits, monkeypatch):
+    X_train, _, y_train, _ = small_digits
+    monkeypatch.setattr(_ScriptNet, "__module__", "__main__")  # not importable from there
+    hq = HQEnsembleClassifier(
+        tiny_dropnet(module=_ScriptNet, max_epochs=1), n_estimators=2, n_select=2, n_jobs=2, random_state=0
+    )
+    with pytest.raises(Exception, match=r"sent back from joblib's worker processes .* define the network's class in a module that can be imported"):
+        hq.fit(X_train, y_train)
+
+
 def test_convolutional_dropnet_members_on_images(small_digits):
     X_train, X_test, y_train, y_test = small_digits
     images = X_train.reshape(-1, 1, 8, 8)

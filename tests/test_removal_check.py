@@ -169,6 +169,27 @@ def test_activation_after_the_output_layer_keeps_the_class_scores(images):
     assert clf.predict_proba(X[:5]).shape == (5, 10)
 
 
+def test_class_scores_pooled_to_the_output_are_named_as_such(images):
+    # SqueezeNet's head: the last convolution gives one channel per class,
+    # through a ReLU and a pooling.
+    X, y = images
+    net = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(8, 10, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+    )  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf = fit(net, X, y)
+    messages = [str(w.message) for w in caught if w.category is UnitRemovalWarning]
+    assert messages == [
+        "DropNet leaves layer '2' unpruned: removing its units does not match switching them "
+        "off (the network's output changes shape from (32, 10) to (32, 5)). Its units reach the "
+        "network's output without a layer in between (through pooling, say): it computes the "
+        "class scores."
+    ]
+    assert (clf.module_[0].out_channels, clf.module_[2].out_channels) == (4, 10)
+
+
 class Tied(nn.Module):
     """Two hidden layers share one weight; the layer before them would untie it."""
 
@@ -210,10 +231,123 @@ class OutputResidual(nn.Module):
         return out
 
 
-def test_nothing_left_to_prune_is_a_pruning_error(images):
+def test_nothing_left_to_prune_is_a_pruning_error_before_training(images, monkeypatch):
     X, y = images
-    with pytest.raises(PruningError, match=r"None of the prunable layers \['hidden'\] can be pruned"):
-        fit(OutputResidual(), X, y)
+    trained = []
+    monkeypatch.setattr(DropNetClassifier, "_train_round", lambda self, data: trained.append(1))
+    with pytest.warns(UnitRemovalWarning, match=r"'hidden' unpruned: its units are coupled to the output channels of 'head'"):
+        with pytest.raises(PruningError, match=r"None of the prunable layers \['hidden'\] can be pruned"):
+            fit(OutputResidual(), X, y)
+    assert not trained
+
+
+class SharedInLoop(nn.Module):
+    """``inp`` feeds ``block``, which is applied twice; ``pre`` can be pruned."""
+
+    def __init__(self):
+        super().__init__()
+        self.pre, self.pre_act = nn.Linear(64, 48), nn.ReLU()
+        self.inp, self.inp_act = nn.Linear(48, 32), nn.ReLU()
+        self.block, self.block_act = nn.Linear(32, 32), nn.ReLU()
+        self.out = nn.Linear(32, 10)
+
+    def forward(self, x):
+        h = self.inp_act(self.inp(self.pre_act(self.pre(x.flatten(1)))))
+        for _ in range(2):
+            h = self.block_act(self.block(h))
+        return self.out(h)
+
+
+def test_a_layer_coupled_to_a_shared_layer_is_named_once(images):
+    X, y = images
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf = fit(SharedInLoop(), X, y, prune_ratio=0.6, drop_fraction=0.3)
+    messages = [str(w.message) for w in caught if w.category is UnitRemovalWarning]
+    assert messages == [
+        "DropNet leaves layer 'inp' unpruned: its units are coupled to the output channels of "
+        "'block', a layer that is never pruned (it gives the network's output, is called more "
+        "than once, or shares its weights)."
+    ]
+    assert len(clf.pruning_history_) > 2
+    assert clf.module_.inp.out_features == 32
+    assert clf.pruning_history_[-1]["units_per_layer"] == {"pre": clf.module_.pre.out_features}
+
+
+def test_grouped_convolution_warnings_come_once_per_fit(images):
+    X, y = images
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf = fit(Grouped(groups=2), X, y, prune_ratio=0.6, drop_fraction=0.3)
+    assert len(clf.pruning_history_) > 2
+    names = sorted(str(w.message).split("'")[1] for w in caught if w.category is UnitRemovalWarning)
+    assert names == ["c1", "c2"]
+
+
+class AuxiliaryHead(nn.Module):
+    """Deep supervision: a head on the first block that only training runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.a1 = nn.Conv2d(1, 8, 3, padding=1), nn.ReLU()
+        self.c2, self.a2 = nn.Conv2d(8, 8, 3, padding=1), nn.ReLU()
+        self.out, self.aux = nn.Linear(8, 10), nn.Linear(8, 10)
+
+    def forward(self, x):
+        h = self.a1(self.c1(x))
+        out = self.out(self.a2(self.c2(h)).mean(dim=(2, 3)))
+        if self.training:
+            out = out + 0.3 * self.aux(h.mean(dim=(2, 3)))
+        return out
+
+
+def test_a_branch_only_training_runs_is_checked(images):
+    # Torch-Pruning traces in eval mode and leaves the auxiliary head's
+    # inputs as they were: training after the removal would fail.
+    X, y = images
+    with pytest.warns(UnitRemovalWarning, match=r"'c1' unpruned: .* fails in training mode: RuntimeError"):
+        clf = fit(AuxiliaryHead(), X, y)
+    assert (clf.module_.c1.out_channels, clf.module_.aux.in_features) == (8, 8)
+    assert clf.module_.c2.out_channels == 4
+
+
+def test_the_training_mode_pass_leaves_the_random_state_alone(images):
+    X, _ = images
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 10))
+    x = torch.as_tensor(X[:32])
+    structure = inspect_network(net, x[:2])
+    groups = find_unit_groups(net, x[:2], structure)
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    assert exactly_removable(net, x, structure, groups) == groups
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_a_network_torch_pruning_cannot_trace_fails_before_training(monkeypatch):
+    torchvision = pytest.importorskip("torchvision")
+    net = torchvision.models.shufflenet_v2_x0_5(weights=None, num_classes=4)
+    X, y = np.random.default_rng(0).standard_normal((16, 3, 32, 32)).astype(np.float32), np.arange(16) % 4
+    trained = []
+    monkeypatch.setattr(DropNetClassifier, "_train_round", lambda self, data: trained.append(1))
+    with pytest.raises(PruningError, match=r"Torch-Pruning cannot trace .*\(ZeroDivisionError: .*ShuffleNet"):
+        fit(net, X, y)
+    assert not trained
+
+
+def test_parametrized_layers_are_named_in_the_error(images):
+    X, y = images
+    net = nn.Sequential(
+        nn.Flatten(), nn.utils.parametrizations.weight_norm(nn.Linear(64, 16)), nn.ReLU(), nn.Linear(16, 10)
+    )
+    with pytest.raises(PruningError, match=r"layers \['1'\] have parametrizations .*remove_parametrizations") as error:
+        fit(net, X, y)
+    assert "F.relu" not in str(error.value)
+    net = nn.Sequential(nn.Flatten(), net[1], nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 10))
+    with pytest.warns(UnitRemovalWarning, match=r"layer '1' unpruned: it has parametrizations"):
+        clf = fit(net, X, y)
+    assert (clf.module_[1].out_features, clf.module_[3].out_features) == (16, 8)
+    with pytest.raises(PruningError, match=r"no activation module: functional activations \(F.relu\)"):
+        fit(nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.Linear(16, 10)), X, y)
 
 
 @pytest.mark.parametrize(
