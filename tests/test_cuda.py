@@ -16,6 +16,7 @@ import torch
 from sklearn_dropnet import DropNetClassifier, HQEnsembleClassifier
 from sklearn_dropnet._network_cost import count_parameters, peak_cuda_bytes
 from sklearn_dropnet.cli import main
+from sklearn_dropnet.exceptions import PruningError
 from sklearn_dropnet.models import ModelB, ResNet18
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -63,6 +64,37 @@ def test_fit_and_prune_leave_the_cuda_generator_as_they_found_it(digits_split):
     clf = mlp(prune_ratio=0.5).fit(X_train, y_train)
     clf.prune(X_train, y_train)
     torch.testing.assert_close(torch.rand(3, device="cuda"), expected)
+
+
+def test_predicting_leaves_the_cpu_and_cuda_generators_alone(digits_split):
+    X_train, X_test, y_train, _ = digits_split
+    clf = mlp(prune_ratio=0.2, max_epochs=2).fit(X_train, y_train)
+    torch.manual_seed(123)
+    cpu, cuda = torch.get_rng_state(), torch.cuda.get_rng_state()
+    clf.predict_proba(X_test)
+    assert torch.equal(torch.get_rng_state(), cpu) and torch.equal(torch.cuda.get_rng_state(), cuda)
+
+
+class _AuxiliaryHead(torch.nn.Module):
+    """Deep supervision: a head on the first convolution that only training runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.a1 = torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU()
+        self.out, self.aux = torch.nn.Linear(8, 10), torch.nn.Linear(8 * 64, 10)
+
+    def forward(self, x):
+        h = self.a1(self.c1(x))
+        out = self.out(h.mean(dim=(2, 3)))
+        return out + self.aux(h.flatten(1)) if self.training else out
+
+
+def test_a_branch_only_training_runs_is_checked_on_cuda(digits_split):
+    X_train, _, y_train, _ = digits_split
+    clf = DropNetClassifier(module=_AuxiliaryHead(), device="cuda", max_epochs=1, prune_ratio=0.5, random_state=0)
+    with pytest.warns(UserWarning, match=r"'c1' unpruned: .* fails in training mode"):
+        with pytest.raises(PruningError, match=r"None of the prunable layers \['c1'\]"):
+            clf.fit(X_train.reshape(-1, 1, 8, 8), y_train)
 
 
 @pytest.mark.parametrize("unit_score", ["activation", "apoz", "l1", "random", "max"])
