@@ -231,9 +231,16 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         Fraction of the prunable units to remove; 0 trains the dense
         network only.
     drop_fraction : float in (0, 1), default=0.2
-        Fraction of the surviving units removed per round (the paper's p).
+        Fraction of the surviving units removed per round (the paper's p):
+        ``round(drop_fraction * survivors)`` units, at least one (Python's
+        ``round``: halves go to the even number), and no more than the
+        ``prune_ratio`` target leaves.
     scope : {"layer", "global", "global_raw"}, default="layer"
-        ``"layer"`` removes ``drop_fraction`` of each layer's units;
+        ``"layer"`` removes ``drop_fraction`` of each layer's units: the
+        round's units are split over the layers in proportion to their
+        sizes (largest remainder; every layer keeps one), so a layer of a
+        few units can end a little above or below the fraction of the
+        others (a 24-10 MLP pruned 90% keeps 1 and 2 units);
         ``"global"`` ranks all units together after dividing each layer's
         scores by its mean score; ``"global_raw"`` ranks raw scores together,
         as in the paper's ``min`` metric.

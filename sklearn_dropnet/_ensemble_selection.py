@@ -15,6 +15,8 @@ the largest sum of its members' votes (ties go to the first class), and a
 member listed twice counts twice.
 """
 
+import math
+
 import numpy as np
 
 from .diversity import focal_scores
@@ -202,7 +204,9 @@ def _survivors(diversity, accuracy, prune_fraction):
     most diverse); ties drop the less accurate team first, then the earlier
     one (the sort is stable).
     """
-    n_drop = int(prune_fraction * len(diversity))
+    # Rounded down, as in the published code; 1e-9 absorbs the float error
+    # of the product (0.29 * 100 is 28.999999999999996).
+    n_drop = math.floor(prune_fraction * len(diversity) + 1e-9)
     ranking = np.lexsort((accuracy, np.nan_to_num(diversity, nan=np.inf)))
     survived = np.ones(len(diversity), dtype=bool)
     survived[ranking[:n_drop]] = False

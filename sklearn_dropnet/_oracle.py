@@ -27,6 +27,7 @@ from sklearn.base import clone
 from sklearn.utils import check_random_state
 from torch import nn
 
+from ._data import LabelledData
 from ._dropnet import _redraw_weights, _units_per_round
 from ._eval_mode import eval_mode
 from ._probes import inspect_network
@@ -156,8 +157,9 @@ def oracle_pruning_path(estimator, X, y, min_fraction_left, max_samples=512):
     min_fraction_left : float in (0, 1]
         Stop once at most this fraction of the dense units is left.
     max_samples : int, default=512
-        Training samples the oracle's losses are computed on (drawn at random
-        once per round).
+        Training samples the oracle's losses are computed on, drawn at
+        random once per round from the fit's training split (never from the
+        rows it holds out for validation).
 
     Yields
     ------
@@ -190,9 +192,11 @@ def oracle_pruning_path(estimator, X, y, min_fraction_left, max_samples=512):
     while left > math.floor(min_fraction_left * n_dense + 1e-9):
         device = clf.net_.device
         trained = clf.module_
-        sample = rng.choice(len(X), size=min(max_samples, len(X)), replace=False)
-        X_sample = torch.as_tensor(X[sample], device=device)
-        y_sample = torch.as_tensor(encoded[sample], device=device)
+        # The training loss: rows of the fit's own training split only.
+        train, _ = clf._split(LabelledData(X, encoded), clf._seed)
+        sample = rng.choice(len(train), size=min(max_samples, len(train)), replace=False)
+        X_sample = torch.as_tensor(train.X[sample], device=device)
+        y_sample = torch.as_tensor(train.y[sample], device=device)
         groups = find_unit_groups(trained, X_sample[:2], inspect_network(trained, X_sample[:2]))
         target = max(math.floor(min_fraction_left * n_dense + 1e-9), len(groups))
         n_drop = min(_units_per_round(estimator.drop_fraction, left), left - target)

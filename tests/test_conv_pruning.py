@@ -349,6 +349,27 @@ def test_oracle_pruning_path(digits):
     assert path[-1].module_.features[0].out_channels + path[-1].module_.features[3].out_channels == 4
 
 
+def test_the_oracle_scores_on_training_rows_only(digits, monkeypatch):
+    import sklearn_dropnet._oracle as oracle
+
+    X, y = digits
+    X = (X[:200] + np.arange(200)[:, None] * 1e-3).astype(np.float32)  # rows told apart by X
+    y = y[:200]
+    seen = []
+
+    def spy(module, X_sample, y_sample, n_drop, scope="global_raw", rng=None):
+        seen.append(X_sample.cpu().numpy())
+        return oracle_units_to_drop(module, X_sample, y_sample, n_drop, scope, rng=rng)
+
+    monkeypatch.setattr(oracle, "oracle_units_to_drop", spy)
+    template = DropNetClassifier(max_epochs=1, module__hidden_layer_sizes=(8,), validation_fraction=0.5, random_state=0)
+    path = list(oracle_pruning_path(template, X, y, 0.75))
+    _, valid_rows = train_test_split(np.arange(200), test_size=100, stratify=y, random_state=path[0]._seed)
+    rows = {tuple(row) for sample in seen for row in sample}
+    assert len(seen) == len(path) - 1 and len(rows) == 100
+    assert rows.isdisjoint(tuple(row) for row in X[valid_rows])
+
+
 @pytest.mark.parametrize("reinit", ["rewind", "random"])
 def test_oracle_pruning_path_restarts_survivors_as_reinit_says(digits, reinit):
     X, y = digits

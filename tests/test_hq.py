@@ -40,6 +40,7 @@ from sklearn_dropnet import DropNetClassifier, HQEnsembleClassifier
 from sklearn_dropnet._ensemble_selection import (
     _grow,
     _minmax_per_focal_model,
+    _survivors,
     greedy_select,
     hq_select,
     member_votes,
@@ -104,6 +105,13 @@ def test_minmax_normalisation_is_per_focal_model():
 
 
 # --- HQ levels ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fraction, n_teams, n_dropped", [(0.1, 9, 0), (0.1, 45, 4), (0.29, 100, 29), (0.58, 50, 29)])
+def test_the_dropped_share_of_teams_is_rounded_down_exactly(fraction, n_teams, n_dropped):
+    survived = _survivors(np.arange(n_teams, dtype=float), np.zeros(n_teams), fraction)
+    assert (~survived).sum() == n_dropped
+    assert not survived[:n_dropped].any()  # the least diverse go
 
 
 def test_grow_keeps_exactly_the_teams_whose_subteams_all_survived():
