@@ -733,7 +733,17 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             ):
                 raise
         self.net_.notify("on_train_end", X=X, y=y)
+        self._release_training_state()
         return len(self.net_.history), time.perf_counter() - start
+
+    def _release_training_state(self):
+        """Free what only training needed: the optimizer's moments, the
+        gradients and early stopping's copy of the best weights (3 to 4
+        times the parameters, kept until the next round and pickled with
+        the estimator)."""
+        self.net_.optimizer_.state.clear()
+        self.net_.module_.zero_grad(set_to_none=True)
+        dict(self.net_.callbacks_)["dropnet_early_stopping"].best_model_weights_ = None
 
     def _accuracy(self, data):
         return float(np.mean(self.net_.predict(data.skorch_args()[0]) == data.y))
@@ -807,6 +817,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             train, valid = self._split(data, seed)
             self._check_batch_sizes(module, train)
             self.net_ = self._make_net(module, valid)
+            del module  # pruning replaces net_.module_; this name would keep the dense network
             example = data.example(self.net_.device)
             self._check_module_output(example)
             # The structure is traced before training, so that a network
@@ -943,8 +954,9 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
                     rng,
                 )
                 drop = choose_units_to_drop(scores, n_drop, self.scope, rng)
-                remove_units(self.net_.module_, example, drop)
                 remove_units(self.initial_module_, example.cpu(), drop)
+                if self.reinit == "none":  # otherwise the next round starts from initial_module_
+                    remove_units(self.net_.module_, example, drop)
                 self._set_module(self._reinitialised(self.net_.module_))
                 training = self._train_round(train)
                 accuracy = self._accuracy(valid)

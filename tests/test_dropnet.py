@@ -694,6 +694,32 @@ def test_network_is_traced_once_per_round(digits, monkeypatch):
     assert len(traces) == 1 + 1
 
 
+@pytest.mark.parametrize("reinit, surgeries_per_round", [("rewind", 1), ("random", 1), ("none", 2)])
+def test_only_the_network_the_next_round_starts_from_is_cut(digits, monkeypatch, reinit, surgeries_per_round):
+    # With rewind or random, the next round starts from initial_module_:
+    # cutting the trained network too would be thrown away.
+    import sklearn_dropnet._dropnet as dropnet_module
+
+    cut = []
+    original = dropnet_module.remove_units
+    monkeypatch.setattr(dropnet_module, "remove_units", lambda module, *args: cut.append(module) or original(module, *args))
+    X, y = digits[0][:300], digits[1][:300]
+    clf = small(prune_ratio=0.5, max_epochs=2, reinit=reinit).fit(X, y)
+    rounds = len(clf.pruning_history_) - 1
+    assert len(cut) == surgeries_per_round * rounds
+    assert linear_sizes(clf.module_) == linear_sizes(clf.initial_module_)
+    assert clf.score(X, y) > 0.5
+
+
+def test_training_state_is_released_after_every_round(half_pruned):
+    # Adam's moments, the gradients and early stopping's best weights would
+    # otherwise stay alive (3-4 times the parameters) and be pickled.
+    net = half_pruned.net_
+    assert len(net.optimizer_.state) == 0
+    assert all(p.grad is None for p in net.module_.parameters())
+    assert dict(net.callbacks_)["dropnet_early_stopping"].best_model_weights_ is None
+
+
 class _CrossEntropy(nn.Module):
     """Cross-entropy as a user might write it: not a subclass of nn.CrossEntropyLoss."""
 
