@@ -100,6 +100,62 @@ class NoSingleSampleBatches(Sampler):
         return n_batches - (n_batches > 1 and len(self.sampler) % self.batch_size == 1)
 
 
+class ArrayBatches(Dataset):
+    """A skorch ``Dataset`` of arrays whose batches are sliced whole.
+
+    The ``DataLoader`` calls ``__getitems__`` with a batch's indices, so a
+    batch is one indexing of the arrays instead of one ``__getitem__`` and
+    one tensor per sample, stacked again by the collate function. The
+    batches, and the ``DataLoader``'s sampling and random draws, are the
+    same.
+    """
+
+    def __init__(self, X, y):
+        self.X, self.y = X, y
+
+    def __len__(self):
+        return len(self.X)
+
+    def __getitem__(self, index):
+        return self.__getitems__([index])
+
+    def __getitems__(self, indices):
+        X = torch.from_numpy(self.X[indices])
+        # skorch's placeholder for a missing y: one 0 per sample
+        y = torch.zeros((len(indices), 1)) if self.y is None else torch.from_numpy(self.y[indices])
+        return X, y
+
+
+def _as_batch(batch):
+    """The collate function of :class:`ArrayBatches`: its batches are whole already."""
+    return batch
+
+
+def _sliced_whole(dataset, kwargs):
+    """``(dataset, kwargs)`` for a ``DataLoader`` that slices skorch's array datasets whole.
+
+    Only a plain skorch ``Dataset`` of NumPy arrays qualifies, and only when
+    the caller sets no ``collate_fn`` of their own.
+    """
+    from skorch.dataset import Dataset as SkorchDataset
+
+    if type(dataset) is not SkorchDataset or "collate_fn" in kwargs:
+        return dataset, kwargs
+    if not isinstance(dataset.X, np.ndarray) or not isinstance(dataset.y, (np.ndarray, type(None))):
+        return dataset, kwargs
+    return ArrayBatches(dataset.X, dataset.y), {**kwargs, "collate_fn": _as_batch}
+
+
+def inference_loader(dataset, batch_size, **kwargs):
+    """The ``DataLoader`` skorch validates and predicts with (``iterator_valid``).
+
+    :class:`torch.utils.data.DataLoader`, with arrays sliced a batch at a
+    time (:class:`ArrayBatches`).
+    """
+    dataset, kwargs = _sliced_whole(dataset, kwargs)
+    return DataLoader(dataset, batch_size=batch_size, **kwargs)
+
+
 def training_loader(dataset, batch_size, shuffle=False, drop_last=False, generator=None, **kwargs):
     """The ``DataLoader`` skorch trains with, without a last batch of one sample.
 
@@ -107,7 +163,8 @@ def training_loader(dataset, batch_size, shuffle=False, drop_last=False, generat
     ``iterator_train__*`` parameters. When the batches would end with a
     single sample, that sample joins the batch before it (see
     :class:`NoSingleSampleBatches`); a user's ``sampler``,
-    ``batch_sampler`` or ``drop_last=True`` is left as given.
+    ``batch_sampler`` or ``drop_last=True`` is left as given. Arrays are
+    sliced a batch at a time (:class:`ArrayBatches`).
 
     Parameters
     ----------
@@ -122,6 +179,7 @@ def training_loader(dataset, batch_size, shuffle=False, drop_last=False, generat
     -------
     loader : torch.utils.data.DataLoader
     """
+    dataset, kwargs = _sliced_whole(dataset, kwargs)
     users_batches = drop_last or kwargs.get("sampler") is not None or kwargs.get("batch_sampler") is not None
     if users_batches or not isinstance(batch_size, int) or len(dataset) % batch_size != 1:
         return DataLoader(

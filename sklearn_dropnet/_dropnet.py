@@ -41,6 +41,7 @@ from ._data import (
     LabelledData,
     dataset_labels,
     float_inputs,
+    inference_loader,
     training_loader,
 )
 from ._device import check_device, preserved_generators, seeded_generators
@@ -573,6 +574,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             device=self.device,
             classes=list(range(len(self.classes_))),
             iterator_train=training_loader,
+            iterator_valid=inference_loader,
             predict_nonlinearity=_predict_nonlinearity(self.criterion),
             train_split=predefined_split(valid.skorch_dataset()) if valid is not None else None,
             verbose=int(self.verbose > 1),

@@ -801,6 +801,28 @@ def test_a_last_batch_of_one_sample_joins_the_batch_before(digits):
     assert sizes.sizes == [32, 32, 33] * (rounds + 1)
 
 
+@pytest.mark.parametrize("with_y", [True, False])
+@pytest.mark.parametrize("loader, kwargs", [("training", {}), ("training", {"shuffle": True}), ("inference", {})])
+def test_array_batches_are_what_per_sample_loading_gives(digits, with_y, loader, kwargs):
+    from skorch.dataset import Dataset as SkorchDataset
+
+    from sklearn_dropnet._data import ArrayBatches, inference_loader, training_loader
+
+    X, y = digits[0][:97].astype(np.float32), digits[1][:97].astype(np.int64)
+    dataset = SkorchDataset(X, y if with_y else None)
+    make = training_loader if loader == "training" else inference_loader
+    torch.manual_seed(0)
+    fast = make(dataset, batch_size=32, **kwargs)
+    fast_batches = list(fast)
+    torch.manual_seed(0)
+    slow_batches = list(make(dataset, batch_size=32, collate_fn=torch.utils.data.default_collate, **kwargs))
+    assert isinstance(fast.dataset, ArrayBatches)
+    assert [len(xb) for xb, _ in fast_batches] == ([32, 32, 33] if loader == "training" else [32, 32, 32, 1])
+    for (fx, fy), (sx, sy) in zip(fast_batches, slow_batches, strict=True):
+        assert fx.dtype == sx.dtype and fy.dtype == sy.dtype and fy.shape == sy.shape
+        assert torch.equal(fx, sx) and torch.equal(fy, sy)
+
+
 @pytest.mark.parametrize(
     "params, batches",
     [({}, [33]), ({"iterator_train__shuffle": True}, [33]), ({"iterator_train__drop_last": True}, [32])],
