@@ -150,9 +150,14 @@ def inference_loader(dataset, batch_size, **kwargs):
     """The ``DataLoader`` skorch validates and predicts with (``iterator_valid``).
 
     :class:`torch.utils.data.DataLoader`, with arrays sliced a batch at a
-    time (:class:`ArrayBatches`).
+    time (:class:`ArrayBatches`). Unless given one, it has a generator of
+    its own: a ``DataLoader`` draws a seed for its workers on every pass,
+    and predicting must not advance torch's global generator (nor wait for
+    a fit in another thread that holds it, see
+    :func:`~sklearn_dropnet._device.seeded_generators`).
     """
     dataset, kwargs = _sliced_whole(dataset, kwargs)
+    kwargs.setdefault("generator", torch.Generator())
     return DataLoader(dataset, batch_size=batch_size, **kwargs)
 
 

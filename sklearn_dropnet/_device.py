@@ -3,11 +3,12 @@
 Torch reports a bad device name, a missing CUDA driver or a GPU index out
 of range from deep inside its first allocation. :func:`check_device` says
 what is wrong in one line, before any work starts. :func:`seeded_generators`
-seeds the generators a fit on that device draws from, and only those;
-:func:`preserved_generators` leaves them as they were.
+seeds the generators a fit on that device draws from, and only those, and
+restores them after.
 """
 
 import contextlib
+import os
 import threading
 
 import torch
@@ -80,12 +81,22 @@ def check_device(device):
 _GENERATORS_LOCK = threading.RLock()
 
 
+def _new_lock_in_child():
+    # A process forked while a thread of its parent fits would inherit the
+    # lock held, by a thread that does not exist in the child.
+    global _GENERATORS_LOCK
+    _GENERATORS_LOCK = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_new_lock_in_child)
+
+
 @contextlib.contextmanager
 def seeded_generators(seed, device):
     """Seed the CPU generator and ``device``'s, and restore both on exit.
 
-    Other threads' :func:`seeded_generators` and :func:`preserved_generators`
-    wait until the block ends.
+    Other threads' :func:`seeded_generators` wait until the block ends.
 
     ``torch.manual_seed`` seeds every device, and ``torch.random.fork_rng``
     restores only those it is told of. Here the CPU generator (weights are
@@ -128,9 +139,9 @@ def seeded_generators(seed, device):
 def preserved_generators(device):
     """Restore the CPU generator and a CUDA ``device``'s on exit.
 
-    For work that draws from them without needing a seed (a ``DataLoader``
-    draws one number per pass, even to predict). Yields the indices of the
-    CUDA devices restored.
+    Holds the lock that makes fits in threads take turns (see
+    :func:`seeded_generators`). Yields the indices of the CUDA devices
+    restored.
 
     Examples
     --------

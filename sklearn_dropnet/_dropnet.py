@@ -44,7 +44,7 @@ from ._data import (
     inference_loader,
     training_loader,
 )
-from ._device import check_device, preserved_generators, seeded_generators
+from ._device import check_device, seeded_generators
 from ._eval_mode import evaluate
 from ._network_cost import count_macs, count_parameters
 from ._probes import inspect_network, parametrized_layers, prunable_layers_hint
@@ -543,22 +543,6 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         )
         return data.subset(train), data.subset(valid)
 
-    def _check_batch_sizes(self, module, train):
-        """BatchNorm cannot train on a batch of one sample: say so before torch does."""
-        if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules()):
-            return
-        if len(train) == 1:
-            raise ValueError(
-                "The module has BatchNorm layers, which cannot train on one sample, and one "
-                "training sample is left after the validation split: give more samples or "
-                "a smaller validation_fraction."
-            )
-        if int(self.batch_size) == 1:
-            raise ValueError(
-                "The module has BatchNorm layers, which cannot train on batches of one "
-                "sample: use batch_size >= 2."
-            )
-
     def _net_params(self, valid):
         """The skorch net's parameters, from this estimator's, but its module and callbacks."""
         skorch_kwargs = {
@@ -612,12 +596,17 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         stopping = current["callbacks"][-1]
         if not _same_objects(current["callbacks"][:-1], user_callbacks):
             changed["callbacks"] = [*user_callbacks, stopping]
-        net.set_params(**changed)
-        if "callbacks" in changed:
+        # Attributes, not skorch's set_params: on an initialised net that
+        # refuses iterator and optimizer parameters, and applies optimizer__*
+        # to the current optimizer only. Each round builds the optimizer and
+        # the iterators afresh from the attributes.
+        for key, value in changed.items():
+            setattr(net, key, value)
+        if "callbacks" in changed or any(key.startswith("callbacks__") for key in changed):
             net.initialize_callbacks()
         if "device" in changed:
             self._set_module(net.module_.to(net.device))
-        if changed.keys() & {"criterion", "device"}:
+        if "criterion" in changed or "device" in changed or any(key.startswith("criterion__") for key in changed):
             net.initialize_criterion()
         vars(dict(net.callbacks_)["dropnet_early_stopping"]).update(self._early_stopping(valid))
 
@@ -670,7 +659,9 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         return structure, groups
 
     def _refuse(self, name, size, freeze):
-        if freeze:
+        # A layer the dense record did not count (refused by an older
+        # version, which did not remember it) stays uncounted.
+        if freeze and name in self.pruning_history_[0]["units_per_layer"]:
             self._frozen_units[name] = size
         else:
             self._unpruned_layers.add(name)
@@ -728,6 +719,15 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         self.net_.notify("on_train_begin", X=X, y=y)
         try:
             self.net_.fit_loop(X, y)
+        except ValueError as exc:
+            if "Expected more than 1 value per channel when training" not in str(exc):
+                raise
+            raise ValueError(
+                f"A BatchNorm layer got one value per channel to train on: a batch of one "
+                f"sample (batch_size={self.batch_size}, {len(data)} training sample(s) after "
+                "the validation split) where the layer has no spatial positions. Use "
+                "batch_size >= 2 and more training samples."
+            ) from exc
         except KeyboardInterrupt:
             if not any(
                 isinstance(callback, EarlyStopping) and callback.misses_ >= callback.patience
@@ -817,7 +817,6 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             module = self._build_module()
             self.initial_module_ = copy.deepcopy(module)
             train, valid = self._split(data, seed)
-            self._check_batch_sizes(module, train)
             self.net_ = self._make_net(module, valid)
             del module  # pruning replaces net_.module_; this name would keep the dense network
             example = data.example(self.net_.device)
@@ -895,7 +894,6 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         data = self._labelled_for_prune(X, y)
         with seeded_generators(self._seed + len(self.pruning_history_), self.device):
             train, valid = self._split(data, self._seed)
-            self._check_batch_sizes(self.net_.module_, train)
             self._update_net(valid)  # max_epochs, lr, patience, ... set since fit
             self._prune_to(prune_ratio, train, valid, data.example(self.net_.device))
         return self
@@ -1023,8 +1021,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             Probability of each class in ``classes_`` order.
         """
         X = self._validate_inference_data(X)
-        with preserved_generators(self.net_.device):  # skorch's DataLoader draws a seed
-            proba = self.net_.predict_proba(X).astype(np.float64)
+        proba = self.net_.predict_proba(X).astype(np.float64)
         return proba / proba.sum(axis=1, keepdims=True)
 
     def predict(self, X):

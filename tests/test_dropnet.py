@@ -3,6 +3,7 @@
 import io
 import os
 import pickle
+import threading
 import time
 import warnings
 
@@ -135,6 +136,53 @@ def test_fits_in_threads_of_one_process_are_reproducible(digits):
     assert torch.equal(torch.get_rng_state(), before)
 
 
+def test_predicting_does_not_wait_for_fits_in_other_threads(pruned, digits, monkeypatch):
+    # Only seeded fits take turns; a prediction touches no global generator.
+    import sklearn_dropnet._device as device
+
+    class Taken:
+        def __enter__(self):
+            raise AssertionError("predict waited for the lock of fits")
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(device, "_GENERATORS_LOCK", Taken())
+    X, y = digits
+    assert pruned.score(X[:100], y[:100]) > 0.8
+
+
+def test_a_forked_child_does_not_inherit_the_lock_of_a_fit():
+    import multiprocessing
+
+    import sklearn_dropnet._device as device
+
+    def take_the_lock():
+        with device._GENERATORS_LOCK:
+            pass
+
+    holding, release = threading.Event(), threading.Event()
+
+    def fit_in_a_thread():
+        with device._GENERATORS_LOCK:
+            holding.set()
+            release.wait()
+
+    thread = threading.Thread(target=fit_in_a_thread)
+    thread.start()
+    holding.wait()
+    child = multiprocessing.get_context("fork").Process(target=take_the_lock)
+    try:
+        child.start()
+        child.join(120)  # a deadlock guard, not a time limit: the child takes milliseconds
+        assert child.exitcode == 0
+    finally:
+        release.set()
+        thread.join()
+        if child.is_alive():
+            child.kill()
+
+
 def test_predicting_leaves_the_random_state_alone(pruned, digits):
     # skorch's DataLoader draws a seed from torch's generator on every pass.
     X, _ = digits
@@ -156,14 +204,64 @@ def test_prune_uses_the_parameters_set_after_fit(digits):
     assert clf.score(X[300:600], y[300:600]) > 0.5
 
 
+def test_prune_takes_iterator_and_optimizer_parameters_set_after_fit(digits):
+    X, y = digits
+    clf = small(prune_ratio=0.25, max_epochs=2).fit(X[:300], y[:300])
+    clf.set_params(
+        iterator_train__shuffle=True, iterator_valid__batch_size=16,
+        optimizer=torch.optim.SGD, optimizer__momentum=0.9, lr=0.05,
+    )  # fmt: skip
+    clf.prune(X[:300], y[:300])
+    optimizer = clf.net_.optimizer_
+    assert type(optimizer) is torch.optim.SGD
+    assert (optimizer.defaults["momentum"], optimizer.defaults["lr"]) == (0.9, 0.05)
+    assert clf.net_.get_iterator(clf.net_.get_dataset(X[:40]), training=False).batch_size == 16
+    assert clf.score(X[300:600], y[300:600]) > 0.3  # 2 epochs of SGD from the rewound weights
+
+
+def test_prune_continues_a_model_pickled_before_these_attributes(digits):
+    # Models saved by 0.x: skorch's own DataLoader for validation, and the
+    # layers left out for their structure not remembered.
+    from torch.utils.data import DataLoader
+
+    X, y = digits
+    images = X[:300].reshape(-1, 1, 8, 8)
+    grouped = nn.Sequential(
+        nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3, groups=2), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 12), nn.ReLU(), nn.Linear(12, 10),
+    )  # fmt: skip
+    # Layers 0 and 2 stay (the grouped convolution); layer 6 is pruned.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = DropNetClassifier(module=grouped, prune_ratio=0.5, drop_fraction=0.5, max_epochs=1, random_state=0)
+        clf.fit(images, y[:300])
+    left = clf.pruning_history_[-1]["units"]
+    old = pickle.loads(pickle.dumps(clf))
+    old.net_.iterator_valid = DataLoader
+    old._unpruned_layers = set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        old.prune(images, y[:300])
+    assert old.pruning_history_[-1]["units"] == left - max(1, round(0.5 * left))
+    assert old.pruning_history_[-1]["fraction_left"] < 0.5
+    assert set(old.pruning_history_[-1]["units_per_layer"]) == {"6"}
+
+
 def test_batch_norm_cannot_train_on_one_sample_and_says_so(digits):
     X, y = digits
-    with pytest.raises(ValueError, match=r"BatchNorm layers, which cannot train on batches of one sample: use batch_size >= 2"):
+    message = r"A BatchNorm layer got one value per channel to train on: a batch of one sample \(batch_size={}, {} training"
+    with pytest.raises(ValueError, match=message.format(1, 36)):
         small(batch_size=1).fit(X[:40], y[:40])
-    with pytest.raises(ValueError, match=r"one training sample is left after the validation split"):
+    with pytest.raises(ValueError, match=message.format(32, 1)):
         small().fit(X[:2], [0, 1])
     clf = small(batch_size=1, module__batch_norm=False, max_epochs=1, prune_ratio=0.2).fit(X[:40], y[:40])
     assert clf.pruning_history_[-1]["fraction_left"] < 1
+    # A BatchNorm2d normalises over the pixels too: one image is enough.
+    conv = nn.Sequential(
+        nn.Conv2d(1, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10)
+    )  # fmt: skip
+    clf = small(module=conv, batch_size=1, max_epochs=1, prune_ratio=0.5).fit(X[:60].reshape(-1, 1, 8, 8), y[:60])
+    assert clf.module_[0].out_channels == 4
 
 
 def test_a_fit_inside_no_grad_prunes(digits):
