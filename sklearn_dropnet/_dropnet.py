@@ -654,7 +654,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         groups = [group for group in groups if group.name not in skipped]
         for name, (size, reason) in refused.items():
             if name not in skipped:
-                warn_unpruned(name, reason, stacklevel=4)
+                warn_unpruned(name, reason)
                 self._refuse(name, size, freeze)
         return structure, groups
 
@@ -690,7 +690,6 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
                 name,
                 "it has parametrizations (weight_norm, spectral_norm), which Torch-Pruning does "
                 "not resize; torch.nn.utils.parametrize.remove_parametrizations removes them",
-                stacklevel=3,
             )
         structure, groups = self._trace_units(example, freeze=False, structure=structure)
         if not groups:

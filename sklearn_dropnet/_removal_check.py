@@ -22,7 +22,6 @@ groups that fail, with a warning naming them.
 
 import contextlib
 import copy
-import warnings
 
 import numpy as np
 import torch
@@ -31,6 +30,7 @@ from ._eval_mode import evaluate
 from ._probes import tied_parameters
 from ._surgery import remove_units
 from ._unit_mask import UnitMask
+from ._user_warnings import warn
 from .exceptions import UnitRemovalWarning
 
 # Removing units sums fewer terms in another order; a wrong index mapping
@@ -165,21 +165,19 @@ def exactly_removable(module, example_input, structure, groups):
         if reason is None:
             kept.append(group)
             continue
-        warnings.warn(
+        warn(
             f"DropNet leaves layer {group.name!r} unpruned: removing its units does not "
             f"match switching them off ({reason}). {_explanation(reason)}",
             UnitRemovalWarning,
-            stacklevel=2,
         )
     testable = [group for group in kept if group.size > 1]
     reason = _mismatch(module, example_input, structure, testable) if testable else None
     if reason is not None:  # each group alone is fine, together they are not
-        warnings.warn(
+        warn(
             f"DropNet leaves the layers {[g.name for g in testable]} unpruned: removing "
             f"their units together does not match switching them off ({reason}), though "
             "each layer's alone does.",
             UnitRemovalWarning,
-            stacklevel=2,
         )
         return [group for group in kept if group.size == 1]
     return kept

@@ -21,7 +21,6 @@ mapping. The concat then behaves like an element-wise op: removing filter
 are pruned.
 """
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +28,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from ._user_warnings import warn
 from .exceptions import PruningError, UnitRemovalWarning
 
 try:  # Torch-Pruning internals used by the concat workaround (1.6.x layout)
@@ -190,15 +190,13 @@ def find_unit_groups(module, example_input, structure):
     """
     groups, refused = trace_unit_groups(module, example_input, structure)
     for name, (_, reason) in refused.items():
-        warn_unpruned(name, reason, stacklevel=3)
+        warn_unpruned(name, reason)
     return groups
 
 
-def warn_unpruned(name, reason, stacklevel=2):
+def warn_unpruned(name, reason):
     """Warn that layer ``name`` stays unpruned, and why."""
-    warnings.warn(
-        f"DropNet leaves layer {name!r} unpruned: {reason}.", UnitRemovalWarning, stacklevel=stacklevel + 1
-    )
+    warn(f"DropNet leaves layer {name!r} unpruned: {reason}.", UnitRemovalWarning)
 
 
 def trace_unit_groups(module, example_input, structure):

@@ -274,6 +274,17 @@ def test_a_layer_coupled_to_a_shared_layer_is_named_once(images):
     assert clf.pruning_history_[-1]["units_per_layer"] == {"pre": clf.module_.pre.out_features}
 
 
+def test_warnings_name_the_callers_line(images):
+    X, y = images
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit(Grouped(groups=2), X, y, prune_ratio=0.6, drop_fraction=0.3)  # structural refusals
+        fit(ChannelsLast(), X, y)  # refused by the removal check
+    found = [w for w in caught if w.category is UnitRemovalWarning]
+    assert len(found) == 3
+    assert {w.filename for w in found} == {__file__}
+
+
 def test_grouped_convolution_warnings_come_once_per_fit(images):
     X, y = images
     with warnings.catch_warnings(record=True) as caught:
