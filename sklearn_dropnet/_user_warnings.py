@@ -21,8 +21,8 @@ def warn(message, category):
     >>> with warnings.catch_warnings(record=True) as caught:
     ...     warnings.simplefilter("always")
     ...     warn("careful", UserWarning)
-    >>> "sklearn_dropnet" in caught[0].filename
-    False
+    >>> caught[0].filename.startswith("<doctest")  # this example's line, not warn's
+    True
     """
     frame, level = sys._getframe(1), 1
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
