@@ -33,6 +33,7 @@ from skorch import NeuralNetClassifier
 from skorch.callbacks import Callback, EarlyStopping
 from skorch.helper import predefined_split
 from torch import nn
+from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 from tqdm.auto import tqdm
 
@@ -940,8 +941,10 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         expected = max(0, math.ceil(math.log(max(target, 1) / left) / math.log(1 - self.drop_fraction)))
         progress = tqdm(total=expected, desc="DropNet rounds", unit="round", disable=not self.verbose)
         device = self.net_.device
+        records = len(self.pruning_history_)
         try:
             while left > target:
+                records = len(self.pruning_history_)
                 start = time.perf_counter()
                 n_drop = min(_units_per_round(self.drop_fraction, left), left - target)
                 scores = score_units(
@@ -974,11 +977,16 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
                 accepted_module = copy.deepcopy(self.net_.module_)
                 accepted_initial = copy.deepcopy(self.initial_module_)
                 accepted_frozen = dict(self._frozen_units)
-        except KeyboardInterrupt:
-            # Keep the last completed round, then let Ctrl-C stop the caller:
-            # a grid search or an ensemble must not go on with a network cut
-            # short as if it had been pruned as asked.
+        except BaseException as exc:
+            # Keep the last completed round: a round that fails (or Ctrl-C)
+            # after its surgery must not leave a network its history does
+            # not describe. Then let the caller stop: a grid search or an
+            # ensemble must not go on with a network cut short as if it had
+            # been pruned as asked.
             self._restore(accepted_module, accepted_initial, accepted_frozen)
+            del self.pruning_history_[records:]
+            if not isinstance(exc, KeyboardInterrupt):
+                raise
             rounds = sum(r["accepted"] for r in self.pruning_history_) - 1
             raise KeyboardInterrupt(
                 f"Pruning interrupted; the estimator keeps the network of the last "
@@ -1000,6 +1008,14 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         self.initial_module_ = initial
         self._frozen_units = frozen_units
         self.net_.initialize_optimizer()
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        net = self.__dict__.get("net_")
+        if net is not None and net.iterator_valid is DataLoader:
+            # Saved by an earlier version, whose predictions drew from
+            # torch's global generator (see inference_loader).
+            net.iterator_valid = inference_loader
 
     @property
     def module_(self):

@@ -219,6 +219,21 @@ def test_prune_takes_iterator_and_optimizer_parameters_set_after_fit(digits):
     assert clf.score(X[300:600], y[300:600]) > 0.3  # 2 epochs of SGD from the rewound weights
 
 
+def test_a_failed_prune_keeps_the_last_completed_round(digits):
+    X, y = digits
+    clf = small(prune_ratio=0.3, max_epochs=2).fit(X[:300], y[:300])
+    history = [dict(r) for r in clf.pruning_history_]
+    sizes, score = linear_sizes(clf.module_), clf.score(X[300:600], y[300:600])
+    clf.set_params(batch_size=1)  # BatchNorm cannot train on it
+    with pytest.raises(ValueError, match="one value per channel"):
+        clf.prune(X[:300], y[:300], prune_ratio=0.6)
+    assert clf.pruning_history_ == history
+    assert linear_sizes(clf.module_) == sizes and linear_sizes(clf.initial_module_) == sizes
+    assert clf.score(X[300:600], y[300:600]) == score
+    clf.set_params(batch_size=32).prune(X[:300], y[:300])
+    assert clf.pruning_history_[-1]["units"] == history[-1]["units"] - round(0.2 * history[-1]["units"])
+
+
 def test_prune_continues_a_model_pickled_before_these_attributes(digits):
     # Models saved by 0.x: skorch's own DataLoader for validation, and the
     # layers left out for their structure not remembered.
@@ -236,9 +251,13 @@ def test_prune_continues_a_model_pickled_before_these_attributes(digits):
         clf = DropNetClassifier(module=grouped, prune_ratio=0.5, drop_fraction=0.5, max_epochs=1, random_state=0)
         clf.fit(images, y[:300])
     left = clf.pruning_history_[-1]["units"]
+    clf.net_.iterator_valid = DataLoader
     old = pickle.loads(pickle.dumps(clf))
-    old.net_.iterator_valid = DataLoader
     old._unpruned_layers = set()
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    old.predict_proba(images[:20])  # the old DataLoader drew from torch's generator
+    assert torch.equal(torch.get_rng_state(), before)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         old.prune(images, y[:300])
