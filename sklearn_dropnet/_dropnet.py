@@ -845,6 +845,11 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
 
         The validation split is drawn as in ``fit``, and
         ``min_accuracy_ratio`` still compares with the dense accuracy.
+        Parameters set with ``set_params`` since ``fit`` apply to the new
+        rounds (``drop_fraction``, ``max_epochs``, ``lr``, ``optimizer``,
+        ``device``, ...), except those that define the network (``module``,
+        ``module__*``). If a round fails, the estimator keeps the network
+        of the last completed round.
 
         Parameters
         ----------
