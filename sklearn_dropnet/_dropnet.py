@@ -722,11 +722,11 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         except ValueError as exc:
             if "Expected more than 1 value per channel when training" not in str(exc):
                 raise
+            advice = "use batch_size >= 2" if len(data) > 1 else "give it at least 2 training samples"
             raise ValueError(
                 f"A BatchNorm layer got one value per channel to train on: a batch of one "
                 f"sample (batch_size={self.batch_size}, {len(data)} training sample(s) after "
-                "the validation split) where the layer has no spatial positions. Use "
-                "batch_size >= 2 and more training samples."
+                f"the validation split) where the layer has no spatial positions; {advice}."
             ) from exc
         except KeyboardInterrupt:
             if not any(

@@ -527,9 +527,9 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
             self.validation_fraction, "validation_fraction", Real, min_val=0,
             max_val=1, include_boundaries="neither",
         )  # fmt: skip
-        for name in ("prune_fraction", "validation_fraction"):
+        for name, interval in (("prune_fraction", "[0, 1)"), ("validation_fraction", "(0, 1)")):
             if np.isnan(getattr(self, name)):  # NaN passes check_scalar's bounds
-                raise ValueError(f"{name} must be a number, got nan.")
+                raise ValueError(f"{name} must be in {interval}, got nan.")
         if self.n_jobs is not None:
             check_scalar(self.n_jobs, "n_jobs", Integral)
             if self.n_jobs == 0:

@@ -511,11 +511,11 @@ def test_error_mismatched_classes():
             TypeError,
             r"Member names must be strings, got \[1, 2\]",
         ),
-        ({"prune_fraction": float("nan")}, ValueError, "prune_fraction must be a number, got nan"),
+        ({"prune_fraction": float("nan")}, ValueError, r"prune_fraction must be in \[0, 1\), got nan"),
         (
             {"validation_fraction": float("nan")},
             ValueError,
-            "validation_fraction must be a number, got nan",
+            r"validation_fraction must be in \(0, 1\), got nan",
         ),
         (
             {"validation_fraction": 0.01},
