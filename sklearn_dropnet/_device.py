@@ -140,8 +140,8 @@ def preserved_generators(device):
     """Restore the CPU generator and a CUDA ``device``'s on exit.
 
     Holds the lock that makes fits in threads take turns (see
-    :func:`seeded_generators`). Yields the indices of the CUDA devices
-    restored.
+    :func:`seeded_generators`; it is reentrant, so a fit may use this block
+    too). Yields the indices of the CUDA devices restored.
 
     Examples
     --------

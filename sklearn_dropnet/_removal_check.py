@@ -26,6 +26,7 @@ import copy
 import numpy as np
 import torch
 
+from ._device import preserved_generators
 from ._eval_mode import evaluate
 from ._probes import tied_parameters
 from ._surgery import remove_units
@@ -116,8 +117,7 @@ def _training_failure(module, inputs):
     ``module`` is a copy (its BatchNorm statistics change, and it is left in
     training mode); the random number generators are left as they were.
     """
-    devices = [inputs.device] if inputs.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), torch.no_grad():
+    with preserved_generators(inputs.device), torch.no_grad():
         try:
             module.train()(inputs)
         except Exception as exc:  # however the smaller network fails
