@@ -5,6 +5,7 @@ drift from what the estimators accept.
 """
 
 import argparse
+import difflib
 import math
 import textwrap
 
@@ -116,6 +117,36 @@ class _Formatter(argparse.HelpFormatter):
         if isinstance(default, tuple):
             default = ",".join(str(value) for value in default)
         return f"{text} (default: {str(default).replace('%', '%%')})"
+
+
+class _Parser(argparse.ArgumentParser):
+    """The top-level parser: an option its subcommand does not know is
+    reported by that subcommand, with its usage and the closest option."""
+
+    def parse_args(self, args=None, namespace=None):
+        args, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = getattr(args, "command", None)
+            parser = self.commands.get(command, self)
+            parser.error(_unrecognized(parser, command, extras))
+        return args
+
+
+def _unrecognized(parser, command, extras):
+    """The message for arguments ``command`` does not take, with a hint."""
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    if command == "predict" and "--data" in extras:
+        return (
+            f"{message} (predict takes the data file as its second argument, without "
+            f"--data: {PROG} predict MODEL DATA)"
+        )
+    known = [option for action in parser._actions for option in action.option_strings]
+    for extra in extras:
+        if extra.startswith("--"):
+            close = difflib.get_close_matches(extra.split("=")[0], known, n=1)
+            if close:
+                return f"{message} (did you mean {close[0]}?)"
+    return message
 
 
 def _data_options(parser):
@@ -275,7 +306,7 @@ def build_parser():
     >>> args.command, args.prune_ratio, args.drop_fraction, args.output_dir
     ('prune', 0.5, 0.2, 'dropnet-output')
     """
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         formatter_class=_Formatter,
         description="DropNet pruning and HQ ensemble pruning from the command line.\n\n"
@@ -288,10 +319,13 @@ def build_parser():
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=argparse.ArgumentParser
+    )
     _add_prune(commands)
     _add_ensemble(commands)
     _add_predict(commands)
+    parser.commands = commands.choices
     return parser
 
 

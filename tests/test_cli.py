@@ -140,6 +140,27 @@ def test_no_command_is_a_usage_error(capsys):
     assert "required: COMMAND" in capsys.readouterr().err
 
 
+def test_predict_with_a_data_option_says_data_is_positional(capsys):
+    assert main(["predict", "model.joblib", "--data", "new.csv"]) == 2
+    err = capsys.readouterr().err
+    assert "usage: sklearn-dropnet predict" in err
+    assert "sklearn-dropnet predict: error: unrecognized arguments: --data" in err
+    assert "without --data: sklearn-dropnet predict MODEL DATA" in err
+
+
+def test_a_misspelt_option_is_reported_by_its_command_with_the_closest_option(capsys):
+    assert main(["prune", "--prune_ratio", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "usage: sklearn-dropnet prune" in err
+    assert "unrecognized arguments: --prune_ratio 0.5 (did you mean --prune-ratio?)" in err
+
+
+def test_an_unknown_option_without_a_close_one_is_named_alone(capsys):
+    assert main(["ensemble", "--zzz"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == "sklearn-dropnet ensemble: error: unrecognized arguments: --zzz"
+
+
 # --- prune --------------------------------------------------------------------------
 
 
