@@ -169,7 +169,10 @@ def _reject_input_dict(X):
 
 
 def _writable(X):
-    """``X``, copied only if it is read-only: torch cannot share such memory, and warns."""
+    """``X``, copied only if torch cannot share its memory: read-only (torch
+    warns) or with a negative stride (``X[::-1]``; torch refuses it)."""
+    if X.ndim and min(X.strides) < 0:
+        return np.ascontiguousarray(X)
     return np.require(X, requirements="W")
 
 
@@ -439,6 +442,8 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             if len(X) < 1:
                 raise ValueError("The Dataset passed as X is empty.")
             y = dataset_labels(X)
+            if hasattr(self, "feature_names_in_"):  # from an earlier fit on a DataFrame
+                del self.feature_names_in_
         else:
             X, y = validate_data(self, X, y, dtype=np.float32, allow_nd=True)
             X = _writable(X)
@@ -736,7 +741,18 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
                 raise
         self.net_.notify("on_train_end", X=X, y=y)
         self._release_training_state()
+        self._check_finite_outputs(data)
         return len(self.net_.history), time.perf_counter() - start
+
+    def _check_finite_outputs(self, data):
+        """Raise a clear error when training diverged (NaN or infinite outputs)."""
+        output = evaluate(self.net_.module_, data.example(self.net_.device))
+        if not torch.isfinite(output).all():
+            raise ValueError(
+                "Training diverged: the trained network's outputs on training samples are "
+                f"NaN or infinite. Lower the learning rate (lr={self.lr}), or scale X (for "
+                "example with StandardScaler) if its values are large."
+            )
 
     def _release_training_state(self):
         """Free what only training needed: the optimizer's moments, the

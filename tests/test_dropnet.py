@@ -1074,6 +1074,44 @@ def test_read_only_arrays_give_no_warning(digits, monkeypatch):
     assert not X.flags.writeable
 
 
+def test_float32_arrays_with_negative_strides_fit_and_prune(digits):
+    """torch refuses a view like X[::-1]; it is copied, and fits as the reversed copy does."""
+    X, y = digits
+    X = X[:150].astype(np.float32)
+    reversed_view, reversed_copy = X[::-1], np.ascontiguousarray(X[::-1])
+    params = dict(prune_ratio=0.2, max_epochs=2, validation_fraction=0)
+    clf = small(**params).fit(reversed_view, y[:150][::-1])
+    clf.prune(reversed_view, y[:150][::-1], prune_ratio=0.3)
+    reference = small(**params).fit(reversed_copy, y[:150][::-1])
+    reference.prune(reversed_copy, y[:150][::-1], prune_ratio=0.3)
+    np.testing.assert_array_equal(clf.predict_proba(X), reference.predict_proba(X))
+
+
+@pytest.mark.parametrize(
+    "params, scale",
+    [({}, 3e38), ({"optimizer": torch.optim.SGD, "lr": 1e6}, 1.0)],
+    ids=["huge inputs", "huge learning rate"],
+)
+def test_training_that_diverges_is_a_clear_error(digits, params, scale):
+    X, y = digits
+    clf = small(max_epochs=2, prune_ratio=0.5, **params)
+    with pytest.raises(ValueError, match=r"Training diverged: .* NaN or infinite\. Lower the learning rate"):
+        clf.fit(X[:150] * scale, y[:150])
+
+
+def test_refit_on_a_dataset_forgets_the_feature_names_of_a_dataframe(digits):
+    pd = pytest.importorskip("pandas")
+    X, y = digits
+    X, y = X[:150], y[:150]
+    clf = small(max_epochs=1).fit(pd.DataFrame(X, columns=[f"p{i}" for i in range(64)]), y)
+    assert len(clf.feature_names_in_) == 64
+    clf.fit(TensorDataset(torch.tensor(X, dtype=torch.float32), torch.tensor(y)))
+    assert not hasattr(clf, "feature_names_in_")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf.predict(X[:5])
+
+
 def test_a_users_early_stopping_ends_a_round_not_the_fit(digits):
     # skorch's EarlyStopping stops training with a KeyboardInterrupt; only a
     # Ctrl-C (no early stopping out of patience) may stop the fit.

@@ -535,6 +535,15 @@ def test_invalid_parameters(params, error, message):
         hq.fit(*iris())
 
 
+def test_a_class_with_one_row_is_named_before_the_held_out_split():
+    X, y = iris()
+    y = np.array(["setosa", "versicolor", "virginica"], dtype=object)[y]
+    y[0] = "lonely"
+    hq = HQEnsembleClassifier(GaussianNB(), n_estimators=3, n_select=2, random_state=0)
+    with pytest.raises(ValueError, match=r"at least 2 rows of each class .* have 1: \['lonely'\]"):
+        hq.fit(X, y)
+
+
 def test_predict_before_fit():
     from sklearn.exceptions import NotFittedError
 

@@ -451,3 +451,15 @@ def test_layers_that_only_fail_together_are_left_unpruned_with_a_warning(monkeyp
     groups = find_unit_groups(net, x, structure)
     with pytest.warns(UnitRemovalWarning, match=r"layers \[.*\] unpruned: removing their units together"):
         assert exactly_removable(net, x, structure, groups) == []
+
+
+def test_samples_with_nan_or_infinite_outputs_do_not_break_the_check(images):
+    """Such outputs compare equal (NaN to NaN, inf to inf); the tolerance comes from the finite ones."""
+    X, _ = images
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+    x = torch.as_tensor(X[:32]).clone()
+    x[0] = float("inf")
+    structure = inspect_network(net, x[:2])
+    groups = find_unit_groups(net, x[1:3], structure)
+    assert not torch.isfinite(net(x)[0]).all()
+    assert exactly_removable(net, x, structure, groups) == groups
