@@ -198,7 +198,8 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         lower held-out log loss.
     validation_fraction : float, default=0.2
         Share of the training data held out (stratified) to choose the team;
-        members are trained on the rest. When every member is a
+        members are trained on the rest, so each class needs at least two
+        rows, one on each side. When every member is a
         ``FrozenEstimator`` nothing is trained and all of ``X`` is used to
         choose the team. Ignored when ``cv`` is given.
     cv : int, cross-validation generator, iterable or None, default=None
