@@ -592,13 +592,6 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         """``X_fit, X_held, y_fit, y_held``: stratified, or all held out."""
         if all(isinstance(member, FrozenEstimator) for member in members):
             return X, X, y, y
-        counts = np.bincount(y, minlength=len(self.classes_))
-        if counts.min() < 2:
-            raise ValueError(
-                f"The held-out split needs at least 2 rows of each class (one to train the "
-                f"members on, one to choose the team on); these classes have 1: "
-                f"{self.classes_[counts < 2].tolist()}. Add rows of them, or leave them out."
-            )
         n_held = math.ceil(self.validation_fraction * len(y))
         n_classes = len(self.classes_)
         for part, n_rows in (("held out", n_held), ("left to train on", len(y) - n_held)):
@@ -609,6 +602,13 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
                     "stratified split needs a row of each class on each side. Change "
                     "validation_fraction, or use cv instead of a held-out split."
                 )
+        counts = np.bincount(y.astype(np.intp), minlength=len(self.classes_))
+        if np.any(counts < 2):
+            raise ValueError(
+                f"The held-out split needs at least 2 rows of each class (one to train the "
+                f"members on, one to choose the team on); these classes have 1: "
+                f"{self.classes_[counts < 2].tolist()}. Add rows of them, or leave them out."
+            )
         return train_test_split(
             X,
             y,
