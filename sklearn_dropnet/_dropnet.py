@@ -290,7 +290,8 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
     module_ : torch.nn.Module
         The pruned network (the same object as ``net_.module_``).
     pruning_history_ : list of dict
-        One record per round (round 0 is the dense network): ``units`` left
+        One record per round, numbered by ``round`` (round 0 is the dense
+        network): ``units`` left
         in total and ``units_per_layer``, ``fraction_left``, ``params``,
         ``macs`` (per sample), ``valid_accuracy``, ``epochs``, ``seconds``
         (the whole round: scoring, surgery, training, validation and the
@@ -302,6 +303,12 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         Number of features (the size of axis 1 of ``X``).
     input_shape_ : tuple of int
         Shape of one sample.
+    n_units_dense_ : int
+        Prunable units of the dense network, the base of ``prune_ratio``
+        and of ``fraction_left``.
+    initial_module_ : torch.nn.Module
+        The network's initial weights, cut to the pruned structure: where
+        ``reinit="rewind"`` restarts each round from. Kept on the CPU.
 
     See Also
     --------
@@ -831,7 +838,8 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         self._seed = seed
         with seeded_generators(seed, self.device):
             module = self._build_module()
-            self.initial_module_ = copy.deepcopy(module)
+            # On the CPU, where each round cuts it, whatever device a given module is on.
+            self.initial_module_ = copy.deepcopy(module).cpu()
             train, valid = self._split(data, seed)
             self.net_ = self._make_net(module, valid)
             del module  # pruning replaces net_.module_; this name would keep the dense network

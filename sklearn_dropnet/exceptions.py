@@ -7,9 +7,10 @@ class PruningError(ValueError):
     """A network offers nothing that DropNet can prune.
 
     Raised by :meth:`~sklearn_dropnet.DropNetClassifier.fit` when no hidden
-    ``nn.Linear`` or ``nn.Conv2d`` layer feeds an activation module, or when
-    every such layer must be left unpruned (see :class:`UnitRemovalWarning`).
-    A subclass of ``ValueError``.
+    ``nn.Linear`` or ``nn.Conv2d`` layer feeds an activation module, when
+    every such layer must be left unpruned (see :class:`UnitRemovalWarning`),
+    or when Torch-Pruning cannot trace the network at all (ShuffleNet's
+    channel shuffle). A subclass of ``ValueError``.
 
     Examples
     --------

@@ -250,7 +250,7 @@ class ModelA(MLP):
 
     See Also
     --------
-    MLP : The same network with other default widths.
+    MLP : The same network with other default widths, and BatchNorm on by default.
 
     Examples
     --------

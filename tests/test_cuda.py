@@ -46,6 +46,21 @@ def test_mlp_fits_prunes_and_predicts_on_cuda(digits_split):
     assert clf.score(X_test, y_test) > 0.9
 
 
+@pytest.mark.parametrize("device", ["cuda", "cpu"])
+def test_a_module_instance_already_on_cuda_is_rewound_from_the_cpu(digits_split, device):
+    from sklearn_dropnet.models import MLP
+
+    X_train, X_test, y_train, y_test = digits_split
+    module = MLP(input_shape=(64,), n_classes=10, hidden_layer_sizes=(64, 32)).cuda()
+    clf = DropNetClassifier(
+        module=module, device=device, prune_ratio=0.5, max_epochs=3, lr=0.01, random_state=0
+    ).fit(X_train, y_train)
+    assert all(p.device.type == "cpu" for p in clf.initial_module_.parameters())
+    assert all(p.device.type == device for p in clf.module_.parameters())
+    assert clf.pruning_history_[-1]["units"] == 48
+    assert clf.score(X_test, y_test) > 0.8
+
+
 def test_same_random_state_same_network_on_cuda(digits_split):
     X_train, X_test, y_train, _ = digits_split
     first = mlp(prune_ratio=0.5, max_epochs=3).fit(X_train, y_train)
