@@ -231,7 +231,9 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         machine lacks. A model fitted on a GPU loads and predicts on a
         machine without one; set ``device="cpu"`` there to prune it further.
     callbacks : list of skorch callbacks or (name, callback) tuples, default=None
-        Extra skorch callbacks, run in every round.
+        Extra skorch callbacks, run in every round. The fitted net runs
+        copies of them (``net_.callbacks_``); the objects given are left
+        untouched, as scikit-learn requires of parameters.
     prune_ratio : float in [0, 1), default=0.5
         Fraction of the prunable units to remove; 0 trains the dense
         network only.
@@ -584,7 +586,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
 
     def _make_net(self, module, valid):
         stopping = EarlyStopping(load_best=True, **self._early_stopping(valid))
-        callbacks = [*(self.callbacks or []), ("dropnet_early_stopping", stopping)]
+        callbacks = [*self._own_callbacks(), ("dropnet_early_stopping", stopping)]
         net = NeuralNetClassifier(module=module, callbacks=callbacks, **self._net_params(valid)).initialize()
         # When a model fitted on a GPU is loaded where there is none, skorch
         # maps the attributes with these prefixes to the CPU. Its ``module``
@@ -592,6 +594,13 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         # without this, such a file cannot be loaded on a CPU-only machine.
         net.cuda_dependent_attributes_ = [*net.cuda_dependent_attributes_, "module"]
         return net
+
+    def _own_callbacks(self):
+        """Copies of the user's callbacks for the net to initialise and fill
+        (the ``callbacks`` parameter stays as given); the originals are kept
+        to tell, in ``prune``, whether ``callbacks`` was set since."""
+        self._given_callbacks = list(self.callbacks or [])
+        return copy.deepcopy(self._given_callbacks)
 
     def _update_net(self, valid):
         """Give ``net_`` the parameters set since ``fit`` (for ``prune``).
@@ -605,10 +614,11 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
             key: value for key, value in self._net_params(valid).items()
             if key == "train_split" or not _same(current.get(key, _UNSET), value)
         }  # fmt: skip
-        user_callbacks = list(self.callbacks or [])
         stopping = current["callbacks"][-1]
-        if not _same_objects(current["callbacks"][:-1], user_callbacks):
-            changed["callbacks"] = [*user_callbacks, stopping]
+        # A model saved before the net got copies holds the originals themselves.
+        given = getattr(self, "_given_callbacks", current["callbacks"][:-1])
+        if not _same_objects(given, list(self.callbacks or [])):
+            changed["callbacks"] = [*self._own_callbacks(), stopping]
         # Attributes, not skorch's set_params: on an initialised net that
         # refuses iterator and optimizer parameters, and applies optimizer__*
         # to the current optimizer only. Each round builds the optimizer and

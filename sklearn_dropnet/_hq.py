@@ -90,6 +90,10 @@ def _fit_member_out_of_fold(estimator, X, y, folds, n_threads):
         return estimator.fit(X, y), proba
 
 
+def _is_drop(member):
+    return isinstance(member, str) and member == "drop"
+
+
 def _seeded(member, seed):
     """``member`` with every ``random_state`` in it set from ``seed``.
 
@@ -160,8 +164,8 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         wrapped in :class:`sklearn.frozen.FrozenEstimator` are already fitted
         and are not trained again. As in
         :class:`~sklearn.ensemble.VotingClassifier`, ``set_params`` reaches
-        a member's parameters as ``<name>__<parameter>`` and replaces a member
-        by ``<name>=<estimator>``.
+        a member's parameters as ``<name>__<parameter>``, replaces a member
+        by ``<name>=<estimator>`` and leaves it out by ``<name>="drop"``.
     n_select : int, default=5
         ``S``: the largest team HQ grows, the number of picks for
         ``"greedy"`` and the team size for ``"top"``. At most ``M``; at
@@ -239,7 +243,8 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
     estimators_ : list of classifiers
         All ``M`` fitted members.
     named_estimators_ : :class:`~sklearn.utils.Bunch`
-        The fitted members by name (``"estimator_0"``, ... for clones).
+        The fitted members by name (``"estimator_0"``, ... for clones);
+        ``"drop"`` for a member left out.
     selected_ : ndarray of int
         Indices into ``estimators_`` of the team (may repeat for
         ``"greedy"``).
@@ -396,7 +401,9 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
                 "script being run), or use n_jobs=1."
             ) from exc
         self.estimators_ = [member for member, _ in fitted]
-        self.named_estimators_ = Bunch(**dict(zip(names, self.estimators_)))
+        by_name = dict(zip(names, self.estimators_))
+        every_name = [name for name, _ in self.estimators] if self.estimators is not None else names
+        self.named_estimators_ = Bunch(**{name: by_name.get(name, "drop") for name in every_name})
         self._check_member_classes(names)
 
         # Each member's probabilities on the held-out rows, computed in its worker.
@@ -434,7 +441,7 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
     def _unfitted_members(self):
         """The member estimators as given (the default DropNetClassifier for none)."""
         if self.estimators is not None:
-            return [member for _, member in _named_pairs(self.estimators)]
+            return [member for _, member in _named_pairs(self.estimators) if not _is_drop(member)]
         return [self._member_template()]
 
     # --- parameters of named members ------------------------------------------
@@ -464,8 +471,9 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         ----------
         **params : dict
             ``estimator__<parameter>`` for the cloned member,
-            ``<name>__<parameter>`` for a member of ``estimators``, and
-            ``<name>=<estimator>`` to replace that member.
+            ``<name>__<parameter>`` for a member of ``estimators``,
+            ``<name>=<estimator>`` to replace that member and
+            ``<name>="drop"`` to leave it out.
 
         Returns
         -------
@@ -547,8 +555,10 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
             names = [f"estimator_{i}" for i in range(self.n_estimators)]
             members = self._seeded_clones(random_state)
         if len(members) < 2:
+            dropped = len(self.estimators) - len(members) if self.estimators is not None else 0
             raise ValueError(
-                f"An ensemble needs at least 2 members, got {len(members)}."
+                f"An ensemble needs at least 2 members, got {len(members)}"
+                + (f" ({dropped} set to 'drop')." if dropped else ".")
             )
         if self.method != "all" and self.n_select > len(members):
             raise ValueError(
@@ -574,7 +584,14 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         if not_strings:
             raise TypeError(f"Member names must be strings, got {not_strings!r}.")
         self._validate_names(names)
-        return list(names), [clone(member) for member in members]
+        for name, member in zip(names, members):
+            if isinstance(member, str) and member != "drop":
+                raise TypeError(
+                    f"Member {name!r} is the string {member!r}; a member is a classifier, "
+                    "or 'drop' to leave it out."
+                )
+        kept = [(name, member) for name, member in zip(names, members) if not _is_drop(member)]
+        return [name for name, _ in kept], [clone(member) for _, member in kept]
 
     def _seeded_clones(self, random_state):
         estimator = self._member_template()

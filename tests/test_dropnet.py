@@ -905,6 +905,11 @@ class _BatchSizes(Callback):
             self.sizes.append(len(batch[0]))
 
 
+def batch_sizes(clf):
+    """The batch sizes recorded by the net's copy of the ``_BatchSizes`` callback."""
+    return dict(clf.net_.callbacks_)["_BatchSizes"].sizes
+
+
 def test_a_last_batch_of_one_sample_joins_the_batch_before(digits):
     """BatchNorm cannot train on one sample: 97 = 3 * 32 + 1 training samples used to fail."""
     X, y = digits
@@ -912,10 +917,11 @@ def test_a_last_batch_of_one_sample_joins_the_batch_before(digits):
     clf = DropNetClassifier(max_epochs=1, random_state=0, callbacks=[sizes]).fit(X[:108], y[:108])
     rounds = len(clf.pruning_history_)
     assert [r["units"] for r in clf.pruning_history_] == [384, 307, 246, 197, 192]
-    assert sizes.sizes == [32, 32, 33] * rounds  # 11 of the 108 held out
+    assert batch_sizes(clf) == [32, 32, 33] * rounds  # 11 of the 108 held out
     clf.prune(X[:108], y[:108])
     assert len(clf.pruning_history_) == rounds + 1
-    assert sizes.sizes == [32, 32, 33] * (rounds + 1)
+    assert batch_sizes(clf) == [32, 32, 33] * (rounds + 1)
+    assert not hasattr(sizes, "sizes")  # the callback given is left as it was
 
 
 @pytest.mark.parametrize("with_y", [True, False])
@@ -950,7 +956,7 @@ def test_one_sample_batches_without_a_validation_split(digits, params, batches):
     clf = small(validation_fraction=0, prune_ratio=0.4, max_epochs=2, callbacks=[sizes], **params)
     clf.fit(X[:33], y[:33])
     assert [r["units"] for r in clf.pruning_history_] == [48, 38, 30, 28]
-    assert sizes.sizes == batches * sum(r["epochs"] for r in clf.pruning_history_)
+    assert batch_sizes(clf) == batches * sum(r["epochs"] for r in clf.pruning_history_)
 
 
 @pytest.mark.parametrize("shuffle", [False, True])
@@ -1043,13 +1049,34 @@ def test_callbacks_as_instances_classes_and_named_pairs(digits):
     assert 0 <= clf.net_.history[-1, "train_acc"] <= 1
 
 
+def test_fit_leaves_the_callbacks_given_untouched(digits):
+    """scikit-learn's rule: fit must not change a parameter, callbacks included."""
+    from sklearn.utils.estimator_checks import check_estimators_overwrite_params
+
+    scoring = EpochScoring("accuracy", on_train=True, name="train_acc")
+    check_estimators_overwrite_params(
+        "DropNetClassifier", small(max_epochs=2, prune_ratio=0.3, callbacks=[scoring, _BatchSizes()])
+    )
+    X, y = digits
+    clf = small(max_epochs=2, prune_ratio=0.3, callbacks=[("acc", scoring)]).fit(X[:100], y[:100])
+    assert not hasattr(scoring, "y_trues_") and not hasattr(scoring, "best_score_")
+    assert dict(clf.net_.callbacks_)["acc"] is not scoring
+    # Callbacks set since fit still reach prune; unchanged ones keep their state.
+    kept = dict(clf.net_.callbacks_)["acc"]
+    clf.prune(X[:100], y[:100], prune_ratio=0.4)
+    assert dict(clf.net_.callbacks_)["acc"] is kept
+    clf.set_params(callbacks=[_BatchSizes()]).prune(X[:100], y[:100], prune_ratio=0.5)
+    assert batch_sizes(clf) == [32, 32, 26] * clf.pruning_history_[-1]["epochs"]
+    assert "acc" not in dict(clf.net_.callbacks_)
+
+
 def test_a_validation_fraction_that_leaves_too_few_to_stratify(digits):
     """7 training samples cannot hold the 10 classes: the split is not stratified."""
     X, y = digits
     sizes = _BatchSizes()
     clf = small(validation_fraction=0.95, prune_ratio=0.2, max_epochs=2, callbacks=[sizes])
     clf.fit(X[:150], y[:150])
-    assert sizes.sizes == [7] * sum(r["epochs"] for r in clf.pruning_history_)
+    assert batch_sizes(clf) == [7] * sum(r["epochs"] for r in clf.pruning_history_)
     held_out = [r["valid_accuracy"] * 143 for r in clf.pruning_history_]
     np.testing.assert_allclose(held_out, np.round(held_out), atol=1e-9)
 

@@ -702,6 +702,28 @@ def test_replacing_a_member_of_a_tuple_by_name():
     assert hq.get_params()["nb__max_depth"] == 1
 
 
+def test_a_member_set_to_drop_is_left_out_as_in_voting_classifier():
+    from sklearn.ensemble import VotingClassifier
+
+    X, y = iris()
+    members = [
+        ("lr", LogisticRegression(max_iter=1000)),
+        ("nb", GaussianNB()),
+        ("tree", DecisionTreeClassifier(random_state=0)),
+    ]
+    hq = HQEnsembleClassifier(estimators=members, n_select=2, method="all").set_params(tree="drop")
+    hq.fit(X, y)
+    voting = VotingClassifier(members, voting="soft").set_params(tree="drop").fit(X, y)
+    assert [type(m).__name__ for m in hq.estimators_] == ["LogisticRegression", "GaussianNB"]
+    assert hq.named_estimators_["tree"] == voting.named_estimators_["tree"] == "drop"
+    mean = np.mean([member.predict_proba(X) for member in hq.estimators_], axis=0)
+    np.testing.assert_allclose(hq.predict_proba(X), mean)
+    with pytest.raises(ValueError, match=r"at least 2 members, got 1 \(2 set to 'drop'\)"):
+        hq.set_params(nb="drop").fit(X, y)
+    with pytest.raises(TypeError, match=r"Member 'nb' is the string 'gnb'; a member is a classifier, or 'drop'"):
+        hq.set_params(nb="gnb").fit(X, y)
+
+
 def test_parameters_of_a_default_member_need_the_member():
     with pytest.raises(ValueError, match="Cannot set estimator__max_epochs: estimator is None; pass estimator=DropNetClassifier"):
         HQEnsembleClassifier().set_params(estimator__max_epochs=1)
