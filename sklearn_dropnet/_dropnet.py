@@ -274,7 +274,9 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
     patience : int, default=5
         Early-stopping patience in epochs, on the validation loss.
     random_state : int, RandomState instance or None, default=None
-        Seeds the initial weights, the validation split, the batch order and
+        Seeds the initial weights, the validation split, the order of the
+        training rows (one random order, the same in every epoch; pass
+        ``iterator_train__shuffle=True`` to reshuffle each epoch) and
         tie-breaking (and dropout on a GPU). Torch's global generators, the
         CPU's and every CUDA device's, are as they were after ``fit`` and
         ``prune``; on an MPS device its generator is left reseeded.
@@ -545,12 +547,15 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         The split is stratified when each side has room for every class and
         every class has a sample for each side; otherwise it is plain random.
         Returns ``(train, valid)``; ``valid`` is None without a validation split.
+        Either way the training rows come in a random order (the split's, or
+        a permutation): batches taken in the order given would each hold
+        one class of data sorted by class.
         """
         y = data.y
         n_valid = math.ceil(self.validation_fraction * len(y))
         n_train = len(y) - n_valid
         if self.validation_fraction == 0 or n_train < 1:
-            return data, None
+            return data.subset(np.random.RandomState(seed).permutation(len(y))), None
         room = min(n_train, n_valid) >= len(self.classes_)
         stratify = y if room and np.bincount(y).min() >= 2 else None
         train, valid = train_test_split(

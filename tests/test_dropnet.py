@@ -1049,6 +1049,22 @@ def test_callbacks_as_instances_classes_and_named_pairs(digits):
     assert 0 <= clf.net_.history[-1, "train_acc"] <= 1
 
 
+def test_rows_sorted_by_class_train_as_well_as_shuffled_rows_without_a_validation_split():
+    """Batches in the order given would each hold one class: the rows are put in a seeded order."""
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)  # sorted by class
+    X = StandardScaler().fit_transform(X)
+    params = dict(lr=0.01, max_epochs=20, prune_ratio=0.0, validation_fraction=0.0, patience=20)
+    params.update(module__hidden_layer_sizes=(16,), random_state=0)
+    as_given = DropNetClassifier(**params).fit(X, y).score(X, y)
+    shuffled = np.random.RandomState(0).permutation(len(y))
+    assert as_given > 0.9 and DropNetClassifier(**params).fit(X[shuffled], y[shuffled]).score(X, y) > 0.9
+    # The order is drawn from random_state: the same seed, the same network.
+    again = DropNetClassifier(**params).fit(X, y)
+    np.testing.assert_array_equal(again.predict_proba(X), DropNetClassifier(**params).fit(X, y).predict_proba(X))
+
+
 def test_fit_leaves_the_callbacks_given_untouched(digits):
     """scikit-learn's rule: fit must not change a parameter, callbacks included."""
     from sklearn.utils.estimator_checks import check_estimators_overwrite_params
