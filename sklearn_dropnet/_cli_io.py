@@ -8,6 +8,8 @@ predictions are written as CSV. Every problem with a file is a
 """
 
 import csv
+import math
+import tempfile
 import zipfile
 import zlib
 from contextlib import contextmanager
@@ -52,24 +54,71 @@ def _is_number(text):
     return True
 
 
-def _number(text, where):
+def _feature(text, where):
+    """The feature cell ``text`` as a float32 number; NaN, infinities and
+    numbers beyond float32's range are errors naming ``where``."""
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise UsageError(f"{where}: {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise UsageError(f"{where}: {text!r} is not a finite number")
+    with np.errstate(over="ignore"):
+        too_large = not np.isfinite(np.float32(value))
+    if too_large:
+        raise UsageError(f"{where}: {text!r} is beyond the range of float32 (about 3.4e38)")
+    return value
 
 
-def _labels(values):
-    """Labels from text: integers when they all are, else the strings."""
+def _label_number(text):
+    """The label ``text`` as an int or a float when it reads back as written
+    ('7', '-2', '0.5', '4.0'; not '01', '1.50', '1e3', '1_000'), or NaN or
+    infinity in any spelling (an error later); else None."""
     try:
-        return np.array([int(v) for v in values])
+        value = int(text)
     except ValueError:
         pass
+    else:
+        return value if str(value) == text else None
     try:
-        as_float = np.array([float(v) for v in values])
+        value = float(text)
     except ValueError:
-        return np.array(values)
-    return as_float
+        return None
+    return value if repr(value) == text or not math.isfinite(value) else None
+
+
+def _float_labels(numbers):
+    """``numbers`` (ints and floats) as a float array; None when that would
+    change an int or give two labels the same value ('1' and '1.0')."""
+    try:
+        values = [float(number) for number in numbers]
+    except OverflowError:
+        return None
+    if any(value != number for value, number in zip(values, numbers) if math.isfinite(value)):
+        return None
+    finite = [number for number in numbers if math.isfinite(number)]
+    if len({float(number) for number in finite}) != len({str(number) for number in finite}):
+        return None
+    return np.array(values)
+
+
+def _labels(texts):
+    """Labels from text: numbers when every label reads back as written (see
+    :func:`_label_number`), int64 when they all are integers, else the strings.
+
+    So '01', '1' and '2' stay three text labels, and integers beyond int64
+    stay text rather than becoming floats that merge them.
+    """
+    numbers = [_label_number(text) for text in texts]
+    if any(number is None for number in numbers):
+        return np.array(texts)
+    if all(isinstance(number, int) for number in numbers):
+        try:
+            return np.array(numbers, dtype=np.int64)
+        except OverflowError:
+            return np.array(texts)
+    values = _float_labels(numbers)
+    return np.array(texts) if values is None else values
 
 
 def _pandas_names(cells):
@@ -97,17 +146,18 @@ def _is_header(rows):
     return len(first) >= 3 and _pandas_names(first)
 
 
-def _csv_labels(texts, path, first_line):
+def _csv_labels(texts, path, lines):
     """The label column's cells as labels (see :func:`_labels`); empty, NaN
-    and infinite labels are errors naming their line."""
-    for i, text in enumerate(texts):
+    and infinite labels are errors naming their line (``lines[i]`` is the
+    line of ``texts[i]``)."""
+    for text, line in zip(texts, lines):
         if not text:
-            raise UsageError(f"{path}, line {first_line + i}: the label is empty")
+            raise UsageError(f"{path}, line {line}: the label is empty")
     y = _labels(texts)
     bad = _non_finite(y)
     if bad.size:
         raise UsageError(
-            f"{path}, line {first_line + bad[0]}: {texts[bad[0]]!r} is not a label "
+            f"{path}, line {lines[bad[0]]}: {texts[bad[0]]!r} is not a label "
             f"(NaN or infinite labels: {bad.size} of {len(y)})"
         )
     return y
@@ -120,33 +170,48 @@ def _non_finite(y):
     return np.flatnonzero(~np.isfinite(y))
 
 
-def read_csv(path, target=None, n_features=None):
-    """``X, y`` from a CSV file; ``y`` is None when there is no label column.
-
-    The first row may be a header (see :func:`_is_header`); a UTF-8 byte
-    order mark is skipped. The label is the ``target`` column (needs a
-    header), else the last column; with ``n_features`` given (prediction),
-    a file of exactly ``n_features`` columns has no label column.
-    """
+def _csv_rows(path):
+    """The rows of the CSV file ``path`` that are not blank, and the line
+    each starts on (a quoted cell may span lines)."""
+    rows, lines = [], []
     try:
         with open(path, newline="", encoding="utf-8-sig") as file:
-            rows = [row for row in csv.reader(file) if row and any(cell.strip() for cell in row)]
+            reader = csv.reader(file)
+            start = 1
+            for row in reader:
+                if row and any(cell.strip() for cell in row):
+                    rows.append(row)
+                    lines.append(start)
+                start = reader.line_num + 1
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise UsageError(f"cannot read {path}: {error}") from None
-    if not rows:
-        raise UsageError(f"{path} is empty")
-    header = None
-    if _is_header(rows):
-        header, rows = [cell.strip() for cell in rows[0]], rows[1:]
-    if not rows:
-        raise UsageError(f"{path} has a header but no data rows")
+    return rows, lines
+
+
+def _check_columns(rows, lines, header, path):
+    """Check that the data ``rows`` have as many columns as the first and
+    the ``header`` (None without one), that the last column is not empty on
+    every row (trailing commas) and that every column has a name."""
     width = len(rows[0])
-    for number, row in enumerate(rows, start=2 if header else 1):
+    for row, line in zip(rows, lines):
         if len(row) != width:
-            raise UsageError(f"{path}, line {number}: {len(row)} columns, expected {width}")
+            raise UsageError(f"{path}, line {line}: {len(row)} columns, expected {width}")
     if header is not None and len(header) != width:
         raise UsageError(f"{path}: the header has {len(header)} columns, the data {width}")
+    if all(not row[-1].strip() for row in rows) and (header is None or not header[-1]):
+        raise UsageError(
+            f"{path}: every row ends with ',' (an empty last column); remove the trailing commas"
+        )
+    for column, name in enumerate(header or []):
+        if not name:
+            raise UsageError(
+                f"{path}: column {column + 1} has no name in the header row (a row index, as "
+                "pandas' df.to_csv() writes? write the file with df.to_csv(index=False))"
+            )
 
+
+def _label_column(header, width, path, target, n_features):
+    """The index of the label column of a CSV file, or None without one."""
     if target is not None:
         if header is None:
             raise UsageError(f"--target {target!r} needs a header row in {path}")
@@ -166,17 +231,68 @@ def read_csv(path, target=None, n_features=None):
         label_column = width - 1
     if label_column is not None and width < 2:
         raise UsageError(f"{path} needs at least one feature column besides the label")
+    return label_column
 
+
+def _parse_csv(rows, lines, path, target, n_features):
+    """``X, y`` from the rows of a CSV file and their line numbers; see :func:`read_csv`."""
+    header = None
+    if _is_header(rows):
+        header, rows, lines = [cell.strip() for cell in rows[0]], rows[1:], lines[1:]
+    if not rows:
+        raise UsageError(f"{path} has a header but no data rows")
+    _check_columns(rows, lines, header, path)
+    width = len(rows[0])
+    label_column = _label_column(header, width, path, target, n_features)
     feature_columns = [c for c in range(width) if c != label_column]
     X = np.empty((len(rows), len(feature_columns)), dtype=np.float32)
-    for i, row in enumerate(rows):
-        line = i + (2 if header else 1)
+    for i, (row, line) in enumerate(zip(rows, lines)):
         for j, column in enumerate(feature_columns):
-            X[i, j] = _number(row[column], f"{path}, line {line}, column {column + 1}")
+            X[i, j] = _feature(row[column], f"{path}, line {line}, column {column + 1}")
     if label_column is None:
         return X, None
     texts = [row[label_column].strip() for row in rows]
-    return X, _csv_labels(texts, path, first_line=2 if header else 1)
+    return X, _csv_labels(texts, path, lines)
+
+
+# Separators people use instead of ',', and their names in a message.
+_OTHER_SEPARATORS = {";": "';'", "\t": "tabs"}
+
+
+def _other_separator(rows):
+    """The name of a separator of :data:`_OTHER_SEPARATORS` found on every
+    row of a CSV file, in a row of one cell or in a cell before the last (a
+    text label may hold one), or None."""
+    for separator, name in _OTHER_SEPARATORS.items():
+        if all(any(separator in cell for cell in row[:-1] or row) for row in rows):
+            return name
+    return None
+
+
+def read_csv(path, target=None, n_features=None):
+    """``X, y`` from a CSV file; ``y`` is None when there is no label column.
+
+    The first row may be a header (see :func:`_is_header`); a UTF-8 byte
+    order mark is skipped; blank lines are skipped, and errors name the
+    file's own line numbers. The label is the ``target`` column (needs a
+    header), else the last column; with ``n_features`` given (prediction),
+    a file of exactly ``n_features`` columns has no label column. Features
+    must be finite numbers. A file that does not read as comma-separated and
+    has ';' or a tab on every row is reported as separated by those.
+    """
+    rows, lines = _csv_rows(path)
+    if not rows:
+        raise UsageError(f"{path} is empty")
+    try:
+        return _parse_csv(rows, lines, path, target, n_features)
+    except UsageError:
+        separator = _other_separator(rows)
+        if separator is None:
+            raise
+        raise UsageError(
+            f"{path} looks separated by {separator}: the reader needs commas between cells "
+            "(and '.' as the decimal point)"
+        ) from None
 
 
 # What np.load raises for a damaged archive: a truncated or corrupt zip file,
@@ -226,22 +342,46 @@ def _npz_labels(y, n_samples, path):
     return y
 
 
-def read_npz(path):
-    """``X, y`` from a ``.npz`` file; ``y`` is None when it has no array ``y``."""
-    arrays = _npz_arrays(path)
-    if "X" not in arrays:
-        raise UsageError(f"{path} has no array named 'X' (it has: {', '.join(arrays) or 'none'})")
-    X = arrays["X"]
-    if not np.issubdtype(X.dtype, np.number) or X.ndim < 2:
+def _npz_features(X, path):
+    """The array ``X`` of a ``.npz`` file as float32: real numbers (not
+    complex, text or dates), 2 or more dimensions, samples, finite values."""
+    if X.dtype.kind == "c":
+        raise UsageError(
+            f"X in {path} holds complex numbers ({X.dtype}); the features must be real"
+        )
+    if X.dtype.kind not in "iuf" or X.ndim < 2:
         raise UsageError(
             f"X in {path} must be a numeric array of 2 or more dimensions, got {X.dtype} {X.shape}"
         )
     if len(X) == 0:
         raise UsageError(f"X in {path} has no samples")
+    _check_finite(X, path, "NaN or infinite values")
+    with np.errstate(over="ignore"):
+        X32 = X.astype(np.float32)
+    _check_finite(X32, path, "values beyond the range of float32 (about 3.4e38)")
+    return X32
+
+
+def _check_finite(X, path, what):
+    """Raise, counting the rows, when ``X`` has values that are not finite."""
+    bad_rows = np.flatnonzero(~np.isfinite(X).reshape(len(X), -1).all(axis=1))
+    if bad_rows.size:
+        raise UsageError(
+            f"X in {path} holds {what} in {bad_rows.size} of {len(X)} rows, "
+            f"the first at index {bad_rows[0]}"
+        )
+
+
+def read_npz(path):
+    """``X, y`` from a ``.npz`` file; ``y`` is None when it has no array ``y``."""
+    arrays = _npz_arrays(path)
+    if "X" not in arrays:
+        raise UsageError(f"{path} has no array named 'X' (it has: {', '.join(arrays) or 'none'})")
+    X = _npz_features(arrays["X"], path)
     y = arrays.get("y")
     if y is not None:
         y = _npz_labels(y, len(X), path)
-    return X.astype(np.float32), y
+    return X, y
 
 
 def load_data(path, target=None, n_features=None):
@@ -272,13 +412,21 @@ def training_data(args):
     return X, y, f"{args.data} ({X.shape[0]} samples, {int(np.prod(X.shape[1:]))} features)"
 
 
+def single_row_classes(y):
+    """The classes of ``y`` with a single row: they keep a split from being stratified."""
+    classes, counts = np.unique(y, return_counts=True)
+    return classes[counts < 2]
+
+
 def split_test(X, y, test_size, random_state):
+    """``X_train, X_test, y_train, y_test``, the test split stratified unless
+    a class has a single row (see :func:`single_row_classes`); the test
+    parts are None when ``test_size`` is 0."""
     from sklearn.model_selection import train_test_split
 
     if test_size == 0:
         return X, None, y, None
-    _, counts = np.unique(y, return_counts=True)
-    stratify = y if counts.min() >= 2 else None
+    stratify = None if single_row_classes(y).size else y
     try:
         return train_test_split(
             X, y, test_size=test_size, stratify=stratify, random_state=random_state
@@ -288,6 +436,8 @@ def split_test(X, y, test_size, random_state):
 
 
 def output_dir(path):
+    """The folder ``--output-dir``, created if needed and checked to take new
+    files (with a probe file, created and deleted) before any training."""
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
         raise UsageError(f"--output-dir {path} exists and is not a folder")
@@ -295,6 +445,13 @@ def output_dir(path):
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UsageError(f"cannot create --output-dir {path}: {error}") from None
+    try:
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise UsageError(
+            f"cannot write files in --output-dir {path}: {error.strerror or _reason(error)}"
+        ) from None
     return path
 
 
@@ -366,7 +523,34 @@ def load_model(path):
         raise UsageError(
             f"{path} holds a {type(model).__name__}, not a fitted estimator with predict"
         )
+    if not _is_classifier(model):
+        raise UsageError(f"{path} holds a {type(model).__name__}, not a classifier")
     return model
+
+
+def _is_classifier(model):
+    """Whether ``model`` is a classifier: scikit-learn says so, or it has ``classes_``."""
+    from sklearn.base import is_classifier
+
+    try:
+        return is_classifier(model) or hasattr(model, "classes_")
+    except Exception:  # an object without scikit-learn's tags
+        return hasattr(model, "classes_")
+
+
+# The files ``predict -o`` writes: a .csv file starts with a header row.
+PREDICTION_EXTENSIONS = (".csv", ".txt")
+
+
+def prediction_output(path):
+    """The path of ``predict -o``: a .csv or a .txt file (text, one line per sample)."""
+    path = Path(path).expanduser()
+    if path.suffix.lower() not in PREDICTION_EXTENSIONS:
+        raise UsageError(
+            f"-o {path}: the predictions are written as text, to a .csv file (with a header "
+            f"row) or a .txt file; got {path.suffix or 'no extension'!r}"
+        )
+    return path
 
 
 def write_predictions(file, result, classes, proba, header):

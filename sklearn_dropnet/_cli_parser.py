@@ -63,6 +63,37 @@ def _int_at_least(minimum):
 
 _positive_int = _int_at_least(1)
 
+# The seeds NumPy and scikit-learn take: 0 to 2**32 - 1.
+_MAX_SEED = 2**32 - 1
+
+
+def _integer(text):
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def _seed(text):
+    """``text`` as a random seed, an integer from 0 to 2**32 - 1."""
+    value = _integer(text)
+    if not 0 <= value <= _MAX_SEED:
+        raise argparse.ArgumentTypeError(
+            f"{value} is not a seed: give an integer from 0 to {_MAX_SEED}"
+        )
+    return value
+
+
+def _n_jobs(text):
+    """``text`` as joblib's number of jobs: positive, or negative for the
+    CPU cores but ``-1 - N`` of them; 0 is an error."""
+    value = _integer(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(
+            "0 runs nothing: give a positive number of jobs, or -1 for one per CPU core"
+        )
+    return value
+
 
 def _positive_float(text):
     value = _finite_float(text)
@@ -255,7 +286,8 @@ def _dropnet_options(parser, prune_ratio, max_epochs, hidden):
         type=_fraction(0, 1),
         default=0.1,
         help="share of the training data held out for early stopping and the validation "
-        "accuracy in the table",
+        "accuracy in the table; 0 holds out none: no early stopping, and the table shows "
+        "the accuracy on the training data ('train acc')",
     )
 
 
@@ -263,10 +295,10 @@ def _run_options(parser, output_dir):
     group = parser.add_argument_group("run")
     group.add_argument(
         "--random-state",
-        type=int,
+        type=_seed,
         default=0,
         metavar="SEED",
-        help="seed of the test split, the initial weights and the batch order",
+        help="seed (0 to 2**32 - 1) of the test split, the initial weights and the batch order",
     )
     group.add_argument(
         "--device",
@@ -438,11 +470,12 @@ def _add_ensemble(commands):
     )
     group.add_argument(
         "--n-jobs",
-        type=int,
+        type=_n_jobs,
         default=1,
         metavar="N",
-        help="members trained in parallel (-1: one per CPU core); each member's torch "
-        "threads are its share of the cores, which overrides --threads",
+        help="members trained in parallel, not 0 (-1: one per CPU core, -2: all cores but "
+        "one, ...); each member's torch threads are its share of the cores, which overrides "
+        "--threads",
     )
     _data_options(ensemble)
     _dropnet_options(ensemble, prune_ratio=0.5, max_epochs=30, hidden=(64, 32))
@@ -474,8 +507,9 @@ def _add_predict(commands):
         "-o",
         "--output",
         metavar="PATH",
-        help="write the predictions to this file, one per line (a .csv gets a header); "
-        "default: standard output",
+        help="write the predictions to this file, one sample per line: a .csv file (with a "
+        "header row) or a .txt file (without); other extensions are refused. Default: "
+        "standard output",
     )
     predict.add_argument(
         "--proba",

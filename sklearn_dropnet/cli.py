@@ -30,6 +30,8 @@ from ._cli_io import (
     load_data,
     load_model,
     output_dir,
+    prediction_output,
+    single_row_classes,
     split_test,
     training_data,
     write_history_csv,
@@ -76,22 +78,46 @@ def _dropnet(args, verbose):
     )
 
 
-def _fit(estimator, X, y, what):
+def _first_line(error):
+    """The first line of ``error``'s message: scikit-learn's can run to several."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _fit(estimator, X, y, what, message=_first_line):
+    """Fit ``estimator``; its ValueError or TypeError becomes a
+    :class:`UsageError` reading ``cannot train WHAT: message(error)``."""
     try:
         return estimator.fit(X, y)
     except (ValueError, TypeError) as error:
-        raise UsageError(f"cannot train {what}: {error}") from None
+        raise UsageError(f"cannot train {what}: {message(error)}") from None
 
 
-def _history_table(history):
-    """The round-by-round table, as lines of text."""
+def _test_split(X, y, args):
+    """:func:`split_test` with ``--test-size``, and a note on standard error
+    when the test split cannot be stratified."""
+    single = single_row_classes(y)
+    if args.test_size > 0 and single.size:
+        names = _some(single)
+        which = f"class {names} has" if single.size == 1 else f"classes {names} have"
+        print(
+            f"note: the test split is not stratified: {which} a single row, and a stratified "
+            "split needs 2 of each class",
+            file=sys.stderr,
+        )
+    return split_test(X, y, args.test_size, args.random_state)
+
+
+def _history_table(history, validated=True):
+    """The round-by-round table, as lines of text; with ``validated`` False
+    (``--validation-fraction 0``) the accuracy is on the training data, and
+    its column reads "train acc"."""
     columns = [
         ("round", "{:>5}", "round"),
         ("units", "{:>7}", "units"),
         ("fraction_left", "{:>9.3f}", "fraction"),
         ("params", "{:>10,}", "params"),
         ("macs", "{:>10,}", "MACs"),
-        ("valid_accuracy", "{:>10.4f}", "valid acc"),
+        ("valid_accuracy", "{:>10.4f}", "valid acc" if validated else "train acc"),
         ("epochs", "{:>6}", "epochs"),
         ("seconds", "{:>8.1f}", "seconds"),
     ]
@@ -137,7 +163,7 @@ def _prune(args):
 
     _configure_torch(args)
     X, y, description = training_data(args)
-    X_train, X_test, y_train, y_test = split_test(X, y, args.test_size, args.random_state)
+    X_train, X_test, y_train, y_test = _test_split(X, y, args)
     output = output_dir(args.output_dir)
     print(
         f"data: {description}; {len(X_train)} training samples, "
@@ -163,7 +189,7 @@ def _prune(args):
 
     history = estimator.pruning_history_
     print()
-    print("\n".join(_history_table(history)))
+    print("\n".join(_history_table(history, validated=args.validation_fraction > 0)))
     print()
     final = max((r for r in history if r.get("accepted", True)), key=lambda r: r["round"])
     dense = history[0]
@@ -207,13 +233,25 @@ def _full_ensemble_votes(hq, X):
     return member_votes(probas, hq.voting).sum(axis=0)
 
 
+def _ensemble_message(error):
+    """The first line of an error of :class:`~sklearn_dropnet.HQEnsembleClassifier`,
+    its held-out split's parameters named as the options that set them."""
+    message = _first_line(error)
+    if not message.startswith("validation_fraction="):  # the members' own parameter
+        return message
+    return message.replace("validation_fraction=", "--selection-fraction ", 1).replace(
+        "Change validation_fraction, or use cv instead",
+        "Change --selection-fraction, or use --cv instead",
+    )
+
+
 def _ensemble(args):
     from . import HQEnsembleClassifier
     from .plotting import plot_hq_candidates
 
     _configure_torch(args)
     X, y, description = training_data(args)
-    X_train, X_test, y_train, y_test = split_test(X, y, args.test_size, args.random_state)
+    X_train, X_test, y_train, y_test = _test_split(X, y, args)
     output = output_dir(args.output_dir)
     if args.method != "all" and args.n_select > args.n_estimators:
         raise UsageError(
@@ -247,7 +285,7 @@ def _ensemble(args):
         random_state=args.random_state,
     )
     start = time.perf_counter()
-    _fit(hq, X_train, y_train, "the ensemble")
+    _fit(hq, X_train, y_train, "the ensemble", message=_ensemble_message)
     elapsed = time.perf_counter() - start
 
     team = [int(i) for i in hq.selected_]
@@ -363,6 +401,7 @@ def _accuracy_note(predicted, y, classes, data):
 
 
 def _predict(args):
+    output = None if args.output is None else prediction_output(args.output)
     model = load_model(args.model)
     X, y = _prediction_data(args, model)
     try:
@@ -373,16 +412,15 @@ def _predict(args):
         else:
             result = model.predict(X)
     except ValueError as error:
-        raise UsageError(f"cannot predict on {args.data}: {error}") from None
+        raise UsageError(f"cannot predict on {args.data}: {_first_line(error)}") from None
 
     classes = list(getattr(model, "classes_", range(np.shape(result)[-1])))
-    if args.output is None:
+    if output is None:
         write_predictions(sys.stdout, result, classes, args.proba, header=args.proba)
     else:
-        path = Path(args.output).expanduser()
-        with writing(path), open(path, "w", newline="") as file:
+        with writing(output), open(output, "w", newline="") as file:
             write_predictions(
-                file, result, classes, args.proba, header=path.suffix.lower() == ".csv"
+                file, result, classes, args.proba, header=output.suffix.lower() == ".csv"
             )
     if y is not None and not args.proba:
         print(_accuracy_note(result, y, classes, args.data), file=sys.stderr)

@@ -655,3 +655,276 @@ def test_ensemble_cv_errors(capsys):
 def test_ensemble_n_select_larger_than_m(capsys):
     err = error_of(capsys, ["ensemble", "-M", "2", "-S", "3", *FAST])
     assert "--n-select 3 is larger than --n-estimators 2" in err
+
+
+# --- what the audit found: every row of the input checked, messages in option names ---
+
+# Tiny runs, for the tests below.
+TINY = ["--max-epochs", "2", "--hidden-layer-sizes", "16", "--quiet", "--no-plot"]
+
+
+def small_table(n_rows=30, n_features=2, n_classes=2):
+    """``n_rows`` rows of ``n_features`` numbers and a label, as CSV lines."""
+    X = np.random.RandomState(0).rand(n_rows, n_features).round(3)
+    return [",".join([*map(str, row), str(i % n_classes)]) for i, row in enumerate(X)]
+
+
+@pytest.mark.parametrize(
+    "cell, message",
+    [("nan", "'nan' is not a finite number"), ("-inf", "'-inf' is not a finite number"),
+     ("1e39", "'1e39' is beyond the range of float32 (about 3.4e38)")],
+)  # fmt: skip
+def test_csv_features_must_be_finite(capsys, tmp_path, cell, message):
+    lines = ["a,b,y", *small_table()]
+    lines[6] = cell + lines[6][lines[6].index(",") :]  # line 7, column 1
+    (tmp_path / "x.csv").write_text("\n".join(lines) + "\n")
+    err = error_of(capsys, ["prune", "--data", str(tmp_path / "x.csv"), *TINY])
+    assert err == f"sklearn-dropnet prune: error: {tmp_path / 'x.csv'}, line 7, column 1: {message}"
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_npz_features_must_be_finite(capsys, tmp_path, bad):
+    X = np.random.RandomState(0).rand(60, 4)
+    X[[3, 9], [1, 2]] = bad
+    np.savez(tmp_path / "x.npz", X=X, y=np.arange(60) % 2)
+    err = error_of(capsys, ["prune", "--data", str(tmp_path / "x.npz"), *TINY])
+    assert err == (
+        f"sklearn-dropnet prune: error: X in {tmp_path / 'x.npz'} holds NaN or infinite "
+        "values in 2 of 60 rows, the first at index 3"
+    )
+    np.savez(tmp_path / "big.npz", X=np.full((60, 4), 1e39), y=np.arange(60) % 2)
+    err = error_of(capsys, ["prune", "--data", str(tmp_path / "big.npz"), *TINY])
+    assert err.endswith("holds values beyond the range of float32 (about 3.4e38) in 60 of 60 "
+                        "rows, the first at index 0")  # fmt: skip
+
+
+def test_training_errors_keep_their_first_line():
+    from sklearn_dropnet._cli_io import UsageError
+    from sklearn_dropnet.cli import _fit
+
+    class Failing:
+        def fit(self, X, y):
+            raise ValueError("Input X is wrong.\nA long explanation.\nA link.")
+
+    with pytest.raises(UsageError) as info:
+        _fit(Failing(), None, None, "the dense network")
+    assert str(info.value) == "cannot train the dense network: Input X is wrong."
+
+
+def test_csv_errors_name_the_line_of_the_file_with_blank_lines(capsys, tmp_path):
+    path = tmp_path / "blank.csv"
+    path.write_text("a,b,y\n\n0.1,0.2,0\n\n\n0.3,x,1\n")
+    err = error_of(capsys, ["prune", "--data", str(path), *TINY])
+    assert err.endswith("blank.csv, line 6, column 2: 'x' is not a number")
+    path.write_text("\n0.1,0.2,0\n\n0.3,0.4,\n")
+    err = error_of(capsys, ["prune", "--data", str(path), *TINY])
+    assert err.endswith("blank.csv, line 4: the label is empty")
+    path.write_text('0.1,0.2,0\n"0.3\n",0.4,1,7\n')  # a quoted cell on lines 2 and 3
+    err = error_of(capsys, ["prune", "--data", str(path), *TINY])
+    assert err.endswith("blank.csv, line 2: 4 columns, expected 3")
+
+
+def test_predict_refuses_a_model_that_is_not_a_classifier(capsys, tmp_path, data_files, digits):
+    from sklearn.linear_model import LinearRegression
+
+    X, y = digits
+    joblib.dump(LinearRegression().fit(X[:100], y[:100]), tmp_path / "regression.joblib")
+    err = error_of(
+        capsys, ["predict", str(tmp_path / "regression.joblib"), str(data_files / "bare.csv")]
+    )
+    assert err == (
+        f"sklearn-dropnet predict: error: {tmp_path / 'regression.joblib'} holds a "
+        "LinearRegression, not a classifier"
+    )
+
+
+@pytest.mark.parametrize("name, suffix", [("p.npz", "'.npz'"), ("p", "'no extension'")])
+def test_predict_output_must_be_csv_or_txt(capsys, tmp_path, name, suffix):
+    # Checked first: the model file does not even exist.
+    argv = ["predict", str(tmp_path / "missing.joblib"), str(tmp_path / "missing.csv"),
+            "--proba", "-o", str(tmp_path / name)]  # fmt: skip
+    assert error_of(capsys, argv) == (
+        f"sklearn-dropnet predict: error: -o {tmp_path / name}: the predictions are written "
+        f"as text, to a .csv file (with a header row) or a .txt file; got {suffix}"
+    )
+    assert not (tmp_path / name).exists()
+
+
+def test_predict_output_txt_has_no_header(capsys, pruned_run, data_files, tmp_path):
+    argv = ["predict", str(pruned_run / "model.joblib"), str(data_files / "features.csv"),
+            "--proba", "-o", str(tmp_path / "p.TXT")]  # fmt: skip
+    assert main(argv) == 0
+    rows = np.loadtxt(tmp_path / "p.TXT", delimiter=",")
+    assert rows.shape == (500, 10)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+@pytest.mark.parametrize("command", ["prune", "ensemble"])
+def test_output_dir_that_takes_no_files_is_refused_before_training(
+    capsys, data_files, command
+):
+    argv = [command, "--data", str(data_files / "digits.npz"), "--output-dir", "/proc/self",
+            *TINY]  # fmt: skip
+    if command == "ensemble":
+        argv += ["-M", "2", "-S", "2", "--method", "top"]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip() == (
+        f"sklearn-dropnet {command}: error: cannot write files in --output-dir /proc/self: "
+        "No such file or directory"
+    )
+    assert "training" not in captured.out
+
+
+@pytest.mark.parametrize("header", ["a,b,y,\n", ""])
+def test_trailing_commas_on_every_row(capsys, tmp_path, header):
+    path = tmp_path / "trailing.csv"
+    path.write_text(header + "".join(line + ",\n" for line in small_table()))
+    err = error_of(capsys, ["prune", "--data", str(path), *TINY])
+    assert err == (
+        f"sklearn-dropnet prune: error: {path}: every row ends with ',' (an empty last "
+        "column); remove the trailing commas"
+    )
+
+
+@pytest.mark.parametrize(
+    "separator, name, decimal", [(";", "';'", ","), (";", "';'", "."), ("\t", "tabs", ".")]
+)
+@pytest.mark.parametrize("header", [True, False])
+def test_csv_separated_by_something_else(capsys, tmp_path, separator, name, decimal, header):
+    lines = ["a,b,y"] * header + small_table()
+    text = "\n".join(line.replace(",", separator) for line in lines)
+    path = tmp_path / "other.csv"
+    path.write_text(text.replace(".", decimal) + "\n")
+    err = error_of(capsys, ["prune", "--data", str(path), *TINY])
+    assert err == (
+        f"sklearn-dropnet prune: error: {path} looks separated by {name}: the reader needs "
+        "commas between cells (and '.' as the decimal point)"
+    )
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [(["prune", "--random-state", "-1"],
+      "argument --random-state: -1 is not a seed: give an integer from 0 to 4294967295"),
+     (["ensemble", "--random-state", "4294967296"],
+      "argument --random-state: 4294967296 is not a seed: give an integer from 0 to 4294967295"),
+     (["ensemble", "--n-jobs", "0"],
+      "argument --n-jobs: 0 runs nothing: give a positive number of jobs, or -1 for one per "
+      "CPU core"),
+     (["ensemble", "--n-jobs", "two"], "argument --n-jobs: 'two' is not an integer")],
+)  # fmt: skip
+def test_seed_and_n_jobs_are_checked_by_the_parser(capsys, argv, message):
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == f"sklearn-dropnet {argv[0]}: error: {message}"
+    args = build_parser().parse_args(
+        ["ensemble", "--random-state", "4294967295", "--n-jobs", "-2"]
+    )
+    assert (args.random_state, args.n_jobs) == (4294967295, -2)
+
+
+def test_ensemble_selection_split_too_small_names_the_options(capsys, tmp_path):
+    path = tmp_path / "four.csv"
+    path.write_text("\n".join(small_table(n_rows=4)) + "\n")
+    argv = ["ensemble", "--data", str(path), "--test-size", "0", "-M", "2", "-S", "2",
+            "--output-dir", str(tmp_path), *TINY]  # fmt: skip
+    assert error_of(capsys, argv) == (
+        "sklearn-dropnet ensemble: error: cannot train the ensemble: --selection-fraction 0.2 "
+        "of 4 rows leaves 1 held out, fewer than the 2 classes; the stratified split needs a "
+        "row of each class on each side. Change --selection-fraction, or use --cv instead of "
+        "a held-out split."
+    )
+
+
+def test_table_says_train_acc_without_a_validation_split(capsys, tmp_path, data_files):
+    argv = ["prune", "--data", str(data_files / "digits.npz"), "--validation-fraction", "0",
+            "--prune-ratio", "0.2", "--output-dir", str(tmp_path), *TINY]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.lstrip().startswith("round"))
+    assert header.split() == ["round", "units", "fraction", "params", "MACs", "train", "acc",
+                              "epochs", "seconds", "accepted"]  # fmt: skip
+    assert main(["prune", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert ("0 holds out none: no early stopping, and the table shows the accuracy on the "
+            "training data ('train acc')") in text  # fmt: skip
+
+
+def test_test_split_without_stratification_is_noted(capsys, tmp_path):
+    path = tmp_path / "lonely.csv"
+    path.write_text("\n".join([*small_table(), "0.5,0.5,2"]) + "\n")
+    argv = ["prune", "--data", str(path), "--prune-ratio", "0", "--output-dir", str(tmp_path),
+            *TINY]  # fmt: skip
+    assert main(argv) == 0
+    assert capsys.readouterr().err.strip() == (
+        "note: the test split is not stratified: class 2 has a single row, and a stratified "
+        "split needs 2 of each class"
+    )
+
+
+def test_csv_with_a_pandas_index_column(capsys, tmp_path):
+    path = tmp_path / "indexed.csv"
+    rows = small_table()
+    path.write_text(",a,b,y\n" + "".join(f"{i},{row}\n" for i, row in enumerate(rows)))
+    err = error_of(capsys, ["prune", "--data", str(path), "--output-dir", str(tmp_path), *TINY])
+    assert err == (
+        f"sklearn-dropnet prune: error: {path}: column 1 has no name in the header row (a row "
+        "index, as pandas' df.to_csv() writes? write the file with df.to_csv(index=False))"
+    )
+
+
+@pytest.mark.parametrize(
+    "labels, classes",
+    [(["01", "1", "2"], ["01", "1", "2"]),
+     ([str(10**20 + i) for i in range(3)], [str(10**20 + i) for i in range(3)])],
+)  # fmt: skip
+def test_csv_labels_stay_text_unless_they_read_back_as_numbers(tmp_path, labels, classes):
+    path = tmp_path / "labels.csv"
+    rows = [line.rsplit(",", 1)[0] for line in small_table()]
+    path.write_text("".join(f"{row},{labels[i % 3]}\n" for i, row in enumerate(rows)))
+    argv = ["prune", "--data", str(path), "--prune-ratio", "0", "--test-size", "0",
+            "--output-dir", str(tmp_path), *TINY]  # fmt: skip
+    assert main(argv) == 0
+    assert joblib.load(tmp_path / "model.joblib").classes_.tolist() == classes
+
+
+@pytest.mark.parametrize(
+    "texts, expected",
+    [(["2", "-7", "2"], [2, -7, 2]),
+     (["0", "0.5", "1"], [0.0, 0.5, 1.0]),
+     (["4.0", "2.0"], [4.0, 2.0]),
+     (["01", "1"], ["01", "1"]),
+     (["1", "1.0"], ["1", "1.0"]),
+     (["1.50", "2"], ["1.50", "2"]),
+     (["1e3", "5"], ["1e3", "5"]),
+     (["1_000", "5"], ["1_000", "5"]),
+     (["9007199254740993", "0.5"], ["9007199254740993", "0.5"]),
+     (["cat", "1"], ["cat", "1"])],
+)  # fmt: skip
+def test_label_texts_become_numbers_only_when_they_read_back(texts, expected):
+    from sklearn_dropnet._cli_io import _labels
+
+    y = _labels(texts)
+    assert y.tolist() == expected
+    assert y.dtype.kind == {int: "i", float: "f", str: "U"}[type(expected[0])]
+
+
+def test_nan_label_among_integers_is_still_an_error(capsys, tmp_path):
+    path = tmp_path / "nan.csv"
+    path.write_text("0.1,0.2,0\n0.3,0.4,1\n0.5,0.6,NaN\n")
+    err = error_of(capsys, ["prune", "--data", str(path), *TINY])
+    assert err.endswith("nan.csv, line 3: 'NaN' is not a label (NaN or infinite labels: 1 of 3)")
+
+
+def test_complex_features_are_refused(capsys, tmp_path):
+    X = np.random.RandomState(0).rand(60, 4) + 1j
+    np.savez(tmp_path / "complex.npz", X=X, y=np.arange(60) % 2)
+    err = error_of(capsys, ["prune", "--data", str(tmp_path / "complex.npz"),
+                            "--output-dir", str(tmp_path), *TINY])  # fmt: skip
+    assert err == (
+        f"sklearn-dropnet prune: error: X in {tmp_path / 'complex.npz'} holds complex numbers "
+        "(complex128); the features must be real"
+    )
