@@ -234,7 +234,31 @@ def _label_column(header, width, path, target, n_features):
     return label_column
 
 
-def _parse_csv(rows, lines, path, target, n_features):
+def _named_columns(header, feature_names, path, target):
+    """``(feature columns, label column or None)`` of a file to predict on,
+    matched by name to the model's ``feature_names`` (in the model's order).
+    The label is the ``target`` column, else the one column left over."""
+    missing = [name for name in feature_names if name not in header]
+    if missing:
+        raise UsageError(
+            f"{path} lacks columns the model was trained on: {', '.join(map(repr, missing[:5]))}"
+            + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        )
+    if target is not None and target not in header:
+        raise UsageError(f"no column {target!r} in {path}; the columns are: {', '.join(header)}")
+    others = [name for name in header if name not in feature_names and name != target]
+    if others and (target is not None or len(others) > 1):
+        raise UsageError(
+            f"{path} has columns the model was not trained on: {', '.join(map(repr, others[:5]))}"
+            + ("" if target is not None else "; name the label column with --target")
+        )
+    label = target if target is not None else (others[0] if others else None)
+    return [header.index(name) for name in feature_names], (
+        None if label is None else header.index(label)
+    )
+
+
+def _parse_csv(rows, lines, path, target, n_features, feature_names=None):
     """``X, y`` from the rows of a CSV file and their line numbers; see :func:`read_csv`."""
     header = None
     if _is_header(rows):
@@ -243,8 +267,11 @@ def _parse_csv(rows, lines, path, target, n_features):
         raise UsageError(f"{path} has a header but no data rows")
     _check_columns(rows, lines, header, path)
     width = len(rows[0])
-    label_column = _label_column(header, width, path, target, n_features)
-    feature_columns = [c for c in range(width) if c != label_column]
+    if header is not None and feature_names is not None:
+        feature_columns, label_column = _named_columns(header, feature_names, path, target)
+    else:
+        label_column = _label_column(header, width, path, target, n_features)
+        feature_columns = [c for c in range(width) if c != label_column]
     X = np.empty((len(rows), len(feature_columns)), dtype=np.float32)
     for i, (row, line) in enumerate(zip(rows, lines)):
         for j, column in enumerate(feature_columns):
@@ -269,7 +296,7 @@ def _other_separator(rows):
     return None
 
 
-def read_csv(path, target=None, n_features=None):
+def read_csv(path, target=None, n_features=None, feature_names=None):
     """``X, y`` from a CSV file; ``y`` is None when there is no label column.
 
     The first row may be a header (see :func:`_is_header`); a UTF-8 byte
@@ -278,13 +305,15 @@ def read_csv(path, target=None, n_features=None):
     header), else the last column; with ``n_features`` given (prediction),
     a file of exactly ``n_features`` columns has no label column. Features
     must be finite numbers. A file that does not read as comma-separated and
-    has ';' or a tab on every row is reported as separated by those.
+    has ';' or a tab on every row is reported as separated by those. With
+    ``feature_names`` (a model's ``feature_names_in_``), a file with a
+    header has its columns matched by name (see :func:`_named_columns`).
     """
     rows, lines = _csv_rows(path)
     if not rows:
         raise UsageError(f"{path} is empty")
     try:
-        return _parse_csv(rows, lines, path, target, n_features)
+        return _parse_csv(rows, lines, path, target, n_features, feature_names)
     except UsageError:
         separator = _other_separator(rows)
         if separator is None:
@@ -384,7 +413,7 @@ def read_npz(path):
     return X, y
 
 
-def load_data(path, target=None, n_features=None):
+def load_data(path, target=None, n_features=None, feature_names=None):
     """Read ``X, y`` from a ``.npz`` or ``.csv`` file (``y`` may be None)."""
     path = existing_file(path)
     _check_extension(path)
@@ -394,7 +423,22 @@ def load_data(path, target=None, n_features=None):
                 "--target applies to .csv files only; a .npz file holds arrays X and y"
             )
         return read_npz(path)
-    return read_csv(path, target=target, n_features=n_features)
+    return read_csv(path, target=target, n_features=n_features, feature_names=feature_names)
+
+
+def training_feature_names(args):
+    """The names of the feature columns of ``prune``'s or ``ensemble``'s
+    ``.csv`` file with a header (in order, the label left out), or None:
+    for digits, a ``.npz`` file, no header or repeated names."""
+    if args.data is None or Path(args.data).suffix.lower() != ".csv":
+        return None
+    rows, _ = _csv_rows(existing_file(args.data))
+    if not rows or not _is_header(rows):
+        return None
+    header = [cell.strip() for cell in rows[0]]
+    label = header.index(args.target) if args.target is not None else len(header) - 1
+    names = [name for column, name in enumerate(header) if column != label]
+    return names if len(set(names)) == len(names) else None
 
 
 def training_data(args):

@@ -20,6 +20,7 @@ features) end with a one-line message and exit status 2.
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ from ._cli_io import (
     single_row_classes,
     split_test,
     training_data,
+    training_feature_names,
     write_history_csv,
     write_predictions,
     writing,
@@ -157,6 +159,16 @@ def _save_plot(draw, path, args):
     return True
 
 
+def _with_column_names(model, args):
+    """``model``, given the feature column names of a ``.csv`` file with a
+    header as ``feature_names_in_`` (as a fit on a DataFrame would), so that
+    ``predict`` matches a file's columns by name."""
+    names = training_feature_names(args)
+    if names is not None:
+        model.feature_names_in_ = np.asarray(names, dtype=object)
+    return model
+
+
 def _prune(args):
     from ._network_cost import saved_bytes
     from .plotting import plot_pruning_curve
@@ -209,7 +221,7 @@ def _prune(args):
     print(f"total time: {elapsed:.1f} s")
 
     model_path = output / "model.joblib"
-    dump(estimator, model_path)
+    dump(_with_column_names(estimator, args), model_path)
     history_path = output / "pruning_history.csv"
     write_history_csv(history, history_path)
     written = [model_path, history_path]
@@ -318,7 +330,7 @@ def _ensemble(args):
     print(f"total time: {elapsed:.1f} s")
 
     model_path = output / "ensemble.joblib"
-    dump(hq, model_path)
+    dump(_with_column_names(hq, args), model_path)
     written = [model_path]
     plot_path = output / "hq_candidates.png"
 
@@ -357,7 +369,13 @@ def _prediction_data(args, model):
             f"give a .npz file with X of shape (n_samples, {', '.join(map(str, shape))})"
         )
     n_features = None if shape is None else shape[0]
-    X, y = load_data(args.data, target=args.target, n_features=n_features)
+    names = getattr(model, "feature_names_in_", None)
+    X, y = load_data(
+        args.data,
+        target=args.target,
+        n_features=n_features,
+        feature_names=None if names is None else [str(name) for name in names],
+    )
     if shape is None or X.shape[1:] == shape:
         return X, y
     if len(shape) == 1 and X.ndim == 2:
@@ -404,13 +422,14 @@ def _predict(args):
     output = None if args.output is None else prediction_output(args.output)
     model = load_model(args.model)
     X, y = _prediction_data(args, model)
+    if args.proba and not hasattr(model, "predict_proba"):
+        raise UsageError(f"{type(model).__name__} has no predict_proba; drop --proba")
     try:
-        if args.proba:
-            if not hasattr(model, "predict_proba"):
-                raise UsageError(f"{type(model).__name__} has no predict_proba; drop --proba")
-            result = model.predict_proba(X)
-        else:
-            result = model.predict(X)
+        with warnings.catch_warnings():
+            # The columns were matched by name (or by position, for a file
+            # with no header): X, an array, need not be warned of for having none.
+            warnings.filterwarnings("ignore", message="X does not have valid feature names")
+            result = model.predict_proba(X) if args.proba else model.predict(X)
     except ValueError as error:
         raise UsageError(f"cannot predict on {args.data}: {_first_line(error)}") from None
 

@@ -5,6 +5,7 @@ import csv
 import os
 import subprocess
 import sys
+import warnings
 
 import joblib
 import numpy as np
@@ -289,6 +290,50 @@ def test_predict_csv_with_a_label_column_and_probabilities(
 
 def accuracy_line(path, model, X, y):
     return f"accuracy on the labels in {path}: {model.score(X, y):.4f} ({len(y)} samples)"
+
+
+@pytest.mark.parametrize("command", ["prune", "ensemble"])
+def test_a_csv_header_is_kept_and_predict_matches_columns_by_name(tmp_path, data_files, capsys, digits, command):
+    """The training file has the label first: predict finds it, and the features, by name."""
+    sizes = ["-M", "2", "-S", "2"] if command == "ensemble" else []
+    argv = [command, "--data", str(data_files / "header.csv"), "--target", "digit",
+            "--prune-ratio", "0.2", "--output-dir", str(tmp_path), *sizes, *FAST]  # fmt: skip
+    assert main(argv) == 0
+    model_path = tmp_path / ("ensemble.joblib" if command == "ensemble" else "model.joblib")
+    model = joblib.load(model_path)
+    names = [f"pixel{i}" for i in range(64)]
+    assert list(model.feature_names_in_) == names
+    X, y = digits[0][:500], digits[1][:500]
+    capsys.readouterr()
+    # The training file itself, without --target: its first column is the label.
+    assert main(["predict", str(model_path), str(data_files / "header.csv")]) == 0
+    out, err = capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # model fitted with names, X without
+        assert err.strip() == accuracy_line(data_files / "header.csv", model, X, y)
+    # The columns in another order, the label last: the same predictions.
+    order = np.random.RandomState(0).permutation(64)
+    shuffled = tmp_path / "shuffled.csv"
+    with open(shuffled, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow([names[i] for i in order] + ["digit"])
+        writer.writerows([[*row[order], label] for label, row in zip(y, X)])
+    assert main(["predict", str(model_path), str(shuffled)]) == 0
+    assert capsys.readouterr().out == out
+    # A column missing, or one the model does not know besides the label: named.
+    missing = tmp_path / "missing.csv"
+    rows = [line.split(",") for line in shuffled.read_text().splitlines()[:3]]
+    missing.write_text("\n".join(",".join(row[:-2] + row[-1:]) for row in rows))  # no pixel{order[-1]}
+    assert error_of(capsys, ["predict", str(model_path), str(missing)]).endswith(
+        f"missing.csv lacks columns the model was trained on: 'pixel{order[-1]}'"
+    )
+    extra = tmp_path / "extra.csv"
+    extra.write_text("\n".join(line + ",0" for line in shuffled.read_text().splitlines()[:3]))
+    extra.write_text(extra.read_text().replace("digit,0", "digit,junk", 1))
+    assert error_of(capsys, ["predict", str(model_path), str(extra)]).endswith(
+        "extra.csv has columns the model was not trained on: 'digit', 'junk'; "
+        "name the label column with --target"
+    )
 
 
 def test_predict_compares_float_labels_with_integer_classes(pruned_run, tmp_path, capsys, digits):
