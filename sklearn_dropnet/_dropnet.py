@@ -847,6 +847,9 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         self : DropNetClassifier
             The fitted estimator.
         """
+        # Fitted once the dense round is recorded: a fit that fails before
+        # (training diverged, say) leaves no network to predict with.
+        self.__dict__.pop("pruning_history_", None)
         self._check_params()
         data = self._validate_training_data(X, y)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
@@ -1052,6 +1055,9 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         self.initial_module_ = initial
         self._frozen_units = frozen_units
         self.net_.initialize_optimizer()
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "pruning_history_")
 
     def __setstate__(self, state):
         super().__setstate__(state)

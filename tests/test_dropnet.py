@@ -1131,15 +1131,27 @@ def test_float32_arrays_with_negative_strides_fit_and_prune(digits):
 
 
 @pytest.mark.parametrize(
-    "params, scale",
-    [({}, 3e38), ({"optimizer": torch.optim.SGD, "lr": 1e6}, 1.0)],
+    "params, scale, dense_trains",
+    [({}, 3e38, False), ({"optimizer": torch.optim.SGD, "lr": 1e6}, 1.0, True)],
     ids=["huge inputs", "huge learning rate"],
 )
-def test_training_that_diverges_is_a_clear_error(digits, params, scale):
+def test_training_that_diverges_is_a_clear_error(digits, params, scale, dense_trains):
     X, y = digits
     clf = small(max_epochs=2, prune_ratio=0.5, **params)
     with pytest.raises(ValueError, match=r"Training diverged: .* NaN or infinite\. Lower the learning rate"):
         clf.fit(X[:150] * scale, y[:150])
+    if dense_trains:  # a pruning round diverged: the last completed round stays
+        assert len(clf.pruning_history_) >= 1
+        assert np.isfinite(clf.predict_proba(X[:2])).all()
+    else:  # the dense round diverged: no network to predict NaN with
+        with pytest.raises(NotFittedError):
+            clf.predict_proba(X[:2])
+        # and a refit that fails so leaves none either
+        refitted = small(max_epochs=2, prune_ratio=0.5).fit(X[:150], y[:150]).set_params(**params)
+        with pytest.raises(ValueError, match="Training diverged"):
+            refitted.fit(X[:150] * scale, y[:150])
+        with pytest.raises(NotFittedError):
+            refitted.predict(X[:2])
 
 
 def test_refit_on_a_dataset_forgets_the_feature_names_of_a_dataframe(digits):
