@@ -492,6 +492,9 @@ def _add_predict(commands):
         "classifier saved with joblib.dump) and predict the class of every sample of a "
         ".npz file (array X; y, when present, is used to report accuracy) or a .csv file "
         "(features only, or features and a label column: the last column, or --target). "
+        "A model trained on a .csv file with a header knows its columns by name: a file "
+        "with a header then has them matched by name, in any order, and the column left "
+        "over is the label. "
         "Only load model files you trust: joblib files can run code when loaded.",
     )
     predict.add_argument(

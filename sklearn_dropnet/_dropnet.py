@@ -145,6 +145,15 @@ def _same(a, b):
         return False
 
 
+def _copy_if_possible(callback):
+    """A deep copy of ``callback``, or ``callback`` itself when it holds what
+    cannot be copied (an open file, a logger's run, a lock)."""
+    try:
+        return copy.deepcopy(callback)
+    except Exception:  # whatever its objects raise; the original still works
+        return callback
+
+
 def _same_objects(a, b):
     return len(a) == len(b) and all(x is y for x, y in zip(a, b))
 
@@ -233,7 +242,9 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
     callbacks : list of skorch callbacks or (name, callback) tuples, default=None
         Extra skorch callbacks, run in every round. The fitted net runs
         copies of them (``net_.callbacks_``); the objects given are left
-        untouched, as scikit-learn requires of parameters.
+        untouched, as scikit-learn requires of parameters. A callback that
+        cannot be copied (one holding an open file or a logger's run) is
+        run itself.
     prune_ratio : float in [0, 1), default=0.5
         Fraction of the prunable units to remove; 0 trains the dense
         network only.
@@ -605,7 +616,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         (the ``callbacks`` parameter stays as given); the originals are kept
         to tell, in ``prune``, whether ``callbacks`` was set since."""
         self._given_callbacks = list(self.callbacks or [])
-        return copy.deepcopy(self._given_callbacks)
+        return [_copy_if_possible(callback) for callback in self._given_callbacks]
 
     def _update_net(self, valid):
         """Give ``net_`` the parameters set since ``fit`` (for ``prune``).
@@ -769,7 +780,8 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
     def _check_finite_outputs(self, data):
         """Raise a clear error when training diverged (NaN or infinite outputs)."""
         output = evaluate(self.net_.module_, data.example(self.net_.device))
-        if not torch.isfinite(output).all():
+        # -inf can be meant (a class masked out); NaN probabilities cannot.
+        if torch.isnan(torch.softmax(output.double(), dim=-1)).any():
             raise ValueError(
                 "Training diverged: the trained network's outputs on training samples are "
                 f"NaN or infinite. Lower the learning rate (lr={self.lr}), or scale X (for "

@@ -160,12 +160,14 @@ def _save_plot(draw, path, args):
 
 
 def _with_column_names(model, args):
-    """``model``, given the feature column names of a ``.csv`` file with a
-    header as ``feature_names_in_`` (as a fit on a DataFrame would), so that
-    ``predict`` matches a file's columns by name."""
+    """``model``, and an ensemble's members, given the feature column names
+    of a ``.csv`` file with a header as ``feature_names_in_`` (what a fit on
+    a DataFrame records), so that ``predict`` matches a file's columns by
+    name."""
     names = training_feature_names(args)
     if names is not None:
-        model.feature_names_in_ = np.asarray(names, dtype=object)
+        for fitted in [model, *getattr(model, "estimators_", [])]:
+            fitted.feature_names_in_ = np.asarray(names, dtype=object)
     return model
 
 

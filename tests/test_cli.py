@@ -303,6 +303,8 @@ def test_a_csv_header_is_kept_and_predict_matches_columns_by_name(tmp_path, data
     model = joblib.load(model_path)
     names = [f"pixel{i}" for i in range(64)]
     assert list(model.feature_names_in_) == names
+    for member in getattr(model, "estimators_", []):  # a DataFrame reaches the members as given
+        assert list(member.feature_names_in_) == names
     X, y = digits[0][:500], digits[1][:500]
     capsys.readouterr()
     # The training file itself, without --target: its first column is the label.

@@ -1086,6 +1086,26 @@ def test_fit_leaves_the_callbacks_given_untouched(digits):
     assert "acc" not in dict(clf.net_.callbacks_)
 
 
+class _FileLog(Callback):
+    """Writes a line per epoch to an open file: a callback that cannot be copied."""
+
+    def __init__(self, file):
+        self.file = file
+
+    def on_epoch_end(self, net, **kwargs):
+        self.file.write("epoch\n")
+
+
+def test_a_callback_that_cannot_be_copied_is_run_itself(digits, tmp_path):
+    X, y = digits
+    with open(tmp_path / "log.txt", "w") as file:
+        log = _FileLog(file)
+        clf = small(max_epochs=2, prune_ratio=0.3, callbacks=[log]).fit(X[:100], y[:100])
+    assert dict(clf.net_.callbacks_)["_FileLog"] is log
+    epochs = sum(record["epochs"] for record in clf.pruning_history_)
+    assert (tmp_path / "log.txt").read_text() == "epoch\n" * epochs
+
+
 def test_a_validation_fraction_that_leaves_too_few_to_stratify(digits):
     """7 training samples cannot hold the 10 classes: the split is not stratified."""
     X, y = digits
@@ -1152,6 +1172,30 @@ def test_training_that_diverges_is_a_clear_error(digits, params, scale, dense_tr
             refitted.fit(X[:150] * scale, y[:150])
         with pytest.raises(NotFittedError):
             refitted.predict(X[:2])
+
+
+class _MaskedClass(nn.Module):
+    """Logits with class 2 ruled out (-inf) where feature 5 is negative."""
+
+    def __init__(self, input_shape=(6,), n_classes=3):
+        super().__init__()
+        self.hidden, self.act, self.out = nn.Linear(input_shape[0], 16), nn.ReLU(), nn.Linear(16, n_classes)
+
+    def forward(self, x):
+        z = self.out(self.act(self.hidden(x)))
+        mask = torch.zeros_like(z)
+        mask[:, 2] = torch.where(x[:, 5] < 0, float("-inf"), 0.0)
+        return z + mask
+
+
+def test_logits_of_minus_infinity_on_purpose_are_not_divergence():
+    rng = np.random.RandomState(0)
+    X = rng.randn(300, 6).astype(np.float32)
+    y = np.where(X[:, 5] >= 0, 2, (X[:, 0] > 0).astype(int))
+    clf = DropNetClassifier(module=_MaskedClass, prune_ratio=0.3, max_epochs=5, lr=0.01, random_state=0)
+    clf.fit(X, y)
+    proba = clf.predict_proba(X)
+    assert np.all(proba[X[:, 5] < 0, 2] == 0) and clf.score(X, y) > 0.8
 
 
 def test_refit_on_a_dataset_forgets_the_feature_names_of_a_dataframe(digits):

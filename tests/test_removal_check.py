@@ -463,3 +463,19 @@ def test_samples_with_nan_or_infinite_outputs_do_not_break_the_check(images):
     groups = find_unit_groups(net, x[1:3], structure)
     assert not torch.isfinite(net(x)[0]).all()
     assert exactly_removable(net, x, structure, groups) == groups
+
+
+def test_an_inexact_removal_with_infinite_outputs_names_a_finite_difference(images):
+    class AddOne(nn.Module):  # a zeroed unit gives 1, a removed one nothing
+        def forward(self, x):
+            return x + 1
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), AddOne(), nn.Linear(8, 3))
+    x = torch.randn(16, 4)
+    x[0] = float("inf")
+    structure = inspect_network(net, x[1:3])
+    groups = find_unit_groups(net, x[1:3], structure)
+    with pytest.warns(UnitRemovalWarning, match=r"units zeroed \(by up to [0-9.e+-]+\)") as record:
+        assert exactly_removable(net, x, structure, groups) == []
+    assert "nan" not in str(record[0].message)
