@@ -774,11 +774,12 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
                 raise
         self.net_.notify("on_train_end", X=X, y=y)
         self._release_training_state()
-        self._check_finite_outputs(data)
+        self._check_divergence(data)
         return len(self.net_.history), time.perf_counter() - start
 
-    def _check_finite_outputs(self, data):
-        """Raise a clear error when training diverged (NaN or infinite outputs)."""
+    def _check_divergence(self, data):
+        """Raise a clear error when training diverged: outputs (NaN, or +inf)
+        that make the probabilities NaN."""
         output = evaluate(self.net_.module_, data.example(self.net_.device))
         # -inf can be meant (a class masked out); NaN probabilities cannot.
         if torch.isnan(torch.softmax(output.double(), dim=-1)).any():

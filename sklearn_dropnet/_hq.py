@@ -585,7 +585,7 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
             raise TypeError(f"Member names must be strings, got {not_strings!r}.")
         self._validate_names(names)
         for name, member in zip(names, members):
-            if isinstance(member, str) and member != "drop":
+            if isinstance(member, str) and not _is_drop(member):
                 raise TypeError(
                     f"Member {name!r} is the string {member!r}; a member is a classifier, "
                     "or 'drop' to leave it out."

@@ -96,12 +96,10 @@ def _compare_removal(module, example_input, structure, groups):
     if not isinstance(output, torch.Tensor) or output.shape != expected.shape:
         got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
         return f"{_OUTPUT_SHAPE} from {tuple(expected.shape)} to {got}"
-    finite = expected[torch.isfinite(expected)]
-    atol = _ATOL * (1.0 + (float(finite.abs().max()) if finite.numel() else 0.0))
+    atol = _ATOL * (1.0 + (_finite_max(expected.abs()) or 0.0))
     if not torch.allclose(output, expected, rtol=_RTOL, atol=atol, equal_nan=True):
-        differences = (output - expected).abs()
-        differences = differences[torch.isfinite(differences)]
-        amount = f"by up to {float(differences.max()):.3g}" if differences.numel() else "in NaN or inf"
+        difference = _finite_max((output - expected).abs())
+        amount = "in NaN or inf" if difference is None else f"by up to {difference:.3g}"
         return (
             "the smaller network's output differs from the full network's with those "
             f"units zeroed ({amount})"
@@ -112,6 +110,13 @@ def _compare_removal(module, example_input, structure, groups):
     if failure is not None and _training_failure(copy.deepcopy(module), example_input) is None:
         return f"the smaller network fails in training mode: {failure}"
     return None
+
+
+def _finite_max(values):
+    """The largest finite value of ``values`` (NaN and inf outputs compare
+    equal, and must not set the tolerance), or None when none is finite."""
+    finite = values[torch.isfinite(values)]
+    return float(finite.max()) if finite.numel() else None
 
 
 def _training_failure(module, inputs):
