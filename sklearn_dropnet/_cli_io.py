@@ -210,16 +210,19 @@ def _check_columns(rows, lines, header, path):
             )
 
 
+def _target_column(header, path, target):
+    """The index of the column named ``target`` (``--target``) in ``header``."""
+    if target not in header:
+        raise UsageError(f"no column {target!r} in {path}; the columns are: {', '.join(header)}")
+    return header.index(target)
+
+
 def _label_column(header, width, path, target, n_features):
     """The index of the label column of a CSV file, or None without one."""
     if target is not None:
         if header is None:
             raise UsageError(f"--target {target!r} needs a header row in {path}")
-        if target not in header:
-            raise UsageError(
-                f"no column {target!r} in {path}; the columns are: {', '.join(header)}"
-            )
-        label_column = header.index(target)
+        label_column = _target_column(header, path, target)
     elif n_features is not None and width == n_features:
         label_column = None
     elif n_features is not None and width != n_features + 1:
@@ -244,15 +247,17 @@ def _named_columns(header, feature_names, path, target):
             f"{path} lacks columns the model was trained on: {', '.join(map(repr, missing[:5]))}"
             + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         )
-    if target is not None and target not in header:
-        raise UsageError(f"no column {target!r} in {path}; the columns are: {', '.join(header)}")
+    if target is not None:
+        _target_column(header, path, target)  # an error naming the columns if it is not one
+    label = target
     others = [name for name in header if name not in feature_names and name != target]
     if others and (target is not None or len(others) > 1):
         raise UsageError(
             f"{path} has columns the model was not trained on: {', '.join(map(repr, others[:5]))}"
             + ("" if target is not None else "; name the label column with --target")
         )
-    label = target if target is not None else (others[0] if others else None)
+    if label is None and others:
+        label = others[0]
     return [header.index(name) for name in feature_names], (
         None if label is None else header.index(label)
     )
