@@ -264,7 +264,7 @@ def _named_columns(header, feature_names, path, target):
 
 
 def _parse_csv(rows, lines, path, target, n_features, feature_names=None):
-    """``X, y`` from the rows of a CSV file and their line numbers; see :func:`read_csv`."""
+    """``X, y, names`` from the rows of a CSV file and their line numbers; see :func:`read_csv`."""
     header = None
     if _is_header(rows):
         header, rows, lines = [cell.strip() for cell in rows[0]], rows[1:], lines[1:]
@@ -281,10 +281,13 @@ def _parse_csv(rows, lines, path, target, n_features, feature_names=None):
     for i, (row, line) in enumerate(zip(rows, lines)):
         for j, column in enumerate(feature_columns):
             X[i, j] = _feature(row[column], f"{path}, line {line}, column {column + 1}")
+    names = None if header is None else [header[column] for column in feature_columns]
+    if names is not None and len(set(names)) < len(names):
+        names = None  # repeated names cannot be matched by name
     if label_column is None:
-        return X, None
+        return X, None, names
     texts = [row[label_column].strip() for row in rows]
-    return X, _csv_labels(texts, path, lines)
+    return X, _csv_labels(texts, path, lines), names
 
 
 # Separators people use instead of ',', and their names in a message.
@@ -302,7 +305,9 @@ def _other_separator(rows):
 
 
 def read_csv(path, target=None, n_features=None, feature_names=None):
-    """``X, y`` from a CSV file; ``y`` is None when there is no label column.
+    """``X, y, names`` from a CSV file; ``y`` is None when there is no label
+    column, ``names`` (of the feature columns, in order) without a header
+    row or when a name repeats.
 
     The first row may be a header (see :func:`_is_header`); a UTF-8 byte
     order mark is skipped; blank lines are skipped, and errors name the
@@ -419,7 +424,9 @@ def read_npz(path):
 
 
 def load_data(path, target=None, n_features=None, feature_names=None):
-    """Read ``X, y`` from a ``.npz`` or ``.csv`` file (``y`` may be None)."""
+    """Read ``X, y, names`` from a ``.npz`` or ``.csv`` file (``y`` may be
+    None; ``names``, of the feature columns, is None but for a ``.csv``
+    file with a header, see :func:`read_csv`)."""
     path = existing_file(path)
     _check_extension(path)
     if path.suffix.lower() == ".npz":
@@ -427,38 +434,27 @@ def load_data(path, target=None, n_features=None, feature_names=None):
             raise UsageError(
                 "--target applies to .csv files only; a .npz file holds arrays X and y"
             )
-        return read_npz(path)
+        return (*read_npz(path), None)
     return read_csv(path, target=target, n_features=n_features, feature_names=feature_names)
 
 
-def training_feature_names(args):
-    """The names of the feature columns of ``prune``'s or ``ensemble``'s
-    ``.csv`` file with a header (in order, the label left out), or None:
-    for digits, a ``.npz`` file, no header or repeated names."""
-    if args.data is None or Path(args.data).suffix.lower() != ".csv":
-        return None
-    rows, _ = _csv_rows(existing_file(args.data))
-    if not rows or not _is_header(rows):
-        return None
-    header = [cell.strip() for cell in rows[0]]
-    label = header.index(args.target) if args.target is not None else len(header) - 1
-    names = [name for column, name in enumerate(header) if column != label]
-    return names if len(set(names)) == len(names) else None
-
 
 def training_data(args):
-    """``X, y, description`` for ``prune`` and ``ensemble``."""
+    """``X, y, description, names`` for ``prune`` and ``ensemble``: ``names``
+    of the feature columns of a ``.csv`` file with a header, else None."""
     if args.data is None:
         from sklearn.datasets import load_digits
 
         X, y = load_digits(return_X_y=True)
-        return (X / 16).astype(np.float32), y, "scikit-learn digits (1797 8x8 images, pixels / 16)"
-    X, y = load_data(args.data, target=args.target)
+        description = "scikit-learn digits (1797 8x8 images, pixels / 16)"
+        return (X / 16).astype(np.float32), y, description, None
+    X, y, names = load_data(args.data, target=args.target)
     if y is None:
         raise UsageError(f"{args.data} has no labels: a .npz file needs an array y")
     if len(np.unique(y)) < 2:
         raise UsageError(f"{args.data}: the labels have a single class; need at least 2")
-    return X, y, f"{args.data} ({X.shape[0]} samples, {int(np.prod(X.shape[1:]))} features)"
+    description = f"{args.data} ({X.shape[0]} samples, {int(np.prod(X.shape[1:]))} features)"
+    return X, y, description, names
 
 
 def single_row_classes(y):

@@ -35,7 +35,6 @@ from ._cli_io import (
     single_row_classes,
     split_test,
     training_data,
-    training_feature_names,
     write_history_csv,
     write_predictions,
     writing,
@@ -159,12 +158,11 @@ def _save_plot(draw, path, args):
     return True
 
 
-def _with_column_names(model, args):
-    """``model``, and an ensemble's members, given the feature column names
-    of a ``.csv`` file with a header as ``feature_names_in_`` (what a fit on
-    a DataFrame records), so that ``predict`` matches a file's columns by
-    name."""
-    names = training_feature_names(args)
+def _with_column_names(model, names):
+    """``model``, and an ensemble's members, given ``names``, the feature
+    column names of a ``.csv`` file with a header (None for none), as
+    ``feature_names_in_`` (what a fit on a DataFrame records), so that
+    ``predict`` matches a file's columns by name."""
     if names is not None:
         for fitted in [model, *getattr(model, "estimators_", [])]:
             fitted.feature_names_in_ = np.asarray(names, dtype=object)
@@ -176,7 +174,7 @@ def _prune(args):
     from .plotting import plot_pruning_curve
 
     _configure_torch(args)
-    X, y, description = training_data(args)
+    X, y, description, names = training_data(args)
     X_train, X_test, y_train, y_test = _test_split(X, y, args)
     output = output_dir(args.output_dir)
     print(
@@ -223,7 +221,7 @@ def _prune(args):
     print(f"total time: {elapsed:.1f} s")
 
     model_path = output / "model.joblib"
-    dump(_with_column_names(estimator, args), model_path)
+    dump(_with_column_names(estimator, names), model_path)
     history_path = output / "pruning_history.csv"
     write_history_csv(history, history_path)
     written = [model_path, history_path]
@@ -264,7 +262,7 @@ def _ensemble(args):
     from .plotting import plot_hq_candidates
 
     _configure_torch(args)
-    X, y, description = training_data(args)
+    X, y, description, names = training_data(args)
     X_train, X_test, y_train, y_test = _test_split(X, y, args)
     output = output_dir(args.output_dir)
     if args.method != "all" and args.n_select > args.n_estimators:
@@ -332,7 +330,7 @@ def _ensemble(args):
     print(f"total time: {elapsed:.1f} s")
 
     model_path = output / "ensemble.joblib"
-    dump(_with_column_names(hq, args), model_path)
+    dump(_with_column_names(hq, names), model_path)
     written = [model_path]
     plot_path = output / "hq_candidates.png"
 
@@ -372,7 +370,7 @@ def _prediction_data(args, model):
         )
     n_features = None if shape is None else shape[0]
     names = getattr(model, "feature_names_in_", None)
-    X, y = load_data(
+    X, y, _ = load_data(
         args.data,
         target=args.target,
         n_features=n_features,
