@@ -438,7 +438,6 @@ def load_data(path, target=None, n_features=None, feature_names=None):
     return read_csv(path, target=target, n_features=n_features, feature_names=feature_names)
 
 
-
 def training_data(args):
     """``X, y, description, names`` for ``prune`` and ``ensemble``: ``names``
     of the feature columns of a ``.csv`` file with a header, else None."""
