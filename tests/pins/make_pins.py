@@ -1,0 +1,91 @@
+"""Record the results that refactors must keep (``tests/test_pins.py``).
+
+Run ``python tests/pins/make_pins.py`` only when a change is *meant* to
+change results (a new default, say), and say so in the commit: the pins
+exist to show that moving code changed nothing. Each case fits on the
+test suite's split of digits with one torch thread, as the tests do.
+"""
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+from sklearn_dropnet import DropNetClassifier
+from sklearn_dropnet.models import ModelB
+
+HERE = Path(__file__).parent
+PINS = HERE / "pins.json"
+
+# name -> (estimator parameters, whether X is given as images)
+CASES = {
+    # The estimator's defaults at prune_ratio=0.8.
+    "defaults": (dict(prune_ratio=0.8, random_state=0), False),
+    # The paper's retraining (rewind to the initial weights, rows in one
+    # fixed order, no distillation): the defaults until 0.1.0.dev0's stop 16.
+    "paper_settings": (
+        dict(prune_ratio=0.8, random_state=0, reinit="rewind", iterator_train__shuffle=False),
+        False,
+    ),
+    # Random scores and the global scope draw from the round's generator.
+    "random_global": (
+        dict(
+            prune_ratio=0.7, unit_score="random", scope="global", max_epochs=10,
+            module__hidden_layer_sizes=(48, 24), random_state=1,
+        ),
+        False,
+    ),
+    # Filters of a CNN with BatchNorm-free conv blocks, fine-tuned.
+    "conv_filters": (
+        dict(
+            module=ModelB, module__channels=(16, 16), prune_ratio=0.75, max_epochs=6,
+            reinit="none", random_state=2,
+        ),
+        True,
+    ),
+}
+
+
+def digits_split():
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16).astype(np.float32)
+    return train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+
+
+def run_case(name):
+    """Fit case ``name``; return its history (without times) and predictions."""
+    params, images = CASES[name]
+    X_train, X_test, y_train, _ = digits_split()
+    if images:
+        X_train, X_test = X_train.reshape(-1, 1, 8, 8), X_test.reshape(-1, 1, 8, 8)
+    clf = DropNetClassifier(**params).fit(X_train, y_train)
+    history = [
+        {key: value for key, value in record.items() if key not in ("seconds", "train_seconds")}
+        for record in clf.pruning_history_
+    ]
+    proba = clf.predict_proba(X_test)
+    return {
+        "history": history,
+        "predictions": clf.predict(X_test).tolist(),
+        # Every bit of the float64 probabilities.
+        "proba_sha256": hashlib.sha256(np.ascontiguousarray(proba, dtype=np.float64).tobytes()).hexdigest(),
+    }
+
+
+def main(names):
+    torch.set_num_threads(1)
+    pins = json.loads(PINS.read_text()) if PINS.exists() else {}
+    pins["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    for name in names or CASES:
+        pins[name] = run_case(name)
+        print(name, pins[name]["history"][-1])
+    PINS.write_text(json.dumps(pins, indent=1, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
