@@ -1,0 +1,521 @@
+"""The ``argparse`` parser of the command line: its options and their types.
+
+The choices come from the library itself, so that the command line cannot
+drift from what the estimators accept.
+"""
+
+import argparse
+import difflib
+import math
+import textwrap
+
+from .._dropnet import REINITS
+from ..ensemble._diversity import METRICS
+from ..ensemble._ensemble_selection import FINAL_CHOICES
+from ..ensemble._hq import _METHODS, _VOTING
+from ..pruning._unit_scores import SCORES
+from ..pruning._unit_selection import SCOPES
+
+PROG = "sklearn-dropnet"
+
+
+# ---------------------------------------------------------------------------
+# argument types
+# ---------------------------------------------------------------------------
+
+
+def _finite_float(text):
+    """``text`` as a float; NaN and infinities are usage errors."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _fraction(low, high, low_open=False, high_open=True):
+    def parse(text):
+        value = _finite_float(text)
+        too_low = value <= low if low_open else value < low
+        too_high = value >= high if high_open else value > high
+        if too_low or too_high:
+            interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+            raise argparse.ArgumentTypeError(f"{value} is not in {interval}")
+        return value
+
+    return parse
+
+
+def _int_at_least(minimum):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} must be at least {minimum}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1)
+
+# The seeds NumPy and scikit-learn take: 0 to 2**32 - 1.
+_MAX_SEED = 2**32 - 1
+
+
+def _integer(text):
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def _seed(text):
+    """``text`` as a random seed, an integer from 0 to 2**32 - 1."""
+    value = _integer(text)
+    if not 0 <= value <= _MAX_SEED:
+        raise argparse.ArgumentTypeError(
+            f"{value} is not a seed: give an integer from 0 to {_MAX_SEED}"
+        )
+    return value
+
+
+def _n_jobs(text):
+    """``text`` as joblib's number of jobs: positive, or negative for the
+    CPU cores but ``-1 - N`` of them; 0 is an error."""
+    value = _integer(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(
+            "0 runs nothing: give a positive number of jobs, or -1 for one per CPU core"
+        )
+    return value
+
+
+def _positive_float(text):
+    value = _finite_float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value} must be positive")
+    return value
+
+
+def _layer_sizes(text):
+    try:
+        sizes = tuple(int(part) for part in text.replace(" ", ",").split(",") if part)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of integers, e.g. 64,32"
+        ) from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give one or more positive layer widths, e.g. 64,32"
+        )
+    return sizes
+
+
+# ---------------------------------------------------------------------------
+# the parser
+# ---------------------------------------------------------------------------
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Help with the defaults that mean something, and descriptions that keep
+    their indented blocks (file lists, examples) as written."""
+
+    def _fill_text(self, text, width, indent):
+        paragraphs = []
+        for paragraph in text.split("\n\n"):
+            if paragraph.startswith("  "):
+                paragraphs.append(textwrap.indent(paragraph, indent))
+            else:
+                paragraphs.append(super()._fill_text(paragraph, width, indent))
+        return "\n\n".join(paragraphs)
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (
+            "%(default)" in text
+            or "default:" in text
+            # "is", not "in": 0 == False, and a default of 0 means something.
+            or any(default is value for value in (None, False, argparse.SUPPRESS))
+            or not action.option_strings
+        ):
+            return text
+        if isinstance(default, tuple):
+            default = ",".join(str(value) for value in default)
+        return f"{text} (default: {str(default).replace('%', '%%')})"
+
+
+class _Parser(argparse.ArgumentParser):
+    """The top-level parser: an option its subcommand does not know is
+    reported by that subcommand, with its usage and the closest option."""
+
+    def parse_args(self, args=None, namespace=None):
+        args, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = getattr(args, "command", None)
+            parser = self.commands.get(command, self)
+            parser.error(_unrecognized(parser, command, extras))
+        return args
+
+
+def _unrecognized(parser, command, extras):
+    """The message for arguments ``command`` does not take, with a hint."""
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    if command == "predict" and "--data" in extras:
+        return (
+            f"{message} (predict takes the data file as its second argument, without "
+            f"--data: {PROG} predict MODEL DATA)"
+        )
+    known = [option for action in parser._actions for option in action.option_strings]
+    for extra in extras:
+        if extra.startswith("--"):
+            close = difflib.get_close_matches(extra.split("=")[0], known, n=1)
+            if close:
+                return f"{message} (did you mean {close[0]}?)"
+    return message
+
+
+def _data_options(parser):
+    group = parser.add_argument_group("data")
+    group.add_argument(
+        "--data",
+        metavar="PATH",
+        help="training data: a .npz file with arrays X (n_samples, n_features...) and y "
+        "(n_samples,), or a .csv file of numbers with the label in the last column (or in "
+        "--target) and an optional header row. Default: scikit-learn's digits, pixels "
+        "scaled to [0, 1]",
+    )
+    group.add_argument(
+        "--target",
+        metavar="NAME",
+        help="for a .csv file with a header row: the name of the label column "
+        "(default: the last column)",
+    )
+    group.add_argument(
+        "--test-size",
+        metavar="FRACTION",
+        type=_fraction(0, 1),
+        default=0.2,
+        help="share of the data held out (stratified) to report test accuracy; 0 reports none",
+    )
+
+
+def _dropnet_options(parser, prune_ratio, max_epochs, hidden):
+    group = parser.add_argument_group("DropNet (see DropNetClassifier)")
+    group.add_argument(
+        "--prune-ratio",
+        metavar="FRACTION",
+        type=_fraction(0, 1),
+        default=prune_ratio,
+        help="fraction of the hidden units to remove, in [0, 1); 0 trains the dense network only",
+    )
+    group.add_argument(
+        "--drop-fraction",
+        metavar="FRACTION",
+        type=_fraction(0, 1, low_open=True),
+        default=0.2,
+        help="fraction of the surviving units removed per round (the paper's p; 0.2 is its "
+        "recommendation)",
+    )
+    group.add_argument(
+        "--scope",
+        choices=SCOPES,
+        default="layer",
+        help="'layer' drops that fraction of each layer; 'global' ranks all units together "
+        "after dividing each layer's scores by its mean; 'global_raw' ranks raw scores "
+        "together, as in the paper",
+    )
+    group.add_argument(
+        "--unit-score",
+        choices=SCORES,
+        default="activation",
+        help="how units are ranked, lowest dropped first: 'activation' is DropNet (mean "
+        "|post-activation|), 'apoz' drops the units most often zero, 'l1' the smallest weight "
+        "norms, 'random' at random, 'max' the highest activations (a sanity baseline)",
+    )
+    group.add_argument(
+        "--reinit",
+        choices=REINITS,
+        default="rewind",
+        help="weights the survivors restart from each round: their initial values "
+        "(the paper's default), fresh random ones, or the trained ones (fine-tuning)",
+    )
+    group.add_argument(
+        "--min-accuracy-ratio",
+        type=_fraction(0, 1, low_open=True, high_open=False),
+        default=None,
+        metavar="KAPPA",
+        help="stop early when validation accuracy falls below KAPPA times the dense "
+        "accuracy, and keep the last round that met it (default: no such stop)",
+    )
+    group.add_argument(
+        "--hidden-layer-sizes",
+        type=_layer_sizes,
+        default=hidden,
+        metavar="N,N,...",
+        help="widths of the MLP's hidden layers, comma-separated (these units are pruned)",
+    )
+    group.add_argument(
+        "--max-epochs",
+        metavar="N",
+        type=_positive_int,
+        default=max_epochs,
+        help="most epochs per round; early stopping on the validation loss usually stops sooner",
+    )
+    group.add_argument(
+        "--lr", type=_positive_float, default=1e-3, metavar="RATE", help="learning rate (Adam)"
+    )
+    group.add_argument(
+        "--batch-size", type=_positive_int, default=32, metavar="N", help="mini-batch size"
+    )
+    group.add_argument(
+        "--patience",
+        type=_positive_int,
+        default=5,
+        metavar="N",
+        help="early-stopping patience in epochs",
+    )
+    group.add_argument(
+        "--validation-fraction",
+        metavar="FRACTION",
+        type=_fraction(0, 1),
+        default=0.1,
+        help="share of the training data held out for early stopping and the validation "
+        "accuracy in the table; 0 holds out none: no early stopping, and the table shows "
+        "the accuracy on the training data ('train acc')",
+    )
+
+
+def _run_options(parser, output_dir):
+    group = parser.add_argument_group("run")
+    group.add_argument(
+        "--random-state",
+        type=_seed,
+        default=0,
+        metavar="SEED",
+        help="seed (0 to 2**32 - 1) of the test split, the initial weights and the batch order",
+    )
+    group.add_argument(
+        "--device",
+        default="cpu",
+        metavar="DEVICE",
+        help="where to train: 'cpu', 'cuda', 'cuda:1', 'mps', ...",
+    )
+    group.add_argument(
+        "--threads",
+        metavar="N",
+        type=_positive_int,
+        default=1,
+        help="torch CPU threads; small networks train fastest on one",
+    )
+    group.add_argument(
+        "--output-dir",
+        default=output_dir,
+        metavar="DIR",
+        help="folder for the output files (created if needed; files in it are overwritten)",
+    )
+    group.add_argument("--no-plot", action="store_true", help="do not write the PNG plot")
+    group.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser():
+    """Build the ``argparse`` parser of ``sklearn-dropnet`` and its subcommands.
+
+    Returns
+    -------
+    parser : argparse.ArgumentParser
+        The parser; the subcommand's name is stored as ``command``.
+
+    Examples
+    --------
+    >>> from sklearn_dropnet.cli import build_parser
+    >>> args = build_parser().parse_args(["prune", "--prune-ratio", "0.5"])
+    >>> args.command, args.prune_ratio, args.drop_fraction, args.output_dir
+    ('prune', 0.5, 0.2, 'dropnet-output')
+    """
+    parser = _Parser(
+        prog=PROG,
+        formatter_class=_Formatter,
+        description="DropNet pruning and HQ ensemble pruning from the command line.\n\n"
+        "  sklearn-dropnet prune                       # digits, 80% of units removed\n"
+        "  sklearn-dropnet prune --data train.csv --prune-ratio 0.5\n"
+        "  sklearn-dropnet ensemble --n-estimators 8 --n-select 3\n"
+        "  sklearn-dropnet predict dropnet-output/model.joblib new.csv -o labels.csv\n\n"
+        "Run 'sklearn-dropnet COMMAND --help' for the options of a command.",
+    )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=argparse.ArgumentParser
+    )
+    _add_prune(commands)
+    _add_ensemble(commands)
+    _add_predict(commands)
+    parser.commands = commands.choices
+    return parser
+
+
+def _subcommand(commands, name, **texts):
+    """Add subcommand ``name`` (with its ``help`` and ``description``)."""
+    return commands.add_parser(name, formatter_class=_Formatter, **texts)
+
+
+def _add_prune(commands):
+    """The ``prune`` subcommand."""
+    prune = _subcommand(
+        commands,
+        "prune",
+        help="prune an MLP with DropNet and save it",
+        description="Train an MLP with DropNetClassifier, removing units round by round "
+        "until --prune-ratio of them are gone. Prints one row per round (round 0 is the "
+        "dense network) and the test accuracy of the dense and the pruned network, and "
+        "writes to --output-dir:\n\n"
+        "  model.joblib          the fitted estimator (load it with joblib.load or\n"
+        "                        'sklearn-dropnet predict')\n"
+        "  pruning_history.csv   the table, with the units of each layer\n"
+        "  pruning_curve.png     validation accuracy against the share of units left",
+    )
+    _data_options(prune)
+    _dropnet_options(prune, prune_ratio=0.8, max_epochs=100, hidden=(256, 128))
+    _run_options(prune, output_dir="dropnet-output")
+
+
+def _add_ensemble(commands):
+    """The ``ensemble`` subcommand."""
+    ensemble = _subcommand(
+        commands,
+        "ensemble",
+        help="train M pruned networks and choose a team of S with HQ",
+        description="Train --n-estimators DropNet networks (each pruned with the DropNet "
+        "options below, each with its own seed) and choose a team of at most --n-select "
+        "of them with HQEnsembleClassifier, on a held-out part of the training data. "
+        "Prints each member's and the team's size and test accuracy against the full "
+        "ensemble, and writes to --output-dir:\n\n"
+        "  ensemble.joblib       the fitted HQEnsembleClassifier\n"
+        "  hq_candidates.png     the teams examined: focal diversity against held-out\n"
+        "                        accuracy, the chosen team marked",
+    )
+    group = ensemble.add_argument_group("ensemble (see HQEnsembleClassifier)")
+    group.add_argument(
+        "--n-estimators",
+        "-M",
+        type=_positive_int,
+        default=8,
+        metavar="M",
+        help="number of networks trained, M",
+    )
+    group.add_argument(
+        "--n-select",
+        "-S",
+        type=_positive_int,
+        default=4,
+        metavar="S",
+        help="largest team HQ grows, S (the picks for 'greedy', the team size for 'top')",
+    )
+    group.add_argument(
+        "--method",
+        choices=_METHODS,
+        default="hq",
+        help="'hq': hierarchical pruning by focal diversity; 'greedy': Caruana et al.'s forward "
+        "selection; 'top': the S most accurate members; 'all': every member",
+    )
+    group.add_argument(
+        "--metric",
+        choices=METRICS,
+        default="generalized_diversity",
+        metavar="METRIC",
+        help="diversity metric behind the focal diversity: " + ", ".join(METRICS),
+    )
+    group.add_argument(
+        "--final-choice",
+        choices=FINAL_CHOICES,
+        default="one_se",
+        help="how HQ picks its team among the survivors: 'one_se', the largest team within one "
+        "standard error of the best held-out accuracy (then the lowest log loss); 'accuracy', "
+        "the most accurate (the paper's rule)",
+    )
+    group.add_argument(
+        "--bootstrap",
+        action="store_true",
+        help="train each member on its own bootstrap sample (bagging: more diverse members, "
+        "each weaker)",
+    )
+    group.add_argument(
+        "--voting",
+        choices=_VOTING,
+        default="soft",
+        help="how the team combines predictions",
+    )
+    group.add_argument(
+        "--selection-fraction",
+        metavar="FRACTION",
+        type=_fraction(0, 1, low_open=True),
+        default=0.2,
+        help="share of the training data held out to choose the team (never the test split)",
+    )
+    group.add_argument(
+        "--cv",
+        metavar="K",
+        type=_int_at_least(2),
+        default=None,
+        help="choose the team on K-fold out-of-fold predictions instead of "
+        "--selection-fraction: each network is trained once per fold, then once on all the "
+        "training data (K + 1 trainings each; no row set aside)",
+    )
+    group.add_argument(
+        "--n-jobs",
+        type=_n_jobs,
+        default=1,
+        metavar="N",
+        help="members trained in parallel, not 0 (-1: one per CPU core, -2: all cores but "
+        "one, ...); each member's torch threads are its share of the cores, which overrides "
+        "--threads",
+    )
+    _data_options(ensemble)
+    _dropnet_options(ensemble, prune_ratio=0.5, max_epochs=30, hidden=(64, 32))
+    _run_options(ensemble, output_dir="dropnet-output")
+
+
+def _add_predict(commands):
+    """The ``predict`` subcommand."""
+    predict = _subcommand(
+        commands,
+        "predict",
+        help="predict with a saved model",
+        description="Load a model saved by 'prune' or 'ensemble' (or any scikit-learn "
+        "classifier saved with joblib.dump) and predict the class of every sample of a "
+        ".npz file (array X; y, when present, is used to report accuracy) or a .csv file "
+        "(features only, or features and a label column: the last column, or --target). "
+        "A model trained on a .csv file with a header knows its columns by name: a file "
+        "with a header then has them matched by name, in any order, and the column left "
+        "over is the label. "
+        "Only load model files you trust: joblib files can run code when loaded.",
+    )
+    predict.add_argument(
+        "model", metavar="MODEL", help="the saved model, e.g. dropnet-output/model.joblib"
+    )
+    predict.add_argument("data", metavar="DATA", help="the samples to predict, a .npz or .csv file")
+    predict.add_argument(
+        "--target",
+        metavar="NAME",
+        help="for a .csv file with a header: the label column to leave out",
+    )
+    predict.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="write the predictions to this file, one sample per line: a .csv file (with a "
+        "header row) or a .txt file (without); other extensions are refused. Default: "
+        "standard output",
+    )
+    predict.add_argument(
+        "--proba",
+        action="store_true",
+        help="write the class probabilities (one column per class) instead of the labels",
+    )

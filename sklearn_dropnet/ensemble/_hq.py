@@ -1,0 +1,785 @@
+"""HQEnsembleClassifier: a small, diverse team chosen from many classifiers.
+
+``fit`` trains M members (in parallel), predicts with each once on a held-out
+part of the training data, and picks the team on those predictions alone:
+
+- ``method="hq"``: candidate teams are grown level by level, from pairs up to
+  ``n_select`` members; at each level the least diverse teams (focal
+  diversity) are dropped, and only survivors grow to the next level. The
+  team is chosen among the survivors by held-out accuracy. See :func:`hq_select` in
+  ``_ensemble_selection.py`` for the levels themselves.
+- ``"greedy"``, ``"top"``, ``"all"``: the usual baselines.
+"""
+
+import math
+import pickle
+from numbers import Integral, Real
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import ClassifierMixin, clone
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import (
+    StratifiedKFold,
+    check_cv,
+    cross_val_predict,
+    train_test_split,
+)
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import (
+    Bunch,
+    _safe_indexing,
+    check_random_state,
+    check_scalar,
+    get_tags,
+    resample,
+)
+from sklearn.utils.metaestimators import _BaseComposition, available_if
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+
+from ._diversity import METRICS
+from ._ensemble_selection import (
+    FINAL_CHOICES,
+    greedy_select,
+    hq_select,
+    member_votes,
+    team_focal_diversity,
+    team_scores,
+    top_select,
+)
+from ._parallel import limit_torch_threads, threads_per_worker
+
+__all__ = ["HQEnsembleClassifier"]
+
+_METHODS = ("hq", "greedy", "top", "all")
+_VOTING = ("soft", "hard")
+
+
+def _fit_member(estimator, X, y, X_held, n_threads, rows=None):
+    """``(member fitted on X, its probabilities on X_held)``, in a joblib worker
+    with torch's threads capped.
+
+    ``rows``: the member's bootstrap sample (row indices), or None for all.
+    A frozen member's ``fit`` does nothing.
+    """
+    if rows is not None:
+        X, y = _safe_indexing(X, rows), y[rows]
+    with limit_torch_threads(n_threads):
+        estimator.fit(X, y)
+        return estimator, estimator.predict_proba(X_held)
+
+
+def _fit_member_out_of_fold(estimator, X, y, folds, n_threads):
+    """``(member fitted on all of X, its out-of-fold probabilities on X)``.
+
+    One clone of the member is fitted per fold and predicts the rows it did
+    not see (:func:`~sklearn.model_selection.cross_val_predict`); then the
+    member itself is fitted on every row. A frozen member is not fitted and
+    predicts all of ``X``.
+    """
+    with limit_torch_threads(n_threads):
+        if isinstance(estimator, FrozenEstimator):
+            return estimator, estimator.predict_proba(X)
+        proba = cross_val_predict(estimator, X, y, cv=folds, method="predict_proba")
+        return estimator.fit(X, y), proba
+
+
+def _is_drop(member):
+    return isinstance(member, str) and member == "drop"
+
+
+def _seeded(member, seed):
+    """``member`` with every ``random_state`` in it set from ``seed``.
+
+    Its own ``random_state`` gets ``seed``; nested ones (the steps of a
+    pipeline, the base estimator of a meta-estimator) get seeds drawn from
+    it, as :class:`~sklearn.ensemble.BaggingClassifier` seeds its members.
+    """
+    keys = sorted(
+        key for key in member.get_params(deep=True)
+        if key == "random_state" or key.endswith("__random_state")
+    )  # fmt: skip
+    nested = np.random.RandomState(seed).randint(np.iinfo(np.int32).max, size=len(keys))
+    member.set_params(
+        **{key: int(seed if key == "random_state" else s) for key, s in zip(keys, nested)}
+    )
+    return member
+
+
+def _named_pairs(estimators):
+    """``estimators`` as a list of ``(name, estimator)`` pairs; empty if it is not one.
+
+    For what must not raise (tags, ``set_params``); ``fit`` names the problem.
+    """
+    try:
+        return [(name, member) for name, member in estimators]
+    except (TypeError, ValueError):
+        return []
+
+
+def _n_folds(cv):
+    """``cv`` as a number of folds, or None when it is not an int."""
+    if isinstance(cv, Integral) and not isinstance(cv, (bool, np.bool_)):
+        return int(cv)
+    return None
+
+
+def _soft_voting(self):
+    return self.voting == "soft"
+
+
+class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
+    """Hierarchical ensemble pruning with focal diversity (HQ).
+
+    Trains ``M`` member classifiers, then keeps a small team of at most
+    ``n_select`` of them, meant to predict as well as all ``M`` together at
+    a fraction of the cost. The team is chosen on a held-out part of the
+    training data, never on test data.
+
+    HQ grows candidate teams level by level: every pair of members first;
+    then, at each level, the teams are ranked by focal diversity, the least
+    diverse ``prune_fraction`` are dropped, and only teams grown from the
+    survivors (with none of their sub-teams dropped) are scored at the next
+    level, one member larger. So HQ scores far fewer teams than the
+    ``2^M`` subsets. The final team is chosen among the survivors of every
+    level by held-out accuracy (see ``final_choice``).
+
+    Parameters
+    ----------
+    estimator : classifier, default=None
+        The member to clone ``n_estimators`` times, each clone with its own
+        ``random_state`` (drawn from ``random_state``) when it has that
+        parameter. ``None`` means ``DropNetClassifier()``. Ignored, and must
+        be left ``None``, when ``estimators`` is given.
+    n_estimators : int, default=10
+        Number of clones ``M`` of ``estimator``.
+    estimators : list of (str, classifier), default=None
+        Named members to use instead of clones of ``estimator``. Members
+        wrapped in :class:`sklearn.frozen.FrozenEstimator` are already fitted
+        and are not trained again. As in
+        :class:`~sklearn.ensemble.VotingClassifier`, ``set_params`` reaches
+        a member's parameters as ``<name>__<parameter>``, replaces a member
+        by ``<name>=<estimator>`` and leaves it out by ``<name>="drop"``.
+    n_select : int, default=5
+        ``S``: the largest team HQ grows, the number of picks for
+        ``"greedy"`` and the team size for ``"top"``. At most ``M``; at
+        least 2 for ``"hq"``.
+    metric : str, default="generalized_diversity"
+        Diversity metric behind the focal diversity, one of
+        ``"generalized_diversity"``, ``"kohavi_wolpert_variance"``,
+        ``"binary_disagreement"``, ``"q_statistic"``, ``"cohen_kappa"``,
+        ``"fleiss_kappa"`` (see :mod:`sklearn_dropnet.diversity`).
+    prune_fraction : float, default=0.1
+        Share of the teams of each level that HQ drops, the least diverse
+        (rounded down).
+    final_choice : {"one_se", "accuracy"}, default="one_se"
+        How HQ picks the final team among the survivors of every level, by
+        their held-out accuracy. ``"accuracy"``: the most accurate (ties: the
+        lower held-out log loss, then the more diverse, then the smaller
+        team), the rule of the HQ paper. ``"one_se"``: accuracies within one
+        standard error of the best (``sqrt(p (1 - p) / n)`` on ``n`` held-out
+        samples) count as tied, and the largest tied team wins, then the
+        one with the lower log loss, then the more diverse. Of thousands of
+        teams scored on a few hundred samples, the most accurate is mostly
+        the luckiest; see the user guide for what this changed on digits.
+    voting : {"soft", "hard"}, default="soft"
+        How the team combines its members: mean of the predicted
+        probabilities, or plurality of the predicted labels (a member's
+        label is the class of its highest probability; ties go to the first
+        class). Used both to choose the team and to predict.
+    method : {"hq", "greedy", "top", "all"}, default="hq"
+        ``"hq"``: hierarchical pruning as above. ``"greedy"``: Caruana et
+        al.'s forward selection with replacement, ``n_select`` picks, each
+        maximising the held-out accuracy of the team so far; a member picked
+        twice counts twice. ``"top"``: the ``n_select`` members with the best
+        held-out accuracy. ``"all"``: every member. Accuracy ties go to the
+        lower held-out log loss.
+    validation_fraction : float, default=0.2
+        Share of the training data held out (stratified) to choose the team;
+        members are trained on the rest, so each class needs at least two
+        rows, one on each side. When every member is a
+        ``FrozenEstimator`` nothing is trained and all of ``X`` is used to
+        choose the team. Ignored when ``cv`` is given.
+    cv : int, cross-validation generator, iterable or None, default=None
+        Choose the team on out-of-fold predictions instead of a held-out
+        split, as :class:`~sklearn.ensemble.StackingClassifier` trains its
+        final estimator: each member is trained once per fold and predicts
+        the fold it did not see
+        (:func:`~sklearn.model_selection.cross_val_predict`), so that every
+        row of ``X`` is held out once; then each member is trained on all
+        of ``X``. An int ``K`` means ``K`` stratified, shuffled folds (seeded
+        by ``random_state``), the same for every member; a splitter or an
+        iterable of ``(train, test)`` indices must partition the rows.
+        Training costs ``K + 1`` fits per member instead of one; in
+        exchange no row is set aside. ``None``: the held-out split of
+        ``validation_fraction``. Frozen members are not trained and predict
+        all of ``X``. Cannot be combined with ``bootstrap``.
+    bootstrap : bool, default=False
+        Train each member on its own bootstrap sample of the training part
+        (as many rows, drawn with replacement, stratified so that every
+        member sees every class), as in bagging. The members get more
+        diverse, and each sees only about 63% of the distinct rows: on
+        small data that can cost more than it gains (see the user guide).
+        Frozen members are not affected.
+    n_jobs : int, default=None
+        Number of members fitted in parallel by :class:`joblib.Parallel`
+        (``None`` means 1 unless in a :func:`joblib.parallel_config`
+        context; ``-1`` means all processors). Each worker caps torch at its
+        share of the cores. Works under any joblib backend, including
+        Dask's, but DropNet fits in threads of one process take turns, and
+        a network class must be importable by the workers; see
+        :ref:`dask`.
+    random_state : int, RandomState instance or None, default=None
+        Seeds of the clones and of the held-out split.
+
+    Attributes
+    ----------
+    estimators_ : list of classifiers
+        All ``M`` fitted members.
+    named_estimators_ : :class:`~sklearn.utils.Bunch`
+        The fitted members by name (``"estimator_0"``, ... for clones);
+        ``"drop"`` for a member left out.
+    selected_ : ndarray of int
+        Indices into ``estimators_`` of the team (may repeat for
+        ``"greedy"``).
+    ensemble_ : list of classifiers
+        The team, ``[estimators_[i] for i in selected_]``.
+    candidates_ : dict of ndarray
+        The teams examined, one entry per team (load it with
+        ``pandas.DataFrame(candidates_)``): ``team`` (tuple of member
+        indices), ``size``, ``focal_diversity`` (higher = more diverse),
+        ``normalized_diversity`` (the score HQ ranked within the level: each
+        focal model's score min-max normalised among the level's teams that
+        contain it; NaN for the other methods), ``accuracy`` and
+        ``log_loss`` of the combined prediction on the held-out data, and
+        ``survived``. HQ lists every team it scored, ``survived`` meaning not
+        dropped at its level. ``"greedy"`` lists every team it tried (the
+        picks so far plus each member, at each step), ``survived`` marking
+        each step's pick; ``"top"`` lists each single member (``survived``
+        if among the best) and then its team; ``"all"`` lists its one team.
+        Focal diversity is NaN for a team of one distinct member.
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
+        Names of features seen during fit, when ``X`` has feature names.
+
+    See Also
+    --------
+    sklearn_dropnet.DropNetClassifier : The default member.
+    sklearn_dropnet.diversity.focal_diversity : The diversity HQ ranks by.
+    sklearn.ensemble.VotingClassifier : Combines all given members.
+
+    Notes
+    -----
+    Members the ensemble trains itself see the labels encoded as
+    ``0 .. n_classes - 1`` (as :class:`~sklearn.ensemble.VotingClassifier`
+    does), so that members such as skorch networks work with any labels.
+    Members given as ``FrozenEstimator`` must have been fitted on the same
+    labels as ``y``.
+
+    References
+    ----------
+    Y. Wu and L. Liu, "Boosting Deep Ensemble Performance with Hierarchical
+    Pruning", ICDM 2021.
+
+    Y. Wu, L. Liu, Z. Xie, K.-H. Chow and W. Wei, "Boosting Ensemble Accuracy
+    by Revisiting Ensemble Diversity Metrics", CVPR 2021.
+
+    R. Caruana, A. Niculescu-Mizil, G. Crew and A. Ksikes, "Ensemble
+    Selection from Libraries of Models", ICML 2004.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.model_selection import train_test_split
+    >>> from sklearn.tree import DecisionTreeClassifier
+    >>> from sklearn_dropnet import HQEnsembleClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+    >>> hq = HQEnsembleClassifier(
+    ...     DecisionTreeClassifier(max_features=8), n_estimators=10, n_select=4,
+    ...     random_state=0,
+    ... ).fit(X_train, y_train)
+    >>> len(hq.estimators_), len(hq.ensemble_) <= 4
+    (10, True)
+    >>> team = hq.score(X_test, y_test)
+    >>> best_single = max(m.score(X_test, y_test) for m in hq.estimators_)
+    >>> bool(team > best_single)
+    True
+    """
+
+    def __init__(
+        self,
+        estimator=None,
+        n_estimators=10,
+        *,
+        estimators=None,
+        n_select=5,
+        metric="generalized_diversity",
+        prune_fraction=0.1,
+        final_choice="one_se",
+        voting="soft",
+        method="hq",
+        validation_fraction=0.2,
+        cv=None,
+        bootstrap=False,
+        n_jobs=None,
+        random_state=None,
+    ):
+        self.estimator = estimator
+        self.n_estimators = n_estimators
+        self.estimators = estimators
+        self.n_select = n_select
+        self.metric = metric
+        self.prune_fraction = prune_fraction
+        self.final_choice = final_choice
+        self.voting = voting
+        self.method = method
+        self.validation_fraction = validation_fraction
+        self.cv = cv
+        self.bootstrap = bootstrap
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        """Fit the members, then choose the team on held-out data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, ...)
+            Training data, passed to the members as it is: images as
+            ``(n_samples, channels, height, width)`` for convolutional
+            DropNet members, a DataFrame with its columns for members that
+            select columns by name, missing values for members that handle
+            them. ``validation_fraction`` of it is held out (or, with ``cv``,
+            every row once, fold by fold).
+        y : array-like of shape (n_samples,)
+            Class labels.
+
+        Returns
+        -------
+        self : HQEnsembleClassifier
+            The fitted ensemble.
+        """
+        X, y = self._validate_fit_data(X, y)
+        self._check_params()
+        label_encoder = LabelEncoder().fit(y)
+        self.classes_ = label_encoder.classes_
+        y = label_encoder.transform(y)
+        random_state = check_random_state(self.random_state)
+
+        names, members = self._make_members(random_state)
+        n_threads = threads_per_worker(self.n_jobs)
+        if self.cv is None:
+            X_fit, X_held, y_fit, y_held = self._held_out_split(X, y, members, random_state)
+            samples = self._bootstrap_samples(y_fit, len(members), random_state)
+            jobs = (
+                delayed(_fit_member)(member, X_fit, y_fit, X_held, n_threads, rows)
+                for member, rows in zip(members, samples)
+            )
+        else:
+            folds, y_held = self._folds(X, y, random_state), y
+            jobs = (
+                delayed(_fit_member_out_of_fold)(member, X, y, folds, n_threads)
+                for member in members
+            )
+        try:
+            fitted = Parallel(n_jobs=self.n_jobs)(jobs)
+        except pickle.PicklingError as exc:
+            raise pickle.PicklingError(
+                f"The fitted members could not be sent back from joblib's worker processes "
+                f"({exc}). They travel by pickle, which finds a class by its module and name: "
+                "define the network's class in a module that can be imported (not in the "
+                "script being run), or use n_jobs=1."
+            ) from exc
+        self.estimators_ = [member for member, _ in fitted]
+        by_name = dict(zip(names, self.estimators_))
+        every_name = [name for name, _ in self.estimators] if self.estimators is not None else names
+        self.named_estimators_ = Bunch(**{name: by_name.get(name, "drop") for name in every_name})
+        self._check_member_classes(names)
+
+        # Each member's probabilities on the held-out rows, computed in its worker.
+        probas = np.stack([np.asarray(proba, dtype=np.float64) for _, proba in fitted])
+        self.selected_, self.candidates_ = self._select(probas, y_held)
+        self.ensemble_ = [self.estimators_[i] for i in self.selected_]
+        return self
+
+    def _validate_fit_data(self, X, y):
+        """Check ``y`` and the number of rows; ``X`` goes to the members as it is.
+
+        As in :class:`~sklearn.ensemble.VotingClassifier`, the members validate
+        ``X`` themselves: a DataFrame stays a DataFrame for a member that picks
+        columns by name, and missing values reach members that handle them.
+        Only ``n_features_in_`` and ``feature_names_in_`` are recorded here.
+        """
+        X, y = validate_data(self, X, y, skip_check_array=True)
+        y = column_or_1d(y, warn=True)
+        check_consistent_length(X, y)
+        check_classification_targets(y)
+        return X, y
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # X goes to the members unchecked, so what they accept, it accepts.
+        member_tags = [
+            get_tags(member) for member in self._unfitted_members()
+            if hasattr(member, "__sklearn_tags__")
+        ]  # fmt: skip
+        if member_tags:
+            tags.input_tags.sparse = all(t.input_tags.sparse for t in member_tags)
+            tags.input_tags.allow_nan = all(t.input_tags.allow_nan for t in member_tags)
+        return tags
+
+    def _unfitted_members(self):
+        """The member estimators as given (the default DropNetClassifier for none)."""
+        if self.estimators is not None:
+            return [member for _, member in _named_pairs(self.estimators) if not _is_drop(member)]
+        return [self._member_template()]
+
+    # --- parameters of named members ------------------------------------------
+
+    def get_params(self, deep=True):
+        """Parameters of the ensemble, and with ``deep`` of its members.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Also return the parameters of ``estimator`` (as
+            ``estimator__<parameter>``) and of each named member in
+            ``estimators`` (as ``<name>__<parameter>``, and the member itself
+            as ``<name>``).
+
+        Returns
+        -------
+        params : dict
+            Parameter names mapped to their values.
+        """
+        return self._get_params("estimators", deep=deep)
+
+    def set_params(self, **params):
+        """Set parameters of the ensemble, of ``estimator`` or of named members.
+
+        Parameters
+        ----------
+        **params : dict
+            ``estimator__<parameter>`` for the cloned member,
+            ``<name>__<parameter>`` for a member of ``estimators``,
+            ``<name>=<estimator>`` to replace that member and
+            ``<name>="drop"`` to leave it out.
+
+        Returns
+        -------
+        self : HQEnsembleClassifier
+            This estimator.
+        """
+        estimators = params.get("estimators", self.estimators)
+        if isinstance(estimators, tuple) and set(params) & {name for name, _ in _named_pairs(estimators)}:
+            # scikit-learn replaces members by name in a list only; in a
+            # tuple the new member would be set as a stray attribute.
+            params["estimators"] = list(estimators)
+        nested = sorted(key for key in params if key.startswith("estimator__"))
+        if nested and params.get("estimator", self.estimator) is None:
+            hint = (
+                "; set a member of estimators as <name>__<parameter>"
+                if estimators is not None
+                else "; pass estimator=DropNetClassifier(...) to tune the default member"
+            )
+            raise ValueError(
+                f"Cannot set {nested[0]}: estimator is None{hint}."
+            )
+        self._set_params("estimators", **params)
+        return self
+
+    # --- building and checking the members -----------------------------------
+
+    def _check_params(self):
+        if self.method not in _METHODS:
+            raise ValueError(f"method must be one of {_METHODS}, got {self.method!r}.")
+        if self.voting not in _VOTING:
+            raise ValueError(f"voting must be one of {_VOTING}, got {self.voting!r}.")
+        if self.final_choice not in FINAL_CHOICES:
+            raise ValueError(
+                f"final_choice must be one of {FINAL_CHOICES}, got {self.final_choice!r}."
+            )
+        if self.metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, got {self.metric!r}.")
+        if not isinstance(self.bootstrap, (bool, np.bool_)):
+            raise TypeError(f"bootstrap must be True or False, got {self.bootstrap!r}.")
+        if isinstance(self.cv, (bool, np.bool_)):
+            raise TypeError(
+                f"cv must be a number of folds, a splitter, an iterable of (train, test) "
+                f"indices or None, got {self.cv!r}."
+            )
+        if _n_folds(self.cv) is not None:
+            check_scalar(self.cv, "cv", Integral, min_val=2)
+        if self.cv is not None and self.bootstrap:
+            raise ValueError(
+                "bootstrap=True cannot be combined with cv: the fold members are "
+                "fitted by cross_val_predict on the fold's rows. Use one of the two."
+            )
+        check_scalar(
+            self.n_select, "n_select", Integral, min_val=2 if self.method == "hq" else 1
+        )
+        check_scalar(
+            self.prune_fraction, "prune_fraction", Real, min_val=0, max_val=1,
+            include_boundaries="left",
+        )  # fmt: skip
+        check_scalar(
+            self.validation_fraction, "validation_fraction", Real, min_val=0,
+            max_val=1, include_boundaries="neither",
+        )  # fmt: skip
+        for name, interval in (("prune_fraction", "[0, 1)"), ("validation_fraction", "(0, 1)")):
+            if np.isnan(getattr(self, name)):  # NaN passes check_scalar's bounds
+                raise ValueError(f"{name} must be in {interval}, got nan.")
+        if self.n_jobs is not None:
+            check_scalar(self.n_jobs, "n_jobs", Integral)
+            if self.n_jobs == 0:
+                raise ValueError("n_jobs == 0 runs nothing; use None, -1 or a positive number.")
+
+    def _make_members(self, random_state):
+        """Names and unfitted clones of the members, checked."""
+        if self.estimators is not None:
+            if self.estimator is not None:
+                raise ValueError("Pass either estimator or estimators, not both.")
+            names, members = self._named_members()
+        else:
+            check_scalar(self.n_estimators, "n_estimators", Integral, min_val=1)
+            names = [f"estimator_{i}" for i in range(self.n_estimators)]
+            members = self._seeded_clones(random_state)
+        if len(members) < 2:
+            dropped = len(self.estimators) - len(members) if self.estimators is not None else 0
+            raise ValueError(
+                f"An ensemble needs at least 2 members, got {len(members)}"
+                + (f" ({dropped} set to 'drop')." if dropped else ".")
+            )
+        if self.method != "all" and self.n_select > len(members):
+            raise ValueError(
+                f"n_select={self.n_select} is larger than the number of "
+                f"members ({len(members)})."
+            )
+        for name, member in zip(names, members):
+            if not hasattr(member, "predict_proba"):
+                raise TypeError(
+                    f"Member {name!r} ({type(member).__name__}) has no "
+                    "predict_proba; every member must predict probabilities."
+                )
+        return names, members
+
+    def _named_members(self):
+        try:
+            names, members = zip(*self.estimators)
+        except (TypeError, ValueError):
+            raise TypeError(
+                "estimators must be a list of (name, estimator) tuples."
+            ) from None
+        not_strings = [name for name in names if not isinstance(name, str)]
+        if not_strings:
+            raise TypeError(f"Member names must be strings, got {not_strings!r}.")
+        self._validate_names(names)
+        for name, member in zip(names, members):
+            if isinstance(member, str) and not _is_drop(member):
+                raise TypeError(
+                    f"Member {name!r} is the string {member!r}; a member is a classifier, "
+                    "or 'drop' to leave it out."
+                )
+        kept = [(name, member) for name, member in zip(names, members) if not _is_drop(member)]
+        return [name for name, _ in kept], [clone(member) for _, member in kept]
+
+    def _seeded_clones(self, random_state):
+        estimator = self._member_template()
+        seeds = random_state.randint(np.iinfo(np.int32).max, size=self.n_estimators)
+        return [_seeded(clone(estimator), seed) for seed in seeds]
+
+    def _member_template(self):
+        if self.estimator is None:
+            from .._dropnet import DropNetClassifier  # only when the default is used
+
+            return DropNetClassifier()
+        return self.estimator
+
+    def _held_out_split(self, X, y, members, random_state):
+        """``X_fit, X_held, y_fit, y_held``: stratified, or all held out."""
+        if all(isinstance(member, FrozenEstimator) for member in members):
+            return X, X, y, y
+        n_held = math.ceil(self.validation_fraction * len(y))
+        n_classes = len(self.classes_)
+        for part, n_rows in (("held out", n_held), ("left to train on", len(y) - n_held)):
+            if n_rows < n_classes:
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} of {len(y)} rows "
+                    f"leaves {n_rows} {part}, fewer than the {n_classes} classes; the "
+                    "stratified split needs a row of each class on each side. Change "
+                    "validation_fraction, or use cv instead of a held-out split."
+                )
+        counts = np.bincount(y.astype(np.intp), minlength=len(self.classes_))
+        if np.any(counts < 2):
+            raise ValueError(
+                f"The held-out split needs at least 2 rows of each class (one to train the "
+                f"members on, one to choose the team on); these classes have 1: "
+                f"{self.classes_[counts < 2].tolist()}. Add rows of them, or leave them out."
+            )
+        return train_test_split(
+            X,
+            y,
+            test_size=self.validation_fraction,
+            stratify=y,
+            random_state=random_state.randint(np.iinfo(np.int32).max),
+        )
+
+    def _folds(self, X, y, random_state):
+        """The ``(train, test)`` folds of ``cv``, listed once for every member."""
+        seed = random_state.randint(np.iinfo(np.int32).max)
+        n_folds = _n_folds(self.cv)
+        if n_folds is not None:
+            splitter = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
+        else:
+            splitter = check_cv(self.cv, y, classifier=True)
+        return list(splitter.split(X, y))
+
+    def _bootstrap_samples(self, y, n_members, random_state):
+        """Each member's stratified bootstrap rows, or None (all rows) each."""
+        if not self.bootstrap:
+            return [None] * n_members
+        rows = np.arange(len(y))
+        seeds = random_state.randint(np.iinfo(np.int32).max, size=n_members)
+        return [resample(rows, stratify=y, random_state=seed) for seed in seeds]
+
+    def _check_member_classes(self, names):
+        """Every member must know exactly the classes of ``y``.
+
+        Members trained here saw the encoded labels ``0 .. K-1``; frozen ones
+        must have been fitted on the labels of ``y`` themselves.
+        """
+        for name, member in zip(names, self.estimators_):
+            expected = (
+                self.classes_
+                if isinstance(member, FrozenEstimator)
+                else np.arange(len(self.classes_))
+            )
+            seen = np.asarray(member.classes_)
+            if seen.shape != expected.shape or not np.array_equal(seen, expected):
+                raise ValueError(
+                    f"Member {name!r} predicts the classes {seen.tolist()}, but "
+                    f"y has the classes {self.classes_.tolist()}."
+                )
+
+    @staticmethod
+    def _member_proba(member, X):
+        return np.asarray(member.predict_proba(X), dtype=np.float64)
+
+    # --- choosing the team ------------------------------------------------------
+
+    def _select(self, probas, y):
+        """Team indices and the candidates examined, from held-out probas."""
+        votes = member_votes(probas, self.voting)
+        labels = probas.argmax(axis=2)
+        if self.method == "hq":
+            return hq_select(
+                labels,
+                votes,
+                y,
+                self.n_select,
+                metric=self.metric,
+                prune_fraction=self.prune_fraction,
+                final_choice=self.final_choice,
+            )
+        n_members = len(probas)
+        if self.method == "greedy":
+            team, examined = greedy_select(votes, y, self.n_select, return_trials=True)
+            chosen = [trial == tuple(team[: len(trial)]) for trial in examined]
+        elif self.method == "top":
+            team = top_select(votes, y, self.n_select)
+            examined = [(i,) for i in range(n_members)] + [tuple(team)]
+            chosen = [i in team for i in range(n_members)] + [True]
+        else:
+            team = np.arange(n_members)
+            examined, chosen = [tuple(team)], [True]
+        return team, self._describe(examined, chosen, labels, votes, y)
+
+    def _describe(self, teams, chosen, labels, votes, y):
+        """``candidates_`` of greedy, top or all: the teams they examined.
+
+        ``survived`` marks what the method kept: greedy's pick at each step,
+        top's best members and its team. Focal diversity is over a team's
+        distinct members (NaN for one member).
+        """
+        accuracy, log_loss = np.empty(len(teams)), np.empty(len(teams))
+        diversity = np.full(len(teams), np.nan)
+        for index, team in enumerate(teams):
+            members = np.unique(team)
+            if len(members) > 1:
+                diversity[index] = team_focal_diversity(
+                    labels, y, members[None, :], self.metric
+                )[0]
+        for size in {len(team) for team in teams}:
+            rows = [i for i, team in enumerate(teams) if len(team) == size]
+            same_size = np.array([teams[i] for i in rows])
+            accuracy[rows], log_loss[rows] = team_scores(votes, y, same_size)
+        team_column = np.empty(len(teams), dtype=object)
+        team_column[:] = [tuple(int(i) for i in team) for team in teams]
+        return {
+            "team": team_column,
+            "size": np.array([len(team) for team in teams]),
+            "focal_diversity": diversity,
+            "normalized_diversity": np.full(len(teams), np.nan),
+            "accuracy": accuracy,
+            "log_loss": log_loss,
+            "survived": np.array(chosen, dtype=bool),
+        }
+
+    # --- predicting -------------------------------------------------------------
+
+    def _team_votes(self, X):
+        """Sum of the team's votes on ``X``, (n_samples, n_classes).
+
+        Each distinct member predicts once and counts as often as it was
+        selected.
+        """
+        check_is_fitted(self)
+        if getattr(X, "ndim", 2) > 1:
+            # A 1-d array goes to the members, which say "Reshape your data".
+            validate_data(self, X, skip_check_array=True, reset=False)
+        members, counts = np.unique(self.selected_, return_counts=True)
+        probas = np.stack([self._member_proba(self.estimators_[i], X) for i in members])
+        return np.tensordot(counts, member_votes(probas, self.voting), axes=1), counts
+
+    def predict(self, X):
+        """Class predicted by the team's (soft or hard) vote.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input samples.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+            Predicted class labels.
+        """
+        votes, _ = self._team_votes(X)
+        return self.classes_[votes.argmax(axis=1)]
+
+    @available_if(_soft_voting)
+    def predict_proba(self, X):
+        """Mean of the team members' class probabilities (soft voting only).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input samples.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Class probabilities, columns in the order of ``classes_``.
+        """
+        votes, counts = self._team_votes(X)
+        return votes / counts.sum()

@@ -1,0 +1,191 @@
+"""Check that removing a group's units is the same as switching them off.
+
+Removing a unit physically must change nothing but the unit: the smaller
+network must compute what the full network computes with that unit's
+post-activation set to zero. Torch-Pruning's dependency graph maps channel
+indices through the operations between layers, and for some structures it
+maps them wrongly without an error: a ``permute`` to channels-last before a
+flatten (the wrong ``Linear`` columns go), a ``GroupNorm`` after the
+activation. Or the smaller network no longer runs, when a ``view`` or
+``reshape`` fixes a width, or a residual adds the network's input. (Grouped
+convolutions, where a random subset of units may pass by chance, are left
+out by :func:`~sklearn_dropnet.pruning._surgery.find_unit_groups` before this.)
+
+So before every round the groups are tested on a copy of the network:
+half of every group's units are removed, and the copy's output is
+compared with the full network's output with those units zeroed after their
+activations (after a ``BatchNorm`` that follows the activation, if any).
+The copy must also run in training mode, which Torch-Pruning never traces.
+Only when that fails is each group tested alone, to leave out just the
+groups that fail, with a warning naming them.
+"""
+
+import contextlib
+import copy
+
+import numpy as np
+import torch
+
+from .._device import preserved_generators
+from .._user_warnings import warn
+from ..exceptions import UnitRemovalWarning
+from ._eval_mode import evaluate
+from ._probes import tied_parameters
+from ._surgery import remove_units
+from ._unit_mask import UnitMask
+
+# Removing units sums fewer terms in another order; a wrong index mapping
+# moves outputs by far more than this.
+_RTOL, _ATOL = 1e-3, 1e-4
+
+_OUTPUT_SHAPE = "the network's output changes shape"
+
+
+def _test_units(group):
+    """Half of ``group``'s units, drawn irregularly, for a group of at least 2.
+
+    Irregular on purpose: a grouped convolution is mapped correctly only
+    when every group of its channels loses as many as the others, which a
+    regular pattern such as every other unit would do. The draw depends on
+    the group's size alone, so the check is deterministic.
+    """
+    rng = np.random.default_rng(group.size)
+    return np.sort(rng.choice(group.size, size=group.size // 2, replace=False))
+
+
+@contextlib.contextmanager
+def _full_float32_precision():
+    """No TF32 inside the block: CUDA's default for convolutions rounds to
+    about 1e-3, as much as the check tolerates, and the check is about
+    which channels go, not about precision."""
+    conv, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    if hasattr(conv, "conv") and hasattr(conv.conv, "fp32_precision"):  # PyTorch 2.9 and later
+        conv, name, full = conv.conv, "fp32_precision", "ieee"
+    else:
+        name, full = "allow_tf32", False
+    saved = getattr(conv, name), getattr(matmul, name)
+    setattr(conv, name, full)
+    setattr(matmul, name, full)
+    try:
+        yield
+    finally:
+        setattr(conv, name, saved[0])
+        setattr(matmul, name, saved[1])
+
+
+def _mismatch(module, example_input, structure, groups):
+    """Why removing ``groups``' test units differs from zeroing them, or None."""
+    with _full_float32_precision():
+        return _compare_removal(module, example_input, structure, groups)
+
+
+def _compare_removal(module, example_input, structure, groups):
+    units = {group.name: _test_units(group) for group in groups}
+    with UnitMask(module, structure.probes, groups) as mask:
+        mask.set(units)
+        expected = evaluate(module, example_input)
+    smaller = copy.deepcopy(module)
+    try:
+        remove_units(smaller, example_input, units)
+        output = evaluate(smaller, example_input)
+    except Exception as exc:  # the smaller network is broken, however it fails
+        return f"the smaller network fails: {type(exc).__name__}: {exc}"
+    untied = tied_parameters(module) - tied_parameters(smaller)
+    if untied:
+        return f"it unties the weights that {sorted(sorted(names) for names in untied)} share"
+    if not isinstance(output, torch.Tensor) or output.shape != expected.shape:
+        got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        return f"{_OUTPUT_SHAPE} from {tuple(expected.shape)} to {got}"
+    atol = _ATOL * (1.0 + (_finite_max(expected.abs()) or 0.0))
+    if not torch.allclose(output, expected, rtol=_RTOL, atol=atol, equal_nan=True):
+        difference = _finite_max((output - expected).abs())
+        amount = "in NaN or inf" if difference is None else f"by up to {difference:.3g}"
+        return (
+            "the smaller network's output differs from the full network's with those "
+            f"units zeroed ({amount})"
+        )
+    # Torch-Pruning traces in eval mode: a branch that only training runs
+    # (an auxiliary head, say) keeps its old width and fails in training.
+    failure = _training_failure(smaller, example_input)
+    if failure is not None and _training_failure(copy.deepcopy(module), example_input) is None:
+        return f"the smaller network fails in training mode: {failure}"
+    return None
+
+
+def _finite_max(values):
+    """The largest finite value of ``values`` (NaN and inf outputs compare
+    equal, and must not set the tolerance), or None when none is finite."""
+    finite = values[torch.isfinite(values)]
+    return float(finite.max()) if finite.numel() else None
+
+
+def _training_failure(module, inputs):
+    """Why a training-mode pass of ``module`` fails, or None.
+
+    ``module`` is a copy (its BatchNorm statistics change, and it is left in
+    training mode); the random number generators are left as they were.
+    """
+    with preserved_generators(inputs.device), torch.no_grad():
+        try:
+            module.train()(inputs)
+        except Exception as exc:  # however the smaller network fails
+            return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _explanation(reason):
+    if reason.startswith(_OUTPUT_SHAPE):
+        return (
+            "Its units reach the network's output without a layer in between (through "
+            "pooling, say): it computes the class scores."
+        )
+    return (
+        "Torch-Pruning does not map this structure exactly (e.g. a permute before a "
+        "flatten, a reshape to a fixed width, a residual add of the network's input)."
+    )
+
+
+def exactly_removable(module, example_input, structure, groups):
+    """The groups whose units can be removed without changing anything else.
+
+    Parameters
+    ----------
+    module : nn.Module
+    example_input : torch.Tensor
+        A small batch of real input, on the module's device.
+    structure : NetworkStructure
+        From :func:`sklearn_dropnet.pruning._probes.inspect_network`.
+    groups : list of UnitGroup
+        From :func:`sklearn_dropnet.pruning._surgery.find_unit_groups`.
+
+    Returns
+    -------
+    list of UnitGroup
+        ``groups`` without those whose removal fails the check; a
+        :class:`UnitRemovalWarning` names each group left out and why.
+    """
+    testable = [group for group in groups if group.size > 1]
+    if not testable or _mismatch(module, example_input, structure, testable) is None:
+        return groups
+    kept = []
+    for group in groups:
+        reason = _mismatch(module, example_input, structure, [group]) if group.size > 1 else None
+        if reason is None:
+            kept.append(group)
+            continue
+        warn(
+            f"DropNet leaves layer {group.name!r} unpruned: removing its units does not "
+            f"match switching them off ({reason}). {_explanation(reason)}",
+            UnitRemovalWarning,
+        )
+    testable = [group for group in kept if group.size > 1]
+    reason = _mismatch(module, example_input, structure, testable) if testable else None
+    if reason is not None:  # each group alone is fine, together they are not
+        warn(
+            f"DropNet leaves the layers {[g.name for g in testable]} unpruned: removing "
+            f"their units together does not match switching them off ({reason}), though "
+            "each layer's alone does.",
+            UnitRemovalWarning,
+        )
+        return [group for group in kept if group.size == 1]
+    return kept

@@ -1,0 +1,290 @@
+"""Group coupled units and remove them physically with Torch-Pruning.
+
+A *unit group* is the set of output channels that must go together: one
+prunable layer's units and every channel coupled to them (the BatchNorm after
+it, the next layer's inputs, both sides of a residual add). Torch-Pruning's
+``DependencyGraph`` finds the coupling; the graph is rebuilt for every
+operation and never kept, because it cannot be pickled and goes stale as soon
+as the network changes shape.
+
+Torch-Pruning 1.6 mishandles one structure, which is corrected here: a
+channel concatenation followed by ``flatten -> Linear``. To check that a
+``torch.cat`` joins channels, Torch-Pruning compares the concatenated
+channel count with the input size of the next layer it finds; behind a
+flatten that is the ``Linear``'s ``in_features`` (channels x height x
+width), the comparison fails, and the concat is left without its index
+mapping. The concat then behaves like an element-wise op: removing filter
+``i`` of one branch also removes filter ``i`` of every other branch, and the
+``Linear`` loses the columns of the wrong channels.
+:func:`_map_channel_concats` adds the missing mapping, and
+:func:`_pruning_group` keeps it up to date while several groups of one graph
+are pruned.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from .._user_warnings import warn
+from ..exceptions import PruningError, UnitRemovalWarning
+
+try:  # Torch-Pruning internals used by the concat workaround (1.6.x layout)
+    from torch_pruning import ops
+    from torch_pruning.dependency import shape_infer
+    from torch_pruning.dependency.index_mapping import _ConcatIndexMapping
+except ImportError:  # pragma: no cover - another layout: leave the graph as Torch-Pruning built it
+    ops = None
+
+
+@dataclass(frozen=True)
+class UnitGroup:
+    """The units of one prunable layer and the layers scored with them.
+
+    Attributes
+    ----------
+    name : str
+        Qualified name of the root layer; its output channels are the units.
+    size : int
+        Number of units.
+    members : tuple of (str, numpy.ndarray, numpy.ndarray)
+        ``(layer name, layer channel indices, root unit indices)`` for every
+        prunable layer whose output channels are coupled to the root's
+        (the root itself first). A unit's score is the mean over members.
+    """
+
+    name: str
+    size: int
+    members: tuple
+
+
+def _dependency_graph(module, example_input):
+    with torch.enable_grad():  # the graph is read off autograd, even inside the caller's no_grad
+        return tp.DependencyGraph().build_dependency(module, example_inputs=example_input, verbose=False)
+
+
+def _saved_dim(grad_fn):
+    """The ``dim`` a ``torch.cat`` was called with, or None.
+
+    Autograd stores it as an unsigned 64-bit integer, so ``-1`` reads as
+    ``2**64 - 1``.
+    """
+    dim = getattr(grad_fn, "_saved_dim", None)
+    if dim is None:
+        return None
+    return dim - 2**64 if dim >= 2**63 else dim
+
+
+def _consumer_shape(node):
+    """Shape of a node's output, read from a reshape that consumes it, or None."""
+    for consumer in node.outputs:
+        if consumer.type == ops.OPTYPE.RESHAPE:
+            shape = getattr(consumer.grad_fn, "_saved_self_sym_sizes", None)
+            if shape is not None:
+                return tuple(int(s) for s in shape)
+    return None
+
+
+def _joins_channels(graph, node):
+    """Whether a concat that Torch-Pruning left unmapped joins channels (dim 1)."""
+    dim = _saved_dim(node.grad_fn)
+    shape = _consumer_shape(node)
+    if dim is None or (dim < 0 and shape is None):
+        return False
+    if dim < 0:
+        dim += len(shape)
+    if dim != 1:
+        return False
+    sizes = [shape_infer.infer_channels_between(graph, inp, node) for inp in node.inputs]
+    return None not in sizes and (shape is None or shape[1] == sum(sizes))
+
+
+def _map_channel_concats(graph):
+    """Give channel concatenations that Torch-Pruning left unmapped their index mapping.
+
+    Torch-Pruning 1.6 sets a concat's mapping only when the concatenated
+    channel count equals the input size of the next layer; through
+    ``flatten -> Linear`` it does not (see the module docstring). For every
+    concat without offsets whose ``dim`` is the channel dimension (1, or
+    its negative counterpart given the rank read off the reshape behind
+    it), this sets the offsets and the mappings exactly as Torch-Pruning
+    does for the concats it recognises: going into the concat, branch
+    ``k``'s channel ``i`` becomes channel ``offset_k + i``; coming out of
+    it, only the channels in branch ``k``'s range reach branch ``k``.
+
+    Torch-Pruning refreshes its own concat offsets before every
+    ``get_pruning_group``, from the branches' current sizes; the concats
+    mapped here are not refreshed by it, so this must be called again
+    before every ``get_pruning_group`` once a group of the same graph has
+    been pruned (:func:`_pruning_group` does both).
+    """
+    if ops is None:
+        return
+    for node in graph.module2node.values():
+        if node.type != ops.OPTYPE.CONCAT or not node.enable_index_mapping:
+            continue
+        mapped_here = getattr(node, "_sklearn_dropnet_mapped", False)
+        if not mapped_here and (node.module.offsets is not None or not _joins_channels(graph, node)):
+            continue
+        sizes = [shape_infer.infer_channels_between(graph, inp, node) for inp in node.inputs]
+        if None in sizes:
+            continue
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
+        node.module.concat_sizes = list(sizes)
+        node.module.offsets = offsets
+        node._sklearn_dropnet_mapped = True
+        for k, inp in enumerate(node.inputs):
+            for dep in node.dependencies:  # concat -> branch k
+                if dep.target == inp:
+                    dep.index_mapping[1] = _ConcatIndexMapping(offset=offsets[k : k + 2], reverse=True)
+                    break
+            for dep in inp.dependencies:  # branch k -> concat
+                if dep.target == node:
+                    dep.index_mapping[1] = _ConcatIndexMapping(offset=offsets[k : k + 2], reverse=False)
+                    break
+
+
+def _pruning_group(graph, layer, idxs):
+    """``graph``'s group for removing output channels ``idxs`` of ``layer``."""
+    _map_channel_concats(graph)
+    pruner = graph.get_pruner_of_module(layer)
+    return graph.get_pruning_group(layer, pruner.prune_out_channels, idxs)
+
+
+def _is_grouped_conv(module):
+    """A convolution with channel groups, depthwise ones excepted.
+
+    Its channels can only be removed as many from every group; Torch-Pruning
+    removes them as asked and mixes up the groups' weights otherwise. A
+    depthwise convolution (one channel per group) has its channels coupled
+    to its input's and is removed exactly.
+    """
+    groups = getattr(module, "groups", 1)
+    return isinstance(module, nn.Conv2d) and 1 < groups < module.in_channels
+
+
+def _out_channel_items(graph, group):
+    for item in group:
+        if graph.is_out_channel_pruning_fn(item.dep.handler):
+            yield item
+
+
+def find_unit_groups(module, example_input, structure):
+    """List the unit groups of ``module``, in execution order.
+
+    A :class:`~sklearn_dropnet.exceptions.UnitRemovalWarning` names each
+    prunable layer left out, and why (see :func:`trace_unit_groups`).
+
+    Parameters
+    ----------
+    module : nn.Module
+    example_input : torch.Tensor
+    structure : NetworkStructure
+        From :func:`sklearn_dropnet.pruning._probes.inspect_network`.
+
+    Returns
+    -------
+    list of UnitGroup
+    """
+    groups, refused = trace_unit_groups(module, example_input, structure)
+    for name, (_, reason) in refused.items():
+        warn_unpruned(name, reason)
+    return groups
+
+
+def warn_unpruned(name, reason):
+    """Warn that layer ``name`` stays unpruned, and why."""
+    warn(f"DropNet leaves layer {name!r} unpruned: {reason}.", UnitRemovalWarning)
+
+
+def trace_unit_groups(module, example_input, structure):
+    """The unit groups of ``module``, and the prunable layers left out.
+
+    A layer is left out when its units belong to or feed a grouped
+    (non-depthwise) convolution, or are coupled to the output channels of a
+    layer that is never pruned (see
+    :attr:`~sklearn_dropnet.pruning._probes.NetworkStructure.output_layers`).
+
+    Returns
+    -------
+    groups : list of UnitGroup
+        In execution order.
+    refused : dict of str -> (int, str)
+        For each layer left out, its number of units and the reason.
+
+    Raises
+    ------
+    PruningError
+        When Torch-Pruning cannot trace the network's dependencies.
+    """
+    try:
+        graph = _dependency_graph(module, example_input)
+    except Exception as exc:  # Torch-Pruning's tracer, however it fails
+        raise PruningError(
+            "Torch-Pruning cannot trace which channels of this network depend on each other "
+            f"({type(exc).__name__}: {exc}), so no layer can be removed physically. Its "
+            "structure is not supported (e.g. a channel shuffle, as in ShuffleNet)."
+        ) from exc
+    names = {m: n for n, m in module.named_modules()}
+    modules = dict(module.named_modules())
+    covered = set()
+    groups, refused = [], {}
+    for name in structure.probes:
+        if name in covered:
+            continue
+        layer = modules[name]
+        pruner = graph.get_pruner_of_module(layer)
+        size = pruner.get_out_channels(layer)
+        group = _pruning_group(graph, layer, list(range(size)))
+        members = []
+        grouped = sorted({names[item.dep.target.module] for item in group if _is_grouped_conv(item.dep.target.module)})
+        if grouped:
+            refused[name] = (
+                size,
+                f"its units belong to or feed the grouped convolution {grouped[0]!r}, whose "
+                "channel groups must all keep the same size",
+            )
+            continue
+        blocked = None
+        for item in _out_channel_items(graph, group):
+            target = names.get(item.dep.target.module)
+            if target in structure.output_layers:
+                blocked = blocked or target
+            if target in structure.probes:
+                members.append(
+                    (target, np.asarray(item.idxs, dtype=int), np.asarray(item.root_idxs, dtype=int))
+                )
+                covered.add(target)
+        if blocked:
+            refused[name] = (
+                size,
+                f"its units are coupled to the output channels of {blocked!r}, a layer that is "
+                "never pruned (it gives the network's output, is called more than once, or "
+                "shares its weights)",
+            )
+            continue
+        members.sort(key=lambda member: member[0] != name)  # root first
+        groups.append(UnitGroup(name=name, size=size, members=tuple(members)))
+    return groups, refused
+
+
+def remove_units(module, example_input, units_to_drop):
+    """Remove units from ``module`` in place.
+
+    Parameters
+    ----------
+    module : nn.Module
+    example_input : torch.Tensor
+        A small batch on the module's device, used to trace the graph.
+    units_to_drop : dict of str -> sequence of int
+        For each root layer name, the indices of its units to remove.
+    """
+    graph = _dependency_graph(module, example_input)
+    modules = dict(module.named_modules())
+    for name, idxs in units_to_drop.items():
+        idxs = sorted(int(i) for i in idxs)
+        if not idxs:
+            continue
+        _pruning_group(graph, modules[name], idxs).prune()
