@@ -33,14 +33,14 @@ from sklearn.model_selection import train_test_split
 
 from sklearn_dropnet import DropNetClassifier
 from sklearn_dropnet._device import check_device
-from sklearn_dropnet._network_cost import network_costs
-from sklearn_dropnet._parallel import limit_torch_threads
-from sklearn_dropnet._probes import inspect_network
-from sklearn_dropnet._surgery import find_unit_groups, remove_units
-from sklearn_dropnet._unit_scores import score_units
-from sklearn_dropnet._unit_selection import choose_units_to_drop
 from sklearn_dropnet.datasets import load_digits_images
+from sklearn_dropnet.ensemble._parallel import limit_torch_threads
 from sklearn_dropnet.models import VGG, ModelB, ResNet18
+from sklearn_dropnet.pruning._network_cost import network_costs
+from sklearn_dropnet.pruning._probes import inspect_network
+from sklearn_dropnet.pruning._surgery import find_unit_groups, remove_units
+from sklearn_dropnet.pruning._unit_scores import score_units
+from sklearn_dropnet.pruning._unit_selection import choose_units_to_drop
 
 # The settings tests/test_conv_pruning.py uses for the same claim.
 MODEL_B_SETTINGS = {

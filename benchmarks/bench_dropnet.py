@@ -23,7 +23,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from sklearn_dropnet import DropNetClassifier
-from sklearn_dropnet._network_cost import network_costs
+from sklearn_dropnet.pruning._network_cost import network_costs
 
 SCORES = ["activation", "random", "l1"]
 SCOPES = ["layer", "global", "global_raw"]

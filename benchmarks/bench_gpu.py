@@ -36,11 +36,11 @@ import torch
 
 from sklearn_dropnet import DropNetClassifier
 from sklearn_dropnet._device import check_device
-from sklearn_dropnet._network_cost import network_costs, peak_cuda_bytes
-from sklearn_dropnet._probes import inspect_network
-from sklearn_dropnet._unit_scores import collect_activation_statistics
 from sklearn_dropnet.datasets import load_cifar10
 from sklearn_dropnet.models import VGG, ResNet18
+from sklearn_dropnet.pruning._network_cost import network_costs, peak_cuda_bytes
+from sklearn_dropnet.pruning._probes import inspect_network
+from sklearn_dropnet.pruning._unit_scores import collect_activation_statistics
 
 
 def parse_args(argv=None):

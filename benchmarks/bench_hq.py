@@ -55,8 +55,12 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import resample
 
 from sklearn_dropnet import DropNetClassifier, HQEnsembleClassifier
-from sklearn_dropnet._ensemble_selection import hq_select, member_votes, team_accuracy
-from sklearn_dropnet._parallel import limit_torch_threads, threads_per_worker
+from sklearn_dropnet.ensemble._ensemble_selection import (
+    hq_select,
+    member_votes,
+    team_accuracy,
+)
+from sklearn_dropnet.ensemble._parallel import limit_torch_threads, threads_per_worker
 
 # row name: HQEnsembleClassifier parameters
 # Hidden layers of the members of a --mixed pool, taken in turn.

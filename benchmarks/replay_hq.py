@@ -28,8 +28,12 @@ from pathlib import Path
 import numpy as np
 from bench_hq import mean_gap, passes
 
-from sklearn_dropnet._ensemble_selection import FINAL_CHOICES, hq_select, team_accuracy
 from sklearn_dropnet.diversity import METRICS
+from sklearn_dropnet.ensemble._ensemble_selection import (
+    FINAL_CHOICES,
+    hq_select,
+    team_accuracy,
+)
 
 
 def parse_args():

@@ -74,10 +74,10 @@ from sklearn.model_selection import train_test_split
 
 from sklearn_dropnet import DropNetClassifier
 from sklearn_dropnet._dropnet import REINITS, _units_per_round
-from sklearn_dropnet._oracle import oracle_pruning_path
-from sklearn_dropnet._parallel import limit_torch_threads, threads_per_worker
 from sklearn_dropnet.datasets import load_cifar10, load_digits_images, load_mnist
+from sklearn_dropnet.ensemble._parallel import limit_torch_threads, threads_per_worker
 from sklearn_dropnet.models import VGG, ModelA, ModelB, ModelC, ResNet18
+from sklearn_dropnet.pruning._oracle import oracle_pruning_path
 
 METRICS = {
     "min": ("activation", "global_raw"),

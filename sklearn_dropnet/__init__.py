@@ -12,7 +12,7 @@ The public API at a glance:
 """
 
 from ._dropnet import DropNetClassifier
-from ._hq import HQEnsembleClassifier
+from .ensemble import HQEnsembleClassifier
 
 __version__ = "0.1.0.dev0"
 

@@ -46,15 +46,15 @@ from ._data import (
     training_loader,
 )
 from ._device import check_device, seeded_generators
-from ._eval_mode import evaluate
-from ._network_cost import count_macs, count_parameters
-from ._probes import inspect_network, parametrized_layers, prunable_layers_hint
-from ._removal_check import exactly_removable
-from ._surgery import remove_units, trace_unit_groups, warn_unpruned
-from ._unit_scores import SCORES, is_valid_score, score_units
-from ._unit_selection import SCOPES, choose_units_to_drop
 from .exceptions import PruningError
 from .models import MLP
+from .pruning._eval_mode import evaluate
+from .pruning._network_cost import count_macs, count_parameters
+from .pruning._probes import inspect_network, parametrized_layers, prunable_layers_hint
+from .pruning._removal_check import exactly_removable
+from .pruning._surgery import remove_units, trace_unit_groups, warn_unpruned
+from .pruning._unit_scores import SCORES, is_valid_score, score_units
+from .pruning._unit_selection import SCOPES, choose_units_to_drop
 
 REINITS = ("rewind", "random", "none")
 
@@ -709,7 +709,7 @@ class DropNetClassifier(ClassifierMixin, BaseEstimator):
         """``groups`` without those whose removal is not exact with the current weights.
 
         Checked on inputs spread over ``data`` (see
-        :func:`~sklearn_dropnet._removal_check.exactly_removable`); a group
+        :func:`~sklearn_dropnet.pruning._removal_check.exactly_removable`); a group
         that fails is refused as in :meth:`_trace_units`.
         """
         inputs = data.spread_inputs(self.net_.device, _CHECK_SAMPLES)

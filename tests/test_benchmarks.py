@@ -19,7 +19,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 
 from sklearn_dropnet import HQEnsembleClassifier
-from sklearn_dropnet._network_cost import activation_bytes, saved_bytes
+from sklearn_dropnet.pruning._network_cost import activation_bytes, saved_bytes
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 BENCH_HQ = BENCHMARKS / "bench_hq.py"

@@ -2,7 +2,7 @@
 
 Most tests check one equivalence: removing units physically gives exactly
 the output of the dense network with those units' post-activations zeroed
-(:class:`sklearn_dropnet._oracle.UnitMask`). Every layer coupled to a
+(:class:`sklearn_dropnet.pruning._oracle.UnitMask`). Every layer coupled to a
 removed filter -- the BatchNorm after it, the next conv's input channels,
 the ``Linear`` after a flatten, both sides of a residual add, a projection
 shortcut, a concatenation -- has to lose exactly the matching slice for the
@@ -19,19 +19,23 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 from sklearn_dropnet import DropNetClassifier
-from sklearn_dropnet._network_cost import count_macs, count_parameters
-from sklearn_dropnet._oracle import UnitMask, oracle_pruning_path, oracle_units_to_drop
-from sklearn_dropnet._probes import inspect_network
-from sklearn_dropnet._surgery import (
+from sklearn_dropnet.datasets import load_digits_images
+from sklearn_dropnet.models import VGG, ModelB, ModelC, ResNet18
+from sklearn_dropnet.pruning._network_cost import count_macs, count_parameters
+from sklearn_dropnet.pruning._oracle import (
+    UnitMask,
+    oracle_pruning_path,
+    oracle_units_to_drop,
+)
+from sklearn_dropnet.pruning._probes import inspect_network
+from sklearn_dropnet.pruning._surgery import (
     _dependency_graph,
     _pruning_group,
     find_unit_groups,
     remove_units,
 )
-from sklearn_dropnet._unit_scores import score_units
-from sklearn_dropnet._unit_selection import choose_units_to_drop
-from sklearn_dropnet.datasets import load_digits_images
-from sklearn_dropnet.models import VGG, ModelB, ModelC, ResNet18
+from sklearn_dropnet.pruning._unit_scores import score_units
+from sklearn_dropnet.pruning._unit_selection import choose_units_to_drop
 
 
 def randomise_batchnorm(net, seed=0):
@@ -350,7 +354,7 @@ def test_oracle_pruning_path(digits):
 
 
 def test_the_oracle_scores_on_training_rows_only(digits, monkeypatch):
-    import sklearn_dropnet._oracle as oracle
+    import sklearn_dropnet.pruning._oracle as oracle
 
     X, y = digits
     X = (X[:200] + np.arange(200)[:, None] * 1e-3).astype(np.float32)  # rows told apart by X

@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from sklearn_dropnet import DropNetClassifier, HQEnsembleClassifier
-from sklearn_dropnet._network_cost import count_parameters, peak_cuda_bytes
 from sklearn_dropnet.cli import main
 from sklearn_dropnet.exceptions import PruningError
 from sklearn_dropnet.models import ModelB, ResNet18
+from sklearn_dropnet.pruning._network_cost import count_parameters, peak_cuda_bytes
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

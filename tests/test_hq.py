@@ -37,7 +37,7 @@ from sklearn.utils import get_tags
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_dropnet import DropNetClassifier, HQEnsembleClassifier
-from sklearn_dropnet._ensemble_selection import (
+from sklearn_dropnet.ensemble._ensemble_selection import (
     _grow,
     _minmax_per_focal_model,
     _survivors,
@@ -48,7 +48,7 @@ from sklearn_dropnet._ensemble_selection import (
     team_scores,
     top_select,
 )
-from sklearn_dropnet._parallel import limit_torch_threads, threads_per_worker
+from sklearn_dropnet.ensemble._parallel import limit_torch_threads, threads_per_worker
 from sklearn_dropnet.models import ModelB
 
 # --- held-out predictions for the pure selection tests -----------------------

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from sklearn_dropnet import DropNetClassifier
-from sklearn_dropnet._network_cost import (
+from sklearn_dropnet.pruning._network_cost import (
     activation_bytes,
     count_macs,
     count_parameters,

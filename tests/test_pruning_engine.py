@@ -5,10 +5,13 @@ import pytest
 import torch
 from torch import nn
 
-from sklearn_dropnet._probes import inspect_network
-from sklearn_dropnet._surgery import find_unit_groups, remove_units
-from sklearn_dropnet._unit_scores import collect_activation_statistics, score_units
-from sklearn_dropnet._unit_selection import _layer_quotas, choose_units_to_drop
+from sklearn_dropnet.pruning._probes import inspect_network
+from sklearn_dropnet.pruning._surgery import find_unit_groups, remove_units
+from sklearn_dropnet.pruning._unit_scores import (
+    collect_activation_statistics,
+    score_units,
+)
+from sklearn_dropnet.pruning._unit_selection import _layer_quotas, choose_units_to_drop
 
 
 def mlp():

@@ -9,11 +9,11 @@ from torch import nn
 
 from sklearn_dropnet import DropNetClassifier, models
 from sklearn_dropnet._data import EncodedDataset, LabelledData
-from sklearn_dropnet._probes import inspect_network
-from sklearn_dropnet._removal_check import exactly_removable
-from sklearn_dropnet._surgery import find_unit_groups, remove_units
 from sklearn_dropnet.datasets import load_digits_images
 from sklearn_dropnet.exceptions import PruningError, UnitRemovalWarning
+from sklearn_dropnet.pruning._probes import inspect_network
+from sklearn_dropnet.pruning._removal_check import exactly_removable
+from sklearn_dropnet.pruning._surgery import find_unit_groups, remove_units
 
 
 @pytest.fixture(scope="module")
@@ -426,7 +426,7 @@ def test_a_layer_refused_in_a_later_round_is_frozen_and_still_counted(images, mo
 
 
 def test_the_check_runs_without_tf32_and_restores_the_settings():
-    from sklearn_dropnet import _removal_check
+    from sklearn_dropnet.pruning import _removal_check
 
     conv, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
     if hasattr(conv, "conv") and hasattr(conv.conv, "fp32_precision"):
@@ -440,7 +440,7 @@ def test_the_check_runs_without_tf32_and_restores_the_settings():
 
 
 def test_layers_that_only_fail_together_are_left_unpruned_with_a_warning(monkeypatch):
-    from sklearn_dropnet import _removal_check
+    from sklearn_dropnet.pruning import _removal_check
 
     monkeypatch.setattr(
         _removal_check, "_mismatch",
