@@ -8,12 +8,37 @@ The public API at a glance:
 - :class:`HQEnsembleClassifier` -- picks a small, diverse team of
   classifiers by hierarchical pruning with focal diversity (Wu & Liu,
   ICDM 2021); :mod:`sklearn_dropnet.diversity` holds the diversity metrics.
+- :class:`DropNetPruner` (:mod:`sklearn_dropnet.pruning`) -- the pruning
+  engine on its own, for any torch training loop; it imports neither
+  scikit-learn nor skorch.
 - :mod:`sklearn_dropnet.models` -- the paper's architectures.
+
+The names are imported when first used, so that ``from
+sklearn_dropnet.pruning import DropNetPruner`` does not import scikit-learn
+and skorch.
 """
 
-from ._dropnet import DropNetClassifier
-from .ensemble import HQEnsembleClassifier
+import importlib
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["DropNetClassifier", "HQEnsembleClassifier", "__version__"]
+# public name -> the module that defines it
+_PUBLIC = {
+    "DropNetClassifier": "._dropnet",
+    "HQEnsembleClassifier": ".ensemble",
+    "DropNetPruner": ".pruning",
+}
+
+__all__ = [*_PUBLIC, "__version__"]
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name], __name__), name)
+        globals()[name] = value  # once imported, a plain attribute
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *_PUBLIC})

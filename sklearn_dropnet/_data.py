@@ -6,6 +6,8 @@
 pruning loop: it splits, iterates input batches and feeds skorch.
 """
 
+import math
+
 import numpy as np
 import torch
 from torch.utils.data import (
@@ -126,6 +128,38 @@ class ArrayBatches(Dataset):
         return X, y
 
 
+class SoftTargetBatches(ArrayBatches):
+    """:class:`ArrayBatches` whose labels come with a teacher's log-probabilities.
+
+    A batch is ``(X, (y, teacher_log_proba))``, which
+    :meth:`~sklearn_dropnet._net.DropNetNet.get_loss` blends for distillation.
+    """
+
+    def __init__(self, X, y, teacher):
+        super().__init__(X, y)
+        self.teacher = teacher
+
+    def __getitems__(self, indices):
+        X, y = super().__getitems__(indices)
+        return X, (y, torch.from_numpy(self.teacher[indices]))
+
+
+class SoftTargetDataset(Dataset):
+    """A ``Dataset`` of ``(x, label)`` pairs whose labels come with a teacher's
+    log-probabilities: item ``i`` is ``(x, (label, teacher_log_proba[i]))``."""
+
+    def __init__(self, dataset, teacher):
+        self.dataset = dataset
+        self.teacher = teacher
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        x, label = self.dataset[index]
+        return x, (label, torch.from_numpy(self.teacher[index]))
+
+
 def _as_batch(batch):
     """The collate function of :class:`ArrayBatches`: its batches are whole already."""
     return batch
@@ -139,6 +173,8 @@ def _sliced_whole(dataset, kwargs):
     """
     from skorch.dataset import Dataset as SkorchDataset
 
+    if isinstance(dataset, ArrayBatches) and "collate_fn" not in kwargs:
+        return dataset, {**kwargs, "collate_fn": _as_batch}
     if type(dataset) is not SkorchDataset or "collate_fn" in kwargs:
         return dataset, kwargs
     if not isinstance(dataset.X, np.ndarray) or not isinstance(dataset.y, (np.ndarray, type(None))):
@@ -245,6 +281,20 @@ class LabelledData:
             for start in range(0, len(self.X), batch_size):
                 yield torch.as_tensor(self.X[start : start + batch_size]).to(device)
 
+    def labelled_batches(self, device, batch_size=256):
+        """Yield ``(inputs, labels)`` in batches, as tensors on ``device``."""
+        for start in range(0, len(self), batch_size):
+            part = self.subset(np.arange(start, min(start + batch_size, len(self))))
+            inputs = next(iter(part.input_batches(device, batch_size=len(part))))
+            yield inputs, torch.as_tensor(part.y, device=device)
+
+    def with_soft_targets(self, teacher):
+        """The data as a ``Dataset`` whose labels come with ``teacher``'s
+        log-probabilities, one row per sample in order (for distillation)."""
+        if self.is_dataset:
+            return SoftTargetDataset(self.X, teacher)
+        return SoftTargetBatches(self.X, self.y, teacher)
+
     def spread_inputs(self, device, n_samples):
         """``n_samples`` inputs evenly spaced over the data, as one tensor on ``device``.
 
@@ -257,3 +307,26 @@ class LabelledData:
     def example(self, device):
         """The first two inputs, to trace the network with."""
         return next(iter(self.input_batches(device, batch_size=2)))
+
+
+def split_validation(data, fraction, n_classes, seed):
+    """Hold out ``fraction`` of ``data`` for validation (stratified when every class can spare one).
+
+    The split is stratified when each side has room for every class and
+    every class has a sample for each side; otherwise it is plain random.
+    Returns ``(train, valid)``; ``valid`` is None without a validation split.
+    Either way the training rows come in a random order (the split's, or
+    a permutation): batches taken in the order given would each hold
+    one class of data sorted by class.
+    """
+    from sklearn.model_selection import train_test_split
+
+    y = data.y
+    n_valid = math.ceil(fraction * len(y))
+    n_train = len(y) - n_valid
+    if fraction == 0 or n_train < 1:
+        return data.subset(np.random.RandomState(seed).permutation(len(y))), None
+    room = min(n_train, n_valid) >= n_classes
+    stratify = y if room and np.bincount(y).min() >= 2 else None
+    train, valid = train_test_split(np.arange(len(y)), test_size=n_valid, stratify=stratify, random_state=seed)
+    return data.subset(train), data.subset(valid)

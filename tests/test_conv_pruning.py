@@ -21,12 +21,9 @@ from torch import nn
 from sklearn_dropnet import DropNetClassifier
 from sklearn_dropnet.datasets import load_digits_images
 from sklearn_dropnet.models import VGG, ModelB, ModelC, ResNet18
+from sklearn_dropnet.pruning import DropNetPruner, OracleSelection
 from sklearn_dropnet.pruning._network_cost import count_macs, count_parameters
-from sklearn_dropnet.pruning._oracle import (
-    UnitMask,
-    oracle_pruning_path,
-    oracle_units_to_drop,
-)
+from sklearn_dropnet.pruning._oracle import oracle_units_to_drop
 from sklearn_dropnet.pruning._probes import inspect_network
 from sklearn_dropnet.pruning._surgery import (
     _dependency_graph,
@@ -34,6 +31,7 @@ from sklearn_dropnet.pruning._surgery import (
     find_unit_groups,
     remove_units,
 )
+from sklearn_dropnet.pruning._unit_mask import UnitMask
 from sklearn_dropnet.pruning._unit_scores import score_units
 from sklearn_dropnet.pruning._unit_selection import choose_units_to_drop
 
@@ -343,14 +341,28 @@ def test_oracle_drops_the_unit_whose_removal_costs_least():
     assert all(len(drop[g.name]) < g.size for g in groups)
 
 
-def test_oracle_pruning_path(digits):
+def test_the_oracle_plugs_in_as_the_estimators_scope(digits):
     X, y = digits
-    template = DropNetClassifier(
-        ModelB, module__channels=(4, 4), max_epochs=2, reinit="none", random_state=0
-    )
-    path = list(oracle_pruning_path(template, X.reshape(-1, 1, 8, 8)[:300], y[:300], 0.5, max_samples=100))
-    assert [clf.pruning_history_[0]["fraction_left"] for clf in path] == [1.0, 0.75, 0.625, 0.5]
-    assert path[-1].module_.features[0].out_channels + path[-1].module_.features[3].out_channels == 4
+    clf = DropNetClassifier(
+        ModelB, module__channels=(4, 4), max_epochs=2, reinit="none", random_state=0,
+        scope=OracleSelection(max_samples=100), prune_ratio=0.5,
+    ).fit(X.reshape(-1, 1, 8, 8)[:300], y[:300])  # fmt: skip
+    assert [r["fraction_left"] for r in clf.pruning_history_] == [1.0, 0.75, 0.625, 0.5]
+    assert clf.module_.features[0].out_channels + clf.module_.features[3].out_channels == 4
+
+
+def test_the_oracle_chooses_what_it_would_choose_alone(digits):
+    """Through the pruner, the selection is oracle_units_to_drop on a sample of the training rows."""
+    X, y = digits
+    net = ModelB(input_shape=(1, 8, 8), n_classes=10, channels=(4, 3))
+    X, y = torch.from_numpy(X[:120].reshape(-1, 1, 8, 8)), torch.from_numpy(y[:120])
+    pruner = DropNetPruner(net, X[:2])
+    oracle = OracleSelection(max_samples=120)  # every row: the draw only orders them
+    drop = pruner.choose({}, 3, oracle, np.random.default_rng(0), labelled_batches=lambda: [(X[:50], y[:50]), (X[50:], y[50:])])
+    alone = oracle_units_to_drop(net, X, y, 3, rng=np.random.default_rng(0))
+    assert {k: v.tolist() for k, v in drop.items()} == {k: v.tolist() for k, v in alone.items()}
+    with pytest.raises(TypeError, match="labelled training data"):
+        pruner.choose({}, 3, oracle, np.random.default_rng(0))
 
 
 def test_the_oracle_scores_on_training_rows_only(digits, monkeypatch):
@@ -360,35 +372,21 @@ def test_the_oracle_scores_on_training_rows_only(digits, monkeypatch):
     X = (X[:200] + np.arange(200)[:, None] * 1e-3).astype(np.float32)  # rows told apart by X
     y = y[:200]
     seen = []
+    alone = oracle.oracle_units_to_drop
 
-    def spy(module, X_sample, y_sample, n_drop, scope="global_raw", rng=None):
+    def spy(module, X_sample, y_sample, n_drop, scope="global", **kwargs):
         seen.append(X_sample.cpu().numpy())
-        return oracle_units_to_drop(module, X_sample, y_sample, n_drop, scope, rng=rng)
+        return alone(module, X_sample, y_sample, n_drop, scope, **kwargs)
 
     monkeypatch.setattr(oracle, "oracle_units_to_drop", spy)
-    template = DropNetClassifier(max_epochs=1, module__hidden_layer_sizes=(8,), validation_fraction=0.5, random_state=0)
-    path = list(oracle_pruning_path(template, X, y, 0.75))
-    _, valid_rows = train_test_split(np.arange(200), test_size=100, stratify=y, random_state=path[0]._seed)
+    clf = DropNetClassifier(
+        max_epochs=1, module__hidden_layer_sizes=(8,), validation_fraction=0.5, random_state=0,
+        scope=OracleSelection(), prune_ratio=0.25,
+    ).fit(X, y)  # fmt: skip
+    _, valid_rows = train_test_split(np.arange(200), test_size=100, stratify=y, random_state=clf._seed)
     rows = {tuple(row) for sample in seen for row in sample}
-    assert len(seen) == len(path) - 1 and len(rows) == 100
+    assert len(seen) == len(clf.pruning_history_) - 1 and len(rows) == 100
     assert rows.isdisjoint(tuple(row) for row in X[valid_rows])
-
-
-@pytest.mark.parametrize("reinit", ["rewind", "random"])
-def test_oracle_pruning_path_restarts_survivors_as_reinit_says(digits, reinit):
-    X, y = digits
-    template = DropNetClassifier(
-        ModelB, module__channels=(4, 4), max_epochs=1, reinit=reinit, random_state=0
-    )
-    dense, pruned = list(
-        oracle_pruning_path(template, X.reshape(-1, 1, 8, 8)[:200], y[:200], 0.75, max_samples=50)
-    )
-    before = dense.initial_module_.features[0].weight.detach()
-    after = pruned.initial_module_.features[0].weight.detach()
-    # Each surviving filter starts from its own initial weights ("rewind")
-    # or from fresh random ones ("random").
-    starts_as_before = [bool(torch.isclose(before, w).flatten(1).all(1).any()) for w in after]
-    assert starts_as_before == [reinit == "rewind"] * len(after)
 
 
 # ----------------------------------------------------------------------

@@ -234,38 +234,6 @@ def test_a_failed_prune_keeps_the_last_completed_round(digits):
     assert clf.pruning_history_[-1]["units"] == history[-1]["units"] - round(0.2 * history[-1]["units"])
 
 
-def test_prune_continues_a_model_pickled_before_these_attributes(digits):
-    # Models saved by 0.x: skorch's own DataLoader for validation, and the
-    # layers left out for their structure not remembered.
-    from torch.utils.data import DataLoader
-
-    X, y = digits
-    images = X[:300].reshape(-1, 1, 8, 8)
-    grouped = nn.Sequential(
-        nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3, groups=2), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 12), nn.ReLU(), nn.Linear(12, 10),
-    )  # fmt: skip
-    # Layers 0 and 2 stay (the grouped convolution); layer 6 is pruned.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        clf = DropNetClassifier(module=grouped, prune_ratio=0.5, drop_fraction=0.5, max_epochs=1, random_state=0)
-        clf.fit(images, y[:300])
-    left = clf.pruning_history_[-1]["units"]
-    clf.net_.iterator_valid = DataLoader
-    old = pickle.loads(pickle.dumps(clf))
-    old._unpruned_layers = set()
-    torch.manual_seed(0)
-    before = torch.get_rng_state()
-    old.predict_proba(images[:20])  # the old DataLoader drew from torch's generator
-    assert torch.equal(torch.get_rng_state(), before)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        old.prune(images, y[:300])
-    assert old.pruning_history_[-1]["units"] == left - max(1, round(0.5 * left))
-    assert old.pruning_history_[-1]["fraction_left"] < 0.5
-    assert set(old.pruning_history_[-1]["units_per_layer"]) == {"6"}
-
-
 def test_batch_norm_cannot_train_on_one_sample_and_says_so(digits):
     X, y = digits
     message = r"A BatchNorm layer got one value per channel to train on: a batch of one sample \(batch_size={}, {} training"
@@ -397,13 +365,13 @@ def half_pruned(digits):
 @pytest.mark.parametrize(
     "args, kwargs, error, message",
     [
-        ((), {"prune_ratio": 1.0}, ValueError, r"prune_ratio must be in \[0, 1\)"),
-        ((), {"prune_ratio": "0.9"}, TypeError, "prune_ratio must be a number"),
+        ((), {"prune_ratio": 1.0}, ValueError, r"'prune_ratio' parameter of prune must be a float in the range \[0.0, 1.0\)"),
+        ((), {"prune_ratio": "0.9"}, TypeError, r"'prune_ratio' parameter of prune must be .*\. Got '0.9'"),
         ((), {"prune_ratio": 0.3}, ValueError, "keeps 33 of the 48 units, but only 24 are left"),
         ((None,), {}, ValueError, "prune needs the labels y"),
         (("short y",), {}, ValueError, "inconsistent numbers of samples"),
         (("2d y",), {}, ValueError, "y should be a 1d array"),
-        ((), {"prune_ratio": float("nan")}, ValueError, r"prune_ratio must be in \[0, 1\), got nan\."),
+        ((), {"prune_ratio": float("nan")}, ValueError, r"'prune_ratio' parameter of prune .*\. Got nan instead\."),
     ],
 )
 def test_prune_arguments_are_checked(digits, half_pruned, args, kwargs, error, message):
@@ -578,18 +546,18 @@ def test_bad_input_errors(digits):
 @pytest.mark.parametrize(
     "params, message",
     [
-        ({"prune_ratio": 1.0}, r"prune_ratio must be in \[0, 1\)"),
-        ({"prune_ratio": -0.1}, r"prune_ratio must be in \[0, 1\)"),
-        ({"drop_fraction": 0}, r"drop_fraction must be in \(0, 1\)"),
-        ({"unit_score": "magic"}, "unit_score must be one of"),
-        ({"scope": "everywhere"}, "scope must be one of"),
-        ({"reinit": "sometimes"}, "reinit must be one of"),
-        ({"min_accuracy_ratio": 1.5}, r"min_accuracy_ratio must be in \(0, 1\]"),
-        ({"module": "resnet"}, "module must be a torch.nn.Module"),
+        ({"prune_ratio": 1.0}, r"'prune_ratio' parameter of DropNetClassifier must be a float in the range \[0.0, 1.0\)\. Got 1.0"),
+        ({"prune_ratio": -0.1}, r"'prune_ratio' .* must be a float in the range \[0.0, 1.0\)"),
+        ({"drop_fraction": 0}, r"'drop_fraction' .* must be a float in the range \(0.0, 1.0\)"),
+        ({"unit_score": "magic"}, r"'unit_score' .* must be a str among \{'activation', 'apoz', .*\} or a callable"),
+        ({"scope": "everywhere"}, r"'scope' .* must be a str among \{'global', 'global_raw', 'layer'\} or a callable"),
+        ({"reinit": "sometimes"}, r"'reinit' .* must be a str among \{'none', 'random', 'rewind'\}"),
+        ({"min_accuracy_ratio": 1.5}, r"'min_accuracy_ratio' .* must be a float in the range \(0.0, 1.0\] or None"),
+        ({"module": "resnet"}, r"'module' .* must be None or a torch.nn.Module class or instance\. Got 'resnet'"),
         ({"device": "gpu"}, "device='gpu' is not a torch device name"),
-        ({"optimizer": "adam"}, "optimizer must be a torch optimizer class"),
-        ({"criterion": "cross_entropy"}, "criterion must be a torch loss class"),
-        ({"device": 3.5}, "device=3.5 is not a torch device name"),
+        ({"optimizer": "adam"}, r"'optimizer' .* must be a torch optimizer class such as torch.optim.Adam\. Got 'adam'"),
+        ({"criterion": "cross_entropy"}, r"'criterion' .* must be a torch loss class such as torch.nn.CrossEntropyLoss"),
+        ({"device": 3.5}, r"'device' .* must be an instance of 'str', an instance of 'torch.device' or None\. Got 3.5"),
         ({"device": "meta"}, "device='meta': no 'meta' device is available to train on"),
     ],
 )
@@ -734,20 +702,6 @@ def test_default_estimator_prunes_80_percent_without_real_loss(digits_split):
     assert params <= 0.35
 
 
-def _grid_search_seconds(X, y, n_jobs):
-    import time
-
-    search = GridSearchCV(
-        small(max_epochs=6, module__hidden_layer_sizes=(64, 32)),
-        {"prune_ratio": [0.0, 0.3, 0.5, 0.7]},
-        cv=2,
-        n_jobs=n_jobs,
-    )
-    start = time.perf_counter()
-    search.fit(X, y)
-    return time.perf_counter() - start
-
-
 def test_grid_search_workers_cap_torch_threads():
     """Each loky worker runs torch on cpu_count // n_jobs threads."""
     from joblib import Parallel, delayed
@@ -759,20 +713,6 @@ def test_grid_search_workers_cap_torch_threads():
 
     counts = Parallel(n_jobs=2)(delayed(threads_in_worker)(i) for i in range(2))
     assert counts == [max(1, os.cpu_count() // 2)] * 2
-
-
-def test_two_jobs_are_not_slower_than_one(digits):
-    """A ratio measured within one test, not a wall-clock limit."""
-    X, y = digits
-    threads = torch.get_num_threads()
-    torch.set_num_threads(os.cpu_count())  # what a user's n_jobs=1 run gets
-    try:
-        _grid_search_seconds(X[:600], y[:600], n_jobs=2)  # start the worker pool
-        one = _grid_search_seconds(X[:600], y[:600], n_jobs=1)
-        two = _grid_search_seconds(X[:600], y[:600], n_jobs=2)
-    finally:
-        torch.set_num_threads(threads)
-    assert two <= 1.2 * one, f"n_jobs=2 took {two:.1f}s, n_jobs=1 {one:.1f}s"
 
 
 def test_prune_without_ratio_runs_exactly_one_round(digits):
@@ -791,7 +731,7 @@ def test_network_is_traced_once_per_round(digits, monkeypatch):
     # Tracing builds Torch-Pruning's dependency graph, the costly part of a
     # round on large networks: once for the dense network, once after each
     # round's surgery, and once more for each call to prune().
-    import sklearn_dropnet._dropnet as dropnet_module
+    import sklearn_dropnet.pruning._engine as dropnet_module
 
     traces = []
     original = dropnet_module.trace_unit_groups
@@ -815,7 +755,7 @@ def test_network_is_traced_once_per_round(digits, monkeypatch):
 def test_only_the_network_the_next_round_starts_from_is_cut(digits, monkeypatch, reinit, surgeries_per_round):
     # With rewind or random, the next round starts from initial_module_:
     # cutting the trained network too would be thrown away.
-    import sklearn_dropnet._dropnet as dropnet_module
+    import sklearn_dropnet.pruning._engine as dropnet_module
 
     cut = []
     original = dropnet_module.remove_units
@@ -989,17 +929,17 @@ def test_numpy_integer_parameters(digits):
 @pytest.mark.parametrize(
     "name, value, interval",
     [
-        ("prune_ratio", float("nan"), r"\[0, 1\)"),
-        ("drop_fraction", float("nan"), r"\(0, 1\)"),
-        ("validation_fraction", float("nan"), r"\[0, 1\)"),
-        ("min_accuracy_ratio", float("nan"), r"\(0, 1\]"),
-        ("lr", float("nan"), r"\(0, inf\)"),
-        ("lr", float("inf"), r"\(0, inf\)"),
+        ("prune_ratio", float("nan"), r"\[0.0, 1.0\)"),
+        ("drop_fraction", float("nan"), r"\(0.0, 1.0\)"),
+        ("validation_fraction", float("nan"), r"\[0.0, 1.0\)"),
+        ("min_accuracy_ratio", float("nan"), r"\(0.0, 1.0\] or None"),
+        ("lr", float("nan"), r"\(0.0, inf\)"),
+        ("lr", float("inf"), r"\(0.0, inf\)"),
     ],
 )
 def test_nan_and_infinite_parameters_are_named(digits, name, value, interval):
     X, y = digits
-    with pytest.raises(ValueError, match=rf"{name} must be in {interval}, got {value}\."):
+    with pytest.raises(ValueError, match=rf"'{name}' parameter of DropNetClassifier must be a float in the range {interval}\. Got {value} instead\."):
         small(**{name: value}).fit(X[:40], y[:40])
 
 
@@ -1024,13 +964,13 @@ def test_a_dataset_of_the_wrong_shape_is_named(pruned):
 @pytest.mark.parametrize(
     "params, message",
     [
-        ({"callbacks": "x"}, "callbacks must be a list of skorch callbacks, got 'x'"),
-        ({"callbacks": 5}, "callbacks must be a list of skorch callbacks, got 5"),
+        ({"callbacks": "x"}, r"'callbacks' .* must be an instance of 'list', an instance of 'tuple' or None\. Got 'x'"),
+        ({"callbacks": 5}, r"'callbacks' .* must be an instance of 'list', an instance of 'tuple' or None\. Got 5"),
         ({"callbacks": [1]}, r"callbacks must hold skorch callbacks .* got 1\."),
         ({"callbacks": [("sizes", 1)]}, r"callbacks must hold skorch callbacks .* got \('sizes', 1\)"),
         ({"callbacks": [Callback, nn.ReLU]}, r"callbacks must hold .* got <class 'torch.nn.*ReLU'>"),
-        ({"verbose": "x"}, "verbose must be an int .*, got 'x'"),
-        ({"verbose": 1.5}, "verbose must be an int .*, got 1.5"),
+        ({"verbose": "x"}, r"'verbose' .* must be an int in the range \[0, inf\).*\. Got 'x'"),
+        ({"verbose": 1.5}, r"'verbose' .* must be an int in the range \[0, inf\).*\. Got 1.5"),
     ],
 )
 def test_bad_callbacks_and_verbose_are_named(digits, params, message):
@@ -1225,4 +1165,4 @@ def test_a_users_early_stopping_ends_a_round_not_the_fit(digits):
 
 
 def test_huge_integer_parameters_do_not_overflow():
-    DropNetClassifier(max_epochs=10**400, batch_size=10**400)._check_params()
+    DropNetClassifier(max_epochs=10**400, batch_size=10**400)._validate_params()

@@ -9,6 +9,7 @@ from torch import nn
 
 from sklearn_dropnet import DropNetClassifier, models
 from sklearn_dropnet._data import EncodedDataset, LabelledData
+from sklearn_dropnet._net import DropNetNet
 from sklearn_dropnet.datasets import load_digits_images
 from sklearn_dropnet.exceptions import PruningError, UnitRemovalWarning
 from sklearn_dropnet.pruning._probes import inspect_network
@@ -234,7 +235,7 @@ class OutputResidual(nn.Module):
 def test_nothing_left_to_prune_is_a_pruning_error_before_training(images, monkeypatch):
     X, y = images
     trained = []
-    monkeypatch.setattr(DropNetClassifier, "_train_round", lambda self, data: trained.append(1))
+    monkeypatch.setattr(DropNetNet, "train_round", lambda self, data, teacher=None: trained.append(1))
     with pytest.warns(UnitRemovalWarning, match=r"'hidden' unpruned: its units are coupled to the output channels of 'head'"):
         with pytest.raises(PruningError, match=r"None of the prunable layers \['hidden'\] can be pruned"):
             fit(OutputResidual(), X, y)
@@ -339,7 +340,7 @@ def test_a_network_torch_pruning_cannot_trace_fails_before_training(monkeypatch)
     net = torchvision.models.shufflenet_v2_x0_5(weights=None, num_classes=4)
     X, y = np.random.default_rng(0).standard_normal((16, 3, 32, 32)).astype(np.float32), np.arange(16) % 4
     trained = []
-    monkeypatch.setattr(DropNetClassifier, "_train_round", lambda self, data: trained.append(1))
+    monkeypatch.setattr(DropNetNet, "train_round", lambda self, data, teacher=None: trained.append(1))
     with pytest.raises(PruningError, match=r"Torch-Pruning cannot trace .*\(ZeroDivisionError: .*ShuffleNet"):
         fit(net, X, y)
     assert not trained
@@ -403,7 +404,7 @@ def test_every_group_of_the_built_in_models_passes(make, shape):
 def test_a_layer_refused_in_a_later_round_is_frozen_and_still_counted(images, monkeypatch):
     # Whether a removal is exact can depend on the weights; should a layer
     # that passed fail later, its units stay and stay in the history.
-    import sklearn_dropnet._dropnet as dropnet
+    import sklearn_dropnet.pruning._engine as dropnet
 
     calls = []
 

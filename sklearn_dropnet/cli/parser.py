@@ -9,12 +9,12 @@ import difflib
 import math
 import textwrap
 
-from .._dropnet import REINITS
 from ..ensemble._diversity import METRICS
 from ..ensemble._ensemble_selection import FINAL_CHOICES
 from ..ensemble._hq import _METHODS, _VOTING
-from ..pruning._unit_scores import SCORES
-from ..pruning._unit_selection import SCOPES
+from ..pruning._engine import RESTARTS
+from ..pruning._unit_scores import UNIT_SCORES
+from ..pruning._unit_selection import UNIT_SELECTIONS
 
 PROG = "sklearn-dropnet"
 
@@ -224,7 +224,7 @@ def _dropnet_options(parser, prune_ratio, max_epochs, hidden):
     )
     group.add_argument(
         "--scope",
-        choices=SCOPES,
+        choices=list(UNIT_SELECTIONS),
         default="layer",
         help="'layer' drops that fraction of each layer; 'global' ranks all units together "
         "after dividing each layer's scores by its mean; 'global_raw' ranks raw scores "
@@ -232,7 +232,7 @@ def _dropnet_options(parser, prune_ratio, max_epochs, hidden):
     )
     group.add_argument(
         "--unit-score",
-        choices=SCORES,
+        choices=list(UNIT_SCORES),
         default="activation",
         help="how units are ranked, lowest dropped first: 'activation' is DropNet (mean "
         "|post-activation|), 'apoz' drops the units most often zero, 'l1' the smallest weight "
@@ -240,7 +240,7 @@ def _dropnet_options(parser, prune_ratio, max_epochs, hidden):
     )
     group.add_argument(
         "--reinit",
-        choices=REINITS,
+        choices=list(RESTARTS),
         default="rewind",
         help="weights the survivors restart from each round: their initial values "
         "(the paper's default), fresh random ones, or the trained ones (fine-tuning)",

@@ -5,35 +5,31 @@ trained weights kept, remove the single unit whose removal raises the
 training loss least, then the next one given the first, and so on, one unit
 at a time. It needs one forward pass over the (sub-sampled) training data
 per candidate unit and removed unit, so it is only practical for small
-networks; it serves the reproduction (``benchmarks/reproduce_paper.py``),
-not :class:`~sklearn_dropnet.DropNetClassifier`.
+networks.
 
 Removing a unit is simulated by zeroing its post-activation
 (:class:`UnitMask`), which gives exactly the output of the network with the
 unit removed physically (``tests/test_conv_pruning.py`` checks this for
 BatchNorm, flatten -> linear, residual and concatenation structures).
 
-:func:`oracle_pruning_path` runs the paper's Algorithm 1 with the oracle in
-place of the score: train, let the oracle pick ``drop_fraction`` of the
-survivors, remove them, reset the survivors (``reinit``) and retrain.
+:class:`OracleSelection` plugs the oracle into DropNet's rounds as a unit
+selection (see :mod:`~sklearn_dropnet.pruning._unit_selection`): in place of
+``scope`` in :class:`~sklearn_dropnet.pruning.DropNetPruner.choose` or
+:class:`~sklearn_dropnet.DropNetClassifier`, so that the oracle's rounds
+train, rewind and retrain exactly as DropNet's do.
 """
-
-import copy
-import math
 
 import numpy as np
 import torch
-from sklearn.base import clone
-from sklearn.utils import check_random_state
 from torch import nn
 
-from .._data import LabelledData
-from .._dropnet import _redraw_weights, _units_per_round
 from ._eval_mode import eval_mode
 from ._probes import inspect_network
-from ._surgery import find_unit_groups, remove_units
+from ._surgery import find_unit_groups
 from ._unit_mask import UnitMask
 from ._unit_selection import _layer_quotas
+
+__all__ = ["OracleSelection", "oracle_units_to_drop"]
 
 
 def _loss(module, X, y, criterion, batch_size):
@@ -44,7 +40,9 @@ def _loss(module, X, y, criterion, batch_size):
     return total / len(X)
 
 
-def oracle_units_to_drop(module, X, y, n_drop, scope="global", criterion=None, batch_size=1024, rng=None):
+def oracle_units_to_drop(
+    module, X, y, n_drop, scope="global", criterion=None, batch_size=1024, rng=None, units=None
+):
     """Choose ``n_drop`` units greedily by the training loss of the network without them.
 
     One unit at a time: every surviving unit is tried (its post-activation
@@ -73,6 +71,10 @@ def oracle_units_to_drop(module, X, y, n_drop, scope="global", criterion=None, b
         Samples per forward pass.
     rng : numpy.random.Generator, default=None
         Breaks ties between equal losses.
+    units : tuple of (NetworkStructure, list of UnitGroup), default=None
+        The network's probes and unit groups, when the caller has them
+        (layers left out of pruning are then left alone); traced from
+        ``module`` otherwise.
 
     Returns
     -------
@@ -97,8 +99,10 @@ def oracle_units_to_drop(module, X, y, n_drop, scope="global", criterion=None, b
     """
     rng = np.random.default_rng(rng)
     criterion = criterion or nn.CrossEntropyLoss()
-    structure = inspect_network(module, X[:2])
-    groups = find_unit_groups(module, X[:2], structure)
+    if units is None:
+        structure = inspect_network(module, X[:2])
+        units = structure, find_unit_groups(module, X[:2], structure)
+    structure, groups = units
     names = [group.name for group in groups]
     sizes = {group.name: group.size for group in groups}
     if scope == "layer":
@@ -127,92 +131,66 @@ def oracle_units_to_drop(module, X, y, n_drop, scope="global", criterion=None, b
     return {name: np.sort(np.asarray(units, dtype=int)) for name, units in dropped.items()}
 
 
-def _with_module(estimator, module):
-    """A clone of ``estimator`` that trains ``module`` (an instance) densely."""
-    params = {k: v for k, v in estimator.get_params(deep=False).items() if not k.startswith("module__")}
-    params.update(module=module, prune_ratio=0.0)
-    return type(estimator)(**params)
+class OracleSelection:
+    """The paper's oracle as a unit selection for DropNet's rounds.
 
-
-def oracle_pruning_path(estimator, X, y, min_fraction_left, max_samples=512):
-    """Run DropNet's rounds with the oracle choosing the units; yield each round.
-
-    Each round trains a copy of ``estimator`` (with ``prune_ratio=0``) on
-    the current architecture, lets :func:`oracle_units_to_drop` choose
-    ``estimator.drop_fraction`` of the surviving units on a sub-sample of
-    the training data, removes them, and resets the survivors as
-    ``estimator.reinit`` says (``"rewind"``: their initial weights;
-    ``"none"``: the trained ones; ``"random"``: fresh ones) for the next
-    round. ``estimator.scope`` is passed on (``"layer"`` or global).
+    Each round, :func:`oracle_units_to_drop` chooses the units on
+    ``max_samples`` training samples drawn at random (from the training
+    rows alone: the pruner hands over labelled batches of its training
+    split, never the rows held out for validation). It ignores the units'
+    scores. Pass it where a ``scope`` name goes.
 
     Parameters
     ----------
-    estimator : DropNetClassifier
-        Unfitted template: module, training settings, ``drop_fraction``,
-        ``scope``, ``reinit``, ``random_state``.
-    X : ndarray of shape (n_samples, ...)
-        Training data.
-    y : ndarray of shape (n_samples,)
-        Class labels.
-    min_fraction_left : float in (0, 1]
-        Stop once at most this fraction of the dense units is left.
+    scope : {"global", "layer"}, default="global"
+        ``"layer"`` splits the round's units over the layers in proportion
+        to their sizes, as ``scope="layer"`` does; ``"global"`` chooses among
+        all units (the oracle has no score scale to normalise).
     max_samples : int, default=512
-        Training samples the oracle's losses are computed on, drawn at
-        random once per round from the fit's training split (never from the
-        rows it holds out for validation).
-
-    Yields
-    ------
-    DropNetClassifier
-        The fitted estimator of each round, dense first. Its
-        ``pruning_history_`` has one record, with ``fraction_left`` set
-        relative to the dense network.
+        Training samples the losses are computed on, drawn anew each round.
+    criterion : callable, default=None
+        Loss of ``(output, labels)``; cross-entropy of logits by default.
+    batch_size : int, default=1024
+        Samples per forward pass.
 
     Examples
     --------
     >>> from sklearn.datasets import load_digits
     >>> from sklearn_dropnet import DropNetClassifier
-    >>> from sklearn_dropnet.pruning._oracle import oracle_pruning_path
+    >>> from sklearn_dropnet.pruning import OracleSelection
     >>> X, y = load_digits(return_X_y=True)
-    >>> template = DropNetClassifier(max_epochs=2, module__hidden_layer_sizes=(8, 8),
-    ...                              random_state=0)
-    >>> path = oracle_pruning_path(template, X[:300] / 16, y[:300], 0.7)
-    >>> [clf.pruning_history_[0]["fraction_left"] for clf in path]
-    [1.0, 0.8125, 0.6875]
+    >>> clf = DropNetClassifier(scope=OracleSelection(max_samples=64), prune_ratio=0.3,
+    ...                         max_epochs=2, module__hidden_layer_sizes=(8, 8), random_state=0)
+    >>> [r["units"] for r in clf.fit(X[:300] / 16, y[:300]).pruning_history_]
+    [16, 13, 11]
     """
-    rng = np.random.default_rng(check_random_state(estimator.random_state).randint(2**31 - 1))
-    clf = clone(estimator).set_params(prune_ratio=0.0).fit(X, y)
-    initial = copy.deepcopy(clf.initial_module_)
-    n_dense = clf.n_units_dense_
-    left = n_dense
-    clf.pruning_history_[0]["fraction_left"] = 1.0
-    yield clf
-    X = np.asarray(X, dtype=np.float32)
-    encoded = np.searchsorted(clf.classes_, np.asarray(y))
-    while left > math.floor(min_fraction_left * n_dense + 1e-9):
-        device = clf.net_.device
-        trained = clf.module_
-        # The training loss: rows of the fit's own training split only.
-        train, _ = clf._split(LabelledData(X, encoded), clf._seed)
-        sample = rng.choice(len(train), size=min(max_samples, len(train)), replace=False)
-        X_sample = torch.as_tensor(train.X[sample], device=device)
-        y_sample = torch.as_tensor(train.y[sample], device=device)
-        groups = find_unit_groups(trained, X_sample[:2], inspect_network(trained, X_sample[:2]))
-        target = max(math.floor(min_fraction_left * n_dense + 1e-9), len(groups))
-        n_drop = min(_units_per_round(estimator.drop_fraction, left), left - target)
-        if n_drop <= 0:
-            break
-        drop = oracle_units_to_drop(trained, X_sample, y_sample, n_drop, estimator.scope, rng=rng)
-        example = X_sample[:2].to(next(initial.parameters()).device)
-        remove_units(initial, example, drop)
-        if estimator.reinit == "none":
-            start = copy.deepcopy(trained)
-            remove_units(start, X_sample[:2], drop)
-        else:
-            start = copy.deepcopy(initial)
-            if estimator.reinit == "random":
-                _redraw_weights(start)
-        clf = _with_module(estimator, start).fit(X, y)
-        left = clf.n_units_dense_
-        clf.pruning_history_[0]["fraction_left"] = round(left / n_dense, 6)
-        yield clf
+
+    def __init__(self, scope="global", max_samples=512, criterion=None, batch_size=1024):
+        self.scope = scope
+        self.max_samples = max_samples
+        self.criterion = criterion
+        self.batch_size = batch_size
+
+    def __repr__(self):
+        return f"OracleSelection(scope={self.scope!r}, max_samples={self.max_samples})"
+
+    def __call__(self, scores, n_drop, rng, *, pruner=None, labelled_batches=None, **context):
+        if pruner is None or labelled_batches is None:
+            raise TypeError(
+                "OracleSelection needs the network and labelled training data: use it as the "
+                "scope of DropNetPruner.choose(..., labelled_batches=...) or of DropNetClassifier."
+            )
+        inputs, labels = zip(*labelled_batches())
+        inputs, labels = torch.cat(inputs), torch.cat(labels)
+        sample = torch.as_tensor(rng.choice(len(inputs), size=min(self.max_samples, len(inputs)), replace=False))
+        return oracle_units_to_drop(
+            pruner.module,
+            inputs[sample.to(inputs.device)],
+            labels[sample.to(labels.device)],
+            n_drop,
+            self.scope,
+            criterion=self.criterion,
+            batch_size=self.batch_size,
+            rng=rng,
+            units=(pruner.structure, pruner.units),
+        )

@@ -53,11 +53,17 @@ class UnitGroup:
         ``(layer name, layer channel indices, root unit indices)`` for every
         prunable layer whose output channels are coupled to the root's
         (the root itself first). A unit's score is the mean over members.
+    consumers : tuple of (str, numpy.ndarray, numpy.ndarray)
+        ``(layer name, input index, root unit indices)`` for every
+        ``nn.Linear`` or (ungrouped) ``nn.Conv2d`` that takes the units as
+        input: the weights each unit sends on (a channel read through a
+        flatten is several inputs of the ``Linear``).
     """
 
     name: str
     size: int
     members: tuple
+    consumers: tuple = ()
 
 
 def _dependency_graph(module, example_input):
@@ -248,6 +254,13 @@ def trace_unit_groups(module, example_input, structure):
             )
             continue
         blocked = None
+        consumers = [
+            (names[item.dep.target.module], np.asarray(item.idxs, dtype=int), np.asarray(item.root_idxs, dtype=int))
+            for item in group
+            if graph.is_in_channel_pruning_fn(item.dep.handler)
+            and isinstance(item.dep.target.module, (nn.Linear, nn.Conv2d))
+            and getattr(item.dep.target.module, "groups", 1) == 1
+        ]
         for item in _out_channel_items(graph, group):
             target = names.get(item.dep.target.module)
             if target in structure.output_layers:
@@ -266,7 +279,7 @@ def trace_unit_groups(module, example_input, structure):
             )
             continue
         members.sort(key=lambda member: member[0] != name)  # root first
-        groups.append(UnitGroup(name=name, size=size, members=tuple(members)))
+        groups.append(UnitGroup(name=name, size=size, members=tuple(members), consumers=tuple(consumers)))
     return groups, refused
 
 

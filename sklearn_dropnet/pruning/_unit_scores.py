@@ -4,20 +4,135 @@ The DropNet score is a unit's mean absolute post-activation over the
 training data (for a filter, |activation| is first averaged over spatial
 positions). It is collected in one forward pass with temporary hooks on the
 activation modules; the hooks are always removed afterwards.
+
+The scores are a registry, :data:`UNIT_SCORES` (name -> :class:`UnitScore`):
+each entry names the activation statistic it reads (or none) and a function
+of ``(layer, statistic, rng)`` returning one score per unit of the layer.
+:func:`register_unit_score` adds one, usable by name everywhere a score is
+taken (``DropNetPruner.score``, ``DropNetClassifier(unit_score=...)``, the
+command line).
 """
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ._eval_mode import eval_mode
 
-SCORES = ("activation", "apoz", "l1", "random", "max")
+__all__ = ["UNIT_SCORES", "UnitScore", "register_unit_score", "score_units"]
+
+_STATISTICS = ("mean_abs", "nonzero_fraction", "matrix")
 
 
-# The statistic each built-in score reads; a callable score reads the matrix.
-_STATISTIC_OF_SCORE = {"activation": "mean_abs", "max": "mean_abs", "apoz": "nonzero_fraction"}
+@dataclass(frozen=True)
+class UnitScore:
+    """A way of scoring units, as the registry holds it.
+
+    Parameters
+    ----------
+    function : callable
+        ``function(layer, statistic, rng)`` returns an array of one score
+        per output unit of ``layer`` (lower = dropped sooner). ``statistic``
+        is the layer's value of :attr:`statistic` (None when that is None);
+        ``rng`` is a :class:`numpy.random.Generator`.
+    statistic : {"mean_abs", "nonzero_fraction", "matrix"} or None
+        What the scoring pass over the data collects for each unit: its
+        mean absolute post-activation, the fraction of samples on which it
+        is non-zero, or the ``(n_samples, n_units)`` matrix of its
+        per-sample post-activations (a filter's averaged over its spatial
+        positions). None: the score needs no pass over the data.
+    outgoing : bool, default=False
+        Multiply each unit's score by the norm of the weights it sends on
+        (the columns of the next layers' weights that read it), so that
+        the score measures what the next layers receive from the unit.
+    """
+
+    function: object
+    statistic: object = "matrix"
+    outgoing: bool = False
+
+
+def _l1_norms(layer, statistic, rng):
+    weight = layer.weight.detach()
+    return weight.abs().reshape(weight.shape[0], -1).sum(dim=1).cpu().double().numpy()
+
+
+def _random(layer, statistic, rng):
+    return rng.random(layer.weight.shape[0])
+
+
+UNIT_SCORES = {
+    # DropNet: the mean absolute post-activation.
+    "activation": UnitScore(lambda layer, mean_abs, rng: mean_abs, "mean_abs"),
+    # APoZ drops the units that are zero most often: score = 1 - APoZ.
+    "apoz": UnitScore(lambda layer, nonzero, rng: nonzero, "nonzero_fraction"),
+    # The smallest L1 norms of the units' weights (magnitude pruning).
+    "l1": UnitScore(_l1_norms, None),
+    "random": UnitScore(_random, None),
+    # What the next layers receive: mean |post-activation| x the norm of
+    # the unit's outgoing weights.
+    "contribution": UnitScore(lambda layer, mean_abs, rng: mean_abs, "mean_abs", outgoing=True),
+    # The highest activations first: a sanity baseline that collapses.
+    "max": UnitScore(lambda layer, mean_abs, rng: -mean_abs, "mean_abs"),
+}
+
+
+def register_unit_score(name, function, statistic="matrix"):
+    """Add a unit score to :data:`UNIT_SCORES`, usable as ``unit_score=name``.
+
+    Parameters
+    ----------
+    name : str
+        The score's name; an existing name is replaced.
+    function : callable
+        ``function(layer, statistic, rng)``: the layer (an ``nn.Linear``
+        or ``nn.Conv2d``), its statistic (see ``statistic``) and a NumPy
+        generator; returns one finite score per output unit of the layer.
+        The units with the lowest scores are dropped first.
+    statistic : {"matrix", "mean_abs", "nonzero_fraction"} or None, default="matrix"
+        What the function receives from a pass over the data: the
+        ``(n_samples, n_units)`` matrix of per-sample post-activations, the
+        per-unit mean absolute post-activation, the fraction of samples on
+        which each unit is non-zero, or None (no pass over the data).
+
+    Returns
+    -------
+    UnitScore
+        The registered entry.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_dropnet.pruning import UNIT_SCORES, register_unit_score
+    >>> entry = register_unit_score("spread", lambda layer, a, rng: a.std(axis=0))
+    >>> UNIT_SCORES["spread"] is entry
+    True
+    >>> del UNIT_SCORES["spread"]
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"A unit score's name must be a non-empty string, got {name!r}.")
+    if not callable(function):
+        raise TypeError(f"A unit score must be a callable (layer, statistic, rng), got {function!r}.")
+    if statistic is not None and statistic not in _STATISTICS:
+        raise ValueError(f"statistic must be one of {_STATISTICS} or None, got {statistic!r}.")
+    UNIT_SCORES[name] = UnitScore(function, statistic)
+    return UNIT_SCORES[name]
+
+
+def as_unit_score(score):
+    """The registry entry for ``score``: a name in :data:`UNIT_SCORES`, or a
+    callable ``(layer, activations)`` taking the per-sample matrix."""
+    if isinstance(score, UnitScore):
+        return score
+    if isinstance(score, str):
+        if score not in UNIT_SCORES:
+            raise ValueError(f"unit_score must be one of {sorted(UNIT_SCORES)} or a callable, got {score!r}.")
+        return UNIT_SCORES[score]
+    if callable(score):
+        return UnitScore(lambda layer, matrix, rng: score(layer, matrix), "matrix")
+    raise ValueError(f"unit_score must be one of {sorted(UNIT_SCORES)} or a callable, got {score!r}.")
 
 
 class _ActivationStatistics:
@@ -110,71 +225,68 @@ def collect_activation_statistics(module, batches, probes, wanted=("mean_abs",))
     return statistics
 
 
-def _l1_norms(layer):
-    weight = layer.weight.detach()
-    return weight.abs().reshape(weight.shape[0], -1).sum(dim=1).cpu().double().numpy()
-
-
-def _layer_scores(score, name, layer, statistics):
-    if score == "activation":
-        return statistics.mean_abs(name)
-    if score == "max":
-        return -statistics.mean_abs(name)
-    if score == "apoz":
-        # APoZ drops the units that are zero most often: score = 1 - APoZ.
-        return statistics.nonzero_fraction(name)
-    if score == "l1":
-        return _l1_norms(layer)
-    values = np.asarray(score(layer, statistics.matrix(name)), dtype=float)
-    n_units = layer.weight.shape[0]
+def _checked(values, name, n_units):
+    values = np.asarray(values, dtype=float)
     if values.shape != (n_units,):
         raise ValueError(
-            f"The score callable returned shape {values.shape} for layer {name!r}; "
+            f"The unit score returned shape {values.shape} for layer {name!r}; "
             f"expected one score per unit, shape ({n_units},)."
         )
     if not np.all(np.isfinite(values)):
-        raise ValueError(f"The score callable returned non-finite scores for layer {name!r}.")
+        raise ValueError(f"The unit score returned non-finite scores for layer {name!r}.")
     return values
+
+
+def _outgoing_norms(modules, group):
+    """The L2 norm of the weights each unit of ``group`` sends to the layers reading it."""
+    if not group.consumers:
+        return np.ones(group.size)
+    squares = np.zeros(group.size)
+    for name, inputs, root_units in group.consumers:
+        weight = modules[name].weight.detach().transpose(0, 1)  # (inputs, outputs, ...)
+        columns = weight[torch.as_tensor(inputs, device=weight.device)]
+        np.add.at(squares, root_units, columns.pow(2).reshape(len(inputs), -1).sum(1).double().cpu().numpy())
+    return np.sqrt(squares)
 
 
 def score_units(module, groups, probes, score, batches, rng):
     """Return ``{group name: scores}``, one score per unit of each group.
+
+    A group's units are scored as the mean over its member layers (the
+    layers whose output channels are coupled to the root's).
 
     Parameters
     ----------
     module : nn.Module
     groups : list of UnitGroup
     probes : dict of str -> Probe
-    score : str or callable
-        One of :data:`SCORES`, or ``callable(layer, activations)`` returning
-        one score per unit, where ``activations`` is an array of shape
-        ``(n_samples, n_units)`` holding each unit's post-activation
-        (averaged over spatial positions for a filter).
+    score : str, UnitScore or callable
+        A name in :data:`UNIT_SCORES`, an entry, or ``callable(layer,
+        activations)`` returning one score per unit, where ``activations``
+        is an array of shape ``(n_samples, n_units)`` holding each unit's
+        post-activation (averaged over spatial positions for a filter).
     batches : callable
         Returns an iterable of input batches (called only when the score
         needs activations).
     rng : numpy.random.Generator
-        For ``score="random"``.
+        Passed to the score's function (``"random"`` draws from it).
     """
-    if score == "random":
-        return {group.name: rng.random(group.size) for group in groups}
+    entry = as_unit_score(score)
     statistics = None
-    if score != "l1":
-        wanted = ["matrix"] if callable(score) else [_STATISTIC_OF_SCORE[score]]
-        statistics = collect_activation_statistics(module, batches(), probes, wanted)
+    if entry.statistic is not None:
+        statistics = collect_activation_statistics(module, batches(), probes, [entry.statistic])
     modules = dict(module.named_modules())
     scores = {}
     for group in groups:
         total = np.zeros(group.size)
         count = np.zeros(group.size)
         for name, channels, root_units in group.members:
-            layer_scores = _layer_scores(score, name, modules[name], statistics)
+            layer = modules[name]
+            statistic = None if statistics is None else getattr(statistics, entry.statistic)(name)
+            layer_scores = _checked(entry.function(layer, statistic, rng), name, layer.weight.shape[0])
             np.add.at(total, root_units, layer_scores[channels])
             np.add.at(count, root_units, 1)
         scores[group.name] = total / np.maximum(count, 1)
+        if entry.outgoing:
+            scores[group.name] *= _outgoing_norms(modules, group)
     return scores
-
-
-def is_valid_score(score):
-    return callable(score) or (isinstance(score, str) and score in SCORES)
-

@@ -7,11 +7,18 @@ score, so that layers with larger activations do not shield their weak units
 while a layer with small activations is emptied into a bottleneck.
 ``scope="global_raw"`` ranks the raw scores (the paper's ``min``). Every
 layer keeps at least one unit and ties are broken at random.
+
+The ways of choosing are a registry, :data:`UNIT_SELECTIONS` (name ->
+function). A selection is any callable with their signature,
+``select(scores, n_drop, rng, **context)`` returning ``{group name: unit
+indices}``; the context (the pruner, labelled batches of training data) is
+what a selection that does not go by the scores needs, such as the oracle
+(:class:`~sklearn_dropnet.pruning.OracleSelection`).
 """
 
 import numpy as np
 
-SCOPES = ("layer", "global", "global_raw")
+__all__ = ["UNIT_SELECTIONS", "choose_units_to_drop"]
 
 
 def _ascending(scores, rng):
@@ -41,7 +48,51 @@ def _normalised(values):
     return values / scale if scale > 0 else values
 
 
-def choose_units_to_drop(scores, n_drop, scope, rng):
+def select_layerwise(scores, n_drop, rng, **context):
+    """``n_drop`` units split over the groups in proportion to their sizes,
+    the lowest-scoring of each (the paper's ``min_layer``)."""
+    names = list(scores)
+    quotas = _layer_quotas([len(scores[n]) for n in names], n_drop)
+    return {n: np.sort(_ascending(scores[n], rng)[:q]) for n, q in zip(names, quotas)}
+
+
+def _lowest_overall(values_of, n_drop, rng):
+    names = list(values_of)
+    values = [values_of[n] for n in names]
+    layer_of = np.concatenate([np.full(len(v), i) for i, v in enumerate(values)])
+    unit_of = np.concatenate([np.arange(len(v)) for v in values])
+    left = np.array([len(v) for v in values])
+    chosen = [[] for _ in names]
+    for position in _ascending(np.concatenate(values), rng):
+        if n_drop == 0:
+            break
+        layer = layer_of[position]
+        if left[layer] > 1:
+            chosen[layer].append(unit_of[position])
+            left[layer] -= 1
+            n_drop -= 1
+    return {n: np.sort(np.asarray(c, dtype=int)) for n, c in zip(names, chosen)}
+
+
+def select_global(scores, n_drop, rng, **context):
+    """The ``n_drop`` lowest units of the network after dividing each group's
+    scores by its mean absolute score (scale-free)."""
+    return _lowest_overall({n: _normalised(v) for n, v in scores.items()}, n_drop, rng)
+
+
+def select_global_raw(scores, n_drop, rng, **context):
+    """The ``n_drop`` lowest raw scores of the network (the paper's ``min``)."""
+    return _lowest_overall(scores, n_drop, rng)
+
+
+UNIT_SELECTIONS = {
+    "layer": select_layerwise,
+    "global": select_global,
+    "global_raw": select_global_raw,
+}
+
+
+def choose_units_to_drop(scores, n_drop, scope, rng, **context):
     """Pick ``n_drop`` units to remove.
 
     Parameters
@@ -50,9 +101,13 @@ def choose_units_to_drop(scores, n_drop, scope, rng):
         One score per unit for every unit group; lower scores go first.
     n_drop : int
         Number of units to remove in total.
-    scope : {"layer", "global", "global_raw"}
+    scope : str or callable
+        A name in :data:`UNIT_SELECTIONS` (``"layer"``, ``"global"``,
+        ``"global_raw"``), or a callable with their signature.
     rng : numpy.random.Generator
         Breaks ties.
+    **context
+        Passed on to the selection (see the module docstring).
 
     Returns
     -------
@@ -68,22 +123,7 @@ def choose_units_to_drop(scores, n_drop, scope, rng):
     >>> {name: sorted(idx.tolist()) for name, idx in drop.items()}
     {'a': [1, 3], 'b': [1]}
     """
-    names = list(scores)
-    if scope == "layer":
-        quotas = _layer_quotas([len(scores[n]) for n in names], n_drop)
-        return {n: np.sort(_ascending(scores[n], rng)[:q]) for n, q in zip(names, quotas)}
-
-    values = [_normalised(scores[n]) if scope == "global" else scores[n] for n in names]
-    layer_of = np.concatenate([np.full(len(v), i) for i, v in enumerate(values)])
-    unit_of = np.concatenate([np.arange(len(v)) for v in values])
-    left = np.array([len(v) for v in values])
-    chosen = [[] for _ in names]
-    for position in _ascending(np.concatenate(values), rng):
-        if n_drop == 0:
-            break
-        layer = layer_of[position]
-        if left[layer] > 1:
-            chosen[layer].append(unit_of[position])
-            left[layer] -= 1
-            n_drop -= 1
-    return {n: np.sort(np.asarray(c, dtype=int)) for n, c in zip(names, chosen)}
+    select = scope if callable(scope) else UNIT_SELECTIONS.get(scope)
+    if select is None:
+        raise ValueError(f"scope must be one of {sorted(UNIT_SELECTIONS)} or a callable, got {scope!r}.")
+    return select(scores, n_drop, rng, **context)

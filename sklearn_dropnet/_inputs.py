@@ -1,0 +1,137 @@
+"""Checking what DropNetClassifier is given to fit, prune and predict on.
+
+Arrays go through scikit-learn's ``validate_data`` (which sets
+``n_features_in_`` and ``feature_names_in_`` on the estimator); a torch
+``Dataset`` of ``(x, label)`` pairs is checked by its first item. Either way
+the result is a :class:`~sklearn_dropnet._data.LabelledData` of float32
+inputs and encoded labels.
+"""
+
+from collections.abc import Mapping
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+from torch.utils.data import Dataset as TorchDataset
+
+from ._data import EncodedDataset, LabelledData, dataset_labels, float_inputs
+
+__all__ = ["labelled_for_prune", "training_data", "inference_data"]
+
+
+def _reject_input_dict(X):
+    if isinstance(X, Mapping) and not sp.issparse(X):  # a dok sparse matrix is a dict
+        raise TypeError(
+            "X must be an array of samples or a torch Dataset of (x, label) pairs, not a "
+            f"{type(X).__name__}: DropNet traces and prunes a network of one input tensor, "
+            "so skorch's dict of several inputs is not supported."
+        )
+
+
+def _writable(X):
+    """``X``, copied only if torch cannot share its memory: read-only (torch
+    warns) or with a negative stride (``X[::-1]``; torch refuses it)."""
+    if X.ndim and min(X.strides) < 0:
+        return np.ascontiguousarray(X)
+    return np.require(X, requirements="W")
+
+
+def training_data(estimator, X, y):
+    """Check ``X, y``; set ``classes_``, ``input_shape_``, ``n_features_in_`` on ``estimator``.
+
+    Returns
+    -------
+    LabelledData
+        The inputs (float32 arrays, or the Dataset yielding float32 inputs)
+        and the labels encoded as ``0 .. n_classes - 1``.
+    """
+    _reject_input_dict(X)
+    if isinstance(X, TorchDataset):
+        if y is not None:
+            raise ValueError("When X is a torch Dataset of (x, label) pairs, y must be None.")
+        if len(X) < 1:
+            raise ValueError("The Dataset passed as X is empty.")
+        y = dataset_labels(X)
+        if hasattr(estimator, "feature_names_in_"):  # from an earlier fit on a DataFrame
+            del estimator.feature_names_in_
+    else:
+        X, y = validate_data(estimator, X, y, dtype=np.float32, allow_nd=True)
+        X = _writable(X)
+    check_classification_targets(y)
+    encoder = LabelEncoder().fit(y)
+    estimator.classes_ = encoder.classes_
+    if len(estimator.classes_) < 2:
+        raise ValueError(
+            f"{type(estimator).__name__} needs samples of at least 2 classes in y; "
+            f"got 1 class: {estimator.classes_[0]!r}."
+        )
+    encoded = encoder.transform(y).astype(np.int64)
+    if isinstance(X, TorchDataset):
+        X = EncodedDataset(X, encoded)
+        estimator.input_shape_ = tuple(X[0][0].shape)
+        estimator.n_features_in_ = estimator.input_shape_[0]
+    else:
+        estimator.input_shape_ = tuple(X.shape[1:])
+    return LabelledData(X, encoded)
+
+
+def inference_data(estimator, X):
+    """``X`` checked against the fitted sample shape, as float32 (a Dataset's inputs too)."""
+    check_is_fitted(estimator)
+    _reject_input_dict(X)
+    if isinstance(X, TorchDataset):
+        return _inference_dataset(estimator, X)
+    shape = getattr(X, "shape", None)
+    if shape is not None and (len(estimator.input_shape_) > 1 or len(shape) > 2):
+        _check_sample_shape(estimator, tuple(shape[1:]))
+    return _writable(validate_data(estimator, X, dtype=np.float32, allow_nd=True, reset=False))
+
+
+def _inference_dataset(estimator, dataset):
+    """A Dataset of ``(x, label)`` pairs, its first ``x`` checked, yielding float32 inputs."""
+    if len(dataset) < 1:
+        raise ValueError("The Dataset passed as X is empty.")
+    item = dataset[0]
+    if not isinstance(item, (tuple, list)) or len(item) < 2:
+        raise ValueError(f"A Dataset passed as X must yield (x, label) pairs; item 0 is a {type(item).__name__}.")
+    inputs = float_inputs(dataset)
+    _check_sample_shape(estimator, tuple(inputs[0][0].shape))
+    return inputs
+
+
+def _check_sample_shape(estimator, shape):
+    if shape != estimator.input_shape_:
+        raise ValueError(
+            f"X has samples of shape {shape}, but {type(estimator).__name__} "
+            f"was fitted on samples of shape {estimator.input_shape_}."
+        )
+
+
+def labelled_for_prune(estimator, X, y):
+    """``X, y`` given to ``prune``: checked against the fit, labels encoded as in it."""
+    if isinstance(X, TorchDataset):
+        if y is not None:
+            raise ValueError("When X is a torch Dataset of (x, label) pairs, y must be None.")
+        y = dataset_labels(X)
+    else:
+        if y is None:
+            raise ValueError("prune needs the labels y, unless X is a torch Dataset of (x, label) pairs.")
+        X = inference_data(estimator, X)
+        check_consistent_length(X, y)
+    y = column_or_1d(y, warn=True)
+    check_classification_targets(y)
+    unknown = np.setdiff1d(np.unique(y), estimator.classes_)
+    if len(unknown):
+        raise ValueError(f"y has labels that were not seen in fit: {unknown.tolist()}.")
+    encoded = np.searchsorted(estimator.classes_, y).astype(np.int64)
+    if isinstance(X, TorchDataset):
+        X = EncodedDataset(X, encoded)
+        _check_sample_shape(estimator, tuple(X[0][0].shape))
+    return LabelledData(X, encoded)

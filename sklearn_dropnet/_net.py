@@ -1,0 +1,338 @@
+"""DropNetNet: skorch's classifier, specialised for training DropNet's rounds.
+
+As skorch's ``NeuralNetClassifier`` specialises ``NeuralNet`` by overriding
+a few of its hooks, :class:`DropNetNet` specialises the classifier for
+:class:`~sklearn_dropnet.DropNetClassifier`: a round of training from the
+current weights (:meth:`DropNetNet.train_round`), the loss blended with a
+teacher's soft targets when distilling (:meth:`DropNetNet.get_loss`), the
+network swapped after a removal (:meth:`DropNetNet.set_module`), and what
+only training needed freed after each round.
+"""
+
+import copy
+import time
+
+import torch
+import torch.nn.functional as F
+from skorch import NeuralNetClassifier
+from skorch.callbacks import EarlyStopping
+from skorch.helper import predefined_split
+from torch import nn
+
+from ._data import inference_loader, training_loader
+from ._routing import ROUTED_PREFIXES
+from .pruning._eval_mode import evaluate
+
+__all__ = ["DropNetNet", "make_net"]
+
+# The name of DropNet's own early stopping among the net's callbacks.
+EARLY_STOPPING = "dropnet_early_stopping"
+
+# The estimator's parameters that skorch takes as they are.
+_SAME_NAMES = ("criterion", "optimizer", "lr", "device", "distill_weight", "distill_temperature")
+
+
+_UNSET = object()
+
+
+def _softmax(logits):
+    """Softmax over the classes (a picklable ``predict_nonlinearity``)."""
+    return torch.softmax(logits, dim=1)
+
+
+def returns_probabilities(criterion):
+    """Whether a module trained with ``criterion`` returns probabilities.
+
+    skorch's classifier takes the log of the output for ``nn.NLLLoss``, so
+    there the module returns probabilities; with any other loss it returns
+    logits.
+    """
+    is_class = isinstance(criterion, type) and issubclass(criterion, nn.NLLLoss)
+    return is_class or isinstance(criterion, nn.NLLLoss)
+
+
+def predict_nonlinearity(criterion):
+    """What turns the module's output into probabilities, given its loss.
+
+    The output itself for ``nn.NLLLoss``, the softmax of the logits for any
+    other loss. (skorch's own default applies the softmax for
+    ``nn.CrossEntropyLoss`` only and passes other losses' logits on as
+    probabilities.)
+    """
+    return None if returns_probabilities(criterion) else _softmax
+
+
+def distillation_loss(output, teacher_log_proba, temperature, output_is_probability=False):
+    """``T**2 * KL(p_T || q_T)``, averaged over the batch.
+
+    ``p_T`` is the teacher's distribution softened by the temperature
+    ``T`` (the softmax of its log-probabilities divided by ``T``), ``q_T``
+    the student's (the softmax of its logits divided by ``T``; of its
+    log-probabilities when the module returns probabilities). The factor
+    ``T**2`` keeps the gradients' scale independent of ``T`` (Hinton et
+    al., 2015).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_dropnet._net import distillation_loss
+    >>> logits = torch.tensor([[2.0, 0.0]])
+    >>> float(distillation_loss(logits, torch.log_softmax(logits, dim=1), temperature=3.0))
+    0.0
+    """
+    student = torch.log(output.clamp_min(torch.finfo(output.dtype).tiny)) if output_is_probability else output
+    student_log_q = F.log_softmax(student / temperature, dim=1)
+    teacher_log_p = F.log_softmax(teacher_log_proba / temperature, dim=1)
+    kl = F.kl_div(student_log_q, teacher_log_p, reduction="batchmean", log_target=True)
+    return temperature**2 * kl
+
+
+def _same(a, b):
+    """Whether two parameter values are the same (unequal if they cannot be compared)."""
+    if a is b:
+        return True
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:  # arrays, objects without a plain equality
+        return False
+
+
+def _copy_if_possible(callback):
+    """A deep copy of ``callback``, or ``callback`` itself when it holds what
+    cannot be copied (an open file, a logger's run, a lock)."""
+    try:
+        return copy.deepcopy(callback)
+    except Exception:  # whatever its objects raise; the original still works
+        return callback
+
+
+def _net_params(params, n_classes, valid):
+    """The skorch net's parameters, from the estimator's ``params``, but its module and callbacks."""
+    routed = {
+        k: v for k, v in params.items() if k.startswith(ROUTED_PREFIXES) and not k.startswith("module__")
+    }  # fmt: skip
+    return dict(
+        {name: params[name] for name in _SAME_NAMES},
+        # torch's samplers take Python ints only, not NumPy's (a GridSearchCV grid).
+        max_epochs=int(params["max_epochs"]),
+        batch_size=int(params["batch_size"]),
+        classes=list(range(n_classes)),
+        iterator_train=training_loader,
+        iterator_valid=inference_loader,
+        predict_nonlinearity=predict_nonlinearity(params["criterion"]),
+        train_split=predefined_split(valid.skorch_dataset()) if valid is not None else None,
+        verbose=int(params["verbose"] > 1),
+        **routed,
+    )
+
+
+def _early_stopping(params, valid):
+    """The early stopping callback's settings."""
+    return {"monitor": "valid_loss" if valid is not None else "train_loss", "patience": int(params["patience"])}
+
+
+def make_net(module, params, n_classes, valid):
+    """A new, initialised :class:`DropNetNet` training ``module``.
+
+    Parameters
+    ----------
+    module : nn.Module
+        The network.
+    params : dict
+        The estimator's parameters (``get_params(deep=False)``).
+    n_classes : int
+        The number of classes.
+    valid : LabelledData or None
+        The validation data early stopping watches (the training loss without).
+    """
+    given = list(params["callbacks"] or [])
+    stopping = EarlyStopping(load_best=True, **_early_stopping(params, valid))
+    callbacks = [*(_copy_if_possible(callback) for callback in given), (EARLY_STOPPING, stopping)]
+    net = DropNetNet(module=module, callbacks=callbacks, **_net_params(params, n_classes, valid)).initialize()
+    # The user's callbacks as given (the net runs copies), to tell in update() whether they changed.
+    net.given_callbacks = given
+    return net
+
+
+class DropNetNet(NeuralNetClassifier):
+    """skorch's ``NeuralNetClassifier`` as DropNet trains it.
+
+    Parameters
+    ----------
+    module, *args, **kwargs
+        As for :class:`skorch.NeuralNetClassifier`.
+    distill_weight : float, default=0.0
+        Weight ``a`` of the distillation term when a round is trained with
+        a teacher's soft targets: the loss is ``(1 - a) * criterion(output,
+        y) + a * distillation_loss(output, teacher, T)``.
+    distill_temperature : float, default=4.0
+        The temperature ``T`` of :func:`distillation_loss`.
+    """
+
+    def __init__(self, module, *args, distill_weight=0.0, distill_temperature=4.0, **kwargs):
+        super().__init__(module, *args, **kwargs)
+        self.distill_weight = distill_weight
+        self.distill_temperature = distill_temperature
+
+    def initialize(self):
+        super().initialize()
+        # When a net fitted on a GPU is loaded where there is none, skorch
+        # maps the attributes with these prefixes to the CPU. Its ``module``
+        # parameter holds the trained network too (see ``set_module``):
+        # without this, such a file cannot be loaded on a CPU-only machine.
+        if "module" not in self.cuda_dependent_attributes_:
+            self.cuda_dependent_attributes_ = [*self.cuda_dependent_attributes_, "module"]
+        return self
+
+    def set_module(self, module):
+        """Train ``module`` from now on (a network made smaller by pruning).
+
+        skorch's ``module`` parameter would otherwise keep (and pickle) the
+        network as it was before.
+        """
+        self.module_ = module
+        self.module = module
+
+    @property
+    def early_stopping(self):
+        """DropNet's own :class:`skorch.callbacks.EarlyStopping`."""
+        return dict(self.callbacks_)[EARLY_STOPPING]
+
+    # ------------------------------------------------------------------
+    # training
+    # ------------------------------------------------------------------
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """The criterion's loss; blended with the distillation loss when the
+        batch carries the teacher's log-probabilities (``y_true`` is then
+        ``(labels, teacher_log_proba)``)."""
+        if not isinstance(y_true, (tuple, list)):
+            return super().get_loss(y_pred, y_true, X=X, training=training)
+        labels, teacher = y_true
+        loss = super().get_loss(y_pred, labels, X=X, training=training)
+        weight = self.distill_weight
+        if weight == 0:
+            return loss
+        teacher = teacher.to(y_pred.device)
+        soft = distillation_loss(
+            y_pred, teacher, self.distill_temperature, returns_probabilities(self.criterion_)
+        )
+        return (1 - weight) * loss + weight * soft
+
+    def log_proba(self, batches):
+        """The module's log-probabilities on ``batches`` (eval mode), as a float32 array.
+
+        Used as a teacher's soft targets: computed once per training row
+        before a distilled round.
+        """
+        outputs = []
+        for batch in batches:
+            output = evaluate(self.module_, batch).float()
+            if returns_probabilities(self.criterion_):
+                output = torch.log(output.clamp_min(torch.finfo(output.dtype).tiny))
+            outputs.append(torch.log_softmax(output, dim=1).cpu())
+        return torch.cat(outputs).numpy()
+
+    def train_round(self, data, teacher=None):
+        """Train the module from its current weights until early stopping.
+
+        Parameters
+        ----------
+        data : LabelledData
+            The training data.
+        teacher : ndarray of shape (n_samples, n_classes), default=None
+            A teacher's log-probabilities on ``data``'s rows, to distil from
+            (with :attr:`distill_weight`).
+
+        Returns
+        -------
+        epochs : int
+        seconds : float
+
+        Notes
+        -----
+        skorch's ``partial_fit`` swallows every ``KeyboardInterrupt``, Ctrl-C
+        included; here only the interrupt of an early stopping that has run
+        out of patience (DropNet's own, or one in the user's callbacks) is
+        absorbed, and a user's Ctrl-C reaches the caller.
+        """
+        start = time.perf_counter()
+        X, y = data.skorch_args() if teacher is None else (data.with_soft_targets(teacher), None)
+        self.initialize_optimizer()
+        self.initialize_history()
+        self.notify("on_train_begin", X=X, y=y)
+        try:
+            self.fit_loop(X, y)
+        except KeyboardInterrupt:
+            if not any(
+                isinstance(callback, EarlyStopping) and callback.misses_ >= callback.patience
+                for _, callback in self.callbacks_
+            ):
+                raise
+        except ValueError as exc:
+            if "Expected more than 1 value per channel when training" not in str(exc):
+                raise
+            advice = "use batch_size >= 2" if len(data) > 1 else "give it at least 2 training samples"
+            raise ValueError(
+                f"A BatchNorm layer got one value per channel to train on: a batch of one "
+                f"sample (batch_size={self.batch_size}, {len(data)} training sample(s) after "
+                f"the validation split) where the layer has no spatial positions; {advice}."
+            ) from exc
+        self.notify("on_train_end", X=X, y=y)
+        self._release_training_state()
+        self._check_divergence(data.example(self.device))
+        return len(self.history), time.perf_counter() - start
+
+    def _release_training_state(self):
+        """Free what only training needed: the optimizer's moments, the
+        gradients and early stopping's copy of the best weights (3 to 4
+        times the parameters, kept until the next round and pickled with
+        the estimator)."""
+        self.optimizer_.state.clear()
+        self.module_.zero_grad(set_to_none=True)
+        self.early_stopping.best_model_weights_ = None
+
+    def _check_divergence(self, inputs):
+        """Raise a clear error when training diverged: outputs (NaN, or +inf)
+        that make the probabilities NaN. -inf logits can be meant (a class
+        masked out); NaN probabilities cannot."""
+        output = evaluate(self.module_, inputs)
+        if torch.isnan(torch.softmax(output.double(), dim=-1)).any():
+            raise ValueError(
+                "Training diverged: the trained network's outputs on training samples are "
+                f"NaN or infinite. Lower the learning rate (lr={self.lr}), or scale X (for "
+                "example with StandardScaler) if its values are large."
+            )
+
+    # ------------------------------------------------------------------
+    # parameters set since fit (for prune)
+    # ------------------------------------------------------------------
+    def update(self, params, n_classes, valid):
+        """Take the estimator's parameters set since ``fit`` (for ``prune``).
+
+        The trained module stays, and so does the state of the callbacks
+        unless they themselves changed. Attributes, not skorch's
+        ``set_params``: on an initialised net that refuses iterator and
+        optimizer parameters, and applies ``optimizer__*`` to the current
+        optimizer only. Each round builds the optimizer and the iterators
+        afresh from the attributes; the callbacks, the criterion and the
+        module's device are brought up to date here.
+        """
+        current = self.get_params(deep=False)
+        changed = {
+            key: value for key, value in _net_params(params, n_classes, valid).items()
+            if key == "train_split" or not _same(current.get(key, _UNSET), value)
+        }  # fmt: skip
+        given = list(params["callbacks"] or [])
+        if len(given) != len(self.given_callbacks) or any(a is not b for a, b in zip(given, self.given_callbacks)):
+            changed["callbacks"] = [*(_copy_if_possible(c) for c in given), (EARLY_STOPPING, self.early_stopping)]
+            self.given_callbacks = given
+        for key, value in changed.items():
+            setattr(self, key, value)
+        if "callbacks" in changed or any(key.startswith("callbacks__") for key in changed):
+            self.initialize_callbacks()
+        if "device" in changed:
+            self.set_module(self.module_.to(self.device))
+        if "criterion" in changed or "device" in changed or any(key.startswith("criterion__") for key in changed):
+            self.initialize_criterion()
+        vars(self.early_stopping).update(_early_stopping(params, valid))
+

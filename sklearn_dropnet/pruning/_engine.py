@@ -1,0 +1,466 @@
+"""DropNetPruner: the steps of a DropNet round on any torch network.
+
+A round of DropNet (Tan & Motani, Algorithm 1) is: score every unit on the
+training data, choose the weakest to drop, remove them physically, restart
+the survivors from their initial, trained or fresh weights, retrain.
+:class:`DropNetPruner` offers each step but the training as one call, so
+that any training loop can drive it: a hand-written torch loop, Lightning, a
+Trainer, or :class:`~sklearn_dropnet.DropNetClassifier`. It keeps the rewind
+copy of the initial weights in lock-step with the network and records each
+round's size. Nothing here imports scikit-learn or skorch.
+"""
+
+import copy
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..exceptions import PruningError
+from ._network_cost import count_macs, count_parameters
+from ._probes import inspect_network, parametrized_layers, prunable_layers_hint
+from ._removal_check import exactly_removable
+from ._surgery import remove_units, trace_unit_groups, warn_unpruned
+from ._unit_scores import score_units
+from ._unit_selection import choose_units_to_drop
+
+__all__ = ["DropNetPruner", "RESTARTS", "redraw_weights"]
+
+_PARAMETRIZED = (
+    "it has parametrizations (weight_norm, spectral_norm), which Torch-Pruning does not "
+    "resize; torch.nn.utils.parametrize.remove_parametrizations removes them"
+)
+
+
+def redraw_weights(module):
+    """Draw fresh random weights for ``module``, in place.
+
+    A model's own ``reset_parameters`` (He initialisation in
+    :mod:`sklearn_dropnet.models`) wins over each layer's default.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network (``restart="random"`` gives it the survivors' structure).
+    """
+    layers = [module] if hasattr(module, "reset_parameters") else module.modules()
+    for layer in layers:
+        if hasattr(layer, "reset_parameters"):
+            layer.reset_parameters()
+
+
+def _restart_trained(pruner):
+    return pruner.module
+
+
+def _restart_initial(pruner):
+    return copy.deepcopy(pruner.initial).to(pruner.example.device)
+
+
+def _restart_random(pruner):
+    module = _restart_initial(pruner)
+    redraw_weights(module)
+    return module
+
+
+# How the survivors of a round start the next one (the paper's step 1):
+# name -> function(pruner) returning the network to train next.
+RESTARTS = {
+    "rewind": _restart_initial,  # the paper's default: back to the initial weights
+    "random": _restart_random,  # fresh initial weights, same architecture
+    "none": _restart_trained,  # fine-tune the trained weights
+}
+
+
+@dataclass
+class _Checkpoint:
+    module: object
+    initial: object
+    frozen: dict
+
+
+class DropNetPruner:
+    """The steps of DropNet's rounds on a torch network, one call each.
+
+    It finds the network's prunable units (the output nodes of hidden
+    ``nn.Linear`` layers and the filters of ``nn.Conv2d`` layers whose output
+    feeds an activation module), scores them on batches the caller
+    supplies, chooses the ones to drop, removes them physically with
+    Torch-Pruning's dependency graph (checked against switching them off),
+    keeps the rewind copy of the initial weights in lock-step and records
+    each round's units, parameters and multiply-accumulates. Training is
+    the caller's.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network, pruned in place. Construct the pruner before training
+        it: the rewind copy of its initial weights is taken here.
+    example_input : torch.Tensor
+        A small batch of real inputs (two samples are enough) on the
+        network's device; the network is traced with it.
+    initial : torch.nn.Module, default=None
+        The rewind copy, when the caller kept it from an earlier pruner (it
+        must have the network's structure); a copy of ``module`` otherwise.
+    history : list of dict, default=None
+        Records of earlier rounds of the same network, continued by
+        :meth:`record`; a new list otherwise.
+    unpruned : dict of str -> str, default=None
+        Layers left out of pruning earlier, with the reason.
+    frozen : dict of str -> int, default=None
+        Layers counted in the first record and left out since, with their
+        units (they still count towards :attr:`n_units`).
+
+    Attributes
+    ----------
+    module : torch.nn.Module
+        The current network. :meth:`remove` may replace it (see its
+        ``restart``): read it after every removal.
+    initial : torch.nn.Module
+        The initial weights of the surviving units, on the CPU.
+    structure : NetworkStructure
+        Where each prunable layer's post-activation is read.
+    units : list of UnitGroup
+        The groups of coupled units that can be removed, in execution order.
+    unpruned : dict of str -> str
+        Each prunable-looking layer left out of pruning, and why.
+    frozen : dict of str -> int
+        Layers left out after the first record, with their units.
+    history : list of dict
+        One record per :meth:`record` call.
+
+    Raises
+    ------
+    PruningError
+        If the network has no layer DropNet can prune.
+
+    Examples
+    --------
+    DropNet on a network trained by any loop (the training is elided here):
+
+    >>> import numpy as np
+    >>> import torch
+    >>> from torch import nn
+    >>> from sklearn_dropnet.pruning import DropNetPruner
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3))
+    >>> X = torch.randn(64, 4)
+    >>> pruner = DropNetPruner(net, X[:2])
+    >>> pruner.units_per_layer
+    {'0': 8, '2': 6}
+    >>> rng = np.random.default_rng(0)
+    >>> scores = pruner.score(lambda: [X], "activation")
+    >>> drop = pruner.choose(scores, n_drop=3, scope="layer", rng=rng)
+    >>> net = pruner.remove(drop, restart="rewind")  # train net here
+    >>> pruner.units_per_layer, net[0].out_features
+    ({'0': 6, '2': 5}, 6)
+    >>> pruner.record()["units"]
+    11
+    """
+
+    def __init__(self, module, example_input, *, initial=None, history=None, unpruned=None, frozen=None):
+        self.module = module
+        self.example = example_input
+        self.initial = copy.deepcopy(module).cpu() if initial is None else initial
+        self.history = [] if history is None else history
+        self.unpruned = dict(unpruned or {})
+        self.frozen = dict(frozen or {})
+        self.structure = inspect_network(module, example_input)
+        if not self.structure.probes:
+            raise PruningError(f"No prunable layer found in the module: {prunable_layers_hint(module)}")
+        if initial is None:  # a new network: say once which layers cannot be pruned
+            for name in parametrized_layers(module):
+                warn_unpruned(name, _PARAMETRIZED)
+        self.units = self._trace()
+        if not self.units:
+            self._raise_nothing_to_prune()
+
+    # ------------------------------------------------------------------
+    # finding the units
+    # ------------------------------------------------------------------
+    def _trace(self):
+        """The unit groups of the current network, skipping the layers left out."""
+        skipped = set(self.unpruned) | set(self.frozen)
+        groups, refused = trace_unit_groups(self.module, self.example, self.structure)
+        for name, (size, reason) in refused.items():
+            if name not in skipped:
+                warn_unpruned(name, reason)
+                self._leave_out(name, size, reason)
+        return [group for group in groups if group.name not in skipped and group.name not in refused]
+
+    def _leave_out(self, name, size, reason):
+        # A layer the first record counted keeps counting its units (frozen);
+        # one it did not count is not one of the network's units.
+        if self.history and name in self.history[0]["units_per_layer"]:
+            self.frozen[name] = size
+        else:
+            self.unpruned[name] = reason
+
+    def check_removal(self, inputs):
+        """Leave out the unit groups whose removal is not exact with the current weights.
+
+        Whether removing units computes what switching them off computes can
+        depend on the weights (a head initialised to zero hides a wrong
+        mapping), so check with trained ones, on ``inputs`` spread over the
+        training data. A group left out gets a
+        :class:`~sklearn_dropnet.exceptions.UnitRemovalWarning`.
+
+        Parameters
+        ----------
+        inputs : torch.Tensor
+            A batch of real inputs on the network's device (32 spread over
+            the training data are enough).
+
+        Returns
+        -------
+        list of UnitGroup
+            The groups kept, also :attr:`units`.
+        """
+        kept = exactly_removable(self.module, inputs, self.structure, self.units)
+        for group in self.units:
+            if group not in kept:
+                self._leave_out(group.name, group.size, "removing its units does not match switching them off")
+        self.units = kept
+        if not kept and not self.history:
+            self._raise_nothing_to_prune()
+        return kept
+
+    def retrace(self, check_inputs=None):
+        """Trace the network again after its structure changed (:meth:`remove` does).
+
+        Parameters
+        ----------
+        check_inputs : torch.Tensor, default=None
+            When given, :meth:`check_removal` runs on them.
+
+        Returns
+        -------
+        list of UnitGroup
+            :attr:`units`.
+        """
+        self.structure = inspect_network(self.module, self.example)
+        self.units = self._trace()
+        if check_inputs is not None:
+            self.check_removal(check_inputs)
+        return self.units
+
+    def _raise_nothing_to_prune(self):
+        raise PruningError(
+            f"None of the prunable layers {sorted(self.structure.probes)} can be pruned: "
+            "each is coupled to the network's output or to a shared layer, or "
+            "removing its units would change the rest of the network (see the "
+            "warnings above)."
+        )
+
+    @property
+    def units_per_layer(self):
+        """``{layer name: units}`` of the prunable layers and the frozen ones."""
+        return {**{group.name: group.size for group in self.units}, **self.frozen}
+
+    @property
+    def n_units(self):
+        """Units of the network: the prunable groups' and the frozen layers'."""
+        return sum(group.size for group in self.units) + sum(self.frozen.values())
+
+    @property
+    def fewest_units(self):
+        """The fewest units pruning can leave: one per prunable group, and the frozen ones."""
+        return len(self.units) + sum(self.frozen.values())
+
+    def target_units(self, prune_ratio):
+        """The units left once ``prune_ratio`` of the first record's units are gone.
+
+        Parameters
+        ----------
+        prune_ratio : float in [0, 1)
+            Fraction of the first record's units to remove (rounded down to
+            whole units), and no more than :attr:`fewest_units` allows.
+
+        Returns
+        -------
+        int
+        """
+        first = self.history[0]["units"] if self.history else self.n_units
+        return max(int(math.floor((1 - prune_ratio) * first + 1e-9)), self.fewest_units)
+
+    def units_to_drop(self, prune_ratio, drop_fraction=0.2):
+        """How many units the next round removes; 0 once ``prune_ratio`` is reached.
+
+        Parameters
+        ----------
+        prune_ratio : float in [0, 1)
+            Fraction of the first record's units to remove in all.
+        drop_fraction : float in (0, 1), default=0.2
+            The paper's ``p``: the fraction of the units left that a round
+            removes (Python's ``round``: halves go to the even number), at
+            least one, and no more than :meth:`target_units` leaves.
+
+        Returns
+        -------
+        int
+
+        Examples
+        --------
+        >>> import torch
+        >>> from torch import nn
+        >>> from sklearn_dropnet.pruning import DropNetPruner
+        >>> net = nn.Sequential(nn.Linear(4, 30), nn.ReLU(), nn.Linear(30, 3))
+        >>> pruner = DropNetPruner(net, torch.zeros(2, 4))
+        >>> pruner.units_to_drop(prune_ratio=0.5), pruner.units_to_drop(prune_ratio=0.1)
+        (6, 3)
+        """
+        left, target = self.n_units, self.target_units(prune_ratio)
+        return 0 if left <= target else min(max(1, round(drop_fraction * left)), left - target)
+
+    # ------------------------------------------------------------------
+    # a round
+    # ------------------------------------------------------------------
+    def score(self, batches, unit_score="activation", rng=None):
+        """Score every unit; the lowest scores go first.
+
+        Parameters
+        ----------
+        batches : callable
+            Returns an iterable of input batches on the network's device
+            (the training data); called once, only when the score reads
+            activations.
+        unit_score : str or callable, default="activation"
+            A name in :data:`~sklearn_dropnet.pruning.UNIT_SCORES`
+            (``"activation"`` is DropNet's mean absolute post-activation), or
+            ``callable(layer, activations)`` returning one score per unit,
+            ``activations`` of shape ``(n_samples, n_units)``.
+        rng : numpy.random.Generator, default=None
+            For scores that draw (``"random"``).
+
+        Returns
+        -------
+        dict of str -> numpy.ndarray
+            One score per unit of each group in :attr:`units`.
+        """
+        rng = np.random.default_rng(rng)
+        return score_units(self.module, self.units, self.structure.probes, unit_score, batches, rng)
+
+    def choose(self, scores, n_drop, scope="layer", rng=None, labelled_batches=None):
+        """Choose ``n_drop`` units to remove; every group keeps at least one.
+
+        Parameters
+        ----------
+        scores : dict of str -> numpy.ndarray
+            From :meth:`score`.
+        n_drop : int
+            Units to remove in total.
+        scope : str or callable, default="layer"
+            A name in :data:`~sklearn_dropnet.pruning.UNIT_SELECTIONS`
+            (``"layer"``: the same fraction of every layer; ``"global"``:
+            the lowest scores of the network after dividing each layer's by
+            its mean; ``"global_raw"``: the lowest raw scores), or a callable
+            with their signature ``(scores, n_drop, rng, **context)``, such
+            as :class:`~sklearn_dropnet.pruning.OracleSelection`.
+        rng : numpy.random.Generator, default=None
+            Breaks ties.
+        labelled_batches : callable, default=None
+            Returns an iterable of ``(inputs, labels)`` batches of training
+            data, for selections that need them (the oracle).
+
+        Returns
+        -------
+        dict of str -> numpy.ndarray
+            For each group, the indices of its units to remove.
+        """
+        rng = np.random.default_rng(rng)
+        return choose_units_to_drop(
+            scores, n_drop, scope, rng, pruner=self, labelled_batches=labelled_batches
+        )
+
+    def remove(self, units, restart="none"):
+        """Remove ``units`` physically and return the network to train next.
+
+        The rewind copy loses the same units. The network to train next
+        (also :attr:`module`) is chosen by ``restart``, and :attr:`units`
+        are traced on it. Once it is trained, :meth:`check_removal` checks
+        the next round's removal with its weights.
+
+        Parameters
+        ----------
+        units : dict of str -> sequence of int
+            For each group (root layer name), the indices of its units to
+            remove, as :meth:`choose` returns them.
+        restart : str, default="none"
+            A name in :data:`RESTARTS`: ``"none"`` keeps the trained weights
+            of the survivors (fine-tuning), ``"rewind"`` starts them from
+            their initial values (the paper), ``"random"`` from fresh random
+            ones.
+
+        Returns
+        -------
+        torch.nn.Module
+            The smaller network, on the network's device. After
+            ``"rewind"`` or ``"random"`` it is a new object: give it to the
+            optimizer and training loop in place of the old one.
+        """
+        if restart not in RESTARTS:
+            raise ValueError(f"restart must be one of {sorted(RESTARTS)}, got {restart!r}.")
+        remove_units(self.initial, self.example.cpu(), units)
+        if restart == "none":  # otherwise the next network is made from the rewind copy
+            remove_units(self.module, self.example, units)
+        self.module = RESTARTS[restart](self)
+        self.retrace()
+        return self.module
+
+    def record(self, **fields):
+        """Append the network's size to :attr:`history` and return the record.
+
+        Parameters
+        ----------
+        **fields
+            Anything else to keep in the record (accuracy, epochs, ...).
+
+        Returns
+        -------
+        dict
+            ``round`` (0 for the first record), ``units`` and
+            ``units_per_layer`` left, ``fraction_left`` (of the first
+            record's units), ``params``, ``macs`` (per sample), and
+            ``fields``.
+        """
+        units = self.units_per_layer
+        total = sum(units.values())
+        first = self.history[0]["units"] if self.history else total
+        record = {
+            "round": len(self.history),
+            "units": total,
+            "units_per_layer": units,
+            "fraction_left": round(total / first, 6),
+            "params": count_parameters(self.module),
+            "macs": count_macs(self.module, self.example),
+            **fields,
+        }
+        self.history.append(record)
+        return record
+
+    # ------------------------------------------------------------------
+    # going back
+    # ------------------------------------------------------------------
+    def checkpoint(self):
+        """A copy of the network and of the rewind copy, for :meth:`restore`."""
+        return _Checkpoint(copy.deepcopy(self.module), copy.deepcopy(self.initial), dict(self.frozen))
+
+    def restore(self, checkpoint):
+        """Go back to an earlier round's network and rewind copy.
+
+        Parameters
+        ----------
+        checkpoint : object
+            From :meth:`checkpoint`. :attr:`history` is the caller's to trim.
+
+        Returns
+        -------
+        torch.nn.Module
+            The network of ``checkpoint`` (also :attr:`module`).
+        """
+        self.module = checkpoint.module
+        self.initial = checkpoint.initial
+        self.frozen = dict(checkpoint.frozen)
+        self.retrace()
+        return self.module

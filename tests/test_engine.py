@@ -1,0 +1,172 @@
+"""The public pruning engine, DropNetPruner, on its own and under the estimator."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from sklearn_dropnet import DropNetClassifier
+from sklearn_dropnet.exceptions import PruningError, UnitRemovalWarning
+from sklearn_dropnet.pruning import (
+    RESTARTS,
+    UNIT_SCORES,
+    UNIT_SELECTIONS,
+    DropNetPruner,
+    register_unit_score,
+)
+
+
+def mlp():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(6, 10), nn.ReLU(), nn.Linear(10, 8), nn.ReLU(), nn.Linear(8, 3))
+
+
+def test_the_engine_imports_neither_scikit_learn_nor_skorch():
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.modules["sklearn"] = sys.modules["skorch"] = None  # importing either fails
+        import numpy as np, torch
+        from torch import nn
+        from sklearn_dropnet.pruning import DropNetPruner
+        net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+        x = torch.randn(16, 4)
+        pruner = DropNetPruner(net, x[:2])
+        drop = pruner.choose(pruner.score(lambda: [x]), 2, rng=np.random.default_rng(0))
+        net = pruner.remove(drop, restart="rewind")
+        print(pruner.record()["units"], net[0].out_features)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["6", "6"]
+
+
+def test_units_scores_choice_and_removal():
+    net = mlp()
+    x = torch.randn(40, 6)
+    pruner = DropNetPruner(net, x[:2])
+    assert pruner.units_per_layer == {"0": 10, "2": 8} and pruner.n_units == 18
+    assert pruner.unpruned == {}
+    scores = pruner.score(lambda: [x[:20], x[20:]], "activation")
+    # The DropNet score: mean |post-activation| over the batches given.
+    expected = net[1](net[0](x)).abs().mean(0).detach().numpy()
+    np.testing.assert_allclose(scores["0"], expected, rtol=1e-5)
+    drop = pruner.choose(scores, 4, "layer", np.random.default_rng(0))
+    assert sorted(drop["0"].tolist()) == sorted(np.argsort(scores["0"])[:2].tolist())
+    kept = [i for i in range(10) if i not in drop["0"]]
+    weight = net[0].weight.detach()[kept].clone()
+    same = pruner.remove(drop, restart="none")
+    assert same is net and net[0].out_features == 8 and net[2].in_features == 8
+    torch.testing.assert_close(net[0].weight.detach(), weight)  # the trained weights of the survivors
+    assert pruner.initial[0].out_features == 8  # the rewind copy in lock-step
+    record = pruner.record(note="after one round")
+    assert record["round"] == 0 and record["units"] == 14 and record["note"] == "after one round"
+    assert record["params"] == sum(p.numel() for p in net.parameters())
+
+
+def test_rewind_restarts_the_survivors_from_their_initial_weights():
+    net = mlp()
+    initial = net[0].weight.detach().clone()
+    x = torch.randn(40, 6)
+    pruner = DropNetPruner(net, x[:2])
+    with torch.no_grad():  # "training"
+        for parameter in net.parameters():
+            parameter.add_(1.0)
+    drop = {"0": np.array([1, 4]), "2": np.array([], dtype=int)}
+    rewound = pruner.remove(drop, restart="rewind")
+    assert rewound is not net and rewound is pruner.module
+    kept = [i for i in range(10) if i not in (1, 4)]
+    torch.testing.assert_close(rewound[0].weight.detach(), initial[kept])
+    fresh = DropNetPruner(mlp(), x[:2]).remove(drop, restart="random")
+    assert not torch.allclose(fresh[0].weight, initial[kept])
+    with pytest.raises(ValueError, match="restart must be one of"):
+        pruner.remove(drop, restart="lottery")
+    assert set(RESTARTS) == {"rewind", "random", "none"}
+
+
+def test_units_to_drop_follows_the_papers_schedule():
+    net = nn.Sequential(nn.Linear(4, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
+    x = torch.randn(8, 4)
+    pruner = DropNetPruner(net, x[:2])
+    pruner.record()
+    sizes = []
+    while n := pruner.units_to_drop(prune_ratio=0.8, drop_fraction=0.2):
+        drop = pruner.choose(pruner.score(lambda: [x], "l1"), n, "layer", np.random.default_rng(0))
+        pruner.remove(drop)
+        sizes.append(pruner.record()["units"])
+    # The estimator's rounds for the default MLP at prune_ratio=0.8 (tests/pins).
+    assert sizes == [307, 246, 197, 158, 126, 101, 81, 76]
+    assert pruner.history[-1]["fraction_left"] == round(76 / 384, 6)
+
+
+def test_layers_left_out_are_listed_with_the_reason():
+    grouped = nn.Sequential(
+        nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3, groups=2), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 12), nn.ReLU(), nn.Linear(12, 3),
+    )  # fmt: skip
+    with pytest.warns(UnitRemovalWarning, match="grouped convolution"):
+        pruner = DropNetPruner(grouped, torch.randn(2, 1, 8, 8))
+    assert set(pruner.unpruned) == {"0", "2"}
+    assert "grouped convolution" in pruner.unpruned["2"]
+    assert pruner.units_per_layer == {"6": 12}
+    with pytest.raises(PruningError, match="No prunable layer"):
+        DropNetPruner(nn.Sequential(nn.Linear(3, 2)), torch.randn(2, 3))
+
+
+def test_checkpoint_and_restore():
+    net = mlp()
+    x = torch.randn(40, 6)
+    pruner = DropNetPruner(net, x[:2])
+    saved = pruner.checkpoint()
+    pruner.remove(pruner.choose(pruner.score(lambda: [x]), 5, rng=0))
+    assert pruner.n_units == 13
+    restored = pruner.restore(saved)
+    assert restored is pruner.module and pruner.n_units == 18 and restored[0].out_features == 10
+    assert pruner.initial[0].out_features == 10
+
+
+def test_a_registered_unit_score_is_usable_by_name_in_the_engine_and_the_estimator(digits):
+    calls = []
+
+    def last_sample_first(layer, activations, rng):
+        calls.append(activations.shape)
+        return -np.abs(activations[-1])
+
+    register_unit_score("last_sample", last_sample_first)
+    try:
+        net = mlp()
+        x = torch.randn(30, 6)
+        pruner = DropNetPruner(net, x[:2])
+        scores = pruner.score(lambda: [x], "last_sample")
+        expected = -net[1](net[0](x[-1:])).abs()[0].detach().numpy()
+        np.testing.assert_allclose(scores["0"], expected, rtol=1e-5)
+        X, y = digits
+        clf = DropNetClassifier(unit_score="last_sample", prune_ratio=0.3, max_epochs=1,
+                                module__hidden_layer_sizes=(12,), random_state=0).fit(X[:200], y[:200])
+        assert clf.pruning_history_[-1]["units"] < 12 and len(calls) > 2
+        assert calls[-1][1] == clf.pruning_history_[-2]["units"]  # (n_samples, units of that round)
+    finally:
+        del UNIT_SCORES["last_sample"]
+    with pytest.raises(ValueError, match="unit_score"):
+        DropNetClassifier(unit_score="last_sample").fit(X[:50], y[:50])
+
+
+def test_a_unit_selection_is_any_callable_with_the_registrys_signature(digits):
+    seen = []
+
+    def first_units(scores, n_drop, rng, **context):
+        seen.append(sorted(context))
+        name = next(iter(scores))
+        return {name: np.arange(n_drop)}
+
+    X, y = digits
+    clf = DropNetClassifier(scope=first_units, prune_ratio=0.25, max_epochs=1,
+                            module__hidden_layer_sizes=(16,), random_state=0).fit(X[:200], y[:200])
+    assert [r["units"] for r in clf.pruning_history_] == [16, 13, 12]
+    assert seen[0] == ["labelled_batches", "pruner"]
+    assert set(UNIT_SELECTIONS) == {"layer", "global", "global_raw"}
