@@ -110,18 +110,12 @@ def _run(args):
         )
     print(f"total time: {elapsed:.1f} s")
 
-    model_path = data.output / "ensemble.joblib"
-    dump(with_column_names(hq, data.names), model_path)
-    written = [model_path]
-    plot_path = data.output / "hq_candidates.png"
-
     def draw(ax):
         plot_hq_candidates(hq, ax=ax)
         ax.set_title(f"{args.method}: {len(hq.candidates_['team'])} teams examined")
 
-    if save_plot(draw, plot_path, args):
-        written.append(plot_path)
-    report_written(written)
+    model_path = dump(with_column_names(hq, data.names), data.output / "ensemble.joblib")
+    report_written([model_path, *save_plot(draw, data.output / "hq_candidates.png", args)])
     return 0
 
 

@@ -53,22 +53,23 @@ def writing(path):
 
 
 def dump(obj, path):
-    """Save ``obj`` to ``path`` with joblib."""
+    """Save ``obj`` to ``path`` with joblib; returns ``path``."""
     import joblib
 
     with writing(path):
         joblib.dump(obj, path)
+    return path
 
 
 def save_plot(draw, path, args):
     """Draw with ``draw(ax)`` and save to ``path``, unless ``--no-plot``;
-    returns whether it did.
+    returns the files written: ``[path]``, or ``[]``.
 
     A bare :class:`~matplotlib.figure.Figure` needs no GUI backend and leaves
     pyplot's state alone.
     """
     if args.no_plot:
-        return False
+        return []
     try:
         from matplotlib.figure import Figure
     except ImportError:
@@ -77,12 +78,12 @@ def save_plot(draw, path, args):
             "(pip install sklearn-dropnet[plot])",
             file=sys.stderr,
         )
-        return False
+        return []
     fig = Figure(figsize=(6.4, 4.4), layout="constrained")
     draw(fig.subplots())
     with writing(path):
         fig.savefig(path, dpi=120)
-    return True
+    return [path]
 
 
 def report_written(paths):

@@ -43,7 +43,8 @@ def _history_table(history, validated=True):
 
 
 def _write_history_csv(history, path):
-    """The table as CSV, with the units left in each layer."""
+    """Write the table as CSV to ``path``, with the units left in each layer;
+    returns ``path``."""
     layers = list(history[0]["units_per_layer"])
     keys = [
         "round",
@@ -65,6 +66,7 @@ def _write_history_csv(history, path):
             writer.writerow(
                 [record[key] for key in keys] + [per_layer.get(layer, 0) for layer in layers]
             )
+    return path
 
 
 def _run(args):
@@ -112,21 +114,17 @@ def _run(args):
         )
     print(f"total time: {elapsed:.1f} s")
 
-    model_path = data.output / "model.joblib"
-    dump(with_column_names(estimator, data.names), model_path)
-    history_path = data.output / "pruning_history.csv"
-    _write_history_csv(history, history_path)
-    written = [model_path, history_path]
-    plot_path = data.output / "pruning_curve.png"
-
     def draw(ax):
         plot_pruning_curve(
             estimator, ax=ax, label=f"DropNet ({args.unit_score}, {args.scope})", annotate=True
         )
         ax.set_title(f"Pruning curve: {final['fraction_left']:.0%} of units left")
 
-    if save_plot(draw, plot_path, args):
-        written.append(plot_path)
+    written = [
+        dump(with_column_names(estimator, data.names), data.output / "model.joblib"),
+        _write_history_csv(history, data.output / "pruning_history.csv"),
+        *save_plot(draw, data.output / "pruning_curve.png", args),
+    ]
     report_written(written)
     return 0
 
