@@ -203,3 +203,17 @@ def test_a_row_of_empty_cells_is_skipped_by_the_command(tmp_path, capsys):
             "--output-dir", str(tmp_path), *TINY]  # fmt: skip
     assert main(argv) == 0
     assert f"data: {path} (40 samples, 2 features)" in capsys.readouterr().out
+
+
+def test_large_integers_round_as_the_careful_reader_rounds_them(tmp_path):
+    # float64 rounds 2**60 + 2**36 + 1 to 2**60 + 2**36, halfway between two
+    # float32 numbers, which then rounds to the even one, 2**60; a direct
+    # cast to float32 would give 2**60 + 2**37.
+    n = 2**60 + 2**36 + 1
+    path = tmp_path / "large.csv"
+    path.write_text(f"{n},1,0\n5,2,1\n")
+    fast, careful = both_paths(path)
+    assert fast is not None
+    assert_same_table(fast, careful)
+    assert fast[0][0, 0] == np.float32(float(n)) == 2.0**60
+    assert np.array(n, dtype=np.int64).astype(np.float32) == 2.0**60 + 2.0**37

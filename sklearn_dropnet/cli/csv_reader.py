@@ -22,6 +22,7 @@ the same functions, so that they return the same arrays for a clean file.
 
 import csv
 import math
+import warnings
 from contextlib import contextmanager
 from itertools import islice
 
@@ -354,6 +355,19 @@ def _read_row_by_row(path, target, n_features, feature_names):
 _PANDAS_ERRORS = (ValueError, OSError, OverflowError)
 
 
+def _float32(features):
+    """The numeric data frame ``features`` as a C-ordered float32 array, each
+    number rounded as ``np.float32(float(text))`` rounds it: directly, but
+    for integers of 2**53 or more, which float64 rounds first."""
+    large = any(
+        dtype.kind in "iu" and max(-int(column.min()), int(column.max())) >= 2**53
+        for dtype, (_, column) in zip(features.dtypes, features.items())
+    )
+    with np.errstate(over="ignore"):
+        values = features.to_numpy(np.float64 if large else np.float32)
+        return np.ascontiguousarray(values, dtype=np.float32)
+
+
 def _read_with_pandas(path, target, n_features, feature_names):
     """``X, y, names`` parsed by pandas, or None when the file is not clean
     (see the module's docstring); a :class:`UsageError` from the header or
@@ -373,7 +387,9 @@ def _read_with_pandas(path, target, n_features, feature_names):
     if header is not None and (len(header) != width or not all(header)):
         return None
     feature_columns, label_column = _columns(header, width, path, target, n_features, feature_names)
-    with _reading(path) as file:
+    with _reading(path) as file, warnings.catch_warnings():
+        # A column of numbers and text in different chunks: text, read again.
+        warnings.simplefilter("ignore", pd.errors.DtypeWarning)
         if header is not None:
             next(_rows(file))  # the header row, and any blank rows before it
         try:
@@ -383,7 +399,6 @@ def _read_with_pandas(path, target, n_features, feature_names):
                 # No cell becomes NaN: an empty cell keeps its column as text.
                 na_filter=False,
                 dtype=None if label_column is None else {label_column: str},
-                low_memory=False,
             )
         except _PANDAS_ERRORS:
             return None
@@ -393,8 +408,7 @@ def _read_with_pandas(path, target, n_features, feature_names):
     # A column of text (a cell that is not a number) or of booleans ('True').
     if any(dtype.kind not in "iuf" for dtype in features.dtypes):
         return None
-    with np.errstate(over="ignore"):
-        X = features.to_numpy(np.float64).astype(np.float32, order="C")
+    X = _float32(features)
     if not np.isfinite(X).all():  # too large for float32
         return None
     names = _feature_names(header, feature_columns)
