@@ -373,7 +373,7 @@ def _read_with_pandas(path, target, n_features, feature_names):
     (see the module's docstring); a :class:`UsageError` from the header or
     the columns is left to :func:`_read_row_by_row` to raise, after the
     checks that come before it."""
-    import pandas as pd
+    import pandas as pd  # here: --help, and .npz files, need not wait for its import
 
     with _reading(path) as file:
         head = [row for row, _ in islice(_rows(file), 2)]
