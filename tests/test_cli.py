@@ -747,7 +747,7 @@ def test_npz_features_must_be_finite(capsys, tmp_path, bad):
 
 def test_training_errors_keep_their_first_line():
     from sklearn_dropnet.cli.io import UsageError
-    from sklearn_dropnet.cli.main import _fit
+    from sklearn_dropnet.cli.training import fit as _fit
 
     class Failing:
         def fit(self, X, y):
@@ -952,7 +952,7 @@ def test_csv_labels_stay_text_unless_they_read_back_as_numbers(tmp_path, labels,
      (["cat", "1"], ["cat", "1"])],
 )  # fmt: skip
 def test_label_texts_become_numbers_only_when_they_read_back(texts, expected):
-    from sklearn_dropnet.cli.io import _labels
+    from sklearn_dropnet.cli.csv_reader import _labels
 
     y = _labels(texts)
     assert y.tolist() == expected

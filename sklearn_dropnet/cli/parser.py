@@ -1,13 +1,20 @@
-"""The ``argparse`` parser of the command line: its options and their types.
+"""The command line's ``argparse`` parser: the types of its options, the
+groups of options that mirror an estimator's parameters or that several
+commands share, and the parser built from a table of commands.
 
 The choices come from the library itself, so that the command line cannot
-drift from what the estimators accept.
+drift from what the estimators accept. Each command (``prune.py``,
+``ensemble.py``, ``predict.py``) is a :class:`Command`: its texts, the
+options it adds to its parser, and what it runs; the table of them is
+:data:`sklearn_dropnet.cli.main.COMMANDS`.
 """
 
 import argparse
 import difflib
 import math
 import textwrap
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from ..ensemble._diversity import METRICS
 from ..ensemble._ensemble_selection import FINAL_CHOICES
@@ -117,7 +124,7 @@ def _layer_sizes(text):
 
 
 # ---------------------------------------------------------------------------
-# the parser
+# the parser and its commands
 # ---------------------------------------------------------------------------
 
 
@@ -152,25 +159,27 @@ class _Formatter(argparse.HelpFormatter):
 
 class _Parser(argparse.ArgumentParser):
     """The top-level parser: an option its subcommand does not know is
-    reported by that subcommand, with its usage and the closest option."""
+    reported by that subcommand, with its usage and a hint (see
+    :func:`_unrecognized`)."""
 
     def parse_args(self, args=None, namespace=None):
         args, extras = self.parse_known_args(args, namespace)
         if extras:
-            command = getattr(args, "command", None)
-            parser = self.commands.get(command, self)
-            parser.error(_unrecognized(parser, command, extras))
+            subparser, command = self.commands.get(getattr(args, "command", None), (self, None))
+            hints = {} if command is None else command.hints
+            subparser.error(_unrecognized(subparser, hints, extras))
         return args
 
 
-def _unrecognized(parser, command, extras):
-    """The message for arguments ``command`` does not take, with a hint."""
+def _unrecognized(parser, hints, extras):
+    """The message for arguments ``parser`` does not take, with the hint of
+    ``hints`` (option -> what to do instead) for one of them, else the
+    closest option."""
     message = f"unrecognized arguments: {' '.join(extras)}"
-    if command == "predict" and "--data" in extras:
-        return (
-            f"{message} (predict takes the data file as its second argument, without "
-            f"--data: {PROG} predict MODEL DATA)"
-        )
+    for extra in extras:
+        hint = hints.get(extra.split("=")[0])
+        if hint is not None:
+            return f"{message} ({hint})"
     known = [option for action in parser._actions for option in action.option_strings]
     for extra in extras:
         if extra.startswith("--"):
@@ -180,7 +189,8 @@ def _unrecognized(parser, command, extras):
     return message
 
 
-def _data_options(parser):
+def data_options(parser):
+    """The training data: ``--data``, ``--target``, ``--test-size``."""
     group = parser.add_argument_group("data")
     group.add_argument(
         "--data",
@@ -205,7 +215,10 @@ def _data_options(parser):
     )
 
 
-def _dropnet_options(parser, prune_ratio, max_epochs, hidden):
+def dropnet_options(parser, prune_ratio, max_epochs, hidden):
+    """The parameters of :class:`~sklearn_dropnet.DropNetClassifier`, with
+    the defaults given for ``--prune-ratio``, ``--max-epochs`` and
+    ``--hidden-layer-sizes``."""
     group = parser.add_argument_group("DropNet (see DropNetClassifier)")
     group.add_argument(
         "--prune-ratio",
@@ -291,7 +304,8 @@ def _dropnet_options(parser, prune_ratio, max_epochs, hidden):
     )
 
 
-def _run_options(parser, output_dir):
+def run_options(parser, output_dir):
+    """Seed, device, threads and the output of a training command."""
     group = parser.add_argument_group("run")
     group.add_argument(
         "--random-state",
@@ -323,85 +337,9 @@ def _run_options(parser, output_dir):
     group.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
-def build_parser():
-    """Build the ``argparse`` parser of ``sklearn-dropnet`` and its subcommands.
-
-    Returns
-    -------
-    parser : argparse.ArgumentParser
-        The parser; the subcommand's name is stored as ``command``.
-
-    Examples
-    --------
-    >>> from sklearn_dropnet.cli import build_parser
-    >>> args = build_parser().parse_args(["prune", "--prune-ratio", "0.5"])
-    >>> args.command, args.prune_ratio, args.drop_fraction, args.output_dir
-    ('prune', 0.5, 0.2, 'dropnet-output')
-    """
-    parser = _Parser(
-        prog=PROG,
-        formatter_class=_Formatter,
-        description="DropNet pruning and HQ ensemble pruning from the command line.\n\n"
-        "  sklearn-dropnet prune                       # digits, 80% of units removed\n"
-        "  sklearn-dropnet prune --data train.csv --prune-ratio 0.5\n"
-        "  sklearn-dropnet ensemble --n-estimators 8 --n-select 3\n"
-        "  sklearn-dropnet predict dropnet-output/model.joblib new.csv -o labels.csv\n\n"
-        "Run 'sklearn-dropnet COMMAND --help' for the options of a command.",
-    )
-    from .. import __version__
-
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(
-        dest="command", metavar="COMMAND", required=True, parser_class=argparse.ArgumentParser
-    )
-    _add_prune(commands)
-    _add_ensemble(commands)
-    _add_predict(commands)
-    parser.commands = commands.choices
-    return parser
-
-
-def _subcommand(commands, name, **texts):
-    """Add subcommand ``name`` (with its ``help`` and ``description``)."""
-    return commands.add_parser(name, formatter_class=_Formatter, **texts)
-
-
-def _add_prune(commands):
-    """The ``prune`` subcommand."""
-    prune = _subcommand(
-        commands,
-        "prune",
-        help="prune an MLP with DropNet and save it",
-        description="Train an MLP with DropNetClassifier, removing units round by round "
-        "until --prune-ratio of them are gone. Prints one row per round (round 0 is the "
-        "dense network) and the test accuracy of the dense and the pruned network, and "
-        "writes to --output-dir:\n\n"
-        "  model.joblib          the fitted estimator (load it with joblib.load or\n"
-        "                        'sklearn-dropnet predict')\n"
-        "  pruning_history.csv   the table, with the units of each layer\n"
-        "  pruning_curve.png     validation accuracy against the share of units left",
-    )
-    _data_options(prune)
-    _dropnet_options(prune, prune_ratio=0.8, max_epochs=100, hidden=(256, 128))
-    _run_options(prune, output_dir="dropnet-output")
-
-
-def _add_ensemble(commands):
-    """The ``ensemble`` subcommand."""
-    ensemble = _subcommand(
-        commands,
-        "ensemble",
-        help="train M pruned networks and choose a team of S with HQ",
-        description="Train --n-estimators DropNet networks (each pruned with the DropNet "
-        "options below, each with its own seed) and choose a team of at most --n-select "
-        "of them with HQEnsembleClassifier, on a held-out part of the training data. "
-        "Prints each member's and the team's size and test accuracy against the full "
-        "ensemble, and writes to --output-dir:\n\n"
-        "  ensemble.joblib       the fitted HQEnsembleClassifier\n"
-        "  hq_candidates.png     the teams examined: focal diversity against held-out\n"
-        "                        accuracy, the chosen team marked",
-    )
-    group = ensemble.add_argument_group("ensemble (see HQEnsembleClassifier)")
+def hq_options(parser):
+    """The parameters of :class:`~sklearn_dropnet.HQEnsembleClassifier`."""
+    group = parser.add_argument_group("ensemble (see HQEnsembleClassifier)")
     group.add_argument(
         "--n-estimators",
         "-M",
@@ -477,45 +415,50 @@ def _add_ensemble(commands):
         "one, ...); each member's torch threads are its share of the cores, which overrides "
         "--threads",
     )
-    _data_options(ensemble)
-    _dropnet_options(ensemble, prune_ratio=0.5, max_epochs=30, hidden=(64, 32))
-    _run_options(ensemble, output_dir="dropnet-output")
 
 
-def _add_predict(commands):
-    """The ``predict`` subcommand."""
-    predict = _subcommand(
-        commands,
-        "predict",
-        help="predict with a saved model",
-        description="Load a model saved by 'prune' or 'ensemble' (or any scikit-learn "
-        "classifier saved with joblib.dump) and predict the class of every sample of a "
-        ".npz file (array X; y, when present, is used to report accuracy) or a .csv file "
-        "(features only, or features and a label column: the last column, or --target). "
-        "A model trained on a .csv file with a header knows its columns by name: a file "
-        "with a header then has them matched by name, in any order, and the column left "
-        "over is the label. "
-        "Only load model files you trust: joblib files can run code when loaded.",
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its texts, its options and what it runs.
+
+    ``add_options(parser)`` adds its options to its ``argparse`` parser;
+    ``run(args)`` runs it and returns the exit status, raising
+    :class:`~sklearn_dropnet.cli.errors.UsageError` for a user error;
+    ``hints`` maps an option it does not take to what to do instead.
+    """
+
+    help: str
+    description: str
+    add_options: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+    hints: Mapping[str, str] = field(default_factory=dict)
+
+
+def command_line_parser(commands):
+    """The parser of ``sklearn-dropnet`` with the subcommands ``commands``
+    (name -> :class:`Command`), in that order; the subcommand's name is
+    stored as ``command``."""
+    parser = _Parser(
+        prog=PROG,
+        formatter_class=_Formatter,
+        description="DropNet pruning and HQ ensemble pruning from the command line.\n\n"
+        "  sklearn-dropnet prune                       # digits, 80% of units removed\n"
+        "  sklearn-dropnet prune --data train.csv --prune-ratio 0.5\n"
+        "  sklearn-dropnet ensemble --n-estimators 8 --n-select 3\n"
+        "  sklearn-dropnet predict dropnet-output/model.joblib new.csv -o labels.csv\n\n"
+        "Run 'sklearn-dropnet COMMAND --help' for the options of a command.",
     )
-    predict.add_argument(
-        "model", metavar="MODEL", help="the saved model, e.g. dropnet-output/model.joblib"
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=argparse.ArgumentParser
     )
-    predict.add_argument("data", metavar="DATA", help="the samples to predict, a .npz or .csv file")
-    predict.add_argument(
-        "--target",
-        metavar="NAME",
-        help="for a .csv file with a header: the label column to leave out",
-    )
-    predict.add_argument(
-        "-o",
-        "--output",
-        metavar="PATH",
-        help="write the predictions to this file, one sample per line: a .csv file (with a "
-        "header row) or a .txt file (without); other extensions are refused. Default: "
-        "standard output",
-    )
-    predict.add_argument(
-        "--proba",
-        action="store_true",
-        help="write the class probabilities (one column per class) instead of the labels",
-    )
+    parser.commands = {}
+    for name, command in commands.items():
+        subparser = subparsers.add_parser(
+            name, formatter_class=_Formatter, help=command.help, description=command.description
+        )
+        command.add_options(subparser)
+        parser.commands[name] = subparser, command
+    return parser
