@@ -233,10 +233,13 @@ def test_projection_and_identity_shortcuts_in_resnet18():
     x = torch.randn(4, 3, 16, 16)
     groups = groups_of(net, x)
     members = {name: {m[0] for m in g.members} for name, g in groups.items()}
-    # The residual stream of each stage is one group, scored by every conv adding into it.
+    # The residual stream of each stage is one group, scored by every conv adding into it
+    # (a projection shortcut's too: it reaches the block's activation through the add).
     assert members["stem.0"] == {"stem.0", "layer1.0.conv2", "layer1.1.conv2"}
     for stage in (2, 3, 4):
-        assert members[f"layer{stage}.0.conv2"] == {f"layer{stage}.0.conv2", f"layer{stage}.1.conv2"}
+        assert members[f"layer{stage}.0.conv2"] == {
+            f"layer{stage}.0.conv2", f"layer{stage}.0.shortcut.0", f"layer{stage}.1.conv2"
+        }
     assert len(groups) == 4 + 8  # one stream group per stage + every block's conv1
     drop = random_drop(groups, 0.5)
     assert_removal_matches_masking(net, x, drop)

@@ -105,15 +105,28 @@ def test_units_to_drop_follows_the_papers_schedule():
 
 
 def test_layers_left_out_are_listed_with_the_reason():
-    grouped = nn.Sequential(
-        nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3, groups=2), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 12), nn.ReLU(), nn.Linear(12, 3),
-    )  # fmt: skip
-    with pytest.warns(UnitRemovalWarning, match="grouped convolution"):
-        pruner = DropNetPruner(grouped, torch.randn(2, 1, 8, 8))
-    assert set(pruner.unpruned) == {"0", "2"}
-    assert "grouped convolution" in pruner.unpruned["2"]
-    assert pruner.units_per_layer == {"6": 12}
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bottleneck = nn.Linear(6, 4)  # no activation after it
+            self.hidden = nn.Linear(4, 8)
+            self.twice = nn.Linear(8, 8)  # called twice
+            self.kept = nn.Linear(8, 5)
+            self.out = nn.Linear(5, 3)
+
+        def forward(self, x):
+            h = torch.relu(self.hidden(self.bottleneck(x)))
+            h = torch.tanh(self.twice(torch.tanh(self.twice(h))))
+            return self.out(torch.relu(self.kept(h)))
+
+    with pytest.warns(UnitRemovalWarning) as caught:
+        pruner = DropNetPruner(Net(), torch.randn(2, 6))
+    assert set(pruner.unpruned) == {"bottleneck", "twice", "hidden"}
+    assert "reaches no activation" in pruner.unpruned["bottleneck"]
+    assert pruner.unpruned["twice"] == "it is called 2 times in one forward pass"
+    assert "coupled to the output channels of 'twice'" in pruner.unpruned["hidden"]
+    assert sorted(str(w.message).split("'")[1] for w in caught) == ["bottleneck", "hidden", "twice"]
+    assert pruner.units_per_layer == {"kept": 5}
     with pytest.raises(PruningError, match="No prunable layer"):
         DropNetPruner(nn.Sequential(nn.Linear(3, 2)), torch.randn(2, 3))
 

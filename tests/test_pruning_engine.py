@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from sklearn_dropnet.pruning._probes import inspect_network
+from sklearn_dropnet.pruning._sites import Site
 from sklearn_dropnet.pruning._surgery import find_unit_groups, remove_units
 from sklearn_dropnet.pruning._unit_scores import (
     collect_activation_statistics,
@@ -53,13 +54,13 @@ class Residual(nn.Module):
 def test_inspect_network_finds_hidden_layers_and_output_layer():
     structure = inspect_network(mlp(), torch.randn(4, 6))
     assert set(structure.probes) == {"0", "2"}
-    assert structure.probes["0"].activation == "1"
+    assert structure.probes["0"].activation == Site("1", 0)
     # Through BatchNorm and Dropout to the Tanh module.
-    assert structure.probes["2"].activation == "5"
+    assert structure.probes["2"].activation == Site("5", 0)
     assert structure.output_layers == {"6"}
 
 
-def test_functional_activation_is_not_prunable():
+def test_a_functional_activation_is_a_probe():
     class Functional(nn.Module):
         def __init__(self):
             super().__init__()
@@ -68,7 +69,9 @@ def test_functional_activation_is_not_prunable():
         def forward(self, x):
             return self.out(torch.relu(self.hidden(x)))
 
-    assert inspect_network(Functional(), torch.randn(2, 4)).probes == {}
+    structure = inspect_network(Functional(), torch.randn(2, 4))
+    assert structure.probes["hidden"].activation == Site("<root>: relu", 0, function=True)
+    assert structure.output_layers == {"out"}
 
 
 def test_residual_stream_is_one_group_with_both_sides_scored():

@@ -83,8 +83,9 @@ class DropNetPruner:
     """The steps of DropNet's rounds on a torch network, one call each.
 
     It finds the network's prunable units (the output nodes of hidden
-    ``nn.Linear`` layers and the filters of ``nn.Conv2d`` layers whose output
-    feeds an activation module), scores them on batches the caller
+    ``nn.Linear`` layers and the filters of ``nn.Conv1d/2d/3d`` layers whose
+    output reaches an activation, a module such as ``nn.ReLU`` or a function
+    such as ``F.relu``), scores them on batches the caller
     supplies, chooses the ones to drop, removes them physically with
     Torch-Pruning's dependency graph (checked against switching them off),
     keeps the rewind copy of the initial weights in lock-step and records
@@ -168,7 +169,9 @@ class DropNetPruner:
         self.frozen = dict(frozen or {})
         self.structure = inspect_network(module, example_input)
         if not self.structure.probes:
-            raise PruningError(f"No prunable layer found in the module: {prunable_layers_hint(module)}")
+            raise PruningError(
+                f"No prunable layer found in the module: {prunable_layers_hint(module, self.structure)}"
+            )
         if initial is None:  # a new network: say once which layers cannot be pruned
             for name in parametrized_layers(module):
                 warn_unpruned(name, _PARAMETRIZED)
@@ -265,8 +268,9 @@ class DropNetPruner:
 
     @property
     def fewest_units(self):
-        """The fewest units pruning can leave: one per prunable group, and the frozen ones."""
-        return len(self.units) + sum(self.frozen.values())
+        """The fewest units pruning can leave: one per prunable group (per channel
+        group of a grouped convolution), and the frozen ones."""
+        return sum(group.n_channel_groups for group in self.units) + sum(self.frozen.values())
 
     def target_units(self, prune_ratio):
         """The units left once ``prune_ratio`` of the first record's units are gone.
@@ -369,8 +373,9 @@ class DropNetPruner:
             For each group, the indices of its units to remove.
         """
         rng = np.random.default_rng(rng)
+        channel_groups = {group.name: group.channel_groups for group in self.units}
         return choose_units_to_drop(
-            scores, n_drop, scope, rng, pruner=self, labelled_batches=labelled_batches
+            scores, n_drop, scope, rng, channel_groups, pruner=self, labelled_batches=labelled_batches
         )
 
     def remove(self, units, restart="none"):

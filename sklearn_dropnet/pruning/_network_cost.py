@@ -7,7 +7,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ._eval_mode import eval_mode, evaluate
-from ._probes import record_calls
+from ._sites import record_forward
 
 
 def count_parameters(module):
@@ -60,8 +60,9 @@ def activation_bytes(module, example_input):
     >>> activation_bytes(net, torch.zeros(2, 4))  # (8 + 8 + 3) float32 values
     76
     """
-    calls, _ = record_calls(module, example_input[:1])
-    return sum(out.numel() * out.element_size() for *_, out in calls if out is not None)
+    calls, _ = record_forward(module, example_input[:1])
+    outputs = [call.output for call in calls if call.module is not None and call.output is not None]
+    return sum(out.numel() * out.element_size() for out in outputs)
 
 
 def peak_cuda_bytes(module, inputs):

@@ -1,40 +1,54 @@
 """Find the prunable layers of a network and where their post-activations are.
 
 DropNet scores a unit by the output of the nonlinearity that follows its
-layer. A module gives no such link directly, so one forward pass with
-temporary hooks records which module consumed which tensor: the chain
-``layer -> [BatchNorm / Dropout / Identity] -> activation module`` is then
-followed by tensor identity. An in-place residual add (``out += shortcut``)
-keeps the tensor's identity, so the add is seen through too.
+layer. One forward pass (:func:`~sklearn_dropnet.pruning._sites.record_forward`)
+lists the calls of the leaf modules and of the activation functions; the
+chain ``layer -> [BatchNorm / Dropout / pooling / residual add] ->
+activation`` is then followed by tensor identity. The activation is a
+module (``nn.ReLU()``) or a function (``F.relu``, ``torch.relu``,
+``x.relu_()``), in place or not; a residual add (``out += shortcut``,
+``out = out + shortcut``, ``torch.relu(x + y)``) is followed from each of
+its terms.
 
-A ``Linear`` or ``Conv2d`` layer is *prunable* when its output reaches an
-activation module this way. A layer whose output is the network's output,
-directly or through element-wise modules only (an activation after the
-class scores), is an *output layer* and is never pruned; nor is a layer
+A ``Linear`` or ``Conv1d/2d/3d`` layer is *prunable* when its output
+reaches an activation this way. A layer whose output is the network's
+output, directly or through element-wise steps only (an activation after
+the class scores), is an *output layer* and is never pruned; nor is a layer
 called twice in one pass or one whose weights another module shares (tied
-weights).
+weights). Those, and the layers whose output reaches no activation, are
+listed with the reason in :attr:`NetworkStructure.left_out`.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ._eval_mode import evaluate
-
-PRUNABLE_TYPES = (nn.Linear, nn.Conv2d)
-
-# Modules that keep each channel in place: a chain passes through them.
-CHANNEL_PRESERVING_TYPES = (
-    nn.BatchNorm1d,
-    nn.BatchNorm2d,
-    nn.Dropout,
-    nn.Dropout1d,
-    nn.Dropout2d,
-    nn.AlphaDropout,
-    nn.Identity,
+from ._sites import (
+    ACTIVATION_FUNCTIONS,
+    ADD_FUNCTIONS,
+    CHANNEL_SHUFFLE,
+    Site,
+    record_forward,
 )
+
+PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+# Modules that keep each channel in place but shift it: a chain passes
+# through them, and switching a unit off after one means zeroing its output.
+NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+# Modules that keep each channel in place and a zero a zero (as does a leaf
+# module without parameters that returns its input, such as torchvision's
+# StochasticDepth in eval mode).
+PASSING_TYPES = (
+    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout,
+    nn.Identity,
+    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
+    nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
+)  # fmt: skip
 
 ACTIVATION_TYPES = (
     nn.ReLU,
@@ -59,10 +73,39 @@ ACTIVATION_TYPES = (
     nn.LogSigmoid,
 )
 
+# What a call does to the chain that follows a layer's output.
+_ACTIVATION, _NORM, _PASSING, _ADD, _OTHER = "activation", "norm", "passing", "add", "other"
 
-# Along a chain after an activation, the modules whose output for a zero
-# input need not be zero.
-_SHIFTING_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d) + ACTIVATION_TYPES
+_NOT_RUN = (
+    "it does not run in eval mode, where DropNet traces the network (a branch that only "
+    "training runs, such as an auxiliary head)"
+)
+
+_NO_ACTIVATION = (
+    "its output reaches no activation (a module such as nn.ReLU, or a function such as "
+    "F.relu or torch.relu, possibly after BatchNorm, pooling or a residual add), and DropNet "
+    "scores a unit by its post-activation"
+)
+
+
+def _role(call):
+    if call.module is None:
+        if call.function in ACTIVATION_FUNCTIONS:
+            return _ACTIVATION
+        if call.function == CHANNEL_SHUFFLE:
+            return _OTHER
+        return _ADD if call.function in ADD_FUNCTIONS else _PASSING
+    module = call.module
+    if isinstance(module, ACTIVATION_TYPES):
+        return _ACTIVATION
+    if isinstance(module, NORM_TYPES):
+        return _NORM
+    if isinstance(module, PASSING_TYPES):
+        return _PASSING
+    returns_input = call.inputs and call.output is call.inputs[0]
+    if returns_input and next(module.parameters(), None) is None and next(module.buffers(), None) is None:
+        return _PASSING
+    return _OTHER
 
 
 @dataclass(frozen=True)
@@ -73,50 +116,60 @@ class Probe:
     ----------
     layer : str
         Qualified name of the prunable layer.
-    activation : str
-        Qualified name of the activation module that follows it.
-    call : int
-        Which call of that activation module within one forward pass (an
-        activation module may be applied more than once).
+    activation : Site
+        The activation that follows it: a module's call or a function's.
     channel_dim : int
         Dimension of the activation that indexes the layer's units.
-    chain_end : str
-        Qualified name of the last module of the per-channel chain that
-        starts with the activation (the activation itself, or e.g. a
-        ``BatchNorm`` after it). Switching a unit off means zeroing it there.
-    chain_end_call : int
-        Which call of ``chain_end`` within one forward pass.
+    chain_end : Site
+        The last step of the per-channel chain that starts with the
+        activation (the activation itself, or e.g. a ``BatchNorm`` after
+        it). Switching a unit off means zeroing it there.
     """
 
     layer: str
-    activation: str
-    call: int
+    activation: Site
     channel_dim: int
-    chain_end: str
-    chain_end_call: int
+    chain_end: Site
 
 
 @dataclass(frozen=True)
 class NetworkStructure:
-    """Prunable layers and output layers of a network, from one trace."""
+    """Prunable layers and output layers of a network, from one trace.
 
-    probes: dict  # layer name -> Probe
-    output_layers: frozenset  # names of layers never to prune
+    Attributes
+    ----------
+    probes : dict of str -> Probe
+        The prunable layers.
+    output_layers : frozenset of str
+        Layers never to prune: those giving the network's output, those
+        called more than once and those sharing their weights.
+    left_out : dict of str -> str
+        Layers without a probe that are not the network's output, and why.
+    channel_shuffles : tuple of str
+        The modules whose forward shuffles channels between groups (see
+        :data:`~sklearn_dropnet.pruning._sites.CHANNEL_SHUFFLE`).
+    """
+
+    probes: dict
+    output_layers: frozenset
+    left_out: dict = field(default_factory=dict)
+    channel_shuffles: tuple = ()
 
 
 def parametrized_layers(module):
-    """Names of the ``Linear``/``Conv2d`` layers with parametrizations (never pruned)."""
+    """Names of the ``Linear``/``Conv`` layers with parametrizations (never pruned)."""
     return [
         name for name, mod in module.named_modules()
         if isinstance(mod, PRUNABLE_TYPES) and parametrize.is_parametrized(mod)
     ]  # fmt: skip
 
 
-def prunable_layers_hint(module):
+def prunable_layers_hint(module, structure=None):
     """What DropNet prunes, and why ``module`` may have nothing it can see."""
     hint = (
-        "DropNet prunes hidden nn.Linear and nn.Conv2d layers whose output feeds an "
-        "activation module such as nn.ReLU (optionally through BatchNorm or Dropout)."
+        "DropNet prunes hidden nn.Linear and nn.Conv1d/2d/3d layers whose output reaches an "
+        "activation: a module such as nn.ReLU, or a function such as F.relu, torch.relu or "
+        "x.relu() (optionally through BatchNorm, Dropout, pooling or a residual add)."
     )
     parametrized = parametrized_layers(module)
     if parametrized:
@@ -124,21 +177,11 @@ def prunable_layers_hint(module):
             f" The layers {parametrized} have parametrizations (weight_norm, spectral_norm) and "
             "are not pruned; torch.nn.utils.parametrize.remove_parametrizations removes them."
         )
-    if not any(isinstance(mod, ACTIVATION_TYPES) for mod in module.modules()):
-        hint += " The module has no activation module: functional activations (F.relu) cannot be seen; use modules."
+    left_out = {} if structure is None else structure.left_out
+    if left_out:
+        shown = "; ".join(f"{name!r}: {reason}" for name, reason in list(left_out.items())[:4])
+        hint += f" Left out: {shown}."
     return hint
-
-
-def _leaf_modules(module):
-    return [(name, m) for name, m in module.named_modules() if not list(m.children())]
-
-
-def _first_tensor(values):
-    if isinstance(values, torch.Tensor):
-        return values
-    if isinstance(values, (tuple, list)) and values and isinstance(values[0], torch.Tensor):
-        return values[0]
-    return None
 
 
 def _flat_tensors(values):
@@ -151,33 +194,25 @@ def _flat_tensors(values):
     return []
 
 
-def record_calls(module, example_input):
-    """Run one forward pass; return the leaf-module calls and the output."""
-    calls = []  # (name, module, input tensor, output tensor) in call order
-    handles = []
-    for name, leaf in _leaf_modules(module):
-
-        def hook(mod, inputs, output, name=name):
-            calls.append((name, mod, _first_tensor(inputs), _first_tensor(output)))
-
-        handles.append(leaf.register_forward_hook(hook))
-    return calls, evaluate(module, example_input, handles)
+def _reads(call, tensor):
+    return any(t is tensor for t in call.inputs)
 
 
 def _follow(calls, start, tensor):
-    """Follow ``tensor`` through channel-preserving modules from call ``start``.
+    """Follow ``tensor`` through channel-keeping steps and residual adds from call ``start``.
 
     Returns the index of the activation call it reaches, or ``None`` and the
     last tensor of the chain.
     """
     for index in range(start + 1, len(calls)):
-        _, mod, inp, out = calls[index]
-        if inp is not tensor:
+        call = calls[index]
+        if not _reads(call, tensor):
             continue
-        if isinstance(mod, ACTIVATION_TYPES):
-            return index, out
-        if isinstance(mod, CHANNEL_PRESERVING_TYPES):
-            tensor = out
+        role = _role(call)
+        if role == _ACTIVATION:
+            return index, call.output
+        if role in (_NORM, _PASSING, _ADD):
+            tensor = call.output
             continue
         return None, tensor
     return None, tensor
@@ -186,20 +221,22 @@ def _follow(calls, start, tensor):
 def _chain_end(calls, start):
     """Follow the per-channel chain that starts at the activation call ``start``.
 
-    The chain follows the activation's output through channel-preserving
-    modules and further activations (``ReLU -> BatchNorm``, say). Returns
-    the index of its last call that changes values -- a ``BatchNorm`` or an
+    The chain follows the activation's output through channel-keeping
+    steps and further activations (``ReLU -> BatchNorm``, say), not through
+    adds: a residual add mixes in other layers' channels. Returns the
+    index of its last call that changes values -- a ``BatchNorm`` or an
     activation, where switching a unit off means zeroing it -- and the
-    chain's final output (is it the network's output?). Identity-like
-    modules (``Dropout``, ``Identity``) are passed through but do not end
+    chain's final output (is it the network's output?). Identity-like steps
+    (``Dropout``, ``Identity``, pooling) are passed through but do not end
     the chain: an ``nn.Identity`` shortcut may carry the tensor elsewhere.
     """
-    end, tensor = start, calls[start][3]
+    end, tensor = start, calls[start].output
     for index in range(start + 1, len(calls)):
-        _, mod, inp, out = calls[index]
-        if inp is tensor and isinstance(mod, CHANNEL_PRESERVING_TYPES + ACTIVATION_TYPES):
-            tensor = out
-            if isinstance(mod, _SHIFTING_TYPES):
+        call = calls[index]
+        role = _role(call)
+        if _reads(call, tensor) and role in (_NORM, _PASSING, _ACTIVATION):
+            tensor = call.output
+            if role != _PASSING:
                 end = index
     return end, tensor
 
@@ -211,6 +248,15 @@ def tied_parameters(module):
         for parameter in mod.parameters(recurse=False):
             owners.setdefault(id(parameter), set()).add(name)
     return {frozenset(names) for names in owners.values() if len(names) > 1}
+
+
+def _shared_reason(name, module_calls, tied):
+    if module_calls[name] > 1:
+        return f"it is called {module_calls[name]} times in one forward pass"
+    for names in tied:
+        if name in names:
+            return f"it shares its weights with {sorted(names - {name})}"
+    return None
 
 
 def inspect_network(module, example_input):
@@ -226,37 +272,60 @@ def inspect_network(module, example_input):
     Returns
     -------
     NetworkStructure
-    """
-    calls, output = record_calls(module, example_input)
-    outputs = _flat_tensors(output)
-    call_counts = {}
-    call_number = []
-    for name, *_ in calls:
-        call_number.append(call_counts.get(name, 0))
-        call_counts[name] = call_counts.get(name, 0) + 1
 
-    probes = {}
-    output_layers = set()
-    tied = set().union(*tied_parameters(module))
-    for index, (name, mod, _, out) in enumerate(calls):
-        if not isinstance(mod, PRUNABLE_TYPES):
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from sklearn_dropnet.pruning._probes import inspect_network
+    >>> class Net(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.hidden, self.out = nn.Linear(4, 8), nn.Linear(8, 2)
+    ...     def forward(self, x):
+    ...         return self.out(torch.relu(self.hidden(x)))
+    >>> structure = inspect_network(Net(), torch.zeros(2, 4))
+    >>> structure.probes["hidden"].activation
+    Site(name='<root>: relu', call=0, function=True)
+    >>> sorted(structure.output_layers)
+    ['out']
+    """
+    calls, output = record_forward(module, example_input)
+    outputs = _flat_tensors(output)
+    module_calls = {}
+    for call in calls:
+        if call.module is not None:
+            module_calls[call.site.name] = module_calls.get(call.site.name, 0) + 1
+    tied = tied_parameters(module)
+
+    probes, output_layers, left_out = {}, set(), {}
+    for index, call in enumerate(calls):
+        name = call.site.name
+        if not isinstance(call.module, PRUNABLE_TYPES) or name in output_layers:
             continue
-        if call_counts[name] > 1 or name in tied:  # shared weights: leave alone
+        shared = _shared_reason(name, module_calls, tied)
+        if shared:  # leave alone, and never prune what is coupled to it
             output_layers.add(name)
+            left_out[name] = shared
             continue
-        activation_index, last = _follow(calls, index, out)
+        activation_index, last = _follow(calls, index, call.output)
         if activation_index is None:
             if any(last is t for t in outputs):
                 output_layers.add(name)
+            else:
+                left_out[name] = _NO_ACTIVATION
             continue
         end, last = _chain_end(calls, activation_index)
         if any(last is t for t in outputs):
             # Class scores through an activation (a final Sigmoid): an output layer.
             output_layers.add(name)
             continue
-        act_name = calls[activation_index][0]
-        channel_dim = -1 if isinstance(mod, nn.Linear) else 1
-        probes[name] = Probe(
-            name, act_name, call_number[activation_index], channel_dim, calls[end][0], call_number[end]
-        )
-    return NetworkStructure(probes=probes, output_layers=frozenset(output_layers))
+        channel_dim = -1 if isinstance(call.module, nn.Linear) else 1
+        probes[name] = Probe(name, calls[activation_index].site, channel_dim, calls[end].site)
+    for name, layer in module.named_modules():
+        if isinstance(layer, PRUNABLE_TYPES) and name not in module_calls and not parametrize.is_parametrized(layer):
+            left_out[name] = _NOT_RUN
+    shuffles = tuple(dict.fromkeys(c.site.name.split(":")[0] for c in calls if c.function == CHANNEL_SHUFFLE))
+    return NetworkStructure(
+        probes=probes, output_layers=frozenset(output_layers), left_out=left_out, channel_shuffles=shuffles
+    )

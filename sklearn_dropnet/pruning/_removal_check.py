@@ -7,9 +7,7 @@ indices through the operations between layers, and for some structures it
 maps them wrongly without an error: a ``permute`` to channels-last before a
 flatten (the wrong ``Linear`` columns go), a ``GroupNorm`` after the
 activation. Or the smaller network no longer runs, when a ``view`` or
-``reshape`` fixes a width, or a residual adds the network's input. (Grouped
-convolutions, where a random subset of units may pass by chance, are left
-out by :func:`~sklearn_dropnet.pruning._surgery.find_unit_groups` before this.)
+``reshape`` fixes a width, or a residual adds the network's input.
 
 So before every round the groups are tested on a copy of the network:
 half of every group's units are removed, and the copy's output is
@@ -42,15 +40,25 @@ _OUTPUT_SHAPE = "the network's output changes shape"
 
 
 def _test_units(group):
-    """Half of ``group``'s units, drawn irregularly, for a group of at least 2.
+    """Half of ``group``'s units, drawn irregularly: half of each channel group's.
 
-    Irregular on purpose: a grouped convolution is mapped correctly only
-    when every group of its channels loses as many as the others, which a
-    regular pattern such as every other unit would do. The draw depends on
-    the group's size alone, so the check is deterministic.
+    Irregular on purpose: a regular pattern (every other unit) removes the
+    same positions from every channel group of a grouped convolution, the
+    one case Torch-Pruning maps right by itself. The draw depends on the
+    group's structure alone, so the check is deterministic.
     """
     rng = np.random.default_rng(group.size)
-    return np.sort(rng.choice(group.size, size=group.size // 2, replace=False))
+    labels = np.zeros(group.size, dtype=int) if group.channel_groups is None else group.channel_groups
+    chosen = []
+    for label in range(group.n_channel_groups):
+        units = np.flatnonzero(labels == label)
+        chosen.extend(rng.choice(units, size=len(units) // 2, replace=False))
+    return np.sort(np.asarray(chosen, dtype=int))
+
+
+def _testable(group):
+    """Whether the check can remove some of ``group``'s units (a channel group keeps one)."""
+    return group.size >= 2 * group.n_channel_groups
 
 
 @contextlib.contextmanager
@@ -164,12 +172,12 @@ def exactly_removable(module, example_input, structure, groups):
         ``groups`` without those whose removal fails the check; a
         :class:`UnitRemovalWarning` names each group left out and why.
     """
-    testable = [group for group in groups if group.size > 1]
+    testable = [group for group in groups if _testable(group)]
     if not testable or _mismatch(module, example_input, structure, testable) is None:
         return groups
     kept = []
     for group in groups:
-        reason = _mismatch(module, example_input, structure, [group]) if group.size > 1 else None
+        reason = _mismatch(module, example_input, structure, [group]) if _testable(group) else None
         if reason is None:
             kept.append(group)
             continue
@@ -178,7 +186,7 @@ def exactly_removable(module, example_input, structure, groups):
             f"match switching them off ({reason}). {_explanation(reason)}",
             UnitRemovalWarning,
         )
-    testable = [group for group in kept if group.size > 1]
+    testable = [group for group in kept if _testable(group)]
     reason = _mismatch(module, example_input, structure, testable) if testable else None
     if reason is not None:  # each group alone is fine, together they are not
         warn(
@@ -187,5 +195,5 @@ def exactly_removable(module, example_input, structure, groups):
             "each layer's alone does.",
             UnitRemovalWarning,
         )
-        return [group for group in kept if group.size == 1]
+        return [group for group in kept if not _testable(group)]
     return kept

@@ -19,6 +19,13 @@ mapping. The concat then behaves like an element-wise op: removing filter
 :func:`_map_channel_concats` adds the missing mapping, and
 :func:`_pruning_group` keeps it up to date while several groups of one graph
 are pruned.
+
+And it removes the input channels of a grouped convolution wrongly unless
+every channel group loses the units at the same positions: it keeps the
+first positions of the weight's input dimension. :func:`_prune` removes them
+channel group by channel group. Channel groups are why a unit group carries
+:attr:`UnitGroup.channel_groups`: a grouped convolution's channel groups must
+all keep the same size, so DropNet removes as many units from each.
 """
 
 from dataclasses import dataclass
@@ -30,6 +37,7 @@ from torch import nn
 
 from .._user_warnings import warn
 from ..exceptions import PruningError, UnitRemovalWarning
+from ._probes import PRUNABLE_TYPES
 
 try:  # Torch-Pruning internals used by the concat workaround (1.6.x layout)
     from torch_pruning import ops
@@ -55,15 +63,25 @@ class UnitGroup:
         (the root itself first). A unit's score is the mean over members.
     consumers : tuple of (str, numpy.ndarray, numpy.ndarray)
         ``(layer name, input index, root unit indices)`` for every
-        ``nn.Linear`` or (ungrouped) ``nn.Conv2d`` that takes the units as
-        input: the weights each unit sends on (a channel read through a
-        flatten is several inputs of the ``Linear``).
+        ``nn.Linear`` or ``nn.Conv`` that takes the units as input: the
+        weights each unit sends on (a channel read through a flatten is
+        several inputs of the ``Linear``).
+    channel_groups : numpy.ndarray or None
+        When the units belong to or feed a grouped convolution, the channel
+        group of each unit (``0 .. n - 1``, all of one size): the units
+        must go as many from each channel group. None otherwise.
     """
 
     name: str
     size: int
     members: tuple
     consumers: tuple = ()
+    channel_groups: object = None
+
+    @property
+    def n_channel_groups(self):
+        """The number of channel groups, 1 without; the fewest units the group can keep."""
+        return 1 if self.channel_groups is None else int(self.channel_groups.max()) + 1
 
 
 def _dependency_graph(module, example_input):
@@ -162,13 +180,86 @@ def _pruning_group(graph, layer, idxs):
 def _is_grouped_conv(module):
     """A convolution with channel groups, depthwise ones excepted.
 
-    Its channels can only be removed as many from every group; Torch-Pruning
-    removes them as asked and mixes up the groups' weights otherwise. A
-    depthwise convolution (one channel per group) has its channels coupled
-    to its input's and is removed exactly.
+    Its channels can only be removed as many from every group. A depthwise
+    convolution (one input and one output channel per group) has its
+    channels coupled to its input's, and Torch-Pruning removes them
+    together, groups and all.
     """
     groups = getattr(module, "groups", 1)
-    return isinstance(module, nn.Conv2d) and 1 < groups < module.in_channels
+    depthwise = groups == getattr(module, "in_channels", 0) == getattr(module, "out_channels", 0)
+    return isinstance(module, nn.modules.conv._ConvNd) and groups > 1 and not depthwise
+
+
+def _channel_groups(graph, group, size, names):
+    """The channel group of each of the root's ``size`` units, and why there is none.
+
+    Returns ``(labels, None)``: ``labels`` (``0 .. n - 1`` per unit) when the
+    units belong to or feed grouped convolutions, None otherwise; or
+    ``(None, reason)`` when the channel groups cannot be kept equal by
+    removing the root's units alone.
+    """
+    labels = np.zeros(size, dtype=np.int64)
+    for item in group:
+        conv = item.dep.target.module
+        if not _is_grouped_conv(conv):
+            continue
+        output = graph.is_out_channel_pruning_fn(item.dep.handler)
+        channels = conv.out_channels if output else conv.in_channels
+        idxs, root = np.asarray(item.idxs, dtype=int), np.asarray(item.root_idxs, dtype=int)
+        side = "output" if output else "input"
+        if len(np.unique(idxs)) != channels or len(np.unique(root)) != size:
+            return None, (
+                f"its units are only some of the {side} channels of the grouped convolution "
+                f"{names[conv]!r}, whose channel groups must all keep the same size"
+            )
+        if channels == conv.groups:
+            return None, (
+                f"each channel group of the convolution {names[conv]!r} has one {side} channel "
+                "(a depthwise convolution with a channel multiplier), which cannot lose any"
+            )
+        labels[root] = labels[root] * conv.groups + idxs // (channels // conv.groups)
+        labels = np.unique(labels, return_inverse=True)[1].reshape(-1)
+    counts = np.bincount(labels)
+    if len(counts) == 1:
+        return None, None
+    if counts.min() != counts.max():
+        return None, "its units belong to the channel groups of grouped convolutions that do not nest"
+    if counts.min() < 2:
+        return None, "each channel group of the grouped convolutions it belongs to or feeds holds one of its units"
+    return labels, None
+
+
+def _grouped_input_weight(weight, idxs, groups):
+    """A grouped convolution's ``weight`` without the input channels ``idxs``, group by group."""
+    per_group = weight.shape[1]
+    removed = [idxs[(idxs >= g * per_group) & (idxs < (g + 1) * per_group)] - g * per_group for g in range(groups)]
+    if len({len(r) for r in removed}) != 1:
+        raise PruningError(
+            f"Removing input channels {idxs.tolist()} leaves the convolution's {groups} channel "
+            "groups of unequal sizes."
+        )
+    rows = weight.reshape(groups, weight.shape[0] // groups, *weight.shape[1:])
+    kept = [rows[g][:, np.setdiff1d(np.arange(per_group), removed[g])] for g in range(groups)]
+    return torch.cat(kept)
+
+
+def _prune(graph, group):
+    """``group.prune()``, with the input channels of grouped convolutions removed group by group.
+
+    Torch-Pruning keeps the first positions of such a convolution's input
+    dimension, right only when every channel group loses the same positions.
+    """
+    inputs = [
+        (item.dep.target.module, np.asarray(sorted(item.idxs), dtype=int))
+        for item in group
+        if graph.is_in_channel_pruning_fn(item.dep.handler) and _is_grouped_conv(item.dep.target.module)
+    ]
+    weights = [conv.weight.detach().clone() for conv, _ in inputs]
+    group.prune()
+    for (conv, idxs), weight in zip(inputs, weights):
+        if len(idxs):
+            pruned = _grouped_input_weight(weight, idxs, conv.groups)
+            conv.weight = nn.Parameter(pruned, requires_grad=conv.weight.requires_grad)
 
 
 def _out_channel_items(graph, group):
@@ -205,13 +296,42 @@ def warn_unpruned(name, reason):
     warn(f"DropNet leaves layer {name!r} unpruned: {reason}.", UnitRemovalWarning)
 
 
-def trace_unit_groups(module, example_input, structure):
-    """The unit groups of ``module``, and the prunable layers left out.
+def _untraceable(exc, structure):
+    shuffles = sorted(structure.channel_shuffles)
+    if shuffles:
+        cause = (
+            f"the module {shuffles[0]!r} shuffles channels (a view to (n, groups, channels per "
+            "group, ...) and a transpose of those two dimensions, as ShuffleNet's channel_shuffle): "
+            "a channel then comes from another group, which Torch-Pruning cannot follow"
+        )
+    else:
+        cause = "its structure is not supported (e.g. a channel shuffle, as in ShuffleNet)"
+    return PruningError(
+        "Torch-Pruning cannot trace which channels of this network depend on each other "
+        f"({type(exc).__name__}: {exc}), so no layer can be removed physically: {cause}."
+    )
 
-    A layer is left out when its units belong to or feed a grouped
-    (non-depthwise) convolution, or are coupled to the output channels of a
-    layer that is never pruned (see
-    :attr:`~sklearn_dropnet.pruning._probes.NetworkStructure.output_layers`).
+
+def _feeds_a_layer(graph, layer):
+    """Whether ``layer``'s output channels are inputs of another Linear or Conv layer."""
+    group = _pruning_group(graph, layer, list(range(layer.weight.shape[0])))
+    return any(
+        graph.is_in_channel_pruning_fn(item.dep.handler) and isinstance(item.dep.target.module, PRUNABLE_TYPES)
+        for item in group
+    )
+
+
+def trace_unit_groups(module, example_input, structure):
+    """The unit groups of ``module``, and the layers left out.
+
+    A prunable layer is left out when its units are coupled to the output
+    channels of a layer that is never pruned (see
+    :attr:`~sklearn_dropnet.pruning._probes.NetworkStructure.output_layers`),
+    or belong to or feed a grouped convolution whose channel groups cannot
+    be kept equal. So is every layer of
+    :attr:`~sklearn_dropnet.pruning._probes.NetworkStructure.left_out` whose
+    output feeds another layer and that no group prunes along: a hidden
+    layer is never left unpruned without a reason.
 
     Returns
     -------
@@ -228,14 +348,10 @@ def trace_unit_groups(module, example_input, structure):
     try:
         graph = _dependency_graph(module, example_input)
     except Exception as exc:  # Torch-Pruning's tracer, however it fails
-        raise PruningError(
-            "Torch-Pruning cannot trace which channels of this network depend on each other "
-            f"({type(exc).__name__}: {exc}), so no layer can be removed physically. Its "
-            "structure is not supported (e.g. a channel shuffle, as in ShuffleNet)."
-        ) from exc
+        raise _untraceable(exc, structure) from exc
     names = {m: n for n, m in module.named_modules()}
     modules = dict(module.named_modules())
-    covered = set()
+    covered, pruned_along = set(), set()
     groups, refused = [], {}
     for name in structure.probes:
         if name in covered:
@@ -245,24 +361,16 @@ def trace_unit_groups(module, example_input, structure):
         size = pruner.get_out_channels(layer)
         group = _pruning_group(graph, layer, list(range(size)))
         members = []
-        grouped = sorted({names[item.dep.target.module] for item in group if _is_grouped_conv(item.dep.target.module)})
-        if grouped:
-            refused[name] = (
-                size,
-                f"its units belong to or feed the grouped convolution {grouped[0]!r}, whose "
-                "channel groups must all keep the same size",
-            )
-            continue
         blocked = None
         consumers = [
             (names[item.dep.target.module], np.asarray(item.idxs, dtype=int), np.asarray(item.root_idxs, dtype=int))
             for item in group
-            if graph.is_in_channel_pruning_fn(item.dep.handler)
-            and isinstance(item.dep.target.module, (nn.Linear, nn.Conv2d))
-            and getattr(item.dep.target.module, "groups", 1) == 1
+            if graph.is_in_channel_pruning_fn(item.dep.handler) and isinstance(item.dep.target.module, PRUNABLE_TYPES)
         ]
+        along = set()
         for item in _out_channel_items(graph, group):
             target = names.get(item.dep.target.module)
+            along.add(target)
             if target in structure.output_layers:
                 blocked = blocked or target
             if target in structure.probes:
@@ -278,8 +386,24 @@ def trace_unit_groups(module, example_input, structure):
                 "shares its weights)",
             )
             continue
+        channel_groups, problem = _channel_groups(graph, group, size, names)
+        if problem:
+            refused[name] = (size, problem)
+            continue
         members.sort(key=lambda member: member[0] != name)  # root first
-        groups.append(UnitGroup(name=name, size=size, members=tuple(members), consumers=tuple(consumers)))
+        pruned_along |= along
+        groups.append(
+            UnitGroup(
+                name=name, size=size, members=tuple(members), consumers=tuple(consumers),
+                channel_groups=channel_groups,
+            )
+        )  # fmt: skip
+    for name, reason in structure.left_out.items():
+        layer = modules[name]
+        if name in pruned_along or name in refused:
+            continue
+        if layer not in graph.module2node or _feeds_a_layer(graph, layer):
+            refused[name] = (layer.weight.shape[0], reason)
     return groups, refused
 
 
@@ -300,4 +424,4 @@ def remove_units(module, example_input, units_to_drop):
         idxs = sorted(int(i) for i in idxs)
         if not idxs:
             continue
-        _pruning_group(graph, modules[name], idxs).prune()
+        _prune(graph, _pruning_group(graph, modules[name], idxs))

@@ -5,20 +5,25 @@ switched off, and the removal check (``_removal_check``) requires a removal
 to compute what the network computes with the units switched off.
 """
 
+import functools
+
 import numpy as np
 import torch
+
+from ._sites import site_hooks
 
 __all__ = ["UnitMask"]
 
 
 class UnitMask:
-    """Switch chosen units off with temporary forward hooks.
+    """Switch chosen units off, inside a ``with`` block.
 
     A unit is switched off by zeroing it at the end of its probe's
     per-channel chain (``Probe.chain_end``): its post-activation, or the
     output of a ``BatchNorm`` that follows the activation (which would turn
-    a zero into its shift). That is exactly the network with the unit
-    removed physically.
+    a zero into its shift), whether a module or a function computes it
+    (see :func:`~sklearn_dropnet.pruning._sites.site_hooks`). That is
+    exactly the network with the unit removed physically.
 
     Use as a context manager; the hooks are removed on exit. While inside,
     assign :attr:`dropped` (or call :meth:`set`) to change which units are
@@ -55,7 +60,7 @@ class UnitMask:
         self.probes = probes
         self.groups = {group.name: group for group in groups}
         self._channels = {}  # probe layer name -> LongTensor of channels to zero
-        self._handles = []
+        self._hooks = None
 
     def set(self, dropped):
         """Zero the units ``dropped`` (dict of group name -> root unit indices)."""
@@ -70,34 +75,25 @@ class UnitMask:
         self._channels = {layer: torch.as_tensor(sorted(set(c))) for layer, c in channels.items()}
 
     def __enter__(self):
-        modules = dict(self.module.named_modules())
-        by_module = {}
+        by_site = {}
         for probe in self.probes.values():
-            by_module.setdefault(probe.chain_end, {})[probe.chain_end_call] = probe
-        counters = dict.fromkeys(by_module, 0)
-
-        def reset_counters(mod, inputs):
-            for key in counters:
-                counters[key] = 0
-
-        self._handles.append(self.module.register_forward_pre_hook(reset_counters))
-        for name, by_call in by_module.items():
-
-            def hook(mod, inputs, output, name=name, by_call=by_call):
-                probe = by_call.get(counters[name])
-                counters[name] += 1
-                if probe is None or probe.layer not in self._channels:
-                    return None
-                channels = self._channels[probe.layer].to(output.device)
-                output = output.clone()
-                output.index_fill_(probe.channel_dim % output.dim(), channels, 0)
-                return output
-
-            self._handles.append(modules[name].register_forward_hook(hook))
+            by_site.setdefault(probe.chain_end, []).append(probe)
+        actions = {site: functools.partial(self._zero, probes) for site, probes in by_site.items()}
+        self._hooks = site_hooks(self.module, actions)
+        self._hooks.__enter__()
         return self
 
+    def _zero(self, probes, output):
+        """``output`` with the units switched off of the ``probes`` read there."""
+        chosen = [probe for probe in probes if probe.layer in self._channels]
+        if not chosen:
+            return None
+        output = output.clone()
+        for probe in chosen:
+            channels = self._channels[probe.layer].to(output.device)
+            output.index_fill_(probe.channel_dim % output.dim(), channels, 0)
+        return output
+
     def __exit__(self, *exc_info):
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-        return False
+        hooks, self._hooks = self._hooks, None
+        return hooks.__exit__(*exc_info)

@@ -2,8 +2,9 @@
 
 The DropNet score is a unit's mean absolute post-activation over the
 training data (for a filter, |activation| is first averaged over spatial
-positions). It is collected in one forward pass with temporary hooks on the
-activation modules; the hooks are always removed afterwards.
+positions). It is collected in one forward pass with temporary hooks where
+the activations are computed, modules or functions (see ``_sites``); the
+hooks are always removed afterwards.
 
 The scores are a registry, :data:`UNIT_SCORES` (name -> :class:`UnitScore`):
 each entry names the activation statistic it reads (or none) and a function
@@ -13,13 +14,14 @@ taken (``DropNetPruner.score``, ``DropNetClassifier(unit_score=...)``, the
 command line).
 """
 
-from contextlib import contextmanager
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ._eval_mode import eval_mode
+from ._sites import site_hooks
 
 __all__ = ["UNIT_SCORES", "UnitScore", "register_unit_score", "score_units"]
 
@@ -88,7 +90,7 @@ def register_unit_score(name, function, statistic="matrix"):
         The score's name; an existing name is replaced.
     function : callable
         ``function(layer, statistic, rng)``: the layer (an ``nn.Linear``
-        or ``nn.Conv2d``), its statistic (see ``statistic``) and a NumPy
+        or ``nn.Conv1d/2d/3d``), its statistic (see ``statistic``) and a NumPy
         generator; returns one finite score per output unit of the layer.
         The units with the lowest scores are dropped first.
     statistic : {"matrix", "mean_abs", "nonzero_fraction"} or None, default="matrix"
@@ -182,34 +184,17 @@ class _ActivationStatistics:
         return torch.cat(self.matrices[name]).numpy()
 
 
-@contextmanager
 def _probe_hooks(module, probes, statistics):
-    """Hook the activation modules named by ``probes``; remove the hooks after."""
-    by_activation = {}
-    for probe in probes.values():
-        by_activation.setdefault(probe.activation, {})[probe.call] = probe
-    modules = dict(module.named_modules())
-    counters = dict.fromkeys(by_activation, 0)
+    """Read every probe's activation into ``statistics`` inside the block (see ``site_hooks``)."""
+    by_site = {}
+    for probe in probes.values():  # the layers adding into a residual stream share its activation
+        by_site.setdefault(probe.activation, []).append(probe)
+    return site_hooks(module, {site: functools.partial(_add, statistics, read) for site, read in by_site.items()})
 
-    def reset_counters(mod, inputs):
-        for key in counters:
-            counters[key] = 0
 
-    handles = [module.register_forward_pre_hook(reset_counters)]
-    for act_name, by_call in by_activation.items():
-
-        def hook(mod, inputs, output, act_name=act_name, by_call=by_call):
-            probe = by_call.get(counters[act_name])
-            counters[act_name] += 1
-            if probe is not None:
-                statistics.add(probe, output)
-
-        handles.append(modules[act_name].register_forward_hook(hook))
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
+def _add(statistics, probes, output):
+    for probe in probes:
+        statistics.add(probe, output)
 
 
 def collect_activation_statistics(module, batches, probes, wanted=("mean_abs",)):
@@ -238,13 +223,21 @@ def _checked(values, name, n_units):
 
 
 def _outgoing_norms(modules, group):
-    """The L2 norm of the weights each unit of ``group`` sends to the layers reading it."""
+    """The L2 norm of the weights each unit of ``group`` sends to the layers reading it.
+
+    A grouped convolution reads input channel ``i`` with the rows of ``i``'s
+    channel group only, at position ``i`` within that group.
+    """
     if not group.consumers:
         return np.ones(group.size)
     squares = np.zeros(group.size)
     for name, inputs, root_units in group.consumers:
-        weight = modules[name].weight.detach().transpose(0, 1)  # (inputs, outputs, ...)
-        columns = weight[torch.as_tensor(inputs, device=weight.device)]
+        layer = modules[name]
+        weight = layer.weight.detach()
+        groups, per_group = getattr(layer, "groups", 1), weight.shape[1]
+        rows = weight.reshape(groups, weight.shape[0] // groups, per_group, -1)  # (groups, rows, inputs, taps)
+        index = torch.as_tensor(inputs, device=weight.device)
+        columns = rows[index // per_group, :, index % per_group]  # (len(inputs), rows, taps)
         np.add.at(squares, root_units, columns.pow(2).reshape(len(inputs), -1).sum(1).double().cpu().numpy())
     return np.sqrt(squares)
 

@@ -14,11 +14,16 @@ function). A selection is any callable with their signature,
 indices}``; the context (the pruner, labelled batches of training data) is
 what a selection that does not go by the scores needs, such as the oracle
 (:class:`~sklearn_dropnet.pruning.OracleSelection`).
+
+Whatever the selection, a group whose units belong to or feed a grouped
+convolution then loses as many units from each of its channel groups
+(:func:`balance_channel_groups`): the convolution's groups must keep one
+size.
 """
 
 import numpy as np
 
-__all__ = ["UNIT_SELECTIONS", "choose_units_to_drop"]
+__all__ = ["UNIT_SELECTIONS", "balance_channel_groups", "choose_units_to_drop"]
 
 
 def _ascending(scores, rng):
@@ -92,7 +97,77 @@ UNIT_SELECTIONS = {
 }
 
 
-def choose_units_to_drop(scores, n_drop, scope, rng, **context):
+def _per_channel_group(chosen, labels):
+    """How many units each channel group loses: the count chosen, rounded to
+    a multiple of the number of groups (halves up), leaving one per group."""
+    n_groups = int(labels.max()) + 1
+    room = np.bincount(labels, minlength=n_groups).min() - 1
+    return min(int(np.floor(len(chosen) / n_groups + 0.5)), room)
+
+
+def _lowest_in_each_group(chosen, scores, labels, per_group, rng):
+    """``per_group`` units of each channel group: those in ``chosen`` first, then the lowest scores."""
+    picked = []
+    order = np.lexsort((rng.random(len(scores)), scores, ~np.isin(np.arange(len(scores)), chosen)))
+    for label in range(int(labels.max()) + 1):
+        picked.extend(order[labels[order] == label][:per_group])
+    return np.sort(np.asarray(picked, dtype=int))
+
+
+def balance_channel_groups(drop, scores, channel_groups, rng):
+    """Make every group with channel groups lose as many units from each.
+
+    A group's count is the selection's, rounded to the nearest multiple of
+    its number of channel groups (halves up; each channel group keeps a
+    unit); within a channel group, the units the selection chose go first,
+    then the lowest scores. If that leaves nothing to drop although the
+    selection chose units, the group the selection took most from
+    (relative to its channel groups) loses one unit per channel group, so
+    that a round always removes something.
+
+    Parameters
+    ----------
+    drop : dict of str -> numpy.ndarray
+        The selection's choice.
+    scores : dict of str -> numpy.ndarray
+        The units' scores.
+    channel_groups : dict of str -> numpy.ndarray or None
+        Each group's channel group labels (``UnitGroup.channel_groups``).
+    rng : numpy.random.Generator
+        Breaks ties.
+
+    Returns
+    -------
+    dict of str -> numpy.ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_dropnet.pruning._unit_selection import balance_channel_groups
+    >>> scores = {"conv": np.array([0.1, 0.2, 0.3, 0.4, 5.0, 6.0, 7.0, 8.0])}
+    >>> labels = {"conv": np.array([0, 0, 0, 0, 1, 1, 1, 1])}
+    >>> drop = {"conv": np.array([0, 1, 2])}  # all from the first channel group
+    >>> balance_channel_groups(drop, scores, labels, np.random.default_rng(0))["conv"].tolist()
+    [0, 1, 4, 5]
+    """
+    balanced = dict(drop)
+    counts = {}
+    for name, labels in channel_groups.items():
+        if labels is None or name not in drop:
+            continue
+        counts[name] = _per_channel_group(drop[name], labels)
+    taken = sum(len(units) for name, units in drop.items() if name not in counts)
+    if taken == 0 and counts and not any(counts.values()) and any(len(drop[name]) for name in counts):
+        roomy = [n for n in counts if np.bincount(channel_groups[n]).min() > 1]
+        if roomy:
+            most = max(roomy, key=lambda n: len(drop[n]) / (int(channel_groups[n].max()) + 1))
+            counts[most] = 1
+    for name, per_group in counts.items():
+        balanced[name] = _lowest_in_each_group(drop[name], scores[name], channel_groups[name], per_group, rng)
+    return balanced
+
+
+def choose_units_to_drop(scores, n_drop, scope, rng, channel_groups=None, **context):
     """Pick ``n_drop`` units to remove.
 
     Parameters
@@ -100,12 +175,16 @@ def choose_units_to_drop(scores, n_drop, scope, rng, **context):
     scores : dict of str -> numpy.ndarray
         One score per unit for every unit group; lower scores go first.
     n_drop : int
-        Number of units to remove in total.
+        Number of units to remove in total (groups with channel groups
+        round their share, see :func:`balance_channel_groups`).
     scope : str or callable
         A name in :data:`UNIT_SELECTIONS` (``"layer"``, ``"global"``,
         ``"global_raw"``), or a callable with their signature.
     rng : numpy.random.Generator
         Breaks ties.
+    channel_groups : dict of str -> numpy.ndarray or None, default=None
+        The groups' channel group labels, when some feed or belong to a
+        grouped convolution.
     **context
         Passed on to the selection (see the module docstring).
 
@@ -126,4 +205,5 @@ def choose_units_to_drop(scores, n_drop, scope, rng, **context):
     select = scope if callable(scope) else UNIT_SELECTIONS.get(scope)
     if select is None:
         raise ValueError(f"scope must be one of {sorted(UNIT_SELECTIONS)} or a callable, got {scope!r}.")
-    return select(scores, n_drop, rng, **context)
+    drop = select(scores, n_drop, rng, **context)
+    return balance_channel_groups(drop, scores, channel_groups or {}, rng)

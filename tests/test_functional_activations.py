@@ -1,0 +1,279 @@
+"""A network written with functional activations prunes as its module twin does.
+
+Each network here exists twice with the same layers (and so the same
+parameter names and weights): once with activation modules (``nn.ReLU()``),
+once with functions (``F.relu``, ``torch.relu``, ``x.relu()``, ``x.relu_()``,
+a ReLU after a residual add written ``out + identity``). Scores, the units
+dropped and the weights after removal must be identical, bit for bit,
+through :class:`DropNetPruner` and through :class:`DropNetClassifier`.
+"""
+
+import copy
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sklearn_dropnet import DropNetClassifier
+from sklearn_dropnet.datasets import load_digits_images
+from sklearn_dropnet.exceptions import UnitRemovalWarning
+from sklearn_dropnet.pruning import DropNetPruner
+from sklearn_dropnet.pruning._probes import ACTIVATION_TYPES, inspect_network
+from sklearn_dropnet.pruning._unit_mask import UnitMask
+
+
+@pytest.fixture(scope="module")
+def images():
+    X, y = load_digits_images()
+    return X[:400], y[:400]
+
+
+# ----------------------------------------------------------------------
+# Every activation module, and the functions that compute the same
+# ----------------------------------------------------------------------
+def _prelu(x, net):
+    return F.prelu(x, net.act_weight)
+
+
+FUNCTIONAL_FORMS = {
+    nn.ReLU: [F.relu, torch.relu, lambda x: x.relu(), F.relu_, lambda x: x.relu_(), lambda x: F.relu(x, inplace=True)],
+    nn.ReLU6: [F.relu6, lambda x: F.relu6(x, inplace=True)],
+    nn.LeakyReLU: [F.leaky_relu, F.leaky_relu_],
+    nn.PReLU: [_prelu],
+    nn.RReLU: [F.rrelu, F.rrelu_],
+    nn.ELU: [F.elu, lambda x: F.elu(x, inplace=True)],
+    nn.SELU: [F.selu, torch.selu],
+    nn.CELU: [F.celu],
+    nn.GELU: [F.gelu],
+    nn.SiLU: [F.silu, lambda x: F.silu(x, inplace=True)],
+    nn.Mish: [F.mish],
+    nn.Hardswish: [F.hardswish],
+    nn.Hardsigmoid: [F.hardsigmoid],
+    nn.Hardtanh: [F.hardtanh, F.hardtanh_],
+    nn.Sigmoid: [torch.sigmoid, F.sigmoid, lambda x: x.sigmoid(), lambda x: x.sigmoid_(), torch.special.expit],
+    nn.Tanh: [torch.tanh, F.tanh, lambda x: x.tanh(), lambda x: x.tanh_()],
+    nn.Softplus: [F.softplus],
+    nn.Softsign: [F.softsign],
+    nn.Tanhshrink: [F.tanhshrink],
+    nn.LogSigmoid: [F.logsigmoid],
+}
+
+
+class ModuleMLP(nn.Module):
+    """fc1 -> act -> fc2 -> BatchNorm -> act -> out, with activation modules."""
+
+    def __init__(self, activation=nn.ReLU):
+        super().__init__()
+        self.fc1, self.fc2, self.bn, self.out = nn.Linear(6, 10), nn.Linear(10, 7), nn.BatchNorm1d(7), nn.Linear(7, 3)
+        self.act_weight = nn.Parameter(torch.full((1,), 0.25))  # PReLU's, for the functional twin
+        self.act1, self.act2 = activation(), activation()
+        if isinstance(self.act1, nn.PReLU):
+            self.act1.weight, self.act2.weight = self.act_weight, self.act_weight
+
+    def forward(self, x):
+        return self.out(self.act2(self.bn(self.fc2(self.act1(self.fc1(x))))))
+
+
+class FunctionalMLP(ModuleMLP):
+    """The same layers, the activation applied by ``function(x)``."""
+
+    def __init__(self, function):
+        super().__init__(nn.Identity)
+        del self.act1, self.act2
+        self.function = function
+
+    def act(self, x):
+        return self.function(x, self) if self.function is _prelu else self.function(x)
+
+    def forward(self, x):
+        return self.out(self.act(self.bn(self.fc2(self.act(self.fc1(x))))))
+
+
+def twins(make_module, make_functional, seed=0):
+    """The module network and its functional twin, with the same weights."""
+    torch.manual_seed(seed)
+    module_net = make_module()
+    functional_net = make_functional()
+    with torch.no_grad():  # BatchNorm statistics and shifts that are not trivial
+        for bn in (m for m in module_net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)):
+            bn.running_mean.normal_(0, 0.5)
+            bn.running_var.uniform_(0.5, 1.5)
+            bn.bias.normal_(0, 0.5)
+    functional_net.load_state_dict(module_net.state_dict(), strict=False)
+    return module_net, functional_net
+
+
+def prune_once(net, x, fraction=0.4, seed=0):
+    """Score, choose and remove with the pruner; the scores, the choice and the smaller network."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnitRemovalWarning)
+        pruner = DropNetPruner(net, x[:2])
+        pruner.check_removal(x[:32])  # masking at the activation must match removal
+    scores = pruner.score(lambda: [x[:50], x[50:]], "activation")
+    n_drop = int(fraction * pruner.n_units)
+    drop = pruner.choose(scores, n_drop, scope="layer", rng=np.random.default_rng(seed))
+    return scores, drop, pruner.remove(drop), pruner
+
+
+def assert_same_pruning(a, b):
+    (scores_a, drop_a, net_a, pruner_a), (scores_b, drop_b, net_b, pruner_b) = a, b
+    assert scores_a.keys() == scores_b.keys()
+    for name in scores_a:
+        np.testing.assert_array_equal(scores_a[name], scores_b[name])
+        np.testing.assert_array_equal(drop_a[name], drop_b[name])
+    assert pruner_a.units_per_layer == pruner_b.units_per_layer
+    state_a, state_b = net_a.state_dict(), net_b.state_dict()
+    for key in state_b:  # the module twin has no extra parameters
+        assert torch.equal(state_a[key], state_b[key]), key
+
+
+def test_every_activation_module_has_functional_forms_here():
+    assert set(FUNCTIONAL_FORMS) == set(ACTIVATION_TYPES)
+
+
+@pytest.mark.parametrize(
+    "activation, function",
+    [(activation, function) for activation, functions in FUNCTIONAL_FORMS.items() for function in functions],
+    ids=[f"{a.__name__}-{i}" for a, functions in FUNCTIONAL_FORMS.items() for i in range(len(functions))],
+)
+def test_a_functional_activation_scores_and_prunes_as_its_module(activation, function):
+    x = torch.randn(100, 6, generator=torch.Generator().manual_seed(1))
+    module_net, functional_net = twins(lambda: ModuleMLP(activation), lambda: FunctionalMLP(function))
+    module_net.eval(), functional_net.eval()
+    assert_same_pruning(prune_once(module_net, x), prune_once(functional_net, x))
+
+
+# ----------------------------------------------------------------------
+# A CNN with BatchNorm and a residual block, with modules and functions
+# ----------------------------------------------------------------------
+class ModuleCNN(nn.Module):
+    """conv -> BN -> max pool -> ReLU -> conv -> BN -> ReLU -> mean -> fc -> ReLU -> out."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.b1 = nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.pool, self.r1 = nn.MaxPool2d(2), nn.ReLU()
+        self.c2, self.b2, self.r2 = nn.Conv2d(8, 12, 3, padding=1), nn.BatchNorm2d(12), nn.ReLU()
+        self.fc, self.r3, self.out = nn.Linear(12, 16), nn.ReLU(inplace=True), nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.r1(self.pool(self.b1(self.c1(x))))
+        x = self.r2(self.b2(self.c2(x))).mean(dim=(2, 3))
+        return self.out(self.r3(self.fc(x)))
+
+
+class FunctionalCNN(ModuleCNN):
+    def __init__(self):
+        super().__init__()
+        del self.r1, self.pool, self.r2, self.r3
+
+    def forward(self, x):
+        x = F.relu(F.max_pool2d(self.b1(self.c1(x)), 2))  # pooled before the activation
+        x = torch.relu(self.b2(self.c2(x))).mean(dim=(2, 3))
+        h = self.fc(x)
+        h.relu_()  # in place, its result not used
+        return self.out(h)
+
+
+class ModuleResidual(nn.Module):
+    """stem conv -> BN -> ReLU; block conv -> BN -> ReLU -> conv -> BN, added to the
+    stem (identity) and to a projection, then ReLU; mean -> out."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.stem_bn, self.stem_act = nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()
+        self.c1, self.b1, self.a1 = nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()
+        self.c2, self.b2, self.a2 = nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()
+        self.c3, self.b3 = nn.Conv2d(8, 12, 3, padding=1, stride=2), nn.BatchNorm2d(12)
+        self.proj, self.proj_bn, self.a3 = nn.Conv2d(8, 12, 1, stride=2), nn.BatchNorm2d(12), nn.ReLU()
+        self.out = nn.Linear(12, 10)
+
+    def forward(self, x):
+        x = self.stem_act(self.stem_bn(self.stem(x)))
+        out = self.b2(self.c2(self.a1(self.b1(self.c1(x)))))
+        out += x
+        x = self.a2(out)
+        out = self.b3(self.c3(x))
+        out += self.proj_bn(self.proj(x))
+        return self.out(self.a3(out).mean(dim=(2, 3)))
+
+
+class FunctionalResidual(ModuleResidual):
+    def __init__(self):
+        super().__init__()
+        del self.stem_act, self.a1, self.a2, self.a3
+
+    def forward(self, x):
+        x = self.stem_bn(self.stem(x)).relu()
+        out = self.b2(self.c2(F.relu(self.b1(self.c1(x)))))
+        x = torch.relu(x + out)  # the identity first
+        out = self.b3(self.c3(x))
+        out = out + self.proj_bn(self.proj(x))
+        return self.out(F.relu(out, inplace=True).mean(dim=(2, 3)))
+
+
+TWINS = [(ModuleCNN, FunctionalCNN), (ModuleResidual, FunctionalResidual)]
+
+
+@pytest.mark.parametrize("make", TWINS, ids=["cnn", "residual"])
+def test_the_pruner_prunes_a_functional_network_as_its_module_twin(make, images):
+    X, _ = images
+    x = torch.as_tensor(X[:100])
+    module_net, functional_net = twins(*make)
+    module_net.eval(), functional_net.eval()
+    a, b = prune_once(module_net, x, 0.5), prune_once(functional_net, x, 0.5)
+    assert_same_pruning(a, b)
+    assert set(a[3].units_per_layer) == ({"c1", "c2", "fc"} if make[0] is ModuleCNN else {"stem", "c1", "c3"})
+
+
+def test_the_residual_stream_is_one_group_scored_by_every_layer_adding_into_it(images):
+    X, _ = images
+    net = FunctionalResidual()
+    structure = inspect_network(net, torch.as_tensor(X[:2]))
+    pruner = DropNetPruner(net, torch.as_tensor(X[:2]))
+    members = {group.name: sorted(m[0] for m in group.members) for group in pruner.units}
+    assert members == {"stem": ["c2", "stem"], "c1": ["c1"], "c3": ["c3", "proj"]}
+    # Both sides of the projection's add are read after the add's ReLU.
+    assert structure.probes["c3"].activation == structure.probes["proj"].activation
+    assert structure.probes["c3"].activation.function
+
+
+def test_units_switched_off_at_a_functional_activation_are_zero_after_it():
+    net = FunctionalMLP(lambda x: x.relu_()).eval()
+    x = torch.randn(5, 6)
+    structure = inspect_network(net, x[:2])
+    pruner = DropNetPruner(net, x[:2])
+    seen = []
+    net.fc2.register_forward_hook(lambda m, i, o: seen.append(i[0].clone()))
+    with UnitMask(net, structure.probes, pruner.units) as mask, torch.no_grad():
+        mask.set({"fc1": [1, 4]})
+        net(x)
+    assert seen[0][:, [1, 4]].abs().max() == 0 and seen[0].abs().max() > 0
+
+
+@pytest.mark.parametrize("make", TWINS, ids=["cnn", "residual"])
+def test_the_estimator_fits_a_functional_network_as_its_module_twin(make, images):
+    X, y = images
+    params = dict(prune_ratio=0.5, drop_fraction=0.3, max_epochs=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnitRemovalWarning)
+        fits = [DropNetClassifier(module=net, **params).fit(X, y) for net in twins(*make)]
+    histories = [[r["units_per_layer"] for r in clf.pruning_history_] for clf in fits]
+    assert histories[0] == histories[1] and len(histories[0]) > 2
+    state = fits[1].module_.state_dict()
+    assert all(torch.equal(state[key], value) for key, value in fits[0].module_.state_dict().items())
+    np.testing.assert_array_equal(fits[0].predict_proba(X[:50]), fits[1].predict_proba(X[:50]))
+
+
+def test_an_activation_in_a_custom_leaf_module_is_not_seen_and_the_layer_is_named():
+    class Swish(nn.Module):  # a leaf module: what it calls belongs to it
+        def forward(self, x):
+            return x * torch.sigmoid(x)
+
+    net = nn.Sequential(nn.Linear(4, 8), Swish(), nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 2))
+    with pytest.warns(UnitRemovalWarning, match=r"layer '0' unpruned: its output reaches no activation"):
+        pruner = DropNetPruner(copy.deepcopy(net), torch.randn(2, 4))
+    assert pruner.units_per_layer == {"2": 6}
