@@ -3,10 +3,13 @@
 import contextlib
 import copy
 import inspect
+import pickle
 
 import torch
 from torch import nn
 
+from ._net import returns_probabilities
+from ._user_warnings import warn
 from .models import MLP
 from .pruning._eval_mode import evaluate
 
@@ -23,23 +26,99 @@ def _default_dtype(dtype):
         torch.set_default_dtype(saved)
 
 
+def _signature(builder):
+    """``(names, takes_kwargs)`` of what ``builder`` accepts; names a ``functools.partial`` binds are left out."""
+    try:
+        parameters = inspect.signature(builder).parameters
+    except (TypeError, ValueError):  # a builtin or an extension type without a signature
+        return set(), False
+    bound = set(getattr(builder, "keywords", None) or ())
+    names = {
+        name for name, p in parameters.items()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in bound
+    }  # fmt: skip
+    takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in parameters.values())
+    return names, takes_kwargs
+
+
+def check_picklable(module):
+    """Raise a ``TypeError`` naming ``module`` if it cannot be pickled.
+
+    The estimator keeps ``module`` as a parameter, so a fitted estimator
+    that holds a lambda or a function defined inside another function
+    cannot be saved with joblib or pickle; say so at ``fit``, with the fix.
+    An instance is copied and pickled with the fitted network (its class
+    must be importable, as for any pickled object).
+
+    Examples
+    --------
+    >>> from sklearn_dropnet._build_module import check_picklable
+    >>> check_picklable(lambda: None)
+    Traceback (most recent call last):
+    ...
+    TypeError: module=<function <lambda> at ...> cannot be pickled (...
+    """
+    if module is None or isinstance(module, nn.Module):
+        return
+    try:
+        pickle.dumps(module)
+    except Exception as exc:  # PicklingError, AttributeError: whatever pickle raises
+        raise TypeError(
+            f"module={module!r} cannot be pickled ({type(exc).__name__}: {exc}), so neither could "
+            "the fitted estimator (joblib.dump, pickle). Define the builder at the top level of a "
+            "module, with def or class (not a lambda, nor a function defined inside another), or "
+            "pass functools.partial(builder, ...) of such a one."
+        ) from exc
+
+
+def _call(builder, kwargs, maybe):
+    """``builder(**kwargs, **maybe)``, or ``builder(**kwargs)`` if it refuses ``maybe``'s names.
+
+    ``maybe`` holds what a builder that takes ``**kwargs`` may pass on to a
+    class that does not take it (``num_classes``); the random generator is
+    reset for the second call, so that the network is the one a plain call
+    would build.
+    """
+    if not maybe:
+        return builder(**kwargs)
+    state = torch.random.get_rng_state()
+    try:
+        return builder(**kwargs, **maybe)
+    except TypeError as exc:
+        if not any(repr(name) in str(exc) for name in maybe):
+            raise
+    torch.random.set_rng_state(state)
+    return builder(**kwargs)
+
+
 def _new_module(module, kwargs, input_shape, n_classes):
     if module is None:
         with _default_dtype(torch.float32):
             return MLP(input_shape=input_shape, n_classes=n_classes, **kwargs)
     if isinstance(module, nn.Module):
         if kwargs:
-            raise ValueError("module__* parameters need module to be a class, not an instance.")
+            raise ValueError(
+                "module__* parameters need module to be what builds the network (a class, a "
+                "function, a functools.partial), not an instance."
+            )
         return copy.deepcopy(module)
-    if not (isinstance(module, type) and issubclass(module, nn.Module)):
-        raise TypeError(f"module must be a torch.nn.Module class or instance, got {module!r}.")
-    signature = inspect.signature(module).parameters
-    if "input_shape" in signature:
-        kwargs.setdefault("input_shape", input_shape)
-    if "n_classes" in signature:
-        kwargs.setdefault("n_classes", n_classes)
+    names, takes_kwargs = _signature(module)
+    data = {"input_shape": input_shape, "n_classes": n_classes, "num_classes": n_classes}
+    for name, value in data.items():
+        if name in names:
+            kwargs.setdefault(name, value)
+    # torchvision's builders (resnet18(*, weights, progress, **kwargs)) pass num_classes on.
+    maybe = {}
+    if takes_kwargs and not names & set(data) and not set(kwargs) & set(data):
+        maybe = {"num_classes": n_classes}
     with _default_dtype(torch.float32):  # whatever the caller's default
-        return module(**kwargs)
+        network = _call(module, kwargs, maybe)
+    if not isinstance(network, nn.Module):
+        raise TypeError(
+            f"module={module!r} returned a {type(network).__name__}, not a torch.nn.Module: module "
+            "is a torch.nn.Module class or instance, or a function that builds one."
+        )
+    return network
 
 
 def build_module(module, kwargs, input_shape, n_classes):
@@ -47,17 +126,31 @@ def build_module(module, kwargs, input_shape, n_classes):
 
     Parameters
     ----------
-    module : None, nn.Module class or instance
-        ``None`` builds :class:`~sklearn_dropnet.models.MLP`; a class is
-        called with ``kwargs`` (and ``input_shape``, ``n_classes`` where it
-        takes them); an instance is copied.
+    module : None, nn.Module instance, or callable returning one
+        ``None`` builds :class:`~sklearn_dropnet.models.MLP`; an instance
+        is copied; anything else (a class, a function such as
+        ``torchvision.models.resnet18``, a ``functools.partial``) is called
+        with ``kwargs`` and, where its signature takes them, ``input_shape``,
+        ``n_classes`` and ``num_classes`` (the number of classes), unless
+        ``kwargs`` sets them. A function that takes ``**kwargs`` gets
+        ``num_classes`` too, unless it refuses it.
     kwargs : dict
         The ``module__*`` parameters, without the prefix.
     input_shape : tuple of int
         The shape of one sample.
     n_classes : int
         The number of classes.
+
+    Examples
+    --------
+    >>> import functools
+    >>> from sklearn_dropnet._build_module import build_module
+    >>> from sklearn_dropnet.models import ModelB
+    >>> net = build_module(functools.partial(ModelB, channels=(4, 6)), {}, (1, 8, 8), 3)
+    >>> net.features[3], net.classifier[1]
+    (Conv2d(4, 6, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1)), Linear(in_features=24, out_features=3, bias=True))
     """
+    check_picklable(module)
     network = _new_module(module, dict(kwargs), input_shape, n_classes)
     wrong = sorted({
         str(p.dtype) for p in network.parameters() if p.is_floating_point() and p.dtype != torch.float32
@@ -70,8 +163,28 @@ def build_module(module, kwargs, input_shape, n_classes):
     return network
 
 
-def check_module_output(module, example, n_classes):
-    """Run the new network on training samples: it must give one score per class."""
+def check_module_output(module, example, n_classes, criterion=None):
+    """Run the new network on training samples: it must give one score per class.
+
+    With a loss that takes logits (any but ``nn.NLLLoss``), rows that are
+    already probabilities (a softmax at the end of ``forward``) get a
+    warning: the loss would apply a second softmax. With ``nn.NLLLoss``,
+    whose input skorch takes the log of, rows of log-probabilities (a
+    ``log_softmax`` at the end) get one too.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import torch
+    >>> from torch import nn
+    >>> from sklearn_dropnet._build_module import check_module_output
+    >>> net = nn.Sequential(nn.Linear(4, 3), nn.Softmax(dim=1))
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     check_module_output(net, torch.ones(2, 4), 3, nn.CrossEntropyLoss)
+    >>> str(caught[0].message)[:42]
+    "The module's outputs are probabilities (ev"
+    """
     try:
         output = evaluate(module, example)
     except Exception as exc:
@@ -88,3 +201,36 @@ def check_module_output(module, example, n_classes):
             f"{n_classes}) for the {n_classes} classes in y; for "
             f"{len(example)} samples it returned {got}."
         )
+    if criterion is not None and not returns_probabilities(criterion) and _are_probabilities(output):
+        warn(
+            f"The module's outputs are probabilities (every row of its output on {len(example)} "
+            f"training samples is non-negative and sums to 1), but {_name(criterion)} takes "
+            "logits and applies a softmax of its own: the network would be trained through two "
+            "softmaxes. Pass criterion=torch.nn.NLLLoss (skorch then takes the log of the "
+            "probabilities), or return the logits: leave the softmax out of forward.",
+            UserWarning,
+        )
+    if criterion is not None and returns_probabilities(criterion) and _are_log_probabilities(output):
+        warn(
+            f"The module's outputs are log-probabilities (every row of its output on {len(example)} "
+            "training samples is at most 0 and its exponentials sum to 1), but with "
+            f"{_name(criterion)} the module returns probabilities, whose log skorch takes. Return "
+            "probabilities (softmax, not log_softmax), or return the logits and pass "
+            "criterion=torch.nn.CrossEntropyLoss.",
+            UserWarning,
+        )
+
+
+def _are_log_probabilities(output):
+    output = output.detach().double()
+    return bool((output <= 0).all() and _are_probabilities(output.exp()))
+
+
+def _are_probabilities(output):
+    output = output.detach().double()
+    return bool((output >= 0).all() and torch.allclose(output.sum(dim=1), torch.ones(len(output), dtype=output.dtype)))
+
+
+def _name(criterion):
+    kind = criterion if isinstance(criterion, type) else type(criterion)
+    return f"{kind.__module__}.{kind.__qualname__}".replace("torch.nn.modules.loss.", "torch.nn.")

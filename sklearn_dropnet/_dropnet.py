@@ -76,18 +76,29 @@ class DropNetClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
     smaller on disk and faster, and later rounds train the smaller network.
 
     Prunable units are the outputs of every hidden ``nn.Linear`` and the
-    filters of every ``nn.Conv2d`` whose output feeds an activation module
-    (through BatchNorm or Dropout if present). The output layer is never
-    pruned and every layer keeps at least one unit.
+    filters of every ``nn.Conv1d``/``Conv2d``/``Conv3d`` whose output reaches
+    an activation, a module (``nn.ReLU()``) or a function (``F.relu``,
+    ``torch.relu``, ``x.relu()``), through BatchNorm, Dropout, pooling or a
+    residual add if present. The output layer is never pruned and every
+    layer keeps at least one unit (a grouped convolution, one per channel
+    group); a layer left unpruned is named in a warning and in
+    ``unpruned_layers_``.
 
     Parameters
     ----------
-    module : type or instance of torch.nn.Module, default=None
-        The network. A class is instantiated with the ``module__*``
-        parameters; its ``input_shape`` and ``n_classes`` arguments, when it
-        has them, are filled in from the data. An instance is copied and
-        used as given. ``None`` builds :class:`sklearn_dropnet.models.MLP`.
-        The network returns logits (probabilities with ``criterion=torch.nn.NLLLoss``).
+    module : torch.nn.Module class or instance, or callable, default=None
+        The network, as in skorch. A class, or any callable that returns
+        a ``torch.nn.Module`` (a builder such as
+        ``torchvision.models.resnet18``, a ``functools.partial``), is called
+        with the ``module__*`` parameters; its ``input_shape``,
+        ``n_classes`` and ``num_classes`` arguments, when its signature has
+        them and they are not set, are filled in from the data (a builder
+        taking ``**kwargs`` gets ``num_classes``, unless it refuses it). It
+        must be picklable (not a lambda, nor a function defined inside
+        another). An instance is copied and used as given. ``None`` builds
+        :class:`sklearn_dropnet.models.MLP`. The network returns logits
+        (probabilities with ``criterion=torch.nn.NLLLoss``); ``fit`` warns
+        when it returns probabilities for a loss that takes logits.
     criterion : type of torch.nn.Module, default=torch.nn.CrossEntropyLoss
         Loss, as in skorch. The module returns logits and ``predict_proba``
         is their softmax, for any loss but ``torch.nn.NLLLoss``: with that
@@ -317,7 +328,7 @@ class DropNetClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
             self.net_ = make_net(module, self.get_params(deep=False), len(self.classes_), valid)
             del module  # pruning replaces net_.module_; this name would keep the dense network
             example = data.example(self.net_.device)
-            check_module_output(self.net_.module_, example, len(self.classes_))
+            check_module_output(self.net_.module_, example, len(self.classes_), self.criterion)
             # Traced before training: a network DropNet cannot prune fails at once.
             pruner = DropNetPruner(self.net_.module_, example)
             start = time.perf_counter()

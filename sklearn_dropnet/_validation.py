@@ -61,7 +61,7 @@ class RegistryNames(StrOptions):
 
 
 DROPNET_CONSTRAINTS = {
-    "module": [None, Described(callable, "a torch.nn.Module class or instance")],
+    "module": [None, Described(callable, "a torch.nn.Module class or instance, or a callable that returns one")],
     "criterion": [Described(callable, "a torch loss class such as torch.nn.CrossEntropyLoss")],
     "optimizer": [Described(callable, "a torch optimizer class such as torch.optim.Adam")],
     "lr": [Interval(Real, 0, None, closed="neither")],

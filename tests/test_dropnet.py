@@ -553,7 +553,7 @@ def test_bad_input_errors(digits):
         ({"scope": "everywhere"}, r"'scope' .* must be a str among \{'global', 'global_raw', 'layer'\} or a callable"),
         ({"reinit": "sometimes"}, r"'reinit' .* must be a str among \{'none', 'random', 'rewind'\}"),
         ({"min_accuracy_ratio": 1.5}, r"'min_accuracy_ratio' .* must be a float in the range \(0.0, 1.0\] or None"),
-        ({"module": "resnet"}, r"'module' .* must be None or a torch.nn.Module class or instance\. Got 'resnet'"),
+        ({"module": "resnet"}, r"'module' .* must be None or a torch.nn.Module class or instance, or a callable that returns one\. Got 'resnet'"),
         ({"device": "gpu"}, "device='gpu' is not a torch device name"),
         ({"optimizer": "adam"}, r"'optimizer' .* must be a torch optimizer class such as torch.optim.Adam\. Got 'adam'"),
         ({"criterion": "cross_entropy"}, r"'criterion' .* must be a torch loss class such as torch.nn.CrossEntropyLoss"),

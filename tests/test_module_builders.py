@@ -1,0 +1,146 @@
+"""``module`` is anything that builds a network, as in skorch; and what the network returns is checked."""
+
+import functools
+import io
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from sklearn_dropnet import DropNetClassifier
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 6)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5)  # 3 classes
+    return X, y
+
+
+class Net(nn.Module):
+    """A torchvision-style network: ``num_classes`` outputs."""
+
+    def __init__(self, n_inputs=6, hidden=10, num_classes=1000):
+        super().__init__()
+        self.hidden, self.act, self.out = nn.Linear(n_inputs, hidden), nn.ReLU(), nn.Linear(hidden, num_classes)
+
+    def forward(self, x):
+        return self.out(self.act(self.hidden(x)))
+
+
+class FixedNet(Net):
+    """Three outputs, and no ``num_classes`` argument."""
+
+    def __init__(self, hidden=10):
+        super().__init__(hidden=hidden, num_classes=3)
+
+
+def builder(*, hidden=10, **kwargs):
+    """Like ``torchvision.models.resnet18``: keyword arguments passed on to the class."""
+    return Net(hidden=hidden, **kwargs)
+
+
+def fixed_builder(**kwargs):
+    return FixedNet(**kwargs)
+
+
+def shape_builder(input_shape, n_classes, hidden=10):
+    return Net(n_inputs=input_shape[0], hidden=hidden, num_classes=n_classes)
+
+
+def not_a_network(**kwargs):
+    return "a network"
+
+
+def fit(module, data, **params):
+    X, y = data
+    params = {"prune_ratio": 0.3, "max_epochs": 1, "random_state": 0, **params}
+    return DropNetClassifier(module=module, **params).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "module, params, hidden",
+    [
+        (Net, {}, 10),
+        (builder, {"module__hidden": 8}, 8),
+        (functools.partial(Net, hidden=12), {}, 12),
+        (functools.partial(builder, hidden=7), {}, 7),
+        (fixed_builder, {"module__hidden": 9}, 9),
+        (shape_builder, {}, 10),
+    ],
+    ids=["class", "builder", "partial-class", "partial-builder", "builder-refusing-num_classes", "input_shape"],
+)
+def test_module_is_any_callable_that_builds_a_network(data, module, params, hidden):
+    clf = fit(module, data, **params)
+    assert clf.pruning_history_[0]["units_per_layer"] == {"hidden": hidden}
+    assert clf.module_.out.out_features == 3  # num_classes from the data
+    assert clf.predict(data[0][:4]).shape == (4,)
+    buffer = io.BytesIO()
+    joblib.dump(clf, buffer)
+    buffer.seek(0)
+    np.testing.assert_array_equal(joblib.load(buffer).predict_proba(data[0]), clf.predict_proba(data[0]))
+
+
+def test_a_builder_gets_the_same_network_whether_or_not_it_refuses_num_classes(data):
+    # The second call, without num_classes, starts from the same random state.
+    refused = fit(fixed_builder, data, prune_ratio=0.0)
+    direct = fit(FixedNet, data, prune_ratio=0.0)
+    for key, value in direct.initial_module_.state_dict().items():
+        assert torch.equal(refused.initial_module_.state_dict()[key], value)
+
+
+def test_a_num_classes_the_user_sets_is_kept(data):
+    with pytest.raises(ValueError, match=r"one score per class, a tensor of shape \(n_samples, 3\).* returned \(2, 5\)"):
+        fit(builder, data, module__num_classes=5)
+    with pytest.raises(ValueError, match=r"returned \(2, 4\)"):
+        fit(functools.partial(Net, num_classes=4), data)
+
+
+def test_a_builder_that_cannot_be_pickled_is_named_at_fit(data):
+    def local_builder(**kwargs):
+        return Net(**kwargs)
+
+    for module in (lambda **kwargs: Net(**kwargs), local_builder):
+        with pytest.raises(TypeError, match=r"module=<function .*> cannot be pickled .* top level of a module"):
+            fit(module, data)
+
+
+def test_a_builder_must_return_a_network(data):
+    with pytest.raises(TypeError, match=r"returned a str, not a torch.nn.Module"):
+        fit(not_a_network, data)
+    with pytest.raises(ValueError, match=r"module__\* parameters need module to be what builds the network"):
+        fit(Net(num_classes=3), data, module__hidden=4)
+
+
+class SoftmaxNet(Net):
+    """skorch's README module: it ends in a softmax."""
+
+    def __init__(self, log=False):
+        super().__init__(num_classes=3)
+        self.log = log
+
+    def forward(self, x):
+        logits = super().forward(x)
+        return torch.log_softmax(logits, dim=-1) if self.log else torch.softmax(logits, dim=-1)
+
+
+def test_a_softmax_before_cross_entropy_is_warned_with_both_fixes(data):
+    with pytest.warns(UserWarning, match=r"outputs are probabilities .* torch.nn.CrossEntropyLoss takes logits") as caught:
+        fit(SoftmaxNet, data)
+    message = str(caught[0].message)
+    assert "criterion=torch.nn.NLLLoss" in message and "return the logits" in message
+    assert caught[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        fit(SoftmaxNet, data, criterion=nn.NLLLoss)  # skorch takes the log: right
+        fit(Net, data)  # logits: right
+        fit(functools.partial(SoftmaxNet, log=True), data)  # log-probabilities: cross-entropy is right too
+
+
+def test_log_probabilities_with_nll_loss_are_warned(data):
+    with pytest.warns(UserWarning, match=r"outputs are log-probabilities .* Return probabilities"):
+        fit(functools.partial(SoftmaxNet, log=True), data, criterion=nn.NLLLoss, prune_ratio=0.0)
