@@ -11,8 +11,9 @@ layer keeps at least one unit and ties are broken at random.
 The ways of choosing are a registry, :data:`UNIT_SELECTIONS` (name ->
 function). A selection is any callable with their signature,
 ``select(scores, n_drop, rng, **context)`` returning ``{group name: unit
-indices}``; the context (the pruner, labelled batches of training data) is
-what a selection that does not go by the scores needs, such as the oracle
+indices}``; the context (the pruner, labelled batches of training data,
+the groups' ``channel_groups``) is what a selection that does not go by the
+scores needs, such as the oracle
 (:class:`~sklearn_dropnet.pruning.OracleSelection`).
 
 Whatever the selection, a group whose units belong to or feed a grouped
@@ -31,20 +32,27 @@ def _ascending(scores, rng):
     return np.lexsort((rng.random(len(scores)), scores))
 
 
-def _layer_quotas(sizes, n_drop):
+def _layer_quotas(sizes, n_drop, steps=None):
     """Split ``n_drop`` over layers in proportion to their sizes.
 
-    Largest-remainder rounding; every layer keeps at least one unit.
+    Largest-remainder rounding; every layer keeps at least one unit. A
+    layer with ``steps`` channel groups gets a multiple of ``steps`` and
+    keeps one unit per channel group; what no layer can take in whole
+    steps is left over.
     """
     sizes = np.asarray(sizes)
-    capacity = sizes - 1
+    steps = np.ones_like(sizes) if steps is None else np.asarray(steps)
+    capacity = sizes - steps
     exact = n_drop * sizes / sizes.sum()
-    quotas = np.minimum(np.floor(exact).astype(int), capacity)
+    quotas = np.minimum(np.floor(exact / steps).astype(int) * steps, capacity)
     remainder = exact - quotas
-    while quotas.sum() < n_drop and np.any(quotas < capacity):
-        open_layers = np.flatnonzero(quotas < capacity)
-        quotas[open_layers[np.argmax(remainder[open_layers])]] += 1
-        remainder[open_layers[np.argmax(remainder[open_layers])]] = -np.inf
+    while quotas.sum() < n_drop:
+        open_layers = np.flatnonzero((quotas + steps <= capacity) & (quotas.sum() + steps <= n_drop))
+        if not open_layers.size:
+            break
+        best = open_layers[np.argmax(remainder[open_layers])]
+        quotas[best] += steps[best]
+        remainder[best] = -np.inf
     return quotas
 
 
@@ -53,11 +61,14 @@ def _normalised(values):
     return values / scale if scale > 0 else values
 
 
-def select_layerwise(scores, n_drop, rng, **context):
+def select_layerwise(scores, n_drop, rng, channel_groups=None, **context):
     """``n_drop`` units split over the groups in proportion to their sizes,
-    the lowest-scoring of each (the paper's ``min_layer``)."""
+    the lowest-scoring of each (the paper's ``min_layer``); a group with
+    channel groups gets a multiple of their number."""
     names = list(scores)
-    quotas = _layer_quotas([len(scores[n]) for n in names], n_drop)
+    channel_groups = channel_groups or {}
+    steps = [1 if channel_groups.get(n) is None else int(channel_groups[n].max()) + 1 for n in names]
+    quotas = _layer_quotas([len(scores[n]) for n in names], n_drop, steps)
     return {n: np.sort(_ascending(scores[n], rng)[:q]) for n, q in zip(names, quotas)}
 
 
@@ -120,10 +131,7 @@ def balance_channel_groups(drop, scores, channel_groups, rng):
     A group's count is the selection's, rounded to the nearest multiple of
     its number of channel groups (halves up; each channel group keeps a
     unit); within a channel group, the units the selection chose go first,
-    then the lowest scores. If that leaves nothing to drop although the
-    selection chose units, the group the selection took most from
-    (relative to its channel groups) loses one unit per channel group, so
-    that a round always removes something.
+    then the lowest scores.
 
     Parameters
     ----------
@@ -151,20 +159,26 @@ def balance_channel_groups(drop, scores, channel_groups, rng):
     [0, 1, 4, 5]
     """
     balanced = dict(drop)
-    counts = {}
     for name, labels in channel_groups.items():
-        if labels is None or name not in drop:
-            continue
-        counts[name] = _per_channel_group(drop[name], labels)
-    taken = sum(len(units) for name, units in drop.items() if name not in counts)
-    if taken == 0 and counts and not any(counts.values()) and any(len(drop[name]) for name in counts):
-        roomy = [n for n in counts if np.bincount(channel_groups[n]).min() > 1]
-        if roomy:
-            most = max(roomy, key=lambda n: len(drop[n]) / (int(channel_groups[n].max()) + 1))
-            counts[most] = 1
-    for name, per_group in counts.items():
-        balanced[name] = _lowest_in_each_group(drop[name], scores[name], channel_groups[name], per_group, rng)
+        if labels is not None and name in drop:
+            per_group = _per_channel_group(drop[name], labels)
+            balanced[name] = _lowest_in_each_group(drop[name], scores[name], labels, per_group, rng)
     return balanced
+
+
+def _one_step(scores, channel_groups, rng):
+    """The smallest removal that keeps channel groups equal: one unit per channel
+    group of the group with the fewest channel groups that can lose one."""
+    sizes = {name: len(values) for name, values in scores.items()}
+    steps = {name: 1 if channel_groups.get(name) is None else int(channel_groups[name].max()) + 1 for name in scores}
+    roomy = [name for name in scores if sizes[name] >= 2 * steps[name]]
+    drop = {name: np.zeros(0, dtype=int) for name in scores}
+    if roomy:
+        name = min(roomy, key=lambda n: steps[n])
+        labels = channel_groups.get(name)
+        labels = np.zeros(sizes[name], dtype=int) if labels is None else labels
+        drop[name] = _lowest_in_each_group([], scores[name], labels, 1, rng)
+    return drop
 
 
 def choose_units_to_drop(scores, n_drop, scope, rng, channel_groups=None, **context):
@@ -184,7 +198,9 @@ def choose_units_to_drop(scores, n_drop, scope, rng, channel_groups=None, **cont
         Breaks ties.
     channel_groups : dict of str -> numpy.ndarray or None, default=None
         The groups' channel group labels, when some feed or belong to a
-        grouped convolution.
+        grouped convolution; the selection gets them too. If the balanced
+        choice removes nothing, the smallest removal that keeps the channel
+        groups equal is made instead: a round always removes something.
     **context
         Passed on to the selection (see the module docstring).
 
@@ -205,5 +221,11 @@ def choose_units_to_drop(scores, n_drop, scope, rng, channel_groups=None, **cont
     select = scope if callable(scope) else UNIT_SELECTIONS.get(scope)
     if select is None:
         raise ValueError(f"scope must be one of {sorted(UNIT_SELECTIONS)} or a callable, got {scope!r}.")
-    drop = select(scores, n_drop, rng, **context)
-    return balance_channel_groups(drop, scores, channel_groups or {}, rng)
+    channel_groups = {name: labels for name, labels in (channel_groups or {}).items() if labels is not None}
+    drop = select(scores, n_drop, rng, channel_groups=channel_groups, **context)
+    if not channel_groups:
+        return drop
+    drop = balance_channel_groups(drop, scores, channel_groups, rng)
+    if n_drop > 0 and not any(len(units) for units in drop.values()):  # a round always removes something
+        drop = _one_step(scores, channel_groups, rng)
+    return drop

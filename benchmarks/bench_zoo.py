@@ -1,0 +1,125 @@
+"""DropNet on torchvision's networks, built by their builders: how much each shrinks.
+
+Each network is given as ``DropNetClassifier(module=torchvision.models.NAME)``
+(its builder function; ``num_classes`` comes from the data), trained for
+one epoch per round on random 3 x 32 x 32 images of 10 classes and pruned
+to ``prune_ratio=0.5``. The point is the structure, not the accuracy: every
+network must fit, predict, come out physically smaller and survive a joblib
+round trip. ShuffleNet V2 must be refused with a PruningError naming its
+channel shuffle.
+
+Prints, per network: units before and after, the fraction of parameters
+and of multiply-accumulates left, the layers left unpruned and the seconds
+the fit took. Run from the repository root::
+
+    python benchmarks/bench_zoo.py [--samples N] [NAME ...]
+"""
+
+import argparse
+
+import io
+import time
+import warnings
+
+import joblib
+import numpy as np
+import torch
+
+from sklearn_dropnet import DropNetClassifier
+from sklearn_dropnet.exceptions import PruningError, UnitRemovalWarning
+
+# name -> the builder's own arguments (GoogLeNet's auxiliary heads return a
+# tuple in training, which a classifier's loss cannot take).
+MODELS = {
+    "resnet18": {},
+    "mobilenet_v3_small": {},
+    "efficientnet_b0": {},
+    "squeezenet1_0": {},
+    "googlenet": {"aux_logits": False, "init_weights": True},
+    "regnet_x_400mf": {},
+    "resnext50_32x4d": {},
+}
+REFUSED = {"shufflenet_v2_x0_5": "shuffles channels"}
+
+
+def images(n=64, n_classes=10, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, 3, 32, 32)).astype(np.float32), np.arange(n) % n_classes
+
+
+def prune(name, builder_params, X, y, prune_ratio=0.5, seed=0):
+    """Fit ``torchvision.models.<name>`` pruned to ``prune_ratio``; a dict of what it shows."""
+    import torchvision
+
+    builder = getattr(torchvision.models, name)
+    clf = DropNetClassifier(
+        module=builder,
+        prune_ratio=prune_ratio,
+        max_epochs=1,
+        batch_size=16,
+        validation_fraction=0.0,
+        random_state=seed,
+        **{f"module__{key}": value for key, value in builder_params.items()},
+    )
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnitRemovalWarning)
+        clf.fit(X, y)
+    seconds = time.perf_counter() - start
+    dense, pruned = clf.pruning_history_[0], clf.pruning_history_[-1]
+    buffer = io.BytesIO()
+    joblib.dump(clf, buffer)
+    buffer.seek(0)
+    loaded = joblib.load(buffer)
+    same = np.array_equal(loaded.predict_proba(X[:8]), clf.predict_proba(X[:8]))
+    return {
+        "model": name,
+        "units": (dense["units"], pruned["units"]),
+        "params": pruned["params"] / dense["params"],
+        "macs": pruned["macs"] / dense["macs"],
+        "unpruned": len(clf.unpruned_layers_),
+        "warnings": sum(w.category is UnitRemovalWarning for w in caught),
+        "rounds": len(clf.pruning_history_) - 1,
+        "joblib": same,
+        "predicts": clf.predict(X[:4]).shape == (4,),
+        "seconds": seconds,
+        "estimator": clf,
+    }
+
+
+def refused(name, X, y):
+    """The PruningError's message for ``torchvision.models.<name>``, or None if it fits."""
+    try:
+        prune(name, {}, X, y)
+    except PruningError as error:
+        return str(error)
+    return None
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="torchvision model names (all by default)")
+    parser.add_argument("--samples", type=int, default=64, help="random training images (default 64)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    X, y = images(args.samples)
+    names = args.names or [*MODELS, *REFUSED]
+    print(f"{'model':<20} {'units':>13} {'params':>7} {'MACs':>7} {'unpruned':>8} {'rounds':>6} "
+          f"{'joblib':>6} {'seconds':>8}")
+    for name in names:
+        if name in REFUSED:
+            message = refused(name, X, y)
+            ok = message is not None and REFUSED[name] in message
+            print(f"{name:<20} PruningError {'naming' if ok else 'NOT naming'} the channel shuffle: {message}")
+            continue
+        r = prune(name, MODELS[name], X, y)
+        print(
+            f"{name:<20} {r['units'][0]:>6}->{r['units'][1]:<6} {r['params']:>7.3f} {r['macs']:>7.3f} "
+            f"{r['unpruned']:>8} {r['rounds']:>6} {str(r['joblib']):>6} {r['seconds']:>8.1f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
