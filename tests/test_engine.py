@@ -181,5 +181,5 @@ def test_a_unit_selection_is_any_callable_with_the_registrys_signature(digits):
     clf = DropNetClassifier(scope=first_units, prune_ratio=0.25, max_epochs=1,
                             module__hidden_layer_sizes=(16,), random_state=0).fit(X[:200], y[:200])
     assert [r["units"] for r in clf.pruning_history_] == [16, 13, 12]
-    assert seen[0] == ["channel_groups", "labelled_batches", "pruner"]
+    assert seen[0] == ["channel_groups", "floors", "labelled_batches", "pruner"]
     assert set(UNIT_SELECTIONS) == {"layer", "global", "global_raw"}

@@ -32,6 +32,13 @@ _PARAMETRIZED = (
 )
 
 
+_ONE_PER_CHANNEL_GROUP = (
+    "each of its units is a channel group of its own in a grouped convolution it belongs to or "
+    "feeds (a depthwise convolution with a channel multiplier, say), whose channel groups cannot "
+    "lose their last channel"
+)
+
+
 def redraw_weights(module):
     """Draw fresh random weights for ``module``, in place.
 
@@ -176,6 +183,8 @@ class DropNetPruner:
             for name in parametrized_layers(module):
                 warn_unpruned(name, _PARAMETRIZED)
         self.units = self._trace()
+        if initial is None:
+            self._leave_out_unit_groups_at_their_floor()
         if not self.units:
             self._raise_nothing_to_prune()
 
@@ -199,6 +208,19 @@ class DropNetPruner:
             self.frozen[name] = size
         else:
             self.unpruned[name] = reason
+
+    def _leave_out_unit_groups_at_their_floor(self):
+        """In a new network, leave out the groups whose channel groups hold one unit each.
+
+        A depthwise convolution with a channel multiplier has one input
+        channel per channel group: the units feeding it cannot go. (A group
+        that pruning brings to that floor stays, and counts.)
+        """
+        for group in [g for g in self.units if g.n_channel_groups > 1 and g.size == g.fewest]:
+            reason = _ONE_PER_CHANNEL_GROUP
+            warn_unpruned(group.name, reason)
+            self._leave_out(group.name, group.size, reason)
+            self.units.remove(group)
 
     def check_removal(self, inputs):
         """Leave out the unit groups whose removal is not exact with the current weights.
@@ -269,8 +291,9 @@ class DropNetPruner:
     @property
     def fewest_units(self):
         """The fewest units pruning can leave: one per prunable group (per channel
-        group of a grouped convolution), and the frozen ones."""
-        return sum(group.n_channel_groups for group in self.units) + sum(self.frozen.values())
+        group of a grouped convolution, or two, see ``UnitGroup.channel_group_floor``),
+        and the frozen ones."""
+        return sum(group.fewest for group in self.units) + sum(self.frozen.values())
 
     def target_units(self, prune_ratio):
         """The units left once ``prune_ratio`` of the first record's units are gone.
@@ -374,8 +397,9 @@ class DropNetPruner:
         """
         rng = np.random.default_rng(rng)
         channel_groups = {group.name: group.channel_groups for group in self.units}
+        floors = {group.name: group.channel_group_floor for group in self.units}
         return choose_units_to_drop(
-            scores, n_drop, scope, rng, channel_groups, pruner=self, labelled_batches=labelled_batches
+            scores, n_drop, scope, rng, channel_groups, floors, pruner=self, labelled_batches=labelled_batches
         )
 
     def remove(self, units, restart="none"):

@@ -52,13 +52,14 @@ def _test_units(group):
     chosen = []
     for label in range(group.n_channel_groups):
         units = np.flatnonzero(labels == label)
-        chosen.extend(rng.choice(units, size=len(units) // 2, replace=False))
+        size = min(len(units) // 2, len(units) - group.channel_group_floor)
+        chosen.extend(rng.choice(units, size=size, replace=False))
     return np.sort(np.asarray(chosen, dtype=int))
 
 
 def _testable(group):
-    """Whether the check can remove some of ``group``'s units (a channel group keeps one)."""
-    return group.size >= 2 * group.n_channel_groups
+    """Whether the check can remove some of ``group``'s units (each channel group keeps its floor)."""
+    return group.size > group.fewest
 
 
 @contextlib.contextmanager

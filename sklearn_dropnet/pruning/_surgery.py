@@ -70,6 +70,11 @@ class UnitGroup:
         When the units belong to or feed a grouped convolution, the channel
         group of each unit (``0 .. n - 1``, all of one size): the units
         must go as many from each channel group. None otherwise.
+    channel_group_floor : int
+        The fewest units each channel group keeps: 1, or 2 for the outputs
+        of a grouped convolution with several inputs per channel group
+        (Torch-Pruning takes a convolution with one output per channel
+        group for a depthwise one, and couples its inputs to its outputs).
     """
 
     name: str
@@ -77,11 +82,17 @@ class UnitGroup:
     members: tuple
     consumers: tuple = ()
     channel_groups: object = None
+    channel_group_floor: int = 1
 
     @property
     def n_channel_groups(self):
-        """The number of channel groups, 1 without; the fewest units the group can keep."""
+        """The number of channel groups, 1 without."""
         return 1 if self.channel_groups is None else int(self.channel_groups.max()) + 1
+
+    @property
+    def fewest(self):
+        """The fewest units the group can keep."""
+        return self.n_channel_groups * self.channel_group_floor
 
 
 def _dependency_graph(module, example_input):
@@ -191,14 +202,18 @@ def _is_grouped_conv(module):
 
 
 def _channel_groups(graph, group, size, names):
-    """The channel group of each of the root's ``size`` units, and why there is none.
+    """The channel group of each of the root's ``size`` units, their floor, and why there are none.
 
-    Returns ``(labels, None)``: ``labels`` (``0 .. n - 1`` per unit) when the
-    units belong to or feed grouped convolutions, None otherwise; or
-    ``(None, reason)`` when the channel groups cannot be kept equal by
-    removing the root's units alone.
+    Returns ``(labels, floor, None)``: ``labels`` (``0 .. n - 1`` per unit)
+    when the units belong to or feed grouped convolutions, None otherwise,
+    and the fewest units a channel group keeps (see
+    :attr:`UnitGroup.channel_group_floor`); or ``(None, 1, reason)`` when the
+    channel groups cannot be kept equal by removing the root's units alone. A group whose channel groups hold one
+    unit each cannot lose any (a pruned network reaches that floor; see
+    :class:`~sklearn_dropnet.pruning.DropNetPruner` for a new one).
     """
     labels = np.zeros(size, dtype=np.int64)
+    floor = 1
     for item in group:
         conv = item.dep.target.module
         if not _is_grouped_conv(conv):
@@ -208,25 +223,20 @@ def _channel_groups(graph, group, size, names):
         idxs, root = np.asarray(item.idxs, dtype=int), np.asarray(item.root_idxs, dtype=int)
         side = "output" if output else "input"
         if len(np.unique(idxs)) != channels or len(np.unique(root)) != size:
-            return None, (
+            return None, 1, (
                 f"its units are only some of the {side} channels of the grouped convolution "
                 f"{names[conv]!r}, whose channel groups must all keep the same size"
             )
-        if channels == conv.groups:
-            return None, (
-                f"each channel group of the convolution {names[conv]!r} has one {side} channel "
-                "(a depthwise convolution with a channel multiplier), which cannot lose any"
-            )
+        if output and conv.in_channels > conv.groups:
+            floor = 2
         labels[root] = labels[root] * conv.groups + idxs // (channels // conv.groups)
         labels = np.unique(labels, return_inverse=True)[1].reshape(-1)
     counts = np.bincount(labels)
     if len(counts) == 1:
-        return None, None
+        return None, 1, None
     if counts.min() != counts.max():
-        return None, "its units belong to the channel groups of grouped convolutions that do not nest"
-    if counts.min() < 2:
-        return None, "each channel group of the grouped convolutions it belongs to or feeds holds one of its units"
-    return labels, None
+        return None, 1, "its units belong to the channel groups of grouped convolutions that do not nest"
+    return labels, min(floor, counts.min()), None
 
 
 def _grouped_input_weight(weight, idxs, groups):
@@ -386,7 +396,7 @@ def trace_unit_groups(module, example_input, structure):
                 "shares its weights)",
             )
             continue
-        channel_groups, problem = _channel_groups(graph, group, size, names)
+        channel_groups, floor, problem = _channel_groups(graph, group, size, names)
         if problem:
             refused[name] = (size, problem)
             continue
@@ -395,7 +405,7 @@ def trace_unit_groups(module, example_input, structure):
         groups.append(
             UnitGroup(
                 name=name, size=size, members=tuple(members), consumers=tuple(consumers),
-                channel_groups=channel_groups,
+                channel_groups=channel_groups, channel_group_floor=floor,
             )
         )  # fmt: skip
     for name, reason in structure.left_out.items():

@@ -12,7 +12,7 @@ The ways of choosing are a registry, :data:`UNIT_SELECTIONS` (name ->
 function). A selection is any callable with their signature,
 ``select(scores, n_drop, rng, **context)`` returning ``{group name: unit
 indices}``; the context (the pruner, labelled batches of training data,
-the groups' ``channel_groups``) is what a selection that does not go by the
+the groups' ``channel_groups`` and their ``floors``) is what a selection that does not go by the
 scores needs, such as the oracle
 (:class:`~sklearn_dropnet.pruning.OracleSelection`).
 
@@ -32,17 +32,18 @@ def _ascending(scores, rng):
     return np.lexsort((rng.random(len(scores)), scores))
 
 
-def _layer_quotas(sizes, n_drop, steps=None):
+def _layer_quotas(sizes, n_drop, steps=None, floors=None):
     """Split ``n_drop`` over layers in proportion to their sizes.
 
     Largest-remainder rounding; every layer keeps at least one unit. A
     layer with ``steps`` channel groups gets a multiple of ``steps`` and
-    keeps one unit per channel group; what no layer can take in whole
-    steps is left over.
+    keeps ``floors`` units (default 1) per channel group; what no layer can
+    take in whole steps is left over.
     """
     sizes = np.asarray(sizes)
     steps = np.ones_like(sizes) if steps is None else np.asarray(steps)
-    capacity = sizes - steps
+    floors = np.ones_like(sizes) if floors is None else np.asarray(floors)
+    capacity = sizes - steps * floors
     exact = n_drop * sizes / sizes.sum()
     quotas = np.minimum(np.floor(exact / steps).astype(int) * steps, capacity)
     remainder = exact - quotas
@@ -61,14 +62,14 @@ def _normalised(values):
     return values / scale if scale > 0 else values
 
 
-def select_layerwise(scores, n_drop, rng, channel_groups=None, **context):
+def select_layerwise(scores, n_drop, rng, channel_groups=None, floors=None, **context):
     """``n_drop`` units split over the groups in proportion to their sizes,
     the lowest-scoring of each (the paper's ``min_layer``); a group with
     channel groups gets a multiple of their number."""
     names = list(scores)
-    channel_groups = channel_groups or {}
-    steps = [1 if channel_groups.get(n) is None else int(channel_groups[n].max()) + 1 for n in names]
-    quotas = _layer_quotas([len(scores[n]) for n in names], n_drop, steps)
+    channel_groups, floors = channel_groups or {}, floors or {}
+    steps = [_n_groups(channel_groups.get(n)) for n in names]
+    quotas = _layer_quotas([len(scores[n]) for n in names], n_drop, steps, [floors.get(n, 1) for n in names])
     return {n: np.sort(_ascending(scores[n], rng)[:q]) for n, q in zip(names, quotas)}
 
 
@@ -108,12 +109,16 @@ UNIT_SELECTIONS = {
 }
 
 
-def _per_channel_group(chosen, labels):
+def _n_groups(labels):
+    return 1 if labels is None else int(labels.max()) + 1
+
+
+def _per_channel_group(chosen, labels, floor):
     """How many units each channel group loses: the count chosen, rounded to
-    a multiple of the number of groups (halves up), leaving one per group."""
-    n_groups = int(labels.max()) + 1
-    room = np.bincount(labels, minlength=n_groups).min() - 1
-    return min(int(np.floor(len(chosen) / n_groups + 0.5)), room)
+    a multiple of the number of groups (halves up), leaving ``floor`` per group."""
+    n_groups = _n_groups(labels)
+    room = np.bincount(labels, minlength=n_groups).min() - floor
+    return max(0, min(int(np.floor(len(chosen) / n_groups + 0.5)), room))
 
 
 def _lowest_in_each_group(chosen, scores, labels, per_group, rng):
@@ -125,13 +130,13 @@ def _lowest_in_each_group(chosen, scores, labels, per_group, rng):
     return np.sort(np.asarray(picked, dtype=int))
 
 
-def balance_channel_groups(drop, scores, channel_groups, rng):
+def balance_channel_groups(drop, scores, channel_groups, rng, floors=None):
     """Make every group with channel groups lose as many units from each.
 
     A group's count is the selection's, rounded to the nearest multiple of
-    its number of channel groups (halves up; each channel group keeps a
-    unit); within a channel group, the units the selection chose go first,
-    then the lowest scores.
+    its number of channel groups (halves up; each channel group keeps its
+    floor of units, 1 unless ``floors`` says otherwise); within a channel
+    group, the units the selection chose go first, then the lowest scores.
 
     Parameters
     ----------
@@ -143,6 +148,9 @@ def balance_channel_groups(drop, scores, channel_groups, rng):
         Each group's channel group labels (``UnitGroup.channel_groups``).
     rng : numpy.random.Generator
         Breaks ties.
+    floors : dict of str -> int, default=None
+        The fewest units each channel group of a group keeps
+        (``UnitGroup.channel_group_floor``); 1 where not given.
 
     Returns
     -------
@@ -158,20 +166,20 @@ def balance_channel_groups(drop, scores, channel_groups, rng):
     >>> balance_channel_groups(drop, scores, labels, np.random.default_rng(0))["conv"].tolist()
     [0, 1, 4, 5]
     """
-    balanced = dict(drop)
+    balanced, floors = dict(drop), floors or {}
     for name, labels in channel_groups.items():
         if labels is not None and name in drop:
-            per_group = _per_channel_group(drop[name], labels)
+            per_group = _per_channel_group(drop[name], labels, floors.get(name, 1))
             balanced[name] = _lowest_in_each_group(drop[name], scores[name], labels, per_group, rng)
     return balanced
 
 
-def _one_step(scores, channel_groups, rng):
+def _one_step(scores, channel_groups, floors, rng):
     """The smallest removal that keeps channel groups equal: one unit per channel
     group of the group with the fewest channel groups that can lose one."""
     sizes = {name: len(values) for name, values in scores.items()}
-    steps = {name: 1 if channel_groups.get(name) is None else int(channel_groups[name].max()) + 1 for name in scores}
-    roomy = [name for name in scores if sizes[name] >= 2 * steps[name]]
+    steps = {name: _n_groups(channel_groups.get(name)) for name in scores}
+    roomy = [name for name in scores if sizes[name] > steps[name] * floors.get(name, 1)]
     drop = {name: np.zeros(0, dtype=int) for name in scores}
     if roomy:
         name = min(roomy, key=lambda n: steps[n])
@@ -181,7 +189,7 @@ def _one_step(scores, channel_groups, rng):
     return drop
 
 
-def choose_units_to_drop(scores, n_drop, scope, rng, channel_groups=None, **context):
+def choose_units_to_drop(scores, n_drop, scope, rng, channel_groups=None, floors=None, **context):
     """Pick ``n_drop`` units to remove.
 
     Parameters
@@ -201,6 +209,8 @@ def choose_units_to_drop(scores, n_drop, scope, rng, channel_groups=None, **cont
         grouped convolution; the selection gets them too. If the balanced
         choice removes nothing, the smallest removal that keeps the channel
         groups equal is made instead: a round always removes something.
+    floors : dict of str -> int, default=None
+        The fewest units each channel group keeps (1 where not given).
     **context
         Passed on to the selection (see the module docstring).
 
@@ -222,10 +232,11 @@ def choose_units_to_drop(scores, n_drop, scope, rng, channel_groups=None, **cont
     if select is None:
         raise ValueError(f"scope must be one of {sorted(UNIT_SELECTIONS)} or a callable, got {scope!r}.")
     channel_groups = {name: labels for name, labels in (channel_groups or {}).items() if labels is not None}
-    drop = select(scores, n_drop, rng, channel_groups=channel_groups, **context)
+    floors = {name: floor for name, floor in (floors or {}).items() if name in channel_groups}
+    drop = select(scores, n_drop, rng, channel_groups=channel_groups, floors=floors, **context)
     if not channel_groups:
         return drop
-    drop = balance_channel_groups(drop, scores, channel_groups, rng)
+    drop = balance_channel_groups(drop, scores, channel_groups, rng, floors)
     if n_drop > 0 and not any(len(units) for units in drop.values()):  # a round always removes something
-        drop = _one_step(scores, channel_groups, rng)
+        drop = _one_step(scores, channel_groups, floors, rng)
     return drop

@@ -1,0 +1,79 @@
+"""torchvision's networks, given by their builders, prune to half their units.
+
+``DropNetClassifier(module=torchvision.models.NAME)`` on 3 x 32 x 32 images
+at ``prune_ratio=0.5``: it fits, predicts, keeps at most 60% of the dense
+parameters and survives a joblib round trip. Few samples and one epoch per
+round: the point is the structure (functional activations in GoogLeNet,
+grouped convolutions in RegNet, concatenations in SqueezeNet, squeeze and
+excitation in MobileNetV3). ``benchmarks/bench_zoo.py`` runs them all, with
+EfficientNet-B0 and ResNeXt-50 too.
+"""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+torchvision = pytest.importorskip("torchvision")
+
+_SPEC = importlib.util.spec_from_file_location(
+    "bench_zoo", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_zoo.py"
+)
+bench_zoo = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(bench_zoo)
+MODELS, images, prune, refused = bench_zoo.MODELS, bench_zoo.images, bench_zoo.prune, bench_zoo.refused
+
+FAST = ["resnet18", "mobilenet_v3_small", "squeezenet1_0", "googlenet", "regnet_x_400mf"]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return images(n=16)
+
+
+@pytest.fixture(scope="module")
+def pruned(data):
+    """``pruned(name)``: bench_zoo's result for ``name``, fitted once per test module."""
+    results = {}
+
+    def get(name):
+        if name not in results:
+            results[name] = prune(name, MODELS[name], *data)
+        return results[name]
+
+    return get
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_a_torchvision_builder_prunes_to_half_its_units(data, pruned, name):
+    X, y = data
+    result = pruned(name)
+    assert result["units"][1] == result["units"][0] // 2
+    assert result["params"] <= 0.6
+    assert result["macs"] <= 0.6
+    assert result["predicts"] and result["joblib"]
+    clf = result["estimator"]
+    assert clf.module_.__class__.__module__.startswith("torchvision.models")
+    assert clf.predict_proba(X[:3]).shape == (3, 10)
+
+
+def test_the_layers_mobilenet_leaves_unpruned_are_named(pruned):
+    # Its blocks end in a projection without activation (a linear bottleneck).
+    clf = pruned("mobilenet_v3_small")["estimator"]
+    assert len(clf.unpruned_layers_) == 11
+    assert all("reaches no activation" in reason for reason in clf.unpruned_layers_.values())
+    assert all(name.startswith("features.") and name.endswith(".0") for name in clf.unpruned_layers_)
+
+
+def test_regnet_keeps_its_channel_groups_equal(pruned):
+    clf = pruned("regnet_x_400mf")["estimator"]
+    grouped = [m for m in clf.module_.modules() if getattr(m, "groups", 1) > 1]
+    assert grouped and all(m.out_channels % m.groups == 0 and m.in_channels % m.groups == 0 for m in grouped)
+    assert not clf.unpruned_layers_
+
+
+def test_shufflenet_is_refused_naming_its_channel_shuffle(data):
+    message = refused("shufflenet_v2_x0_5", *data)
+    assert message is not None
+    assert "the module 'stage2.0' shuffles channels" in message
+    assert "ShuffleNet's channel_shuffle" in message
