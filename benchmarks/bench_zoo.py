@@ -16,7 +16,6 @@ the fit took. Run from the repository root::
 """
 
 import argparse
-
 import io
 import time
 import warnings

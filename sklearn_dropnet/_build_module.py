@@ -60,6 +60,10 @@ def check_picklable(module):
     """
     if module is None or isinstance(module, nn.Module):
         return
+    if getattr(module, "__module__", None) == "__main__" and "<" not in getattr(module, "__qualname__", "<"):
+        # A script's top-level def or class: pickled by name where the script runs (the
+        # worker processes of a parallel ensemble, which cannot, name it themselves).
+        return
     try:
         pickle.dumps(module)
     except Exception as exc:  # PicklingError, AttributeError: whatever pickle raises

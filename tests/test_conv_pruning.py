@@ -297,21 +297,24 @@ def test_80_percent_of_filters_removed_costs_under_10_percent_of_macs(make):
     assert count_parameters(net) <= 0.10 * count_parameters(dense)
 
 
+class TwoBranches(nn.Module):
+    """Two conv branches concatenated, pooled, flattened into the head (a class
+    at the top level: the estimator keeps it, and must be picklable)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.a_act = nn.Conv2d(1, 6, 3, padding=1), nn.ReLU()
+        self.b, self.b_act = nn.Conv2d(1, 4, 5, padding=2), nn.ReLU()
+        self.pool, self.flat, self.head = nn.MaxPool2d(2), nn.Flatten(), nn.Linear(10 * 16, 10)
+
+    def forward(self, x):
+        y = torch.cat([self.a_act(self.a(x)), self.b_act(self.b(x))], dim=1)
+        return self.head(self.flat(self.pool(y)))
+
+
 def test_dropnet_classifier_on_a_concat_network(digits):
     X, y = digits
     X = X.reshape(-1, 1, 8, 8)[:400]
-
-    class TwoBranches(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.a, self.a_act = nn.Conv2d(1, 6, 3, padding=1), nn.ReLU()
-            self.b, self.b_act = nn.Conv2d(1, 4, 5, padding=2), nn.ReLU()
-            self.pool, self.flat, self.head = nn.MaxPool2d(2), nn.Flatten(), nn.Linear(10 * 16, 10)
-
-        def forward(self, x):
-            y = torch.cat([self.a_act(self.a(x)), self.b_act(self.b(x))], dim=1)
-            return self.head(self.flat(self.pool(y)))
-
     clf = DropNetClassifier(TwoBranches, prune_ratio=0.5, max_epochs=2, random_state=0).fit(X, y[:400])
     assert clf.pruning_history_[-1]["units_per_layer"] == {"a": 3, "b": 2}
     assert clf.module_.head.in_features == 5 * 16

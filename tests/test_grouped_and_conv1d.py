@@ -18,7 +18,11 @@ from sklearn_dropnet import DropNetClassifier
 from sklearn_dropnet.exceptions import UnitRemovalWarning
 from sklearn_dropnet.pruning import DropNetPruner
 from sklearn_dropnet.pruning._probes import inspect_network
-from sklearn_dropnet.pruning._surgery import find_unit_groups, remove_units, trace_unit_groups
+from sklearn_dropnet.pruning._surgery import (
+    find_unit_groups,
+    remove_units,
+    trace_unit_groups,
+)
 from sklearn_dropnet.pruning._unit_mask import UnitMask
 from sklearn_dropnet.pruning._unit_selection import choose_units_to_drop
 
