@@ -7,10 +7,11 @@ class PruningError(ValueError):
     """A network offers nothing that DropNet can prune.
 
     Raised by :meth:`~sklearn_dropnet.DropNetClassifier.fit` when no hidden
-    ``nn.Linear`` or ``nn.Conv2d`` layer feeds an activation module, when
-    every such layer must be left unpruned (see :class:`UnitRemovalWarning`),
-    or when Torch-Pruning cannot trace the network at all (ShuffleNet's
-    channel shuffle). A subclass of ``ValueError``.
+    ``nn.Linear`` or ``nn.Conv1d/2d/3d`` layer reaches an activation (a
+    module or a function), when every such layer must be left unpruned (see
+    :class:`UnitRemovalWarning`), or when Torch-Pruning cannot trace the
+    network at all (ShuffleNet's channel shuffle, which the message names).
+    A subclass of ``ValueError``.
 
     Examples
     --------
@@ -28,13 +29,16 @@ class PruningError(ValueError):
 
 
 class UnitRemovalWarning(UserWarning):
-    """A layer is left unpruned: removing its units would change the network.
+    """A layer is left unpruned, and why.
 
     DropNet removes a layer's units only where the smaller network computes
     what the full one computes with those units switched off. Where
     Torch-Pruning cannot map a structure channel by channel (a ``permute``
-    before a flatten, a ``reshape`` to a fixed width, a grouped convolution),
-    the layer keeps all its units and this warning names it and the reason.
+    before a flatten, a ``reshape`` to a fixed width), the layer keeps all
+    its units and this warning names it and the reason. So it does for
+    every other hidden layer left as it is: one whose output reaches no
+    activation, one called twice or sharing its weights, one that only
+    training runs. ``unpruned_layers_`` lists them after ``fit``.
 
     Examples
     --------

@@ -20,30 +20,24 @@ from ``input_shape``, so any image size works: 8x8 digits as well as 32x32
 CIFAR images. A max pooling is skipped once the feature map is 1 pixel high
 or wide, so deep models still run on tiny images.
 
-Conventions the pruning engine relies on
-----------------------------------------
+How the models are written
+--------------------------
 DropNet scores a unit (a ``Linear`` output node or a ``Conv2d`` filter) by the
-output of the activation *module* that follows its layer, read with a forward
-hook. Every model here therefore keeps to three rules:
+output of the activation that follows its layer. The engine finds it
+however a network is written -- an activation module or a function
+(``F.relu``, ``torch.relu``, ``x.relu_()``), through BatchNorm, pooling and
+residual adds written in place or not (see :ref:`dropnet_units`) -- so
+custom architectures need no conventions. The models here use activation
+modules, one instance per use, and add a residual block's skip connection
+in place before its final activation::
 
-1. Each hidden ``Linear``/``Conv2d`` feeds an activation module (``nn.ReLU``
-   by default), optionally through a ``BatchNorm2d``, never a functional call
-   such as ``F.relu``.
-2. Every use of an activation has its own module instance; no activation
-   module is called twice in one forward pass.
-3. In a residual block the skip connection is added *in place* to the
-   output of the block's last BatchNorm, just before the final activation
-   module::
+    out = self.bn2(self.conv2(out))
+    out += self.shortcut(x)
+    out = self.relu2(out)
 
-       out = self.bn2(self.conv2(out))
-       out += self.shortcut(x)
-       out = self.relu2(out)
-
-   The engine follows tensors by identity, and the in-place add keeps the
-   tensor that ``bn2`` produced flowing into ``relu2``.
-
-Custom architectures passed to ``DropNetClassifier`` should follow the same
-rules.
+which ``torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))`` would
+prune the same way: every layer adding into the block's output (the
+projection shortcut's convolution too) is scored by ``relu2``.
 
 Initialisation
 --------------

@@ -975,3 +975,33 @@ def test_complex_features_are_refused(capsys, tmp_path):
         f"sklearn-dropnet prune: error: X in {tmp_path / 'complex.npz'} holds complex numbers "
         "(complex128); the features must be real"
     )
+
+
+class _Bottleneck(torch.nn.Module):
+    """64 -> 8 without an activation (left unpruned) -> 16 -> ReLU -> 10."""
+
+    def __init__(self, input_shape=(64,), n_classes=10):
+        super().__init__()
+        self.squeeze = torch.nn.Linear(input_shape[0], 8)
+        self.hidden, self.act, self.out = torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, n_classes)
+
+    def forward(self, x):
+        return self.out(self.act(self.hidden(self.squeeze(x))))
+
+
+def test_prune_names_the_layers_left_unpruned_under_the_table(tmp_path, capsys, monkeypatch):
+    from sklearn_dropnet.cli import prune as prune_command
+    from sklearn_dropnet.cli.training import dropnet_classifier
+
+    def with_bottleneck(args, verbose):
+        params = dropnet_classifier(args, verbose).get_params(deep=False)
+        return DropNetClassifier(module=_Bottleneck, **{k: v for k, v in params.items() if not k.startswith("module")})
+
+    monkeypatch.setattr(prune_command, "dropnet_classifier", with_bottleneck)
+    with pytest.warns(UserWarning, match="'squeeze' unpruned"):
+        assert main(["prune", "--prune-ratio", "0.3", "--output-dir", str(tmp_path), *FAST]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = lines.index("layers left unpruned (1):")
+    assert lines[start + 1].startswith("  squeeze: its output reaches no activation")
+    assert lines[start - 2].split()[0].isdigit()  # right under the table
+

@@ -42,6 +42,13 @@ def _history_table(history, validated=True):
     return lines
 
 
+def _unpruned_lines(unpruned):
+    """The layers left unpruned, each with the reason, as lines of text (none: no lines)."""
+    if not unpruned:
+        return []
+    return [f"layers left unpruned ({len(unpruned)}):", *(f"  {name}: {reason}" for name, reason in unpruned.items())]
+
+
 def _write_history_csv(history, path):
     """Write the table as CSV to ``path``, with the units left in each layer;
     returns ``path``."""
@@ -97,6 +104,8 @@ def _run(args):
     print()
     print("\n".join(_history_table(history, validated=args.validation_fraction > 0)))
     print()
+    for line in _unpruned_lines(estimator.unpruned_layers_):
+        print(line)
     final = max((r for r in history if r.get("accepted", True)), key=lambda r: r["round"])
     dense = history[0]
     print(f"units:  {dense['units']} -> {final['units']} ({final['fraction_left']:.1%} left)")

@@ -1,0 +1,250 @@
+"""Networks written the way people write them: functional activations, residual adds, Conv1d.
+
+Three measurements, each over several seeds (printed per seed, then the
+mean and the spread):
+
+``residual``
+    A CNN on the digits (8 x 8 images) whose residual block is written
+    ``torch.relu(x + self.b2(self.c2(...)))``, pruned to ``prune_ratio=0.8``:
+    the parameters left and the test accuracy against the dense network's
+    (the dense network is trained first, then pruned further with
+    ``prune``).
+``conv1d``
+    A Conv1d network on the digits read as sequences (8 steps, one image
+    row per step, 8 channels), 80% of its filters removed: the test
+    accuracy against the dense network's.
+``timing``
+    The probe pass (``inspect_network``) and the scoring pass over all
+    training rows (``DropNetPruner.score``) on the same network written with
+    activation modules and with functions (a residual CNN and an MLP): the
+    fastest of several runs of each, taken in turn, and the ratio
+    functional / modules.
+
+Run from the repository root (one torch thread, as the tests)::
+
+    python benchmarks/bench_any_network.py [residual] [conv1d] [timing] [--seeds N]
+"""
+
+import argparse
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from torch import nn
+
+from sklearn_dropnet import DropNetClassifier
+from sklearn_dropnet.pruning import DropNetPruner
+from sklearn_dropnet.pruning._probes import inspect_network
+
+
+class ResidualCNN(nn.Module):
+    """Stem conv -> BN -> ReLU (modules); a residual block written with
+    ``torch.relu``; a conv with stride 2 -> BN -> ReLU; mean -> Linear."""
+
+    def __init__(self, input_shape=(1, 8, 8), n_classes=10, width=32):
+        super().__init__()
+        self.stem, self.stem_bn, self.stem_act = nn.Conv2d(input_shape[0], width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU()
+        self.c1, self.b1, self.a1 = nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU()
+        self.c2, self.b2 = nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width)
+        self.c3, self.b3 = nn.Conv2d(width, 2 * width, 3, padding=1, stride=2), nn.BatchNorm2d(2 * width)
+        self.out = nn.Linear(2 * width, n_classes)
+
+    def forward(self, x):
+        x = self.stem_act(self.stem_bn(self.stem(x)))
+        x = torch.relu(x + self.b2(self.c2(self.a1(self.b1(self.c1(x))))))
+        x = F.relu(self.b3(self.c3(x)))
+        return self.out(x.mean(dim=(2, 3)))
+
+
+class ModuleResidualCNN(ResidualCNN):
+    """The same network with activation modules only (the in-place add keeps the stream's tensor)."""
+
+    def __init__(self, input_shape=(1, 8, 8), n_classes=10, width=32):
+        super().__init__(input_shape, n_classes, width)
+        self.a2, self.a3 = nn.ReLU(), nn.ReLU()
+
+    def forward(self, x):
+        x = self.stem_act(self.stem_bn(self.stem(x)))
+        out = self.b2(self.c2(self.a1(self.b1(self.c1(x)))))
+        out += x
+        x = self.a3(self.b3(self.c3(self.a2(out))))
+        return self.out(x.mean(dim=(2, 3)))
+
+
+class FunctionalResidualCNN(ResidualCNN):
+    """Every activation a function."""
+
+    def __init__(self, input_shape=(1, 8, 8), n_classes=10, width=32):
+        super().__init__(input_shape, n_classes, width)
+        del self.stem_act, self.a1
+
+    def forward(self, x):
+        x = F.relu(self.stem_bn(self.stem(x)))
+        x = torch.relu(x + self.b2(self.c2(self.b1(self.c1(x)).relu())))
+        x = F.relu(self.b3(self.c3(x)))
+        return self.out(x.mean(dim=(2, 3)))
+
+
+class ModuleMLP(nn.Module):
+    """64 -> 256 -> BN -> ReLU -> 128 -> BN -> ReLU -> 10, the estimator's default shape."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.bn1, self.act1 = nn.Linear(64, 256), nn.BatchNorm1d(256), nn.ReLU()
+        self.fc2, self.bn2, self.act2 = nn.Linear(256, 128), nn.BatchNorm1d(128), nn.ReLU()
+        self.out = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = self.act1(self.bn1(self.fc1(x.flatten(1))))
+        return self.out(self.act2(self.bn2(self.fc2(x))))
+
+
+class FunctionalMLP(ModuleMLP):
+    def forward(self, x):
+        x = F.relu(self.bn1(self.fc1(x.flatten(1))))
+        return self.out(torch.relu(self.bn2(self.fc2(x))))
+
+
+class SequenceCNN(nn.Module):
+    """Conv1d -> BN -> ReLU, a residual Conv1d block, max pool, Conv1d -> BN -> ReLU, mean -> Linear."""
+
+    def __init__(self, input_shape=(8, 8), n_classes=10, width=32):
+        super().__init__()
+        channels = input_shape[0]
+        self.c1, self.b1 = nn.Conv1d(channels, width, 3, padding=1), nn.BatchNorm1d(width)
+        self.c2, self.b2 = nn.Conv1d(width, width, 3, padding=1), nn.BatchNorm1d(width)
+        self.pool = nn.MaxPool1d(2)
+        self.c3, self.b3 = nn.Conv1d(width, 2 * width, 3, padding=1), nn.BatchNorm1d(2 * width)
+        self.out = nn.Linear(2 * width, n_classes)
+
+    def forward(self, x):
+        x = F.relu(self.b1(self.c1(x)))
+        x = self.pool(F.relu(x + self.b2(self.c2(x))))
+        return self.out(F.relu(self.b3(self.c3(x))).mean(dim=2))
+
+
+def digits(as_sequences=False):
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16).astype(np.float32).reshape(-1, 8, 8)
+    # Sequences: step t is image row t, its 8 pixels the channels -> (n, 8 channels, 8 steps).
+    X = np.ascontiguousarray(X.transpose(0, 2, 1)) if as_sequences else X[:, None]
+    return train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+
+
+def dense_then_pruned(module, data, prune_ratio, seed):
+    """Fit dense, score, prune further; the accuracies, the parameters left and the seconds."""
+    X_train, X_test, y_train, y_test = data
+    start = time.perf_counter()
+    clf = DropNetClassifier(
+        module, lr=0.003, batch_size=64, max_epochs=40, patience=5, reinit="none", prune_ratio=0.0,
+        random_state=seed,
+    ).fit(X_train, y_train)  # fmt: skip
+    dense = clf.score(X_test, y_test)
+    clf.prune(X_train, y_train, prune_ratio=prune_ratio)
+    history = clf.pruning_history_
+    return {
+        "dense": dense,
+        "pruned": clf.score(X_test, y_test),
+        "units": history[-1]["fraction_left"],
+        "params": history[-1]["params"] / history[0]["params"],
+        "unpruned": len(clf.unpruned_layers_),
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def accuracy_section(title, module, data, seeds, prune_ratio=0.8):
+    print(f"\n{title}: prune_ratio={prune_ratio}, seeds {list(seeds)}")
+    print(f"{'seed':>4} {'dense':>7} {'pruned':>7} {'gap':>7} {'units':>6} {'params':>7} {'unpruned':>8} {'seconds':>8}")
+    gaps, params = [], []
+    for seed in seeds:
+        r = dense_then_pruned(module, data, prune_ratio, seed)
+        gaps.append(100 * (r["dense"] - r["pruned"]))
+        params.append(r["params"])
+        print(
+            f"{seed:>4} {r['dense']:>7.4f} {r['pruned']:>7.4f} {gaps[-1]:>7.2f} {r['units']:>6.3f} "
+            f"{r['params']:>7.3f} {r['unpruned']:>8} {r['seconds']:>8.1f}",
+            flush=True,
+        )
+    print(
+        f"gap (points, dense - pruned): mean {np.mean(gaps):.2f}, min {np.min(gaps):.2f}, max {np.max(gaps):.2f}; "
+        f"parameters left: max {np.max(params):.3f}"
+    )
+
+
+def _fastest_seconds(functions, repeats):
+    """The fastest of ``repeats`` runs of each function, run in turn: a burst of
+    load from other processes slows both alike, or neither's fastest run."""
+    times = [[] for _ in functions]
+    for _ in range(repeats):
+        for function, seconds in zip(functions, times):
+            start = time.perf_counter()
+            function()
+            seconds.append(time.perf_counter() - start)
+    return [min(seconds) for seconds in times]
+
+
+def timing_section(seeds, repeats=15):
+    """Probe and scoring passes, modules against functions, on the same weights."""
+    X_train = torch.as_tensor(digits()[0])
+    batches = lambda: X_train.split(256)  # noqa: E731
+    print(
+        f"\ntiming: probe pass (2 samples) and scoring pass ({len(X_train)} rows, batches of 256), "
+        f"fastest of {repeats}, modules and functions in turn"
+    )
+    print(
+        f"{'network':<9} {'seed':>4} {'probe mod':>10} {'probe fn':>10} {'ratio':>6} "
+        f"{'score mod':>10} {'score fn':>10} {'ratio':>6}"
+    )
+    ratios = {"probe": [], "score": []}
+    for name, make_module, make_functional in [
+        ("residual", ModuleResidualCNN, FunctionalResidualCNN),
+        ("mlp", ModuleMLP, FunctionalMLP),
+    ]:
+        for seed in seeds:
+            torch.manual_seed(seed)
+            module_net, functional_net = make_module().eval(), make_functional().eval()
+            functional_net.load_state_dict(module_net.state_dict(), strict=False)
+            nets = (module_net, functional_net)
+            pruners = [DropNetPruner(net, X_train[:2]) for net in nets]
+            first = pruners[0].units[0].name
+            np.testing.assert_array_equal(*(p.score(batches)[first] for p in pruners))
+            probe = _fastest_seconds([lambda net=net: inspect_network(net, X_train[:2]) for net in nets], repeats)
+            score = _fastest_seconds([lambda p=p: p.score(batches) for p in pruners], repeats)
+            ratios["probe"].append(probe[1] / probe[0])
+            ratios["score"].append(score[1] / score[0])
+            print(
+                f"{name:<9} {seed:>4} {probe[0] * 1e3:>8.2f}ms {probe[1] * 1e3:>8.2f}ms {ratios['probe'][-1]:>6.3f} "
+                f"{score[0] * 1e3:>8.2f}ms {score[1] * 1e3:>8.2f}ms {ratios['score'][-1]:>6.3f}",
+                flush=True,
+            )
+    for name, values in ratios.items():
+        print(
+            f"{name} ratio functional / modules: mean {np.mean(values):.3f}, "
+            f"min {np.min(values):.3f}, max {np.max(values):.3f}"
+        )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sections", nargs="*", help="residual, conv1d, timing (all by default)")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1 (default 5)")
+    args = parser.parse_args(argv)
+    unknown = set(args.sections) - {"residual", "conv1d", "timing"}
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}: choose among residual, conv1d, timing")
+    torch.set_num_threads(1)
+    seeds = range(args.seeds)
+    sections = args.sections or ["residual", "conv1d", "timing"]
+    if "residual" in sections:
+        accuracy_section("residual CNN, block written with torch.relu (digits 8x8)", ResidualCNN, digits(), seeds)
+    if "conv1d" in sections:
+        accuracy_section("Conv1d network (digits rows as 8-step sequences)", SequenceCNN, digits(True), seeds)
+    if "timing" in sections:
+        timing_section(seeds)
+
+
+if __name__ == "__main__":
+    main()
