@@ -123,6 +123,8 @@ def dropnet_classifier(args, verbose):
         scope=args.scope,
         unit_score=args.unit_score,
         reinit=args.reinit,
+        distill_weight=args.distill_weight,
+        distill_temperature=args.distill_temperature,
         min_accuracy_ratio=args.min_accuracy_ratio,
         max_epochs=args.max_epochs,
         lr=args.lr,
