@@ -46,6 +46,7 @@ from ._data import (
     training_loader,
 )
 from ._device import check_device, seeded_generators
+from ._export import NetworkExportMixin
 from .exceptions import PruningError
 from .models import MLP
 from .pruning._eval_mode import evaluate
@@ -197,7 +198,7 @@ def _redraw_weights(module):
             layer.reset_parameters()
 
 
-class DropNetClassifier(ClassifierMixin, BaseEstimator):
+class DropNetClassifier(NetworkExportMixin, ClassifierMixin, BaseEstimator):
     """Neural network classifier pruned by DropNet.
 
     Wraps a :class:`skorch.NeuralNetClassifier`. ``fit`` trains the dense
