@@ -291,7 +291,9 @@ class ExportMixin:
         >>> from sklearn_dropnet import DropNetClassifier
         >>> X, y = load_digits(return_X_y=True)
         >>> X = (X / 16).astype("float32")
-        >>> clf = DropNetClassifier(prune_ratio=0.5, max_epochs=2, random_state=0).fit(X, y)
+        >>> clf = DropNetClassifier(
+        ...     module__hidden_layer_sizes=(32, 16), prune_ratio=0.5, max_epochs=2, random_state=0
+        ... ).fit(X, y)
         >>> path = clf.export(os.path.join(tempfile.mkdtemp(), "digits.onnx"))
         >>> session = onnxruntime.InferenceSession(path)
         >>> probabilities, class_index = session.run(None, {"input": X[:5]})
