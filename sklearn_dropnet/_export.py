@@ -139,13 +139,23 @@ def _quiet_torch():
         yield
 
 
+def _torch_version():
+    return tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
+
+
 def _write_onnx(graph, example, path, metadata):
     _require(("onnx", "onnxscript", "onnxruntime"), "Exporting to .onnx")
+    if _torch_version() < (2, 6):
+        raise ImportError(
+            f"Exporting to .onnx needs torch 2.6 or newer (its torch.export-based exporter); "
+            f'this is torch {torch.__version__}: pip install "sklearn-dropnet[export]" upgrades it.'
+        )
     with _quiet_torch():
         program = torch.onnx.export(
             graph,
             (example,),
             None,
+            dynamo=True,  # the default since torch 2.9
             input_names=[INPUT_NAME],
             output_names=list(OUTPUT_NAMES),
             dynamic_shapes=_dynamic_batch(),
