@@ -240,6 +240,8 @@ def test_mlp_batchnorm_is_folded_into_the_linear_layers(mlp, tmp_path):
     ops = [node.op_type for node in onnx.load(path).graph.node]
     assert "BatchNormalization" not in ops
     assert ops.count("Gemm") + ops.count("MatMul") == 3
+    # The softmax's rows sum to one: no renormalisation after it.
+    assert ops.count("Softmax") == 1 and "ReduceSum" not in ops and "Div" not in ops
 
 
 def test_unfitted_estimators_refuse(tmp_path):
