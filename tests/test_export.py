@@ -272,6 +272,7 @@ def test_a_tree_in_the_team_is_named(digits_split, tmp_path):
     hq = HQEnsembleClassifier(
         estimators=[
             ("net", DropNetClassifier(module__hidden_layer_sizes=(16,), prune_ratio=0.2, max_epochs=1)),
+            ("left-out", "drop"),  # not in estimators_: the names still match
             ("tree", DecisionTreeClassifier(max_depth=3)),
         ],
         method="all",
