@@ -88,6 +88,16 @@ def _pruning_history(estimator):
     return history
 
 
+def _log_x_axis(ax):
+    """A log x axis labelled 1, 2 and 5 times each power of ten, as 2k, 50k, 1M."""
+    from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _check_x(x):
     if x not in _X_AXES:
         raise ValueError(f"x must be one of {tuple(_X_AXES)}, got {x!r}.")
@@ -204,7 +214,7 @@ class PruningCurveDisplay:
                 )
         axis_label, log_default = _X_AXES[x]
         if log_default if log_x is None else log_x:
-            ax.set_xscale("log")
+            _log_x_axis(ax)
         if not ax.xaxis_inverted():
             ax.invert_xaxis()
         ax.set_xlabel(axis_label)
