@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from ._build_module import build_module, check_module_output
 from ._data import split_validation
 from ._device import seeded_generators
+from ._export import NetworkExportMixin
 from ._inputs import inference_data, labelled_for_prune, training_data
 from ._net import make_net
 from ._routing import RoutedParamsMixin
@@ -65,7 +66,7 @@ def _record(pruner, accuracy, training, start):
     )
 
 
-class DropNetClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
+class DropNetClassifier(NetworkExportMixin, RoutedParamsMixin, ClassifierMixin, BaseEstimator):
     """Neural network classifier pruned by DropNet.
 
     Wraps a :class:`skorch.NeuralNetClassifier`. ``fit`` trains the dense

@@ -248,3 +248,27 @@ def test_replay_names_a_folder_without_saved_pools(tmp_path):
     )
     assert result.returncode == 1
     assert f"no seed*.npz in {tmp_path}: run bench_hq.py --save-predictions" in result.stderr
+
+
+@pytest.mark.slow
+def test_bench_deploy_quick_run_prints_every_table(tmp_path):
+    """The smoke run of bench_deploy.py: three tables of ONNX files, with their ratios."""
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_deploy.py"), "--quick", "--output-dir", "files"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    for title in ("MLP 32-16 on digits", "ResNet-18 (width 4)", "HQ team ["):
+        assert title in out, out
+    assert out.count("file bytes") == out.count("MACs per sample") == 3
+    assert out.count("batch 256 latency ratio / MAC ratio") == 3
+    assert out.count("(goal m") == 2  # the two pruned networks; the team is for reference
+    assert "diagnosis: the pruned file with its filters zero-padded" in out
+    written = sorted(path.name for path in (tmp_path / "files").glob("*.onnx"))
+    assert written == [
+        "ensemble_all.onnx", "ensemble_team.onnx", "mlp_dense.onnx", "mlp_pruned.onnx",
+        "resnet18_dense.onnx", "resnet18_pruned.onnx", "resnet18_pruned_padded16.onnx",
+    ]  # fmt: skip

@@ -43,6 +43,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from .._export import TeamExportMixin
 from ._diversity import METRICS
 from ._ensemble_selection import (
     FINAL_CHOICES,
@@ -134,7 +135,7 @@ def _soft_voting(self):
     return self.voting == "soft"
 
 
-class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
+class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
     """Hierarchical ensemble pruning with focal diversity (HQ).
 
     Trains ``M`` member classifiers, then keeps a small team of at most
