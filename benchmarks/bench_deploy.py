@@ -268,6 +268,9 @@ def bench_resnet(args, folder, digits):
     )
     with limit_torch_threads(2):  # the training's own threads; latency uses --threads
         dense, pruned = dense_and_pruned(clf, X_train, y_train, 0.8, drop_fraction=0.8)
+        # The same pruning with every layer's filters a multiple of 16 (round_to).
+        rounded = copy.deepcopy(dense).set_params(drop_fraction=0.8, round_to=16)
+        rounded.prune(X_train, y_train, prune_ratio=0.8)
     seconds = time.perf_counter() - start
     X = upsampled(X_test[:256])
     repeats = args.repeats if args.quick else args.large_repeats
@@ -279,8 +282,10 @@ def bench_resnet(args, folder, digits):
         return target
 
     rows, extra = measure(
-        {"resnet18_dense": dense, "resnet18_pruned": pruned}, folder, X, args, repeats, {"padded": padded}
-    )
+        {"resnet18_dense": dense, "resnet18_pruned": pruned, "resnet18_round16": rounded},
+        folder, X, args, repeats, {"padded": padded},
+    )  # fmt: skip
+    round16 = rows["resnet18_round16"]
     rows = {"dense": rows["resnet18_dense"], "pruned 80%": rows["resnet18_pruned"]}
     padded_seconds = extra["padded"]
     record = pruned.pruning_history_[-1]
@@ -289,6 +294,13 @@ def bench_resnet(args, folder, digits):
         f"{record['units']} of {pruned.n_units_dense_} filters left ({record['fraction_left']:.1%}), "
         f"trained and pruned in {seconds:.0f} s",
         rows,
+        "dense",
+    )
+    record = rounded.pruning_history_[-1]
+    print_table(
+        f"The same, round_to=16: {record['units']} filters left ({record['fraction_left']:.1%}), "
+        f"units per layer {sorted(set(record['units_per_layer'].values()))}",
+        {"dense": rows["dense"], "pruned 80%, round_to=16": round16},
         "dense",
     )
     ratio = padded_seconds / rows["dense"]["batch 256"]

@@ -128,6 +128,11 @@ class DropNetClassifier(NetworkExportMixin, RoutedParamsMixin, ClassifierMixin, 
         :data:`sklearn_dropnet.pruning.UNIT_SELECTIONS`' entries chooses
         instead, such as the paper's oracle,
         :class:`sklearn_dropnet.pruning.OracleSelection`.
+    round_to : int, default=1
+        Keep every layer's units a multiple of ``round_to`` (8 or 16: the
+        channel blocks CPU and GPU kernels compute fastest), rounding down
+        but never below ``round_to``; ``prune_ratio`` is then met as
+        closely as the multiples allow.
     unit_score : {"activation", "apoz", "l1", "random", "max"} or callable, \
             default="activation"
         How units are ranked (named so as not to hide the ``score`` method); the lowest go first. ``"activation"`` is
@@ -242,6 +247,7 @@ class DropNetClassifier(NetworkExportMixin, RoutedParamsMixin, ClassifierMixin, 
         prune_ratio=0.5,
         drop_fraction=0.2,
         scope="layer",
+        round_to=1,
         unit_score="activation",
         reinit="rewind",
         distill_weight=0.0,
@@ -264,6 +270,7 @@ class DropNetClassifier(NetworkExportMixin, RoutedParamsMixin, ClassifierMixin, 
         self.prune_ratio = prune_ratio
         self.drop_fraction = drop_fraction
         self.scope = scope
+        self.round_to = round_to
         self.unit_score = unit_score
         self.reinit = reinit
         self.distill_weight = distill_weight
@@ -417,8 +424,10 @@ class DropNetClassifier(NetworkExportMixin, RoutedParamsMixin, ClassifierMixin, 
                 start = time.perf_counter()
                 scores = pruner.score(lambda: train.input_batches(device), self.unit_score, rng)
                 drop = pruner.choose(
-                    scores, n_drop, self.scope, rng, labelled_batches=lambda: train.labelled_batches(device)
+                    scores, n_drop, self.scope, rng, lambda: train.labelled_batches(device), self.round_to
                 )
+                if not any(len(units) for units in drop.values()):
+                    break  # the multiples of round_to leave nothing more to remove
                 self.net_.set_module(pruner.remove(drop, restart=self.reinit))
                 training = self.net_.train_round(train, teacher)
                 accuracy = self._accuracy(valid)

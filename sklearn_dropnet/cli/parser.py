@@ -278,6 +278,13 @@ def dropnet_options(parser, prune_ratio, max_epochs, hidden):
         "together, as in the paper",
     )
     option(
+        "--round-to",
+        param="round_to",
+        metavar="N",
+        help="keep every layer's units a multiple of N (8 or 16: the channel blocks CPU and GPU "
+        "kernels compute fastest); 1 keeps any number",
+    )
+    option(
         "--unit-score",
         param="unit_score",
         help="how units are ranked, lowest dropped first: 'activation' is DropNet (mean "

@@ -121,6 +121,7 @@ def dropnet_classifier(args, verbose):
         prune_ratio=args.prune_ratio,
         drop_fraction=args.drop_fraction,
         scope=args.scope,
+        round_to=args.round_to,
         unit_score=args.unit_score,
         reinit=args.reinit,
         distill_weight=args.distill_weight,
