@@ -38,7 +38,6 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_dropnet import DropNetClassifier, HQEnsembleClassifier
 from sklearn_dropnet.ensemble._ensemble_selection import (
-    _grow,
     _minmax_per_focal_model,
     _survivors,
     greedy_select,
@@ -49,6 +48,7 @@ from sklearn_dropnet.ensemble._ensemble_selection import (
     top_select,
 )
 from sklearn_dropnet.ensemble._parallel import limit_torch_threads, threads_per_worker
+from sklearn_dropnet.ensemble._team_growth import grow_exact
 from sklearn_dropnet.models import ModelB
 
 # --- held-out predictions for the pure selection tests -----------------------
@@ -119,7 +119,7 @@ def test_grow_keeps_exactly_the_teams_whose_subteams_all_survived():
     n_members = 7
     triples = np.array(all_teams(n_members, [3]))
     survivors = triples[rng.random(len(triples)) < 0.7]
-    grown = {tuple(t) for t in _grow(survivors, n_members)}
+    grown = {tuple(t) for t in grow_exact(survivors, n_members)[0]}
     surviving = {tuple(t) for t in survivors}
     expected = {
         t
