@@ -263,7 +263,7 @@ def _best_team(candidates, n_samples, final_choice="one_se"):
 # --- baselines ---------------------------------------------------------------
 
 
-def greedy_select(votes, y, n_select, return_trials=False):
+def greedy_select(votes, y, n_select, return_trials=False, replacement=True):
     """Caruana et al.'s forward selection with replacement (``n_select`` picks).
 
     Starts from the best single member and adds, one at a time, the member
@@ -272,7 +272,9 @@ def greedy_select(votes, y, n_select, return_trials=False):
     :func:`team_scores`), then to the lower index. Returns the picks in
     order, repeats included, and with ``return_trials`` also every team
     tried: for each step, the picks so far plus each member, as a list of
-    tuples in the order tried.
+    tuples in the order tried. With ``replacement=False`` a member is picked
+    at most once (reduced-error ordering) and only the members not yet
+    picked are tried.
     """
     n_members, n_samples = votes.shape[:2]
     picks, trials = [], []
@@ -282,8 +284,12 @@ def greedy_select(votes, y, n_select, return_trials=False):
         accuracy = (trial.argmax(axis=2) == y).mean(axis=1)
         true_class = trial[:, np.arange(n_samples), y] / n_picked
         log_loss = -np.log(np.clip(true_class, _EPS, None)).mean(axis=1)
+        tried = np.ones(n_members, dtype=bool)
+        if not replacement:
+            tried[picks] = False
+            accuracy[~tried] = -np.inf
         best = int(np.lexsort((_tie_key(log_loss), -accuracy))[0])
-        trials += [(*picks, member) for member in range(n_members)]
+        trials += [(*picks, member) for member in np.flatnonzero(tried).tolist()]
         picks.append(best)
         total += votes[best]
     picks = np.array(picks)
