@@ -25,7 +25,7 @@ import math
 import numpy as np
 from tqdm.auto import tqdm
 
-from ._focal_counts import focal_scorer, sample_focal_scores
+from ._focal_counts import focal_scorer
 from ._team_growth import all_pairs, grow_beam, grow_exact
 from ._team_scores import (
     _EPS,
@@ -45,25 +45,9 @@ __all__ = [
     "hq_select",
     "member_votes",
     "team_accuracy",
-    "team_focal_diversity",
     "team_scores",
     "top_select",
 ]
-
-
-def team_focal_diversity(labels, y, teams, metric, normalize=False):
-    """Focal diversity of each team (higher = more diverse), shape (n_teams,).
-
-    The mean over the team's members as focal models (see
-    :func:`sklearn_dropnet.diversity.focal_diversity`). With ``normalize``,
-    each focal model's scores are first min-max normalised among the given
-    teams that contain it, as the published HQ code does, so that no focal
-    model dominates the ranking by the scale of its scores.
-    """
-    scores = sample_focal_scores(labels, y, np.asarray(teams), metric)
-    if normalize:
-        scores = _minmax_per_focal_model(scores, teams, labels.shape[0])
-    return _nanmean_rows(scores)
 
 
 def _minmax_per_focal_model(scores, teams, n_members):
