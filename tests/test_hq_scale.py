@@ -14,9 +14,8 @@ from sklearn_dropnet.ensemble._ensemble_selection import (
     hq_select,
 )
 from sklearn_dropnet.ensemble._focal_counts import (
-    TABLE_MEMBERS,
+    MAX_TABLE_MEMBERS,
     count_tables,
-    focal_scorer,
     table_focal_scores,
 )
 from sklearn_dropnet.ensemble._team_growth import grow_beam, grow_exact
@@ -69,16 +68,20 @@ def test_table_focal_scores_are_the_sample_by_sample_ones(metric, n_members, n_s
             np.testing.assert_array_equal(got, expected)
 
 
-def test_pools_between_the_table_bounds_are_scored_from_tables(monkeypatch):
-    calls = []
+def test_only_the_capped_levels_are_scored_from_tables(monkeypatch):
+    built = []
     monkeypatch.setattr(
         "sklearn_dropnet.ensemble._focal_counts.count_tables",
-        lambda labels, y, metric: calls.append(len(labels)) or count_tables(labels, y, metric),
+        lambda labels, y, metric: built.append(len(labels)) or count_tables(labels, y, metric),
     )
-    for n_members in (TABLE_MEMBERS[0], TABLE_MEMBERS[0] + 1):
-        _, labels, y = simulated_members(n_members, 50)
-        focal_scorer(labels, y, "generalized_diversity")
-    assert calls == [TABLE_MEMBERS[0] + 1]
+    probas, labels, y = simulated_members(12, n_samples=100)
+    hq_select(labels, probas, y, 5)  # exact: sample by sample, as always
+    assert built == []
+    hq_select(labels, probas, y, 5, max_teams_per_level=50)
+    assert built == [12]
+    probas, labels, y = simulated_members(MAX_TABLE_MEMBERS + 1, n_samples=30)
+    hq_select(labels, probas, y, 3, max_teams_per_level=50)  # too large for the tables
+    assert built == [12]
 
 
 # --- team scores ------------------------------------------------------------------

@@ -122,7 +122,9 @@ def hq_select(
         (held-out) and ``survived`` (not dropped at its level).
     """
     n_members = labels.shape[0]
-    focal = focal_scorer(labels, y, metric)
+    # Sample by sample while the search is exact, as it always was (to the
+    # last bit, so that ties fall as before); from count tables once capped.
+    focal = focal_scorer(labels, y, metric, from_tables=False)
     levels, exact = [], True
     teams, origin = all_pairs(n_members)
     with tqdm(total=n_select - 1, desc="HQ levels", unit="level", disable=not verbose) as bar:
@@ -137,9 +139,12 @@ def hq_select(
             bar.set_postfix(teams=len(teams), refresh=False)
             bar.update()
             if size < n_select:
-                (teams, origin), exact = _next_level(
+                (teams, origin), still_exact = _next_level(
                     level, n_members, max_teams_per_level, exact
                 )
+                if exact and not still_exact:
+                    focal = focal_scorer(labels, y, metric, from_tables=True)
+                exact = still_exact
     candidates = _concatenate_levels(levels)
     return _best_team(candidates, len(y), final_choice), candidates
 

@@ -19,10 +19,11 @@ pass over the samples), and each team is then scored from a few lookups
 (:func:`table_focal_scores`), whatever ``n``. The values are those of
 ``focal_scores`` (the tests compare them); for the pairwise metrics they are
 computed by the same expressions on the same counts, hence bit for bit the
-same; generalized diversity can differ in the last bit. The tables are
-built for pools of 33 to 256 members (:data:`TABLE_MEMBERS`): smaller pools
-are scored sample by sample as before, so that their teams stay the same to
-the last tie, and larger ones would need tables of more than 64 MiB.
+same; generalized diversity can differ in the last bit, which can decide a
+tie between two teams. So HQ's exact search scores sample by sample, as it
+always did, and only its capped levels from the tables. The tables take
+``M**3`` integers each: pools of more than :data:`MAX_TABLE_MEMBERS` are
+scored sample by sample throughout.
 
 With ``W`` the wrong-sample indicator, ``L`` members in the team and, per
 focal view, ``S1 = sum_i wrong2[i, v]`` (the failures summed over the view's
@@ -41,21 +42,18 @@ import numpy as np
 
 from ._diversity import _kappa, _pairs, focal_scores
 
-#: Pools of ``TABLE_MEMBERS[0] < M <= TABLE_MEMBERS[1]`` members are scored
-#: from the tables. Smaller pools are scored sample by sample, as they always
-#: were: the tables' generalized diversity can differ from it in the last
-#: bit, and that can decide a tie between two teams. Larger pools would need
-#: tables of more than 64 MiB (M**3 int32).
-TABLE_MEMBERS = (32, 256)
+#: Largest pool for which the tables are built: M**3 int32 take 64 MiB for
+#: 256 members. Larger pools are scored sample by sample.
+MAX_TABLE_MEMBERS = 256
 
 _CHUNK = 1024
 
 
-def focal_scorer(labels, y, metric):
+def focal_scorer(labels, y, metric, from_tables=True):
     """A function of teams giving their per-focal-member scores.
 
-    From count tables for pools of more than 32 and at most 256 members
-    (:data:`TABLE_MEMBERS`), sample by sample for the others.
+    From count tables if ``from_tables`` and the pool has at most
+    :data:`MAX_TABLE_MEMBERS` members, sample by sample otherwise.
 
     Parameters
     ----------
@@ -65,6 +63,8 @@ def focal_scorer(labels, y, metric):
         True labels, encoded the same way.
     metric : str
         A name of :data:`~sklearn_dropnet.diversity.METRICS`.
+    from_tables : bool, default=True
+        Whether to build the tables (worth it when many teams are scored).
 
     Returns
     -------
@@ -73,7 +73,7 @@ def focal_scorer(labels, y, metric):
         team_size), higher = more diverse, NaN where the focal member gets
         no sample wrong.
     """
-    if TABLE_MEMBERS[0] < labels.shape[0] <= TABLE_MEMBERS[1]:
+    if from_tables and labels.shape[0] <= MAX_TABLE_MEMBERS:
         tables = count_tables(labels, y, metric)
         return lambda teams: table_focal_scores(tables, teams, metric)
     return lambda teams: sample_focal_scores(labels, y, teams, metric)

@@ -85,7 +85,7 @@ def describe_teams(teams, chosen, labels, votes, y, metric):
     accuracy, log_loss = np.empty(n_teams), np.empty(n_teams)
     diversity = np.full(n_teams, np.nan)
     distinct = [np.unique(team) for team in teams]
-    focal = focal_scorer(labels, y, metric)
+    focal = focal_scorer(labels, y, metric, from_tables=False)  # a few teams
     for size in {len(members) for members in distinct} - {1}:
         rows = [i for i, members in enumerate(distinct) if len(members) == size]
         diversity[rows] = _nanmean_rows(focal(np.array([distinct[i] for i in rows])))
