@@ -45,6 +45,10 @@ from ._selection_methods import SELECTION_METHODS
 
 __all__ = ["HQEnsembleClassifier"]
 
+# The choices of method and voting, also offered by the command line.
+_METHODS = tuple(SELECTION_METHODS)
+_VOTING = ("soft", "hard")
+
 
 def _is_drop(member):
     return isinstance(member, str) and member == "drop"
@@ -314,8 +318,8 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         "prune_fraction": [Interval(Real, 0, 1, closed="left")],
         "max_teams_per_level": [Interval(Integral, 1, None, closed="left"), None],
         "final_choice": [StrOptions(set(FINAL_CHOICES))],
-        "voting": [StrOptions({"soft", "hard"})],
-        "method": [StrOptions(set(SELECTION_METHODS))],
+        "voting": [StrOptions(set(_VOTING))],
+        "method": [StrOptions(set(_METHODS))],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "cv": ["cv_object"],
         "bootstrap": ["boolean"],
