@@ -55,17 +55,6 @@ from sklearn_dropnet.models import ModelB
 # --- held-out predictions for the pure selection tests -----------------------
 
 
-def simulated_members(n_members, n_samples=300, n_classes=5, seed=0, skill=(0.6, 0.85)):
-    """Class probabilities of members that are right ~60-85% of the time."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, n_classes, n_samples)
-    probas = rng.dirichlet(np.ones(n_classes), size=(n_members, n_samples))
-    skill = rng.uniform(*skill, size=(n_members, 1))
-    right = rng.random((n_members, n_samples)) < skill
-    probas[right, np.broadcast_to(y, right.shape)[right]] += 1.5
-    probas /= probas.sum(axis=2, keepdims=True)
-    return probas, probas.argmax(axis=2), y
-
 
 def all_teams(n_members, sizes):
     return [t for s in sizes for t in combinations(range(n_members), s)]
@@ -132,7 +121,7 @@ def test_grow_keeps_exactly_the_teams_whose_subteams_all_survived():
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_hq_levels_only_grow_from_survivors(seed):
+def test_hq_levels_only_grow_from_survivors(seed, simulated_members):
     probas, labels, y = simulated_members(9, seed=seed)
     _, cand = hq_select(labels, probas, y, n_select=5, prune_fraction=0.2)
     teams = [frozenset(t) for t in cand["team"]]
@@ -156,7 +145,7 @@ def test_hq_levels_only_grow_from_survivors(seed):
         assert gone.max(initial=-np.inf) <= kept.min()
 
 
-def test_hq_final_team_is_the_most_accurate_survivor():
+def test_hq_final_team_is_the_most_accurate_survivor(simulated_members):
     probas, labels, y = simulated_members(8, n_samples=60, seed=2)
     team, cand = hq_select(labels, probas, y, n_select=4, final_choice="accuracy")
     survived = cand["survived"]
@@ -171,7 +160,7 @@ def test_hq_final_team_is_the_most_accurate_survivor():
     assert cand["log_loss"][chosen] == cand["log_loss"][tied].min()
 
 
-def test_hq_one_se_choice_is_the_largest_near_best_team_of_lowest_log_loss():
+def test_hq_one_se_choice_is_the_largest_near_best_team_of_lowest_log_loss(simulated_members):
     probas, labels, y = simulated_members(8, n_samples=60, seed=0, skill=(0.35, 0.55))
     team, cand = hq_select(labels, probas, y, n_select=4)  # final_choice="one_se"
     survived = cand["survived"]
@@ -194,7 +183,7 @@ def test_hq_one_se_choice_is_the_largest_near_best_team_of_lowest_log_loss():
     assert team_accuracy(probas, y, [team])[0] == 1.0
 
 
-def test_hq_without_pruning_is_exhaustive_search():
+def test_hq_without_pruning_is_exhaustive_search(simulated_members):
     probas, labels, y = simulated_members(7, seed=3)
     team, cand = hq_select(
         labels, probas, y, n_select=4, prune_fraction=0.0, final_choice="accuracy"
@@ -210,7 +199,7 @@ def test_hq_without_pruning_is_exhaustive_search():
     )
 
 
-def test_hq_scores_far_fewer_teams_than_all_subsets():
+def test_hq_scores_far_fewer_teams_than_all_subsets(simulated_members):
     probas, labels, y = simulated_members(20, n_samples=360, n_classes=10, seed=4)
     team, cand = hq_select(labels, probas, y, n_select=5)
     n_all = sum(comb(20, s) for s in range(2, 6))  # 21679
@@ -220,7 +209,7 @@ def test_hq_scores_far_fewer_teams_than_all_subsets():
     assert np.bincount(cand["size"])[2] == 190
 
 
-def test_hq_indices_beyond_ten_members():
+def test_hq_indices_beyond_ten_members(simulated_members):
     probas, labels, y = simulated_members(14, seed=5)
     probas[12] = probas[13] = np.eye(5)[y] * 0.6 + 0.08  # two perfect members
     team, _ = hq_select(probas.argmax(axis=2), probas, y, n_select=3)
@@ -249,7 +238,7 @@ def reference_greedy(votes, y, n_picks):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_greedy_matches_reference(seed):
+def test_greedy_matches_reference(seed, simulated_members):
     probas, _, y = simulated_members(10, seed=seed)
     assert greedy_select(probas, y, 6).tolist() == reference_greedy(probas, y, 6)
 
@@ -272,7 +261,7 @@ def test_greedy_picks_with_replacement():
     assert greedy_select(probas, y, 3).tolist() == [0, 1, 0]
 
 
-def test_top_is_best_single_members_in_order():
+def test_top_is_best_single_members_in_order(simulated_members):
     probas, _, y = simulated_members(6, seed=6)
     single, loss = team_scores(probas, y, np.arange(6)[:, None])
     top = top_select(probas, y, 3)

@@ -26,18 +26,6 @@ from sklearn_dropnet.ensemble._team_scores import (
 )
 
 
-def simulated_members(n_members, n_samples=300, n_classes=5, seed=0, skill=(0.6, 0.85)):
-    """Class probabilities of members that are right ~60-85% of the time."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, n_classes, n_samples)
-    probas = rng.dirichlet(np.ones(n_classes), size=(n_members, n_samples))
-    skill = rng.uniform(*skill, size=(n_members, 1))
-    right = rng.random((n_members, n_samples)) < skill
-    probas[right, np.broadcast_to(y, right.shape)[right]] += 1.5
-    probas /= probas.sum(axis=2, keepdims=True)
-    return probas, probas.argmax(axis=2), y
-
-
 def by_level(candidates):
     """{size: set of teams} and {size: set of surviving teams}."""
     teams, survivors = {}, {}
@@ -53,7 +41,9 @@ def by_level(candidates):
 
 @pytest.mark.parametrize("metric", METRICS)
 @pytest.mark.parametrize("n_members, n_samples, n_classes", [(9, 200, 5), (12, 97, 3), (40, 130, 10)])
-def test_table_focal_scores_are_the_sample_by_sample_ones(metric, n_members, n_samples, n_classes):
+def test_table_focal_scores_are_the_sample_by_sample_ones(
+    metric, n_members, n_samples, n_classes, simulated_members
+):
     _, labels, y = simulated_members(n_members, n_samples, n_classes, seed=n_members)
     labels[0] = y  # a member with no negative sample: NaN from its view
     tables = count_tables(labels, y, metric)
@@ -68,7 +58,7 @@ def test_table_focal_scores_are_the_sample_by_sample_ones(metric, n_members, n_s
             np.testing.assert_array_equal(got, expected)
 
 
-def test_only_the_capped_levels_are_scored_from_tables(monkeypatch):
+def test_only_the_capped_levels_are_scored_from_tables(monkeypatch, simulated_members):
     built = []
     monkeypatch.setattr(
         "sklearn_dropnet.ensemble._focal_counts.count_tables",
@@ -98,7 +88,7 @@ def reference_scores(votes, y, teams):
 
 
 @pytest.mark.parametrize("voting", ["soft", "hard"])
-def test_teams_scored_from_a_base_and_a_newcomer(voting):
+def test_teams_scored_from_a_base_and_a_newcomer(voting, simulated_members):
     probas, _, y = simulated_members(12, n_samples=80, n_classes=4, seed=3, skill=(0.3, 0.5))
     votes = member_votes(probas, voting)  # hard votes tie often: the first class wins
     rng = np.random.default_rng(0)
@@ -147,7 +137,7 @@ def test_beam_growth_takes_the_most_diverse_survivors_first():
 
 @pytest.mark.parametrize("metric", ["generalized_diversity", "q_statistic", "fleiss_kappa"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_a_cap_above_every_level_is_the_exact_search(metric, seed):
+def test_a_cap_above_every_level_is_the_exact_search(metric, seed, simulated_members):
     probas, labels, y = simulated_members(11, n_samples=120, seed=seed)
     exact_team, exact = hq_select(labels, probas, y, 5, metric=metric, max_teams_per_level=None)
     largest = np.bincount(exact["size"])[3:].max()  # the largest grown level
@@ -162,7 +152,7 @@ def test_a_cap_above_every_level_is_the_exact_search(metric, seed):
     assert smaller["team"].tolist() != exact["team"].tolist()
 
 
-def test_the_capped_search_grows_from_the_most_diverse_survivors():
+def test_the_capped_search_grows_from_the_most_diverse_survivors(simulated_members):
     probas, labels, y = simulated_members(30, n_samples=150, seed=2)
     cap = 200
     _, candidates = hq_select(labels, probas, y, 6, max_teams_per_level=cap)
@@ -191,7 +181,7 @@ def comb2(n):
     return n * (n - 1) // 2
 
 
-def test_selection_from_128_members_on_2000_samples_completes():
+def test_selection_from_128_members_on_2000_samples_completes(simulated_members):
     """The issue's size: M = 128, S = 8 (the time is a benchmark figure, see
     benchmarks/bench_hq_scale.py)."""
     probas, labels, y = simulated_members(128, n_samples=2000, n_classes=10, seed=7)

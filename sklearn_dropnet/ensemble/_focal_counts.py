@@ -40,7 +40,7 @@ samples) and ``S2 = sum_{i != j} wrong3[i, j, v]`` (the sum of
 
 import numpy as np
 
-from ._diversity import _kappa, _pairs, focal_scores
+from ._diversity import _fleiss_from_counts, _kappa, _pairs, focal_scores
 
 #: Largest pool for which the tables are built: M**3 int32 take 64 MiB for
 #: 256 members. Larger pools are scored sample by sample.
@@ -268,17 +268,12 @@ def _cohen_kappa(tables, teams):
 
 
 def _fleiss_kappa(tables, teams):
-    n_members = teams.shape[1]
-    first, second = _pairs(n_members)
-    n_pairs = len(first)
+    first, second = _pairs(teams.shape[1])
     agree = tables["same3"][
         teams[:, first][:, :, None], teams[:, second][:, :, None], teams[:, None, :]
     ].astype(float).sum(axis=1)  # fmt: skip
     pooled = _label_sums(tables, teams).sum(axis=2)  # (teams, views, K)
-    squares = (pooled**2).sum(axis=-1)
-    n = _view_size(tables, teams)
-    total = n_members * n
-    return _kappa(agree * n_members * total - n_pairs * squares, n_pairs * (total**2 - squares), n)
+    return _fleiss_from_counts(agree, pooled, _view_size(tables, teams), teams.shape[1])
 
 
 #: name -> (function of the tables and a chunk of teams, is an agreement measure)
