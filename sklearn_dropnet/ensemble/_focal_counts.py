@@ -40,7 +40,7 @@ samples) and ``S2 = sum_{i != j} wrong3[i, j, v]`` (the sum of
 
 import numpy as np
 
-from ._diversity import _fleiss_from_counts, _kappa, _pairs, focal_scores
+from ._diversity import _METRICS, _fleiss_from_counts, _kappa, _pairs, focal_scores
 
 #: Largest pool for which the tables are built: M**3 int32 take 64 MiB for
 #: 256 members. Larger pools are scored sample by sample.
@@ -182,7 +182,7 @@ def table_focal_scores(tables, teams, metric):
     ndarray of shape (n_teams, team_size)
         Higher = more diverse; NaN where the focal member gets no sample wrong.
     """
-    function, agreement = _TABLE_METRICS[metric]
+    function, (_, agreement) = _TABLE_METRICS[metric], _METRICS[metric]
     teams = np.asarray(teams)
     scores = np.concatenate(
         [function(tables, teams[start : start + _CHUNK]) for start in range(0, len(teams), _CHUNK)]
@@ -276,14 +276,15 @@ def _fleiss_kappa(tables, teams):
     return _fleiss_from_counts(agree, pooled, _view_size(tables, teams), teams.shape[1])
 
 
-#: name -> (function of the tables and a chunk of teams, is an agreement measure)
+#: name -> function of the tables and a chunk of teams (the orientation of
+#: each metric is that of ``_diversity._METRICS``)
 _TABLE_METRICS = {
-    "generalized_diversity": (_generalized_diversity, False),
-    "kohavi_wolpert_variance": (_kohavi_wolpert_variance, False),
-    "binary_disagreement": (_binary_disagreement, False),
-    "q_statistic": (_q_statistic, True),
-    "cohen_kappa": (_cohen_kappa, True),
-    "fleiss_kappa": (_fleiss_kappa, True),
+    "generalized_diversity": _generalized_diversity,
+    "kohavi_wolpert_variance": _kohavi_wolpert_variance,
+    "binary_disagreement": _binary_disagreement,
+    "q_statistic": _q_statistic,
+    "cohen_kappa": _cohen_kappa,
+    "fleiss_kappa": _fleiss_kappa,
 }
 
 _LABEL_METRICS = ("cohen_kappa", "fleiss_kappa")
