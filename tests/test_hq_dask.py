@@ -55,6 +55,8 @@ def test_each_worker_caps_torch_threads_from_its_own_cores(process_cluster):
 
 
 SCRIPT = """
+import pickle
+
 import numpy as np
 import torch
 from joblib import parallel_config
@@ -88,7 +90,7 @@ if __name__ == "__main__":
         try:
             hq.fit(X, y)
         except Exception as error:
-            print("RAISED", type(error).__name__, error)
+            print("RAISED", type(error).__name__, isinstance(error, pickle.PicklingError), error)
         else:
             print("FITTED")
 """
@@ -104,7 +106,9 @@ def test_a_network_class_in_main_raises_instead_of_hanging(tmp_path):
         [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "RAISED PicklingError The fitted member" in result.stdout, result.stdout + result.stderr[-3000:]
+    assert "RAISED UnreturnableMemberError True The fitted member" in result.stdout, (
+        result.stdout + result.stderr[-3000:]
+    )
     assert "DropNetClassifier) cannot be sent back from its worker process" in result.stdout
     assert "Define the class in a module that the workers can import" in result.stdout
     assert np.any([f"member {i} ('estimator_{i}'" in result.stdout for i in (0, 1)])

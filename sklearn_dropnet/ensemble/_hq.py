@@ -39,7 +39,12 @@ from tqdm.auto import tqdm
 
 from ._diversity import METRICS
 from ._ensemble_selection import FINAL_CHOICES, MAX_TEAMS_PER_LEVEL, member_votes
-from ._member_fits import MemberTask, fit_member, fit_member_out_of_fold
+from ._member_fits import (
+    MemberTask,
+    UnreturnableMemberError,
+    fit_member,
+    fit_member_out_of_fold,
+)
 from ._parallel import jobs_per_host
 from ._selection_methods import SELECTION_METHODS
 
@@ -432,9 +437,9 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
                     fitted.append(result)
                     bar.update()
                 return fitted
+        except UnreturnableMemberError:
+            raise  # it names the member already
         except pickle.PicklingError as exc:
-            if "cannot be sent back from its worker" in str(exc):
-                raise
             raise pickle.PicklingError(
                 f"The fitted members could not be sent back from joblib's worker processes "
                 f"({exc}). They travel by pickle, which finds a class by its module and name: "

@@ -28,7 +28,11 @@ try:  # a dependency of joblib >= 1.5, which vendored it before
 except ImportError:  # pragma: no cover
     from joblib.externals import cloudpickle
 
-__all__ = ["MemberTask", "fit_member", "fit_member_out_of_fold"]
+__all__ = ["MemberTask", "UnreturnableMemberError", "fit_member", "fit_member_out_of_fold"]
+
+
+class UnreturnableMemberError(pickle.PicklingError):
+    """A fitted member cannot be pickled back from its worker process."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ def _check_returnable(task, fitted):
     try:
         cloudpickle.dumps(fitted)
     except Exception as exc:
-        raise pickle.PicklingError(
+        raise UnreturnableMemberError(
             f"The fitted {task.describe(fitted)} cannot be sent back from its worker "
             f"process: {type(exc).__name__}: {exc}. Fitted members travel by pickle, "
             "which finds a class by its module and name; a class defined in the script "
