@@ -2,6 +2,7 @@
 selection against HQEnsembleClassifier's, smoke runs of the others."""
 
 import importlib.util
+import json
 import subprocess
 import sys
 from itertools import combinations
@@ -252,7 +253,7 @@ def test_replay_names_a_folder_without_saved_pools(tmp_path):
 
 @pytest.mark.slow
 def test_bench_deploy_quick_run_prints_every_table(tmp_path):
-    """The smoke run of bench_deploy.py: three tables of ONNX files, with their ratios."""
+    """The smoke run of bench_deploy.py: four tables of ONNX files, with their ratios."""
     result = subprocess.run(
         [sys.executable, str(BENCHMARKS / "bench_deploy.py"), "--quick", "--output-dir", "files"],
         cwd=tmp_path,
@@ -263,12 +264,73 @@ def test_bench_deploy_quick_run_prints_every_table(tmp_path):
     out = result.stdout
     for title in ("MLP 32-16 on digits", "ResNet-18 (width 4)", "HQ team ["):
         assert title in out, out
-    assert out.count("file bytes") == out.count("MACs per sample") == 3
-    assert out.count("batch 256 latency ratio / MAC ratio") == 3
-    assert out.count("(goal m") == 2  # the two pruned networks; the team is for reference
+    assert out.count("file bytes") == out.count("MACs per sample") == 4
+    assert out.count("batch 256 latency ratio / MAC ratio") == 4
+    assert out.count("(goal m") == 3  # the three pruned networks; the team is for reference
+    assert "The same, round_to=16" in out
     assert "diagnosis: the pruned file with its filters zero-padded" in out
     written = sorted(path.name for path in (tmp_path / "files").glob("*.onnx"))
     assert written == [
         "ensemble_all.onnx", "ensemble_team.onnx", "mlp_dense.onnx", "mlp_pruned.onnx",
-        "resnet18_dense.onnx", "resnet18_pruned.onnx", "resnet18_pruned_padded16.onnx",
+        "resnet18_dense.onnx", "resnet18_pruned.onnx", "resnet18_pruned_padded16.onnx", "resnet18_round16.onnx",
     ]  # fmt: skip
+
+
+def test_replay_saves_the_teams_and_compares_them_seed_by_seed(tmp_path, pool_and_test):
+    members, (X, y) = pool_and_test
+    saved, _, _ = _saved_pool(members, X, y)
+    for seed in (0, 1):
+        np.savez(tmp_path / f"seed{seed}.npz", **saved)
+    replay = [sys.executable, str(BENCHMARKS / "replay_hq.py"), str(tmp_path), "--n-select", "3"]
+    teams_file = tmp_path / "teams.json"
+    first = subprocess.run([*replay, "--save-teams", str(teams_file)], capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    teams = json.loads(teams_file.read_text())
+    assert len(teams) == 2 * 6 * 2  # seeds x metrics x final choices
+    assert all(1 <= len(team) <= 3 for team in teams.values())
+    again = subprocess.run([*replay, "--same-teams-as", str(teams_file)], capture_output=True, text=True, timeout=600)
+    assert "24 (pool/metric/final choice/seed), 24 the same, 0 different" in again.stdout
+    key = "pruned/generalized_diversity/one_se/1"
+    teams[key] = [0, 1, 2, 3]  # as if an older version had chosen another team
+    teams_file.write_text(json.dumps(teams))
+    changed = subprocess.run([*replay, "--same-teams-as", str(teams_file)], capture_output=True, text=True, timeout=600)
+    assert "24 the same" not in changed.stdout and "23 the same, 1 different" in changed.stdout
+    assert f"{key}: [0, 1, 2, 3] before" in changed.stdout
+
+
+@pytest.mark.slow
+def test_bench_hq_scale_quick_run_prints_both_tables():
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_hq_scale.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    # --quick: 3 forest pools (8, 10, 12 trees, seed 0); the exact search agrees with itself.
+    assert "1. Capped against exact search on 3 pools of M <= 12 members" in lines[0]
+    assert lines[2].split()[:4] == ["None", "(exact)", "3", "of"]
+    assert sum(line.split()[0].isdigit() for line in lines[3:9]) == 6  # the other caps
+    large = [line.split() for line in lines if line.strip().startswith("128 ")]
+    assert [int(row[2]) for row in large] == [1000, 2000, 5000, 10000]
+    assert all(row[3] == "8128" for row in large)  # level 2: every pair
+
+
+@pytest.mark.slow
+def test_bench_pypruning_quick_run_prints_every_method():
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_pypruning.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    for name in ["hq (generalized_diversity)", "hq (fleiss_kappa)", "greedy (Caruana)", "top 8",
+                 "reduced_error", "complementarity", "margin_distance", "all 128", "random 8",
+                 "Prox-8", "correlation of pruning-row and test accuracy",
+                 "reduced-error ordering on the test rows themselves"]:  # fmt: skip
+        assert name in out, name
+    # --quick: one seed (42), a forest of 16 trees; digits 1,797 rows: 360 test, 288 pruning.
+    assert "seed 42: 1149 train / 288 pruning / 360 test rows" in out

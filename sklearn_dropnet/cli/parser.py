@@ -22,8 +22,6 @@ from numbers import Integral
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..ensemble._diversity import METRICS
-from ..ensemble._ensemble_selection import FINAL_CHOICES
-from ..ensemble._hq import _METHODS, _VOTING
 
 PROG = "sklearn-dropnet"
 
@@ -128,7 +126,7 @@ def _default(estimator, param):
     return inspect.signature(estimator).parameters[param].default
 
 
-def estimator_option(group, flag, estimator, param, **kwargs):
+def estimator_option(group, *flags, estimator, param, **kwargs):
     """Add ``flag`` for ``estimator``'s parameter ``param``: its choices or
     its range from the class's ``_parameter_constraints``, and its default
     from ``__init__`` (unless ``kwargs`` give another)."""
@@ -139,7 +137,7 @@ def estimator_option(group, flag, estimator, param, **kwargs):
             kwargs["choices"] = list(registry) if registry is not None else sorted(constraint.options)
         elif isinstance(constraint, Interval):
             kwargs["type"] = _from_interval(constraint)
-    group.add_argument(flag, **kwargs)
+    group.add_argument(*flags, **kwargs)
 
 
 def _layer_sizes(text):
@@ -380,41 +378,41 @@ def run_options(parser, output_dir):
 
 def hq_options(parser):
     """The parameters of :class:`~sklearn_dropnet.HQEnsembleClassifier`."""
+    from ..ensemble import HQEnsembleClassifier as estimator
+
     group = parser.add_argument_group("ensemble (see HQEnsembleClassifier)")
-    group.add_argument(
-        "--n-estimators",
-        "-M",
-        type=_positive_int,
-        default=8,
-        metavar="M",
-        help="number of networks trained, M",
-    )
-    group.add_argument(
+    option = functools.partial(estimator_option, group, estimator=estimator)
+    option("--n-estimators", "-M", param="n_estimators", default=8, metavar="M", help="number of networks trained, M")
+    option(
         "--n-select",
         "-S",
-        type=_positive_int,
+        param="n_select",
         default=4,
         metavar="S",
         help="largest team HQ grows, S (the picks for 'greedy', the team size for 'top')",
     )
-    group.add_argument(
+    option(
         "--method",
-        choices=_METHODS,
-        default="hq",
+        param="method",
         help="'hq': hierarchical pruning by focal diversity; 'greedy': Caruana et al.'s forward "
-        "selection; 'top': the S most accurate members; 'all': every member",
+        "selection; 'top': the S most accurate members; 'all': every member; 'reduced_error', "
+        "'complementarity', 'margin_distance': ordered aggregation (Martinez-Munoz et al.)",
     )
-    group.add_argument(
+    option(
         "--metric",
-        choices=METRICS,
-        default="generalized_diversity",
+        param="metric",
         metavar="METRIC",
         help="diversity metric behind the focal diversity: " + ", ".join(METRICS),
     )
-    group.add_argument(
+    option(
+        "--max-teams-per-level",
+        param="max_teams_per_level",
+        metavar="N",
+        help="HQ keeps at most N teams a level (a beam of the most diverse); exact below it",
+    )
+    option(
         "--final-choice",
-        choices=FINAL_CHOICES,
-        default="one_se",
+        param="final_choice",
         help="how HQ picks its team among the survivors: 'one_se', the largest team within one "
         "standard error of the best held-out accuracy (then the lowest log loss); 'accuracy', "
         "the most accurate (the paper's rule)",
@@ -425,17 +423,12 @@ def hq_options(parser):
         help="train each member on its own bootstrap sample (bagging: more diverse members, "
         "each weaker)",
     )
-    group.add_argument(
-        "--voting",
-        choices=_VOTING,
-        default="soft",
-        help="how the team combines predictions",
-    )
-    group.add_argument(
+    option("--voting", param="voting", help="how the team combines predictions")
+    option(
         "--selection-fraction",
+        param="validation_fraction",
         metavar="FRACTION",
-        type=_fraction(0, 1, low_open=True),
-        default=0.2,
+        dest="selection_fraction",
         help="share of the training data held out to choose the team (never the test split)",
     )
     group.add_argument(
