@@ -14,7 +14,12 @@ import pytest
 import torchvision
 
 from sklearn_dropnet import datasets
-from sklearn_dropnet.datasets import load_cifar10, load_digits_images, load_mnist, load_mnist_sample
+from sklearn_dropnet.datasets import (
+    load_cifar10,
+    load_digits_images,
+    load_mnist,
+    load_mnist_sample,
+)
 
 MNIST_FILES = [
     "train-images-idx3-ubyte",
