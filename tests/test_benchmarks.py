@@ -33,15 +33,20 @@ def bench_hq():
     return module
 
 
-@pytest.fixture(scope="module")
-def replay_hq():
-    # replay_hq.py imports bench_hq from its own folder, as it does when run.
+def load_benchmark(name):
+    """Import ``benchmarks/<name>.py`` with its folder on the path, as when it is run
+    (replay_hq.py imports bench_hq, reproduce_paper.py paper_claims, from there)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(BENCHMARKS))
-        spec = importlib.util.spec_from_file_location("replay_hq", BENCHMARKS / "replay_hq.py")
+        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def replay_hq():
+    return load_benchmark("replay_hq")
 
 
 @pytest.fixture(scope="module")
@@ -255,13 +260,7 @@ def test_replay_names_a_folder_without_saved_pools(tmp_path):
 
 @pytest.fixture(scope="module")
 def reproduce_paper():
-    # reproduce_paper.py imports paper_claims from its own folder, as it does when run.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(str(BENCHMARKS))
-        spec = importlib.util.spec_from_file_location("reproduce_paper", BENCHMARKS / "reproduce_paper.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return module
+    return load_benchmark("reproduce_paper")
 
 
 @pytest.fixture(scope="module")
