@@ -404,14 +404,11 @@ def print_table(summary, title=""):
         print(f"{r:>5}  " + "  ".join(f"{c:>20}" for c in cells))
 
 
-def plot(summary, path, title):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def draw_curves(ax, summary, title):
+    """Mean test accuracy against the fraction of units left, one line per metric,
+    with its 95% interval as a band; the x axis logarithmic and decreasing."""
     from matplotlib.ticker import NullLocator
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
     for metric, entries in summary.items():
         frac = np.array([e[1] for e in entries])
         acc = np.array([e[2] for e in entries])
@@ -428,9 +425,21 @@ def plot(summary, path, title):
     ax.set_xticklabels([str(t) for t in ticks])
     ax.set_xlabel("fraction of units (nodes / filters) left")
     ax.set_ylabel("test accuracy (mean, 95% CI)")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+
+
+def plot(panels, path):
+    """One figure, one panel per ``(summary, title)`` side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.5), squeeze=False)
+    for ax, (summary, title) in zip(axes[0], panels):
+        draw_curves(ax, summary, title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -442,8 +451,10 @@ def stem_of(out, dataset, architecture):
 
 
 def report(rows, out, tolerance):
-    """Per network: the table of means and its figure; then the claim table."""
+    """Per network: the table of means and its figure; then the claim table.
+    With several networks, also ``<out>/<dataset>_curves.png``, all side by side."""
     networks = sorted({(row["dataset"], row["architecture"]) for row in rows})
+    panels = []
     for dataset, arch in networks:
         mine = [row for row in rows if (row["dataset"], row["architecture"]) == (dataset, arch)]
         metrics = list(dict.fromkeys(row["metric"] for row in mine))
@@ -454,7 +465,12 @@ def report(rows, out, tolerance):
         shuffle = "rows reshuffled each epoch" if str(mine[0]["shuffle"]) == "True" else "fixed row order"
         title = f"{arch} on {dataset}, {len(seeds)} seed(s), reinit={reinit}, {shuffle}"
         figure = stem_of(out, dataset, arch).with_suffix(".png")
-        plot(summary, figure, title)
+        plot([(summary, title)], figure)
+        print(f"figure: {figure}")
+        panels.append((summary, title))
+    if len(panels) > 1:
+        figure = Path(out) / f"{'-'.join(sorted({d for d, _ in networks}))}_curves.png"
+        plot(panels, figure)
         print(f"figure: {figure}")
     print()
     print(format_claims(claim_rows(rows, tolerance), tolerance))
