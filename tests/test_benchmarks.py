@@ -352,6 +352,8 @@ def test_claims_follow_their_definitions(paper_claims):
     assert table["c", "A 40-40", "min vs oracle"][0]
     ok, numbers = table["d", "A 40-40", "min vs random"]
     assert not ok and "0.200 left: +5.00 pt" in numbers and "0.100 left: +0.00 pt" in numbers
+    assert "0.200 left: +5.00 pt [+5.00, +5.00], 3/3 seeds > 0" in numbers
+    assert numbers.endswith("0.100 left: +0.00 pt [-2.48, +2.48], 1/3 seeds > 0")
     # A looser tolerance moves (b) no further: the loss of 3 points at 0.2 left is certain.
     assert paper_claims.removable(paper_claims.curves(rows)["B 8-8", "min"], tolerance=2.0)[0] == pytest.approx(0.65)
     text = paper_claims.format_claims(paper_claims.claim_rows(rows), tolerance=1.0)
