@@ -409,13 +409,18 @@ def draw_curves(ax, summary, title):
     with its 95% interval as a band; the x axis logarithmic and decreasing."""
     from matplotlib.ticker import NullLocator
 
+    # The y axis covers the other metrics' intervals; max, which collapses, may fall below it.
+    others = [e[2] - e[3] for m, entries in summary.items() if m != "max" for e in entries]
+    bottom = max(0.0, min(others or [0.0]) - 0.02)
     for metric, entries in summary.items():
         frac = np.array([e[1] for e in entries])
         acc = np.array([e[2] for e in entries])
         half = np.array([e[3] for e in entries])
         style = "--" if metric.startswith("random") else "-"
-        (line,) = ax.plot(frac, acc, style, marker="o", markersize=3, label=metric)
-        ax.fill_between(frac, acc - half, acc + half, color=line.get_color(), alpha=0.15)
+        label = f"{metric} (falls below the axis)" if acc.min() < bottom else metric
+        (line,) = ax.plot(frac, acc, style, marker="o", markersize=3, label=label)
+        ax.fill_between(frac, np.clip(acc - half, 0, 1), np.clip(acc + half, 0, 1), color=line.get_color(), alpha=0.12)
+    ax.set_ylim(bottom, 1.0 if bottom > 0 else None)
     smallest = min(e[1] for entries in summary.values() for e in entries)
     ax.set_xscale("log")
     ax.set_xlim(1.08, smallest * 0.92)  # decreasing: the network shrinks to the right
