@@ -142,19 +142,18 @@ class DropNetClassifier(NetworkExportMixin, RoutedParamsMixin, ClassifierMixin, 
         *highest* activations (a sanity baseline). A callable gets
         ``(layer, activations)``, ``activations`` of shape
         ``(n_samples, n_units)``, and returns one score per unit.
-    reinit : {"rewind", "random", "none"}, default="rewind"
-        Weights the survivors start each round from: their initial values
-        (the paper's default), a fresh random initialisation, or the trained
-        values (fine-tuning).
+    reinit : {"none", "rewind", "random"}, default="none"
+        Weights the survivors start each round from: the trained values
+        (fine-tuning), their initial values (``"rewind"``, the paper's), or
+        a fresh random initialisation. Fine-tuning reaches the rewound
+        accuracy in about 60% of the epochs (see the user guide's
+        comparison with the paper's settings).
     distill_weight : float in [0, 1], default=0.0
-        Weight ``a`` of knowledge distillation from the dense network in the
-        rounds after the first: the loss is ``(1 - a)`` times the
-        criterion's on the labels plus ``a * T**2 * KL(p_T || q_T)``, where
-        ``p_T`` are the dense network's class probabilities softened by the
-        temperature ``T`` and ``q_T`` the pruned network's (Hinton et al.,
-        2015). The dense network's outputs are computed once per training
-        row (in eval mode), before the rounds. In :meth:`prune`, the network
-        at the start of the call is the teacher. 0 trains on the labels alone.
+        Weight ``a`` of distillation from the network before the rounds (the
+        dense one in ``fit``): the loss is ``(1 - a)`` times the criterion's
+        plus ``a * T**2 * KL(p_T || q_T)`` of the softened class
+        probabilities (Hinton et al., 2015), the teacher's computed once per
+        training row. 0 trains on the labels alone.
     distill_temperature : float > 0, default=4.0
         The temperature ``T`` of the distillation.
     min_accuracy_ratio : float in (0, 1] or None, default=None
@@ -168,8 +167,10 @@ class DropNetClassifier(NetworkExportMixin, RoutedParamsMixin, ClassifierMixin, 
         Early-stopping patience in epochs, on the validation loss.
     random_state : int, RandomState instance or None, default=None
         Seeds the initial weights, the validation split, the order of the
-        training rows and tie-breaking (and dropout on a GPU). Torch's
-        global CPU and CUDA generators are left as they were.
+        training rows (reshuffled every epoch; ``iterator_train__shuffle=False``
+        keeps one seeded order, as the paper's code) and tie-breaking (and
+        dropout on a GPU). Torch's global CPU and CUDA generators are left
+        as they were.
     verbose : int, default=0
         1 shows a progress bar over rounds; 2 also prints skorch's epoch log.
     **kwargs
@@ -249,7 +250,7 @@ class DropNetClassifier(NetworkExportMixin, RoutedParamsMixin, ClassifierMixin, 
         scope="layer",
         round_to=1,
         unit_score="activation",
-        reinit="rewind",
+        reinit="none",
         distill_weight=0.0,
         distill_temperature=4.0,
         min_accuracy_ratio=None,
