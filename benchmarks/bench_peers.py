@@ -5,10 +5,14 @@ For each data set (scikit-learn's digits; real MNIST: the 5,000 images the
 of units removed, and for each seed (which draws the split and seeds every
 method), this trains:
 
-- ``dropnet``: :class:`~sklearn_dropnet.DropNetClassifier` with its defaults;
-- ``dropnet_paper``: the paper's settings (``reinit="rewind"``,
-  ``unit_score="activation"``, no distillation);
+- ``dropnet``: :class:`~sklearn_dropnet.DropNetClassifier` with its defaults
+  (rows reshuffled every epoch, fine-tuning between rounds, the activation
+  score);
+- ``dropnet_contribution``: the defaults with ``unit_score="contribution"``;
 - ``dropnet_distill``: the defaults with ``distill_weight=0.5``;
+- ``dropnet_paper``: the paper's settings (``reinit="rewind"``, one row
+  order as its Keras code, ``iterator_train__shuffle=False``), the
+  defaults of this library before;
 - ``magnitude``: Torch-Pruning's ``MetaPruner`` with
   ``GroupMagnitudeImportance``, pruning the same trained dense network in
   the same number of steps to exactly the same units per layer as DropNet
@@ -28,7 +32,7 @@ as a paired ratio. With ``--n-jobs`` above 1 the runs share the machine, so
 read times from a run with ``--n-jobs 1``.
 
 Run: ``python benchmarks/bench_peers.py [--data digits mnist] [--seeds 0 1 ...]
-[--model-b-seeds 0 1 2] [--n-jobs 2] [--csv results.csv] [--quick]``.
+[--model-b-seeds 0 1 2] [--ratios 0.9] [--n-jobs 2] [--csv results.csv] [--quick]``.
 """
 
 import argparse
@@ -50,8 +54,16 @@ from sklearn_dropnet._data import LabelledData, split_validation
 from sklearn_dropnet.datasets import load_digits_images, load_mnist_sample
 from sklearn_dropnet.models import MLP, ModelB
 
-METHODS = ("dropnet", "dropnet_paper", "dropnet_distill", "magnitude", "scratch", "mlp_sklearn")
-PAPER = dict(reinit="rewind", unit_score="activation", distill_weight=0.0)
+METHODS = (
+    "dropnet", "dropnet_contribution", "dropnet_distill", "dropnet_paper", "magnitude", "scratch", "mlp_sklearn",
+)  # fmt: skip
+# The parameters of each DropNetClassifier variant, on top of the defaults.
+VARIANTS = {
+    "dropnet": {},
+    "dropnet_contribution": dict(unit_score="contribution"),
+    "dropnet_distill": dict(distill_weight=0.5),
+    "dropnet_paper": dict(reinit="rewind", unit_score="activation", iterator_train__shuffle=False),
+}
 
 # (name, module, module parameters, prune ratios, images?)
 NETWORKS = {
@@ -118,44 +130,53 @@ def magnitude_run(params, schedule, X, y):
     net.train_split = predefined_split(valid.skorch_dataset())
     teacher = net.log_proba(train.input_batches(net.device)) if params.get("distill_weight") else None
     example = torch.as_tensor(X[:2]).to(net.device)
+    torch.manual_seed(params["random_state"])  # the fine-tuning's batches, as the estimator seeds its own
+    epochs = dense.pruning_history_[0]["epochs"]
     for targets in schedule:
         magnitude_step(net.module_, example, targets)
         net.set_module(net.module_)
-        net.train_round(train, teacher)
-    return dense
+        epochs += net.train_round(train, teacher)[0]
+    return dense, epochs
 
 
-def run(data, network, ratio, seed, method):
+def run_setting(data, network, ratio, seed, methods):
+    """Every method on one split (``seed``), one after the other in this
+    process, so that their times are measured under the same load."""
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
     module, module_params, _, images = NETWORKS[network]
     X_train, X_test, y_train, y_test = load(data, seed, images)
     params = dict(module=module, random_state=seed, **{f"module__{k}": v for k, v in module_params.items()})
-    start = time.perf_counter()
-    if method.startswith("dropnet"):
-        extra = {"dropnet_paper": PAPER, "dropnet_distill": dict(distill_weight=0.5)}.get(method, {})
-        clf = DropNetClassifier(prune_ratio=ratio, **params, **extra).fit(X_train, y_train)
-        units = [record["units_per_layer"] for record in clf.pruning_history_[1:]]
-    else:
-        # The same schedule as DropNet's (layer-wise rounds; scores do not change the sizes).
-        schedule = [r["units_per_layer"] for r in DropNetClassifier(prune_ratio=ratio, max_epochs=1, **params)
-                    .fit(X_train[:300], y_train[:300]).pruning_history_[1:]]  # fmt: skip
-        units = schedule
+    # DropNet's layer-wise schedule: the units per layer after each round
+    # (the scores do not change the sizes); the peers follow it.
+    schedule = [r["units_per_layer"] for r in DropNetClassifier(prune_ratio=ratio, max_epochs=1, **params)
+                .fit(X_train[:300], y_train[:300]).pruning_history_[1:]]  # fmt: skip
+    final = list(schedule[-1].values())
+    rows = []
+    for method in methods:
+        if method == "mlp_sklearn" and images:
+            continue
         start = time.perf_counter()
-        final = list(schedule[-1].values())
-        if method == "magnitude":
-            clf = magnitude_run(params, schedule, X_train, y_train)
+        if method in VARIANTS:
+            clf = DropNetClassifier(prune_ratio=ratio, **params, **VARIANTS[method]).fit(X_train, y_train)
+            units = clf.pruning_history_[-1]["units_per_layer"]
+            epochs = sum(record["epochs"] for record in clf.pruning_history_)
+        elif method == "magnitude":
+            (clf, epochs), units = magnitude_run(params, schedule, X_train, y_train), schedule[-1]
         elif method == "scratch":
             key = "module__channels" if images else "module__hidden_layer_sizes"
             clf = DropNetClassifier(prune_ratio=0.0, **{**params, key: tuple(final)}).fit(X_train, y_train)
+            units, epochs = schedule[-1], clf.pruning_history_[0]["epochs"]
         else:
             clf = MLPClassifier(hidden_layer_sizes=tuple(final), early_stopping=True, random_state=seed)
             clf.fit(X_train, y_train)
-    seconds = time.perf_counter() - start
-    return dict(
-        data=data, network=network, ratio=ratio, seed=seed, method=method,
-        accuracy=float(clf.score(X_test, y_test)), seconds=seconds, units=str(units[-1]),
-    )  # fmt: skip
+            units, epochs = schedule[-1], clf.n_iter_
+        rows.append(dict(
+            data=data, network=network, ratio=ratio, seed=seed, method=method,
+            accuracy=float(clf.score(X_test, y_test)), seconds=time.perf_counter() - start, epochs=epochs,
+            units=str(units),
+        ))  # fmt: skip
+    return rows
 
 
 def summarise(rows):
@@ -166,22 +187,24 @@ def summarise(rows):
         base = methods.get("dropnet", {})
         print(f"\n{data}, {network}, {ratio:.0%} of units removed"
               f" (left: {next(iter(base.values()))['units'] if base else '?'}), {len(base)} seeds")  # fmt: skip
-        print(f"{'method':<17}{'accuracy':>9}{'range':>15}{'vs dropnet':>17}{'dropnet ahead':>15}{'seconds':>9}")
+        print(f"{'method':<21}{'accuracy':>9}{'range':>17}{'vs dropnet':>15}{'dropnet ahead':>15}"
+              f"{'seconds':>9}{'epochs':>8}")  # fmt: skip
         for method in METHODS:
             runs = methods.get(method)
             if not runs:
                 continue
             accuracy = np.array([r["accuracy"] for r in runs.values()])
             seconds = np.mean([r["seconds"] for r in runs.values()])
-            line = f"{method:<17}{accuracy.mean():>9.4f}  [{accuracy.min():.3f}, {accuracy.max():.3f}]"
+            epochs = np.mean([float(r["epochs"]) for r in runs.values()])
+            line = f"{method:<21}{accuracy.mean():>9.4f}  [{accuracy.min():.3f}, {accuracy.max():.3f}]"
             paired = [100 * (runs[s]["accuracy"] - base[s]["accuracy"]) for s in runs if s in base]
             if method != "dropnet" and len(paired) > 1:
                 se = np.std(paired, ddof=1) / math.sqrt(len(paired))
                 ahead = sum(d < 0 for d in paired)
                 line += f"{np.mean(paired):>+9.2f} ± {se:.2f}{ahead:>9}/{len(paired)}"
             else:
-                line += " " * 32
-            print(line + f"{seconds:>9.1f}")
+                line += " " * 30
+            print(line + f"{seconds:>9.1f}{epochs:>8.0f}")
         if "magnitude" in methods and base:
             ratios = [base[s]["seconds"] / methods["magnitude"][s]["seconds"] for s in base if s in methods["magnitude"]]
             print(f"time of a whole dropnet run / magnitude run: {np.mean(ratios):.2f} "
@@ -195,10 +218,11 @@ def parse_args(argv=None):
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(7)))
     parser.add_argument("--model-b-seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--ratios", type=float, nargs="+", help="only these fractions removed (default: each network's)")
     parser.add_argument("--n-jobs", type=int, default=1)
     parser.add_argument("--csv", help="also write every run to this CSV file")
     parser.add_argument("--from-csv", help="summarise the runs of an earlier --csv instead")
-    parser.add_argument("--quick", action="store_true", help="one seed of the MLP at 90% on digits (a smoke test)")
+    parser.add_argument("--quick", action="store_true", help="one seed of the MLP at 90%% on digits (a smoke test)")
     return parser.parse_args(argv)
 
 
@@ -212,23 +236,31 @@ def main(argv=None):
         return
     if args.quick:
         args.data, args.networks, args.seeds = ["digits"], ["mlp"], [0]
-    jobs = [
-        (data, network, ratio, seed, method)
+    settings = [
+        (data, network, ratio, seed)
         for data in args.data
         for network in args.networks
-        for ratio in ((0.9,) if args.quick else NETWORKS[network][2])
+        for ratio in ((0.9,) if args.quick else args.ratios or NETWORKS[network][2])
         for seed in (args.model_b_seeds if network == "model_b" else args.seeds)
-        for method in args.methods
-        if not (method == "mlp_sklearn" and NETWORKS[network][3])
     ]
-    print(f"{len(jobs)} runs on {args.n_jobs} process(es), torch {torch.__version__}, "
-          f"{os.cpu_count()} cores", flush=True)  # fmt: skip
-    rows = Parallel(n_jobs=args.n_jobs, verbose=0)(delayed(run)(*job) for job in jobs)
-    if args.csv:
-        with open(args.csv, "w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+    print(f"{len(settings)} settings x {len(args.methods)} methods on {args.n_jobs} process(es), "
+          f"torch {torch.__version__}, {os.cpu_count()} cores", flush=True)  # fmt: skip
+    # The slowest settings first, so that the processes finish together.
+    settings.sort(key=lambda setting: (setting[0] != "mnist", setting[1] != "model_b"))
+    runs = Parallel(n_jobs=args.n_jobs, return_as="generator_unordered")(
+        delayed(run_setting)(*setting, args.methods) for setting in settings
+    )
+    rows, writer = [], None
+    with open(args.csv or os.devnull, "w", newline="") as file:
+        for setting_rows in runs:  # written as each setting ends: a long run keeps what it did
+            if writer is None:
+                writer = csv.DictWriter(file, fieldnames=list(setting_rows[0]))
+                writer.writeheader()
+            writer.writerows(setting_rows)
+            file.flush()
+            rows.extend(setting_rows)
+            done = setting_rows[0]
+            print(f"done: {done['data']} {done['network']} {done['ratio']} seed {done['seed']}", flush=True)
     summarise(rows)
 
 
