@@ -13,14 +13,23 @@ many seeds the issue's two checks held (team >= all - 0.3 points, team >
 best member), against the share of all teams of S that pass both (a team
 drawn at random).
 
+``--save-teams FILE`` writes every team chosen (per pool, metric, final
+choice and seed) to a JSON file; ``--same-teams-as FILE`` compares the teams
+chosen now with such a file, seed by seed, and lists every difference: run
+it once with one version of the package (``PYTHONPATH``) and once with
+another to check that a change of the selection code leaves the teams alone.
+
 Usage::
 
     python benchmarks/bench_hq.py --seeds 0 1 2 --save-predictions preds/
     python benchmarks/replay_hq.py preds/                  # seconds
     python benchmarks/replay_hq.py preds/ --pool unpruned --n-select 3
+    python benchmarks/replay_hq.py preds/ --save-teams before.json   # old version
+    python benchmarks/replay_hq.py preds/ --same-teams-as before.json
 """
 
 import argparse
+import json
 import re
 from itertools import combinations
 from pathlib import Path
@@ -39,8 +48,17 @@ from sklearn_dropnet.ensemble._ensemble_selection import (
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", help="the DIR of bench_hq.py --save-predictions DIR")
-    parser.add_argument("--pool", choices=["pruned", "unpruned"], default="pruned")
+    parser.add_argument("--pool", choices=["pruned", "unpruned", "both"], default="pruned")
     parser.add_argument("--n-select", type=int, default=5)
+    parser.add_argument(
+        "--max-teams-per-level",
+        type=int,
+        help="HQ's cap on the teams of a level (default: the package's default)",
+    )
+    parser.add_argument("--save-teams", metavar="FILE", help="write the chosen teams to FILE (JSON)")
+    parser.add_argument(
+        "--same-teams-as", metavar="FILE", help="compare the chosen teams with FILE, seed by seed"
+    )
     return parser.parse_args()
 
 
@@ -71,13 +89,32 @@ def references(test_probas, y_test, n_select):
     return everyone, best_single, np.mean(np.logical_and(*checks.values()))
 
 
-def replay(pool, metric, final_choice, n_select):
+def replay(pool, metric, final_choice, n_select, max_teams_per_level=None):
     """HQ's team on the held-out probabilities: (test accuracy, member indices)."""
     held, y_held, test, y_test = pool
+    # Passed only when given, so that the script also runs against versions
+    # of the package from before the cap (to compare their teams).
+    cap = {} if max_teams_per_level is None else {"max_teams_per_level": max_teams_per_level}
     team, _ = hq_select(
-        held.argmax(axis=2), held, y_held, n_select, metric=metric, final_choice=final_choice
+        held.argmax(axis=2), held, y_held, n_select, metric=metric, final_choice=final_choice, **cap
     )
     return team_accuracy(test, y_test, np.asarray(team)[None])[0], team
+
+
+def compare_teams(teams, path):
+    """Print how many chosen teams equal those saved in ``path``, and each that does not."""
+    saved = json.loads(Path(path).read_text())
+    common = sorted(set(saved) & set(teams))
+    different = [key for key in common if saved[key] != teams[key]]
+    print(
+        f"\nteams compared with {path}: {len(common)} (pool/metric/final choice/seed), "
+        f"{len(common) - len(different)} the same, {len(different)} different"
+    )
+    for key in different:
+        print(f"   {key}: {saved[key]} before, {teams[key]} now")
+    missing = sorted(set(saved) ^ set(teams))
+    if missing:
+        print(f"   in only one of the two: {len(missing)} ({', '.join(missing[:5])} ...)")
 
 
 def summarize(results, refs):
@@ -98,11 +135,23 @@ def summarize(results, refs):
 
 def main():
     args = parse_args()
-    pools = load_pools(args.folder, args.pool)
+    teams = {}
+    for pool_name in ("pruned", "unpruned") if args.pool == "both" else (args.pool,):
+        teams.update(replay_pool(args, pool_name))
+    if args.save_teams:
+        Path(args.save_teams).write_text(json.dumps(teams, indent=0, sort_keys=True))
+        print(f"\n{len(teams)} teams written to {args.save_teams}")
+    if args.same_teams_as:
+        compare_teams(teams, args.same_teams_as)
+
+
+def replay_pool(args, pool_name):
+    """Print the table for one pool; return its teams by "pool/metric/final choice/seed"."""
+    pools = load_pools(args.folder, pool_name)
     refs = [references(test, y_test, args.n_select) for _, _, test, y_test in pools.values()]
     n_members = len(next(iter(pools.values()))[0])
     print(
-        f"{args.pool} pools of {n_members} members, S = {args.n_select}, "
+        f"{pool_name} pools of {n_members} members, S = {args.n_select}, "
         f"seeds {sorted(pools)}; a team of {args.n_select} drawn at random passes both "
         f"checks on {np.mean([r[2] for r in refs]):.0%} of (seed, team) pairs"
     )
@@ -110,12 +159,19 @@ def main():
         f"{'metric':<26}{'final':<10}{'test':>7}{'size':>6}{'-all':>8}{'bound':>7}"
         f"{'-best':>8}{'bound':>7}{'>=all-0.3':>10}{'>best':>10}{'both':>10}"
     )
+    teams = {}
     for metric in METRICS:
         for final_choice in FINAL_CHOICES:
-            results = [replay(pool, metric, final_choice, args.n_select) for pool in pools.values()]
+            results = [
+                replay(pool, metric, final_choice, args.n_select, args.max_teams_per_level)
+                for pool in pools.values()
+            ]
             print(f"{metric:<26}{final_choice:<10}{summarize(results, refs)}")
+            for seed, (_, team) in zip(pools, results):
+                teams[f"{pool_name}/{metric}/{final_choice}/{seed}"] = np.asarray(team).tolist()
     print(f"(-all, -best: mean gaps in points with one-sided 95% lower bounds; the last "
           f"three columns count seeds, of {len(pools)})")  # fmt: skip
+    return teams
 
 
 if __name__ == "__main__":

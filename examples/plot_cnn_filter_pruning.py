@@ -25,10 +25,10 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from sklearn_dropnet import DropNetClassifier
+from sklearn_dropnet import DropNetClassifier, PruningCurveDisplay
 from sklearn_dropnet.datasets import load_digits_images
 from sklearn_dropnet.models import ModelB
-from sklearn_dropnet.plotting import plot_pruning_curve, plot_units_per_layer
+from sklearn_dropnet.plotting import plot_units_per_layer
 
 torch.set_num_threads(1)
 
@@ -69,9 +69,9 @@ print([(m.in_channels, m.out_channels) for m in clf.module_.modules() if isinsta
 # Accuracy while pruning, and the filters left per layer
 # ------------------------------------------------------
 # ``x="macs"`` puts the cost of a forward pass on the x axis instead of the
-# share of units.
+# share of units, on a log scale.
 fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
-plot_pruning_curve(clf, x="macs", ax=left, annotate=True)
+PruningCurveDisplay.from_estimator(clf, x="macs", ax=left, annotate=True)
 left.set_title("Validation accuracy against compute")
 plot_units_per_layer(clf, ax=right)
 right.set_title("Filters per convolution")

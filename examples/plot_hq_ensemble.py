@@ -34,8 +34,7 @@ from sklearn.datasets import load_digits
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import train_test_split
 
-from sklearn_dropnet import DropNetClassifier, HQEnsembleClassifier
-from sklearn_dropnet.plotting import plot_hq_candidates
+from sklearn_dropnet import DropNetClassifier, HQCandidatesDisplay, HQEnsembleClassifier
 
 torch.set_num_threads(1)
 
@@ -93,7 +92,6 @@ for method in ["all", "top", "greedy", "hq"]:
 hq = results["hq"]
 n_subsets = sum(math.comb(8, size) for size in (2, 3, 4))
 print(f"HQ scored {len(hq.candidates_['team'])} teams of the {n_subsets} of 2 to 4 members.")
-fig, ax = plt.subplots(layout="constrained")
-plot_hq_candidates(hq, ax=ax)
-ax.set_title("HQ candidate teams (digits, 8 pruned MLPs)")
+display = HQCandidatesDisplay.from_estimator(hq)
+display.ax_.set_title("HQ candidate teams (digits, 8 pruned MLPs)")
 plt.show()

@@ -26,8 +26,8 @@ import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from sklearn_dropnet import DropNetClassifier
-from sklearn_dropnet.plotting import plot_pruning_curve, plot_units_per_layer
+from sklearn_dropnet import DropNetClassifier, PruningCurveDisplay
+from sklearn_dropnet.plotting import plot_units_per_layer
 
 torch.set_num_threads(1)
 
@@ -64,12 +64,23 @@ for name, clf in [("DropNet", dropnet), ("random", random)]:
 # %%
 # The pruning curves
 # ------------------
-# Round 0 is the dense network. Draw both runs on the same axes with
-# :func:`~sklearn_dropnet.plotting.plot_pruning_curve`.
+# Round 0 is the dense network. :class:`~sklearn_dropnet.PruningCurveDisplay`
+# draws a run; give the second one the first one's axes to compare them.
+display = PruningCurveDisplay.from_estimator(dropnet, name="DropNet (mean |activation|)")
+PruningCurveDisplay.from_estimator(random, ax=display.ax_, name="random", linestyle="--")
+display.ax_.set_title("Digits, MLP 64-32: validation accuracy while pruning")
+plt.show()
+
+# %%
+# Against the parameters
+# ----------------------
+# ``x="params"`` puts the parameters left on the x axis, on a log scale: they
+# shrink faster than the units, since a weight matrix shrinks with both of
+# its layers.
 fig, ax = plt.subplots(layout="constrained")
-plot_pruning_curve(dropnet, ax=ax, label="DropNet (mean |activation|)")
-plot_pruning_curve(random, ax=ax, label="random", linestyle="--")
-ax.set_title("Digits, MLP 64-32: validation accuracy while pruning")
+for name, clf in [("DropNet", dropnet), ("random", random)]:
+    PruningCurveDisplay.from_estimator(clf, x="params", ax=ax, name=name)
+ax.set_title("Validation accuracy against parameters")
 plt.show()
 
 # %%

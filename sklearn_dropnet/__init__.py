@@ -11,6 +11,10 @@ The public API at a glance:
 - :class:`DropNetPruner` (:mod:`sklearn_dropnet.pruning`) -- the pruning
   engine on its own, for any torch training loop; it imports neither
   scikit-learn nor skorch.
+- :class:`PruningCurveDisplay`, :class:`HQCandidatesDisplay` -- plots of a
+  pruning run and of HQ's candidate teams (needs matplotlib).
+- ``export(path)`` on both estimators writes the fitted network, or the
+  team, as one ONNX, ``torch.export`` or TorchScript file.
 - :mod:`sklearn_dropnet.models` -- the paper's architectures.
 
 The names are imported when first used, so that ``from
@@ -27,6 +31,8 @@ _PUBLIC = {
     "DropNetClassifier": "._dropnet",
     "HQEnsembleClassifier": ".ensemble",
     "DropNetPruner": ".pruning",
+    "PruningCurveDisplay": ".plotting",
+    "HQCandidatesDisplay": ".plotting",
 }
 
 __all__ = [*_PUBLIC, "__version__"]

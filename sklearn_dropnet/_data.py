@@ -275,7 +275,9 @@ class LabelledData:
     def input_batches(self, device, batch_size=256):
         """Yield the inputs in batches, as tensors on ``device``."""
         if self.is_dataset:
-            for x, _ in DataLoader(self.X, batch_size=batch_size):
+            # a generator of its own: scoring must not advance torch's global one,
+            # which shuffles the training rows (arrays and datasets train alike)
+            for x, _ in DataLoader(self.X, batch_size=batch_size, generator=torch.Generator()):
                 yield x.to(device)
         else:
             for start in range(0, len(self.X), batch_size):

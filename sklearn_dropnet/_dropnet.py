@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from ._build_module import build_module, check_module_output
 from ._data import split_validation
 from ._device import seeded_generators
+from ._export import NetworkExportMixin
 from ._inputs import inference_data, labelled_for_prune, training_data
 from ._net import make_net
 from ._routing import RoutedParamsMixin
@@ -65,7 +66,7 @@ def _record(pruner, accuracy, training, start):
     )
 
 
-class DropNetClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
+class DropNetClassifier(NetworkExportMixin, RoutedParamsMixin, ClassifierMixin, BaseEstimator):
     """Neural network classifier pruned by DropNet.
 
     Wraps a :class:`skorch.NeuralNetClassifier`. ``fit`` trains the dense
@@ -75,35 +76,26 @@ class DropNetClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
     physically: the fitted :attr:`module_` has smaller layers, so it is
     smaller on disk and faster, and later rounds train the smaller network.
 
-    Prunable units are the outputs of every hidden ``nn.Linear`` and the
-    filters of every ``nn.Conv1d``/``Conv2d``/``Conv3d`` whose output reaches
-    an activation, a module (``nn.ReLU()``) or a function (``F.relu``,
-    ``torch.relu``, ``x.relu()``), through BatchNorm, Dropout, pooling or a
-    residual add if present. The output layer is never pruned and every
-    layer keeps at least one unit (a grouped convolution, one per channel
-    group); a layer left unpruned is named in a warning and in
-    ``unpruned_layers_``.
+    Prunable units are the outputs of hidden ``nn.Linear`` layers and the
+    filters of ``nn.Conv1d/2d/3d`` layers whose output reaches an activation
+    (``nn.ReLU()``, ``F.relu``, ``x.relu()``, ...) through BatchNorm, Dropout,
+    pooling or residual adds. Every layer keeps a unit (per channel group);
+    a layer left unpruned is named in a warning and in ``unpruned_layers_``.
 
     Parameters
     ----------
     module : torch.nn.Module class or instance, or callable, default=None
-        The network, as in skorch. A class, or any callable that returns
-        a ``torch.nn.Module`` (a builder such as
-        ``torchvision.models.resnet18``, a ``functools.partial``), is called
-        with the ``module__*`` parameters; its ``input_shape``,
-        ``n_classes`` and ``num_classes`` arguments, when its signature has
-        them and they are not set, are filled in from the data (a builder
-        taking ``**kwargs`` gets ``num_classes``, unless it refuses it). It
-        must be picklable (not a lambda, nor a function defined inside
-        another). An instance is copied and used as given. ``None`` builds
-        :class:`sklearn_dropnet.models.MLP`. The network returns logits
-        (probabilities with ``criterion=torch.nn.NLLLoss``); ``fit`` warns
-        when it returns probabilities for a loss that takes logits.
+        The network, as in skorch: a class or a picklable callable returning
+        one (``torchvision.models.resnet18``, a ``functools.partial``) is
+        called with the ``module__*`` parameters and, where it takes them and
+        they are not set, ``input_shape``, ``n_classes`` and ``num_classes``
+        from the data. An instance is copied. ``None`` builds
+        :class:`sklearn_dropnet.models.MLP`. It returns logits (probabilities
+        with ``criterion=torch.nn.NLLLoss``; ``fit`` warns at a mismatch).
     criterion : type of torch.nn.Module, default=torch.nn.CrossEntropyLoss
-        Loss, as in skorch. The module returns logits and ``predict_proba``
-        is their softmax, for any loss but ``torch.nn.NLLLoss``: with that
-        one the module returns probabilities (it ends in ``Softmax``; skorch
-        takes their log for the loss), used as they are.
+        Loss, as in skorch. ``predict_proba`` is the softmax of the module's
+        logits; with ``torch.nn.NLLLoss`` the module returns probabilities
+        (skorch takes their log for the loss), used as they are.
     optimizer : type of torch.optim.Optimizer, default=torch.optim.Adam
         Optimizer class, as in skorch (the paper used SGD with ``lr=0.1``).
     lr : float, default=0.001
@@ -111,9 +103,8 @@ class DropNetClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
     max_epochs : int, default=100
         Most epochs per round; early stopping usually ends a round sooner.
     batch_size : int, default=32
-        Mini-batch size for training and inference. A last training batch
-        of a single sample joins the batch before it (BatchNorm cannot
-        train on one sample), unless ``iterator_train__drop_last=True``.
+        Mini-batch size for training and inference. A last training batch of
+        one sample joins the batch before it (BatchNorm cannot train on one).
     device : str or torch.device, default="cpu"
         Where to train, e.g. ``"cuda"``; ``fit`` refuses a device this
         machine lacks. A model fitted on a GPU loads and predicts on a
@@ -138,28 +129,33 @@ class DropNetClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         :data:`sklearn_dropnet.pruning.UNIT_SELECTIONS`' entries chooses
         instead, such as the paper's oracle,
         :class:`sklearn_dropnet.pruning.OracleSelection`.
-    unit_score : {"activation", "apoz", "l1", "random", "max"} or callable, \
-            default="activation"
-        How units are ranked (named so as not to hide the ``score`` method); the lowest go first. ``"activation"`` is
-        DropNet (mean absolute post-activation on the training data),
+    round_to : int, default=1
+        Keep every layer's units a multiple of ``round_to`` (8 or 16: the
+        channel blocks CPU and GPU kernels compute fastest), rounding down
+        but never below ``round_to``; ``prune_ratio`` is then met as
+        closely as the multiples allow.
+    unit_score : {"activation", "contribution", "apoz", "l1", "random", "max"} \
+            or callable, default="activation"
+        How units are ranked, the lowest first. ``"activation"`` is DropNet
+        (mean absolute post-activation on the training data);
+        ``"contribution"`` multiplies it by the L1 norm of the unit's
+        outgoing weights (what the next layer receives);
         ``"apoz"`` drops units that are zero most often, ``"l1"`` the
         smallest L1 weight norms, ``"random"`` at random, ``"max"`` the
         *highest* activations (a sanity baseline). A callable gets
         ``(layer, activations)``, ``activations`` of shape
         ``(n_samples, n_units)``, and returns one score per unit.
-    reinit : {"rewind", "random", "none"}, default="rewind"
-        Weights the survivors start each round from: their initial values
-        (the paper's default), a fresh random initialisation, or the trained
-        values (fine-tuning).
+    reinit : {"none", "rewind", "random"}, default="none"
+        Weights the survivors start each round from: the trained values
+        (fine-tuning), their initial values (``"rewind"``, the paper's), or
+        a fresh random initialisation. Fine-tuning needs about 60% of the
+        rewound epochs (the user guide compares them).
     distill_weight : float in [0, 1], default=0.0
-        Weight ``a`` of knowledge distillation from the dense network in the
-        rounds after the first: the loss is ``(1 - a)`` times the
-        criterion's on the labels plus ``a * T**2 * KL(p_T || q_T)``, where
-        ``p_T`` are the dense network's class probabilities softened by the
-        temperature ``T`` and ``q_T`` the pruned network's (Hinton et al.,
-        2015). The dense network's outputs are computed once per training
-        row (in eval mode), before the rounds. In :meth:`prune`, the network
-        at the start of the call is the teacher. 0 trains on the labels alone.
+        Weight ``a`` of distillation from the network before the rounds (the
+        dense one in ``fit``): the loss is ``(1 - a)`` times the criterion's
+        plus ``a * T**2 * KL(p_T || q_T)`` of the softened class
+        probabilities (Hinton et al., 2015), the teacher's computed once per
+        training row. 0 trains on the labels alone.
     distill_temperature : float > 0, default=4.0
         The temperature ``T`` of the distillation.
     min_accuracy_ratio : float in (0, 1] or None, default=None
@@ -173,8 +169,9 @@ class DropNetClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         Early-stopping patience in epochs, on the validation loss.
     random_state : int, RandomState instance or None, default=None
         Seeds the initial weights, the validation split, the order of the
-        training rows and tie-breaking (and dropout on a GPU). Torch's
-        global CPU and CUDA generators are left as they were.
+        training rows (reshuffled every epoch; ``iterator_train__shuffle=False``
+        keeps one seeded order), tie-breaking and dropout, leaving torch's
+        global generators as they were.
     verbose : int, default=0
         1 shows a progress bar over rounds; 2 also prints skorch's epoch log.
     **kwargs
@@ -191,8 +188,7 @@ class DropNetClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         The pruned network (the same object as ``net_.module_``).
     pruning_history_ : list of dict
         One record per round, numbered by ``round`` (round 0 is the dense
-        network): ``units`` left
-        in total and ``units_per_layer``, ``fraction_left``, ``params``,
+        network): ``units`` left in total and ``units_per_layer``, ``fraction_left``, ``params``,
         ``macs`` (per sample), ``valid_accuracy``, ``epochs``, ``seconds``
         (the whole round: scoring, surgery, training, validation and the
         trace of the new network), ``train_seconds`` (the training epochs
@@ -252,8 +248,9 @@ class DropNetClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         prune_ratio=0.5,
         drop_fraction=0.2,
         scope="layer",
+        round_to=1,
         unit_score="activation",
-        reinit="rewind",
+        reinit="none",
         distill_weight=0.0,
         distill_temperature=4.0,
         min_accuracy_ratio=None,
@@ -274,6 +271,7 @@ class DropNetClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
         self.prune_ratio = prune_ratio
         self.drop_fraction = drop_fraction
         self.scope = scope
+        self.round_to = round_to
         self.unit_score = unit_score
         self.reinit = reinit
         self.distill_weight = distill_weight
@@ -427,8 +425,10 @@ class DropNetClassifier(RoutedParamsMixin, ClassifierMixin, BaseEstimator):
                 start = time.perf_counter()
                 scores = pruner.score(lambda: train.input_batches(device), self.unit_score, rng)
                 drop = pruner.choose(
-                    scores, n_drop, self.scope, rng, labelled_batches=lambda: train.labelled_batches(device)
+                    scores, n_drop, self.scope, rng, lambda: train.labelled_batches(device), self.round_to
                 )
+                if not any(len(units) for units in drop.values()):
+                    break  # the multiples of round_to leave nothing more to remove
                 self.net_.set_module(pruner.remove(drop, restart=self.reinit))
                 training = self.net_.train_round(train, teacher)
                 accuracy = self._accuracy(valid)

@@ -109,8 +109,11 @@ def _copy_if_possible(callback):
 def _net_params(params, n_classes, valid):
     """The skorch net's parameters, from the estimator's ``params``, but its module and callbacks."""
     routed = {
-        k: v for k, v in params.items() if k.startswith(ROUTED_PREFIXES) and not k.startswith("module__")
-    }  # fmt: skip
+        # Rows reshuffled every epoch, as every torch loop and MLPClassifier do,
+        # unless the user asks for one order (iterator_train__shuffle=False).
+        "iterator_train__shuffle": True,
+        **{k: v for k, v in params.items() if k.startswith(ROUTED_PREFIXES) and not k.startswith("module__")},
+    }
     return dict(
         {name: params[name] for name in _SAME_NAMES},
         # torch's samplers take Python ints only, not NumPy's (a GridSearchCV grid).

@@ -72,6 +72,7 @@ DROPNET_CONSTRAINTS = {
     "prune_ratio": [Interval(Real, 0, 1, closed="left")],
     "drop_fraction": [Interval(Real, 0, 1, closed="neither")],
     "scope": [RegistryNames(UNIT_SELECTIONS), callable],
+    "round_to": [Interval(Integral, 1, None, closed="left")],
     "unit_score": [RegistryNames(UNIT_SCORES), callable],
     "reinit": [RegistryNames(RESTARTS)],
     "distill_weight": [Interval(Real, 0, 1, closed="both")],

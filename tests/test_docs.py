@@ -13,6 +13,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 PUBLIC_MODULES = [
     "sklearn_dropnet",
     "sklearn_dropnet.diversity",
+    "sklearn_dropnet.ensemble",
     "sklearn_dropnet.models",
     "sklearn_dropnet.datasets",
     "sklearn_dropnet.plotting",

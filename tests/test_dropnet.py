@@ -1092,7 +1092,11 @@ def test_float32_arrays_with_negative_strides_fit_and_prune(digits):
 
 @pytest.mark.parametrize(
     "params, scale, dense_trains",
-    [({}, 3e38, False), ({"optimizer": torch.optim.SGD, "lr": 1e6}, 1.0, True)],
+    [
+        ({}, 3e38, False),
+        # the dense round stays finite, a rewound pruning round diverges
+        ({"optimizer": torch.optim.SGD, "lr": 1e6, "reinit": "rewind", "iterator_train__shuffle": False}, 1.0, True),
+    ],
     ids=["huge inputs", "huge learning rate"],
 )
 def test_training_that_diverges_is_a_clear_error(digits, params, scale, dense_trains):

@@ -183,3 +183,29 @@ def test_a_unit_selection_is_any_callable_with_the_registrys_signature(digits):
     assert [r["units"] for r in clf.pruning_history_] == [16, 13, 12]
     assert seen[0] == ["channel_groups", "floors", "labelled_batches", "pruner"]
     assert set(UNIT_SELECTIONS) == {"layer", "global", "global_raw"}
+
+
+def test_round_to_keeps_every_layers_units_a_multiple(digits):
+    net = nn.Sequential(nn.Linear(4, 64), nn.ReLU(), nn.Linear(64, 40), nn.ReLU(), nn.Linear(40, 10), nn.ReLU(),
+                        nn.Linear(10, 3))  # fmt: skip
+    x = torch.randn(30, 4)
+    pruner = DropNetPruner(net, x[:2])
+    scores = pruner.score(lambda: [x])
+    drop = pruner.choose(scores, pruner.units_to_drop(0.8), "layer", 0, round_to=16)
+    # 64 -> 48 and 40 -> 32 (rounded down: more than the round's share), 10 < 16 stays.
+    assert {name: len(units) for name, units in drop.items()} == {"0": 16, "2": 8, "4": 0}
+    lowest = np.argsort(scores["0"], kind="stable")[:16]
+    assert sorted(drop["0"].tolist()) == sorted(lowest.tolist())
+    X, y = digits
+    clf = DropNetClassifier(round_to=8, prune_ratio=0.8, max_epochs=1, module__hidden_layer_sizes=(64, 40),
+                            random_state=0).fit(X[:300], y[:300])  # fmt: skip
+    for record in clf.pruning_history_:
+        assert all(units % 8 == 0 for units in record["units_per_layer"].values()), record
+    assert clf.pruning_history_[-1]["units"] <= 0.2 * 104 + 8
+
+
+def test_the_estimator_class_is_a_thin_layer():
+    import inspect
+
+    lines, _ = inspect.getsourcelines(DropNetClassifier)
+    assert len(lines) < 450

@@ -14,6 +14,8 @@ from sklearn.tree import DecisionTreeClassifier  # noqa: E402
 
 from sklearn_dropnet import DropNetClassifier, HQEnsembleClassifier  # noqa: E402
 from sklearn_dropnet.plotting import (  # noqa: E402
+    HQCandidatesDisplay,
+    PruningCurveDisplay,
     plot_hq_candidates,
     plot_pruning_curve,
     plot_units_per_layer,
@@ -174,3 +176,83 @@ def test_missing_matplotlib_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match=r"pip install sklearn-dropnet\[plot\]"):
         plot_pruning_curve(history())
+
+
+# --- the displays ---------------------------------------------------------------
+
+
+def test_pruning_curve_display_from_estimator_keeps_its_artists(pruned):
+    display = PruningCurveDisplay.from_estimator(pruned, name="DropNet")
+    history = pruned.pruning_history_
+    assert display.ax_ is display.line_.axes and display.figure_ is display.ax_.figure
+    np.testing.assert_allclose(display.line_.get_xdata(), [r["fraction_left"] for r in history])
+    np.testing.assert_allclose(display.line_.get_ydata(), [r["valid_accuracy"] for r in history])
+    assert display.rejected_line_ is None
+    assert display.ax_.get_xscale() == "linear" and display.ax_.xaxis_inverted()
+    assert [t.get_text() for t in display.ax_.get_legend().get_texts()] == ["DropNet"]
+
+
+@pytest.mark.parametrize("x, scale", [("params", "log"), ("macs", "log"), ("units", "linear")])
+def test_pruning_curve_display_log_axis_for_parameters(pruned, x, scale):
+    display = PruningCurveDisplay.from_estimator(pruned, x=x)
+    assert display.ax_.get_xscale() == scale
+    np.testing.assert_allclose(display.line_.get_xdata(), [r[x] for r in pruned.pruning_history_])
+    assert display.ax_.xaxis_inverted()
+    assert PruningCurveDisplay.from_estimator(pruned, x=x, log_x=False).ax_.get_xscale() == "linear"
+
+
+def test_pruning_curve_display_from_history_and_redrawn_elsewhere():
+    display = PruningCurveDisplay.from_history(history(accepted_last=False), name="run")
+    first_ax = display.ax_
+    assert list(display.rejected_line_.get_xdata()) == [8 / 16]
+    _, ax = plt.subplots()
+    assert display.plot(ax=ax, x="params").ax_ is ax is not first_ax
+    assert ax.get_xscale() == "log" and len(ax.get_lines()) == 2
+
+
+def test_pruning_curve_display_bad_inputs(pruned):
+    with pytest.raises(TypeError, match="from_history"):
+        PruningCurveDisplay.from_estimator(history())
+    with pytest.raises(ValueError, match="x must be one of"):
+        PruningCurveDisplay.from_estimator(pruned, x="epochs")
+    with pytest.raises(ValueError, match="empty"):
+        PruningCurveDisplay.from_history([])
+
+
+def test_plot_pruning_curve_is_the_display(pruned):
+    ax = plot_pruning_curve(pruned, x="params")
+    display = PruningCurveDisplay.from_estimator(pruned, x="params")
+    np.testing.assert_array_equal(ax.get_lines()[0].get_xydata(), display.line_.get_xydata())
+    assert ax.get_xscale() == display.ax_.get_xscale() == "log"
+
+
+def test_hq_candidates_display_keeps_its_artists(hq):
+    display = HQCandidatesDisplay.from_estimator(hq)
+    survived = np.asarray(hq.candidates_["survived"])
+    assert len(display.survived_.get_offsets()) == survived.sum()
+    assert (display.dropped_ is None) == survived.all()
+    chosen = [tuple(t) == tuple(hq.selected_) for t in hq.candidates_["team"]]
+    index = int(np.flatnonzero(chosen)[0])
+    np.testing.assert_allclose(
+        display.chosen_.get_offsets()[0],
+        [hq.candidates_["focal_diversity"][index], hq.candidates_["accuracy"][index]],
+    )
+    assert display.colorbar_.ax.get_ylabel() == "team size"
+    assert display.figure_ is display.ax_.figure
+    # The same data drawn again on other axes.
+    _, ax = plt.subplots()
+    assert display.plot(ax=ax).ax_ is ax and len(ax.collections) == len(display.ax_.collections)
+
+
+def test_hq_candidates_display_from_its_data(hq):
+    display = HQCandidatesDisplay(hq.candidates_, hq.selected_, n_members=6, method="hq").plot()
+    assert display.ax_.get_ylabel() == "held-out accuracy"
+    with pytest.raises(TypeError, match="HQEnsembleClassifier"):
+        HQCandidatesDisplay.from_estimator(DropNetClassifier())
+
+
+def test_displays_are_public():
+    import sklearn_dropnet
+
+    assert {"PruningCurveDisplay", "HQCandidatesDisplay"} <= set(sklearn_dropnet.__all__)
+    assert sklearn_dropnet.PruningCurveDisplay is PruningCurveDisplay

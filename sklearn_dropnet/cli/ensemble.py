@@ -68,6 +68,7 @@ def _run(args):
         n_select=args.n_select,
         method=args.method,
         metric=args.metric,
+        max_teams_per_level=args.max_teams_per_level,
         final_choice=args.final_choice,
         voting=args.voting,
         validation_fraction=args.selection_fraction,
@@ -75,6 +76,7 @@ def _run(args):
         bootstrap=args.bootstrap,
         n_jobs=args.n_jobs,
         random_state=args.random_state,
+        verbose=int(not args.quiet),
     )
     start = time.perf_counter()
     fit(hq, data.X_train, data.y_train, "the ensemble", message=_ensemble_message)

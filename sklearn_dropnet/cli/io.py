@@ -138,3 +138,33 @@ def load_data(path, target=None, n_features=None, feature_names=None):
             )
         return (*read_npz(path), None)
     return read_csv(path, target=target, n_features=n_features, feature_names=feature_names)
+
+
+def _is_classifier(model):
+    """Whether ``model`` is a classifier: scikit-learn says so, or it has ``classes_``."""
+    from sklearn.base import is_classifier
+
+    try:
+        return is_classifier(model) or hasattr(model, "classes_")
+    except Exception:  # an object without scikit-learn's tags
+        return hasattr(model, "classes_")
+
+
+def load_model(path):
+    """The classifier saved with joblib at ``path``."""
+    import joblib
+
+    path = existing_file(path, "model file")
+    try:
+        model = joblib.load(path)
+    except Exception as error:  # unpickling can fail in many ways
+        raise UsageError(
+            f"cannot load a model from {path}: {type(error).__name__}: {error}"
+        ) from None
+    if not hasattr(model, "predict"):
+        raise UsageError(
+            f"{path} holds a {type(model).__name__}, not a fitted estimator with predict"
+        )
+    if not _is_classifier(model):
+        raise UsageError(f"{path} holds a {type(model).__name__}, not a classifier")
+    return model

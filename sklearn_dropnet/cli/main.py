@@ -15,7 +15,7 @@ features) end with a one-line message and exit status 2.
 import os
 import sys
 
-from . import ensemble, predict, prune
+from . import ensemble, export, predict, prune
 from .errors import UsageError
 from .parser import PROG, command_line_parser
 
@@ -27,6 +27,7 @@ COMMANDS = {
     "prune": prune.COMMAND,
     "ensemble": ensemble.COMMAND,
     "predict": predict.COMMAND,
+    "export": export.COMMAND,
 }
 
 

@@ -11,17 +11,17 @@ options it adds to its parser, and what it runs; the table of them is
 
 import argparse
 import difflib
+import functools
+import inspect
 import math
 import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from numbers import Integral
+
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..ensemble._diversity import METRICS
-from ..ensemble._ensemble_selection import FINAL_CHOICES
-from ..ensemble._hq import _METHODS, _VOTING
-from ..pruning._engine import RESTARTS
-from ..pruning._unit_scores import UNIT_SCORES
-from ..pruning._unit_selection import UNIT_SELECTIONS
 
 PROG = "sklearn-dropnet"
 
@@ -107,6 +107,37 @@ def _positive_float(text):
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{value} must be positive")
     return value
+
+
+def _from_interval(interval):
+    """An argparse type for a number in a scikit-learn ``Interval`` constraint."""
+    is_int = interval.type is Integral
+
+    def parse(text):
+        value = _integer(text) if is_int else _finite_float(text)
+        if not interval.is_satisfied_by(value):
+            raise argparse.ArgumentTypeError(f"{value} is not {interval}")
+        return value
+
+    return parse
+
+
+def _default(estimator, param):
+    return inspect.signature(estimator).parameters[param].default
+
+
+def estimator_option(group, *flags, estimator, param, **kwargs):
+    """Add ``flag`` for ``estimator``'s parameter ``param``: its choices or
+    its range from the class's ``_parameter_constraints``, and its default
+    from ``__init__`` (unless ``kwargs`` give another)."""
+    kwargs.setdefault("default", _default(estimator, param))
+    for constraint in estimator._parameter_constraints[param]:
+        if isinstance(constraint, StrOptions):
+            registry = getattr(constraint, "_registry", None)  # RegistryNames keep their order
+            kwargs["choices"] = list(registry) if registry is not None else sorted(constraint.options)
+        elif isinstance(constraint, Interval):
+            kwargs["type"] = _from_interval(constraint)
+    group.add_argument(*flags, **kwargs)
 
 
 def _layer_sizes(text):
@@ -219,49 +250,68 @@ def dropnet_options(parser, prune_ratio, max_epochs, hidden):
     """The parameters of :class:`~sklearn_dropnet.DropNetClassifier`, with
     the defaults given for ``--prune-ratio``, ``--max-epochs`` and
     ``--hidden-layer-sizes``."""
+    from .._dropnet import DropNetClassifier as estimator
+
     group = parser.add_argument_group("DropNet (see DropNetClassifier)")
-    group.add_argument(
+    option = functools.partial(estimator_option, group, estimator=estimator)
+    option(
         "--prune-ratio",
+        param="prune_ratio",
         metavar="FRACTION",
-        type=_fraction(0, 1),
         default=prune_ratio,
         help="fraction of the hidden units to remove, in [0, 1); 0 trains the dense network only",
     )
-    group.add_argument(
+    option(
         "--drop-fraction",
+        param="drop_fraction",
         metavar="FRACTION",
-        type=_fraction(0, 1, low_open=True),
-        default=0.2,
         help="fraction of the surviving units removed per round (the paper's p; 0.2 is its "
         "recommendation)",
     )
-    group.add_argument(
+    option(
         "--scope",
-        choices=list(UNIT_SELECTIONS),
-        default="layer",
+        param="scope",
         help="'layer' drops that fraction of each layer; 'global' ranks all units together "
         "after dividing each layer's scores by its mean; 'global_raw' ranks raw scores "
         "together, as in the paper",
     )
-    group.add_argument(
+    option(
+        "--round-to",
+        param="round_to",
+        metavar="N",
+        help="keep every layer's units a multiple of N (8 or 16: the channel blocks CPU and GPU "
+        "kernels compute fastest); 1 keeps any number",
+    )
+    option(
         "--unit-score",
-        choices=list(UNIT_SCORES),
-        default="activation",
+        param="unit_score",
         help="how units are ranked, lowest dropped first: 'activation' is DropNet (mean "
-        "|post-activation|), 'apoz' drops the units most often zero, 'l1' the smallest weight "
-        "norms, 'random' at random, 'max' the highest activations (a sanity baseline)",
+        "|post-activation|), 'contribution' that times the norm of the unit's outgoing weights, "
+        "'apoz' drops the units most often zero, 'l1' the smallest weight norms, 'random' at "
+        "random, 'max' the highest activations (a sanity baseline)",
     )
-    group.add_argument(
+    option(
         "--reinit",
-        choices=list(RESTARTS),
-        default="rewind",
+        param="reinit",
         help="weights the survivors restart from each round: their initial values "
-        "(the paper's default), fresh random ones, or the trained ones (fine-tuning)",
+        "(the paper's), fresh random ones, or the trained ones (fine-tuning)",
     )
-    group.add_argument(
+    option(
+        "--distill-weight",
+        param="distill_weight",
+        metavar="A",
+        help="weight of distillation from the dense network in the pruning rounds, in [0, 1]: "
+        "the loss is (1 - A) x the labels' cross-entropy + A x the distillation loss",
+    )
+    option(
+        "--distill-temperature",
+        param="distill_temperature",
+        metavar="T",
+        help="temperature of the distillation",
+    )
+    option(
         "--min-accuracy-ratio",
-        type=_fraction(0, 1, low_open=True, high_open=False),
-        default=None,
+        param="min_accuracy_ratio",
         metavar="KAPPA",
         help="stop early when validation accuracy falls below KAPPA times the dense "
         "accuracy, and keep the last round that met it (default: no such stop)",
@@ -273,31 +323,20 @@ def dropnet_options(parser, prune_ratio, max_epochs, hidden):
         metavar="N,N,...",
         help="widths of the MLP's hidden layers, comma-separated (these units are pruned)",
     )
-    group.add_argument(
+    option(
         "--max-epochs",
+        param="max_epochs",
         metavar="N",
-        type=_positive_int,
         default=max_epochs,
         help="most epochs per round; early stopping on the validation loss usually stops sooner",
     )
-    group.add_argument(
-        "--lr", type=_positive_float, default=1e-3, metavar="RATE", help="learning rate (Adam)"
-    )
-    group.add_argument(
-        "--batch-size", type=_positive_int, default=32, metavar="N", help="mini-batch size"
-    )
-    group.add_argument(
-        "--patience",
-        type=_positive_int,
-        default=5,
-        metavar="N",
-        help="early-stopping patience in epochs",
-    )
-    group.add_argument(
+    option("--lr", param="lr", metavar="RATE", help="learning rate (Adam)")
+    option("--batch-size", param="batch_size", metavar="N", help="mini-batch size")
+    option("--patience", param="patience", metavar="N", help="early-stopping patience in epochs")
+    option(
         "--validation-fraction",
+        param="validation_fraction",
         metavar="FRACTION",
-        type=_fraction(0, 1),
-        default=0.1,
         help="share of the training data held out for early stopping and the validation "
         "accuracy in the table; 0 holds out none: no early stopping, and the table shows "
         "the accuracy on the training data ('train acc')",
@@ -339,41 +378,41 @@ def run_options(parser, output_dir):
 
 def hq_options(parser):
     """The parameters of :class:`~sklearn_dropnet.HQEnsembleClassifier`."""
+    from ..ensemble import HQEnsembleClassifier as estimator
+
     group = parser.add_argument_group("ensemble (see HQEnsembleClassifier)")
-    group.add_argument(
-        "--n-estimators",
-        "-M",
-        type=_positive_int,
-        default=8,
-        metavar="M",
-        help="number of networks trained, M",
-    )
-    group.add_argument(
+    option = functools.partial(estimator_option, group, estimator=estimator)
+    option("--n-estimators", "-M", param="n_estimators", default=8, metavar="M", help="number of networks trained, M")
+    option(
         "--n-select",
         "-S",
-        type=_positive_int,
+        param="n_select",
         default=4,
         metavar="S",
         help="largest team HQ grows, S (the picks for 'greedy', the team size for 'top')",
     )
-    group.add_argument(
+    option(
         "--method",
-        choices=_METHODS,
-        default="hq",
+        param="method",
         help="'hq': hierarchical pruning by focal diversity; 'greedy': Caruana et al.'s forward "
-        "selection; 'top': the S most accurate members; 'all': every member",
+        "selection; 'top': the S most accurate members; 'all': every member; 'reduced_error', "
+        "'complementarity', 'margin_distance': ordered aggregation (Martinez-Munoz et al.)",
     )
-    group.add_argument(
+    option(
         "--metric",
-        choices=METRICS,
-        default="generalized_diversity",
+        param="metric",
         metavar="METRIC",
         help="diversity metric behind the focal diversity: " + ", ".join(METRICS),
     )
-    group.add_argument(
+    option(
+        "--max-teams-per-level",
+        param="max_teams_per_level",
+        metavar="N",
+        help="HQ keeps at most N teams a level (a beam of the most diverse); exact below it",
+    )
+    option(
         "--final-choice",
-        choices=FINAL_CHOICES,
-        default="one_se",
+        param="final_choice",
         help="how HQ picks its team among the survivors: 'one_se', the largest team within one "
         "standard error of the best held-out accuracy (then the lowest log loss); 'accuracy', "
         "the most accurate (the paper's rule)",
@@ -384,17 +423,12 @@ def hq_options(parser):
         help="train each member on its own bootstrap sample (bagging: more diverse members, "
         "each weaker)",
     )
-    group.add_argument(
-        "--voting",
-        choices=_VOTING,
-        default="soft",
-        help="how the team combines predictions",
-    )
-    group.add_argument(
+    option("--voting", param="voting", help="how the team combines predictions")
+    option(
         "--selection-fraction",
+        param="validation_fraction",
         metavar="FRACTION",
-        type=_fraction(0, 1, low_open=True),
-        default=0.2,
+        dest="selection_fraction",
         help="share of the training data held out to choose the team (never the test split)",
     )
     group.add_argument(

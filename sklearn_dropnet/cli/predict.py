@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UsageError, first_line, some_labels
-from .io import existing_file, load_data
+from .io import load_data, load_model
 from .outputs import writing
 from .parser import PROG, Command
 
@@ -52,36 +52,6 @@ def _prediction_output(path):
             f"row) or a .txt file; got {path.suffix or 'no extension'!r}"
         )
     return path
-
-
-def _is_classifier(model):
-    """Whether ``model`` is a classifier: scikit-learn says so, or it has ``classes_``."""
-    from sklearn.base import is_classifier
-
-    try:
-        return is_classifier(model) or hasattr(model, "classes_")
-    except Exception:  # an object without scikit-learn's tags
-        return hasattr(model, "classes_")
-
-
-def _load_model(path):
-    """The classifier saved with joblib at ``path``."""
-    import joblib
-
-    path = existing_file(path, "model file")
-    try:
-        model = joblib.load(path)
-    except Exception as error:  # unpickling can fail in many ways
-        raise UsageError(
-            f"cannot load a model from {path}: {type(error).__name__}: {error}"
-        ) from None
-    if not hasattr(model, "predict"):
-        raise UsageError(
-            f"{path} holds a {type(model).__name__}, not a fitted estimator with predict"
-        )
-    if not _is_classifier(model):
-        raise UsageError(f"{path} holds a {type(model).__name__}, not a classifier")
-    return model
 
 
 def _sample_shape(model):
@@ -166,7 +136,7 @@ def _write_predictions(file, result, classes, proba, header):
 
 def _run(args):
     output = None if args.output is None else _prediction_output(args.output)
-    model = _load_model(args.model)
+    model = load_model(args.model)
     X, y = _prediction_data(args, model)
     if args.proba and not hasattr(model, "predict_proba"):
         raise UsageError(f"{type(model).__name__} has no predict_proba; drop --proba")

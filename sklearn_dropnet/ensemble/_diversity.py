@@ -198,12 +198,20 @@ def _fleiss_kappa(labels, correct, weights):
     # the share of member pairs that agree on sample j, so its mean over the
     # samples is the mean pairwise agreement: agree / (n_pairs * n). Chance
     # agreement is sum_k (pooled_k / (L * n))**2 = squares / (L * n)**2.
-    n_members = labels.shape[1]
-    n_pairs = n_members * (n_members - 1) // 2
     agree = _pairwise_label_agreement(labels, weights).sum(axis=1)  # (teams, views)
     pooled = _label_counts(labels, weights).sum(axis=2)  # (teams, views, K)
+    return _fleiss_from_counts(agree, pooled, weights.sum(axis=2), labels.shape[1])
+
+
+def _fleiss_from_counts(agree, pooled, n, n_members):
+    """Fleiss' kappa of each team and view, from counts.
+
+    ``agree`` (teams, views): member pairs that predict the same label,
+    summed over the samples; ``pooled`` (teams, views, K): how often the
+    members predict each label; ``n`` (teams, views): the samples.
+    """
+    n_pairs = n_members * (n_members - 1) // 2
     squares = (pooled**2).sum(axis=-1)
-    n = weights.sum(axis=2)
     # Both multiplied by n_pairs * (L * n)**2: integers below 2**53 up to
     # 10 members and a million samples.
     total = n_members * n

@@ -13,95 +13,41 @@ set, never on models:
 A team is a row of member indices. Its combined prediction is the class with
 the largest sum of its members' votes (ties go to the first class), and a
 member listed twice counts twice.
+
+The pieces HQ is built from live beside this module: scoring teams
+(``_team_scores.py``), focal diversity from count tables
+(``_focal_counts.py``) and growing a level from the one below
+(``_team_growth.py``).
 """
 
 import math
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from ._diversity import focal_scores
+from ._focal_counts import focal_scorer
+from ._team_growth import all_pairs, grow_beam, grow_exact
+from ._team_scores import (
+    _EPS,
+    _tie_key,
+    extended_team_scores,
+    member_votes,
+    team_accuracy,
+    team_scores,
+)
 
-# Teams are scored in chunks so that the (teams, members, samples) arrays of
-# a level with thousands of teams stay small.
-_CHUNK = 1024
-_EPS = np.finfo(np.float64).eps
-
-
-def _tie_key(values):
-    """``values`` rounded to 10 decimals, as a sort key for tie-breaking.
-
-    Teams that tie exactly (e.g. copies of one deterministic member) get log
-    losses and diversities that differ in the last bits, by the order of the
-    floating-point sums; rounded, they tie, and the next rule decides.
-    """
-    return np.round(values, 10)
-
-
-def member_votes(probas, voting):
-    """Votes of each member: probabilities (``"soft"``) or one-hot labels."""
-    if voting == "soft":
-        return probas
-    return np.eye(probas.shape[2])[probas.argmax(axis=2)]
-
-
-def team_scores(votes, y, teams):
-    """Held-out accuracy and log loss of each team's combined prediction.
-
-    The combined probability of a class is the team's mean vote for it (its
-    members' mean probability, or the share of members voting for it); the
-    log loss is the mean of ``-log`` of the true class's combined
-    probability, clipped at machine epsilon. A team's votes are summed by
-    one matrix product: the (teams, members) matrix of how often each member
-    is in each team, times the votes.
-
-    Returns
-    -------
-    accuracy, log_loss : ndarray of shape (n_teams,)
-    """
-    teams = np.asarray(teams)
-    n_members, n_samples, n_classes = votes.shape
-    flat_votes = votes.reshape(n_members, -1)
-    accuracy, log_loss = np.empty(len(teams)), np.empty(len(teams))
-    for start in range(0, len(teams), _CHUNK):
-        chunk = teams[start : start + _CHUNK]
-        membership = np.zeros((len(chunk), n_members))
-        np.add.at(membership, (np.arange(len(chunk))[:, None], chunk), 1.0)
-        summed = (membership @ flat_votes).reshape(len(chunk), n_samples, n_classes)
-        done = slice(start, start + len(chunk))
-        accuracy[done] = (summed.argmax(axis=2) == y).mean(axis=1)
-        true_class = summed[:, np.arange(n_samples), y] / chunk.shape[1]
-        log_loss[done] = -np.log(np.clip(true_class, _EPS, None)).mean(axis=1)
-    return accuracy, log_loss
-
-
-def team_accuracy(votes, y, teams):
-    """Held-out accuracy of each team's combined prediction, shape (n_teams,)."""
-    return team_scores(votes, y, teams)[0]
-
-
-def team_focal_diversity(labels, y, teams, metric, normalize=False):
-    """Focal diversity of each team (higher = more diverse), shape (n_teams,).
-
-    The mean over the team's members as focal models (see
-    :func:`sklearn_dropnet.diversity.focal_diversity`). With ``normalize``,
-    each focal model's scores are first min-max normalised among the given
-    teams that contain it, as the published HQ code does, so that no focal
-    model dominates the ranking by the scale of its scores.
-    """
-    scores = _focal_scores(labels, y, np.asarray(teams), metric)
-    if normalize:
-        scores = _minmax_per_focal_model(scores, teams, labels.shape[0])
-    return _nanmean_rows(scores)
-
-
-def _focal_scores(labels, y, teams, metric):
-    """Per-focal-model scores (n_teams, team_size), computed chunk by chunk."""
-    return np.concatenate(
-        [
-            focal_scores(labels, y, teams[start : start + _CHUNK], metric)
-            for start in range(0, len(teams), _CHUNK)
-        ]
-    )
+# member_votes, team_accuracy and team_scores are imported from here by the
+# command line and the benchmarks.
+__all__ = [
+    "FINAL_CHOICES",
+    "MAX_TEAMS_PER_LEVEL",
+    "greedy_select",
+    "hq_select",
+    "member_votes",
+    "team_accuracy",
+    "team_scores",
+    "top_select",
+]
 
 
 def _minmax_per_focal_model(scores, teams, n_members):
@@ -130,6 +76,11 @@ def _nanmean_rows(values):
 
 # --- HQ: hierarchical pruning, level by level --------------------------------
 
+#: Default ``max_teams_per_level``. The exact search stays within it for the
+#: paper's pools (M = 20, S = 5: at most about 2,800 teams a level); M = 128,
+#: S = 8 on 2,000 held-out samples takes a few seconds with it.
+MAX_TEAMS_PER_LEVEL = 5_000
+
 
 def hq_select(
     labels,
@@ -140,6 +91,8 @@ def hq_select(
     prune_fraction=0.1,
     normalize=True,
     final_choice="one_se",
+    max_teams_per_level=MAX_TEAMS_PER_LEVEL,
+    verbose=False,
 ):
     """Choose a team of at most ``n_select`` members by HQ ensemble pruning.
 
@@ -150,6 +103,13 @@ def hq_select(
     dropped team eliminates every larger team that contains it). The final
     team is chosen among the survivors of every level by ``final_choice``
     (see :func:`_best_team`).
+
+    A level holds at most ``max_teams_per_level`` teams (None: no cap). As
+    long as growing every survivor stays within the cap, the search is the
+    exact one above. From the first level where it would not, the search
+    is a beam: the survivors grow in order of diversity, the most diverse
+    first, each by every member it lacks, until the next level is full
+    (see :func:`~sklearn_dropnet.ensemble._team_growth.grow_beam`).
 
     Returns
     -------
@@ -162,32 +122,38 @@ def hq_select(
         (held-out) and ``survived`` (not dropped at its level).
     """
     n_members = labels.shape[0]
-    levels = []
-    teams = _all_pairs(n_members)
-    for size in range(2, n_select + 1):
-        if len(teams) == 0:
-            break
-        level = _score_level(labels, votes, y, teams, metric, normalize)
-        level["survived"] = _survivors(
-            level["normalized_diversity"], level["accuracy"], prune_fraction
-        )
-        levels.append(level)
-        if size < n_select:
-            teams = _grow(teams[level["survived"]], n_members)
+    # Sample by sample while the search is exact, as it always was (to the
+    # last bit, so that ties fall as before); from count tables once capped.
+    focal = focal_scorer(labels, y, metric, from_tables=False)
+    levels, exact = [], True
+    teams, origin = all_pairs(n_members)
+    with tqdm(total=n_select - 1, desc="HQ levels", unit="level", disable=not verbose) as bar:
+        for size in range(2, n_select + 1):
+            if len(teams) == 0:
+                break
+            level = _score_level(focal, votes, y, teams, origin, normalize)
+            level["survived"] = _survivors(
+                level["normalized_diversity"], level["accuracy"], prune_fraction
+            )
+            levels.append(level)
+            bar.set_postfix(teams=len(teams), refresh=False)
+            bar.update()
+            if size < n_select:
+                (teams, origin), still_exact = _next_level(
+                    level, n_members, max_teams_per_level, exact
+                )
+                if exact and not still_exact:
+                    focal = focal_scorer(labels, y, metric, from_tables=True)
+                exact = still_exact
     candidates = _concatenate_levels(levels)
     return _best_team(candidates, len(y), final_choice), candidates
 
 
-def _all_pairs(n_members):
-    first, second = np.triu_indices(n_members, k=1)
-    return np.column_stack([first, second])
-
-
-def _score_level(labels, votes, y, teams, metric, normalize):
+def _score_level(focal, votes, y, teams, origin, normalize):
     """Focal diversity and held-out accuracy of every team of one level."""
-    scores = _focal_scores(labels, y, teams, metric)
-    ranked = _minmax_per_focal_model(scores, teams, len(labels)) if normalize else scores
-    accuracy, log_loss = team_scores(votes, y, teams)
+    scores = focal(teams)
+    ranked = _minmax_per_focal_model(scores, teams, len(votes)) if normalize else scores
+    accuracy, log_loss = extended_team_scores(votes, y, *origin)
     return {
         "team": teams,
         "focal_diversity": _nanmean_rows(scores),
@@ -207,34 +173,36 @@ def _survivors(diversity, accuracy, prune_fraction):
     # Rounded down, as in the published code; 1e-9 absorbs the float error
     # of the product (0.29 * 100 is 28.999999999999996).
     n_drop = math.floor(prune_fraction * len(diversity) + 1e-9)
-    ranking = np.lexsort((accuracy, np.nan_to_num(diversity, nan=np.inf)))
     survived = np.ones(len(diversity), dtype=bool)
-    survived[ranking[:n_drop]] = False
+    survived[_ranking(diversity, accuracy)[:n_drop]] = False
     return survived
 
 
-def _grow(survivors, n_members):
-    """Teams one member larger whose every sub-team survived.
+def _ranking(diversity, accuracy):
+    """Teams from the least to the most diverse (see :func:`_survivors`)."""
+    return np.lexsort((accuracy, np.nan_to_num(diversity, nan=np.inf)))
 
-    Rows are sorted member indices. Each survivor is extended by every member
-    with a larger index than its last (so each larger team is built once,
-    from its first members), then a new team is kept only if all of its
-    sub-teams of the survivors' size are survivors.
+
+def _next_level(level, n_members, max_teams, exact):
+    """The next level's teams and their origin, and whether the search is still exact.
+
+    While it is exact, every survivor grows, as long as that gives at most
+    ``max_teams`` teams. Otherwise, and at every later level (a sub-team
+    left out by the cap was not dropped, so the exact rule would wrongly
+    eliminate the teams that contain it), the most diverse survivors grow
+    until the level is full.
     """
-    owner, newcomer = np.nonzero(np.arange(n_members) > survivors[:, -1:])
-    grown = np.column_stack([survivors[owner], newcomer])
-    keep = np.ones(len(grown), dtype=bool)
-    surviving_rows = _row_keys(survivors)
-    for left_out in range(grown.shape[1]):
-        sub_teams = np.delete(grown, left_out, axis=1)
-        keep &= np.isin(_row_keys(sub_teams), surviving_rows)
-    return grown[keep]
-
-
-def _row_keys(rows):
-    """One hashable/sortable key per row (its bytes), for ``np.isin``."""
-    rows = np.ascontiguousarray(rows, dtype=np.int64)
-    return rows.view(np.dtype((np.void, rows.itemsize * rows.shape[1]))).ravel()
+    survived = level["survived"]
+    if exact:
+        grown = grow_exact(level["team"][survived], n_members, max_teams)
+        if grown is not None:
+            return grown, True
+    most_diverse_first = _ranking(level["normalized_diversity"], level["accuracy"])[::-1]
+    most_diverse_first = most_diverse_first[survived[most_diverse_first]]
+    grown = grow_beam(
+        level["team"][most_diverse_first], level["team"][~survived], n_members, max_teams
+    )
+    return grown, False
 
 
 def _concatenate_levels(levels):
@@ -284,7 +252,7 @@ def _best_team(candidates, n_samples, final_choice="one_se"):
 # --- baselines ---------------------------------------------------------------
 
 
-def greedy_select(votes, y, n_select, return_trials=False):
+def greedy_select(votes, y, n_select, return_trials=False, replacement=True):
     """Caruana et al.'s forward selection with replacement (``n_select`` picks).
 
     Starts from the best single member and adds, one at a time, the member
@@ -293,7 +261,9 @@ def greedy_select(votes, y, n_select, return_trials=False):
     :func:`team_scores`), then to the lower index. Returns the picks in
     order, repeats included, and with ``return_trials`` also every team
     tried: for each step, the picks so far plus each member, as a list of
-    tuples in the order tried.
+    tuples in the order tried. With ``replacement=False`` a member is picked
+    at most once (reduced-error ordering) and only the members not yet
+    picked are tried.
     """
     n_members, n_samples = votes.shape[:2]
     picks, trials = [], []
@@ -303,8 +273,12 @@ def greedy_select(votes, y, n_select, return_trials=False):
         accuracy = (trial.argmax(axis=2) == y).mean(axis=1)
         true_class = trial[:, np.arange(n_samples), y] / n_picked
         log_loss = -np.log(np.clip(true_class, _EPS, None)).mean(axis=1)
+        tried = np.ones(n_members, dtype=bool)
+        if not replacement:
+            tried[picks] = False
+            accuracy[~tried] = -np.inf
         best = int(np.lexsort((_tie_key(log_loss), -accuracy))[0])
-        trials += [(*picks, member) for member in range(n_members)]
+        trials += [(*picks, member) for member in np.flatnonzero(tried).tolist()]
         picks.append(best)
         total += votes[best]
     picks = np.array(picks)

@@ -8,32 +8,25 @@ part of the training data, and picks the team on those predictions alone:
   diversity) are dropped, and only survivors grow to the next level. The
   team is chosen among the survivors by held-out accuracy. See :func:`hq_select` in
   ``_ensemble_selection.py`` for the levels themselves.
-- ``"greedy"``, ``"top"``, ``"all"``: the usual baselines.
+- ``"greedy"``, ``"top"``, ``"all"``: the usual baselines; and the
+  ordered-aggregation methods of the ensemble-pruning literature
+  (``"reduced_error"``, ``"complementarity"``, ``"margin_distance"``). All
+  are in the registry of ``_selection_methods.py``.
 """
 
 import math
+import os
 import pickle
 from numbers import Integral, Real
 
 import numpy as np
 from joblib import Parallel, delayed
-from sklearn.base import ClassifierMixin, clone
+from sklearn.base import ClassifierMixin, _fit_context, clone
 from sklearn.frozen import FrozenEstimator
-from sklearn.model_selection import (
-    StratifiedKFold,
-    check_cv,
-    cross_val_predict,
-    train_test_split,
-)
+from sklearn.model_selection import StratifiedKFold, check_cv, train_test_split
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils import (
-    Bunch,
-    _safe_indexing,
-    check_random_state,
-    check_scalar,
-    get_tags,
-    resample,
-)
+from sklearn.utils import Bunch, check_random_state, get_tags, resample
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import _BaseComposition, available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
@@ -42,52 +35,26 @@ from sklearn.utils.validation import (
     column_or_1d,
     validate_data,
 )
+from tqdm.auto import tqdm
 
+from .._export import TeamExportMixin
+from .._validation import RegistryNames
 from ._diversity import METRICS
-from ._ensemble_selection import (
-    FINAL_CHOICES,
-    greedy_select,
-    hq_select,
-    member_votes,
-    team_focal_diversity,
-    team_scores,
-    top_select,
+from ._ensemble_selection import FINAL_CHOICES, MAX_TEAMS_PER_LEVEL, member_votes
+from ._member_fits import (
+    MemberTask,
+    UnreturnableMemberError,
+    fit_member,
+    fit_member_out_of_fold,
 )
-from ._parallel import limit_torch_threads, threads_per_worker
+from ._parallel import jobs_per_host
+from ._selection_methods import SELECTION_METHODS
 
 __all__ = ["HQEnsembleClassifier"]
 
-_METHODS = ("hq", "greedy", "top", "all")
+# The choices of method and voting, also offered by the command line.
+_METHODS = tuple(SELECTION_METHODS)
 _VOTING = ("soft", "hard")
-
-
-def _fit_member(estimator, X, y, X_held, n_threads, rows=None):
-    """``(member fitted on X, its probabilities on X_held)``, in a joblib worker
-    with torch's threads capped.
-
-    ``rows``: the member's bootstrap sample (row indices), or None for all.
-    A frozen member's ``fit`` does nothing.
-    """
-    if rows is not None:
-        X, y = _safe_indexing(X, rows), y[rows]
-    with limit_torch_threads(n_threads):
-        estimator.fit(X, y)
-        return estimator, estimator.predict_proba(X_held)
-
-
-def _fit_member_out_of_fold(estimator, X, y, folds, n_threads):
-    """``(member fitted on all of X, its out-of-fold probabilities on X)``.
-
-    One clone of the member is fitted per fold and predicts the rows it did
-    not see (:func:`~sklearn.model_selection.cross_val_predict`); then the
-    member itself is fitted on every row. A frozen member is not fitted and
-    predicts all of ``X``.
-    """
-    with limit_torch_threads(n_threads):
-        if isinstance(estimator, FrozenEstimator):
-            return estimator, estimator.predict_proba(X)
-        proba = cross_val_predict(estimator, X, y, cv=folds, method="predict_proba")
-        return estimator.fit(X, y), proba
 
 
 def _is_drop(member):
@@ -134,7 +101,7 @@ def _soft_voting(self):
     return self.voting == "soft"
 
 
-class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
+class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
     """Hierarchical ensemble pruning with focal diversity (HQ).
 
     Trains ``M`` member classifiers, then keeps a small team of at most
@@ -178,6 +145,18 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
     prune_fraction : float, default=0.1
         Share of the teams of each level that HQ drops, the least diverse
         (rounded down).
+    max_teams_per_level : int or None, default=5000
+        Most teams HQ scores at one level (level 2, every pair, excepted).
+        While growing every survivor of a level stays within it, HQ is the
+        exact search described above; so it is for the paper's pools (20
+        members, ``n_select=5``: at most about 2,800 teams a level). From
+        the first level where it would not, the search is a beam: the
+        survivors grow in order of focal diversity, the most diverse first,
+        each by every member it lacks, until the next level holds
+        ``max_teams_per_level`` teams; a team is still left out when one of
+        its sub-teams one member smaller was dropped. ``None``: no cap, the
+        exact search whatever it costs. With the default, 128 members and
+        ``n_select=8`` take a few seconds on 2,000 held-out samples.
     final_choice : {"one_se", "accuracy"}, default="one_se"
         How HQ picks the final team among the survivors of every level, by
         their held-out accuracy. ``"accuracy"``: the most accurate (ties: the
@@ -193,13 +172,22 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         probabilities, or plurality of the predicted labels (a member's
         label is the class of its highest probability; ties go to the first
         class). Used both to choose the team and to predict.
-    method : {"hq", "greedy", "top", "all"}, default="hq"
+    method : {"hq", "greedy", "top", "all", "reduced_error", \
+            "complementarity", "margin_distance"}, default="hq"
         ``"hq"``: hierarchical pruning as above. ``"greedy"``: Caruana et
         al.'s forward selection with replacement, ``n_select`` picks, each
         maximising the held-out accuracy of the team so far; a member picked
         twice counts twice. ``"top"``: the ``n_select`` members with the best
         held-out accuracy. ``"all"``: every member. Accuracy ties go to the
-        lower held-out log loss.
+        lower held-out log loss. Three ordered-aggregation methods pick
+        ``n_select`` distinct members one at a time, starting from the most
+        accurate: ``"reduced_error"`` the member that makes the team most
+        accurate (Margineantu & Dietterich's reduced-error pruning);
+        ``"complementarity"`` the member right on the most held-out samples
+        the team gets wrong; ``"margin_distance"`` the member that brings
+        the team's vector of per-sample margins (+1 right, -1 wrong, averaged
+        over the members) closest to a small positive margin on every
+        sample, 0.075 (both Martínez-Muñoz & Suárez).
     validation_fraction : float, default=0.2
         Share of the training data held out (stratified) to choose the team;
         members are trained on the rest, so each class needs at least two
@@ -234,9 +222,13 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         share of the cores. Works under any joblib backend, including
         Dask's, but DropNet fits in threads of one process take turns, and
         a network class must be importable by the workers; see
-        :ref:`dask`.
+        :ref:`dask`. A member whose fit fails, or that cannot be sent back
+        from its worker, is named in the error.
     random_state : int, RandomState instance or None, default=None
         Seeds of the clones and of the held-out split.
+    verbose : int, default=0
+        With a positive value, progress bars (:mod:`tqdm`) over the members'
+        fits and over HQ's levels.
 
     Attributes
     ----------
@@ -296,6 +288,14 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
     R. Caruana, A. Niculescu-Mizil, G. Crew and A. Ksikes, "Ensemble
     Selection from Libraries of Models", ICML 2004.
 
+    D. Margineantu and T. G. Dietterich, "Pruning Adaptive Boosting", ICML
+    1997.
+
+    G. Martínez-Muñoz and A. Suárez, "Aggregation Ordering in Bagging",
+    IASTED AIA 2004; G. Martínez-Muñoz, D. Hernández-Lobato and A. Suárez,
+    "An Analysis of Ensemble Pruning Techniques Based on Ordered
+    Aggregation", IEEE TPAMI 2009.
+
     Examples
     --------
     >>> from sklearn.datasets import load_digits
@@ -316,6 +316,25 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
     True
     """
 
+    _parameter_constraints = {
+        "estimator": [HasMethods(["fit"]), None],
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "estimators": [list, tuple, None],
+        "n_select": [Interval(Integral, 1, None, closed="left")],
+        "metric": [StrOptions(set(METRICS))],
+        "prune_fraction": [Interval(Real, 0, 1, closed="left")],
+        "max_teams_per_level": [Interval(Integral, 1, None, closed="left"), None],
+        "final_choice": [StrOptions(set(FINAL_CHOICES))],
+        "voting": [StrOptions(set(_VOTING))],
+        "method": [RegistryNames(SELECTION_METHODS)],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "cv": ["cv_object"],
+        "bootstrap": ["boolean"],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
     def __init__(
         self,
         estimator=None,
@@ -325,6 +344,7 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         n_select=5,
         metric="generalized_diversity",
         prune_fraction=0.1,
+        max_teams_per_level=MAX_TEAMS_PER_LEVEL,
         final_choice="one_se",
         voting="soft",
         method="hq",
@@ -333,6 +353,7 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         bootstrap=False,
         n_jobs=None,
         random_state=None,
+        verbose=0,
     ):
         self.estimator = estimator
         self.n_estimators = n_estimators
@@ -340,6 +361,7 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         self.n_select = n_select
         self.metric = metric
         self.prune_fraction = prune_fraction
+        self.max_teams_per_level = max_teams_per_level
         self.final_choice = final_choice
         self.voting = voting
         self.method = method
@@ -348,7 +370,9 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         self.bootstrap = bootstrap
         self.n_jobs = n_jobs
         self.random_state = random_state
+        self.verbose = verbose
 
+    @_fit_context(prefer_skip_nested_validation=False)  # the members validate their own
     def fit(self, X, y):
         """Fit the members, then choose the team on held-out data.
 
@@ -377,29 +401,22 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         random_state = check_random_state(self.random_state)
 
         names, members = self._make_members(random_state)
-        n_threads = threads_per_worker(self.n_jobs)
+        jobs = jobs_per_host(self.n_jobs)
+        tasks = [MemberTask(i, name, jobs, os.getpid()) for i, name in enumerate(names)]
         if self.cv is None:
             X_fit, X_held, y_fit, y_held = self._held_out_split(X, y, members, random_state)
             samples = self._bootstrap_samples(y_fit, len(members), random_state)
-            jobs = (
-                delayed(_fit_member)(member, X_fit, y_fit, X_held, n_threads, rows)
-                for member, rows in zip(members, samples)
+            calls = (
+                delayed(fit_member)(task, member, X_fit, y_fit, X_held, rows)
+                for task, member, rows in zip(tasks, members, samples)
             )
         else:
             folds, y_held = self._folds(X, y, random_state), y
-            jobs = (
-                delayed(_fit_member_out_of_fold)(member, X, y, folds, n_threads)
-                for member in members
+            calls = (
+                delayed(fit_member_out_of_fold)(task, member, X, y, folds)
+                for task, member in zip(tasks, members)
             )
-        try:
-            fitted = Parallel(n_jobs=self.n_jobs)(jobs)
-        except pickle.PicklingError as exc:
-            raise pickle.PicklingError(
-                f"The fitted members could not be sent back from joblib's worker processes "
-                f"({exc}). They travel by pickle, which finds a class by its module and name: "
-                "define the network's class in a module that can be imported (not in the "
-                "script being run), or use n_jobs=1."
-            ) from exc
+        fitted = self._run(calls, len(members))
         self.estimators_ = [member for member, _ in fitted]
         by_name = dict(zip(names, self.estimators_))
         every_name = [name for name, _ in self.estimators] if self.estimators is not None else names
@@ -411,6 +428,26 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
         self.selected_, self.candidates_ = self._select(probas, y_held)
         self.ensemble_ = [self.estimators_[i] for i in self.selected_]
         return self
+
+    def _run(self, calls, n_members):
+        """The members' fits, in order, with a progress bar when ``verbose``."""
+        bar = tqdm(total=n_members, desc="HQ members", unit="member", disable=not self.verbose)
+        try:
+            with bar:
+                fitted = []
+                for result in Parallel(n_jobs=self.n_jobs, return_as="generator")(calls):
+                    fitted.append(result)
+                    bar.update()
+                return fitted
+        except UnreturnableMemberError:
+            raise  # it names the member already
+        except pickle.PicklingError as exc:
+            raise pickle.PicklingError(
+                f"The fitted members could not be sent back from joblib's worker processes "
+                f"({exc}). They travel by pickle, which finds a class by its module and name: "
+                "define the network's class in a module that can be imported (not in the "
+                "script being run), or use n_jobs=1."
+            ) from exc
 
     def _validate_fit_data(self, X, y):
         """Check ``y`` and the number of rows; ``X`` goes to the members as it is.
@@ -501,48 +538,19 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
     # --- building and checking the members -----------------------------------
 
     def _check_params(self):
-        if self.method not in _METHODS:
-            raise ValueError(f"method must be one of {_METHODS}, got {self.method!r}.")
-        if self.voting not in _VOTING:
-            raise ValueError(f"voting must be one of {_VOTING}, got {self.voting!r}.")
-        if self.final_choice not in FINAL_CHOICES:
+        """What the parameter constraints cannot say (they are checked by ``fit``)."""
+        if self.method == "hq" and self.n_select < 2:
             raise ValueError(
-                f"final_choice must be one of {FINAL_CHOICES}, got {self.final_choice!r}."
+                f"n_select == {self.n_select}, must be >= 2 for method='hq': HQ grows teams "
+                "from pairs. For a single member use method='top'."
             )
-        if self.metric not in METRICS:
-            raise ValueError(f"metric must be one of {METRICS}, got {self.metric!r}.")
-        if not isinstance(self.bootstrap, (bool, np.bool_)):
-            raise TypeError(f"bootstrap must be True or False, got {self.bootstrap!r}.")
-        if isinstance(self.cv, (bool, np.bool_)):
-            raise TypeError(
-                f"cv must be a number of folds, a splitter, an iterable of (train, test) "
-                f"indices or None, got {self.cv!r}."
-            )
-        if _n_folds(self.cv) is not None:
-            check_scalar(self.cv, "cv", Integral, min_val=2)
         if self.cv is not None and self.bootstrap:
             raise ValueError(
                 "bootstrap=True cannot be combined with cv: the fold members are "
                 "fitted by cross_val_predict on the fold's rows. Use one of the two."
             )
-        check_scalar(
-            self.n_select, "n_select", Integral, min_val=2 if self.method == "hq" else 1
-        )
-        check_scalar(
-            self.prune_fraction, "prune_fraction", Real, min_val=0, max_val=1,
-            include_boundaries="left",
-        )  # fmt: skip
-        check_scalar(
-            self.validation_fraction, "validation_fraction", Real, min_val=0,
-            max_val=1, include_boundaries="neither",
-        )  # fmt: skip
-        for name, interval in (("prune_fraction", "[0, 1)"), ("validation_fraction", "(0, 1)")):
-            if np.isnan(getattr(self, name)):  # NaN passes check_scalar's bounds
-                raise ValueError(f"{name} must be in {interval}, got nan.")
-        if self.n_jobs is not None:
-            check_scalar(self.n_jobs, "n_jobs", Integral)
-            if self.n_jobs == 0:
-                raise ValueError("n_jobs == 0 runs nothing; use None, -1 or a positive number.")
+        if self.n_jobs == 0:
+            raise ValueError("n_jobs == 0 runs nothing; use None, -1 or a positive number.")
 
     def _make_members(self, random_state):
         """Names and unfitted clones of the members, checked."""
@@ -551,7 +559,6 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
                 raise ValueError("Pass either estimator or estimators, not both.")
             names, members = self._named_members()
         else:
-            check_scalar(self.n_estimators, "n_estimators", Integral, min_val=1)
             names = [f"estimator_{i}" for i in range(self.n_estimators)]
             members = self._seeded_clones(random_state)
         if len(members) < 2:
@@ -666,9 +673,17 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
             )
             seen = np.asarray(member.classes_)
             if seen.shape != expected.shape or not np.array_equal(seen, expected):
+                codes = seen.shape == expected.shape and np.array_equal(seen, np.arange(len(seen)))
+                hint = (
+                    " A tree taken from a fitted forest predicts the forest's class codes "
+                    "0 .. K-1: make members of a forest's trees with "
+                    "sklearn_dropnet.ensemble.forest_members(forest)."
+                    if codes and isinstance(member, FrozenEstimator)
+                    else ""
+                )
                 raise ValueError(
                     f"Member {name!r} predicts the classes {seen.tolist()}, but "
-                    f"y has the classes {self.classes_.tolist()}."
+                    f"y has the classes {self.classes_.tolist()}.{hint}"
                 )
 
     @staticmethod
@@ -679,61 +694,16 @@ class HQEnsembleClassifier(ClassifierMixin, _BaseComposition):
 
     def _select(self, probas, y):
         """Team indices and the candidates examined, from held-out probas."""
-        votes = member_votes(probas, self.voting)
-        labels = probas.argmax(axis=2)
-        if self.method == "hq":
-            return hq_select(
-                labels,
-                votes,
-                y,
-                self.n_select,
-                metric=self.metric,
-                prune_fraction=self.prune_fraction,
-                final_choice=self.final_choice,
-            )
-        n_members = len(probas)
-        if self.method == "greedy":
-            team, examined = greedy_select(votes, y, self.n_select, return_trials=True)
-            chosen = [trial == tuple(team[: len(trial)]) for trial in examined]
-        elif self.method == "top":
-            team = top_select(votes, y, self.n_select)
-            examined = [(i,) for i in range(n_members)] + [tuple(team)]
-            chosen = [i in team for i in range(n_members)] + [True]
-        else:
-            team = np.arange(n_members)
-            examined, chosen = [tuple(team)], [True]
-        return team, self._describe(examined, chosen, labels, votes, y)
-
-    def _describe(self, teams, chosen, labels, votes, y):
-        """``candidates_`` of greedy, top or all: the teams they examined.
-
-        ``survived`` marks what the method kept: greedy's pick at each step,
-        top's best members and its team. Focal diversity is over a team's
-        distinct members (NaN for one member).
-        """
-        accuracy, log_loss = np.empty(len(teams)), np.empty(len(teams))
-        diversity = np.full(len(teams), np.nan)
-        for index, team in enumerate(teams):
-            members = np.unique(team)
-            if len(members) > 1:
-                diversity[index] = team_focal_diversity(
-                    labels, y, members[None, :], self.metric
-                )[0]
-        for size in {len(team) for team in teams}:
-            rows = [i for i, team in enumerate(teams) if len(team) == size]
-            same_size = np.array([teams[i] for i in rows])
-            accuracy[rows], log_loss[rows] = team_scores(votes, y, same_size)
-        team_column = np.empty(len(teams), dtype=object)
-        team_column[:] = [tuple(int(i) for i in team) for team in teams]
-        return {
-            "team": team_column,
-            "size": np.array([len(team) for team in teams]),
-            "focal_diversity": diversity,
-            "normalized_diversity": np.full(len(teams), np.nan),
-            "accuracy": accuracy,
-            "log_loss": log_loss,
-            "survived": np.array(chosen, dtype=bool),
+        settings = {
+            "n_select": self.n_select,
+            "metric": self.metric,
+            "prune_fraction": self.prune_fraction,
+            "final_choice": self.final_choice,
+            "max_teams_per_level": self.max_teams_per_level,
+            "verbose": bool(self.verbose),
         }
+        method = SELECTION_METHODS[self.method]
+        return method(probas.argmax(axis=2), member_votes(probas, self.voting), y, settings)
 
     # --- predicting -------------------------------------------------------------
 

@@ -4,9 +4,12 @@ PyTorch runs every operation on a pool of ``torch.get_num_threads()``
 threads, by default one per core. Two joblib workers that each train a
 network on all cores fight over them and run slower than one. Loky workers
 inherit a reduced ``OMP_NUM_THREADS``, but the threading backend and Dask
-workers do not, so the fitting function caps the pool itself:
+workers do not, so the fitting function caps the pool itself, from the
+cores of the machine it runs on:
 
-    with limit_torch_threads(threads_per_worker(n_jobs)):
+    jobs = jobs_per_host(n_jobs)              # on the client
+    ...
+    with limit_torch_threads(worker_threads(jobs)):   # in the worker
         estimator.fit(X, y)
 """
 
@@ -15,9 +18,10 @@ import sys
 import threading
 from contextlib import contextmanager
 
-from joblib import effective_n_jobs
+from joblib import cpu_count, effective_n_jobs
+from joblib.parallel import get_active_backend
 
-__all__ = ["limit_torch_threads", "threads_per_worker"]
+__all__ = ["jobs_per_host", "limit_torch_threads", "threads_per_worker", "worker_threads"]
 
 # Threads of one process share torch's thread setting, so concurrent
 # ``limit_torch_threads`` blocks (threading backend, in-process Dask workers)
@@ -54,6 +58,79 @@ def threads_per_worker(n_jobs=None):
     1
     """
     return max(1, (os.cpu_count() or 1) // effective_n_jobs(n_jobs))
+
+
+def jobs_per_host(n_jobs=None):
+    """How many jobs run at once on each machine, for :func:`worker_threads`.
+
+    Called on the client. Under joblib's Dask backend, the threads of the
+    cluster's workers, summed per host (each runs one job at a time);
+    under any other backend the jobs all run on this machine, as many as
+    joblib would run at once.
+
+    Parameters
+    ----------
+    n_jobs : int or None, default=None
+        As for :class:`joblib.Parallel`.
+
+    Returns
+    -------
+    dict
+        ``{host: jobs}``; the host ``None`` stands for the client's machine.
+
+    Examples
+    --------
+    >>> from sklearn_dropnet.ensemble._parallel import jobs_per_host
+    >>> jobs_per_host(2)
+    {None: 2}
+    """
+    client = getattr(get_active_backend()[0], "client", None)  # joblib's Dask backend
+    if client is None:
+        return {None: effective_n_jobs(n_jobs)}
+    jobs = {}
+    for worker in client.scheduler_info(n_workers=-1)["workers"].values():
+        jobs[worker["host"]] = jobs.get(worker["host"], 0) + worker["nthreads"]
+    return jobs
+
+
+def worker_threads(jobs):
+    """Torch threads for one job, from the cores of the machine it runs on.
+
+    Called in the worker: the machine's cores (:func:`joblib.cpu_count`,
+    which honours CPU affinity and container limits) divided by the jobs
+    that run at once on it, at least 1.
+
+    Parameters
+    ----------
+    jobs : dict
+        From :func:`jobs_per_host`.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> from joblib import cpu_count
+    >>> from sklearn_dropnet.ensemble._parallel import worker_threads
+    >>> worker_threads({None: 1}) == cpu_count()
+    True
+    """
+    host = _dask_worker_host()
+    n_jobs = jobs.get(host) or jobs.get(None) or 1
+    return max(1, cpu_count() // n_jobs)
+
+
+def _dask_worker_host():
+    """The host of the Dask worker running this code, or None outside one."""
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return None
+    try:
+        address = distributed.get_worker().address
+    except ValueError:  # not in a worker
+        return None
+    return distributed.comm.get_address_host(address)
 
 
 @contextmanager

@@ -68,14 +68,14 @@ def _random(layer, statistic, rng):
 UNIT_SCORES = {
     # DropNet: the mean absolute post-activation.
     "activation": UnitScore(lambda layer, mean_abs, rng: mean_abs, "mean_abs"),
+    # What the next layers receive: mean |post-activation| x the norm of
+    # the unit's outgoing weights.
+    "contribution": UnitScore(lambda layer, mean_abs, rng: mean_abs, "mean_abs", outgoing=True),
     # APoZ drops the units that are zero most often: score = 1 - APoZ.
     "apoz": UnitScore(lambda layer, nonzero, rng: nonzero, "nonzero_fraction"),
     # The smallest L1 norms of the units' weights (magnitude pruning).
     "l1": UnitScore(_l1_norms, None),
     "random": UnitScore(_random, None),
-    # What the next layers receive: mean |post-activation| x the norm of
-    # the unit's outgoing weights.
-    "contribution": UnitScore(lambda layer, mean_abs, rng: mean_abs, "mean_abs", outgoing=True),
     # The highest activations first: a sanity baseline that collapses.
     "max": UnitScore(lambda layer, mean_abs, rng: -mean_abs, "mean_abs"),
 }

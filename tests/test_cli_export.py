@@ -1,0 +1,132 @@
+"""The ``export`` command (sklearn_dropnet/cli/export.py), through its two functions."""
+
+import json
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from sklearn.dummy import DummyClassifier
+
+from sklearn_dropnet.cli import build_parser, main
+from sklearn_dropnet.cli.io import UsageError
+from sklearn_dropnet.cli.main import COMMANDS
+
+onnxruntime = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+
+def export(*argv):
+    """Parse ``export ARGV`` with the command line's parser and run it (its
+    UsageError raised, as main() would print it)."""
+    args = build_parser().parse_args(["export", *map(str, argv)])
+    return COMMANDS[args.command].run(args)
+
+
+def test_main_runs_export_end_to_end(default_prune_model, tmp_path, capsys):
+    assert main(["export", str(default_prune_model), "-o", str(tmp_path / "m.pt2")]) == 0
+    assert (tmp_path / "m.pt2").exists()
+    assert main(["export", str(default_prune_model), "-o", str(tmp_path / "m.tflite")]) == 2
+    assert "the format follows the suffix" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def default_prune_model(tmp_path_factory):
+    """The model the default ``prune`` writes (digits, a 256-128 MLP pruned 80%),
+    trained for few epochs."""
+    output = tmp_path_factory.mktemp("prune")
+    status = main(["prune", "--max-epochs", "2", "--output-dir", str(output), "--no-plot", "--quiet"])
+    assert status == 0
+    return output / "model.joblib"
+
+
+@pytest.fixture(scope="module")
+def digits_inputs():
+    X, _ = load_digits(return_X_y=True)
+    return (X / 16).astype(np.float32)  # as prune reads its default data
+
+
+def run_file(path, X):
+    if path.suffix == ".onnx":
+        session = onnxruntime.InferenceSession(str(path))
+        return session.run(None, {"input": X})
+    extra = {"classes.json": ""}
+    if path.suffix == ".pt2":
+        network = torch.export.load(path, extra_files=extra).module()
+    else:
+        with warnings.catch_warnings():  # TorchScript is deprecated
+            warnings.simplefilter("ignore", FutureWarning)
+            network = torch.jit.load(path, _extra_files=extra)
+    with torch.no_grad():
+        return [tensor.numpy() for tensor in network(torch.from_numpy(X))]
+
+
+@pytest.mark.parametrize("suffix", [".onnx", ".pt2", ".pt"])
+def test_round_trip_of_the_default_prune_output(default_prune_model, digits_inputs, tmp_path, suffix, capsys):
+    model = joblib.load(default_prune_model)
+    assert model.pruning_history_[-1]["fraction_left"] <= 0.2  # the default 80% pruned
+    output = tmp_path / f"digits{suffix}"
+    assert export(default_prune_model, "-o", output) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {output}" in printed and "'input': float32 (batch, 64)" in printed
+    assert "class_index -> label: 0: 0, 1: 1" in printed
+    probabilities, class_index = run_file(output, digits_inputs)
+    np.testing.assert_allclose(probabilities, model.predict_proba(digits_inputs), atol=1e-5)
+    np.testing.assert_array_equal(model.classes_[class_index], model.predict(digits_inputs))
+
+
+def test_default_output_is_the_model_path_with_onnx(default_prune_model, tmp_path, capsys):
+    copy = tmp_path / "model.joblib"
+    copy.write_bytes(default_prune_model.read_bytes())
+    assert export(copy) == 0
+    assert (tmp_path / "model.onnx").is_file()
+    assert f"wrote {tmp_path / 'model.onnx'} (ONNX" in capsys.readouterr().out
+
+
+def test_ensemble_output_exports_as_one_team_graph(tmp_path, digits_inputs, capsys):
+    output = tmp_path / "run"
+    status = main([
+        "ensemble", "-M", "3", "-S", "2", "--max-epochs", "2", "--hidden-layer-sizes", "16,8",
+        "--output-dir", str(output), "--no-plot", "--quiet",
+    ])  # fmt: skip
+    assert status == 0
+    assert export(output / "ensemble.joblib", "-o", tmp_path / "team.onnx") == 0
+    hq = joblib.load(output / "ensemble.joblib")
+    session = onnxruntime.InferenceSession(str(tmp_path / "team.onnx"))
+    assert json.loads(session.get_modelmeta().custom_metadata_map["classes"]) == list(range(10))
+    probabilities, _ = session.run(None, {"input": digits_inputs})
+    np.testing.assert_allclose(probabilities, hq.predict_proba(digits_inputs), atol=1e-5)
+
+
+def test_unknown_suffix_is_refused_before_loading(tmp_path):
+    with pytest.raises(UsageError, match=r"the format follows the suffix, one of \.onnx, \.pt2, \.pt"):
+        export(tmp_path / "missing.joblib", "-o", tmp_path / "model.tflite")
+
+
+def test_missing_model_file(tmp_path):
+    with pytest.raises(UsageError, match="model file not found"):
+        export(tmp_path / "missing.joblib", "-o", tmp_path / "model.onnx")
+
+
+def test_missing_output_folder(default_prune_model, tmp_path):
+    with pytest.raises(UsageError, match="does not exist"):
+        export(default_prune_model, "-o", tmp_path / "no" / "model.onnx")
+
+
+def test_a_model_without_export_is_named(tmp_path):
+    X, y = load_digits(return_X_y=True)
+    path = tmp_path / "dummy.joblib"
+    joblib.dump(DummyClassifier().fit(X, y), path)
+    with pytest.raises(UsageError, match="holds a DummyClassifier, which cannot be exported"):
+        export(path, "-o", tmp_path / "model.onnx")
+    assert not (tmp_path / "model.onnx").exists()
+
+
+def test_missing_onnx_is_one_line(default_prune_model, tmp_path, monkeypatch):
+    from sklearn_dropnet import _export
+
+    monkeypatch.setattr(_export, "_missing", lambda *modules: ["onnxruntime"])
+    with pytest.raises(UsageError, match=r'pip install "sklearn-dropnet\[export\]"'):
+        export(default_prune_model, "-o", tmp_path / "model.onnx")

@@ -1,0 +1,336 @@
+"""export(): ONNX, torch.export and TorchScript files that run without this package."""
+
+import copy
+import json
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import NotFittedError
+from sklearn.frozen import FrozenEstimator
+from sklearn.tree import DecisionTreeClassifier
+from torch import nn
+
+from sklearn_dropnet import DropNetClassifier, HQEnsembleClassifier, _export
+from sklearn_dropnet.models import ModelB, ResNet18
+
+onnx = pytest.importorskip("onnx")
+onnxruntime = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+SUFFIXES = (".onnx", ".pt2", ".pt")
+
+# Runs in a fresh interpreter: loads each file with onnxruntime or torch
+# alone (importing sklearn_dropnet there fails) and saves what it computes.
+RUNNER = r"""
+import importlib.abc, json, sys
+import numpy as np
+
+class NoSklearnDropnet(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "sklearn_dropnet":
+            raise ImportError("sklearn_dropnet must not be needed to run an exported file")
+
+sys.meta_path.insert(0, NoSklearnDropnet())
+X = np.load(sys.argv[1])
+results = {}
+for path in sys.argv[3:]:
+    if path.endswith(".onnx"):
+        import onnxruntime
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        names = [output.name for output in session.get_outputs()]
+        assert names == ["probabilities", "class_index"], names
+        assert [i.name for i in session.get_inputs()] == ["input"]
+        proba, index = session.run(None, {"input": X})
+        classes = json.loads(session.get_modelmeta().custom_metadata_map["classes"])
+    else:
+        import torch
+        extra = {"classes.json": ""}
+        if path.endswith(".pt2"):
+            network = torch.export.load(path, extra_files=extra).module()
+        else:
+            network = torch.jit.load(path, _extra_files=extra)
+        with torch.no_grad():
+            proba, index = (t.numpy() for t in network(torch.from_numpy(X)))
+        classes = json.loads(extra["classes.json"])
+    results[path] = proba
+    results[path + ":labels"] = np.asarray(classes)[index]
+assert "sklearn_dropnet" not in sys.modules
+np.savez(sys.argv[2], **results)
+"""
+
+
+def run_elsewhere(paths, X, tmp_path):
+    """What each exported file computes on ``X``, in a process without sklearn_dropnet."""
+    inputs, outputs = tmp_path / "X.npy", tmp_path / "out.npz"
+    np.save(inputs, X)
+    result = subprocess.run(
+        [sys.executable, "-c", RUNNER, str(inputs), str(outputs), *map(str, paths)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with np.load(outputs) as saved:
+        return {key: saved[key] for key in saved.files}
+
+
+def export_all(model, tmp_path, stem="model"):
+    paths = [model.export(tmp_path / f"{stem}{suffix}") for suffix in SUFFIXES]
+    assert all(path.is_file() for path in paths)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def images(digits_split):
+    X_train, X_test, y_train, y_test = digits_split
+    return X_train.reshape(-1, 1, 8, 8), X_test.reshape(-1, 1, 8, 8), y_train, y_test
+
+
+@pytest.fixture(scope="module")
+def mlp(digits_split):
+    X_train, _, y_train, _ = digits_split
+    return DropNetClassifier(
+        module__hidden_layer_sizes=(32, 16), prune_ratio=0.5, max_epochs=3, random_state=0
+    ).fit(X_train, y_train)
+
+
+@pytest.fixture(scope="module")
+def cnn(images):
+    X_train, _, y_train, _ = images
+    return DropNetClassifier(
+        module=ModelB, module__channels=(8, 8), prune_ratio=0.5, max_epochs=2, random_state=0
+    ).fit(X_train, y_train)
+
+
+@pytest.fixture(scope="module")
+def resnet(images):
+    X_train, _, y_train, _ = images
+    return DropNetClassifier(
+        module=ResNet18, module__width=4, prune_ratio=0.3, max_epochs=1, random_state=0
+    ).fit(X_train[:600], y_train[:600])
+
+
+def test_network_files_give_predict_proba_elsewhere(mlp, cnn, resnet, digits_split, images, tmp_path):
+    """An MLP, a CNN with BatchNorm and a ResNet, each pruned, in the three formats."""
+    for name, model, X_test in (
+        ("mlp", mlp, digits_split[1]),
+        ("cnn", cnn, images[1]),
+        ("resnet", resnet, images[1]),
+    ):
+        assert model.pruning_history_[-1]["fraction_left"] < 1  # really pruned
+        paths = export_all(model, tmp_path, stem=name)
+        got = run_elsewhere(paths, X_test, tmp_path)
+        expected = model.predict_proba(X_test)
+        for path in paths:
+            np.testing.assert_allclose(got[str(path)], expected, rtol=0, atol=1e-5, err_msg=str(path))
+            np.testing.assert_array_equal(got[f"{path}:labels"], model.predict(X_test), err_msg=str(path))
+
+
+@pytest.fixture(scope="module")
+def team(images):
+    """An HQ ensemble of an MLP and a CNN with BatchNorm, both pruned, soft voting."""
+    X_train, _, y_train, _ = images
+    members = [
+        ("mlp", DropNetClassifier(module__hidden_layer_sizes=(24,), prune_ratio=0.3, max_epochs=2)),
+        ("cnn", DropNetClassifier(module=ModelB, module__channels=(4, 8), prune_ratio=0.3, max_epochs=2)),
+    ]
+    return HQEnsembleClassifier(estimators=members, method="all", random_state=0).fit(X_train, y_train)
+
+
+def with_team(hq, selected, voting="soft"):
+    """``hq`` with another team (as greedy selection with repeats would choose)."""
+    hq = copy.copy(hq)
+    hq.selected_, hq.voting = np.asarray(selected), voting
+    return hq
+
+
+@pytest.mark.parametrize("selected", [[0, 1], [0, 1, 1]], ids=["once-each", "cnn-twice"])
+def test_team_file_gives_the_team_predict_proba_elsewhere(team, images, selected, tmp_path):
+    _, X_test, _, _ = images
+    hq = with_team(team, selected)
+    paths = export_all(hq, tmp_path)
+    got = run_elsewhere(paths, X_test, tmp_path)
+    expected = hq.predict_proba(X_test)
+    # Weighted: not the plain mean of the two members.
+    plain_mean = np.mean([member.predict_proba(X_test) for member in hq.estimators_], axis=0)
+    assert (len(selected) == 2) == np.allclose(expected, plain_mean)
+    for path in paths:
+        np.testing.assert_allclose(got[str(path)], expected, rtol=0, atol=1e-5, err_msg=str(path))
+        np.testing.assert_array_equal(got[f"{path}:labels"], hq.predict(X_test), err_msg=str(path))
+
+
+def test_hard_voting_team_file_gives_the_vote_shares(team, images, tmp_path):
+    _, X_test, _, _ = images
+    hq = with_team(team, [0, 1, 1], voting="hard")
+    path = hq.export(tmp_path / "team.onnx")
+    session = onnxruntime.InferenceSession(str(path))
+    shares, index = session.run(None, {"input": X_test})
+    votes, counts = hq._team_votes(X_test)
+    np.testing.assert_allclose(shares, votes / counts.sum(), atol=1e-6)
+    np.testing.assert_array_equal(hq.classes_[index], hq.predict(X_test))
+    # The CNN's two votes outweigh the MLP's one: its label wins everywhere.
+    np.testing.assert_array_equal(hq.predict(X_test), hq.estimators_[1].predict(X_test))
+    assert set(np.round(shares * 3, 6).ravel()) <= {0.0, 1.0, 2.0, 3.0}
+
+
+def test_weights_of_a_member_chosen_twice(team):
+    _, outputs, weights, voting = with_team(team, [1, 0, 1])._exported_networks()
+    assert weights == [1, 2] and outputs == ["softmax", "softmax"] and voting == "soft"
+
+
+def test_frozen_members_export(team, images, tmp_path):
+    X_train, X_test, y_train, _ = images
+    frozen = [(name, FrozenEstimator(member)) for name, member in team.named_estimators_.items()]
+    hq = HQEnsembleClassifier(estimators=frozen, method="all").fit(X_train, y_train)
+    session = onnxruntime.InferenceSession(str(hq.export(tmp_path / "team.onnx")))
+    np.testing.assert_allclose(session.run(None, {"input": X_test})[0], hq.predict_proba(X_test), atol=1e-5)
+
+
+def test_batch_dimension_is_dynamic(mlp, digits_split, tmp_path):
+    X_test = digits_split[1]
+    path = mlp.export(tmp_path / "model.onnx")
+    model = onnx.load(path)
+    batch = model.graph.input[0].type.tensor_type.shape.dim[0]
+    assert batch.dim_param and not batch.HasField("dim_value")
+    session = onnxruntime.InferenceSession(str(path))
+    for rows in (1, 7, len(X_test)):
+        proba, index = session.run(None, {"input": X_test[:rows]})
+        assert proba.shape == (rows, 10) and index.shape == (rows,)
+        np.testing.assert_allclose(proba, mlp.predict_proba(X_test[:rows]), atol=1e-5)
+
+
+def test_nll_loss_network_outputs_probabilities(digits_split, tmp_path):
+    """With NLLLoss the module returns probabilities: no softmax in the file."""
+    X_train, X_test, y_train, _ = digits_split
+    network = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10), nn.Softmax(dim=1))
+    clf = DropNetClassifier(network, criterion=nn.NLLLoss, prune_ratio=0.25, max_epochs=2, random_state=0)
+    clf.fit(X_train, y_train)
+    assert clf._exported_networks()[1] == ["identity"]
+    path = clf.export(tmp_path / "model.onnx")
+    softmaxes = [node for node in onnx.load(path).graph.node if node.op_type == "Softmax"]
+    assert len(softmaxes) == 1  # the module's own, not a second one
+    proba, _ = onnxruntime.InferenceSession(str(path)).run(None, {"input": X_test})
+    np.testing.assert_allclose(proba, clf.predict_proba(X_test), atol=1e-5)
+
+
+def test_string_labels_travel_in_the_file(digits_split, tmp_path):
+    X_train, X_test, y_train, _ = digits_split
+    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+    clf = DropNetClassifier(module__hidden_layer_sizes=(16,), prune_ratio=0.2, max_epochs=1, random_state=0)
+    clf.fit(X_train, names[y_train])
+    onnx_path, pt2_path, pt_path = export_all(clf, tmp_path)
+    session = onnxruntime.InferenceSession(str(onnx_path))
+    meta = session.get_modelmeta().custom_metadata_map
+    assert json.loads(meta["classes"]) == clf.classes_.tolist()
+    _, index = session.run(None, {"input": X_test})
+    np.testing.assert_array_equal(np.asarray(json.loads(meta["classes"]))[index], clf.predict(X_test))
+    for path in (pt2_path, pt_path):
+        with zipfile.ZipFile(path) as archive:
+            stored = [name for name in archive.namelist() if name.endswith("classes.json")]
+            assert json.loads(archive.read(stored[0])) == clf.classes_.tolist()
+
+
+def test_mlp_batchnorm_is_folded_into_the_linear_layers(mlp, tmp_path):
+    """One matrix product per layer, nothing between: the file is what a device should run."""
+    path = mlp.export(tmp_path / "model.onnx")
+    ops = [node.op_type for node in onnx.load(path).graph.node]
+    assert "BatchNormalization" not in ops
+    assert ops.count("Gemm") + ops.count("MatMul") == 3
+    # The softmax's rows sum to one: no renormalisation after it.
+    assert ops.count("Softmax") == 1 and "ReduceSum" not in ops and "Div" not in ops
+
+
+def test_unfitted_estimators_refuse(tmp_path):
+    for model in (DropNetClassifier(), HQEnsembleClassifier()):
+        with pytest.raises(NotFittedError):
+            model.export(tmp_path / "model.onnx")
+
+
+@pytest.mark.parametrize("name", ["model.tflite", "model", "model.ONNX.txt"])
+def test_unknown_suffix_is_refused(mlp, tmp_path, name):
+    with pytest.raises(ValueError, match=r"the format follows the file's suffix, one of \.onnx, \.pt2, \.pt"):
+        mlp.export(tmp_path / name)
+    assert not (tmp_path / name).exists()
+
+
+def test_suffix_is_case_insensitive(mlp, tmp_path):
+    path = mlp.export(tmp_path / "MODEL.PT2")
+    assert path.is_file()
+
+
+def test_missing_folder_is_named(mlp, tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        mlp.export(tmp_path / "nowhere" / "model.onnx")
+
+
+def test_a_tree_in_the_team_is_named(digits_split, tmp_path):
+    X_train, _, y_train, _ = digits_split
+    hq = HQEnsembleClassifier(
+        estimators=[
+            ("net", DropNetClassifier(module__hidden_layer_sizes=(16,), prune_ratio=0.2, max_epochs=1)),
+            ("left-out", "drop"),  # not in estimators_: the names still match
+            ("tree", DecisionTreeClassifier(max_depth=3)),
+        ],
+        method="all",
+        random_state=0,
+    ).fit(X_train, y_train)
+    with pytest.raises(ValueError, match=r"member 'tree' \(estimators_\[1\]\) is a DecisionTreeClassifier"):
+        hq.export(tmp_path / "team.onnx")
+    assert not (tmp_path / "team.onnx").exists()
+
+
+def test_a_tree_left_out_of_the_team_does_not_matter(digits_split, tmp_path):
+    X_train, X_test, y_train, _ = digits_split
+    net = DropNetClassifier(module__hidden_layer_sizes=(16,), prune_ratio=0.2, max_epochs=1, random_state=0)
+    hq = HQEnsembleClassifier(
+        estimators=[("net", net), ("tree", DecisionTreeClassifier(max_depth=1))],
+        method="top",
+        n_select=1,
+        random_state=0,
+    ).fit(X_train, y_train)
+    assert hq.selected_.tolist() == [0]
+    path = hq.export(tmp_path / "team.pt2")
+    with torch.no_grad():
+        proba, _ = torch.export.load(path).module()(torch.from_numpy(X_test))
+    np.testing.assert_allclose(proba.numpy(), hq.predict_proba(X_test), atol=1e-5)
+
+
+def test_missing_onnx_names_the_extra(mlp, tmp_path, monkeypatch):
+    monkeypatch.setattr(_export, "_missing", lambda *modules: ["onnxscript"])
+    with pytest.raises(ImportError, match=r'pip install "sklearn-dropnet\[export\]"'):
+        mlp.export(tmp_path / "model.onnx")
+    mlp.export(tmp_path / "model.pt2")  # needs torch alone
+
+
+def test_a_file_that_disagrees_is_removed(mlp, tmp_path, monkeypatch):
+    monkeypatch.setattr(
+        type(mlp), "_exported_reference", lambda self, X: np.full((len(X), 10), 0.1)
+    )
+    with pytest.raises(RuntimeError, match="it was removed"):
+        mlp.export(tmp_path / "model.onnx")
+    assert not (tmp_path / "model.onnx").exists()
+
+
+def test_an_unexportable_network_gets_a_clear_error(digits_split, tmp_path, monkeypatch):
+    def fail(*args, **kwargs):
+        raise RuntimeError("Could not guard on data-dependent expression\nlong trace ...")
+
+    monkeypatch.setattr(torch.export, "export", fail)
+    X_train, _, y_train, _ = digits_split
+    clf = DropNetClassifier(module__hidden_layer_sizes=(8,), prune_ratio=0.2, max_epochs=1).fit(X_train, y_train)
+    with pytest.raises(ValueError, match=r"torch could not export .* as torch.export program .*data-dependent"):
+        clf.export(tmp_path / "model.pt2")
+
+
+def test_export_leaves_the_estimator_as_it_was(mlp, digits_split, tmp_path):
+    X_test = digits_split[1]
+    before = mlp.predict_proba(X_test)
+    training = mlp.module_.training
+    mlp.export(tmp_path / "model.pt")
+    assert mlp.module_.training == training
+    assert all(p.requires_grad for p in mlp.module_.parameters())
+    np.testing.assert_array_equal(mlp.predict_proba(X_test), before)

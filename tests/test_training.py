@@ -1,0 +1,127 @@
+"""How DropNetClassifier trains between rounds: row order, distillation."""
+
+import numpy as np
+import pytest
+import torch
+from skorch.callbacks import Callback
+from torch import nn
+
+from sklearn_dropnet import DropNetClassifier
+from sklearn_dropnet._data import LabelledData
+from sklearn_dropnet._net import DropNetNet, distillation_loss
+
+
+class RowOrder(Callback):
+    """Records the first feature of every training row, epoch by epoch."""
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.epochs = getattr(self, "epochs", [])
+        self.epochs.append([])
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        if training:
+            self.epochs[-1].extend(batch[0][:, 0].tolist())
+
+
+def _orders(**params):
+    X = np.arange(40, dtype=np.float32)[:, None].repeat(3, axis=1)
+    y = np.arange(40) % 2
+    clf = DropNetClassifier(
+        prune_ratio=0, max_epochs=3, patience=5, validation_fraction=0, batch_size=8,
+        module__hidden_layer_sizes=(4,), callbacks=[("order", RowOrder())], random_state=0, **params,
+    ).fit(X, y)  # fmt: skip
+    return dict(clf.net_.callbacks_)["order"].epochs
+
+
+def test_rows_are_reshuffled_every_epoch_by_default():
+    epochs = _orders()
+    assert len(epochs) == 3 and all(sorted(e) == list(range(40)) for e in epochs)
+    assert epochs[0] != epochs[1] and epochs[1] != epochs[2]
+
+
+def test_rows_keep_one_order_when_asked():
+    epochs = _orders(iterator_train__shuffle=False)
+    assert sorted(epochs[0]) == list(range(40))
+    assert epochs[0] == epochs[1] == epochs[2]
+    assert epochs[0] != list(range(40))  # one seeded order, not the order given
+
+
+def _tiny_net(weight, temperature, criterion=nn.CrossEntropyLoss):
+    torch.manual_seed(0)
+    net = DropNetNet(
+        nn.Linear(3, 4), criterion=criterion, distill_weight=weight, distill_temperature=temperature,
+        classes=list(range(4)), train_split=None,
+    ).initialize()  # fmt: skip
+    return net
+
+
+@pytest.mark.parametrize("weight, temperature", [(0.0, 4.0), (0.5, 4.0), (0.8, 2.0), (1.0, 1.0)])
+def test_distillation_blends_the_losses_and_their_gradients_as_specified(weight, temperature):
+    net = _tiny_net(weight, temperature)
+    X = torch.randn(5, 3)
+    labels = torch.tensor([0, 1, 2, 3, 1])
+    teacher_log_p = torch.log_softmax(torch.randn(5, 4) * 3, dim=1)
+    logits = net.module_(X)
+    loss = net.get_loss(logits, (labels, teacher_log_p), X=X, training=True)
+    loss.backward()
+    # By hand: (1 - a) * cross-entropy + a * T**2 * KL(p_T || q_T), averaged over the rows.
+    z, n, T, a = logits.detach(), len(X), temperature, weight
+    p = torch.softmax(teacher_log_p / T, dim=1)
+    q = torch.softmax(z / T, dim=1)
+    onehot = torch.eye(4)[labels]
+    cross_entropy = -(onehot * torch.log_softmax(z, dim=1)).sum() / n
+    kl = (p * (torch.log(p) - torch.log(q))).sum() / n
+    torch.testing.assert_close(loss.detach(), (1 - a) * cross_entropy + a * T**2 * kl)
+    # d loss / d logits = ((1 - a) (softmax(z) - y) + a T (q - p)) / n; the weight's gradient follows.
+    grad_logits = ((1 - a) * (torch.softmax(z, dim=1) - onehot) + a * T * (q - p)) / n
+    torch.testing.assert_close(net.module_.weight.grad, grad_logits.T @ X)
+    torch.testing.assert_close(net.module_.bias.grad, grad_logits.sum(0))
+
+
+def test_without_soft_targets_the_loss_is_the_criterions():
+    net = _tiny_net(0.7, 4.0)
+    X, labels = torch.randn(5, 3), torch.tensor([0, 1, 2, 3, 1])
+    logits = net.module_(X)
+    torch.testing.assert_close(net.get_loss(logits, labels, X=X), nn.functional.cross_entropy(logits, labels))
+
+
+def test_distillation_of_a_module_that_returns_probabilities():
+    # With NLLLoss the module ends in a softmax; its log is the student's logits.
+    torch.manual_seed(0)
+    logits = torch.randn(6, 3)
+    teacher = torch.log_softmax(torch.randn(6, 3), dim=1)
+    from_probabilities = distillation_loss(torch.softmax(logits, dim=1), teacher, 3.0, output_is_probability=True)
+    torch.testing.assert_close(from_probabilities, distillation_loss(logits, teacher, 3.0))
+
+
+def test_the_rounds_learn_from_the_dense_networks_soft_targets(digits, monkeypatch):
+    X, y = digits
+    seen = []
+    original = DropNetNet.train_round
+
+    def spy(self, data, teacher=None):
+        seen.append(teacher)
+        return original(self, data, teacher)
+
+    monkeypatch.setattr(DropNetNet, "train_round", spy)
+    clf = DropNetClassifier(
+        distill_weight=0.5, prune_ratio=0.3, max_epochs=2, module__hidden_layer_sizes=(16,), random_state=0
+    ).fit(X[:300], y[:300])
+    rounds = len(clf.pruning_history_) - 1
+    assert seen[0] is None and len(seen) == 1 + rounds  # the dense round learns from the labels
+    teacher = seen[1]
+    assert all(t is teacher for t in seen[1:])  # one teacher, computed once
+    assert teacher.shape == (270, 10) and np.allclose(np.exp(teacher).sum(1), 1, atol=1e-5)
+    plain = DropNetClassifier(prune_ratio=0.3, max_epochs=2, module__hidden_layer_sizes=(16,), random_state=0)
+    seen.clear()
+    plain.fit(X[:300], y[:300])
+    assert all(t is None for t in seen)
+
+
+def test_soft_targets_travel_with_their_rows():
+    X = np.arange(20, dtype=np.float32)[:, None]
+    data = LabelledData(X, np.arange(20) % 2)
+    teacher = np.stack([np.arange(20), -np.arange(20)], axis=1).astype(np.float32)
+    batch_X, (batch_y, batch_t) = data.with_soft_targets(teacher).__getitems__([3, 7, 11])
+    assert batch_X[:, 0].tolist() == [3, 7, 11] and batch_y.tolist() == [1, 1, 1]
+    assert batch_t[:, 0].tolist() == [3, 7, 11]
