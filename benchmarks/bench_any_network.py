@@ -23,6 +23,7 @@ mean and the spread):
 Run from the repository root (one torch thread, as the tests)::
 
     python benchmarks/bench_any_network.py [residual] [conv1d] [timing] [--seeds N]
+        [--distill-weight 0.5] [--unit-score contribution] [--width 64]
 """
 
 import argparse
@@ -134,13 +135,15 @@ def digits(as_sequences=False):
     return train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
 
 
-def dense_then_pruned(module, data, prune_ratio, seed):
-    """Fit dense, score, prune further; the accuracies, the parameters left and the seconds."""
+def dense_then_pruned(module, data, prune_ratio, seed, **options):
+    """Fit dense, score, prune further; the accuracies, the parameters left and the seconds.
+
+    ``options`` are further estimator parameters (``distill_weight``, ``unit_score``)."""
     X_train, X_test, y_train, y_test = data
     start = time.perf_counter()
     clf = DropNetClassifier(
         module, lr=0.003, batch_size=64, max_epochs=40, patience=5, reinit="none", prune_ratio=0.0,
-        random_state=seed,
+        random_state=seed, **options,
     ).fit(X_train, y_train)  # fmt: skip
     dense = clf.score(X_test, y_test)
     clf.prune(X_train, y_train, prune_ratio=prune_ratio)
@@ -155,12 +158,13 @@ def dense_then_pruned(module, data, prune_ratio, seed):
     }
 
 
-def accuracy_section(title, module, data, seeds, prune_ratio=0.8):
-    print(f"\n{title}: prune_ratio={prune_ratio}, seeds {list(seeds)}")
+def accuracy_section(title, module, data, seeds, prune_ratio=0.8, **options):
+    settings = "".join(f", {key}={value!r}" for key, value in options.items())
+    print(f"\n{title}: prune_ratio={prune_ratio}, seeds {list(seeds)}{settings}")
     print(f"{'seed':>4} {'dense':>7} {'pruned':>7} {'gap':>7} {'units':>6} {'params':>7} {'unpruned':>8} {'seconds':>8}")
     gaps, params = [], []
     for seed in seeds:
-        r = dense_then_pruned(module, data, prune_ratio, seed)
+        r = dense_then_pruned(module, data, prune_ratio, seed, **options)
         gaps.append(100 * (r["dense"] - r["pruned"]))
         params.append(r["params"])
         print(
@@ -231,6 +235,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sections", nargs="*", help="residual, conv1d, timing (all by default)")
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1 (default 5)")
+    parser.add_argument("--distill-weight", type=float, default=0.0, help="the estimator's distill_weight (default 0)")
+    parser.add_argument("--unit-score", default="activation", help="the estimator's unit_score (default activation)")
+    parser.add_argument("--width", type=int, default=32, help="filters of the first conv layers (default 32)")
     args = parser.parse_args(argv)
     unknown = set(args.sections) - {"residual", "conv1d", "timing"}
     if unknown:
@@ -238,10 +245,13 @@ def main(argv=None):
     torch.set_num_threads(1)
     seeds = range(args.seeds)
     sections = args.sections or ["residual", "conv1d", "timing"]
+    options = {"distill_weight": args.distill_weight, "unit_score": args.unit_score, "module__width": args.width}
     if "residual" in sections:
-        accuracy_section("residual CNN, block written with torch.relu (digits 8x8)", ResidualCNN, digits(), seeds)
+        title = "residual CNN, block written with torch.relu (digits 8x8)"
+        accuracy_section(title, ResidualCNN, digits(), seeds, **options)
     if "conv1d" in sections:
-        accuracy_section("Conv1d network (digits rows as 8-step sequences)", SequenceCNN, digits(True), seeds)
+        title = "Conv1d network (digits rows as 8-step sequences)"
+        accuracy_section(title, SequenceCNN, digits(True), seeds, **options)
     if "timing" in sections:
         timing_section(seeds)
 

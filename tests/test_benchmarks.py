@@ -3,6 +3,7 @@ selection against HQEnsembleClassifier's, smoke runs of the others."""
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from itertools import combinations
@@ -477,3 +478,45 @@ def test_reproduce_paper_mnist5k_quick_run_writes_rows_figure_and_claims(reprodu
     again = capsys.readouterr().out
     assert again[again.index("Paper claims"):] == claims
     assert (tmp_path / "again" / "mnist5k_A_6-6.png").is_file()
+
+
+# -- bench_peers.py and bench_any_network.py ----------------------------------
+
+
+def test_bench_peers_magnitude_step_reaches_exactly_the_units_asked():
+    bench_peers = load_benchmark("bench_peers")
+    from sklearn_dropnet.models import MLP
+
+    torch.manual_seed(0)
+    net = MLP(input_shape=(64,), n_classes=10).eval()
+    bench_peers.magnitude_step(net, torch.randn(2, 64), {"layers.1": 24, "layers.4": 14})
+    assert [m.out_features for m in net.modules() if isinstance(m, torch.nn.Linear)] == [24, 14, 10]
+
+
+def test_bench_peers_quick_run_prints_each_method_and_the_time_ratio(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_peers.py"), "--quick", "--methods", "dropnet", "magnitude",
+         "scratch", "--csv", str(tmp_path / "runs.csv")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "digits, mlp, 90% of units removed (left: {'layers.1': 24, 'layers.4': 14}), 1 seeds" in out
+    for method in ("dropnet", "magnitude", "scratch"):
+        assert re.search(rf"^{method}\s+0\.\d{{4}}", out, re.MULTILINE), method
+    assert "time of a whole dropnet run / magnitude run:" in out
+    rows = (tmp_path / "runs.csv").read_text().splitlines()
+    assert rows[0].startswith("data,network,ratio,seed,method,accuracy,seconds,epochs") and len(rows) == 4
+
+
+def test_bench_any_network_prints_the_gap_and_the_timing_ratios():
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_any_network.py"), "conv1d", "timing", "--seeds", "1"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "Conv1d network (digits rows as 8-step sequences): prune_ratio=0.8, seeds [0]" in out
+    assert re.search(r"gap \(points, dense - pruned\): mean -?\d+\.\d\d", out)
+    assert re.search(r"probe ratio functional / modules: mean \d\.\d{3}", out)
+    assert re.search(r"score ratio functional / modules: mean \d\.\d{3}", out)
