@@ -56,6 +56,7 @@ METHODS = {
     "reduced_error": {"method": "reduced_error"},
     "complementarity": {"method": "complementarity"},
     "margin_distance": {"method": "margin_distance"},
+    "error_ambiguity": {"method": "error_ambiguity"},
     "all 128": {"method": "all"},
 }
 
@@ -65,9 +66,9 @@ PYPRUNING = {
     "all 128": "97.3-98.0",
     "random 8": "93.8-95.1",
     "reduced_error": "95.6 (greedy-8)",
+    "error_ambiguity": "96.0 (rank-8)",
 }
 NOT_HERE = {  # reported methods this library does not have
-    "rank-8 (error ambiguity ranking)": 96.0,
     "Prox-8 (learned weights, proximal gradient)": 96.4,
 }
 PROX_8 = NOT_HERE["Prox-8 (learned weights, proximal gradient)"]

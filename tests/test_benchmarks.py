@@ -334,7 +334,7 @@ def test_bench_pypruning_quick_run_prints_every_method():
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     for name in ["hq (generalized_diversity)", "hq (fleiss_kappa)", "greedy (Caruana)", "top 8",
-                 "reduced_error", "complementarity", "margin_distance", "all 128", "random 8",
+                 "reduced_error", "complementarity", "margin_distance", "error_ambiguity", "all 128", "random 8",
                  "Prox-8", "correlation of pruning-row and test accuracy",
                  "reduced-error ordering on the test rows themselves"]:  # fmt: skip
         assert name in out, name

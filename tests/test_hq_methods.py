@@ -1,6 +1,9 @@
 """The ordered-aggregation methods (reduced error, complementarity, margin
-distance), each against a plain-loop reference written from its paper, and
-the registry of methods behind HQEnsembleClassifier(method=...)."""
+distance) and the error-ambiguity ranking, each against a plain-loop
+reference written from its paper, and the registry of methods behind
+HQEnsembleClassifier(method=...)."""
+
+import math
 
 import numpy as np
 import pytest
@@ -9,6 +12,10 @@ from sklearn.naive_bayes import GaussianNB
 from sklearn.tree import DecisionTreeClassifier
 
 from sklearn_dropnet import HQEnsembleClassifier
+from sklearn_dropnet.ensemble._member_ranking import (
+    error_ambiguity_scores,
+    error_ambiguity_select,
+)
 from sklearn_dropnet.ensemble._ordered_aggregation import (
     MARGIN_DISTANCE_P,
     complementarity_select,
@@ -143,3 +150,61 @@ def test_every_method_of_the_registry_is_accepted():
     for method in SELECTION_METHODS:
         hq = HQEnsembleClassifier(GaussianNB(), n_estimators=3, n_select=2, method=method, bootstrap=True)
         assert hq.fit(X, y).score(X, y) > 0.8
+
+
+def reference_error_ambiguity(votes, y, n_select):
+    """Jiang et al.: per member, the multi-class logistic loss terms plus the
+    squared distance to the pool's mean probabilities, summed sample by
+    sample and class by class; the lowest ``n_select``, lower index first."""
+    n_members, n_samples, k = votes.shape
+    scores = []
+    for m in range(n_members):
+        total = 0.0
+        for i in range(n_samples):
+            for c in range(k):
+                p = votes[m][i][c]
+                if c == y[i]:
+                    total += math.exp(-p / k) / k**2
+                else:
+                    total += math.exp(p / (k * (k - 1))) / (k**2 * (k - 1) ** 2)
+                mean = sum(votes[other][i][c] for other in range(n_members)) / n_members
+                total += (p - mean) ** 2
+        scores.append(total)
+    return sorted(range(n_members), key=lambda m: (scores[m], m))[:n_select], scores
+
+
+@pytest.mark.parametrize("voting", ["soft", "hard"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_error_ambiguity_matches_reference(seed, voting, simulated_members):
+    probas, labels, y = simulated_members(9, n_samples=60, n_classes=4, skill=(0.5, 0.8), seed=seed)
+    votes = member_votes(probas, voting)
+    picks, scores = reference_error_ambiguity(votes, y, 5)
+    np.testing.assert_allclose(error_ambiguity_scores(votes, y), scores, rtol=1e-12)
+    assert error_ambiguity_select(labels, votes, y, 5).tolist() == picks
+
+
+def test_error_ambiguity_adds_the_distance_to_the_pools_mean_to_the_loss():
+    y = np.array([0, 1, 0, 1])
+    right = np.eye(2)[y]
+    votes = np.stack([right, 1 - right, 0.5 * right + 0.25])  # right, wrong, right but unsure
+    # loss terms by hand (K = 2): exp(-p_true / 2) / 4 + exp(p_other / 2) / 4 per sample
+    loss = [4 * (np.exp(-p / 2) + np.exp((1 - p) / 2)) / 4 for p in (1.0, 0.0, 0.75)]
+    mean_true = (1 + 0 + 0.75) / 3  # the pool's mean probability of the true class
+    ambiguity = [4 * 2 * (p - mean_true) ** 2 for p in (1.0, 0.0, 0.75)]
+    np.testing.assert_allclose(error_ambiguity_scores(votes, y), np.add(loss, ambiguity))
+    # the confident member has the lower loss, the unsure one is nearer the mean and wins
+    assert loss[0] < loss[2] and error_ambiguity_select(None, votes, y, 3).tolist() == [2, 0, 1]
+    with pytest.raises(ValueError, match="2 or more classes"):
+        error_ambiguity_scores(np.ones((2, 3, 1)), np.zeros(3, dtype=int))
+
+
+def test_error_ambiguity_in_the_ensemble():
+    X, y = load_iris(return_X_y=True)
+    hq = HQEnsembleClassifier(
+        DecisionTreeClassifier(max_depth=2, max_features=1), n_estimators=8, n_select=3,
+        method="error_ambiguity", random_state=0,
+    ).fit(X, y)  # fmt: skip
+    assert len(hq.selected_) == 3 == len(set(hq.selected_.tolist()))
+    candidates = hq.candidates_
+    assert len(candidates["team"]) == 8 + 1  # each member alone, then the team
+    assert candidates["team"][-1] == tuple(hq.selected_.tolist()) and candidates["survived"][-1]

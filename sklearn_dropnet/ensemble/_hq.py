@@ -10,8 +10,9 @@ part of the training data, and picks the team on those predictions alone:
   ``_ensemble_selection.py`` for the levels themselves.
 - ``"greedy"``, ``"top"``, ``"all"``: the usual baselines; and the
   ordered-aggregation methods of the ensemble-pruning literature
-  (``"reduced_error"``, ``"complementarity"``, ``"margin_distance"``). All
-  are in the registry of ``_selection_methods.py``.
+  (``"reduced_error"``, ``"complementarity"``, ``"margin_distance"``) and
+  the ranking ``"error_ambiguity"``. All are in the registry of
+  ``_selection_methods.py``.
 """
 
 import math
@@ -173,7 +174,7 @@ class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
         label is the class of its highest probability; ties go to the first
         class). Used both to choose the team and to predict.
     method : {"hq", "greedy", "top", "all", "reduced_error", \
-            "complementarity", "margin_distance"}, default="hq"
+            "complementarity", "margin_distance", "error_ambiguity"}, default="hq"
         ``"hq"``: hierarchical pruning as above. ``"greedy"``: Caruana et
         al.'s forward selection with replacement, ``n_select`` picks, each
         maximising the held-out accuracy of the team so far; a member picked
@@ -188,6 +189,9 @@ class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
         the team's vector of per-sample margins (+1 right, -1 wrong, averaged
         over the members) closest to a small positive margin on every
         sample, 0.075 (both Martínez-Muñoz & Suárez).
+        ``"error_ambiguity"`` ranks the members once, alone, by their
+        multi-class logistic loss plus their squared distance to the pool's
+        mean probabilities (Jiang et al., 2017), and keeps the lowest.
     validation_fraction : float, default=0.2
         Share of the training data held out (stratified) to choose the team;
         members are trained on the rest, so each class needs at least two

@@ -19,6 +19,7 @@ from ._ensemble_selection import (
     top_select,
 )
 from ._focal_counts import focal_scorer
+from ._member_ranking import error_ambiguity_select
 from ._ordered_aggregation import (
     complementarity_select,
     margin_distance_select,
@@ -63,6 +64,15 @@ def _ordered(select, labels, votes, y, settings):
 
 def _top(labels, votes, y, settings):
     team = top_select(votes, y, settings["n_select"])
+    n_members = len(labels)
+    tried = [(i,) for i in range(n_members)] + [tuple(team)]
+    chosen = [i in team for i in range(n_members)] + [True]
+    return team, describe_teams(tried, chosen, labels, votes, y, settings["metric"])
+
+
+def _ranked(select, labels, votes, y, settings):
+    """A ranking method: every member scored alone, then the team of the best."""
+    team = select(labels, votes, y, settings["n_select"])
     n_members = len(labels)
     tried = [(i,) for i in range(n_members)] + [tuple(team)]
     chosen = [i in team for i in range(n_members)] + [True]
@@ -114,4 +124,5 @@ SELECTION_METHODS = {
     "reduced_error": partial(_ordered, reduced_error_select),
     "complementarity": partial(_ordered, complementarity_select),
     "margin_distance": partial(_ordered, margin_distance_select),
+    "error_ambiguity": partial(_ranked, error_ambiguity_select),
 }
