@@ -62,16 +62,13 @@ def _ordered(select, labels, votes, y, settings):
     return team, describe_teams(tried, chosen, labels, votes, y, settings["metric"])
 
 
-def _top(labels, votes, y, settings):
-    team = top_select(votes, y, settings["n_select"])
-    n_members = len(labels)
-    tried = [(i,) for i in range(n_members)] + [tuple(team)]
-    chosen = [i in team for i in range(n_members)] + [True]
-    return team, describe_teams(tried, chosen, labels, votes, y, settings["metric"])
+def _top_members(labels, votes, y, n_select):
+    """The ``n_select`` members of best held-out accuracy (a ranking)."""
+    return top_select(votes, y, n_select)
 
 
 def _ranked(select, labels, votes, y, settings):
-    """A ranking method: every member scored alone, then the team of the best."""
+    """A ranking method (top, error ambiguity): every member scored alone, then the team of the best."""
     team = select(labels, votes, y, settings["n_select"])
     n_members = len(labels)
     tried = [(i,) for i in range(n_members)] + [tuple(team)]
@@ -119,7 +116,7 @@ def describe_teams(teams, chosen, labels, votes, y, metric):
 SELECTION_METHODS = {
     "hq": _hq,
     "greedy": _greedy,
-    "top": _top,
+    "top": partial(_ranked, _top_members),
     "all": _all,
     "reduced_error": partial(_ordered, reduced_error_select),
     "complementarity": partial(_ordered, complementarity_select),
