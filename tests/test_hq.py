@@ -473,7 +473,7 @@ def test_error_mismatched_classes():
     [
         ({"method": "best"}, ValueError, r"The 'method' parameter .* must be a str among .*'hq'.* Got 'best'"),
         ({"voting": "mean"}, ValueError, r"The 'voting' parameter .* must be a str among \{'(hard|soft)', '(hard|soft)'\}"),
-        ({"metric": "entropy"}, ValueError, r"The 'metric' parameter .* 'generalized_diversity'"),
+        ({"metric": "entropy"}, ValueError, r"The 'metric' parameter .*'generalized_diversity'"),
         ({"final_choice": "best"}, ValueError, r"The 'final_choice' parameter .* must be a str among"),
         ({"n_select": 0}, ValueError, r"The 'n_select' parameter .* int in the range \[1, inf\). Got 0"),
         ({"n_select": 1}, ValueError, "n_select == 1, must be >= 2 for method='hq'.* use method='top'"),
