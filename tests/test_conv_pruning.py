@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 import torch_pruning as tp
+from removal_checks import assert_removal_matches_masking, randomise_batchnorm
 from sklearn.model_selection import train_test_split
 from torch import nn
 
@@ -36,20 +37,6 @@ from sklearn_dropnet.pruning._unit_scores import score_units
 from sklearn_dropnet.pruning._unit_selection import choose_units_to_drop
 
 
-def randomise_batchnorm(net, seed=0):
-    """Give every BatchNorm non-trivial statistics and affine parameters."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=generator) * 0.5)
-                m.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
-                m.weight.copy_(torch.rand(n, generator=generator) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=generator) * 0.5)
-    return net
-
-
 def groups_of(net, x):
     return {g.name: g for g in find_unit_groups(net, x, inspect_network(net, x))}
 
@@ -61,24 +48,6 @@ def random_drop(groups, fraction, seed=0):
         name: np.sort(rng.choice(g.size, size=min(g.size - 1, max(1, round(fraction * g.size))), replace=False))
         for name, g in groups.items()
     }
-
-
-def assert_removal_matches_masking(net, x, drop):
-    """Remove ``drop`` from ``net`` in place; its output must equal the masked dense output."""
-    net.eval()
-    structure = inspect_network(net, x)
-    groups = find_unit_groups(net, x, structure)
-    with torch.no_grad(), UnitMask(net, structure.probes, groups) as mask:
-        mask.set(drop)
-        expected = net(x).clone()
-        mask.set({})
-        dense = net(x).clone()
-    # The masked units matter: without the masks the output differs.
-    assert not torch.allclose(expected, dense, atol=1e-4)
-    remove_units(net, x, drop)
-    with torch.no_grad():
-        torch.testing.assert_close(net(x), expected, rtol=1e-4, atol=1e-5)
-    return net
 
 
 # ----------------------------------------------------------------------

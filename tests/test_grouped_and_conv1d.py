@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from removal_checks import assert_removal_matches_masking, randomise_batchnorm
 from torch import nn
 from torch.utils.data import TensorDataset
 
@@ -20,39 +21,9 @@ from sklearn_dropnet.pruning import DropNetPruner
 from sklearn_dropnet.pruning._probes import inspect_network
 from sklearn_dropnet.pruning._surgery import (
     find_unit_groups,
-    remove_units,
     trace_unit_groups,
 )
-from sklearn_dropnet.pruning._unit_mask import UnitMask
 from sklearn_dropnet.pruning._unit_selection import choose_units_to_drop
-
-
-def randomise_batchnorm(net, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=generator) * 0.5)
-                m.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=generator) * 0.5)
-    return net
-
-
-def assert_removal_matches_masking(net, x, drop):
-    """Remove ``drop`` from ``net``; its output must equal the dense output with those units zeroed."""
-    net.eval()
-    structure = inspect_network(net, x)
-    groups = find_unit_groups(net, x, structure)
-    with torch.no_grad(), UnitMask(net, structure.probes, groups) as mask:
-        mask.set(drop)
-        expected = net(x).clone()
-        mask.set({})
-        dense = net(x).clone()
-    assert not torch.allclose(expected, dense, atol=1e-4)  # the units matter
-    remove_units(net, x, drop)
-    with torch.no_grad():
-        torch.testing.assert_close(net(x), expected, rtol=1e-4, atol=1e-5)
 
 
 class Grouped(nn.Module):
