@@ -27,13 +27,25 @@ Then it shows what the pruning rows can tell about a team of 8:
   team of 8 trees with equal votes could reach on them, an upper bound for
   any method that chooses on other rows.
 
+With ``--pypruning DIR`` (a checkout of https://github.com/sbuschjaeger/PyPruning;
+it is not on PyPI) PyPruning's own methods run on the same splits and
+forests, side by side: its greedy reduced-error and its error-ambiguity
+ranking, and its ``ProxPruningClassifier`` with the hard-L0 constraint of
+8 trees in every configuration listed in ``PROX_CONFIGS`` (its defaults, the
+settings of its own digits test, and other step sizes and optimisers); then
+the paired difference, seed by seed, of HQ's teams against each Prox
+configuration.
+
 Usage::
 
     python benchmarks/bench_pypruning.py            # a few minutes
     python benchmarks/bench_pypruning.py --quick    # smoke run
+    python benchmarks/bench_pypruning.py --pypruning ~/src/PyPruning --seeds $(seq 42 61)
 """
 
 import argparse
+import copy
+import sys
 import time
 
 import numpy as np
@@ -74,12 +86,76 @@ NOT_HERE = {  # reported methods this library does not have
 PROX_8 = NOT_HERE["Prox-8 (learned weights, proximal gradient)"]
 
 
+# PyPruning's ProxPruningClassifier, always with ensemble_regularizer="hard-L0"
+# and l_ensemble_reg=8 (exactly 8 trees): its defaults (cross-entropy, Adam,
+# step 0.1, batch 256, one epoch); the settings of its tests/test_digits.py
+# (25 epochs, step 1e-3, batch 32, normalised weights, mse or cross-entropy,
+# Adam); and larger steps and plain SGD. Every configuration tried is listed.
+PROX_CONFIGS = {
+    "defaults": {},
+    **{
+        f"{loss}, {optimizer} {step:g}, 25 epochs": dict(
+            loss=loss, optimizer=optimizer, step_size=step, epochs=25, batch_size=32, normalize_weights=True
+        )
+        for loss in ("mse", "cross-entropy")
+        for optimizer, step in (("adam", 1e-3), ("adam", 1e-2), ("sgd", 1e-2), ("sgd", 1e-1))
+    },
+}
+
+
+def import_pypruning(path):
+    """PyPruning's classes from a checkout at ``path``.
+
+    PyPruning imports ``sklearn.utils.axis0_safe_slice``, which scikit-learn
+    has since removed and PyPruning never calls; a placeholder lets the
+    import succeed. Its ``MIQPPruningClassifier`` (needs cvxpy) is not used.
+    """
+    import sklearn.utils
+
+    if not hasattr(sklearn.utils, "axis0_safe_slice"):
+        sklearn.utils.axis0_safe_slice = None
+    sys.path.insert(0, str(path))
+    from PyPruning.GreedyPruningClassifier import GreedyPruningClassifier, reduced_error
+    from PyPruning.ProxPruningClassifier import ProxPruningClassifier
+    from PyPruning.RankPruningClassifier import RankPruningClassifier, error_ambiguity
+
+    def pruners(n_select):
+        yield "greedy reduced_error", GreedyPruningClassifier(metric=reduced_error, n_estimators=n_select)
+        yield "rank error_ambiguity", RankPruningClassifier(metric=error_ambiguity, n_estimators=n_select)
+        for name, config in PROX_CONFIGS.items():
+            prox = ProxPruningClassifier(ensemble_regularizer="hard-L0", l_ensemble_reg=n_select, **config)
+            yield f"Prox-{n_select} ({name})", prox
+
+    return pruners
+
+
+def pypruning_rows(pruners, forest, prune, test, n_select, seed):
+    """PyPruning's methods on the forest's trees: its ``prune`` on the pruning rows."""
+    rows = {}
+    for name, pruner in pruners(n_select):
+        np.random.seed(seed)  # Prox shuffles its batches with NumPy's global generator
+        start, cpu = time.perf_counter(), time.process_time()
+        pruner.prune(*prune, copy.deepcopy(forest.estimators_))
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        rows[f"PyPruning: {name}"] = {
+            "test": float(np.mean(pruner.predict(test[0]) == test[1])),
+            "prune": float(np.mean(pruner.predict(prune[0]) == prune[1])),
+            "size": len(pruner.estimators_),
+            "wall": wall,
+            "cpu": cpu,
+        }
+    return rows
+
+
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44, 45, 46])
     parser.add_argument("--n-trees", type=int, default=128)
     parser.add_argument("--n-select", type=int, default=8)
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
+    parser.add_argument(
+        "--pypruning", metavar="DIR", help="a checkout of PyPruning: run its methods side by side"
+    )
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.n_trees = [42], 16
@@ -94,7 +170,7 @@ def split(seed):
     return (X_train, y_train), (X_prune, y_prune), (X_test, y_test)
 
 
-def run_seed(seed, args):
+def run_seed(seed, args, pruners=None):
     train, prune, test = split(seed)
     forest = RandomForestClassifier(args.n_trees, max_depth=20, random_state=seed).fit(*train)
     members = forest_members(forest)
@@ -111,6 +187,8 @@ def run_seed(seed, args):
             "cpu": time.process_time() - cpu,
         }
     rows["random 8"], why = random_teams(forest, prune, test, args.n_select, seed)
+    if pruners is not None:
+        rows.update(pypruning_rows(pruners, forest, prune, test, args.n_select, seed))
     print(
         f"seed {seed}: {len(train[1])} train / {len(prune[1])} pruning / {len(test[1])} test rows; "
         + ", ".join(f"{name} {row['test']:.4f}" for name, row in rows.items() if name.startswith(("hq (g", "all")))
@@ -177,14 +255,40 @@ def summarize(results, args):
         f"   reduced-error ordering on the test rows themselves (the best a team of 8 equal "
         f"votes reaches there): {100 * why['oracle']:.2f}"
     )
-    best = max(names, key=lambda n: np.mean([rows[n]["test"] for rows, _ in results]) if n != "all 128" else 0)
+    ours = [n for n in names if n not in ("all 128", "random 8") and not n.startswith("PyPruning")]
+    best = max(ours, key=lambda n: np.mean([rows[n]["test"] for rows, _ in results]))
     mean_best = 100 * np.mean([rows[best]["test"] for rows, _ in results])
-    print(f"   best method with a team of 8: {best}, {mean_best:.2f} against Prox-8's {PROX_8}")
+    print(f"   best method with a team of 8: {best}, {mean_best:.2f} against Prox-8's reported {PROX_8}")
+    prox = [n for n in names if n.startswith("PyPruning: Prox")]
+    if prox:
+        paired_against_prox(results, ours, prox)
+
+
+def paired_against_prox(results, ours, prox):
+    """Each method here against PyPruning's Prox-8 on the same seeds.
+
+    The reference is the Prox configuration with the highest mean test
+    accuracy: chosen on the test rows, so the comparison favours PyPruning.
+    """
+    test = {name: 100 * np.array([rows[name]["test"] for rows, _ in results]) for name in ours + prox}
+    reference = max(prox, key=lambda name: test[name].mean())
+    print(
+        f"\nPaired against PyPruning's best Prox configuration on these seeds, {reference} "
+        f"({test[reference].mean():.2f}): difference in points, mean +- standard error, seeds ahead / level"
+    )
+    for name in ours:
+        diff = test[name] - test[reference]
+        se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else np.nan
+        print(
+            f"   {name:<52}{diff.mean():>+7.2f} +- {se:.2f}   "
+            f"{int(np.sum(diff > 0))} / {int(np.sum(diff == 0))} of {len(diff)}"
+        )
 
 
 def main():
     args = parse_args()
-    results = [run_seed(seed, args) for seed in args.seeds]
+    pruners = import_pypruning(args.pypruning) if args.pypruning else None
+    results = [run_seed(seed, args, pruners) for seed in args.seeds]
     summarize(results, args)
 
 

@@ -342,6 +342,77 @@ def test_bench_pypruning_quick_run_prints_every_method():
     assert "seed 42: 1149 train / 288 pruning / 360 test rows" in out
 
 
+FAKE_PYPRUNING = """
+import numpy as np
+
+
+class _Pruner:
+    def prune(self, X, y, estimators):
+        assert len(X) == len(y) == 288 and len(estimators) == 16, (len(X), len(estimators))
+        self.estimators_ = estimators[: self.n_select]
+        return self
+
+    def predict(self, X):
+        return np.mean([tree.predict_proba(X) for tree in self.estimators_], axis=0).argmax(axis=1)
+
+
+def reduced_error(*args):
+    pass
+
+
+def error_ambiguity(*args):
+    pass
+
+
+class GreedyPruningClassifier(_Pruner):
+    def __init__(self, metric, n_estimators):
+        assert metric is reduced_error
+        self.n_select = n_estimators
+
+
+class RankPruningClassifier(GreedyPruningClassifier):
+    def __init__(self, metric, n_estimators):
+        assert metric is error_ambiguity
+        self.n_select = n_estimators
+
+
+class ProxPruningClassifier(_Pruner):
+    def __init__(self, ensemble_regularizer, l_ensemble_reg, **config):
+        assert ensemble_regularizer == "hard-L0", ensemble_regularizer
+        assert set(config) <= {"loss", "optimizer", "step_size", "epochs", "batch_size", "normalize_weights"}
+        self.n_select = l_ensemble_reg
+"""
+
+
+@pytest.mark.slow
+def test_bench_pypruning_runs_pypruning_side_by_side(tmp_path):
+    """--pypruning DIR: PyPruning's classes (here a stand-in with their interface) get the
+    same pruning rows and trees, exactly 8 trees for every Prox configuration, and each
+    method here is paired against the best Prox configuration."""
+    package = tmp_path / "PyPruning"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for module in ["_fake", "GreedyPruningClassifier", "RankPruningClassifier", "ProxPruningClassifier"]:
+        (package / f"{module}.py").write_text(FAKE_PYPRUNING if module == "_fake" else "from ._fake import *\n")
+    bench = load_benchmark("bench_pypruning")
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_pypruning.py"), "--quick", "--pypruning", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    rows = ["greedy reduced_error", "rank error_ambiguity"] + [f"Prox-8 ({name})" for name in bench.PROX_CONFIGS]
+    for name in rows:
+        line = next(line for line in out.splitlines() if line.startswith(f"PyPruning: {name} "))
+        assert line.split()[-4] == "8.0", line  # the team size column
+    assert "Paired against PyPruning's best Prox configuration" in out
+    paired = out.split("Paired against")[1].splitlines()[1:]
+    assert any(line.strip().startswith("hq (generalized_diversity)") for line in paired)
+    assert not any("PyPruning" in line for line in paired)
+
+
 # -- reproduce_paper.py on real MNIST (mnist5k) and its claim table -------------
 
 
