@@ -582,12 +582,14 @@ def test_bench_peers_quick_run_prints_each_method_and_the_time_ratio(tmp_path):
 
 def test_bench_any_network_prints_the_gap_and_the_timing_ratios():
     result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_any_network.py"), "conv1d", "timing", "--seeds", "1"],
+        [sys.executable, str(BENCHMARKS / "bench_any_network.py"), "conv1d", "timing", "--seeds", "1",
+         "--training", "fast"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     assert "Conv1d network (digits rows as 8-step sequences): prune_ratio=0.8, seeds [0]" in out
+    assert "training='fast'" in out
     assert re.search(r"gap \(points, dense - pruned\): mean -?\d+\.\d\d", out)
     assert re.search(r"probe ratio functional / modules: mean \d\.\d{3}", out)
     assert re.search(r"score ratio functional / modules: mean \d\.\d{3}", out)
