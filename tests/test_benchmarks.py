@@ -27,6 +27,20 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 BENCH_HQ = BENCHMARKS / "bench_hq.py"
 
 
+def run_benchmark(script, *args, cwd=None):
+    """Run ``benchmarks/<script>`` with ``args`` as a user would; the finished process,
+    after checking that it exited with 0 (its stderr's end in the message if not)."""
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
 @pytest.fixture(scope="module")
 def bench_hq():
     spec = importlib.util.spec_from_file_location("bench_hq", BENCH_HQ)
@@ -90,14 +104,7 @@ def test_passes_applies_both_checks_elementwise(bench_hq):
 
 @pytest.mark.slow
 def test_bench_hq_quick_run_prints_every_row(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(BENCH_HQ), "--quick", "--save-predictions", "preds"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_benchmark("bench_hq.py", "--quick", "--save-predictions", "preds", cwd=tmp_path)
     for line in [
         "pruned: hq ",
         "pruned: greedy",
@@ -124,13 +131,7 @@ def test_bench_hq_quick_run_prints_every_row(tmp_path):
 
 @pytest.mark.slow
 def test_bench_hq_cv_quick_run_compares_held_out_and_cv():
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_hq_cv.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_benchmark("bench_hq_cv.py", "--quick")
     out = result.stdout
     # --quick: 3 members, S = 2, 2 folds, seed 0.
     for line in ["held-out: team ", "cv=2: team ", "both checks: ", "cv=2 - held-out, team: ",
@@ -155,13 +156,7 @@ def test_mean_gap_gives_students_t_lower_bound(bench_hq):
 def test_bench_gpu_quick_run_prints_rounds_and_ratios(tmp_path):
     """The CPU smoke run of the GPU benchmark: ResNet-18 (width 4) halved in one round."""
     saved = tmp_path / "model.joblib"
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_gpu.py"), "--quick", "--save", str(saved)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_benchmark("bench_gpu.py", "--quick", "--save", str(saved))
     out = result.stdout
     assert "256 training and 10,000 test images, synthetic CIFAR-10-sized images" in out
     rounds = [line.split() for line in out.splitlines() if line.startswith("    ")]
@@ -226,13 +221,7 @@ def test_replay_run_prints_every_rule_and_the_random_team_share(tmp_path, replay
     saved, _, test = _saved_pool(members, X, y)
     for seed in (0, 1):
         np.savez(tmp_path / f"seed{seed}.npz", **saved)
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "replay_hq.py"), str(tmp_path), "--n-select", "3"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_benchmark("replay_hq.py", str(tmp_path), "--n-select", "3")
     lines = result.stdout.splitlines()
     rules = [line.split()[:2] for line in lines[2:-1]]
     assert len(rules) == 12 and {tuple(r) for r in rules} == {
@@ -260,13 +249,7 @@ def test_replay_names_a_folder_without_saved_pools(tmp_path):
 @pytest.mark.slow
 def test_bench_deploy_quick_run_prints_every_table(tmp_path):
     """The smoke run of bench_deploy.py: four tables of ONNX files, with their ratios."""
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_deploy.py"), "--quick", "--output-dir", "files"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_benchmark("bench_deploy.py", "--quick", "--output-dir", "files", cwd=tmp_path)
     out = result.stdout
     for title in ("MLP 32-16 on digits", "ResNet-18 (width 4)", "HQ team ["):
         assert title in out, out
@@ -306,13 +289,7 @@ def test_replay_saves_the_teams_and_compares_them_seed_by_seed(tmp_path, pool_an
 
 @pytest.mark.slow
 def test_bench_hq_scale_quick_run_prints_both_tables():
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_hq_scale.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_benchmark("bench_hq_scale.py", "--quick")
     lines = result.stdout.splitlines()
     # --quick: 3 forest pools (8, 10, 12 trees, seed 0); the exact search agrees with itself.
     assert "1. Capped against exact search on 3 pools of M <= 12 members" in lines[0]
@@ -325,13 +302,7 @@ def test_bench_hq_scale_quick_run_prints_both_tables():
 
 @pytest.mark.slow
 def test_bench_pypruning_quick_run_prints_every_method():
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_pypruning.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_benchmark("bench_pypruning.py", "--quick")
     out = result.stdout
     for name in ["hq (generalized_diversity)", "hq (fleiss_kappa)", "greedy (Caruana)", "top 8",
                  "reduced_error", "complementarity", "margin_distance", "error_ambiguity", "all 128", "random 8",
@@ -395,13 +366,7 @@ def test_bench_pypruning_runs_pypruning_side_by_side(tmp_path):
     for module in ["_fake", "GreedyPruningClassifier", "RankPruningClassifier", "ProxPruningClassifier"]:
         (package / f"{module}.py").write_text(FAKE_PYPRUNING if module == "_fake" else "from ._fake import *\n")
     bench = load_benchmark("bench_pypruning")
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_pypruning.py"), "--quick", "--pypruning", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_benchmark("bench_pypruning.py", "--quick", "--pypruning", str(tmp_path))
     out = result.stdout
     rows = ["greedy reduced_error", "rank error_ambiguity"] + [f"Prox-8 ({name})" for name in bench.PROX_CONFIGS]
     for name in rows:
@@ -565,12 +530,8 @@ def test_bench_peers_magnitude_step_reaches_exactly_the_units_asked():
 
 
 def test_bench_peers_quick_run_prints_each_method_and_the_time_ratio(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_peers.py"), "--quick", "--methods", "dropnet", "magnitude",
-         "scratch", "--csv", str(tmp_path / "runs.csv")],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    methods = ["--methods", "dropnet", "magnitude", "scratch"]
+    result = run_benchmark("bench_peers.py", "--quick", *methods, "--csv", tmp_path / "runs.csv")
     out = result.stdout
     assert "digits, mlp, 90% of units removed (left: {'layers.1': 24, 'layers.4': 14}), 1 seeds" in out
     for method in ("dropnet", "magnitude", "scratch"):
@@ -581,12 +542,7 @@ def test_bench_peers_quick_run_prints_each_method_and_the_time_ratio(tmp_path):
 
 
 def test_bench_any_network_prints_the_gap_and_the_timing_ratios():
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_any_network.py"), "conv1d", "timing", "--seeds", "1",
-         "--training", "fast"],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_benchmark("bench_any_network.py", "conv1d", "timing", "--seeds", "1", "--training", "fast")
     out = result.stdout
     assert "Conv1d network (digits rows as 8-step sequences): prune_ratio=0.8, seeds [0]" in out
     assert "training='fast'" in out
