@@ -47,6 +47,7 @@ import argparse
 import copy
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from sklearn.datasets import load_digits
@@ -287,6 +288,11 @@ def paired_against_prox(results, ours, prox):
 
 def main():
     args = parse_args()
+    if args.pypruning and not (Path(args.pypruning) / "PyPruning" / "ProxPruningClassifier.py").is_file():
+        sys.exit(
+            f"--pypruning {args.pypruning}: no PyPruning/ProxPruningClassifier.py there; give the folder of "
+            "a checkout of https://github.com/sbuschjaeger/PyPruning (the one holding PyPruning/)"
+        )
     pruners = import_pypruning(args.pypruning) if args.pypruning else None
     results = [run_seed(seed, args, pruners) for seed in args.seeds]
     summarize(results, args)

@@ -355,6 +355,18 @@ class ProxPruningClassifier(_Pruner):
 """
 
 
+def test_bench_pypruning_names_a_folder_without_pypruning(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_pypruning.py"), "--quick", "--pypruning", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert f"--pypruning {tmp_path}: no PyPruning/ProxPruningClassifier.py there" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.slow
 def test_bench_pypruning_runs_pypruning_side_by_side(tmp_path):
     """--pypruning DIR: PyPruning's classes (here a stand-in with their interface) get the
