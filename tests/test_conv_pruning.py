@@ -373,29 +373,36 @@ def test_model_b_keeps_accuracy_with_90_percent_of_filters_removed():
 
     The dense network is trained first and scored, then pruned to 10% of its
     128 filters (12 left), fine-tuned between rounds with the rows
-    reshuffled every epoch (the defaults). Seeds 0-5 gave dense 0.985-0.994,
-    pruned 0.948-0.974, gaps of 2.96, 3.89, 1.67, 2.41, 1.67 and 3.15 points
-    (mean 2.63). This runs seed 0 and guards against a regression: the
-    pruned network above 0.95, within 3.5 points of the dense one.
+    reshuffled every epoch (the defaults). Seeds 0-5 gave gaps (dense minus
+    pruned, points) of 2.96, 3.89, 1.67, 2.41, 1.67 and 3.15 on an AVX-512
+    CPU, and 4.26, 2.41, 2.22, 2.41, 0.74 and 2.04 on an AVX2 one (float32
+    sums differ in the last bits between the two, and the fits drift apart):
+    one seed says little, so this guards the mean of seeds 0-2 (2.84 and
+    2.96 on those CPUs) against a regression: at most 3.5 points, every
+    pruned network above 0.94 (the lowest seen, 0.952).
     (Real MNIST: ``benchmarks/reproduce_paper.py --dataset mnist5k``.)
     """
     X, y = load_digits_images()
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
-    clf = DropNetClassifier(
-        ModelB,
-        module__channels=(64, 64),
-        lr=0.003,
-        batch_size=64,
-        max_epochs=40,
-        patience=5,
-        reinit="none",
-        prune_ratio=0.0,
-        random_state=0,
-    ).fit(X_train, y_train)
-    dense_accuracy = clf.score(X_test, y_test)
-    clf.prune(X_train, y_train, prune_ratio=0.9)
-    pruned_accuracy = clf.score(X_test, y_test)
-    assert clf.pruning_history_[-1]["fraction_left"] <= 0.1
-    assert clf.module_.features[0].out_channels + clf.module_.features[3].out_channels == 12
-    assert dense_accuracy >= 0.98
-    assert pruned_accuracy >= 0.95 and pruned_accuracy >= dense_accuracy - 0.035, (dense_accuracy, pruned_accuracy)
+    gaps = []
+    for seed in range(3):
+        clf = DropNetClassifier(
+            ModelB,
+            module__channels=(64, 64),
+            lr=0.003,
+            batch_size=64,
+            max_epochs=40,
+            patience=5,
+            reinit="none",
+            prune_ratio=0.0,
+            random_state=seed,
+        ).fit(X_train, y_train)
+        dense_accuracy = clf.score(X_test, y_test)
+        clf.prune(X_train, y_train, prune_ratio=0.9)
+        pruned_accuracy = clf.score(X_test, y_test)
+        assert clf.pruning_history_[-1]["fraction_left"] <= 0.1
+        assert clf.module_.features[0].out_channels + clf.module_.features[3].out_channels == 12
+        assert dense_accuracy >= 0.98, (seed, dense_accuracy)
+        assert pruned_accuracy >= 0.94, (seed, pruned_accuracy)
+        gaps.append(100 * (dense_accuracy - pruned_accuracy))
+    assert np.mean(gaps) <= 3.5, gaps
