@@ -4,6 +4,13 @@ Run ``python tests/pins/make_pins.py`` only when a change is *meant* to
 change results (a new default, say), and say so in the commit: the pins
 exist to show that moving code changed nothing. Each case fits on the
 test suite's split of digits with one torch thread, as the tests do.
+
+The last bits depend on the CPU's instruction set (torch picks its kernels
+by it), so the pins are kept per kind of CPU (``AVX512``, ``AVX2``, ...).
+A run replaces the pins of every other kind too, which a change of results
+makes stale: run it again on a machine of each other kind to pin those.
+``--add-kind`` instead adds this machine's kind and keeps the others, for a
+new kind of machine when the results have not changed.
 """
 
 import hashlib
@@ -78,13 +85,18 @@ def run_case(name):
     }
 
 
-def main(names):
+def main(argv):
+    add_kind = "--add-kind" in argv
+    names = [name for name in argv if name != "--add-kind"] or list(CASES)
     torch.set_num_threads(1)
+    kind = torch.backends.cpu.get_cpu_capability()
     pins = json.loads(PINS.read_text()) if PINS.exists() else {}
-    pins["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
-    for name in names or CASES:
-        pins[name] = run_case(name)
-        print(name, pins[name]["history"][-1])
+    if not add_kind:
+        pins = {kind: pins.get(kind, {})}
+    pins.setdefault(kind, {})
+    for name in names:
+        pins[kind][name] = run_case(name)
+        print(kind, name, pins[kind][name]["history"][-1])
     PINS.write_text(json.dumps(pins, indent=1, sort_keys=True) + "\n")
 
 
