@@ -17,9 +17,11 @@ run.
    filters removed by DropNet in one round. CIFAR-10 is not available
    offline: the images are the digits, upsampled 4x to 32x32 and repeated
    over 3 channels, and the networks train for one epoch on 256 of them.
-   Latency depends on the layer sizes, not on the accuracy. A diagnosis line
-   follows: the pruned file's latency with its filters zero-padded to
-   multiples of 16 (what ONNX Runtime's blocked convolutions want).
+   Latency depends on the layer sizes, not on the accuracy. Then the same
+   pruning with ``round_to`` 8 and 16 (``--round-to``: every layer's filters
+   a multiple of it; ONNX Runtime's blocked NCHWc convolutions take blocks of
+   8 channels with AVX2, 16 with AVX-512), and a diagnosis line: the pruned
+   file's latency with its filters zero-padded to multiples of 16.
 3. An HQ team against all M members of its ensemble (DropNet MLPs 64-32,
    pruned 50% in one round, 10 epochs a round, on the digits), each written
    as one graph.
@@ -65,6 +67,10 @@ def parse_args():
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime and torch intra-op threads")
     parser.add_argument("--repeats", type=int, default=30, help="timed runs of a small network (median)")
     parser.add_argument("--large-repeats", type=int, default=5, help="timed runs of a ResNet-18 at batch 256")
+    parser.add_argument(
+        "--round-to", type=int, nargs="+", default=[8, 16],
+        help="ResNet-18 pruned again with each round_to (default 8 16: ONNX Runtime's NCHWc blocks on AVX2 and AVX-512)",
+    )  # fmt: skip
     parser.add_argument("--members", type=int, default=8, help="M, networks of the ensemble")
     parser.add_argument("--team", type=int, default=4, help="S, the largest team HQ grows")
     parser.add_argument("--output-dir", default=None, help="keep the .onnx files here (default: a temporary folder)")
@@ -268,9 +274,11 @@ def bench_resnet(args, folder, digits):
     )
     with limit_torch_threads(2):  # the training's own threads; latency uses --threads
         dense, pruned = dense_and_pruned(clf, X_train, y_train, 0.8, drop_fraction=0.8)
-        # The same pruning with every layer's filters a multiple of 16 (round_to).
-        rounded = copy.deepcopy(dense).set_params(drop_fraction=0.8, round_to=16)
-        rounded.prune(X_train, y_train, prune_ratio=0.8)
+        # The same pruning with every layer's filters a multiple of round_to.
+        rounded = {}
+        for round_to in args.round_to:
+            rounded[round_to] = copy.deepcopy(dense).set_params(drop_fraction=0.8, round_to=round_to)
+            rounded[round_to].prune(X_train, y_train, prune_ratio=0.8)
     seconds = time.perf_counter() - start
     X = upsampled(X_test[:256])
     repeats = args.repeats if args.quick else args.large_repeats
@@ -281,11 +289,11 @@ def bench_resnet(args, folder, digits):
         pad_conv_channels(paths["resnet18_pruned"], target)
         return target
 
+    files = {f"resnet18_round{round_to}": estimator for round_to, estimator in rounded.items()}
     rows, extra = measure(
-        {"resnet18_dense": dense, "resnet18_pruned": pruned, "resnet18_round16": rounded},
-        folder, X, args, repeats, {"padded": padded},
-    )  # fmt: skip
-    round16 = rows["resnet18_round16"]
+        {"resnet18_dense": dense, "resnet18_pruned": pruned, **files}, folder, X, args, repeats, {"padded": padded}
+    )
+    rounded_rows = {round_to: rows[f"resnet18_round{round_to}"] for round_to in rounded}
     rows = {"dense": rows["resnet18_dense"], "pruned 80%": rows["resnet18_pruned"]}
     padded_seconds = extra["padded"]
     record = pruned.pruning_history_[-1]
@@ -296,13 +304,14 @@ def bench_resnet(args, folder, digits):
         rows,
         "dense",
     )
-    record = rounded.pruning_history_[-1]
-    print_table(
-        f"The same, round_to=16: {record['units']} filters left ({record['fraction_left']:.1%}), "
-        f"units per layer {sorted(set(record['units_per_layer'].values()))}",
-        {"dense": rows["dense"], "pruned 80%, round_to=16": round16},
-        "dense",
-    )
+    for round_to, estimator in rounded.items():
+        record = estimator.pruning_history_[-1]
+        print_table(
+            f"The same, round_to={round_to}: {record['units']} filters left ({record['fraction_left']:.1%}), "
+            f"units per layer {sorted(set(record['units_per_layer'].values()))}",
+            {"dense": rows["dense"], f"round_to={round_to}": rounded_rows[round_to]},
+            "dense",
+        )
     ratio = padded_seconds / rows["dense"]["batch 256"]
     print(
         f"  diagnosis: the pruned file with its filters zero-padded to multiples of 16: ORT batch 256 "
