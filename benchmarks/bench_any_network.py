@@ -22,11 +22,17 @@ mean and the spread):
 
 Run from the repository root (one torch thread, as the tests)::
 
-    python benchmarks/bench_any_network.py [residual] [conv1d] [timing] [--seeds N]
-        [--distill-weight 0.5] [--unit-score contribution] [--width 64] [--training fast]
+    python benchmarks/bench_any_network.py [residual] [conv1d] [timing] [--seeds N] [--first-seed K]
+        [--drop-fraction 0.2 0.1] [--distill-weight 0.5] [--unit-score contribution] [--width 64]
+        [--training fast]
+
+``--drop-fraction`` takes several values: each prunes a copy of the same
+dense network, and the section ends with the paired differences of the
+gaps to the first value.
 """
 
 import argparse
+import copy
 import time
 
 import numpy as np
@@ -145,46 +151,74 @@ TRAINING = {
 }
 
 
-def dense_then_pruned(module, data, prune_ratio, seed, training="defaults", **options):
-    """Fit dense, score, prune further; the accuracies, the parameters left and the seconds.
+def dense_then_pruned(module, data, prune_ratio, seed, drop_fractions, training="defaults", **options):
+    """Fit dense, then prune a copy at each drop fraction, the same dense network for all.
 
-    ``options`` are further estimator parameters (``distill_weight``, ``unit_score``)."""
+    Returns the dense accuracy and, per drop fraction, the pruned accuracy,
+    the units and parameters left, the epochs of the rounds and the seconds
+    of the pruning. ``options`` are further estimator parameters
+    (``distill_weight``, ``unit_score``)."""
     X_train, X_test, y_train, y_test = data
     start = time.perf_counter()
-    clf = DropNetClassifier(
+    dense = DropNetClassifier(
         module, reinit="none", prune_ratio=0.0, random_state=seed, **TRAINING[training], **options,
     ).fit(X_train, y_train)  # fmt: skip
-    dense = clf.score(X_test, y_test)
-    clf.prune(X_train, y_train, prune_ratio=prune_ratio)
-    history = clf.pruning_history_
-    return {
-        "dense": dense,
-        "pruned": clf.score(X_test, y_test),
-        "units": history[-1]["fraction_left"],
-        "params": history[-1]["params"] / history[0]["params"],
-        "unpruned": len(clf.unpruned_layers_),
-        "seconds": time.perf_counter() - start,
-    }
+    dense_seconds = time.perf_counter() - start
+    pruned = {}
+    for drop_fraction in drop_fractions:
+        start = time.perf_counter()
+        clf = copy.deepcopy(dense).set_params(drop_fraction=drop_fraction)
+        clf.prune(X_train, y_train, prune_ratio=prune_ratio)
+        history = clf.pruning_history_
+        pruned[drop_fraction] = {
+            "pruned": clf.score(X_test, y_test),
+            "units": history[-1]["fraction_left"],
+            "params": history[-1]["params"] / history[0]["params"],
+            "unpruned": len(clf.unpruned_layers_),
+            "epochs": sum(record["epochs"] for record in history[1:]),
+            "seconds": time.perf_counter() - start,
+        }
+    return dense.score(X_test, y_test), dense_seconds, pruned
 
 
-def accuracy_section(title, module, data, seeds, prune_ratio=0.8, **options):
+def accuracy_section(title, module, data, seeds, drop_fractions, prune_ratio=0.8, **options):
     settings = "".join(f", {key}={value!r}" for key, value in options.items())
-    print(f"\n{title}: prune_ratio={prune_ratio}, seeds {list(seeds)}{settings}")
-    print(f"{'seed':>4} {'dense':>7} {'pruned':>7} {'gap':>7} {'units':>6} {'params':>7} {'unpruned':>8} {'seconds':>8}")
-    gaps, params = [], []
-    for seed in seeds:
-        r = dense_then_pruned(module, data, prune_ratio, seed, **options)
-        gaps.append(100 * (r["dense"] - r["pruned"]))
-        params.append(r["params"])
-        print(
-            f"{seed:>4} {r['dense']:>7.4f} {r['pruned']:>7.4f} {gaps[-1]:>7.2f} {r['units']:>6.3f} "
-            f"{r['params']:>7.3f} {r['unpruned']:>8} {r['seconds']:>8.1f}",
-            flush=True,
-        )
+    print(f"\n{title}: prune_ratio={prune_ratio}, seeds {list(seeds)}, drop_fraction {drop_fractions}{settings}")
     print(
-        f"gap (points, dense - pruned): mean {np.mean(gaps):.2f}, min {np.min(gaps):.2f}, max {np.max(gaps):.2f}; "
-        f"parameters left: max {np.max(params):.3f}"
+        f"{'seed':>4} {'dense':>7} {'drop':>5} {'pruned':>7} {'gap':>7} {'units':>6} {'params':>7} "
+        f"{'unpruned':>8} {'epochs':>6} {'seconds':>8}"
     )
+    gaps = {drop_fraction: [] for drop_fraction in drop_fractions}
+    params, epochs = [], {drop_fraction: [] for drop_fraction in drop_fractions}
+    for seed in seeds:
+        dense, dense_seconds, pruned = dense_then_pruned(module, data, prune_ratio, seed, drop_fractions, **options)
+        print(f"{seed:>4} {dense:>7.4f} {'dense':>5} {'':>7} {'':>7} {1:>6.3f} {1:>7.3f} {'':>8} {'':>6} {dense_seconds:>8.1f}")
+        for drop_fraction, r in pruned.items():
+            gaps[drop_fraction].append(100 * (dense - r["pruned"]))
+            params.append(r["params"])
+            epochs[drop_fraction].append(r["epochs"])
+            print(
+                f"{'':>4} {'':>7} {drop_fraction:>5} {r['pruned']:>7.4f} {gaps[drop_fraction][-1]:>7.2f} "
+                f"{r['units']:>6.3f} {r['params']:>7.3f} {r['unpruned']:>8} {r['epochs']:>6} {r['seconds']:>8.1f}",
+                flush=True,
+            )
+    for drop_fraction, values in gaps.items():
+        within = sum(gap <= 2 for gap in values)
+        print(
+            f"drop_fraction={drop_fraction}: gap (points, dense - pruned): mean {np.mean(values):.2f}, "
+            f"min {np.min(values):.2f}, max {np.max(values):.2f}, within 2 points on {within} of {len(values)} seeds; "
+            f"epochs of the rounds: mean {np.mean(epochs[drop_fraction]):.0f}"
+        )
+    first = drop_fractions[0]
+    for drop_fraction in drop_fractions[1:]:
+        difference = np.subtract(gaps[first], gaps[drop_fraction])
+        error = np.std(difference, ddof=1) / np.sqrt(len(difference)) if len(difference) > 1 else float("nan")
+        print(
+            f"paired, drop_fraction={drop_fraction} against {first} on the same dense networks: the gap "
+            f"{np.mean(difference):+.2f} +- {error:.2f} points smaller (s.e.), on {np.sum(difference > 0)} of "
+            f"{len(difference)} seeds; epochs x{np.mean(epochs[drop_fraction]) / np.mean(epochs[first]):.2f}"
+        )
+    print(f"parameters left: max {np.max(params):.3f}")
 
 
 def _fastest_seconds(functions, repeats):
@@ -243,7 +277,12 @@ def timing_section(seeds, repeats=15):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sections", nargs="*", help="residual, conv1d, timing (all by default)")
-    parser.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1 (default 5)")
+    parser.add_argument("--seeds", type=int, default=5, help="how many seeds (default 5)")
+    parser.add_argument("--first-seed", type=int, default=0, help="the first seed (default 0)")
+    parser.add_argument(
+        "--drop-fraction", type=float, nargs="+", default=[DropNetClassifier().drop_fraction],
+        help="one or more drop fractions, each pruning a copy of the same dense network (default: the estimator's)",
+    )  # fmt: skip
     parser.add_argument("--distill-weight", type=float, default=0.0, help="the estimator's distill_weight (default 0)")
     parser.add_argument("--unit-score", default="activation", help="the estimator's unit_score (default activation)")
     parser.add_argument("--width", type=int, default=32, help="filters of the first conv layers (default 32)")
@@ -256,11 +295,11 @@ def main(argv=None):
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}: choose among residual, conv1d, timing")
     torch.set_num_threads(1)
-    seeds = range(args.seeds)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     sections = args.sections or ["residual", "conv1d", "timing"]
     options = {
         "distill_weight": args.distill_weight, "unit_score": args.unit_score, "module__width": args.width,
-        "training": args.training,
+        "training": args.training, "drop_fractions": args.drop_fraction,
     }  # fmt: skip
     if "residual" in sections:
         title = "residual CNN, block written with torch.relu (digits 8x8)"

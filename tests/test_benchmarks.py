@@ -248,20 +248,20 @@ def test_replay_names_a_folder_without_saved_pools(tmp_path):
 
 @pytest.mark.slow
 def test_bench_deploy_quick_run_prints_every_table(tmp_path):
-    """The smoke run of bench_deploy.py: four tables of ONNX files, with their ratios."""
+    """The smoke run of bench_deploy.py: five tables of ONNX files, with their ratios."""
     result = run_benchmark("bench_deploy.py", "--quick", "--output-dir", "files", cwd=tmp_path)
     out = result.stdout
     for title in ("MLP 32-16 on digits", "ResNet-18 (width 4)", "HQ team ["):
         assert title in out, out
-    assert out.count("file bytes") == out.count("MACs per sample") == 4
-    assert out.count("batch 256 latency ratio / MAC ratio") == 4
-    assert out.count("(goal m") == 3  # the three pruned networks; the team is for reference
-    assert "The same, round_to=16" in out
+    assert out.count("file bytes") == out.count("MACs per sample") == 5
+    assert out.count("batch 256 latency ratio / MAC ratio") == 5
+    assert out.count("(goal m") == 4  # the four pruned networks; the team is for reference
+    assert "The same, round_to=8" in out and "The same, round_to=16" in out
     assert "diagnosis: the pruned file with its filters zero-padded" in out
     written = sorted(path.name for path in (tmp_path / "files").glob("*.onnx"))
     assert written == [
-        "ensemble_all.onnx", "ensemble_team.onnx", "mlp_dense.onnx", "mlp_pruned.onnx",
-        "resnet18_dense.onnx", "resnet18_pruned.onnx", "resnet18_pruned_padded16.onnx", "resnet18_round16.onnx",
+        "ensemble_all.onnx", "ensemble_team.onnx", "mlp_dense.onnx", "mlp_pruned.onnx", "resnet18_dense.onnx",
+        "resnet18_pruned.onnx", "resnet18_pruned_padded16.onnx", "resnet18_round16.onnx", "resnet18_round8.onnx",
     ]  # fmt: skip
 
 
@@ -554,10 +554,18 @@ def test_bench_peers_quick_run_prints_each_method_and_the_time_ratio(tmp_path):
 
 
 def test_bench_any_network_prints_the_gap_and_the_timing_ratios():
-    result = run_benchmark("bench_any_network.py", "conv1d", "timing", "--seeds", "1", "--training", "fast")
+    result = run_benchmark(
+        "bench_any_network.py", "conv1d", "timing", "--seeds", "2", "--first-seed", "3",
+        "--drop-fraction", "0.5", "0.4", "--training", "fast",
+    )  # fmt: skip
     out = result.stdout
-    assert "Conv1d network (digits rows as 8-step sequences): prune_ratio=0.8, seeds [0]" in out
+    assert "Conv1d network (digits rows as 8-step sequences): prune_ratio=0.8, seeds [3, 4], drop_fraction [0.5, 0.4]" in out
     assert "training='fast'" in out
-    assert re.search(r"gap \(points, dense - pruned\): mean -?\d+\.\d\d", out)
+    for drop_fraction in ("0.5", "0.4"):
+        pattern = rf"drop_fraction={drop_fraction}: gap \(points, dense - pruned\): mean -?\d+\.\d\d, .* on \d of 2 seeds"
+        assert re.search(pattern, out), drop_fraction
+    # Both fractions prune the same dense network of each seed: one dense row per seed.
+    assert len(re.findall(r"^\s+[34]\s+0\.\d{4}\s+dense", out, re.MULTILINE)) == 2
+    assert re.search(r"paired, drop_fraction=0.4 against 0.5 on the same dense networks: the gap [+-]\d+\.\d\d \+- \d+\.\d\d", out)
     assert re.search(r"probe ratio functional / modules: mean \d\.\d{3}", out)
     assert re.search(r"score ratio functional / modules: mean \d\.\d{3}", out)
