@@ -212,10 +212,12 @@ def accuracy_section(title, module, data, seeds, drop_fractions, prune_ratio=0.8
     first = drop_fractions[0]
     for drop_fraction in drop_fractions[1:]:
         difference = np.subtract(gaps[first], gaps[drop_fraction])
-        error = np.std(difference, ddof=1) / np.sqrt(len(difference)) if len(difference) > 1 else float("nan")
+        error = "one seed, no s.e."
+        if len(difference) > 1:
+            error = f"+- {np.std(difference, ddof=1) / np.sqrt(len(difference)):.2f} s.e."
         print(
             f"paired, drop_fraction={drop_fraction} against {first} on the same dense networks: the gap "
-            f"{np.mean(difference):+.2f} +- {error:.2f} points smaller (s.e.), on {np.sum(difference > 0)} of "
+            f"{np.mean(difference):+.2f} points smaller ({error}), on {np.sum(difference > 0)} of "
             f"{len(difference)} seeds; epochs x{np.mean(epochs[drop_fraction]) / np.mean(epochs[first]):.2f}"
         )
     print(f"parameters left: max {np.max(params):.3f}")

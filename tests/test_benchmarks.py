@@ -566,6 +566,6 @@ def test_bench_any_network_prints_the_gap_and_the_timing_ratios():
         assert re.search(pattern, out), drop_fraction
     # Both fractions prune the same dense network of each seed: one dense row per seed.
     assert len(re.findall(r"^\s+[34]\s+0\.\d{4}\s+dense", out, re.MULTILINE)) == 2
-    assert re.search(r"paired, drop_fraction=0.4 against 0.5 on the same dense networks: the gap [+-]\d+\.\d\d \+- \d+\.\d\d", out)
+    assert re.search(r"paired, drop_fraction=0.4 against 0.5 on the same dense networks: the gap [+-]\d+\.\d\d points smaller \(\+- \d+\.\d\d s\.e\.\)", out)
     assert re.search(r"probe ratio functional / modules: mean \d\.\d{3}", out)
     assert re.search(r"score ratio functional / modules: mean \d\.\d{3}", out)
