@@ -130,10 +130,9 @@ class DropNetClassifier(NetworkExportMixin, RoutedParamsMixin, ClassifierMixin, 
         instead, such as the paper's oracle,
         :class:`sklearn_dropnet.pruning.OracleSelection`.
     round_to : int, default=1
-        Keep every layer's units a multiple of ``round_to`` (8 or 16: the
-        channel blocks CPU and GPU kernels compute fastest; ONNX Runtime's
-        convolutions take 8 channels at a time on AVX2 CPUs and 16 on
-        AVX-512 ones), rounding down but never below ``round_to``;
+        Keep every layer's units a multiple of ``round_to`` (the channel
+        blocks kernels compute fastest: 8 for ONNX Runtime on AVX2 CPUs, 16
+        on AVX-512), rounding down but never below ``round_to``;
         ``prune_ratio`` is then met as closely as the multiples allow.
     unit_score : {"activation", "contribution", "apoz", "l1", "random", "max"} \
             or callable, default="activation"
