@@ -555,17 +555,19 @@ def test_bench_peers_quick_run_prints_each_method_and_the_time_ratio(tmp_path):
 
 def test_bench_any_network_prints_the_gap_and_the_timing_ratios():
     result = run_benchmark(
-        "bench_any_network.py", "conv1d", "timing", "--seeds", "2", "--first-seed", "3",
+        "bench_any_network.py", "conv1d", "timing", "--seeds", "1", "--first-seed", "3",
         "--drop-fraction", "0.5", "0.4", "--training", "fast",
     )  # fmt: skip
     out = result.stdout
-    assert "Conv1d network (digits rows as 8-step sequences): prune_ratio=0.8, seeds [3, 4], drop_fraction [0.5, 0.4]" in out
+    assert "Conv1d network (digits rows as 8-step sequences): prune_ratio=0.8, seeds [3], drop_fraction [0.5, 0.4]" in out
     assert "training='fast'" in out
     for drop_fraction in ("0.5", "0.4"):
-        pattern = rf"drop_fraction={drop_fraction}: gap \(points, dense - pruned\): mean -?\d+\.\d\d, .* on \d of 2 seeds"
+        pattern = rf"drop_fraction={drop_fraction}: gap \(points, dense - pruned\): mean -?\d+\.\d\d, .* on [01] of 1 seeds"
         assert re.search(pattern, out), drop_fraction
-    # Both fractions prune the same dense network of each seed: one dense row per seed.
-    assert len(re.findall(r"^\s+[34]\s+0\.\d{4}\s+dense", out, re.MULTILINE)) == 2
-    assert re.search(r"paired, drop_fraction=0.4 against 0.5 on the same dense networks: the gap [+-]\d+\.\d\d points smaller \(\+- \d+\.\d\d s\.e\.\)", out)
+    # Both fractions prune the same dense network: one dense row, then one row per fraction.
+    assert len(re.findall(r"^\s+3\s+0\.\d{4}\s+dense", out, re.MULTILINE)) == 1
+    assert len(re.findall(r"^\s+0\.[45]\s+0\.\d{4}\s+-?\d+\.\d\d", out, re.MULTILINE)) == 2
+    paired = r"paired, drop_fraction=0.4 against 0.5 on the same dense networks: the gap [+-]\d+\.\d\d points smaller \(one seed, no s\.e\.\)"
+    assert re.search(paired, out)
     assert re.search(r"probe ratio functional / modules: mean \d\.\d{3}", out)
     assert re.search(r"score ratio functional / modules: mean \d\.\d{3}", out)
