@@ -27,9 +27,9 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 BENCH_HQ = BENCHMARKS / "bench_hq.py"
 
 
-def run_benchmark(script, *args, cwd=None):
+def run_benchmark(script, *args, cwd=None, exit_code=0):
     """Run ``benchmarks/<script>`` with ``args`` as a user would; the finished process,
-    after checking that it exited with 0 (its stderr's end in the message if not)."""
+    after checking that it exited with ``exit_code`` (its stderr's end in the message if not)."""
     result = subprocess.run(
         [sys.executable, str(BENCHMARKS / script), *map(str, args)],
         cwd=cwd,
@@ -37,7 +37,7 @@ def run_benchmark(script, *args, cwd=None):
         text=True,
         timeout=600,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == exit_code, result.stderr[-3000:]
     return result
 
 
@@ -180,10 +180,7 @@ def test_bench_gpu_quick_run_prints_rounds_and_ratios(tmp_path):
 
 @pytest.mark.parametrize("script", ["bench_gpu.py", "bench_conv.py"])
 def test_gpu_benchmarks_name_a_missing_device(script):
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / script), "--device", "gpu"], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 2
+    result = run_benchmark(script, "--device", "gpu", exit_code=2)
     assert "device='gpu' is not a torch device name" in result.stderr
 
 
@@ -236,13 +233,7 @@ def test_replay_run_prints_every_rule_and_the_random_team_share(tmp_path, replay
 
 
 def test_replay_names_a_folder_without_saved_pools(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "replay_hq.py"), str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 1
+    result = run_benchmark("replay_hq.py", tmp_path, exit_code=1)
     assert f"no seed*.npz in {tmp_path}: run bench_hq.py --save-predictions" in result.stderr
 
 
@@ -270,19 +261,18 @@ def test_replay_saves_the_teams_and_compares_them_seed_by_seed(tmp_path, pool_an
     saved, _, _ = _saved_pool(members, X, y)
     for seed in (0, 1):
         np.savez(tmp_path / f"seed{seed}.npz", **saved)
-    replay = [sys.executable, str(BENCHMARKS / "replay_hq.py"), str(tmp_path), "--n-select", "3"]
+    replay = ["replay_hq.py", tmp_path, "--n-select", "3"]
     teams_file = tmp_path / "teams.json"
-    first = subprocess.run([*replay, "--save-teams", str(teams_file)], capture_output=True, text=True, timeout=600)
-    assert first.returncode == 0, first.stderr[-3000:]
+    run_benchmark(*replay, "--save-teams", teams_file)
     teams = json.loads(teams_file.read_text())
     assert len(teams) == 2 * 6 * 2  # seeds x metrics x final choices
     assert all(1 <= len(team) <= 3 for team in teams.values())
-    again = subprocess.run([*replay, "--same-teams-as", str(teams_file)], capture_output=True, text=True, timeout=600)
+    again = run_benchmark(*replay, "--same-teams-as", teams_file)
     assert "24 (pool/metric/final choice/seed), 24 the same, 0 different" in again.stdout
     key = "pruned/generalized_diversity/one_se/1"
     teams[key] = [0, 1, 2, 3]  # as if an older version had chosen another team
     teams_file.write_text(json.dumps(teams))
-    changed = subprocess.run([*replay, "--same-teams-as", str(teams_file)], capture_output=True, text=True, timeout=600)
+    changed = run_benchmark(*replay, "--same-teams-as", teams_file)
     assert "24 the same" not in changed.stdout and "23 the same, 1 different" in changed.stdout
     assert f"{key}: [0, 1, 2, 3] before" in changed.stdout
 
@@ -356,13 +346,7 @@ class ProxPruningClassifier(_Pruner):
 
 
 def test_bench_pypruning_names_a_folder_without_pypruning(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_pypruning.py"), "--quick", "--pypruning", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 1
+    result = run_benchmark("bench_pypruning.py", "--quick", "--pypruning", tmp_path, exit_code=1)
     assert f"--pypruning {tmp_path}: no PyPruning/ProxPruningClassifier.py there" in result.stderr
     assert "Traceback" not in result.stderr
 
