@@ -226,6 +226,13 @@ def dense_then_pruned(module, data, prune_ratio, seed, drop_fractions, training=
     return dense.score(X_test, y_test), dense_seconds, pruned
 
 
+def standard_error(differences):
+    """``+- s.e.`` of the mean of paired ``differences``, or why there is none."""
+    if len(differences) < 2:
+        return "one seed, no s.e."
+    return f"+- {np.std(differences, ddof=1) / np.sqrt(len(differences)):.2f} s.e."
+
+
 def accuracy_section(title, module, data, seeds, drop_fractions, prune_ratio=0.8, **options):
     settings = "".join(f", {key}={value!r}" for key, value in options.items())
     print(f"\n{title}: prune_ratio={prune_ratio}, seeds {list(seeds)}, drop_fraction {drop_fractions}{settings}")
@@ -267,25 +274,19 @@ def accuracy_section(title, module, data, seeds, drop_fractions, prune_ratio=0.8
     first = drop_fractions[0]
     for drop_fraction in drop_fractions[1:]:
         difference = np.subtract(gaps[first], gaps[drop_fraction])
-        error = "one seed, no s.e."
-        if len(difference) > 1:
-            error = f"+- {np.std(difference, ddof=1) / np.sqrt(len(difference)):.2f} s.e."
         print(
             f"paired, drop_fraction={drop_fraction} against {first} on the same dense networks: the gap "
-            f"{np.mean(difference):+.2f} points smaller ({error}), on {np.sum(difference > 0)} of "
-            f"{len(difference)} seeds; epochs x{np.mean(epochs[drop_fraction]) / np.mean(epochs[first]):.2f}"
+            f"{np.mean(difference):+.2f} points smaller ({standard_error(difference)}), "
+            f"on {np.sum(difference > 0)} of {len(difference)} seeds; "
+            f"epochs x{np.mean(epochs[drop_fraction]) / np.mean(epochs[first]):.2f}"
         )
     if scratch_gaps:
-        first = drop_fractions[0]
         difference = np.subtract(scratch_gaps, gaps[first])
-        error = "one seed, no s.e."
-        if len(difference) > 1:
-            error = f"+- {np.std(difference, ddof=1) / np.sqrt(len(difference)):.2f} s.e."
         print(
             f"new: drop_fraction={first}'s architecture trained from scratch: gap mean {np.mean(scratch_gaps):.2f}, "
             f"min {np.min(scratch_gaps):.2f}, max {np.max(scratch_gaps):.2f}; pruned ahead by "
-            f"{np.mean(difference):+.2f} points ({error}), on {np.sum(difference > 0)} of {len(difference)} seeds; "
-            f"epochs: mean {np.mean(scratch_epochs):.0f}"
+            f"{np.mean(difference):+.2f} points ({standard_error(difference)}), "
+            f"on {np.sum(difference > 0)} of {len(difference)} seeds; epochs: mean {np.mean(scratch_epochs):.0f}"
         )
     print(f"parameters left: max {np.max(params):.3f}")
 
