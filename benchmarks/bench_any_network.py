@@ -158,8 +158,8 @@ def mnist(as_sequences=False):
     return _split(X[:, 0], y, as_sequences)
 
 
-# --data: name -> (loader, side of the images)
-DATASETS = {"digits": (digits, 8), "mnist": (mnist, 28)}
+# --data: name -> loader
+DATASETS = {"digits": digits, "mnist": mnist}
 
 
 # The training of the accuracy sections: the estimator's own defaults (lr
@@ -190,7 +190,7 @@ def from_scratch(network, data, seed, training):
         reinitialised(network, seed), prune_ratio=0.0, random_state=seed, **TRAINING[training],
     ).fit(X_train, y_train)  # fmt: skip
     epochs = clf.pruning_history_[0]["epochs"]
-    return {"scratch": clf.score(X_test, y_test), "epochs": epochs, "seconds": time.perf_counter() - start}
+    return {"accuracy": clf.score(X_test, y_test), "epochs": epochs, "seconds": time.perf_counter() - start}
 
 
 def dense_then_pruned(module, data, prune_ratio, seed, drop_fractions, training="defaults", scratch=False, **options):
@@ -198,16 +198,17 @@ def dense_then_pruned(module, data, prune_ratio, seed, drop_fractions, training=
 
     Returns the dense accuracy and, per drop fraction, the pruned accuracy,
     the units and parameters left, the epochs of the rounds and the seconds
-    of the pruning; with ``scratch``, also the first fraction's pruned
-    architecture trained from scratch (:func:`from_scratch`). ``options``
-    are further estimator parameters (``distill_weight``, ``unit_score``)."""
+    of the pruning; then, with ``scratch``, the first fraction's pruned
+    architecture trained from scratch (:func:`from_scratch`), else None.
+    ``options`` are further estimator parameters (``distill_weight``,
+    ``unit_score``)."""
     X_train, X_test, y_train, y_test = data
     start = time.perf_counter()
     dense = DropNetClassifier(
         module, reinit="none", prune_ratio=0.0, random_state=seed, **TRAINING[training], **options,
     ).fit(X_train, y_train)  # fmt: skip
     dense_seconds = time.perf_counter() - start
-    pruned = {}
+    pruned, scratch_run = {}, None
     for drop_fraction in drop_fractions:
         start = time.perf_counter()
         clf = copy.deepcopy(dense).set_params(drop_fraction=drop_fraction)
@@ -222,8 +223,8 @@ def dense_then_pruned(module, data, prune_ratio, seed, drop_fractions, training=
             "seconds": time.perf_counter() - start,
         }
         if scratch and drop_fraction == drop_fractions[0]:
-            pruned["scratch"] = from_scratch(clf.module_, data, seed, training)
-    return dense.score(X_test, y_test), dense_seconds, pruned
+            scratch_run = from_scratch(clf.module_, data, seed, training)
+    return dense.score(X_test, y_test), dense_seconds, pruned, scratch_run
 
 
 def standard_error(differences):
@@ -244,9 +245,10 @@ def accuracy_section(title, module, data, seeds, drop_fractions, prune_ratio=0.8
     params, epochs = [], {drop_fraction: [] for drop_fraction in drop_fractions}
     scratch_gaps, scratch_epochs = [], []
     for seed in seeds:
-        dense, dense_seconds, pruned = dense_then_pruned(module, data, prune_ratio, seed, drop_fractions, **options)
+        dense, dense_seconds, pruned, scratch = dense_then_pruned(
+            module, data, prune_ratio, seed, drop_fractions, **options
+        )  # fmt: skip
         print(f"{seed:>4} {dense:>7.4f} {'dense':>5} {'':>7} {'':>7} {1:>6.3f} {1:>7.3f} {'':>8} {'':>6} {dense_seconds:>8.1f}")
-        scratch = pruned.pop("scratch", None)
         for drop_fraction, r in pruned.items():
             gaps[drop_fraction].append(100 * (dense - r["pruned"]))
             params.append(r["params"])
@@ -257,10 +259,10 @@ def accuracy_section(title, module, data, seeds, drop_fractions, prune_ratio=0.8
                 flush=True,
             )
         if scratch:
-            scratch_gaps.append(100 * (dense - scratch["scratch"]))
+            scratch_gaps.append(100 * (dense - scratch["accuracy"]))
             scratch_epochs.append(scratch["epochs"])
             print(
-                f"{'':>4} {'':>7} {'new':>5} {scratch['scratch']:>7.4f} {scratch_gaps[-1]:>7.2f} "
+                f"{'':>4} {'':>7} {'new':>5} {scratch['accuracy']:>7.4f} {scratch_gaps[-1]:>7.2f} "
                 f"{'':>6} {'':>7} {'':>8} {scratch['epochs']:>6} {scratch['seconds']:>8.1f}",
                 flush=True,
             )
@@ -379,13 +381,16 @@ def main(argv=None):
         "distill_weight": args.distill_weight, "unit_score": args.unit_score, "module__width": args.width,
         "training": args.training, "drop_fractions": args.drop_fraction, "scratch": args.scratch,
     }  # fmt: skip
-    load, side = DATASETS[args.data]
+    load = DATASETS[args.data]
     if "residual" in sections:
+        data = load()
+        side = data[0].shape[-1]
         title = f"residual CNN, block written with torch.relu ({args.data} {side}x{side})"
-        accuracy_section(title, ResidualCNN, load(), seeds, **options)
+        accuracy_section(title, ResidualCNN, data, seeds, **options)
     if "conv1d" in sections:
-        title = f"Conv1d network ({args.data} rows as {side}-step sequences)"
-        accuracy_section(title, SequenceCNN, load(True), seeds, **options)
+        data = load(as_sequences=True)
+        title = f"Conv1d network ({args.data} rows as {data[0].shape[-1]}-step sequences)"
+        accuracy_section(title, SequenceCNN, data, seeds, **options)
     if "timing" in sections:
         timing_section(seeds)
 
