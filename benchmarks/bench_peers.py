@@ -90,17 +90,24 @@ def _units(layer):
     return layer.out_features if isinstance(layer, torch.nn.Linear) else layer.out_channels
 
 
-def magnitude_step(module, example, targets):
-    """One Torch-Pruning step: each layer of ``targets`` down to its units, by group magnitude."""
+def magnitude_step(module, example, targets, ignored=None):
+    """One Torch-Pruning step: each layer of ``targets`` down to its units, by group magnitude.
+
+    ``ignored`` are the layers Torch-Pruning must leave whole; by default
+    every linear and 2-d convolution layer not in ``targets``. (A layer
+    that shares its channels with a target, through a residual add, must
+    not be among them: give the output layer alone.)
+    """
     import torch_pruning as tp
 
     layers = dict(module.named_modules())
     # MetaPruner keeps int(units * (1 - ratio)) of each layer: aim half a unit above.
     ratios = {layers[name]: 1 - (units + 0.5) / _units(layers[name]) for name, units in targets.items()}
-    ignored = [
-        layer for name, layer in layers.items()
-        if isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d)) and name not in targets
-    ]  # fmt: skip
+    if ignored is None:
+        ignored = [
+            layer for name, layer in layers.items()
+            if isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d)) and name not in targets
+        ]  # fmt: skip
     pruner = tp.pruner.MetaPruner(
         module,
         example,
@@ -117,26 +124,34 @@ def magnitude_step(module, example, targets):
 
 
 def magnitude_run(params, schedule, X, y):
-    """Train the dense network as the estimator does, then prune it step by
-    step with Torch-Pruning to each round's ``units_per_layer`` of
-    ``schedule``, fine-tuning after each step with the estimator's own
-    training (same split, early stopping, optimizer and batches)."""
+    """Train the dense network as the estimator does, then prune it with
+    :func:`magnitude_pruned`; the dense estimator, pruned, and the epochs of
+    the whole run."""
     dense = DropNetClassifier(**{**params, "prune_ratio": 0.0}).fit(X, y)
+    return dense, dense.pruning_history_[0]["epochs"] + magnitude_pruned(dense, schedule, X, y)
+
+
+def magnitude_pruned(dense, schedule, X, y, ignored=None):
+    """Prune the fitted estimator ``dense`` in place with Torch-Pruning, step by
+    step to each round's ``units_per_layer`` of ``schedule``, fine-tuning
+    after each step with the estimator's own training (same split, early
+    stopping, optimizer and batches); the epochs of the fine-tuning.
+    ``ignored`` as for :func:`magnitude_step`."""
     net = dense.net_
     data = LabelledData(X, np.searchsorted(dense.classes_, y))
     train, valid = split_validation(data, dense.validation_fraction, len(dense.classes_), dense._seed)
     from skorch.helper import predefined_split
 
     net.train_split = predefined_split(valid.skorch_dataset())
-    teacher = net.log_proba(train.input_batches(net.device)) if params.get("distill_weight") else None
+    teacher = net.log_proba(train.input_batches(net.device)) if dense.distill_weight else None
     example = torch.as_tensor(X[:2]).to(net.device)
-    torch.manual_seed(params["random_state"])  # the fine-tuning's batches, as the estimator seeds its own
-    epochs = dense.pruning_history_[0]["epochs"]
+    torch.manual_seed(dense.random_state)  # the fine-tuning's batches, as the estimator seeds its own
+    epochs = 0
     for targets in schedule:
-        magnitude_step(net.module_, example, targets)
+        magnitude_step(net.module_, example, targets, ignored)
         net.set_module(net.module_)
         epochs += net.train_round(train, teacher)[0]
-    return dense, epochs
+    return epochs
 
 
 def run_setting(data, network, ratio, seed, methods):

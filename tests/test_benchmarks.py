@@ -567,7 +567,7 @@ def test_bench_any_network_reads_mnist_as_images_and_as_sequences():
 def test_bench_any_network_prints_the_gap_and_the_timing_ratios():
     result = run_benchmark(
         "bench_any_network.py", "conv1d", "timing", "--seeds", "1", "--first-seed", "3",
-        "--drop-fraction", "0.5", "0.4", "--training", "fast", "--scratch",
+        "--drop-fraction", "0.5", "0.4", "--training", "fast", "--scratch", "--magnitude",
     )  # fmt: skip
     out = result.stdout
     assert "Conv1d network (digits rows as 8-step sequences): prune_ratio=0.8, seeds [3], drop_fraction [0.5, 0.4]" in out
@@ -579,6 +579,13 @@ def test_bench_any_network_prints_the_gap_and_the_timing_ratios():
         r"[+-]\d+\.\d\d points \(one seed, no s\.e\.\), on [01] of 1 seeds; epochs: mean \d+"
     )
     assert re.search(scratch, out)
+    # --magnitude: Torch-Pruning's group magnitude to the same units per layer, one row and a summary.
+    assert len(re.findall(r"^\s+tp\s+0\.\d{4}\s+-?\d+\.\d\d\s+\d+\s+\d+\.\d$", out, re.MULTILINE)) == 1
+    magnitude = (
+        r"tp: drop_fraction=0.5's units per layer pruned by Torch-Pruning's group magnitude, the same fine-tuning: "
+        r"gap mean -?\d+\.\d\d, .*; pruned ahead by [+-]\d+\.\d\d points \(one seed, no s\.e\.\), on [01] of 1 seeds"
+    )
+    assert re.search(magnitude, out)
     for drop_fraction in ("0.5", "0.4"):
         pattern = rf"drop_fraction={drop_fraction}: gap \(points, dense - pruned\): mean -?\d+\.\d\d, .* on [01] of 1 seeds"
         assert re.search(pattern, out), drop_fraction
