@@ -319,7 +319,7 @@ def accuracy_section(title, module, data, seeds, drop_fractions, prune_ratio=0.8
         difference = np.subtract(values, gaps[first])
         print(
             f"{label}: drop_fraction={first}'s {description}: gap mean {np.mean(values):.2f}, "
-            f"min {np.min(values):.2f}, max {np.max(values):.2f}; pruned ahead by "
+            f"min {np.min(values):.2f}, max {np.max(values):.2f}; DropNet ahead by "
             f"{np.mean(difference):+.2f} points ({standard_error(difference)}), "
             f"on {np.sum(difference > 0)} of {len(difference)} seeds; epochs: mean {np.mean(alternative_epochs[name]):.0f}"
         )

@@ -575,7 +575,7 @@ def test_bench_any_network_prints_the_gap_and_the_timing_ratios():
     # --scratch: the first fraction's architecture trained from new weights, one row and a summary.
     assert len(re.findall(r"^\s+new\s+0\.\d{4}\s+-?\d+\.\d\d\s+\d+\s+\d+\.\d$", out, re.MULTILINE)) == 1
     scratch = (
-        r"new: drop_fraction=0.5's architecture trained from scratch: gap mean -?\d+\.\d\d, .*; pruned ahead by "
+        r"new: drop_fraction=0.5's architecture trained from scratch: gap mean -?\d+\.\d\d, .*; DropNet ahead by "
         r"[+-]\d+\.\d\d points \(one seed, no s\.e\.\), on [01] of 1 seeds; epochs: mean \d+"
     )
     assert re.search(scratch, out)
@@ -583,7 +583,7 @@ def test_bench_any_network_prints_the_gap_and_the_timing_ratios():
     assert len(re.findall(r"^\s+tp\s+0\.\d{4}\s+-?\d+\.\d\d\s+\d+\s+\d+\.\d$", out, re.MULTILINE)) == 1
     magnitude = (
         r"tp: drop_fraction=0.5's units per layer pruned by Torch-Pruning's group magnitude, the same fine-tuning: "
-        r"gap mean -?\d+\.\d\d, .*; pruned ahead by [+-]\d+\.\d\d points \(one seed, no s\.e\.\), on [01] of 1 seeds"
+        r"gap mean -?\d+\.\d\d, .*; DropNet ahead by [+-]\d+\.\d\d points \(one seed, no s\.e\.\), on [01] of 1 seeds"
     )
     assert re.search(magnitude, out)
     for drop_fraction in ("0.5", "0.4"):
