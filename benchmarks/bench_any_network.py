@@ -198,7 +198,7 @@ def from_scratch(network, data, seed, training):
     return {"accuracy": clf.score(X_test, y_test), "epochs": epochs, "seconds": time.perf_counter() - start}
 
 
-def magnitude_pruned(dense, pruned, data):
+def by_torch_pruning(dense, pruned, data):
     """A copy of ``dense`` pruned by Torch-Pruning's group magnitude to the
     units per layer ``pruned`` had after each of its rounds, fine-tuned
     after each step with the estimator's training; its test accuracy and epochs."""
@@ -220,7 +220,7 @@ ALTERNATIVES = {
     ),
     "magnitude": (
         "tp", "units per layer pruned by Torch-Pruning's group magnitude, the same fine-tuning",
-        lambda dense, pruned, data, seed, training: magnitude_pruned(dense, pruned, data),
+        lambda dense, pruned, data, seed, training: by_torch_pruning(dense, pruned, data),
     ),
 }  # fmt: skip
 
