@@ -8,7 +8,7 @@ import pickle
 import torch
 from torch import nn
 
-from ._net import returns_probabilities
+from ._net import criterion_name, returns_probabilities
 from ._user_warnings import warn
 from .models import MLP
 from .pruning._eval_mode import evaluate
@@ -173,7 +173,7 @@ def check_module_output(module, example, n_classes, criterion=None):
     With a loss that takes logits (any but ``nn.NLLLoss``), rows that are
     already probabilities (a softmax at the end of ``forward``) get a
     warning: the loss would apply a second softmax. With ``nn.NLLLoss``,
-    whose input skorch takes the log of, rows of log-probabilities (a
+    whose input skorch takes the log of, negative outputs (logits, or a
     ``log_softmax`` at the end) get one too.
 
     Examples
@@ -208,19 +208,24 @@ def check_module_output(module, example, n_classes, criterion=None):
     if criterion is not None and not returns_probabilities(criterion) and _are_probabilities(output):
         warn(
             f"The module's outputs are probabilities (every row of its output on {len(example)} "
-            f"training samples is non-negative and sums to 1), but {_name(criterion)} takes "
+            f"training samples is non-negative and sums to 1), but {criterion_name(criterion)} takes "
             "logits and applies a softmax of its own: the network would be trained through two "
             "softmaxes. Pass criterion=torch.nn.NLLLoss (skorch then takes the log of the "
             "probabilities), or return the logits: leave the softmax out of forward.",
             UserWarning,
         )
-    if criterion is not None and returns_probabilities(criterion) and _are_log_probabilities(output):
+    if criterion is not None and returns_probabilities(criterion) and (output < 0).any():
+        what = (
+            "log-probabilities (every row of its output on {n} training samples is at most 0 and "
+            "its exponentials sum to 1)"
+            if _are_log_probabilities(output)
+            else "not probabilities (some of its outputs on {n} training samples are negative)"
+        )
         warn(
-            f"The module's outputs are log-probabilities (every row of its output on {len(example)} "
-            "training samples is at most 0 and its exponentials sum to 1), but with "
-            f"{_name(criterion)} the module returns probabilities, whose log skorch takes. Return "
-            "probabilities (softmax, not log_softmax), or return the logits and pass "
-            "criterion=torch.nn.CrossEntropyLoss.",
+            f"The module's outputs are {what.format(n=len(example))}, but with {criterion_name(criterion)} "
+            "the module returns probabilities, whose log skorch takes: the loss of a negative "
+            "output is NaN. Return probabilities (softmax, not log_softmax), or return the logits "
+            "and pass criterion=torch.nn.CrossEntropyLoss.",
             UserWarning,
         )
 
@@ -233,8 +238,3 @@ def _are_log_probabilities(output):
 def _are_probabilities(output):
     output = output.detach().double()
     return bool((output >= 0).all() and torch.allclose(output.sum(dim=1), torch.ones(len(output), dtype=output.dtype)))
-
-
-def _name(criterion):
-    kind = criterion if isinstance(criterion, type) else type(criterion)
-    return f"{kind.__module__}.{kind.__qualname__}".replace("torch.nn.modules.loss.", "torch.nn.")

@@ -10,6 +10,7 @@ only training needed freed after each round.
 """
 
 import copy
+import math
 import time
 
 import torch
@@ -49,6 +50,12 @@ def returns_probabilities(criterion):
     """
     is_class = isinstance(criterion, type) and issubclass(criterion, nn.NLLLoss)
     return is_class or isinstance(criterion, nn.NLLLoss)
+
+
+def criterion_name(criterion):
+    """The loss's class as a user writes it (``torch.nn.NLLLoss``), for messages."""
+    kind = criterion if isinstance(criterion, type) else type(criterion)
+    return f"{kind.__module__}.{kind.__qualname__}".replace("torch.nn.modules.loss.", "torch.nn.")
 
 
 def predict_nonlinearity(criterion):
@@ -296,14 +303,32 @@ class DropNetNet(NeuralNetClassifier):
 
     def _check_divergence(self, inputs):
         """Raise a clear error when training diverged: outputs (NaN, or +inf)
-        that make the probabilities NaN. -inf logits can be meant (a class
-        masked out); NaN probabilities cannot."""
+        that make the probabilities NaN, or a training loss that was NaN or
+        infinite in every epoch. -inf logits can be meant (a class masked
+        out); NaN probabilities cannot."""
         output = evaluate(self.module_, inputs)
         if torch.isnan(torch.softmax(output.double(), dim=-1)).any():
             raise ValueError(
                 "Training diverged: the trained network's outputs on training samples are "
                 f"NaN or infinite. Lower the learning rate (lr={self.lr}), or scale X (for "
                 "example with StandardScaler) if its values are large."
+            )
+        losses = [epoch.get("train_loss") for epoch in self.history]
+        if losses and all(loss is not None and not math.isfinite(loss) for loss in losses):
+            if returns_probabilities(self.criterion) and (output < 0).any():
+                advice = (
+                    f"with {criterion_name(self.criterion)} skorch takes the log of the module's "
+                    "outputs, and some are negative: return probabilities (a softmax at the end "
+                    "of forward), or return the logits and pass criterion=torch.nn.CrossEntropyLoss"
+                )
+            else:
+                advice = (
+                    f"lower the learning rate (lr={self.lr}), or scale X (for example with "
+                    "StandardScaler) if its values are large"
+                )
+            raise ValueError(
+                f"Training diverged: the training loss was NaN or infinite in every epoch "
+                f"({len(losses)}); {advice}."
             )
 
     # ------------------------------------------------------------------

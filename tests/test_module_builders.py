@@ -141,6 +141,17 @@ def test_a_softmax_before_cross_entropy_is_warned_with_both_fixes(data):
         fit(functools.partial(SoftmaxNet, log=True), data)  # log-probabilities: cross-entropy is right too
 
 
-def test_log_probabilities_with_nll_loss_are_warned(data):
-    with pytest.warns(UserWarning, match=r"outputs are log-probabilities .* Return probabilities"):
-        fit(functools.partial(SoftmaxNet, log=True), data, criterion=nn.NLLLoss, prune_ratio=0.0)
+@pytest.mark.parametrize(
+    ("module", "what"),
+    [(functools.partial(SoftmaxNet, log=True), "log-probabilities"), (Net, "not probabilities")],
+    ids=["log_softmax", "logits"],
+)
+def test_negative_outputs_with_nll_loss_are_warned_then_refused_once_the_loss_is_nan(data, module, what):
+    # skorch takes the log of NLLLoss's input: a negative output's loss is NaN.
+    with pytest.warns(UserWarning, match=rf"outputs are {what} .* Return probabilities"):
+        with pytest.raises(
+            ValueError,
+            match=r"Training diverged: the training loss was NaN or infinite in every epoch .*"
+            r"with torch.nn.NLLLoss skorch takes the log .* criterion=torch.nn.CrossEntropyLoss",
+        ):
+            fit(module, data, criterion=nn.NLLLoss, prune_ratio=0.0)
