@@ -252,7 +252,7 @@ class ExportMixin:
     ``_exported_reference(X)``.
     """
 
-    def export(self, path):
+    def export(self, path, X=None):
         """Write the fitted model to ``path`` as one file; the format follows the suffix.
 
         - ``.onnx``: ONNX (runs with ONNX Runtime alone; needs
@@ -276,15 +276,21 @@ class ExportMixin:
         ``predict_proba``, already scaled: a pipeline's other steps are not
         part of the file.
 
-        After writing, the file is run (in ONNX Runtime, or torch) on random
-        inputs and compared with this estimator's probabilities; a file that
-        disagrees by more than 1e-5 is removed and an error raised.
+        After writing, the file is run (in ONNX Runtime, or torch) on ``X``,
+        or on random inputs, and compared with this estimator's
+        probabilities; a file that disagrees by more than 1e-5, or that
+        cannot be checked, is removed and an error raised.
 
         Parameters
         ----------
         path : str or path-like
             The file to write, ending in ``.onnx``, ``.pt2`` or ``.pt``. Its
             folder must exist; the file is overwritten.
+        X : array-like of shape (n_samples, ...), default=None
+            Inputs to check the file on (its first 16 rows), given as to
+            ``predict_proba``. By default, random standard-normal float32
+            inputs of ``input_shape_``; pass real rows where the network
+            accepts only some values (an ``nn.Embedding`` taking token ids).
 
         Returns
         -------
@@ -294,8 +300,10 @@ class ExportMixin:
         Raises
         ------
         ValueError
-            For another suffix, or when the model holds something other than
-            torch networks (an ensemble member that is a scikit-learn tree).
+            For another suffix, when the model holds something other than
+            torch networks (an ensemble member that is a scikit-learn tree),
+            or when ``X`` is not of ``input_shape_`` or the estimator fails
+            on it.
         ImportError
             For ``.onnx`` without ``onnx``, ``onnxscript`` and ``onnxruntime``.
 
@@ -323,7 +331,8 @@ class ExportMixin:
         networks, outputs, weights, voting = self._exported_networks()
         networks = [_inference_copy(network) for network in networks]
         graph = ProbabilityGraph(networks, outputs, weights, voting).eval()
-        X = _check_inputs(self._exported_input_shape())
+        given = X is not None
+        X = _check_inputs(self._exported_input_shape(), X)
         metadata = {
             "classes": _labels_json(self.classes_),
             "producer": "sklearn-dropnet",
@@ -338,20 +347,30 @@ class ExportMixin:
                 f"torch could not export {type(self).__name__}'s network as {name} "
                 f"({os.fspath(path)}): {type(exc).__name__}: {_first_line(exc)}"
             ) from exc
-        self._check_export(path, name, run, X)
+        self._check_export(path, name, run, X, given)
         return path
 
-    def _check_export(self, path, name, run, X):
-        """Run the file on ``X`` (all rows, then one) against the estimator; remove it if it differs."""
-        expected = self._exported_reference(X)
-        for rows in (X, X[:1]):
-            probabilities, _ = run(path, rows)
-            difference = float(np.max(np.abs(probabilities - expected[: len(rows)])))
+    def _check_export(self, path, name, run, X, given):
+        """Run the file on ``X`` (all rows, then one) against the estimator; remove it if it differs
+        or cannot be run (``given``: whether ``X`` came from the user)."""
+        inputs = "the X given" if given else "random standard-normal inputs"
+        try:
+            expected = self._exported_reference(X)
+            outputs = [run(path, rows)[0] for rows in (X, X[:1])]
+        except Exception as exc:
+            path.unlink(missing_ok=True)
+            advice = "" if given else " Pass rows it accepts: export(path, X=X_test[:16])."
+            raise ValueError(
+                f"Cannot check the exported {name} file, so it was removed: the estimator or the "
+                f"file failed on {inputs} ({type(exc).__name__}: {_first_line(exc)}).{advice}"
+            ) from exc
+        for probabilities in outputs:
+            difference = float(np.max(np.abs(probabilities - expected[: len(probabilities)])))
             if not difference <= _CHECK_ATOL:
                 path.unlink(missing_ok=True)
                 raise RuntimeError(
                     f"The exported {name} file gave probabilities up to {difference:.3g} away "
-                    f"from {type(self).__name__}.predict_proba on {len(rows)} random input(s); "
+                    f"from {type(self).__name__}.predict_proba on {len(probabilities)} row(s) of {inputs}; "
                     "it was removed. Please report this with the model."
                 )
 
@@ -369,9 +388,20 @@ def _first_line(error):
     return (str(error).strip().splitlines() or [""])[0]
 
 
-def _check_inputs(input_shape):
-    """Random float32 inputs of ``input_shape`` to check an exported file on."""
-    return np.random.default_rng(0).standard_normal((_CHECK_ROWS, *input_shape)).astype(np.float32)
+def _check_inputs(input_shape, X=None):
+    """The float32 rows to check an exported file on: the first of ``X``, or random ones."""
+    if X is None:
+        return np.random.default_rng(0).standard_normal((_CHECK_ROWS, *input_shape)).astype(np.float32)
+    try:
+        X = np.asarray(X, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"export's X must be numeric rows of shape (n_samples, *{input_shape}): {exc}") from exc
+    if X.ndim < 1 or X.shape[1:] != tuple(input_shape) or not len(X):
+        raise ValueError(
+            f"export's X must be rows of shape (n_samples, *{tuple(input_shape)}), the inputs the "
+            f"network was fitted on; got an array of shape {X.shape}."
+        )
+    return np.ascontiguousarray(X[:_CHECK_ROWS])
 
 
 def _inference_copy(network):

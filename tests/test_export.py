@@ -315,6 +315,49 @@ def test_a_file_that_disagrees_is_removed(mlp, tmp_path, monkeypatch):
     assert not (tmp_path / "model.onnx").exists()
 
 
+class TokenCNN(nn.Module):
+    """A text CNN: token ids (given as floats) through an embedding."""
+
+    def __init__(self, n_classes=2):
+        super().__init__()
+        self.embedding = nn.Embedding(20, 8)
+        self.conv = nn.Conv1d(8, 16, 3, padding=1)
+        self.out = nn.Linear(16, n_classes)
+
+    def forward(self, x):
+        hidden = torch.relu(self.conv(self.embedding(x.long()).transpose(1, 2)))
+        return self.out(hidden.amax(dim=-1))
+
+
+@pytest.fixture(scope="module")
+def token_cnn():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 20, size=(200, 12)).astype(np.float32)
+    y = (X == 3).any(axis=1).astype(int)
+    return DropNetClassifier(module=TokenCNN, prune_ratio=0.5, max_epochs=2, random_state=0).fit(X, y), X
+
+
+def test_a_network_that_takes_only_some_inputs_is_checked_on_the_rows_given(token_cnn, tmp_path):
+    clf, X = token_cnn
+    # Random standard-normal inputs are negative token ids: the check cannot run.
+    with pytest.raises(ValueError, match=r"Cannot check the exported ONNX file, so it was removed: .*"
+                       r"random standard-normal inputs \(IndexError.*export\(path, X=X_test\[:16\]\)"):
+        clf.export(tmp_path / "model.onnx")
+    assert not (tmp_path / "model.onnx").exists()
+    paths = [clf.export(tmp_path / name, X=X[:40]) for name in ("model.onnx", "model.pt2")]
+    assert all(path.exists() for path in paths)
+    got = run_elsewhere(paths, X[100:], tmp_path)
+    for path in paths:
+        np.testing.assert_allclose(got[str(path)], clf.predict_proba(X[100:]), rtol=0, atol=1e-5, err_msg=str(path))
+
+
+@pytest.mark.parametrize("rows", [np.zeros((4, 64), np.float32), np.zeros((0, 1, 8, 8), np.float32), [["a"]]])
+def test_check_rows_of_another_shape_are_refused(cnn, tmp_path, rows):
+    with pytest.raises(ValueError, match=r"export's X must be .*rows of shape \(n_samples, \*\(1, 8, 8\)\)"):
+        cnn.export(tmp_path / "model.pt2", X=rows)
+    assert not (tmp_path / "model.pt2").exists()
+
+
 def test_an_unexportable_network_gets_a_clear_error(digits_split, tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("Could not guard on data-dependent expression\nlong trace ...")
