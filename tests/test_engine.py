@@ -204,6 +204,24 @@ def test_round_to_keeps_every_layers_units_a_multiple(digits):
     assert clf.pruning_history_[-1]["units"] <= 0.2 * 104 + 8
 
 
+def test_round_to_meets_the_rounds_share_as_closely_as_the_multiples_allow(digits):
+    net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 3))
+    x = torch.randn(30, 4)
+    pruner = DropNetPruner(net, x[:2])
+    scores = pruner.score(lambda: [x])
+    # 6 of 32 to drop, 3 a layer: rounding both down would keep 8 + 8 (16 dropped);
+    # one layer keeps 16, so 8 are dropped, the nearest multiple total.
+    drop = pruner.choose(scores, 6, "layer", 0, round_to=8)
+    assert sorted(len(units) for units in drop.values()) == [0, 8]
+    drop = pruner.choose(scores, 3, "layer", 0, round_to=8)
+    assert [len(units) for units in drop.values()] == [0, 0]  # 3 is nearer to 0 than to 8
+    X, y = digits
+    for prune_ratio, kept in ((0.25, 24), (0.5, 16)):
+        clf = DropNetClassifier(module__hidden_layer_sizes=(16, 16), round_to=8, prune_ratio=prune_ratio,
+                                max_epochs=1, random_state=0).fit(X[:200], y[:200])  # fmt: skip
+        assert clf.pruning_history_[-1]["units"] == kept, clf.pruning_history_
+
+
 def test_the_estimator_class_is_a_thin_layer():
     import inspect
 

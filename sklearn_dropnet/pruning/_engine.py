@@ -79,15 +79,29 @@ RESTARTS = {
 }
 
 
-def _rounded(group, chosen, scores, multiple):
-    """``chosen`` units of ``group``, fewer or more, so that the units kept
-    are a multiple of ``multiple`` (rounded down, but no fewer than
-    ``multiple`` or the group's size): the chosen ones go first, then the
-    others, each by their scores (by index without scores)."""
+def _kept_multiples(sizes, kept, multiple):
+    """The units each group keeps, a multiple of ``multiple`` (no fewer than
+    ``multiple`` or the group's size, no more than its size), their total as
+    close to the total of ``kept`` as the multiples allow: every group is
+    rounded down, then those with the largest remainders go up a multiple
+    while that brings the total closer (a tie stays down)."""
+    rounded = {name: max(min(sizes[name], multiple), units - units % multiple) for name, units in kept.items()}
+    short = sum(kept.values()) - sum(rounded.values())
+    for name in sorted(kept, key=lambda name: kept[name] - rounded[name], reverse=True):
+        if 2 * short <= multiple:
+            break
+        if rounded[name] + multiple <= sizes[name]:
+            rounded[name] += multiple
+            short -= multiple
+    return rounded
+
+
+def _rounded(group, chosen, scores, kept):
+    """The units of ``group`` to drop so that it keeps ``kept``: the
+    ``chosen`` ones go first, then the others, each by their scores (by
+    index without scores)."""
     size = group.size
     chosen = np.asarray(chosen, dtype=int)
-    kept = size - len(chosen)
-    kept = max(min(size, multiple), kept - kept % multiple)
     values = np.asarray(scores.get(group.name, np.arange(size)), dtype=float)
     others = np.setdiff1d(np.arange(size), chosen)
     order = np.concatenate([chosen[np.argsort(values[chosen], kind="stable")], others[np.argsort(values[others], kind="stable")]])
@@ -406,11 +420,13 @@ class DropNetPruner:
             data, for selections that need them (the oracle).
         round_to : int, default=1
             Keep each group's units a multiple of ``round_to`` (8 or 16: the
-            channel blocks that CPU and GPU kernels compute fastest): the
-            units a group keeps are rounded down to a multiple, dropping the
-            next-lowest scores too, but never below ``round_to`` (a group
-            narrower than that keeps its units). The round may then remove
-            more or fewer than ``n_drop`` units, or none.
+            channel blocks that CPU and GPU kernels compute fastest), never
+            below ``round_to`` (a group narrower than that keeps its units):
+            the units a group keeps are rounded down to a multiple, dropping
+            the next-lowest scores too, and then the groups with the largest
+            remainders keep one multiple more while that brings the round's
+            total closer to ``n_drop``. The round may then remove more or
+            fewer than ``n_drop`` units, or none.
 
         Returns
         -------
@@ -424,9 +440,15 @@ class DropNetPruner:
             scores, n_drop, scope, rng, channel_groups, floors, pruner=self, labelled_batches=labelled_batches
         )
         if round_to > 1:  # a grouped convolution's units stay balanced over its channel groups instead
+            plain = [group for group in self.units if group.n_channel_groups == 1]
+            kept = _kept_multiples(
+                {group.name: group.size for group in plain},
+                {group.name: group.size - len(drop.get(group.name, ())) for group in plain},
+                round_to,
+            )
             drop = {
-                group.name: _rounded(group, drop.get(group.name, ()), scores, round_to)
-                if group.n_channel_groups == 1
+                group.name: _rounded(group, drop.get(group.name, ()), scores, kept[group.name])
+                if group.name in kept
                 else drop.get(group.name, ())
                 for group in self.units
             }
