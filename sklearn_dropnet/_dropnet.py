@@ -132,9 +132,8 @@ class DropNetClassifier(NetworkExportMixin, RoutedParamsMixin, ClassifierMixin, 
     round_to : int, default=1
         Keep every layer's units a multiple of ``round_to`` (the channel
         blocks kernels compute fastest: 8 for ONNX Runtime on AVX2 CPUs, 16
-        on AVX-512), never below ``round_to``; each round's total is kept as
-        close to its share as the multiples allow, so ``prune_ratio`` is met
-        as closely as they allow.
+        on AVX-512), never below ``round_to``; each round, and so
+        ``prune_ratio``, is met as closely as the multiples allow.
     unit_score : {"activation", "contribution", "apoz", "l1", "random", "max"} \
             or callable, default="activation"
         How units are ranked, the lowest first. ``"activation"`` is DropNet
