@@ -122,7 +122,7 @@ def test_layers_left_out_are_listed_with_the_reason():
     with pytest.warns(UnitRemovalWarning) as caught:
         pruner = DropNetPruner(Net(), torch.randn(2, 6))
     assert set(pruner.unpruned) == {"bottleneck", "twice", "hidden"}
-    assert "reaches no activation" in pruner.unpruned["bottleneck"]
+    assert pruner.unpruned["bottleneck"].startswith("its output reaches no activation: it goes into Linear ('hidden') first")
     assert pruner.unpruned["twice"] == "it is called 2 times in one forward pass"
     assert "coupled to the output channels of 'twice'" in pruner.unpruned["hidden"]
     assert sorted(str(w.message).split("'")[1] for w in caught) == ["bottleneck", "hidden", "twice"]
@@ -183,6 +183,35 @@ def test_a_unit_selection_is_any_callable_with_the_registrys_signature(digits):
     assert [r["units"] for r in clf.pruning_history_] == [16, 13, 12]
     assert seen[0] == ["channel_groups", "floors", "labelled_batches", "pruner"]
     assert set(UNIT_SELECTIONS) == {"layer", "global", "global_raw"}
+
+
+@pytest.mark.parametrize("norm", [nn.LayerNorm(8), nn.GroupNorm(2, 8)], ids=["LayerNorm", "GroupNorm"])
+def test_a_norm_over_channels_before_the_activation_is_named_as_the_reason(norm):
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), norm, nn.ReLU(), nn.Linear(8, 3))
+    with pytest.warns(UnitRemovalWarning, match=r"layer '2' unpruned: its output reaches no activation"):
+        pruner = DropNetPruner(net, torch.randn(4, 4))
+    name = type(norm).__name__
+    assert pruner.unpruned == {"2": f"its output reaches no activation: it goes into {name} ('3') first ({name} mixes the "
+                               "channels), and DropNet follows a unit to its activation only through BatchNorm, Dropout, "
+                               "pooling or a residual add"}  # fmt: skip
+    assert pruner.units_per_layer == {"0": 8}
+
+
+def test_the_attention_projection_is_named_as_used_directly():
+    class Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attention = nn.MultiheadAttention(8, 2, batch_first=True)
+            self.hidden, self.out = nn.Linear(8, 8), nn.Linear(8, 3)
+
+        def forward(self, x):
+            h, _ = self.attention(x, x, x)
+            return self.out(torch.relu(self.hidden(h.mean(dim=1))))
+
+    with pytest.warns(UnitRemovalWarning, match=r"'attention.out_proj' unpruned: its parent, an nn.MultiheadAttention, "
+                      r"uses its weights directly instead of calling it"):  # fmt: skip
+        pruner = DropNetPruner(Attention().eval(), torch.randn(2, 5, 8))
+    assert pruner.units_per_layer == {"hidden": 8}
 
 
 def test_round_to_keeps_every_layers_units_a_multiple(digits):

@@ -77,8 +77,14 @@ ACTIVATION_TYPES = (
 _ACTIVATION, _NORM, _PASSING, _ADD, _OTHER = "activation", "norm", "passing", "add", "other"
 
 _NOT_RUN = (
-    "it does not run in eval mode, where DropNet traces the network (a branch that only "
-    "training runs, such as an auxiliary head)"
+    "it is not called in a forward pass in eval mode, where DropNet traces the network (a "
+    "branch that only training runs, such as an auxiliary head, or a layer whose weights its "
+    "parent uses directly)"
+)
+
+_WEIGHTS_USED_DIRECTLY = (
+    "its parent, an nn.MultiheadAttention, uses its weights directly instead of calling it, "
+    "so DropNet cannot see its outputs"
 )
 
 _NO_ACTIVATION = (
@@ -201,8 +207,9 @@ def _reads(call, tensor):
 def _follow(calls, start, tensor):
     """Follow ``tensor`` through channel-keeping steps and residual adds from call ``start``.
 
-    Returns the index of the activation call it reaches, or ``None`` and the
-    last tensor of the chain.
+    Returns the index of the activation call it reaches, or ``None``; the
+    last tensor of the chain; and the call that ended it short of an
+    activation (``None`` if nothing read it further).
     """
     for index in range(start + 1, len(calls)):
         call = calls[index]
@@ -210,12 +217,25 @@ def _follow(calls, start, tensor):
             continue
         role = _role(call)
         if role == _ACTIVATION:
-            return index, call.output
+            return index, call.output, None
         if role in (_NORM, _PASSING, _ADD):
             tensor = call.output
             continue
-        return None, tensor
-    return None, tensor
+        return None, tensor, call
+    return None, tensor, None
+
+
+def _no_activation(stop):
+    """Why a layer whose chain ended at the call ``stop`` (or nowhere) is left out."""
+    if stop is None or stop.module is None:
+        return _NO_ACTIVATION
+    kind = type(stop.module).__name__
+    mixes = f" ({kind} mixes the channels)" if isinstance(stop.module, (nn.LayerNorm, nn.GroupNorm)) else ""
+    return (
+        f"its output reaches no activation: it goes into {kind} ({stop.site.name!r}) first{mixes}, "
+        "and DropNet follows a unit to its activation only through BatchNorm, Dropout, pooling "
+        "or a residual add"
+    )
 
 
 def _chain_end(calls, start):
@@ -308,12 +328,12 @@ def inspect_network(module, example_input):
             output_layers.add(name)
             left_out[name] = shared
             continue
-        activation_index, last = _follow(calls, index, call.output)
+        activation_index, last, stop = _follow(calls, index, call.output)
         if activation_index is None:
             if any(last is t for t in outputs):
                 output_layers.add(name)
             else:
-                left_out[name] = _NO_ACTIVATION
+                left_out[name] = _no_activation(stop)
             continue
         end, last = _chain_end(calls, activation_index)
         if any(last is t for t in outputs):
@@ -322,9 +342,11 @@ def inspect_network(module, example_input):
             continue
         channel_dim = -1 if isinstance(call.module, nn.Linear) else 1
         probes[name] = Probe(name, calls[activation_index].site, channel_dim, calls[end].site)
-    for name, layer in module.named_modules():
+    modules = dict(module.named_modules())
+    for name, layer in modules.items():
         if isinstance(layer, PRUNABLE_TYPES) and name not in module_calls and not parametrize.is_parametrized(layer):
-            left_out[name] = _NOT_RUN
+            parent = modules.get(name.rpartition(".")[0])
+            left_out[name] = _WEIGHTS_USED_DIRECTLY if isinstance(parent, nn.MultiheadAttention) else _NOT_RUN
     shuffles = tuple(dict.fromkeys(c.site.name.split(":")[0] for c in calls if c.function == CHANNEL_SHUFFLE))
     return NetworkStructure(
         probes=probes, output_layers=frozenset(output_layers), left_out=left_out, channel_shuffles=shuffles
