@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -212,6 +213,36 @@ def test_the_attention_projection_is_named_as_used_directly():
                       r"uses its weights directly instead of calling it"):  # fmt: skip
         pruner = DropNetPruner(Attention().eval(), torch.randn(2, 5, 8))
     assert pruner.units_per_layer == {"hidden": 8}
+
+
+def recurrent_net(kind, bidirectional):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = kind(8, 16, batch_first=True, bidirectional=bidirectional)
+            self.hidden, self.out = nn.Linear(32 if bidirectional else 16, 12), nn.Linear(12, 3)
+
+        def forward(self, x):
+            steps, _ = self.rnn(x)
+            return self.out(torch.relu(self.hidden(steps[:, -1])))
+
+    return Net()
+
+
+@pytest.mark.parametrize(("kind", "bidirectional"), [(nn.LSTM, False), (nn.GRU, False), (nn.GRU, True)])
+def test_the_layers_after_a_recurrent_layer_are_pruned_without_torch_prunings_warnings(kind, bidirectional):
+    x = torch.randn(4, 5, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a bidirectional GRU made Torch-Pruning warn hundreds of times
+        pruner = DropNetPruner(recurrent_net(kind, bidirectional), x[:2])
+        net = pruner.remove(pruner.choose(pruner.score(lambda: [x]), 4))
+    assert pruner.units_per_layer == {"hidden": 8}
+    assert net(x).shape == (4, 3)
+
+
+def test_a_bidirectional_lstm_is_named_as_what_torch_pruning_cannot_trace():
+    with pytest.raises(PruningError, match=r"'rnn' is a bidirectional nn.LSTM, and Torch-Pruning cannot follow"):
+        DropNetPruner(recurrent_net(nn.LSTM, True), torch.randn(2, 5, 8))
 
 
 def test_round_to_keeps_every_layers_units_a_multiple(digits):

@@ -28,6 +28,8 @@ channel group by channel group. Channel groups are why a unit group carries
 all keep the same size, so DropNet removes as many units from each.
 """
 
+import functools
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,6 +97,22 @@ class UnitGroup:
         return self.n_channel_groups * self.channel_group_floor
 
 
+def _without_recursion_warnings(function):
+    """``function`` without Torch-Pruning's warning at each step of its channel
+    inference that gives up (hundreds of them for a GRU, while building the
+    graph and reading each group): internal, and every removal is checked
+    against masking anyway."""
+
+    @functools.wraps(function)
+    def quiet(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Maximum recursive depth reached!", category=UserWarning)
+            return function(*args, **kwargs)
+
+    return quiet
+
+
+@_without_recursion_warnings
 def _dependency_graph(module, example_input):
     with torch.enable_grad():  # the graph is read off autograd, even inside the caller's no_grad
         return tp.DependencyGraph().build_dependency(module, example_inputs=example_input, verbose=False)
@@ -181,6 +199,7 @@ def _map_channel_concats(graph):
                     break
 
 
+@_without_recursion_warnings
 def _pruning_group(graph, layer, idxs):
     """``graph``'s group for removing output channels ``idxs`` of ``layer``."""
     _map_channel_concats(graph)
@@ -306,13 +325,22 @@ def warn_unpruned(name, reason):
     warn(f"DropNet leaves layer {name!r} unpruned: {reason}.", UnitRemovalWarning)
 
 
-def _untraceable(exc, structure):
+def _untraceable(exc, structure, module):
     shuffles = sorted(structure.channel_shuffles)
+    bidirectional = [
+        name for name, layer in module.named_modules() if isinstance(layer, nn.LSTM) and layer.bidirectional
+    ]  # fmt: skip
     if shuffles:
         cause = (
             f"the module {shuffles[0]!r} shuffles channels (a view to (n, groups, channels per "
             "group, ...) and a transpose of those two dimensions, as ShuffleNet's channel_shuffle): "
             "a channel then comes from another group, which Torch-Pruning cannot follow"
+        )
+    elif bidirectional:
+        cause = (
+            f"{bidirectional[0]!r} is a bidirectional nn.LSTM, and Torch-Pruning cannot follow "
+            "the concatenation of its two directions' outputs (a one-directional nn.LSTM, or an "
+            "nn.GRU, is supported: the layers after it are pruned)"
         )
     else:
         cause = "its structure is not supported (e.g. a channel shuffle, as in ShuffleNet)"
@@ -358,7 +386,7 @@ def trace_unit_groups(module, example_input, structure):
     try:
         graph = _dependency_graph(module, example_input)
     except Exception as exc:  # Torch-Pruning's tracer, however it fails
-        raise _untraceable(exc, structure) from exc
+        raise _untraceable(exc, structure, module) from exc
     names = {m: n for n, m in module.named_modules()}
     modules = dict(module.named_modules())
     covered, pruned_along = set(), set()
