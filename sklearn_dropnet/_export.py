@@ -27,6 +27,7 @@ import importlib.util
 import io
 import json
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -231,6 +232,8 @@ def _check_folder(path):
     folder = Path(path).expanduser().resolve().parent
     if not folder.is_dir():
         raise FileNotFoundError(f"Cannot export to {os.fspath(path)!r}: the folder {folder} does not exist.")
+    if Path(path).expanduser().is_dir():
+        raise IsADirectoryError(f"Cannot export to {os.fspath(path)!r}: it is a folder; give a file name.")
 
 
 def _labels_json(classes):
@@ -345,7 +348,8 @@ class ExportMixin:
         except Exception as exc:
             raise ValueError(
                 f"torch could not export {type(self).__name__}'s network as {name} "
-                f"({os.fspath(path)}): {type(exc).__name__}: {_first_line(exc)}"
+                f"({os.fspath(path)}): {_described(exc)}"
+                + (". Another format (.pt2, .pt) may export it." if name == "ONNX" else "")
             ) from exc
         self._check_export(path, name, run, X, given)
         return path
@@ -384,8 +388,23 @@ class ExportMixin:
         raise NotImplementedError
 
 
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _first_line(error):
-    return (str(error).strip().splitlines() or [""])[0]
+    return (_ANSI_ESCAPE.sub("", str(error)).strip().splitlines() or [""])[0]
+
+
+def _described(error):
+    """``Type: first line`` of ``error``, and of its first cause where that says more
+    (torch's ONNX exporter wraps the unsupported operator's name two causes deep)."""
+    text = f"{type(error).__name__}: {_first_line(error)}"
+    root = error
+    while root.__cause__ is not None and root.__cause__ is not root:
+        root = root.__cause__
+    if root is not error:
+        text += f" (caused by {type(root).__name__}: {_first_line(root)})"
+    return text
 
 
 def _check_inputs(input_shape, X=None):

@@ -369,6 +369,29 @@ def test_an_unexportable_network_gets_a_clear_error(digits_split, tmp_path, monk
         clf.export(tmp_path / "model.pt2")
 
 
+def test_the_cause_of_an_export_failure_is_shown_without_terminal_colours(mlp, tmp_path, monkeypatch):
+    def fail(*args, **kwargs):
+        try:
+            raise LookupError("No ONNX function found for aten.rrelu_with_noise_functional")
+        except LookupError as cause:
+            raise RuntimeError("Failed to convert. \x1b[96mThis is step 3/3\x1b[0m of exporting.\nlong trace") from cause
+
+    monkeypatch.setattr(torch.export, "export", fail)
+    with pytest.raises(ValueError) as caught:
+        mlp.export(tmp_path / "model.pt2")
+    assert str(caught.value).endswith(
+        "RuntimeError: Failed to convert. This is step 3/3 of exporting. "
+        "(caused by LookupError: No ONNX function found for aten.rrelu_with_noise_functional)"
+    )
+
+
+@pytest.mark.parametrize("name", ["model.onnx", "model.pt2", "model.pt"])
+def test_a_folder_as_the_path_is_named(mlp, tmp_path, name):
+    (tmp_path / name).mkdir()
+    with pytest.raises(IsADirectoryError, match=rf"Cannot export to '.*{name}': it is a folder; give a file name"):
+        mlp.export(tmp_path / name)
+
+
 def test_export_leaves_the_estimator_as_it_was(mlp, digits_split, tmp_path):
     X_test = digits_split[1]
     before = mlp.predict_proba(X_test)
