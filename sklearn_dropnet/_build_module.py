@@ -97,8 +97,9 @@ def _call(builder, kwargs, maybe):
 
 def _new_module(module, kwargs, input_shape, n_classes):
     if module is None:
+        kwargs = {"input_shape": input_shape, "n_classes": n_classes, **kwargs}
         with _default_dtype(torch.float32):
-            return MLP(input_shape=input_shape, n_classes=n_classes, **kwargs)
+            return MLP(**kwargs)
     if isinstance(module, nn.Module):
         if kwargs:
             raise ValueError(

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from sklearn_dropnet import DropNetClassifier
+from sklearn_dropnet.models import MLP
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +99,14 @@ def test_a_num_classes_the_user_sets_is_kept(data):
         fit(builder, data, module__num_classes=5)
     with pytest.raises(ValueError, match=r"returned \(2, 4\)"):
         fit(functools.partial(Net, num_classes=4), data)
+
+
+@pytest.mark.parametrize("module", [None, MLP], ids=["default", "MLP"])
+def test_the_default_module_takes_the_data_parameters_the_user_sets(data, module):
+    clf = fit(module, data, module__n_classes=3, module__input_shape=(6,))
+    assert clf.predict_proba(data[0][:2]).shape == (2, 3)
+    with pytest.raises(ValueError, match=r"one score per class, a tensor of shape \(n_samples, 3\).* returned \(2, 5\)"):
+        fit(module, data, module__n_classes=5)
 
 
 def test_a_builder_that_cannot_be_pickled_is_named_at_fit(data):
