@@ -186,6 +186,32 @@ def test_a_unit_selection_is_any_callable_with_the_registrys_signature(digits):
     assert set(UNIT_SELECTIONS) == {"layer", "global", "global_raw"}
 
 
+@pytest.mark.parametrize(
+    ("returned", "problem"),
+    [
+        (None, r"a NoneType, not a dict"),
+        ({"nowhere": [0]}, r"groups that do not exist \('nowhere'; the groups are \['0', '2'\]\)"),
+        ({"0": [999]}, r"index 999 for '0', which has 8 units"),
+        ({"0": [-1]}, r"index -1 for '0', which has 8 units"),
+        ({"0": [1, 1]}, r"an index twice for '0'"),
+        ({"0": [0.5]}, r"array\(\[0.5\]\) for '0', not a sequence of integer indices"),
+        ({"2": list(range(6))}, r"all 6 units of '2'"),
+    ],
+    ids=["none", "unknown-group", "too-large", "negative", "twice", "float", "every-unit"],
+)
+def test_a_selection_that_breaks_the_contract_is_named(returned, problem):
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3))
+    x = torch.randn(10, 4)
+    pruner = DropNetPruner(net, x[:2])
+    scores = pruner.score(lambda: [x])
+
+    def selection(scores, n_drop, rng, **context):
+        return returned
+
+    with pytest.raises(ValueError, match=rf"scope=<function .*selection.*> returned {problem}; a selection returns"):
+        pruner.choose(scores, 2, selection)
+
+
 @pytest.mark.parametrize("norm", [nn.LayerNorm(8), nn.GroupNorm(2, 8)], ids=["LayerNorm", "GroupNorm"])
 def test_a_norm_over_channels_before_the_activation_is_named_as_the_reason(norm):
     net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), norm, nn.ReLU(), nn.Linear(8, 3))

@@ -189,6 +189,38 @@ def _one_step(scores, channel_groups, floors, rng):
     return drop
 
 
+def _checked(drop, scores, scope):
+    """The selection's ``drop`` as integer arrays, or a ValueError naming what is wrong with it."""
+    contract = (
+        "a selection returns {group name: indices of the units to drop}, each index in "
+        "[0, the group's units) at most once, and leaves every group at least one unit"
+    )
+
+    def refuse(problem):
+        return ValueError(f"scope={scope!r} returned {problem}; {contract}.")
+
+    if not isinstance(drop, dict):
+        raise refuse(f"a {type(drop).__name__}, not a dict")
+    unknown = sorted(map(repr, set(drop) - set(scores)))
+    if unknown:
+        raise refuse(f"groups that do not exist ({', '.join(unknown)}; the groups are {sorted(scores)})")
+    checked = {}
+    for name, units in drop.items():
+        units = np.asarray(units)
+        size = len(scores[name])
+        if units.ndim != 1 or (units.size and not np.issubdtype(units.dtype, np.integer)):
+            raise refuse(f"{units!r} for {name!r}, not a sequence of integer indices")
+        units = units.astype(int)
+        if units.size and (units.min() < 0 or units.max() >= size):
+            raise refuse(f"index {units[(units < 0) | (units >= size)][0]} for {name!r}, which has {size} units")
+        if len(np.unique(units)) != len(units):
+            raise refuse(f"an index twice for {name!r}")
+        if len(units) >= size:
+            raise refuse(f"all {size} units of {name!r}")
+        checked[name] = units
+    return checked
+
+
 def choose_units_to_drop(scores, n_drop, scope, rng, channel_groups=None, floors=None, **context):
     """Pick ``n_drop`` units to remove.
 
@@ -233,7 +265,7 @@ def choose_units_to_drop(scores, n_drop, scope, rng, channel_groups=None, floors
         raise ValueError(f"scope must be one of {sorted(UNIT_SELECTIONS)} or a callable, got {scope!r}.")
     channel_groups = {name: labels for name, labels in (channel_groups or {}).items() if labels is not None}
     floors = {name: floor for name, floor in (floors or {}).items() if name in channel_groups}
-    drop = select(scores, n_drop, rng, channel_groups=channel_groups, floors=floors, **context)
+    drop = _checked(select(scores, n_drop, rng, channel_groups=channel_groups, floors=floors, **context), scores, scope)
     if not channel_groups:
         return drop
     drop = balance_channel_groups(drop, scores, channel_groups, rng, floors)
