@@ -28,6 +28,7 @@ from ._export import NetworkExportMixin
 from ._inputs import inference_data, labelled_for_prune, training_data
 from ._net import make_net
 from ._routing import RoutedParamsMixin
+from ._user_warnings import warn
 from ._validation import DROPNET_CONSTRAINTS, check_dropnet_params
 from .pruning._engine import DropNetPruner
 
@@ -55,6 +56,24 @@ def _next_prune_ratio(estimator, prune_ratio):
             f"only {left} are left: pruning cannot restore units. Refit with that prune_ratio."
         )
     return prune_ratio
+
+
+def _stopped_by_round_to(drop, pruner, prune_ratio, round_to):
+    """Whether the round's choice is empty: the multiples of ``round_to`` leave
+    nothing more to remove. Warns when that stops well short of ``prune_ratio``
+    (more than half a multiple)."""
+    if any(len(units) for units in drop.values()):
+        return False
+    if pruner.n_units - pruner.target_units(prune_ratio) > round_to / 2:
+        removed = 1 - pruner.n_units / pruner.history[0]["units"]
+        warn(
+            f"Pruning stopped at {removed:.0%} of the units removed, short of prune_ratio="
+            f"{prune_ratio}: round_to={round_to} keeps every layer's units a multiple of "
+            f"{round_to}, and no fewer than {round_to} (a narrower layer keeps all of its), so no "
+            f"more can go. Units per layer: {pruner.units_per_layer}. Lower round_to.",
+            UserWarning,
+        )
+    return True
 
 
 def _record(pruner, accuracy, training, start):
@@ -427,7 +446,7 @@ class DropNetClassifier(NetworkExportMixin, RoutedParamsMixin, ClassifierMixin, 
                 drop = pruner.choose(
                     scores, n_drop, self.scope, rng, lambda: train.labelled_batches(device), self.round_to
                 )
-                if not any(len(units) for units in drop.values()):
+                if _stopped_by_round_to(drop, pruner, prune_ratio, self.round_to):
                     break  # the multiples of round_to leave nothing more to remove
                 self.net_.set_module(pruner.remove(drop, restart=self.reinit))
                 training = self.net_.train_round(train, teacher)

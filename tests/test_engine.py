@@ -303,9 +303,21 @@ def test_round_to_meets_the_rounds_share_as_closely_as_the_multiples_allow(digit
     assert [len(units) for units in drop.values()] == [0, 0]  # 3 is nearer to 0 than to 8
     X, y = digits
     for prune_ratio, kept in ((0.25, 24), (0.5, 16)):
-        clf = DropNetClassifier(module__hidden_layer_sizes=(16, 16), round_to=8, prune_ratio=prune_ratio,
-                                max_epochs=1, random_state=0).fit(X[:200], y[:200])  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message="Pruning stopped")
+            clf = DropNetClassifier(module__hidden_layer_sizes=(16, 16), round_to=8, prune_ratio=prune_ratio,
+                                    max_epochs=1, random_state=0).fit(X[:200], y[:200])  # fmt: skip
         assert clf.pruning_history_[-1]["units"] == kept, clf.pruning_history_
+
+
+def test_a_round_to_that_leaves_nothing_to_remove_is_warned(digits):
+    X, y = digits
+    clf = DropNetClassifier(module__hidden_layer_sizes=(16, 8), round_to=32, prune_ratio=0.8, max_epochs=1,
+                            random_state=0)  # fmt: skip
+    with pytest.warns(UserWarning, match=r"Pruning stopped at 0% of the units removed, short of prune_ratio=0.8: "
+                      r"round_to=32 keeps .* Units per layer: \{'layers.1': 16, 'layers.4': 8\}. Lower round_to."):  # fmt: skip
+        clf.fit(X[:200], y[:200])
+    assert [record["units"] for record in clf.pruning_history_] == [24]
 
 
 def test_the_estimator_class_is_a_thin_layer():
