@@ -159,6 +159,7 @@ def make_net(module, params, n_classes, valid):
     stopping = EarlyStopping(load_best=True, **_early_stopping(params, valid))
     callbacks = [*(_copy_if_possible(callback) for callback in given), (EARLY_STOPPING, stopping)]
     net = DropNetNet(module=module, callbacks=callbacks, **_net_params(params, n_classes, valid)).initialize()
+    net.check_callback_params()
     # The user's callbacks as given (the net runs copies), to tell in update() whether they changed.
     net.given_callbacks = given
     return net
@@ -292,6 +293,20 @@ class DropNetNet(NeuralNetClassifier):
         self._check_divergence(data.example(self.device))
         return len(self.history), time.perf_counter() - start
 
+    def check_callback_params(self):
+        """Refuse a ``callbacks__NAME__*`` parameter for a callback that does not
+        exist (skorch ignores it when the net is built, so a misspelt name
+        would leave the callback as it was)."""
+        names = dict(self.callbacks_)
+        for key in vars(self):
+            name = key.split("__")[1] if key.startswith("callbacks__") else None
+            if name is not None and name not in names:
+                raise ValueError(
+                    f"callbacks__{name}__* sets a parameter of a callback named {name!r}, but "
+                    f"there is none: the callbacks are {sorted(names)} (a callback given as "
+                    "callbacks=[(name, callback)] takes that name)."
+                )
+
     def _release_training_state(self):
         """Free what only training needed: the optimizer's moments, the
         gradients and early stopping's copy of the best weights (3 to 4
@@ -358,6 +373,7 @@ class DropNetNet(NeuralNetClassifier):
             setattr(self, key, value)
         if "callbacks" in changed or any(key.startswith("callbacks__") for key in changed):
             self.initialize_callbacks()
+            self.check_callback_params()
         if "device" in changed:
             self.set_module(self.module_.to(self.device))
         if "criterion" in changed or "device" in changed or any(key.startswith("criterion__") for key in changed):

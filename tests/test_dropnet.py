@@ -836,6 +836,9 @@ def test_probabilities_follow_the_module_whatever_the_criterion(
 class _BatchSizes(Callback):
     """Records the size of every training batch."""
 
+    def __init__(self, marker=None):
+        self.marker = marker
+
     def initialize(self):
         self.sizes = []
         return self
@@ -987,6 +990,19 @@ def test_callbacks_as_instances_classes_and_named_pairs(digits):
     named = dict(clf.net_.callbacks_)
     assert named["_BatchSizes"].sizes == named["sizes"].sizes == [32, 32, 26]  # 10 of the 100 held out
     assert 0 <= clf.net_.history[-1, "train_acc"] <= 1
+
+
+def test_a_callback_parameter_reaches_its_callback_and_a_misspelt_name_is_refused(digits):
+    X, y = digits
+    sizes = ("sizes", _BatchSizes())
+    clf = small(prune_ratio=0, max_epochs=1, callbacks=[sizes], callbacks__sizes__marker=7).fit(X[:40], y[:40])
+    assert dict(clf.net_.callbacks_)["sizes"].marker == 7
+    with pytest.raises(ValueError, match=r"callbacks__size__\* sets a parameter of a callback named 'size', but "
+                       r"there is none: the callbacks are \[.*'sizes'.*\]"):  # fmt: skip
+        clf.set_params(callbacks__size__marker=8).fit(X[:40], y[:40])
+    clf = small(prune_ratio=0, max_epochs=1, callbacks=[sizes]).fit(X[:40], y[:40])
+    with pytest.raises(ValueError, match=r"callback named 'size', but there is none"):
+        clf.set_params(callbacks__size__marker=8).prune(X[:40], y[:40], prune_ratio=0.2)
 
 
 def test_rows_sorted_by_class_train_as_well_as_shuffled_rows_without_a_validation_split():
