@@ -332,11 +332,11 @@ class DropNetClassifier(NetworkExportMixin, RoutedParamsMixin, ClassifierMixin, 
         self : DropNetClassifier
             The fitted estimator.
         """
-        # Fitted once the dense round is recorded: a fit that fails before
+        self._validate_params()  # invalid parameters leave a fitted estimator as it was
+        check_dropnet_params(self)
+        # Fitted once the dense round is recorded: a fit that fails later
         # (training diverged, say) leaves no network to predict with.
         self.__dict__.pop("pruning_history_", None)
-        self._validate_params()
-        check_dropnet_params(self)
         data = training_data(self, X, y)
         self._seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         with seeded_generators(self._seed, self.device):

@@ -992,6 +992,16 @@ def test_callbacks_as_instances_classes_and_named_pairs(digits):
     assert 0 <= clf.net_.history[-1, "train_acc"] <= 1
 
 
+@pytest.mark.parametrize("params", [{"prune_ratio": "high"}, {"callbacks": [object()]}], ids=["constraint", "callbacks"])
+def test_a_refit_with_invalid_parameters_leaves_the_fitted_estimator_as_it_was(digits, params):
+    X, y = digits
+    clf = small(prune_ratio=0.2, max_epochs=1).fit(X[:60], y[:60])
+    before = clf.predict_proba(X[:10])
+    with pytest.raises((ValueError, TypeError)):
+        clf.set_params(**params).fit(X[:60], y[:60])
+    np.testing.assert_array_equal(clf.predict_proba(X[:10]), before)
+
+
 def test_a_callback_parameter_reaches_its_callback_and_a_misspelt_name_is_refused(digits):
     X, y = digits
     sizes = ("sizes", _BatchSizes())
