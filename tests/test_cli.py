@@ -1025,3 +1025,84 @@ def test_options_follow_the_estimators_constraints_and_defaults():
         assert build_parser().parse_args(["prune", "--unit-score", "cli_test_score"]).unit_score == "cli_test_score"
     finally:
         del UNIT_SCORES["cli_test_score"]
+
+
+# --- a model trained on named columns; files and arguments that do not fit ----------
+
+
+@pytest.fixture(scope="module")
+def named_model(tmp_path_factory):
+    """A model ``prune`` trained on a .csv file with the header a,b,y; its path."""
+    folder = tmp_path_factory.mktemp("named_model")
+    (folder / "train.csv").write_text("a,b,y\n" + "\n".join(small_table()) + "\n")
+    argv = ["prune", "--data", str(folder / "train.csv"), "--prune-ratio", "0",
+            "--output-dir", str(folder), *TINY]  # fmt: skip
+    assert main(argv) == 0
+    assert list(joblib.load(folder / "model.joblib").feature_names_in_) == ["a", "b"]
+    return folder / "model.joblib"
+
+
+@pytest.mark.parametrize("header", ["a,b", "a,b,y"])
+def test_predict_target_that_is_a_feature_column(capsys, tmp_path, named_model, header):
+    """--target a would be a feature and the label at once (features only: a
+    meaningless accuracy), or leave the real label column unexplained."""
+    width = header.count(",") + 1
+    rows = [",".join(row.split(",")[:width]) for row in small_table()]
+    path = tmp_path / "new.csv"
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+    assert error_of(capsys, ["predict", str(named_model), str(path), "--target", "a"]) == (
+        "sklearn-dropnet predict: error: --target 'a' is one of the model's feature columns, "
+        f"not a label; name the label column of {path} with --target, or leave --target out"
+    )
+    if width == 3:  # the label column named: predicted, with the accuracy
+        assert main(["predict", str(named_model), str(path), "--target", "y"]) == 0
+        assert capsys.readouterr().err.startswith(f"accuracy on the labels in {path}: ")
+
+
+@pytest.mark.parametrize(
+    "header, repeated",
+    [("a,b,a", "'a' (columns 1 and 3)"),  # the label column named like a feature
+     ("a,b,b", "'b' (columns 2 and 3)"),
+     ("b,a,b,a,b,y", "'b' (columns 1, 3 and 5), 'a' (columns 2 and 4)")],
+)  # fmt: skip
+@pytest.mark.parametrize("command", ["prune", "ensemble", "predict"])
+def test_a_header_that_repeats_a_column_name(
+    capsys, tmp_path, named_model, command, header, repeated
+):
+    width = header.count(",") + 1
+    rows = [f"0.{i % 7},{','.join(['0.5'] * (width - 2))},{i % 2}" for i in range(30)]
+    path = tmp_path / "dup.csv"
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+    if command == "predict":
+        argv = ["predict", str(named_model), str(path)]
+    else:
+        sizes = ["-M", "2", "-S", "2"] if command == "ensemble" else []
+        argv = [command, "--data", str(path), "--output-dir", str(tmp_path), *sizes, *TINY]
+    message = (
+        f"sklearn-dropnet {command}: error: {path}: the header repeats column names: "
+        f"{repeated}; give each column a name of its own"
+    )
+    assert error_of(capsys, argv) == message
+    if command == "prune":  # --target does not pick one of the columns of that name
+        name = header.split(",")[0]
+        assert error_of(capsys, [*argv, "--target", name]) == message
+
+
+def test_model_argument_that_is_not_a_joblib_file(capsys, tmp_path, named_model):
+    """A data file, or any other file, as MODEL (predict's arguments swapped)."""
+    data = tmp_path / "data.csv"
+    data.write_text("a,b,y\n" + "\n".join(small_table()) + "\n")
+    np.savez(tmp_path / "data.npz", X=np.zeros((4, 2)), y=np.arange(4) % 2)
+    (tmp_path / "notes.txt").write_text("hello\n")
+    saved = ": MODEL is a file saved by 'prune' or 'ensemble' (joblib)"
+    swapped = "; the order of the arguments is MODEL then DATA"
+    for argv, model, end in [
+        (["predict", str(data), str(named_model)], data, saved + swapped),
+        (["predict", str(tmp_path / "data.npz"), str(data)], tmp_path / "data.npz", saved + swapped),
+        (["predict", str(tmp_path / "notes.txt"), str(named_model)], tmp_path / "notes.txt", saved + swapped),
+        (["predict", str(tmp_path / "notes.txt"), str(data)], tmp_path / "notes.txt", saved),
+        (["export", str(data), "-o", str(tmp_path / "m.onnx")], data, saved),
+    ]:  # fmt: skip
+        err = error_of(capsys, argv)
+        assert err.startswith(f"sklearn-dropnet {argv[0]}: error: cannot load a model from {model} ("), err
+        assert err.endswith(end), err

@@ -217,3 +217,19 @@ def test_large_integers_round_as_the_careful_reader_rounds_them(tmp_path):
     assert_same_table(fast, careful)
     assert fast[0][0, 0] == np.float32(float(n)) == 2.0**60
     assert np.array(n, dtype=np.int64).astype(np.float32) == 2.0**60 + 2.0**37
+
+
+@pytest.mark.parametrize("cell", ["0.5", "x"])  # a clean file, and one with a bad cell after it
+def test_a_repeated_column_name_is_an_error_on_both_paths(tmp_path, cell):
+    path = tmp_path / "dup.csv"
+    path.write_text(f"a,b,a\n0.1,0.2,0\n0.3,{cell},1\n")
+    fast, careful = both_paths(path)
+    assert fast is None
+    message = (
+        f"{path}: the header repeats column names: 'a' (columns 1 and 3); give each column a "
+        "name of its own"
+    )
+    assert str(careful) == message
+    with pytest.raises(UsageError, match="repeats column names") as info:
+        read_csv(path)
+    assert str(info.value) == message

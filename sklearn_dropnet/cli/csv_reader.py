@@ -174,10 +174,25 @@ def _rows(file):
         start = reader.line_num + 1
 
 
+def _repeated_names(header):
+    """The names ``header`` gives more than one column, each with the
+    columns (numbered from 1) that bear it, for a message; '' when none."""
+    columns = {}
+    for column, name in enumerate(header, start=1):
+        columns.setdefault(name, []).append(column)
+    repeated = [
+        f"{name!r} (columns {', '.join(map(str, numbers[:-1]))} and {numbers[-1]})"
+        for name, numbers in columns.items()
+        if len(numbers) > 1
+    ]
+    more = f" and {len(repeated) - 3} more" if len(repeated) > 3 else ""
+    return ", ".join(repeated[:3]) + more
+
+
 def _check_columns(rows, lines, header, path):
     """Check that the data ``rows`` have as many columns as the first and
     the ``header`` (None without one), that the last column is not empty on
-    every row (trailing commas) and that every column has a name."""
+    every row (trailing commas) and that every column has a name of its own."""
     width = len(rows[0])
     for row, line in zip(rows, lines):
         if len(row) != width:
@@ -194,6 +209,12 @@ def _check_columns(rows, lines, header, path):
                 f"{path}: column {column + 1} has no name in the header row (a row index, as "
                 "pandas' df.to_csv() writes? write the file with df.to_csv(index=False))"
             )
+    repeated = _repeated_names(header or [])
+    if repeated:
+        raise UsageError(
+            f"{path}: the header repeats column names: {repeated}; give each column a name "
+            "of its own"
+        )
 
 
 def _target_column(header, path, target):
@@ -226,7 +247,13 @@ def _label_column(header, width, path, target, n_features):
 def _named_columns(header, feature_names, path, target):
     """``(feature columns, label column or None)`` of a file to predict on,
     matched by name to the model's ``feature_names`` (in the model's order).
-    The label is the ``target`` column, else the one column left over."""
+    The label is the ``target`` column, else the one column left over; a
+    ``target`` among the ``feature_names`` is an error."""
+    if target in feature_names:
+        raise UsageError(
+            f"--target {target!r} is one of the model's feature columns, not a label; name "
+            f"the label column of {path} with --target, or leave --target out"
+        )
     missing = [name for name in feature_names if name not in header]
     if missing:
         raise UsageError(
@@ -260,12 +287,10 @@ def _columns(header, width, path, target, n_features, feature_names):
 
 
 def _feature_names(header, feature_columns):
-    """The names of the feature columns; None without a header, or when a
-    name repeats (repeated names cannot be matched by name)."""
+    """The names of the feature columns; None without a header."""
     if header is None:
         return None
-    names = [header[column] for column in feature_columns]
-    return names if len(set(names)) == len(names) else None
+    return [header[column] for column in feature_columns]
 
 
 # ---------------------------------------------------------------------------
@@ -384,7 +409,9 @@ def _read_with_pandas(path, target, n_features, feature_names):
     if not data:
         return None
     width = len(data[0])
-    if header is not None and (len(header) != width or not all(header)):
+    if header is not None and (
+        len(header) != width or not all(header) or len(set(header)) != len(header)
+    ):
         return None
     feature_columns, label_column = _columns(header, width, path, target, n_features, feature_names)
     with _reading(path) as file, warnings.catch_warnings():
@@ -427,14 +454,15 @@ def _read_with_pandas(path, target, n_features, feature_names):
 def read_csv(path, target=None, n_features=None, feature_names=None):
     """``X, y, names`` from a CSV file; ``y`` is None when there is no label
     column, ``names`` (of the feature columns, in order) without a header
-    row or when a name repeats.
+    row.
 
-    The first row may be a header (see :func:`_is_header`); a UTF-8 byte
-    order mark is skipped; blank lines are skipped, and errors name the
-    file's own line numbers. The label is the ``target`` column (needs a
-    header), else the last column; with ``n_features`` given (prediction),
-    a file of exactly ``n_features`` columns has no label column. Features
-    must be finite numbers. A file that does not read as comma-separated and
+    The first row may be a header (see :func:`_is_header`), which must give
+    every column a name of its own; a UTF-8 byte order mark is skipped;
+    blank lines are skipped, and errors name the file's own line numbers.
+    The label is the ``target`` column (needs a header), else the last
+    column; with ``n_features`` given (prediction), a file of exactly
+    ``n_features`` columns has no label column. Features must be finite
+    numbers. A file that does not read as comma-separated and
     has ';' or a tab on every row is reported as separated by those. With
     ``feature_names`` (a model's ``feature_names_in_``), a file with a
     header has its columns matched by name (see :func:`_named_columns`).

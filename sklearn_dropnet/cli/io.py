@@ -150,16 +150,27 @@ def _is_classifier(model):
         return hasattr(model, "classes_")
 
 
-def load_model(path):
-    """The classifier saved with joblib at ``path``."""
+def load_model(path, data=None):
+    """The classifier saved with joblib at ``path``.
+
+    ``data``, the command's DATA argument (``predict``'s), makes the error
+    for a MODEL that does not load say that MODEL comes first when the two
+    look swapped: MODEL a data file (``.csv``, ``.npz``), or DATA a
+    ``.joblib`` one.
+    """
     import joblib
 
     path = existing_file(path, "model file")
     try:
         model = joblib.load(path)
     except Exception as error:  # unpickling can fail in many ways
+        swapped = data is not None and (
+            path.suffix.lower() in DATA_EXTENSIONS or Path(data).suffix.lower() == ".joblib"
+        )
         raise UsageError(
-            f"cannot load a model from {path}: {type(error).__name__}: {error}"
+            f"cannot load a model from {path} ({type(error).__name__}: {error}): MODEL is a file "
+            "saved by 'prune' or 'ensemble' (joblib)"
+            + ("; the order of the arguments is MODEL then DATA" if swapped else "")
         ) from None
     if not hasattr(model, "predict"):
         raise UsageError(

@@ -136,7 +136,7 @@ def _write_predictions(file, result, classes, proba, header):
 
 def _run(args):
     output = None if args.output is None else _prediction_output(args.output)
-    model = load_model(args.model)
+    model = load_model(args.model, data=args.data)
     X, y = _prediction_data(args, model)
     if args.proba and not hasattr(model, "predict_proba"):
         raise UsageError(f"{type(model).__name__} has no predict_proba; drop --proba")
