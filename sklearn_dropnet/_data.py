@@ -32,14 +32,40 @@ def dataset_labels(dataset):
     labels = []
     for index in range(len(dataset)):
         item = dataset[index]
-        if not isinstance(item, (tuple, list)) or len(item) < 2:
-            raise ValueError(
-                "A Dataset passed as X must yield (x, label) pairs; "
-                f"item {index} is a {type(item).__name__}."
-            )
+        check_dataset_item(item, index)
         label = item[1]
         labels.append(label.item() if isinstance(label, torch.Tensor) else label)
     return np.asarray(labels)
+
+
+def check_dataset_item(item, index, predicting=False):
+    """Raise a ValueError unless ``item`` is an ``(x, label)`` pair or, to
+    predict on, an ``(x,)`` tuple (``TensorDataset(X)``).
+
+    A tuple or list passes when it is long enough: its first element is
+    ``x``, its second the label. Anything else is named in the message, with
+    the fix.
+
+    Parameters
+    ----------
+    item : object
+        Item ``index`` of a ``Dataset`` passed as ``X``.
+    index : int
+        Its index, for the message.
+    predicting : bool, default=False
+        The Dataset is to predict on: the label may be left out.
+    """
+    if isinstance(item, (tuple, list)) and len(item) >= (1 if predicting else 2):
+        return
+    if isinstance(item, (tuple, list)):
+        found = f"a {type(item).__name__} of {len(item)} element{'' if len(item) == 1 else 's'}"
+    else:
+        found = f"a {type(item).__name__}, not a tuple"
+    if predicting:
+        expected, fix = "(x, label) pairs or (x,) tuples", "Pass TensorDataset(X), or X itself."
+    else:
+        expected, fix = "(x, label) pairs", "Pass the inputs with their labels, e.g. TensorDataset(X, y), and y=None."
+    raise ValueError(f"A Dataset passed as X must yield {expected}; item {index} is {found}. {fix}")
 
 
 class EncodedDataset(Dataset):
@@ -66,7 +92,7 @@ class EncodedDataset(Dataset):
 
 
 def float_inputs(dataset):
-    """``dataset``'s ``(x, label)`` pairs with float32 ``x`` and a placeholder label, to predict on."""
+    """``dataset``'s ``(x, label)`` pairs or ``(x,)`` tuples with float32 ``x`` and a placeholder label, to predict on."""
     return EncodedDataset(dataset, np.zeros(len(dataset), dtype=np.int64))
 
 

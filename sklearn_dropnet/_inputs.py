@@ -21,7 +21,13 @@ from sklearn.utils.validation import (
 )
 from torch.utils.data import Dataset as TorchDataset
 
-from ._data import EncodedDataset, LabelledData, dataset_labels, float_inputs
+from ._data import (
+    EncodedDataset,
+    LabelledData,
+    check_dataset_item,
+    dataset_labels,
+    float_inputs,
+)
 
 __all__ = ["labelled_for_prune", "training_data", "inference_data"]
 
@@ -95,12 +101,10 @@ def inference_data(estimator, X):
 
 
 def _inference_dataset(estimator, dataset):
-    """A Dataset of ``(x, label)`` pairs, its first ``x`` checked, yielding float32 inputs."""
+    """A Dataset of ``(x, label)`` pairs or ``(x,)`` tuples, its first ``x`` checked, yielding float32 inputs."""
     if len(dataset) < 1:
         raise ValueError("The Dataset passed as X is empty.")
-    item = dataset[0]
-    if not isinstance(item, (tuple, list)) or len(item) < 2:
-        raise ValueError(f"A Dataset passed as X must yield (x, label) pairs; item 0 is a {type(item).__name__}.")
+    check_dataset_item(dataset[0], 0, predicting=True)
     inputs = float_inputs(dataset)
     _check_sample_shape(estimator, tuple(inputs[0][0].shape))
     return inputs

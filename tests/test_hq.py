@@ -494,6 +494,7 @@ def test_error_mismatched_classes():
             TypeError,
             r"list of \(name, estimator\)",
         ),
+        ({"estimator": None, "estimators": []}, ValueError, r"An ensemble needs at least 2 members, got 0\.$"),
         (
             {"estimator": None, "estimators": [("a", GaussianNB()), ("a", GaussianNB())]},
             ValueError,
@@ -522,6 +523,16 @@ def test_invalid_parameters(params, error, message):
     hq = HQEnsembleClassifier(GaussianNB(), n_estimators=3, n_select=2).set_params(**params)
     with pytest.raises(error, match=message):
         hq.fit(*iris())
+
+
+@pytest.mark.parametrize("params", [{}, {"cv": 3}], ids=["held-out", "cv"])
+def test_empty_data_is_refused_as_scikit_learn_refuses_it(params):
+    # not with the held-out split's error about test_size and train_size
+    X, y = iris()
+    hq = HQEnsembleClassifier(GaussianNB(), n_estimators=3, n_select=2, **params)
+    message = r"Found array with 0 sample\(s\) \(shape=\(0, 4\)\) while a minimum of 1 is required by HQEnsembleClassifier\."
+    with pytest.raises(ValueError, match=message):
+        hq.fit(X[:0], y[:0])
 
 
 def test_a_class_with_one_row_is_named_before_the_held_out_split():

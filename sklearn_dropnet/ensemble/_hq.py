@@ -31,6 +31,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import _BaseComposition, available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
+    _num_samples,
     check_consistent_length,
     check_is_fitted,
     column_or_1d,
@@ -464,6 +465,13 @@ class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
         X, y = validate_data(self, X, y, skip_check_array=True)
         y = column_or_1d(y, warn=True)
         check_consistent_length(X, y)
+        if _num_samples(X) < 1:
+            # check_array's message: without it the held-out split or the
+            # folds would fail on empty data, naming their own parameters.
+            raise ValueError(
+                f"Found array with 0 sample(s) (shape={np.shape(X)}) while a minimum of 1 "
+                f"is required by {type(self).__name__}."
+            )
         check_classification_targets(y)
         return X, y
 
@@ -585,6 +593,8 @@ class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
         return names, members
 
     def _named_members(self):
+        if len(self.estimators) == 0:
+            return [], []  # _make_members says that an ensemble needs 2
         try:
             names, members = zip(*self.estimators)
         except (TypeError, ValueError):
