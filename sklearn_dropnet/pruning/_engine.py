@@ -436,8 +436,9 @@ class DropNetPruner:
         rng = np.random.default_rng(rng)
         channel_groups = {group.name: group.channel_groups for group in self.units}
         floors = {group.name: group.channel_group_floor for group in self.units}
+        sizes = {group.name: group.size for group in self.units}
         drop = choose_units_to_drop(
-            scores, n_drop, scope, rng, channel_groups, floors, pruner=self, labelled_batches=labelled_batches
+            scores, n_drop, scope, rng, channel_groups, floors, sizes, pruner=self, labelled_batches=labelled_batches
         )
         if round_to > 1:  # a grouped convolution's units stay balanced over its channel groups instead
             plain = [group for group in self.units if group.n_channel_groups == 1]

@@ -189,7 +189,7 @@ def _one_step(scores, channel_groups, floors, rng):
     return drop
 
 
-def _checked(drop, scores, scope):
+def _checked(drop, sizes, scope):
     """The selection's ``drop`` as integer arrays, or a ValueError naming what is wrong with it."""
     contract = (
         "a selection returns {group name: indices of the units to drop}, each index in "
@@ -201,13 +201,13 @@ def _checked(drop, scores, scope):
 
     if not isinstance(drop, dict):
         raise refuse(f"a {type(drop).__name__}, not a dict")
-    unknown = sorted(map(repr, set(drop) - set(scores)))
+    unknown = sorted(map(repr, set(drop) - set(sizes)))
     if unknown:
-        raise refuse(f"groups that do not exist ({', '.join(unknown)}; the groups are {sorted(scores)})")
+        raise refuse(f"groups that do not exist ({', '.join(unknown)}; the groups are {sorted(sizes)})")
     checked = {}
     for name, units in drop.items():
         units = np.asarray(units)
-        size = len(scores[name])
+        size = sizes[name]
         if units.ndim != 1 or (units.size and not np.issubdtype(units.dtype, np.integer)):
             raise refuse(f"{units!r} for {name!r}, not a sequence of integer indices")
         units = units.astype(int)
@@ -221,7 +221,7 @@ def _checked(drop, scores, scope):
     return checked
 
 
-def choose_units_to_drop(scores, n_drop, scope, rng, channel_groups=None, floors=None, **context):
+def choose_units_to_drop(scores, n_drop, scope, rng, channel_groups=None, floors=None, sizes=None, **context):
     """Pick ``n_drop`` units to remove.
 
     Parameters
@@ -243,6 +243,10 @@ def choose_units_to_drop(scores, n_drop, scope, rng, channel_groups=None, floors
         groups equal is made instead: a round always removes something.
     floors : dict of str -> int, default=None
         The fewest units each channel group keeps (1 where not given).
+    sizes : dict of str -> int, default=None
+        The units of every group, to check the selection's choice against
+        (by default the lengths of ``scores``; a selection that needs no
+        scores, such as the oracle, may get none).
     **context
         Passed on to the selection (see the module docstring).
 
@@ -265,7 +269,8 @@ def choose_units_to_drop(scores, n_drop, scope, rng, channel_groups=None, floors
         raise ValueError(f"scope must be one of {sorted(UNIT_SELECTIONS)} or a callable, got {scope!r}.")
     channel_groups = {name: labels for name, labels in (channel_groups or {}).items() if labels is not None}
     floors = {name: floor for name, floor in (floors or {}).items() if name in channel_groups}
-    drop = _checked(select(scores, n_drop, rng, channel_groups=channel_groups, floors=floors, **context), scores, scope)
+    drop = select(scores, n_drop, rng, channel_groups=channel_groups, floors=floors, **context)
+    drop = _checked(drop, {name: len(values) for name, values in scores.items()} if sizes is None else sizes, scope)
     if not channel_groups:
         return drop
     drop = balance_channel_groups(drop, scores, channel_groups, rng, floors)
