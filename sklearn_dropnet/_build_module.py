@@ -3,6 +3,7 @@
 import contextlib
 import copy
 import inspect
+import io
 import pickle
 
 import torch
@@ -73,6 +74,28 @@ def check_picklable(module):
             "module, with def or class (not a lambda, nor a function defined inside another), or "
             "pass functools.partial(builder, ...) of such a one."
         ) from exc
+
+
+class _TensorsLeftOut(pickle.Pickler):
+    """Pickles what a network holds but its tensors: whether it can be pickled, cheaply."""
+
+    def persistent_id(self, obj):
+        return id(obj) if isinstance(obj, torch.Tensor) else None
+
+
+def warn_if_unpicklable(network):
+    """Warn, naming the fix, when the new ``network`` cannot be pickled (a lambda
+    stored as an attribute, say): the fitted estimator could not be saved."""
+    try:
+        _TensorsLeftOut(io.BytesIO()).dump(network)
+    except Exception as exc:  # PicklingError, AttributeError, TypeError: whatever pickle raises
+        warn(
+            f"The network cannot be pickled ({type(exc).__name__}: {exc}), so neither can the "
+            "fitted estimator (joblib.dump, pickle, an ensemble fitted in parallel). Keep "
+            "functions in the network as methods or modules (nn.ReLU), not as lambdas or local "
+            "functions stored as attributes.",
+            UserWarning,
+        )
 
 
 def _call(builder, kwargs, maybe):
@@ -165,6 +188,7 @@ def build_module(module, kwargs, input_shape, n_classes):
             f"The module's parameters are {', '.join(wrong)}, but DropNetClassifier gives "
             "the network float32 inputs: pass module.float()."
         )
+    warn_if_unpicklable(network)
     return network
 
 

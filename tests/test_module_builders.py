@@ -109,6 +109,27 @@ def test_the_default_module_takes_the_data_parameters_the_user_sets(data, module
         fit(module, data, module__n_classes=5)
 
 
+class LambdaNet(Net):
+    """A function stored as an attribute: the network cannot be pickled."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.last = lambda x: x
+
+    def forward(self, x):
+        return self.last(super().forward(x))
+
+
+def test_a_network_that_cannot_be_pickled_is_warned_at_fit(data):
+    with pytest.warns(UserWarning, match=r"The network cannot be pickled \(AttributeError: .*lambda.*\), so neither can "
+                      r"the fitted estimator .* not as lambdas or local functions stored as attributes") as caught:  # fmt: skip
+        fit(LambdaNet, data)
+    assert caught[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="The network cannot be pickled")
+        fit(Net, data)
+
+
 def test_a_builder_that_cannot_be_pickled_is_named_at_fit(data):
     def local_builder(**kwargs):
         return Net(**kwargs)
