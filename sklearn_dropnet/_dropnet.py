@@ -509,7 +509,7 @@ class DropNetClassifier(NetworkExportMixin, RoutedParamsMixin, ClassifierMixin, 
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, ...)
+        X : array-like of shape (n_samples, ...), or a torch Dataset of (x,) or (x, label) items
 
         Returns
         -------
@@ -525,7 +525,7 @@ class DropNetClassifier(NetworkExportMixin, RoutedParamsMixin, ClassifierMixin, 
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, ...)
+        X : array-like of shape (n_samples, ...), or a torch Dataset of (x,) or (x, label) items
 
         Returns
         -------
