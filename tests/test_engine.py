@@ -208,7 +208,7 @@ def test_a_selection_that_breaks_the_contract_is_named(returned, problem):
     def selection(scores, n_drop, rng, **context):
         return returned
 
-    with pytest.raises(ValueError, match=rf"scope=<function .*selection.*> returned {problem}; a selection returns"):
+    with pytest.raises(ValueError, match=rf"scope=<function .*selection.*> returned {problem}; units to remove are"):
         pruner.choose(scores, 2, selection)
 
 
@@ -269,6 +269,80 @@ def test_the_layers_after_a_recurrent_layer_are_pruned_without_torch_prunings_wa
 def test_a_bidirectional_lstm_is_named_as_what_torch_pruning_cannot_trace():
     with pytest.raises(PruningError, match=r"'rnn' is a bidirectional nn.LSTM, and Torch-Pruning cannot follow"):
         DropNetPruner(recurrent_net(nn.LSTM, True), torch.randn(2, 5, 8))
+
+
+def bn_mlp():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(6, 12), nn.BatchNorm1d(12), nn.ReLU(), nn.Linear(12, 10), nn.ReLU(), nn.Linear(10, 3))
+
+
+def test_the_engine_leaves_every_module_in_the_mode_it_was_in():
+    net, x = bn_mlp().train(), torch.randn(16, 6)
+    net[1].eval()  # a BatchNorm the user keeps frozen
+    pruner = DropNetPruner(net, x[:2])  # Torch-Pruning's tracer switches to eval mode
+    assert [m.training for m in net.modules()] == [True, True, False, True, True, True, True]
+    net = pruner.remove(pruner.choose(pruner.score(lambda: [x]), 4))
+    assert net.training and not net[1].training
+    restored = pruner.restore(pruner.checkpoint())
+    assert restored.training and not restored[1].training
+
+
+def test_a_checkpoint_can_be_restored_more_than_once():
+    net, x = bn_mlp(), torch.randn(16, 6)
+    pruner = DropNetPruner(net, x[:2])
+    checkpoint = pruner.checkpoint()
+    weights = {k: v.clone() for k, v in net.state_dict().items()}
+    for _ in range(2):
+        net = pruner.restore(checkpoint)
+        assert pruner.units_per_layer == {"0": 12, "3": 10}
+        assert all(torch.equal(net.state_dict()[k], v) for k, v in weights.items())
+        pruner.remove(pruner.choose(pruner.score(lambda: [x]), 6))  # changes the network, not the checkpoint
+
+
+@pytest.mark.parametrize(
+    ("units", "problem"),
+    [
+        ({"0": [12]}, r"index 12 for '0', which has 12 units"),
+        ({"0": [1, 1]}, r"an index twice for '0'"),
+        ({"5": [0]}, r"groups that do not exist \('5'; the groups are \['0', '3'\]\)"),  # the output layer
+        ({"0": list(range(12))}, r"all 12 units of '0'"),
+        ({"0": [0.5]}, r"array\(\[0\.5\]\) for '0', not a sequence of integer indices"),
+    ],
+    ids=["out-of-range", "twice", "output-layer", "every-unit", "float"],
+)
+def test_remove_refuses_units_that_do_not_exist_and_changes_nothing(units, problem):
+    net, x = bn_mlp(), torch.randn(16, 6)
+    pruner = DropNetPruner(net, x[:2])
+    for restart in ("none", "rewind"):
+        with pytest.raises(ValueError, match=rf"remove\(\) got {problem}; units to remove are"):
+            pruner.remove(units, restart=restart)
+        assert pruner.units_per_layer == {"0": 12, "3": 10}
+        assert [layer.out_features for layer in (pruner.module[0], pruner.initial[0])] == [12, 12]
+
+
+def test_choose_refuses_a_negative_count_and_stale_scores():
+    net, x = bn_mlp(), torch.randn(16, 6)
+    pruner = DropNetPruner(net, x[:2])
+    scores = pruner.score(lambda: [x])
+    for n_drop in (-1, 2.5, True):
+        with pytest.raises(ValueError, match=r"n_drop must be a whole number of units, 0 or more"):
+            pruner.choose(scores, n_drop)
+    pruner.remove(pruner.choose(scores, 4))
+    with pytest.raises(ValueError, match=r"got \(scores, units\) \{'0': \(12, 10\), '3': \(10, 8\)\}: score again after remove"):
+        pruner.choose(scores, 2)
+
+
+def test_batches_to_score_on_that_cannot_serve_are_named():
+    net, x = bn_mlp(), torch.randn(16, 6)
+    pruner = DropNetPruner(net, x[:2])
+    with pytest.raises(TypeError, match=r"batches must be a function that returns the batches .* not a list"):
+        pruner.score([x])
+    used = iter([x])
+    pruner.score(lambda: used)
+    with pytest.raises(ValueError, match=r"held no samples \(an exhausted generator, called again\?\)"):
+        pruner.score(lambda: used)
+    with pytest.raises(TypeError, match=r"must be input tensors, got a tuple \(inputs with their labels\?\)"):
+        pruner.score(lambda: [(x, torch.zeros(16))])
 
 
 def test_round_to_keeps_every_layers_units_a_multiple(digits):

@@ -12,6 +12,7 @@ round's size. Nothing here imports scikit-learn or skorch.
 
 import copy
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +23,7 @@ from ._probes import inspect_network, parametrized_layers, prunable_layers_hint
 from ._removal_check import exactly_removable
 from ._surgery import remove_units, trace_unit_groups, warn_unpruned
 from ._unit_scores import score_units
-from ._unit_selection import choose_units_to_drop
+from ._unit_selection import check_units, choose_units_to_drop
 
 __all__ = ["DropNetPruner", "RESTARTS", "redraw_weights"]
 
@@ -106,6 +107,14 @@ def _rounded(group, chosen, scores, kept):
     others = np.setdiff1d(np.arange(size), chosen)
     order = np.concatenate([chosen[np.argsort(values[chosen], kind="stable")], others[np.argsort(values[others], kind="stable")]])
     return np.sort(order[: size - kept])
+
+
+def _check_callable(batches, name, example):
+    if not callable(batches):
+        raise TypeError(
+            f"{name} must be a function that returns the batches (called once per pass), not "
+            f"a {type(batches).__name__}: pass {example}, or lambda: loader."
+        )
 
 
 @dataclass
@@ -394,6 +403,7 @@ class DropNetPruner:
         dict of str -> numpy.ndarray
             One score per unit of each group in :attr:`units`.
         """
+        _check_callable(batches, "batches", "lambda: X.split(256)")
         rng = np.random.default_rng(rng)
         return score_units(self.module, self.units, self.structure.probes, unit_score, batches, rng)
 
@@ -433,10 +443,23 @@ class DropNetPruner:
         dict of str -> numpy.ndarray
             For each group, the indices of its units to remove.
         """
+        if labelled_batches is not None:
+            _check_callable(labelled_batches, "labelled_batches", "lambda: zip(X.split(256), y.split(256))")
+        if isinstance(n_drop, bool) or not isinstance(n_drop, numbers.Integral) or n_drop < 0:
+            raise ValueError(f"n_drop must be a whole number of units, 0 or more, got {n_drop!r}.")
+        sizes = {group.name: group.size for group in self.units}
+        stale = {
+            name: (len(values), sizes[name]) for name, values in scores.items()
+            if name in sizes and len(values) != sizes[name]
+        }  # fmt: skip
+        if stale:
+            raise ValueError(
+                f"scores must have one score per unit of each group, as score() returns them for "
+                f"the network as it is now; got (scores, units) {stale}: score again after remove()."
+            )
         rng = np.random.default_rng(rng)
         channel_groups = {group.name: group.channel_groups for group in self.units}
         floors = {group.name: group.channel_group_floor for group in self.units}
-        sizes = {group.name: group.size for group in self.units}
         drop = choose_units_to_drop(
             scores, n_drop, scope, rng, channel_groups, floors, sizes, pruner=self, labelled_batches=labelled_batches
         )
@@ -479,10 +502,13 @@ class DropNetPruner:
         torch.nn.Module
             The smaller network, on the network's device. After
             ``"rewind"`` or ``"random"`` it is a new object: give it to the
-            optimizer and training loop in place of the old one.
+            training loop in place of the old one. After any restart the
+            pruned layers hold new parameters: build the optimizer anew
+            from ``module.parameters()``, or they stop training.
         """
         if restart not in RESTARTS:
             raise ValueError(f"restart must be one of {sorted(RESTARTS)}, got {restart!r}.")
+        units = check_units(units, {group.name: group.size for group in self.units}, "remove() got")
         remove_units(self.initial, self.example.cpu(), units)
         if restart == "none":  # otherwise the next network is made from the rewind copy
             remove_units(self.module, self.example, units)
@@ -534,15 +560,17 @@ class DropNetPruner:
         Parameters
         ----------
         checkpoint : object
-            From :meth:`checkpoint`. :attr:`history` is the caller's to trim.
+            From :meth:`checkpoint`; it stays as it is, so it can be restored
+            again. :attr:`history` is the caller's to trim.
 
         Returns
         -------
         torch.nn.Module
-            The network of ``checkpoint`` (also :attr:`module`).
+            A copy of the network of ``checkpoint`` (also :attr:`module`):
+            give its parameters to a new optimizer.
         """
-        self.module = checkpoint.module
-        self.initial = checkpoint.initial
+        self.module = copy.deepcopy(checkpoint.module)
+        self.initial = copy.deepcopy(checkpoint.initial)
         self.frozen = dict(checkpoint.frozen)
         self.retrace()
         return self.module

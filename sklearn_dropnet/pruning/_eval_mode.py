@@ -12,8 +12,10 @@ def eval_mode(module):
     """``module`` in eval mode inside the block, then back in the mode it was in.
 
     Scoring, tracing and measuring a network must not leave it in eval mode
-    (skorch trains it next) nor in training mode (BatchNorm would update its
-    running statistics, Dropout would drop).
+    (skorch, or the user's loop, trains it next) nor in training mode
+    (BatchNorm would update its running statistics, Dropout would drop).
+    Each submodule gets its own mode back (a BatchNorm kept frozen in eval
+    mode inside a network in training mode stays so).
 
     Examples
     --------
@@ -23,15 +25,16 @@ def eval_mode(module):
     >>> with eval_mode(net):
     ...     net.training
     False
-    >>> net.training
-    True
+    >>> net.training, net[1].training
+    (True, True)
     """
-    was_training = module.training
+    modes = [(submodule, submodule.training) for submodule in module.modules()]
     module.eval()
     try:
         yield module
     finally:
-        module.train(was_training)
+        for submodule, training in modes:
+            submodule.training = training
 
 
 def evaluate(module, inputs, hooks=()):

@@ -39,6 +39,7 @@ from torch import nn
 
 from .._user_warnings import warn
 from ..exceptions import PruningError, UnitRemovalWarning
+from ._eval_mode import eval_mode
 from ._probes import PRUNABLE_TYPES
 
 try:  # Torch-Pruning internals used by the concat workaround (1.6.x layout)
@@ -114,7 +115,9 @@ def _without_recursion_warnings(function):
 
 @_without_recursion_warnings
 def _dependency_graph(module, example_input):
-    with torch.enable_grad():  # the graph is read off autograd, even inside the caller's no_grad
+    # The graph is read off autograd, even inside the caller's no_grad; Torch-Pruning's
+    # tracer puts the network in eval mode, and eval_mode gives every module its own back.
+    with torch.enable_grad(), eval_mode(module):
         return tp.DependencyGraph().build_dependency(module, example_inputs=example_input, verbose=False)
 
 

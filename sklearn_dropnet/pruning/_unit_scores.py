@@ -205,8 +205,18 @@ def collect_activation_statistics(module, batches, probes, wanted=("mean_abs",))
     statistics = _ActivationStatistics(probes, wanted)
     with eval_mode(module), _probe_hooks(module, probes, statistics), torch.no_grad():
         for batch in batches:
+            if isinstance(batch, (tuple, list)):
+                raise TypeError(
+                    f"The batches to score on must be input tensors, got a {type(batch).__name__} "
+                    "(inputs with their labels?): pass lambda: (x for x, _ in loader)."
+                )
             module(batch)
             statistics.n_samples += len(batch)
+    if not statistics.n_samples:
+        raise ValueError(
+            "The batches to score on held no samples (an exhausted generator, called again?): "
+            "pass a function that returns a new iterable at each call, such as lambda: X.split(256)."
+        )
     return statistics
 
 

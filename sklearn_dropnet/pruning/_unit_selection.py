@@ -24,7 +24,7 @@ size.
 
 import numpy as np
 
-__all__ = ["UNIT_SELECTIONS", "balance_channel_groups", "choose_units_to_drop"]
+__all__ = ["UNIT_SELECTIONS", "balance_channel_groups", "check_units", "choose_units_to_drop"]
 
 
 def _ascending(scores, rng):
@@ -189,35 +189,37 @@ def _one_step(scores, channel_groups, floors, rng):
     return drop
 
 
-def _checked(drop, sizes, scope):
-    """The selection's ``drop`` as integer arrays, or a ValueError naming what is wrong with it."""
+def check_units(units, sizes, source):
+    """``units`` (group name -> indices of units to remove) as integer arrays,
+    or a ValueError that names what is wrong, beginning with ``source``
+    (where they come from: ``"scope=... returned"``)."""
     contract = (
-        "a selection returns {group name: indices of the units to drop}, each index in "
-        "[0, the group's units) at most once, and leaves every group at least one unit"
+        "units to remove are {group name: indices}, each index in [0, the group's units) at "
+        "most once, leaving every group at least one unit"
     )
 
     def refuse(problem):
-        return ValueError(f"scope={scope!r} returned {problem}; {contract}.")
+        return ValueError(f"{source} {problem}; {contract}.")
 
-    if not isinstance(drop, dict):
-        raise refuse(f"a {type(drop).__name__}, not a dict")
-    unknown = sorted(map(repr, set(drop) - set(sizes)))
+    if not isinstance(units, dict):
+        raise refuse(f"a {type(units).__name__}, not a dict")
+    unknown = sorted(map(repr, set(units) - set(sizes)))
     if unknown:
         raise refuse(f"groups that do not exist ({', '.join(unknown)}; the groups are {sorted(sizes)})")
     checked = {}
-    for name, units in drop.items():
-        units = np.asarray(units)
+    for name, indices in units.items():
+        indices = np.asarray(indices)
         size = sizes[name]
-        if units.ndim != 1 or (units.size and not np.issubdtype(units.dtype, np.integer)):
-            raise refuse(f"{units!r} for {name!r}, not a sequence of integer indices")
-        units = units.astype(int)
-        if units.size and (units.min() < 0 or units.max() >= size):
-            raise refuse(f"index {units[(units < 0) | (units >= size)][0]} for {name!r}, which has {size} units")
-        if len(np.unique(units)) != len(units):
+        if indices.ndim != 1 or (indices.size and not np.issubdtype(indices.dtype, np.integer)):
+            raise refuse(f"{indices!r} for {name!r}, not a sequence of integer indices")
+        indices = indices.astype(int)
+        if indices.size and (indices.min() < 0 or indices.max() >= size):
+            raise refuse(f"index {indices[(indices < 0) | (indices >= size)][0]} for {name!r}, which has {size} units")
+        if len(np.unique(indices)) != len(indices):
             raise refuse(f"an index twice for {name!r}")
-        if len(units) >= size:
+        if len(indices) >= size:
             raise refuse(f"all {size} units of {name!r}")
-        checked[name] = units
+        checked[name] = indices
     return checked
 
 
@@ -270,7 +272,8 @@ def choose_units_to_drop(scores, n_drop, scope, rng, channel_groups=None, floors
     channel_groups = {name: labels for name, labels in (channel_groups or {}).items() if labels is not None}
     floors = {name: floor for name, floor in (floors or {}).items() if name in channel_groups}
     drop = select(scores, n_drop, rng, channel_groups=channel_groups, floors=floors, **context)
-    drop = _checked(drop, {name: len(values) for name, values in scores.items()} if sizes is None else sizes, scope)
+    sizes = {name: len(values) for name, values in scores.items()} if sizes is None else sizes
+    drop = check_units(drop, sizes, f"scope={scope!r} returned")
     if not channel_groups:
         return drop
     drop = balance_channel_groups(drop, scores, channel_groups, rng, floors)
