@@ -345,6 +345,29 @@ def test_batches_to_score_on_that_cannot_serve_are_named():
         pruner.score(lambda: [(x, torch.zeros(16))])
 
 
+def test_example_inputs_and_arguments_the_engine_cannot_use_are_named():
+    net, x = bn_mlp(), torch.randn(16, 6)
+    for example in (x[0], x[:0]):
+        with pytest.raises(ValueError, match=r"example_input must be a small batch of real inputs, shape \(n_samples, \.\.\.\)"):
+            DropNetPruner(net, example)
+    with pytest.raises(ValueError, match=r"The network failed on example_input \(\(2, 5\), torch.float32\): RuntimeError: "
+                       r"mat1 and mat2 shapes cannot be multiplied"):  # fmt: skip
+        DropNetPruner(net, torch.randn(2, 5))
+    pruner = DropNetPruner(net, x[:2])
+    for prune_ratio in (-0.5, 1, 1.5, float("nan"), "0.5"):
+        with pytest.raises(ValueError, match=r"prune_ratio must be a fraction in \[0, 1\)"):
+            pruner.units_to_drop(prune_ratio)
+    for drop_fraction in (0, -0.2, 1):
+        with pytest.raises(ValueError, match=r"drop_fraction must be a fraction in \(0, 1\)"):
+            pruner.units_to_drop(0.5, drop_fraction)
+    for round_to in (0, -8, 2.5):
+        with pytest.raises(ValueError, match=r"round_to must be a whole number, 1 or more"):
+            pruner.choose(pruner.score(lambda: [x]), 2, round_to=round_to)
+    with pytest.raises(ValueError, match=r"record\(\) fills \['units'\] itself"):
+        pruner.record(units=16)
+    assert pruner.record(accuracy=0.5)["units"] == 22
+
+
 def test_round_to_keeps_every_layers_units_a_multiple(digits):
     net = nn.Sequential(nn.Linear(4, 64), nn.ReLU(), nn.Linear(64, 40), nn.ReLU(), nn.Linear(40, 10), nn.ReLU(),
                         nn.Linear(10, 3))  # fmt: skip

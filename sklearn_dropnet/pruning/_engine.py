@@ -109,6 +109,12 @@ def _rounded(group, chosen, scores, kept):
     return np.sort(order[: size - kept])
 
 
+def _check_fraction(value, name, low_open=False):
+    inside = isinstance(value, numbers.Real) and not isinstance(value, bool) and (0 < value < 1 if low_open else 0 <= value < 1)
+    if not inside:
+        raise ValueError(f"{name} must be a fraction in {'(0' if low_open else '[0'}, 1), got {value!r}.")
+
+
 def _check_callable(batches, name, example):
     if not callable(batches):
         raise TypeError(
@@ -347,6 +353,7 @@ class DropNetPruner:
         int
         """
         first = self.history[0]["units"] if self.history else self.n_units
+        _check_fraction(prune_ratio, "prune_ratio")
         return max(int(math.floor((1 - prune_ratio) * first + 1e-9)), self.fewest_units)
 
     def units_to_drop(self, prune_ratio, drop_fraction=0.2):
@@ -375,6 +382,7 @@ class DropNetPruner:
         >>> pruner.units_to_drop(prune_ratio=0.5), pruner.units_to_drop(prune_ratio=0.1)
         (6, 3)
         """
+        _check_fraction(drop_fraction, "drop_fraction", low_open=True)
         left, target = self.n_units, self.target_units(prune_ratio)
         return 0 if left <= target else min(max(1, round(drop_fraction * left)), left - target)
 
@@ -447,6 +455,8 @@ class DropNetPruner:
             _check_callable(labelled_batches, "labelled_batches", "lambda: zip(X.split(256), y.split(256))")
         if isinstance(n_drop, bool) or not isinstance(n_drop, numbers.Integral) or n_drop < 0:
             raise ValueError(f"n_drop must be a whole number of units, 0 or more, got {n_drop!r}.")
+        if isinstance(round_to, bool) or not isinstance(round_to, numbers.Integral) or round_to < 1:
+            raise ValueError(f"round_to must be a whole number, 1 or more, got {round_to!r}.")
         sizes = {group.name: group.size for group in self.units}
         stale = {
             name: (len(values), sizes[name]) for name, values in scores.items()
@@ -535,6 +545,9 @@ class DropNetPruner:
         units = self.units_per_layer
         total = sum(units.values())
         first = self.history[0]["units"] if self.history else total
+        taken = {"round", "units", "units_per_layer", "fraction_left", "params", "macs"} & set(fields)
+        if taken:
+            raise ValueError(f"record() fills {sorted(taken)} itself; give your own fields other names.")
         record = {
             "round": len(self.history),
             "units": total,

@@ -310,7 +310,22 @@ def inspect_network(module, example_input):
     >>> sorted(structure.output_layers)
     ['out']
     """
-    calls, output = record_forward(module, example_input)
+    if isinstance(example_input, torch.Tensor) and (example_input.dim() < 2 or not len(example_input)):
+        raise ValueError(
+            f"example_input must be a small batch of real inputs, shape (n_samples, ...) with "
+            f"n_samples >= 1, as the network takes them (X_train[:2]); got shape "
+            f"{tuple(example_input.shape)}."
+        )
+    try:
+        calls, output = record_forward(module, example_input)
+    except Exception as exc:  # whatever the network raises on it
+        shape = tuple(example_input.shape) if isinstance(example_input, torch.Tensor) else type(example_input).__name__
+        raise ValueError(
+            f"The network failed on example_input ({shape}, "
+            f"{getattr(example_input, 'dtype', '')}): {type(exc).__name__}: {exc}. example_input "
+            "is a small batch of real inputs as the network takes them (X_train[:2]), on the "
+            "network's device and in its dtype."
+        ) from exc
     outputs = _flat_tensors(output)
     module_calls = {}
     for call in calls:
