@@ -26,6 +26,8 @@ it is imported when something is drawn, not with this module.
 
 import numpy as np
 
+from ._user_warnings import warn
+
 __all__ = [
     "HQCandidatesDisplay",
     "PruningCurveDisplay",
@@ -78,6 +80,8 @@ def _pruning_history(estimator):
     elif hasattr(estimator, "steps"):
         return _pruning_history(estimator.steps[-1][1])
     else:
+        if _holds_a_dropnet(estimator):
+            _check_is_fitted(estimator)  # an unfitted DropNetClassifier, or a search of one
         raise TypeError(
             "Expected a fitted DropNetClassifier (with pruning_history_), a pipeline or "
             "search ending in one, or its pruning_history_ list; got "
@@ -88,6 +92,31 @@ def _pruning_history(estimator):
     return history
 
 
+def _holds_a_dropnet(estimator):
+    """Whether ``estimator`` is a DropNetClassifier, or a pipeline or search ending in one.
+
+    Fitted or not: it tells an unfitted estimator of the right type (a
+    ``NotFittedError``) from a wrong type (a ``TypeError``). Only called on
+    the way to an error, so that drawing imports no estimator module.
+    """
+    from ._dropnet import DropNetClassifier
+
+    if isinstance(estimator, DropNetClassifier):
+        return True
+    if hasattr(estimator, "steps"):
+        return _holds_a_dropnet(estimator.steps[-1][1])
+    if hasattr(estimator, "estimator"):  # GridSearchCV and the like
+        return _holds_a_dropnet(estimator.estimator)
+    return False
+
+
+def _check_is_fitted(estimator):
+    """scikit-learn's ``NotFittedError`` for an unfitted estimator of the right type."""
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(estimator)
+
+
 def _log_x_axis(ax):
     """A log x axis labelled 1, 2 and 5 times each power of ten, as 2k, 50k, 1M."""
     from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter
@@ -96,6 +125,22 @@ def _log_x_axis(ax):
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(EngFormatter(sep=""))
     ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _legend_label(name, plot_kwargs):
+    """The legend label: ``name``, or matplotlib's ``label`` among ``plot_kwargs`` (popped).
+
+    scikit-learn's displays name a curve with ``name=`` and pass their other
+    keyword arguments to matplotlib, where ``label`` sets the legend entry,
+    so both are accepted; two different labels are an error.
+    """
+    label = plot_kwargs.pop("label", None)
+    if name is not None and label is not None and name != label:
+        raise TypeError(
+            f"Got name={name!r} and label={label!r}: both set the legend label of the "
+            "curve; give one of them."
+        )
+    return name if name is not None else label
 
 
 def _check_x(x):
@@ -175,7 +220,10 @@ class PruningCurveDisplay:
             Legend label; overrides ``estimator_name``.
         **plot_kwargs
             Passed to :meth:`matplotlib.axes.Axes.plot` (``color``,
-            ``linestyle``, ``marker``, ...).
+            ``linestyle``, ``marker``, ...) for the accepted rounds; ``label``
+            is taken as ``name``. The rejected round keeps a visible open
+            marker whatever ``marker`` and ``linestyle`` say (an ``"o"`` when
+            the line has no marker).
 
         Returns
         -------
@@ -184,6 +232,7 @@ class PruningCurveDisplay:
         """
         _check_x(x)
         history = _pruning_history(self.history)
+        name = _legend_label(name, plot_kwargs)
         label = name if name is not None else self.estimator_name
         ax = _axes(ax)
         xs = np.array([record[x] for record in history], dtype=float)
@@ -194,11 +243,14 @@ class PruningCurveDisplay:
         self.rejected_line_ = None
         if not accepted.all():
             rejected = ~accepted
+            marker = self.line_.get_marker()
+            if marker in ("None", "none", "", " ", None):  # marker=None: a plain line
+                marker = "o"
             (self.rejected_line_,) = ax.plot(
                 xs[rejected],
                 ys[rejected],
                 linestyle="none",
-                marker=plot_kwargs["marker"],
+                marker=marker,
                 markerfacecolor="none",
                 color=self.line_.get_color(),
                 label=f"{label} (rejected)" if label else None,
@@ -237,7 +289,8 @@ class PruningCurveDisplay:
         ax : matplotlib Axes, default=None
             Axes to draw on; a new figure is created when None.
         name : str, default=None
-            Legend label of the curve.
+            Legend label of the curve (matplotlib's ``label`` is taken as
+            ``name``).
         **plot_params
             ``x``, ``log_x``, ``annotate`` and matplotlib's line options, as
             :meth:`plot` takes them.
@@ -245,6 +298,13 @@ class PruningCurveDisplay:
         Returns
         -------
         display : PruningCurveDisplay
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the DropNetClassifier (or the search holding one) is not fitted.
+        TypeError
+            If ``estimator`` is neither of the above.
 
         Examples
         --------
@@ -261,6 +321,7 @@ class PruningCurveDisplay:
         if isinstance(estimator, (list, tuple)):
             raise TypeError("from_estimator takes a fitted estimator; for a history list use from_history.")
         history = _pruning_history(estimator)
+        name = _legend_label(name, plot_params)
         return cls(history, estimator_name=name).plot(ax=ax, **plot_params)
 
     @classmethod
@@ -274,7 +335,8 @@ class PruningCurveDisplay:
         ax : matplotlib Axes, default=None
             Axes to draw on; a new figure is created when None.
         name : str, default=None
-            Legend label of the curve.
+            Legend label of the curve (matplotlib's ``label`` is taken as
+            ``name``).
         **plot_params
             As :meth:`plot` takes them.
 
@@ -282,6 +344,7 @@ class PruningCurveDisplay:
         -------
         display : PruningCurveDisplay
         """
+        name = _legend_label(name, plot_params)
         return cls(_pruning_history(list(history)), estimator_name=name).plot(ax=ax, **plot_params)
 
 
@@ -307,14 +370,16 @@ def plot_pruning_curve(
         Axes to draw on; a new figure is created when None. Draw several
         runs on the same ``ax`` to compare them.
     label : str, default=None
-        Legend label of the curve; a legend is added when given.
+        Legend label of the curve; a legend is added when given. The
+        display's ``name``, which is also accepted.
     annotate : bool, default=False
         Write each round's number next to its point.
     log_x : bool, default=None
         A log x axis; None means one for ``"params"`` and ``"macs"``.
     **plot_kwargs
         Passed to :meth:`matplotlib.axes.Axes.plot` (``color``,
-        ``linestyle``, ``marker``, ...).
+        ``linestyle``, ``marker``, ...) for the accepted rounds, as
+        :meth:`PruningCurveDisplay.plot` takes them.
 
     Returns
     -------
@@ -339,8 +404,8 @@ def plot_pruning_curve(
     ('fraction of units left', 'validation accuracy')
     """
     _check_x(x)
-    display = PruningCurveDisplay(_pruning_history(estimator), estimator_name=label)
-    return display.plot(ax=ax, x=x, log_x=log_x, annotate=annotate, **plot_kwargs).ax_
+    display = PruningCurveDisplay(_pruning_history(estimator))
+    return display.plot(ax=ax, x=x, log_x=log_x, annotate=annotate, label=label, **plot_kwargs).ax_
 
 
 def plot_units_per_layer(estimator, *, rounds=None, ax=None):
@@ -429,7 +494,10 @@ class HQCandidatesDisplay:
     dropped at their level as not diverse enough are crosses; the chosen
     team is a large star. A horizontal line shows the held-out accuracy of
     the team of every member, when one was examined (``method="all"``).
-    Build it with :meth:`from_estimator`, which draws it.
+    Teams of one member have no focal diversity and are not drawn; when
+    every team has one (``n_select=1``), the axes are left empty, without
+    a legend, and a ``UserWarning`` says so. Build it with
+    :meth:`from_estimator`, which draws it.
 
     Parameters
     ----------
@@ -499,6 +567,12 @@ class HQCandidatesDisplay:
         -------
         display : HQCandidatesDisplay
             This display, with ``ax_``, ``figure_`` and the artists.
+
+        Warns
+        -----
+        UserWarning
+            When no team has focal diversity to draw: every team has one
+            member (``n_select=1``). The axes are then left empty.
         """
         plt = _pyplot()
         import matplotlib.colors
@@ -553,7 +627,15 @@ class HQCandidatesDisplay:
         ax.set_xlabel("focal diversity (higher = more diverse)")
         ax.set_ylabel("held-out accuracy")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
+        if np.isfinite(diversity).any():
+            ax.legend(fontsize="small")
+        else:
+            warn(
+                "HQCandidatesDisplay draws nothing: every team in candidates_ has one "
+                "member, and a team of one member has no focal diversity (NaN), the x "
+                "axis of this plot. Teams of two or more members (n_select >= 2) are drawn.",
+                UserWarning,
+            )
         self.ax_, self.figure_ = ax, ax.figure
         return self
 
@@ -567,7 +649,8 @@ class HQCandidatesDisplay:
             A fitted :class:`~sklearn_dropnet.HQEnsembleClassifier`. With
             ``method="hq"`` every team scored is shown; with the other
             methods the teams they tried (teams of one member have no focal
-            diversity and are not drawn).
+            diversity and are not drawn; a ``UserWarning`` says so when no
+            team has more than one member).
         ax : matplotlib Axes, default=None
             Axes to draw on; a new figure is created when None.
         cmap : str or Colormap, default="viridis"
@@ -576,8 +659,24 @@ class HQCandidatesDisplay:
         Returns
         -------
         display : HQCandidatesDisplay
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the HQEnsembleClassifier is not fitted.
+        TypeError
+            If ``ensemble`` is not an HQEnsembleClassifier.
+
+        Warns
+        -----
+        UserWarning
+            When every team has one member: nothing is drawn.
         """
         if not hasattr(ensemble, "candidates_"):
+            from .ensemble import HQEnsembleClassifier
+
+            if isinstance(ensemble, HQEnsembleClassifier):
+                _check_is_fitted(ensemble)
             raise TypeError(
                 "Expected a fitted HQEnsembleClassifier (with candidates_), got "
                 f"{type(ensemble).__name__}."
@@ -607,7 +706,8 @@ def plot_hq_candidates(ensemble, *, ax=None, cmap="viridis"):
         A fitted :class:`~sklearn_dropnet.HQEnsembleClassifier`. With
         ``method="hq"`` every team scored is shown; with the other methods
         the teams they tried (teams of one member have no focal diversity
-        and are not drawn).
+        and are not drawn; a ``UserWarning`` says so when no team has more
+        than one member).
     ax : matplotlib Axes, default=None
         Axes to draw on; a new figure is created when None.
     cmap : str or Colormap, default="viridis"

@@ -1,6 +1,7 @@
 """sklearn_dropnet.plotting: the plots draw what the fitted estimators hold."""
 
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -8,6 +9,8 @@ import pytest
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from sklearn.exceptions import NotFittedError  # noqa: E402
+from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import FunctionTransformer  # noqa: E402
 from sklearn.tree import DecisionTreeClassifier  # noqa: E402
@@ -86,6 +89,8 @@ def test_rejected_round_is_an_open_marker():
     assert len(accepted.get_xdata()) == 3
     assert list(rejected.get_xdata()) == [8 / 16]
     assert rejected.get_markerfacecolor() == "none"
+    display = PruningCurveDisplay.from_history(history(accepted_last=False), marker="s", ls="none")
+    assert display.rejected_line_.get_marker() == "s"  # the line's own marker
 
 
 def test_estimator_inside_a_pipeline_or_a_search(pruned):
@@ -104,7 +109,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="x must be one of"):
         plot_pruning_curve(history(), x="epochs")
     with pytest.raises(TypeError, match="pruning_history_"):
-        plot_pruning_curve(DropNetClassifier())
+        plot_pruning_curve(DecisionTreeClassifier())
     with pytest.raises(ValueError, match="empty"):
         plot_pruning_curve([])
     with pytest.raises(ValueError, match="No such rounds"):
@@ -256,3 +261,68 @@ def test_displays_are_public():
 
     assert {"PruningCurveDisplay", "HQCandidatesDisplay"} <= set(sklearn_dropnet.__all__)
     assert sklearn_dropnet.PruningCurveDisplay is PruningCurveDisplay
+
+
+def test_displays_of_unfitted_estimators_raise_not_fitted_error():
+    # As scikit-learn's displays do; a wrong type stays a TypeError.
+    with pytest.raises(NotFittedError, match="DropNetClassifier instance is not fitted"):
+        PruningCurveDisplay.from_estimator(DropNetClassifier())
+    with pytest.raises(NotFittedError, match="DropNetClassifier"):
+        plot_pruning_curve(make_pipeline(FunctionTransformer(), DropNetClassifier()))
+    with pytest.raises(NotFittedError, match="GridSearchCV"):
+        plot_units_per_layer(GridSearchCV(DropNetClassifier(), {"prune_ratio": [0.5]}))
+    with pytest.raises(NotFittedError, match="HQEnsembleClassifier instance is not fitted"):
+        HQCandidatesDisplay.from_estimator(HQEnsembleClassifier(DecisionTreeClassifier()))
+    with pytest.raises(TypeError, match="pruning_history_"):
+        PruningCurveDisplay.from_estimator(DecisionTreeClassifier())
+    with pytest.raises(TypeError, match="pruning_history_"):
+        PruningCurveDisplay.from_estimator(GridSearchCV(DecisionTreeClassifier(), {}))
+
+
+def test_pruning_curve_label_is_the_name(pruned):
+    # scikit-learn's displays take name= and pass matplotlib's options on,
+    # label among them: both name the curve.
+    display = PruningCurveDisplay.from_estimator(pruned, label="run A")
+    assert [t.get_text() for t in display.ax_.get_legend().get_texts()] == ["run A"]
+    display = PruningCurveDisplay.from_history(history(accepted_last=False), label="run B")
+    assert display.line_.get_label() == "run B"
+    assert display.rejected_line_.get_label() == "run B (rejected)"
+    assert display.plot(label="run C").line_.get_label() == "run C"
+    ax = plot_pruning_curve(history(), name="run D")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["run D"]
+    same = PruningCurveDisplay.from_history(history(), name="E", label="E")  # not a conflict
+    assert same.line_.get_label() == "E"
+    with pytest.raises(TypeError, match="name='a' and label='b'.*give one of them"):
+        PruningCurveDisplay.from_history(history(), name="a", label="b")
+    with pytest.raises(TypeError, match="give one of them"):
+        PruningCurveDisplay(history()).plot(name="a", label="b")
+    with pytest.raises(TypeError, match="give one of them"):
+        plot_pruning_curve(history(), label="a", name="b")
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"marker": None}, {"marker": ""}, {"marker": "None", "linestyle": "--"}]
+)
+def test_rejected_round_keeps_a_visible_marker(kwargs):
+    # A plain line for the accepted rounds; the rejected one is still an open circle.
+    display = PruningCurveDisplay.from_history(history(accepted_last=False), **kwargs)
+    rejected = display.rejected_line_
+    assert rejected.get_marker() == "o"
+    assert rejected.get_markerfacecolor() == "none"
+    assert list(rejected.get_xdata()) == [8 / 16]
+
+
+def test_hq_display_of_one_member_teams_warns(digits, hq):
+    X, y = digits
+    single = HQEnsembleClassifier(
+        DecisionTreeClassifier(max_depth=3), n_estimators=3, n_select=1, method="top",
+        random_state=0,
+    ).fit(X, y)  # fmt: skip
+    with pytest.warns(UserWarning, match="every team in candidates_ has one member"):
+        display = HQCandidatesDisplay.from_estimator(single)
+    assert display.ax_.get_legend() is None
+    with pytest.warns(UserWarning, match="has no focal diversity"):
+        plot_hq_candidates(single)
+    with warnings.catch_warnings():  # teams of several members: no such warning
+        warnings.filterwarnings("error", message="HQCandidatesDisplay draws nothing")
+        assert HQCandidatesDisplay.from_estimator(hq).ax_.get_legend() is not None
