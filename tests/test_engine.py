@@ -325,7 +325,7 @@ def test_choose_refuses_a_negative_count_and_stale_scores():
     pruner = DropNetPruner(net, x[:2])
     scores = pruner.score(lambda: [x])
     for n_drop in (-1, 2.5, True):
-        with pytest.raises(ValueError, match=r"n_drop must be a whole number of units, 0 or more"):
+        with pytest.raises(ValueError, match=r"n_drop must be a whole number, 0 or more"):
             pruner.choose(scores, n_drop)
     pruner.remove(pruner.choose(scores, 4))
     with pytest.raises(ValueError, match=r"got \(scores, units\) \{'0': \(12, 10\), '3': \(10, 8\)\}: score again after remove"):

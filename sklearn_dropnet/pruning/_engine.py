@@ -115,6 +115,11 @@ def _check_fraction(value, name, low_open=False):
         raise ValueError(f"{name} must be a fraction in {'(0' if low_open else '[0'}, 1), got {value!r}.")
 
 
+def _check_count(value, name, least):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+        raise ValueError(f"{name} must be a whole number, {least} or more, got {value!r}.")
+
+
 def _check_callable(batches, name, example):
     if not callable(batches):
         raise TypeError(
@@ -453,10 +458,8 @@ class DropNetPruner:
         """
         if labelled_batches is not None:
             _check_callable(labelled_batches, "labelled_batches", "lambda: zip(X.split(256), y.split(256))")
-        if isinstance(n_drop, bool) or not isinstance(n_drop, numbers.Integral) or n_drop < 0:
-            raise ValueError(f"n_drop must be a whole number of units, 0 or more, got {n_drop!r}.")
-        if isinstance(round_to, bool) or not isinstance(round_to, numbers.Integral) or round_to < 1:
-            raise ValueError(f"round_to must be a whole number, 1 or more, got {round_to!r}.")
+        _check_count(n_drop, "n_drop", 0)
+        _check_count(round_to, "round_to", 1)
         sizes = {group.name: group.size for group in self.units}
         stale = {
             name: (len(values), sizes[name]) for name, values in scores.items()
