@@ -345,6 +345,20 @@ def test_batches_to_score_on_that_cannot_serve_are_named():
         pruner.score(lambda: [(x, torch.zeros(16))])
 
 
+def test_a_network_changed_behind_the_pruner_is_named():
+    net, x = bn_mlp(), torch.randn(16, 6)
+    pruner = DropNetPruner(net, x[:2])
+    net[3], net[5] = nn.Linear(12, 16), nn.Linear(16, 3)  # the caller widens layer '3'
+    with pytest.raises(PruningError, match=r"in the network, layer '3' has 16 units, where the pruner has 10"):
+        pruner.score(lambda: [x])
+    with pytest.raises(PruningError, match=r"in the network, layer '3' has 16 units"):
+        pruner.remove({"0": [0]})
+    pruner.retrace()  # the units now follow the network, the rewind copy does not
+    with pytest.raises(PruningError, match=r"in the rewind copy, layer '3' has 10 units, where the pruner has 16"):
+        pruner.remove({"0": [0]}, restart="rewind")
+    assert pruner.module[0].out_features == pruner.initial[0].out_features == 12  # nothing removed
+
+
 def test_example_inputs_and_arguments_the_engine_cannot_use_are_named():
     net, x = bn_mlp(), torch.randn(16, 6)
     for example in (x[0], x[:0]):

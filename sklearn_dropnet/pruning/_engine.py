@@ -240,6 +240,22 @@ class DropNetPruner:
     # ------------------------------------------------------------------
     # finding the units
     # ------------------------------------------------------------------
+    def _check_unchanged(self):
+        """Refuse to go on with a network whose prunable layers no longer have the
+        units traced: the caller replaced or resized one since."""
+        for network, which in ((self.module, "the network"), (self.initial, "the rewind copy")):
+            modules = dict(network.named_modules())
+            for group in self.units:
+                weight = getattr(modules.get(group.name), "weight", None)
+                units = None if weight is None else weight.shape[0]
+                if units != group.size:
+                    now = "is gone" if units is None else f"has {units} units"
+                    raise PruningError(
+                        f"The network changed behind the pruner: in {which}, layer {group.name!r} "
+                        f"{now}, where the pruner has {group.size}. Change the network only "
+                        "through remove(), or build a new DropNetPruner for the changed network."
+                    )
+
     def _trace(self):
         """The unit groups of the current network, skipping the layers left out."""
         skipped = set(self.unpruned) | set(self.frozen)
@@ -417,6 +433,7 @@ class DropNetPruner:
             One score per unit of each group in :attr:`units`.
         """
         _check_callable(batches, "batches", "lambda: X.split(256)")
+        self._check_unchanged()
         rng = np.random.default_rng(rng)
         return score_units(self.module, self.units, self.structure.probes, unit_score, batches, rng)
 
@@ -521,10 +538,11 @@ class DropNetPruner:
         """
         if restart not in RESTARTS:
             raise ValueError(f"restart must be one of {sorted(RESTARTS)}, got {restart!r}.")
+        self._check_unchanged()
         units = check_units(units, {group.name: group.size for group in self.units}, "remove() got")
-        remove_units(self.initial, self.example.cpu(), units)
         if restart == "none":  # otherwise the next network is made from the rewind copy
-            remove_units(self.module, self.example, units)
+            remove_units(self.module, self.example, units)  # first: where the caller's changes fail
+        remove_units(self.initial, self.example.cpu(), units)
         self.module = RESTARTS[restart](self)
         self.retrace()
         return self.module
