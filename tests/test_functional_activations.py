@@ -277,3 +277,45 @@ def test_an_activation_in_a_custom_leaf_module_is_not_seen_and_the_layer_is_name
     with pytest.warns(UnitRemovalWarning, match=r"layer '0' unpruned: its output reaches no activation"):
         pruner = DropNetPruner(copy.deepcopy(net), torch.randn(2, 4))
     assert pruner.units_per_layer == {"2": 6}
+
+
+class _Scaled(nn.Module):
+    """A layer's output scaled by a number before or after its activation."""
+
+    def __init__(self, where):
+        super().__init__()
+        self.where = where
+        self.hidden, self.out = nn.Linear(6, 12), nn.Linear(12, 3)
+        if where == "gated":
+            self.gate = nn.Linear(6, 12)
+
+    def forward(self, x):
+        if self.where == "before":
+            return self.out(torch.relu(self.hidden(x) * 2))
+        if self.where == "divided":
+            return self.out(F.relu(self.hidden(x) / 4))
+        if self.where == "after":
+            return self.out(0.5 * torch.relu(self.hidden(x)))
+        return self.out(torch.relu(self.hidden(x) * torch.sigmoid(self.gate(x))))  # a gate: not a number
+
+
+@pytest.mark.parametrize("where", ["before", "divided", "after"])
+def test_a_layer_scaled_by_a_number_on_its_way_to_the_activation_is_pruned(where):
+    from sklearn_dropnet.pruning import DropNetPruner
+
+    torch.manual_seed(0)
+    x = torch.randn(32, 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnitRemovalWarning)
+        pruner = DropNetPruner(_Scaled(where), x[:2])
+        assert pruner.units_per_layer == {"hidden": 12}
+        net = pruner.remove(pruner.choose(pruner.score(lambda: [x]), 4))
+        pruner.check_removal(x)  # switching units off there computes what removing them does
+    assert net.hidden.out_features == 8 and net(x).shape == (32, 3)
+
+
+def test_a_product_of_two_layers_is_not_followed_as_a_scaling():
+    from sklearn_dropnet.pruning import DropNetPruner
+
+    pruner = DropNetPruner(_Scaled("gated"), torch.randn(2, 6))
+    assert "hidden" not in pruner.structure.probes  # its activation is reached through another layer's gate

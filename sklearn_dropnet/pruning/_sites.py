@@ -54,13 +54,18 @@ PASSING_FUNCTIONS = frozenset({
 # A residual add: a layer's output is followed through it to the activation after it.
 ADD_FUNCTIONS = frozenset({"add", "add_", "__add__", "__iadd__", "__radd__"})
 
+# Multiplication or division by a number (``x * 2``, ``x / 2``): it keeps every
+# channel in place and a zero a zero, so a layer's output is followed through
+# it. Only with one tensor among the operands; ``x * gate`` is not followed.
+SCALING_FUNCTIONS = frozenset({"mul", "mul_", "__mul__", "__rmul__", "__imul__", "div", "div_", "__truediv__", "__itruediv__"})
+
 # A transpose of dimensions 1 and 2 of a tensor of 4 or more dimensions is
 # recorded as "channel_shuffle" when it swaps a view's (groups, channels
 # per group), ShuffleNet's channel shuffle, which Torch-Pruning cannot follow.
 _TRANSPOSE_FUNCTIONS = frozenset({"transpose", "swapaxes", "swapdims"})
 CHANNEL_SHUFFLE = "channel_shuffle"
 
-_RECORDED_FUNCTIONS = ACTIVATION_FUNCTIONS | PASSING_FUNCTIONS | ADD_FUNCTIONS | _TRANSPOSE_FUNCTIONS
+_RECORDED_FUNCTIONS = ACTIVATION_FUNCTIONS | PASSING_FUNCTIONS | ADD_FUNCTIONS | SCALING_FUNCTIONS | _TRANSPOSE_FUNCTIONS
 
 
 def function_name(func):
@@ -201,7 +206,9 @@ def record_forward(module, example_input):
             if not _swaps_channel_groups(args, kwargs):
                 return None
             name = CHANNEL_SHUFFLE
-        inputs = _tensors(args[:2]) if name in ADD_FUNCTIONS else _tensors(args[:1])
+        if name in SCALING_FUNCTIONS and (len(_tensors(args[:2])) != 1 or isinstance(args[0], (int, float)) and name.startswith("div")):
+            return None  # x * gate, or not a division of the tensor: not followed
+        inputs = _tensors(args[:2]) if name in ADD_FUNCTIONS | SCALING_FUNCTIONS else _tensors(args[:1])
         site = Site(f"{owner()}: {name}", -1 if number is None else number, function=True)
         calls.append(Call(site, None, name, inputs, _first_tensor(output)))
         return None
