@@ -322,24 +322,23 @@ class DropNetNet(NeuralNetClassifier):
         infinite in every epoch. -inf logits can be meant (a class masked
         out); NaN probabilities cannot."""
         output = evaluate(self.module_, inputs)
+        scale = (
+            f"lower the learning rate (lr={self.lr}), or scale X (for example with StandardScaler) "
+            "if its values are large"
+        )
         if torch.isnan(torch.softmax(output.double(), dim=-1)).any():
             raise ValueError(
                 "Training diverged: the trained network's outputs on training samples are "
-                f"NaN or infinite. Lower the learning rate (lr={self.lr}), or scale X (for "
-                "example with StandardScaler) if its values are large."
+                f"NaN or infinite. {scale[0].upper()}{scale[1:]}."
             )
         losses = [epoch.get("train_loss") for epoch in self.history]
         if losses and all(loss is not None and not math.isfinite(loss) for loss in losses):
+            advice = scale
             if returns_probabilities(self.criterion) and (output < 0).any():
                 advice = (
                     f"with {criterion_name(self.criterion)} skorch takes the log of the module's "
                     "outputs, and some are negative: return probabilities (a softmax at the end "
                     "of forward), or return the logits and pass criterion=torch.nn.CrossEntropyLoss"
-                )
-            else:
-                advice = (
-                    f"lower the learning rate (lr={self.lr}), or scale X (for example with "
-                    "StandardScaler) if its values are large"
                 )
             raise ValueError(
                 f"Training diverged: the training loss was NaN or infinite in every epoch "
