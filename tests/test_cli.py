@@ -487,18 +487,28 @@ def test_ensemble_cv_chooses_on_out_of_fold_predictions(tmp_path, data_files, ca
 
 @pytest.mark.parametrize(
     "command, name",
-    [("prune", "pruning_history.csv"), ("prune", "pruning_curve.png"),
-     ("ensemble", "hq_candidates.png")],
+    [("prune", "model.joblib"), ("prune", "pruning_history.csv"), ("prune", "pruning_curve.png"),
+     ("ensemble", "ensemble.joblib"), ("ensemble", "hq_candidates.png")],
 )  # fmt: skip
-def test_output_file_that_cannot_be_written(capsys, tmp_path, data_files, command, name):
+def test_a_folder_where_an_output_file_goes_is_named_before_training(capsys, tmp_path, data_files, command, name):
     (tmp_path / name).mkdir()  # a folder where the file goes
     argv = [command, "--data", str(data_files / "digits.npz"), "--prune-ratio", "0.3",
             "--output-dir", str(tmp_path), *FAST[:-1]]  # fmt: skip
     if command == "ensemble":
         argv += ["-M", "2", "-S", "2", "--method", "top"]
     err = error_of(capsys, argv)
-    assert err.startswith(f"sklearn-dropnet {command}: error: cannot write {tmp_path / name}: ")
-    assert "\n" not in err
+    assert err == (f"sklearn-dropnet {command}: error: {tmp_path / name} is a folder, where this command "
+                   "writes a file; move it, or choose another --output-dir")  # fmt: skip
+    assert "accuracy" not in capsys.readouterr().out  # refused before training
+
+
+def test_an_output_file_that_cannot_be_written_is_one_line(tmp_path):
+    from sklearn_dropnet.cli.errors import UsageError
+    from sklearn_dropnet.cli.outputs import writing
+
+    with pytest.raises(UsageError, match=rf"^cannot write {tmp_path / 'model.joblib'}: \[Errno 28\] No space left on device$"):
+        with writing(tmp_path / "model.joblib"):
+            raise OSError(28, "No space left on device")
 
 
 def test_missing_data_file(capsys, tmp_path):
@@ -1106,3 +1116,21 @@ def test_model_argument_that_is_not_a_joblib_file(capsys, tmp_path, named_model)
         err = error_of(capsys, argv)
         assert err.startswith(f"sklearn-dropnet {argv[0]}: error: cannot load a model from {model} ("), err
         assert err.endswith(end), err
+
+
+def test_cv_and_selection_fraction_together_are_refused(capsys, tmp_path):
+    path = tmp_path / "small.csv"
+    path.write_text("a,b,y\n" + "\n".join(small_table()) + "\n")
+    argv = ["ensemble", "--data", str(path), "--output-dir", str(tmp_path), "-M", "2", "-S", "2", *TINY]
+    assert error_of(capsys, [*argv, "--cv", "2", "--selection-fraction", "0.3"]).endswith(
+        "--cv and --selection-fraction cannot be combined: with --cv the team is chosen on "
+        "out-of-fold predictions and no share is held out; use one of the two"
+    )
+    ensemble_help = " ".join(build_parser()._subparsers._group_actions[0].choices["ensemble"].format_help().split())
+    assert "held out to choose the team (never the test split) (default: 0.2)" in ensemble_help
+
+
+@pytest.mark.parametrize("sizes", ["8,,4", ",8", "8,"])
+def test_an_empty_layer_width_is_refused(capsys, sizes):
+    err = error_of(capsys, ["prune", "--hidden-layer-sizes", sizes])
+    assert f"'{sizes}' is not a comma-separated list of integers, e.g. 64,32" in err

@@ -12,6 +12,9 @@ from .outputs import dump, report_written, save_plot
 from .parser import Command, data_options, dropnet_options, hq_options, run_options
 from .training import dropnet_classifier, fit, prepare_training, with_column_names
 
+# The files written in --output-dir.
+_MODEL, _PLOT = "ensemble.joblib", "hq_candidates.png"
+
 
 def _add_options(parser):
     hq_options(parser)
@@ -30,6 +33,11 @@ def _check_options(args):
         raise UsageError("--method hq needs --n-select of at least 2")
     if args.cv is not None and args.bootstrap:
         raise UsageError("--cv and --bootstrap cannot be combined; use one of the two")
+    if args.cv is not None and args.selection_fraction is not None:
+        raise UsageError(
+            "--cv and --selection-fraction cannot be combined: with --cv the team is chosen on "
+            "out-of-fold predictions and no share is held out; use one of the two"
+        )
 
 
 def _full_ensemble_votes(hq, X):
@@ -54,7 +62,7 @@ def _run(args):
     from .. import HQEnsembleClassifier
     from ..plotting import plot_hq_candidates
 
-    data = prepare_training(args)
+    data = prepare_training(args, (_MODEL, _PLOT))
     _check_options(args)
     print(data.summary())
     print(
@@ -71,7 +79,7 @@ def _run(args):
         max_teams_per_level=args.max_teams_per_level,
         final_choice=args.final_choice,
         voting=args.voting,
-        validation_fraction=args.selection_fraction,
+        **({} if args.selection_fraction is None else {"validation_fraction": args.selection_fraction}),
         cv=args.cv,
         bootstrap=args.bootstrap,
         n_jobs=args.n_jobs,
@@ -116,8 +124,8 @@ def _run(args):
         plot_hq_candidates(hq, ax=ax)
         ax.set_title(f"{args.method}: {len(hq.candidates_['team'])} teams examined")
 
-    model_path = dump(with_column_names(hq, data.names), data.output / "ensemble.joblib")
-    report_written([model_path, *save_plot(draw, data.output / "hq_candidates.png", args)])
+    model_path = dump(with_column_names(hq, data.names), data.output / _MODEL)
+    report_written([model_path, *save_plot(draw, data.output / _PLOT, args)])
     return 0
 
 

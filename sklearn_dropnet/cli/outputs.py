@@ -12,9 +12,10 @@ from pathlib import Path
 from .errors import UsageError, reason
 
 
-def output_dir(path):
+def output_dir(path, files=()):
     """The folder ``--output-dir``, created if needed and checked to take new
-    files (with a probe file, created and deleted) before any training."""
+    files (with a probe file, created and deleted) before any training; none
+    of the ``files`` the command will write there may be a folder."""
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
         raise UsageError(f"--output-dir {path} exists and is not a folder")
@@ -29,6 +30,12 @@ def output_dir(path):
         raise UsageError(
             f"cannot write files in --output-dir {path}: {error.strerror or reason(error)}"
         ) from None
+    for name in files:
+        if (path / name).is_dir():
+            raise UsageError(
+                f"{path / name} is a folder, where this command writes a file; move it, or "
+                "choose another --output-dir"
+            )
     return path
 
 

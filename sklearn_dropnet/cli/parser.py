@@ -14,6 +14,7 @@ import difflib
 import functools
 import inspect
 import math
+import re
 import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -141,8 +142,8 @@ def estimator_option(group, *flags, estimator, param, **kwargs):
 
 
 def _layer_sizes(text):
-    try:
-        sizes = tuple(int(part) for part in text.replace(" ", ",").split(",") if part)
+    try:  # commas, spaces or both between the widths; an empty entry ("8,,4") is an error
+        sizes = tuple(int(part) for part in re.split(r"\s*,\s*|\s+", text.strip()))
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a comma-separated list of integers, e.g. 64,32"
@@ -429,7 +430,9 @@ def hq_options(parser):
         param="validation_fraction",
         metavar="FRACTION",
         dest="selection_fraction",
-        help="share of the training data held out to choose the team (never the test split)",
+        default=None,  # to tell it given from not, beside --cv
+        help="share of the training data held out to choose the team (never the test split) "
+        f"(default: {_default(estimator, 'validation_fraction')})",
     )
     group.add_argument(
         "--cv",

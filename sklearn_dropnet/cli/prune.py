@@ -9,6 +9,9 @@ from .outputs import dump, report_written, save_plot, writing
 from .parser import Command, data_options, dropnet_options, run_options
 from .training import dropnet_classifier, fit, prepare_training, with_column_names
 
+# The files written in --output-dir.
+_MODEL, _HISTORY, _PLOT = "model.joblib", "pruning_history.csv", "pruning_curve.png"
+
 
 def _add_options(parser):
     data_options(parser)
@@ -80,7 +83,7 @@ def _run(args):
     from ..plotting import plot_pruning_curve
     from ..pruning._network_cost import saved_bytes
 
-    data = prepare_training(args)
+    data = prepare_training(args, (_MODEL, _HISTORY, _PLOT))
     print(data.summary())
 
     # Train the dense network first (prune_ratio=0) to score it on the test
@@ -130,9 +133,9 @@ def _run(args):
         ax.set_title(f"Pruning curve: {final['fraction_left']:.0%} of units left")
 
     written = [
-        dump(with_column_names(estimator, data.names), data.output / "model.joblib"),
-        _write_history_csv(history, data.output / "pruning_history.csv"),
-        *save_plot(draw, data.output / "pruning_curve.png", args),
+        dump(with_column_names(estimator, data.names), data.output / _MODEL),
+        _write_history_csv(history, data.output / _HISTORY),
+        *save_plot(draw, data.output / _PLOT, args),
     ]
     report_written(written)
     return 0

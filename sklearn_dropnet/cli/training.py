@@ -97,10 +97,11 @@ class TrainingData:
         )
 
 
-def prepare_training(args):
+def prepare_training(args, outputs=()):
     """Everything a training command does before it trains, each problem a
     :class:`UsageError`: torch's threads and device, ``--data`` read and
-    checked, the test split held out, ``--output-dir`` checked.
+    checked, the test split held out, ``--output-dir`` checked (none of the
+    ``outputs``, the files the command writes there, may be a folder).
 
     Returns
     -------
@@ -109,7 +110,7 @@ def prepare_training(args):
     _configure_torch(args)
     X, y, description, names = _training_data(args)
     X_train, X_test, y_train, y_test = _split_test(X, y, args.test_size, args.random_state)
-    output = output_dir(args.output_dir)
+    output = output_dir(args.output_dir, outputs)
     return TrainingData(X_train, X_test, y_train, y_test, description, names, output)
 
 
