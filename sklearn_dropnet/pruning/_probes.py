@@ -87,10 +87,13 @@ _WEIGHTS_USED_DIRECTLY = (
     "so DropNet cannot see its outputs"
 )
 
+# The steps a layer's output is followed through to its activation, for messages.
+_FOLLOWED = "BatchNorm, Dropout, pooling, a multiplication by a number or a residual add"
+
 _NO_ACTIVATION = (
     "its output reaches no activation (a module such as nn.ReLU, or a function such as "
-    "F.relu or torch.relu, possibly after BatchNorm, pooling or a residual add), and DropNet "
-    "scores a unit by its post-activation"
+    f"F.relu or torch.relu, possibly after {_FOLLOWED}), and DropNet scores a unit by its "
+    "post-activation"
 )
 
 
@@ -175,7 +178,7 @@ def prunable_layers_hint(module, structure=None):
     hint = (
         "DropNet prunes hidden nn.Linear and nn.Conv1d/2d/3d layers whose output reaches an "
         "activation: a module such as nn.ReLU, or a function such as F.relu, torch.relu or "
-        "x.relu() (optionally through BatchNorm, Dropout, pooling or a residual add)."
+        f"x.relu() (optionally through {_FOLLOWED})."
     )
     parametrized = parametrized_layers(module)
     if parametrized:
@@ -233,8 +236,7 @@ def _no_activation(stop):
     mixes = f" ({kind} mixes the channels)" if isinstance(stop.module, (nn.LayerNorm, nn.GroupNorm)) else ""
     return (
         f"its output reaches no activation: it goes into {kind} ({stop.site.name!r}) first{mixes}, "
-        "and DropNet follows a unit to its activation only through BatchNorm, Dropout, pooling "
-        "or a residual add"
+        f"and DropNet follows a unit to its activation only through {_FOLLOWED}"
     )
 
 
