@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from .._export import FORMATS, INPUT_NAME, OUTPUT_NAMES
+from .errors import first_line
 from .io import UsageError, load_model
 from .parser import Command
 
@@ -63,10 +64,6 @@ def _output_path(args):
     return path
 
 
-def _first_line(error):
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
-
-
 def _shape(dims):
     return "(" + ", ".join(str(d) for d in dims) + ("," if len(dims) == 1 else "") + ")"
 
@@ -88,9 +85,9 @@ def run_export(args):
     try:
         path = model.export(output)
     except ImportError as error:
-        raise UsageError(f"cannot write {output}: {_first_line(error)}") from None
+        raise UsageError(f"cannot write {output}: {first_line(error)}") from None
     except (ValueError, TypeError, OSError) as error:
-        raise UsageError(f"cannot export {args.model}: {_first_line(error)}") from None
+        raise UsageError(f"cannot export {args.model}: {first_line(error)}") from None
     kind = FORMATS[path.suffix.lower()][0]
     shape = tuple(model._exported_input_shape())
     classes = json.loads(json.dumps(model.classes_.tolist(), default=str))
