@@ -97,7 +97,7 @@ class DropNetClassifier(NetworkExportMixin, RoutedParamsMixin, ClassifierMixin, 
 
     Prunable units are the outputs of hidden ``nn.Linear`` layers and the
     filters of ``nn.Conv1d/2d/3d`` layers whose output reaches an activation
-    (``nn.ReLU()``, ``F.relu``, ``x.relu()``, ...) through BatchNorm, Dropout,
+    (``nn.ReLU()``, ``F.relu``, ...) through BatchNorm, InstanceNorm, Dropout,
     pooling or residual adds. Every layer keeps a unit (per channel group);
     a layer left unpruned is named in a warning and in ``unpruned_layers_``.
 

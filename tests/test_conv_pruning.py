@@ -107,6 +107,42 @@ def test_batchnorm_next_conv_and_flatten_linear_follow_the_removed_filters():
     torch.testing.assert_close(net.bn2.running_var, dense.bn2.running_var[[0, 3, 4]])
 
 
+class ConvInstanceNorm(nn.Module):
+    """conv -> InstanceNorm -> ReLU -> conv -> InstanceNorm -> torch.relu -> mean -> out."""
+
+    def __init__(self, **norm):
+        super().__init__()
+        self.c1, self.n1, self.a1 = nn.Conv2d(2, 8, 3, padding=1), nn.InstanceNorm2d(8, **norm), nn.ReLU()
+        self.c2, self.n2 = nn.Conv2d(8, 6, 3, padding=1), nn.InstanceNorm2d(6, **norm)
+        self.out = nn.Linear(6, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.n2(self.c2(self.a1(self.n1(self.c1(x))))))
+        return self.out(x.mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("affine", [False, True], ids=["plain", "affine"])
+@pytest.mark.parametrize("track_running_stats", [False, True], ids=["batch-stats", "running-stats"])
+def test_instancenorm_before_the_activation_is_followed_and_removed_with_its_filters(affine, track_running_stats):
+    torch.manual_seed(0)
+    net = ConvInstanceNorm(affine=affine, track_running_stats=track_running_stats)
+    with torch.no_grad():
+        for norm in (net.n1, net.n2):
+            if affine:
+                norm.weight.uniform_(0.5, 1.5), norm.bias.normal_(0, 0.5)
+            if track_running_stats:
+                norm.running_mean.normal_(0, 0.5), norm.running_var.uniform_(0.5, 1.5)
+    dense = copy.deepcopy(net)
+    x = torch.randn(6, 2, 6, 6)
+    assert set(groups_of(net, x)) == {"c1", "c2"}
+    assert_removal_matches_masking(net, x, {"c1": [0, 4, 7], "c2": [1, 2]})
+    assert net.n1.num_features == net.c2.in_channels == 5 and net.n2.num_features == net.out.in_features == 4
+    if track_running_stats:
+        torch.testing.assert_close(net.n1.running_var, dense.n1.running_var[[1, 2, 3, 5, 6]])
+        torch.testing.assert_close(net.n2.running_mean, dense.n2.running_mean[[0, 3, 4, 5]])
+    net.train()(x)  # training mode updates the running statistics: their sizes must match
+
+
 def test_filter_scores_read_the_post_batchnorm_activation_and_average_residual_members():
     torch.manual_seed(0)
     net = randomise_batchnorm(ConvBNFlattenLinear()).eval()

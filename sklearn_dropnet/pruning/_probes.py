@@ -3,7 +3,7 @@
 DropNet scores a unit by the output of the nonlinearity that follows its
 layer. One forward pass (:func:`~sklearn_dropnet.pruning._sites.record_forward`)
 lists the calls of the leaf modules and of the activation functions; the
-chain ``layer -> [BatchNorm / Dropout / pooling / residual add] ->
+chain ``layer -> [BatchNorm / InstanceNorm / Dropout / pooling / residual add] ->
 activation`` is then followed by tensor identity. The activation is a
 module (``nn.ReLU()``) or a function (``F.relu``, ``torch.relu``,
 ``x.relu_()``), in place or not; a residual add (``out += shortcut``,
@@ -37,7 +37,9 @@ PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 # Modules that keep each channel in place but shift it: a chain passes
 # through them, and switching a unit off after one means zeroing its output.
-NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+NORM_TYPES = (
+    nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d,
+)  # fmt: skip
 
 # Modules that keep each channel in place and a zero a zero (as does a leaf
 # module without parameters that returns its input, such as torchvision's
@@ -88,7 +90,7 @@ _WEIGHTS_USED_DIRECTLY = (
 )
 
 # The steps a layer's output is followed through to its activation, for messages.
-_FOLLOWED = "BatchNorm, Dropout, pooling, a multiplication by a number or a residual add"
+_FOLLOWED = "BatchNorm or InstanceNorm, Dropout, pooling, a multiplication by a number or a residual add"
 
 _NO_ACTIVATION = (
     "its output reaches no activation (a module such as nn.ReLU, or a function such as "

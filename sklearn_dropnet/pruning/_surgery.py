@@ -275,11 +275,26 @@ def _grouped_input_weight(weight, idxs, groups):
     return torch.cat(kept)
 
 
+def _tracked_instance_norms(group):
+    """The InstanceNorms with running statistics in ``group``, with the channels they lose.
+
+    Torch-Pruning 1.6 shrinks an InstanceNorm's ``num_features`` and affine
+    parameters but not its ``running_mean`` and ``running_var``.
+    """
+    norms = {}
+    for item in group:
+        module = item.dep.target.module
+        if isinstance(module, nn.modules.instancenorm._InstanceNorm) and module.track_running_stats:
+            norms[module] = np.union1d(norms.get(module, []), np.asarray(item.idxs, dtype=int))
+    return [(norm, norm.running_mean.shape[0], idxs) for norm, idxs in norms.items()]
+
+
 def _prune(graph, group):
     """``group.prune()``, with the input channels of grouped convolutions removed group by group.
 
     Torch-Pruning keeps the first positions of such a convolution's input
     dimension, right only when every channel group loses the same positions.
+    The running statistics of an InstanceNorm lose their channels too.
     """
     inputs = [
         (item.dep.target.module, np.asarray(sorted(item.idxs), dtype=int))
@@ -287,11 +302,16 @@ def _prune(graph, group):
         if graph.is_in_channel_pruning_fn(item.dep.handler) and _is_grouped_conv(item.dep.target.module)
     ]
     weights = [conv.weight.detach().clone() for conv, _ in inputs]
+    norms = _tracked_instance_norms(group)
     group.prune()
     for (conv, idxs), weight in zip(inputs, weights):
         if len(idxs):
             pruned = _grouped_input_weight(weight, idxs, conv.groups)
             conv.weight = nn.Parameter(pruned, requires_grad=conv.weight.requires_grad)
+    for norm, size, idxs in norms:
+        kept = torch.as_tensor(np.setdiff1d(np.arange(size), idxs), device=norm.running_mean.device)
+        norm.running_mean = norm.running_mean[kept]
+        norm.running_var = norm.running_var[kept]
 
 
 def _out_channel_items(graph, group):
