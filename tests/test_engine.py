@@ -332,6 +332,30 @@ def test_choose_refuses_a_negative_count_and_stale_scores():
         pruner.choose(scores, 2)
 
 
+def test_remove_refuses_a_choice_made_for_another_network():
+    net, x = bn_mlp(), torch.randn(16, 6)
+    pruner = DropNetPruner(net, x[:2])
+    checkpoint = pruner.checkpoint()
+    drop = pruner.choose({"0": np.arange(12.0), "3": np.arange(10.0)}, 4)
+    assert isinstance(drop, dict) and {name: list(units) for name, units in drop.items()} == {"0": [0, 1], "3": [0, 1]}
+    pruner.remove(drop)
+    sizes = pruner.units_per_layer
+    with pytest.raises(ValueError, match=r"chose for another network \(by this pruner before its last remove\(\) or "
+                                         r"restore\(\)\): removing them now would remove the units that are now"):
+        pruner.remove(drop)  # fmt: skip
+    assert pruner.units_per_layer == sizes
+    pruner.remove({"0": [0]})  # a plain dict is the caller's: positions in the network as it is now
+    assert pruner.n_units == sum(sizes.values()) - 1
+    drop = pruner.choose(pruner.score(lambda: [x]), 2)
+    pruner.restore(checkpoint)
+    with pytest.raises(ValueError, match=r"before its last remove\(\) or restore\(\)"):
+        pruner.remove(drop)
+    other = DropNetPruner(bn_mlp(), x[:2])
+    with pytest.raises(ValueError, match=r"chose for another network \(by another pruner\)"):
+        other.remove(pruner.choose(pruner.score(lambda: [x]), 2))
+    assert other.units_per_layer == {"0": 12, "3": 10}
+
+
 def test_batches_to_score_on_that_cannot_serve_are_named():
     net, x = bn_mlp(), torch.randn(16, 6)
     pruner = DropNetPruner(net, x[:2])

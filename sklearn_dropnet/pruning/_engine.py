@@ -128,6 +128,17 @@ def _check_callable(batches, name, example):
         )
 
 
+class _Choice(dict):
+    """What :meth:`DropNetPruner.choose` returns: the units to remove, as a
+    dict that remembers which pruner chose them for which of its networks
+    (its count of removals and restores), so that :meth:`DropNetPruner.remove`
+    can refuse them for another."""
+
+    def __init__(self, units, pruner):
+        super().__init__(units)
+        self.pruner, self.network = id(pruner), pruner._networks
+
+
 @dataclass
 class _Checkpoint:
     module: object
@@ -223,6 +234,7 @@ class DropNetPruner:
         self.history = [] if history is None else history
         self.unpruned = dict(unpruned or {})
         self.frozen = dict(frozen or {})
+        self._networks = 0  # removals and restores so far: a choice is for one network
         self.structure = inspect_network(module, example_input)
         if not self.structure.probes:
             raise PruningError(
@@ -506,7 +518,7 @@ class DropNetPruner:
                 else drop.get(group.name, ())
                 for group in self.units
             }
-        return drop
+        return _Choice(drop, self)
 
     def remove(self, units, restart="none"):
         """Remove ``units`` physically and return the network to train next.
@@ -520,7 +532,9 @@ class DropNetPruner:
         ----------
         units : dict of str -> sequence of int
             For each group (root layer name), the indices of its units to
-            remove, as :meth:`choose` returns them.
+            remove, as :meth:`choose` returns them. A choice that
+            :meth:`choose` made before the last :meth:`remove` or
+            :meth:`restore`, or that another pruner made, is refused.
         restart : str, default="none"
             A name in :data:`RESTARTS`: ``"none"`` keeps the trained weights
             of the survivors (fine-tuning), ``"rewind"`` starts them from
@@ -539,10 +553,18 @@ class DropNetPruner:
         if restart not in RESTARTS:
             raise ValueError(f"restart must be one of {sorted(RESTARTS)}, got {restart!r}.")
         self._check_unchanged()
+        if isinstance(units, _Choice) and (units.pruner, units.network) != (id(self), self._networks):
+            by = "another pruner" if units.pruner != id(self) else "this pruner before its last remove() or restore()"
+            raise ValueError(
+                f"remove() got units that choose() chose for another network (by {by}): removing them "
+                "now would remove the units that are now at those positions. Call score() and choose() "
+                "again on the network as it is now."
+            )
         units = check_units(units, {group.name: group.size for group in self.units}, "remove() got")
         if restart == "none":  # otherwise the next network is made from the rewind copy
             remove_units(self.module, self.example, units)  # first: where the caller's changes fail
         remove_units(self.initial, self.example.cpu(), units)
+        self._networks += 1
         self.module = RESTARTS[restart](self)
         self.retrace()
         return self.module
@@ -606,5 +628,6 @@ class DropNetPruner:
         self.module = copy.deepcopy(checkpoint.module)
         self.initial = copy.deepcopy(checkpoint.initial)
         self.frozen = dict(checkpoint.frozen)
+        self._networks += 1
         self.retrace()
         return self.module
