@@ -332,6 +332,73 @@ def test_choose_refuses_a_negative_count_and_stale_scores():
         pruner.choose(scores, 2)
 
 
+@pytest.mark.parametrize(
+    ("restart", "step", "nth"),
+    [("none", "prune", 2), ("none", "prune", 3), ("none", "retrace", 1), ("rewind", "prune", 2), ("rewind", "retrace", 1)],
+    ids=["network-second-group", "rewind-copy-after-network", "retrace", "rewind-copy-second-group", "retrace-rewound"],
+)
+def test_a_failure_inside_the_surgery_leaves_everything_as_it_was(monkeypatch, restart, step, nth):
+    from sklearn_dropnet.pruning import _surgery
+
+    net, x = bn_mlp(), torch.randn(16, 6)
+    pruner = DropNetPruner(net, x[:2])
+    weights = {name: value.clone() for name, value in net.state_dict().items()}
+    initial = {name: value.clone() for name, value in pruner.initial.state_dict().items()}
+    parameters = list(net.parameters())  # what an optimizer built before holds
+    real = {"prune": (_surgery, "_prune", _surgery._prune), "retrace": (DropNetPruner, "retrace", DropNetPruner.retrace)}
+    owner, attribute, function = real[step]
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == nth:
+            raise RuntimeError("Torch-Pruning failed here")
+        return function(*args, **kwargs)
+
+    monkeypatch.setattr(owner, attribute, failing)
+    drop = {"0": [1, 5], "3": [0, 2, 7]}
+    with pytest.raises(RuntimeError, match="failed here"):
+        pruner.remove(drop, restart=restart)
+    assert pruner.module is net and pruner.units_per_layer == {"0": 12, "3": 10}
+    assert [net[0].out_features, net[1].num_features, net[3].in_features, net[3].out_features] == [12, 12, 12, 10]
+    assert all(torch.equal(net.state_dict()[name], value) for name, value in weights.items())
+    assert all(torch.equal(pruner.initial.state_dict()[name], value) for name, value in initial.items())
+    assert all(a is b for a, b in zip(net.parameters(), parameters, strict=True))
+    monkeypatch.setattr(owner, attribute, function)
+    net = pruner.remove(drop, restart=restart)  # and the pruner goes on
+    assert pruner.units_per_layer == {"0": 10, "3": 7} and net(x).shape == (16, 3)
+
+
+def test_a_failed_surgery_leaves_an_lstm_running_as_before(monkeypatch):
+    from sklearn_dropnet.pruning import _surgery
+
+    class Recurrent(nn.Module):  # an LSTM keeps its weights in a list too, which surgery updates
+        def __init__(self):
+            super().__init__()
+            self.fc, self.lstm, self.out = nn.Linear(5, 12), nn.LSTM(12, 10, batch_first=True), nn.Linear(10, 3)
+
+        def forward(self, x):
+            return self.out(self.lstm(torch.relu(self.fc(x)))[0][:, -1])
+
+    torch.manual_seed(0)
+    net, x = Recurrent(), torch.randn(4, 6, 5)
+    pruner, expected = DropNetPruner(net, x[:2]), net(x)
+    real, calls = _surgery._prune, []
+
+    def failing(*args):
+        calls.append(1)
+        if len(calls) == 2:  # the rewind copy's surgery, after the network's
+            raise RuntimeError("Torch-Pruning failed here")
+        return real(*args)
+
+    monkeypatch.setattr(_surgery, "_prune", failing)
+    with pytest.raises(RuntimeError, match="failed here"):
+        pruner.remove({"fc": [0, 3]})
+    torch.testing.assert_close(net(x), expected, rtol=0, atol=0)
+    monkeypatch.setattr(_surgery, "_prune", real)
+    assert pruner.remove({"fc": [0, 3]})(x).shape == (4, 3) and net.lstm.input_size == 10
+
+
 def test_remove_refuses_a_choice_made_for_another_network():
     net, x = bn_mlp(), torch.randn(16, 6)
     pruner = DropNetPruner(net, x[:2])

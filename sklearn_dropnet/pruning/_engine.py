@@ -21,7 +21,13 @@ from ..exceptions import PruningError
 from ._network_cost import count_macs, count_parameters
 from ._probes import inspect_network, parametrized_layers, prunable_layers_hint
 from ._removal_check import exactly_removable
-from ._surgery import remove_units, trace_unit_groups, warn_unpruned
+from ._surgery import (
+    put_back,
+    remove_units,
+    saved_state,
+    trace_unit_groups,
+    warn_unpruned,
+)
 from ._unit_scores import score_units
 from ._unit_selection import check_units, choose_units_to_drop
 
@@ -561,12 +567,20 @@ class DropNetPruner:
                 "again on the network as it is now."
             )
         units = check_units(units, {group.name: group.size for group in self.units}, "remove() got")
-        if restart == "none":  # otherwise the next network is made from the rewind copy
-            remove_units(self.module, self.example, units)  # first: where the caller's changes fail
-        remove_units(self.initial, self.example.cpu(), units)
-        self._networks += 1
-        self.module = RESTARTS[restart](self)
-        self.retrace()
+        before = {key: getattr(self, key) for key in ("module", "structure", "units", "_networks")}
+        before.update(unpruned=dict(self.unpruned), frozen=dict(self.frozen))
+        networks = saved_state(self.module) + saved_state(self.initial)
+        try:
+            if restart == "none":  # otherwise the next network is made from the rewind copy
+                remove_units(self.module, self.example, units)
+            remove_units(self.initial, self.example.cpu(), units)
+            self._networks += 1
+            self.module = RESTARTS[restart](self)
+            self.retrace()
+        except BaseException:  # a failure inside the surgery: back to the networks as they were
+            put_back(networks)
+            vars(self).update(before)
+            raise
         return self.module
 
     def record(self, **fields):

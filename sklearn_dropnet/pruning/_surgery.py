@@ -28,6 +28,7 @@ channel group by channel group. Channel groups are why a unit group carries
 all keep the same size, so DropNet removes as many units from each.
 """
 
+import copy
 import functools
 import warnings
 from dataclasses import dataclass
@@ -466,6 +467,37 @@ def trace_unit_groups(module, example_input, structure):
         if layer not in graph.module2node or _feeds_a_layer(graph, layer):
             refused[name] = (layer.weight.shape[0], reason)
     return groups, refused
+
+
+def saved_state(module):
+    """Every submodule of ``module`` with a shallow copy of its attributes, for :func:`put_back`.
+
+    Shallow is enough: surgery gives a module new parameters, buffers and
+    sizes, but changes no tensor in place, so the old ones stay as they were.
+    """
+    return [(part, {key: copy.copy(value) for key, value in vars(part).items()}) for part in module.modules()]
+
+
+def put_back(state):
+    """Give each module its attributes of :func:`saved_state` back, in place.
+
+    The modules stay the same objects, and so do their containers (the
+    ``_parameters`` dict an optimizer's caller may hold, the hooks' dicts
+    that hook handles refer to); those are refilled instead of replaced.
+    """
+    for part, saved in state:
+        attributes = vars(part)
+        for key in [key for key in attributes if key not in saved]:
+            del attributes[key]
+        for key, value in saved.items():
+            current = attributes.get(key)
+            if type(current) is type(value) and isinstance(value, (dict, set)):
+                current.clear()
+                current.update(value)
+            elif type(current) is type(value) and isinstance(value, list):
+                current[:] = value
+            else:
+                attributes[key] = value
 
 
 def remove_units(module, example_input, units_to_drop):
