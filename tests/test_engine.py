@@ -266,6 +266,35 @@ def test_the_layers_after_a_recurrent_layer_are_pruned_without_torch_prunings_wa
     assert net(x).shape == (4, 3)
 
 
+class IntoRecurrent(nn.Module):
+    """A projection whose units feed a recurrent layer (a CRNN's convolutions, say)."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.fc, self.rnn = nn.Linear(5, 12), kind(12, 10, batch_first=True)
+        self.hidden, self.out = nn.Linear(10, 8), nn.Linear(8, 3)
+
+    def forward(self, x):
+        steps, _ = self.rnn(torch.relu(self.fc(x)))
+        return self.out(torch.relu(self.hidden(steps[:, -1])))
+
+
+def test_a_layer_feeding_a_gru_is_left_out_with_the_reason_and_one_feeding_an_lstm_is_pruned():
+    torch.manual_seed(0)
+    x = torch.randn(64, 6, 5)
+    with pytest.warns(UnitRemovalWarning, match=r"layer 'fc' unpruned: Torch-Pruning cannot follow its units into the "
+                      r"modules that read them \(IndexError: .*\); Torch-Pruning 1.6 cannot follow channels into an "
+                      r"nn.GRU \('rnn'\)"):  # fmt: skip
+        pruner = DropNetPruner(IntoRecurrent(nn.GRU), x[:2])  # was an IndexError from inside Torch-Pruning
+    assert pruner.units_per_layer == {"hidden": 8} and "nn.LSTM there loses the matching inputs" in pruner.unpruned["fc"]
+    net = pruner.remove(pruner.choose(pruner.score(lambda: [x]), 4))
+    assert pruner.units_per_layer == {"hidden": 4} and net(x).shape == (64, 3)
+    pruner = DropNetPruner(IntoRecurrent(nn.LSTM), x[:2])
+    assert pruner.check_removal(x[:32]) and pruner.units_per_layer == {"fc": 12, "hidden": 8}
+    net = pruner.remove({"fc": [0, 3, 7]})
+    assert net.rnn.input_size == 9 and net(x).shape == (64, 3)
+
+
 def test_a_bidirectional_lstm_is_named_as_what_torch_pruning_cannot_trace():
     with pytest.raises(PruningError, match=r"'rnn' is a bidirectional nn.LSTM, and Torch-Pruning cannot follow"):
         DropNetPruner(recurrent_net(nn.LSTM, True), torch.randn(2, 5, 8))

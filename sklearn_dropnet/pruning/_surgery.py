@@ -375,8 +375,12 @@ def _untraceable(exc, structure, module):
 
 
 def _feeds_a_layer(graph, layer):
-    """Whether ``layer``'s output channels are inputs of another Linear or Conv layer."""
-    group = _pruning_group(graph, layer, list(range(layer.weight.shape[0])))
+    """Whether ``layer``'s output channels are inputs of another Linear or Conv layer
+    (or may be: Torch-Pruning cannot follow them)."""
+    try:
+        group = _pruning_group(graph, layer, list(range(layer.weight.shape[0])))
+    except Exception:
+        return True
     return any(
         graph.is_in_channel_pruning_fn(item.dep.handler) and isinstance(item.dep.target.module, PRUNABLE_TYPES)
         for item in group
@@ -421,7 +425,11 @@ def trace_unit_groups(module, example_input, structure):
         layer = modules[name]
         pruner = graph.get_pruner_of_module(layer)
         size = pruner.get_out_channels(layer)
-        group = _pruning_group(graph, layer, list(range(size)))
+        try:
+            group = _pruning_group(graph, layer, list(range(size)))
+        except Exception as exc:  # Torch-Pruning's index mapping, inside a module it cannot follow
+            refused[name] = (size, _not_followed(exc, module))
+            continue
         members = []
         blocked = None
         consumers = [
@@ -467,6 +475,18 @@ def trace_unit_groups(module, example_input, structure):
         if layer not in graph.module2node or _feeds_a_layer(graph, layer):
             refused[name] = (layer.weight.shape[0], reason)
     return groups, refused
+
+
+def _not_followed(exc, module):
+    """Why a layer whose unit group Torch-Pruning fails to build is left out."""
+    grus = [name for name, part in module.named_modules() if isinstance(part, nn.GRU)]
+    into = (
+        f"; Torch-Pruning 1.6 cannot follow channels into an nn.GRU ({grus[0]!r}), whose gates it "
+        "traces one by one (an nn.LSTM there loses the matching inputs)"
+        if grus
+        else ""
+    )
+    return f"Torch-Pruning cannot follow its units into the modules that read them ({type(exc).__name__}: {exc}){into}"
 
 
 def saved_state(module):
