@@ -95,6 +95,21 @@ def test_count_macs_counts_multiply_accumulates_only():
     assert count_macs(net, x) == conv + 54 * 5 == 8046
 
 
+def test_a_batchnorm_without_running_statistics_is_counted_and_pruned(digits):
+    def net(track_running_stats):
+        torch.manual_seed(0)
+        layers = nn.Linear(64, 32), nn.BatchNorm1d(32, track_running_stats=track_running_stats), nn.ReLU()
+        return nn.Sequential(*layers, nn.Linear(32, 10))
+
+    x = torch.zeros(5, 64)
+    assert count_macs(net(False), x) == count_macs(net(True), x) == 64 * 32 + 32 * 10
+    assert activation_bytes(net(False), x) == activation_bytes(net(True), x) == (32 * 3 + 10) * 4
+    X, y = digits
+    clf = DropNetClassifier(module=net(False), prune_ratio=0.5, drop_fraction=0.5, max_epochs=1, random_state=0)
+    clf.fit(X[:300], y[:300])  # failed after training, counting the MACs of one sample
+    assert [r["macs"] for r in clf.pruning_history_] == [64 * 32 + 32 * 10, 64 * 16 + 16 * 10]
+
+
 def test_peak_cuda_bytes_names_inputs_on_the_cpu():
     with pytest.raises(ValueError, match="measures CUDA memory, but the inputs are on cpu"):
         peak_cuda_bytes(nn.Linear(4, 3), torch.zeros(2, 4))

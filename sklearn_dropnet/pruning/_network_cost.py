@@ -60,9 +60,10 @@ def activation_bytes(module, example_input):
     >>> activation_bytes(net, torch.zeros(2, 4))  # (8 + 8 + 3) float32 values
     76
     """
-    calls, _ = record_forward(module, example_input[:1])
+    samples = example_input[:2]  # a BatchNorm without running statistics needs two
+    calls, _ = record_forward(module, samples)
     outputs = [call.output for call in calls if call.module is not None and call.output is not None]
-    return sum(out.numel() * out.element_size() for out in outputs)
+    return sum(out.numel() * out.element_size() for out in outputs) // len(samples)
 
 
 def peak_cuda_bytes(module, inputs):
@@ -120,7 +121,9 @@ def count_macs(module, example_input):
     """Multiply-accumulates of one forward pass for a single sample.
 
     Counted by PyTorch's :class:`torch.utils.flop_counter.FlopCounterMode`
-    on ``example_input[:1]``: the matrix products of linear layers,
+    on the first two samples of ``example_input`` (a BatchNorm without
+    running statistics needs two), divided by their number: the matrix
+    products of linear layers,
     convolutions (grouped ones per group) and attention, two FLOPs to a
     multiply-accumulate. Element-wise work (biases, normalisation,
     activations, pooling) is not a multiply-accumulate and is not counted.
@@ -134,9 +137,10 @@ def count_macs(module, example_input):
     >>> count_macs(net, torch.zeros(5, 4))  # 4 * 8 + 8 * 3
     56
     """
+    samples = example_input[:2]
     with FlopCounterMode(display=False) as counter:
-        evaluate(module, example_input[:1])
-    return counter.get_total_flops() // 2
+        evaluate(module, samples)
+    return counter.get_total_flops() // (2 * len(samples))
 
 
 def network_costs(module, batch, repeats=20):
