@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from sklearn_dropnet import DropNetClassifier, models
@@ -336,6 +337,30 @@ def test_a_network_torch_pruning_cannot_trace_fails_before_training(monkeypatch)
     monkeypatch.setattr(DropNetNet, "train_round", lambda self, data, teacher=None: trained.append(1))
     with pytest.raises(PruningError, match=r"Torch-Pruning cannot trace .*\(ZeroDivisionError: .*ShuffleNet"):
         fit(net, X, y)
+    assert not trained
+
+
+class AlwaysDropout(nn.Module):
+    """F.dropout without training=self.training: it drops in eval mode too."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(6, 16), nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.b(F.dropout(torch.relu(self.a(x)), 0.5))
+
+
+def test_a_network_random_in_eval_mode_is_named_before_training(monkeypatch):
+    X, y = np.random.default_rng(0).standard_normal((40, 6)).astype(np.float32), np.arange(40) % 3
+    trained = []
+    monkeypatch.setattr(DropNetNet, "train_round", lambda self, data, teacher=None: trained.append(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnitRemovalWarning)  # it blamed Torch-Pruning for the layer
+        with pytest.raises(PruningError, match=r"output in eval mode changes between two calls on the same inputs "
+                           r"\(by up to .*\): something random runs in eval mode, such as F.dropout\(x, p\) without "
+                           r"training=self.training.*F.dropout\(x, p, training=self.training\)"):  # fmt: skip
+            fit(AlwaysDropout(), X, y)
     assert not trained
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from ..exceptions import PruningError
 from ._network_cost import count_macs, count_parameters
 from ._probes import inspect_network, parametrized_layers, prunable_layers_hint
-from ._removal_check import exactly_removable
+from ._removal_check import check_deterministic, exactly_removable
 from ._surgery import (
     put_back,
     remove_units,
@@ -206,7 +206,9 @@ class DropNetPruner:
     Raises
     ------
     PruningError
-        If the network has no layer DropNet can prune.
+        If the network has no layer DropNet can prune, or if its output in
+        eval mode changes from call to call (``F.dropout`` without
+        ``training=self.training``).
 
     Examples
     --------
@@ -242,6 +244,7 @@ class DropNetPruner:
         self.frozen = dict(frozen or {})
         self._networks = 0  # removals and restores so far: a choice is for one network
         self.structure = inspect_network(module, example_input)
+        check_deterministic(module, example_input)
         if not self.structure.probes:
             raise PruningError(
                 f"No prunable layer found in the module: {prunable_layers_hint(module, self.structure)}"

@@ -26,7 +26,7 @@ import torch
 
 from .._device import preserved_generators
 from .._user_warnings import warn
-from ..exceptions import UnitRemovalWarning
+from ..exceptions import PruningError, UnitRemovalWarning
 from ._eval_mode import evaluate
 from ._probes import tied_parameters
 from ._surgery import remove_units
@@ -152,6 +152,26 @@ def _explanation(reason):
         "Torch-Pruning does not map this structure exactly (e.g. a permute before a "
         "flatten, a reshape to a fixed width, a residual add of the network's input)."
     )
+
+
+def check_deterministic(module, example_input):
+    """Refuse a network whose output in eval mode changes from call to call:
+    no removal could match it, and the check's warnings would blame
+    Torch-Pruning for every layer."""
+    first, second = evaluate(module, example_input), evaluate(module, example_input)
+    if not isinstance(first, torch.Tensor):
+        return
+    atol = _ATOL * (1.0 + (_finite_max(first.abs()) or 0.0))  # GPU kernels may sum in another order
+    if not torch.allclose(first, second, rtol=_RTOL, atol=atol, equal_nan=True):
+        difference = _finite_max((first - second).abs())
+        amount = "in NaN or inf" if difference is None else f"by up to {difference:.3g}"
+        raise PruningError(
+            f"The network's output in eval mode changes between two calls on the same inputs ({amount}): "
+            "something random runs in eval mode, such as F.dropout(x, p) without "
+            "training=self.training, or torch.rand in forward. Removals are checked against the "
+            "network's own output, and predict_proba would change from call to call. Use nn.Dropout, "
+            "or F.dropout(x, p, training=self.training)."
+        )
 
 
 def exactly_removable(module, example_input, structure, groups):
