@@ -1118,6 +1118,26 @@ def test_model_argument_that_is_not_a_joblib_file(capsys, tmp_path, named_model)
         assert err.endswith(end), err
 
 
+def test_a_model_whose_code_cannot_be_imported_names_the_module(capsys, tmp_path, monkeypatch):
+    """A model built on the user's own network class, run where Python cannot import it
+    (the console script does not put the working folder on sys.path)."""
+    (tmp_path / "mynet.py").write_text("class Net:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import mynet
+
+    joblib.dump(mynet.Net(), tmp_path / "model.joblib")
+    monkeypatch.delitem(sys.modules, "mynet")
+    monkeypatch.setattr(sys, "path", [entry for entry in sys.path if entry != str(tmp_path)])
+    for argv in (["export", str(tmp_path / "model.joblib"), "-o", str(tmp_path / "m.onnx")],
+                 ["predict", str(tmp_path / "model.joblib"), str(tmp_path / "data.csv")]):  # fmt: skip
+        err = error_of(capsys, argv)
+        assert err.endswith(
+            f"cannot load a model from {tmp_path / 'model.joblib'}: it was saved with code from the module "
+            "'mynet', which Python cannot import here. Run the command where it can: PYTHONPATH=<the folder "
+            "that holds mynet> sklearn-dropnet ..., or python -m sklearn_dropnet ... from that folder"
+        ), err
+
+
 def test_cv_and_selection_fraction_together_are_refused(capsys, tmp_path):
     path = tmp_path / "small.csv"
     path.write_text("a,b,y\n" + "\n".join(small_table()) + "\n")

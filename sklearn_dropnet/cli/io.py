@@ -163,6 +163,13 @@ def load_model(path, data=None):
     path = existing_file(path, "model file")
     try:
         model = joblib.load(path)
+    except ModuleNotFoundError as error:  # the user's own network class, say
+        raise UsageError(
+            f"cannot load a model from {path}: it was saved with code from the module "
+            f"{error.name!r}, which Python cannot import here. Run the command where it can: "
+            f"PYTHONPATH=<the folder that holds {error.name.split('.')[0]}> sklearn-dropnet ..., or "
+            "python -m sklearn_dropnet ... from that folder"
+        ) from None
     except Exception as error:  # unpickling can fail in many ways
         swapped = data is not None and (
             path.suffix.lower() in DATA_EXTENSIONS or Path(data).suffix.lower() == ".joblib"
