@@ -19,6 +19,10 @@ from torch.utils.data import (
     SequentialSampler,
 )
 
+# DataLoader settings that would skip or reorder items: a pass that scores
+# units, or gives each training row its teacher's output, reads every item in order.
+_IN_ORDER = ("shuffle", "sampler", "batch_sampler", "drop_last", "generator")
+
 
 def dataset_labels(dataset):
     """Labels of a ``Dataset`` of ``(x, label)`` pairs, as a numpy array.
@@ -298,12 +302,22 @@ class LabelledData:
 
         return self.X if self.is_dataset else SkorchDataset(self.X, self.y)
 
-    def input_batches(self, device, batch_size=256):
-        """Yield the inputs in batches, as tensors on ``device``."""
+    def input_batches(self, device, batch_size=None, loader=None):
+        """Yield the inputs in order, in batches, as tensors on ``device``.
+
+        ``loader``: the ``iterator_valid__*`` settings of the estimator
+        (without the prefix). ``batch_size``, else theirs, else 256, sizes
+        the batches; a Dataset's items are also read with the other
+        ``DataLoader`` settings (``num_workers``, ``pin_memory``,
+        ``collate_fn``, ...), except those that would skip or reorder items.
+        """
+        settings = {key: value for key, value in (loader or {}).items() if key not in _IN_ORDER}
+        batch_size = batch_size or settings.pop("batch_size", None) or 256
+        settings.pop("batch_size", None)
         if self.is_dataset:
             # a generator of its own: scoring must not advance torch's global one,
             # which shuffles the training rows (arrays and datasets train alike)
-            for x, _ in DataLoader(self.X, batch_size=batch_size, generator=torch.Generator()):
+            for x, _ in DataLoader(self.X, batch_size=batch_size, generator=torch.Generator(), **settings):
                 yield x.to(device)
         else:
             for start in range(0, len(self.X), batch_size):

@@ -433,16 +433,16 @@ class DropNetClassifier(NetworkExportMixin, RoutedParamsMixin, ClassifierMixin, 
         left, target = pruner.n_units, pruner.target_units(prune_ratio)
         expected = max(0, math.ceil(math.log(max(target, 1) / left) / math.log(1 - self.drop_fraction)))
         progress = tqdm(total=expected, desc="DropNet rounds", unit="round", disable=not self.verbose)
-        device = self.net_.device
+        device, loader = self.net_.device, self._prefixed("iterator_valid__")  # passes over the training rows
         # The network before the rounds teaches them: its log-probabilities on the training rows.
-        teacher = self.net_.log_proba(train.input_batches(device)) if self.distill_weight else None
+        teacher = self.net_.log_proba(train.input_batches(device, loader=loader)) if self.distill_weight else None
         check_inputs = train.spread_inputs(device, _CHECK_SAMPLES)
         records = len(self.pruning_history_)
         try:
             while n_drop := pruner.units_to_drop(prune_ratio, self.drop_fraction):
                 records = len(self.pruning_history_)
                 start = time.perf_counter()
-                scores = pruner.score(lambda: train.input_batches(device), self.unit_score, rng)
+                scores = pruner.score(lambda: train.input_batches(device, loader=loader), self.unit_score, rng)
                 drop = pruner.choose(
                     scores, n_drop, self.scope, rng, lambda: train.labelled_batches(device), self.round_to
                 )

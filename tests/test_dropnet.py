@@ -442,6 +442,42 @@ def test_image_arrays_and_torch_datasets(digits):
     np.testing.assert_array_equal(clf_ds.predict(images[400:500]), from_arrays)
 
 
+def test_scoring_passes_read_the_training_rows_with_the_iterator_valid_settings(digits, monkeypatch):
+    """A user who sets small batches (large images, a small GPU) gets them in the scoring
+    passes too, and a Dataset's items are read with the DataLoader settings given."""
+    from sklearn_dropnet._data import LabelledData
+
+    real, passes = LabelledData.input_batches, []
+
+    def recording(self, device, batch_size=None, loader=None):
+        sizes = []
+        if batch_size is None:  # a pass over all the training rows (not the 2-sample example)
+            passes.append(sizes)
+        for x in real(self, device, batch_size, loader):
+            sizes.append(len(x))
+            yield x
+
+    monkeypatch.setattr(LabelledData, "input_batches", recording)
+    X, y = digits
+    params = dict(prune_ratio=0.5, drop_fraction=0.5, max_epochs=2, validation_fraction=0)
+    default = small(**params).fit(X[:300], y[:300])
+    assert passes and all(sizes == [256, 44] for sizes in passes)
+    passes.clear()
+    seven = small(iterator_valid__batch_size=7, **params).fit(X[:300], y[:300])
+    assert passes and all(sizes == [7] * 42 + [6] for sizes in passes)
+    np.testing.assert_allclose(seven.predict_proba(X[300:400]), default.predict_proba(X[300:400]), atol=1e-5)
+    collated = []
+
+    def collate(items):
+        collated.append(len(items))
+        return torch.utils.data.default_collate(items)
+
+    passes.clear()
+    dataset = TensorDataset(torch.as_tensor(X[:300]), torch.as_tensor(y[:300]))
+    small(iterator_valid__batch_size=50, iterator_valid__collate_fn=collate, **params).fit(dataset)
+    assert passes and all(sizes == [50] * 6 for sizes in passes) and collated.count(50) >= 6 * len(passes)
+
+
 def test_get_set_params_and_clone_route_prefixed_parameters():
     clf = DropNetClassifier(module__hidden_layer_sizes=(8,), optimizer__weight_decay=1e-4)
     params = clf.get_params()
