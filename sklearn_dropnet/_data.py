@@ -17,6 +17,7 @@ from torch.utils.data import (
     RandomSampler,
     Sampler,
     SequentialSampler,
+    Subset,
 )
 
 # DataLoader settings that would skip or reorder items: a pass that scores
@@ -24,15 +25,28 @@ from torch.utils.data import (
 _IN_ORDER = ("shuffle", "sampler", "batch_sampler", "drop_last", "generator")
 
 
+def _kept_targets(dataset):
+    """The labels a torchvision-style dataset keeps in ``targets`` (through
+    ``Subset``s), or None: none kept, or a ``target_transform`` changes them."""
+    if isinstance(dataset, Subset):
+        inner = _kept_targets(dataset.dataset)
+        return None if inner is None else inner[np.asarray(dataset.indices, dtype=int)]
+    targets = getattr(dataset, "targets", None)
+    if targets is None or len(targets) != len(dataset) or getattr(dataset, "target_transform", None) is not None:
+        return None
+    return np.asarray(targets.cpu() if isinstance(targets, torch.Tensor) else targets)
+
+
 def dataset_labels(dataset):
     """Labels of a ``Dataset`` of ``(x, label)`` pairs, as a numpy array.
 
-    Uses the ``targets`` attribute of torchvision-style datasets when there is
-    one, otherwise reads every item once.
+    Uses the ``targets`` attribute of torchvision-style datasets (and of
+    the datasets under a ``Subset``) when there is one and no
+    ``target_transform`` changes it, otherwise reads every item once.
     """
-    targets = getattr(dataset, "targets", None)
-    if targets is not None and len(targets) == len(dataset):
-        return np.asarray(targets.cpu() if isinstance(targets, torch.Tensor) else targets)
+    targets = _kept_targets(dataset)
+    if targets is not None:
+        return targets
     labels = []
     for index in range(len(dataset)):
         item = dataset[index]
@@ -289,7 +303,8 @@ class LabelledData:
 
     def subset(self, indices):
         if self.is_dataset:
-            sub = EncodedDataset(torch.utils.data.Subset(self.X.dataset, indices), self.y[indices])
+            # int indices, as a DataLoader gives them: a user's __getitem__ may need them
+            sub = EncodedDataset(Subset(self.X.dataset, np.asarray(indices).tolist()), self.y[indices])
             return LabelledData(sub, self.y[indices])
         return LabelledData(self.X[indices], self.y[indices])
 

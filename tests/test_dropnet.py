@@ -478,6 +478,38 @@ def test_scoring_passes_read_the_training_rows_with_the_iterator_valid_settings(
     assert passes and all(sizes == [50] * 6 for sizes in passes) and collated.count(50) >= 6 * len(passes)
 
 
+class _TorchvisionStyle(torch.utils.data.Dataset):
+    """Labels kept in ``targets`` (maybe transformed on reading); reads and index types counted."""
+
+    def __init__(self, X, y, target_transform=None):
+        self.X, self.targets, self.target_transform = X, [int(label) for label in y], target_transform
+        self.reads, self.index_types = 0, set()
+
+    def __len__(self):
+        return len(self.X)
+
+    def __getitem__(self, index):
+        self.reads += 1
+        self.index_types.add(type(index))
+        label = self.targets[index]
+        return torch.as_tensor(self.X[index]), label if self.target_transform is None else self.target_transform(label)
+
+
+def test_labels_are_read_off_targets_through_subsets_unless_transformed(digits):
+    from torch.utils.data import Subset
+
+    from sklearn_dropnet._data import dataset_labels
+
+    X, y = digits
+    dataset = _TorchvisionStyle(X[:300], y[:300])
+    np.testing.assert_array_equal(dataset_labels(Subset(Subset(dataset, range(10, 300)), [5, 2, 9])), y[[15, 12, 19]])
+    assert dataset.reads == 0  # a Subset had every item read once
+    shifted = _TorchvisionStyle(X[:300], y[:300], target_transform=lambda label: 9 - label)
+    np.testing.assert_array_equal(dataset_labels(shifted), 9 - y[:300])  # targets alone would be wrong
+    small(prune_ratio=0.3, max_epochs=2).fit(Subset(dataset, range(250)))
+    assert dataset.index_types == {int}  # numpy.int64 broke a user's torch.Generator().manual_seed(index)
+
+
 def test_get_set_params_and_clone_route_prefixed_parameters():
     clf = DropNetClassifier(module__hidden_layer_sizes=(8,), optimizer__weight_decay=1e-4)
     params = clf.get_params()
