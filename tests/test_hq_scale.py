@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from sklearn_dropnet.diversity import METRICS
+from sklearn_dropnet.ensemble import _focal_counts
 from sklearn_dropnet.ensemble._diversity import focal_scores
 from sklearn_dropnet.ensemble._ensemble_selection import (
     MAX_TEAMS_PER_LEVEL,
@@ -16,6 +17,7 @@ from sklearn_dropnet.ensemble._ensemble_selection import (
 from sklearn_dropnet.ensemble._focal_counts import (
     MAX_TABLE_MEMBERS,
     count_tables,
+    sample_focal_scores,
     table_focal_scores,
 )
 from sklearn_dropnet.ensemble._team_growth import grow_beam, grow_exact
@@ -56,6 +58,22 @@ def test_table_focal_scores_are_the_sample_by_sample_ones(
             np.testing.assert_allclose(got, expected, rtol=0, atol=1e-15)
         else:  # the same expressions of the same counts
             np.testing.assert_array_equal(got, expected)
+
+
+def test_teams_scored_sample_by_sample_come_in_chunks_that_shrink_as_samples_grow(monkeypatch, simulated_members):
+    _, labels, y = simulated_members(12, 3000, 5, seed=1)
+    teams = np.array(list(combinations(range(12), 3)))
+    expected = focal_scores(labels, y, teams, "cohen_kappa")
+    chunks = []
+
+    def recording(labels, y, teams, metric):
+        chunks.append(len(teams))
+        return focal_scores(labels, y, teams, metric)
+
+    monkeypatch.setattr(_focal_counts, "focal_scores", recording)
+    monkeypatch.setattr(_focal_counts, "_CHUNK_VALUES", 3 * 3000 * 50)  # 50 teams of 3 on 3,000 samples
+    np.testing.assert_array_equal(sample_focal_scores(labels, y, teams, "cohen_kappa"), expected)
+    assert chunks == [50] * 4 + [20]  # 220 teams: 1,024 to a chunk made 2.5 GB on 50,000 samples
 
 
 def test_only_the_capped_levels_are_scored_from_tables(monkeypatch, simulated_members):

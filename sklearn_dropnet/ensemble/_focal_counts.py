@@ -48,6 +48,10 @@ MAX_TABLE_MEMBERS = 256
 
 _CHUNK = 1024
 
+# Scored sample by sample, a chunk of teams makes arrays of (teams, team size,
+# samples): at most _CHUNK_VALUES of those values at a time (about 100 MB).
+_CHUNK_VALUES = 2**22
+
 
 def focal_scorer(labels, y, metric, from_tables=True):
     """A function of teams giving their per-focal-member scores.
@@ -80,13 +84,12 @@ def focal_scorer(labels, y, metric, from_tables=True):
 
 
 def sample_focal_scores(labels, y, teams, metric):
-    """``focal_scores`` computed sample by sample, chunk by chunk of teams."""
+    """``focal_scores`` computed sample by sample, chunk by chunk of teams
+    (fewer teams to a chunk the more held-out samples there are)."""
     teams = np.asarray(teams)
+    chunk = max(1, min(_CHUNK, _CHUNK_VALUES // max(1, teams.shape[1] * len(y))))
     return np.concatenate(
-        [
-            focal_scores(labels, y, teams[start : start + _CHUNK], metric)
-            for start in range(0, len(teams), _CHUNK)
-        ]
+        [focal_scores(labels, y, teams[start : start + chunk], metric) for start in range(0, len(teams), chunk)]
     )
 
 
