@@ -362,8 +362,9 @@ class LabelledData:
         return next(iter(self.subset(indices).input_batches(device, batch_size=len(indices))))
 
     def example(self, device):
-        """The first two inputs, to trace the network with."""
-        return next(iter(self.input_batches(device, batch_size=2)))
+        """The first two inputs, to trace the network with: a copy, not a view
+        that would keep all the rows alive as long as the pruner."""
+        return next(iter(self.input_batches(device, batch_size=2))).clone()
 
 
 def split_validation(data, fraction, n_classes, seed):

@@ -343,8 +343,8 @@ class DropNetClassifier(NetworkExportMixin, RoutedParamsMixin, ClassifierMixin, 
             module = build_module(self.module, self._prefixed("module__"), self.input_shape_, len(self.classes_))
             train, valid = split_validation(data, self.validation_fraction, len(self.classes_), self._seed)
             self.net_ = make_net(module, self.get_params(deep=False), len(self.classes_), valid)
-            del module  # pruning replaces net_.module_; this name would keep the dense network
             example = data.example(self.net_.device)
+            del module, data  # would keep the dense network (pruning replaces it) and the rows before the split
             check_module_output(self.net_.module_, example, len(self.classes_), self.criterion)
             # Traced before training: a network DropNet cannot prune fails at once.
             pruner = DropNetPruner(self.net_.module_, example)
@@ -404,15 +404,15 @@ class DropNetClassifier(NetworkExportMixin, RoutedParamsMixin, ClassifierMixin, 
         with seeded_generators(self._seed + len(self.pruning_history_), self.device):
             train, valid = split_validation(data, self.validation_fraction, len(self.classes_), self._seed)
             self.net_.update(self.get_params(deep=False), len(self.classes_), valid)  # lr, ... set since fit
-            example = data.example(self.net_.device)
             pruner = DropNetPruner(
                 self.net_.module_,
-                example,
+                data.example(self.net_.device),
                 initial=self.initial_module_,
                 history=self.pruning_history_,
                 unpruned=self.unpruned_layers_,
                 frozen=self._frozen_units,
             )
+            del data  # the rows before the split
             pruner.check_removal(train.spread_inputs(self.net_.device, _CHECK_SAMPLES))
             self._keep(pruner)
             self._prune_to(pruner, prune_ratio, train, valid)

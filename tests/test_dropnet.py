@@ -510,6 +510,40 @@ def test_labels_are_read_off_targets_through_subsets_unless_transformed(digits):
     assert dataset.index_types == {int}  # numpy.int64 broke a user's torch.Generator().manual_seed(index)
 
 
+def test_training_holds_no_copy_of_all_the_rows(digits, monkeypatch):
+    """float64 rows are converted to float32; the converted copy of every row must not live on
+    beside the training and validation splits (their own copies) while the rounds train."""
+    import gc
+    import weakref
+
+    from sklearn_dropnet import _dropnet
+    from sklearn_dropnet._net import DropNetNet
+
+    X, y = digits
+    converted, alive = [], []
+    real_round = DropNetNet.train_round
+
+    def keeping_a_reference(real):
+        def read(estimator, X, y):
+            data = real(estimator, X, y)
+            converted.append(weakref.ref(data.X))
+            return data
+
+        return read
+
+    def checking(self, *args, **kwargs):
+        gc.collect()
+        alive.append(converted[-1]() is not None)
+        return real_round(self, *args, **kwargs)
+
+    for name in ("training_data", "labelled_for_prune"):
+        monkeypatch.setattr(_dropnet, name, keeping_a_reference(getattr(_dropnet, name)))
+    monkeypatch.setattr(DropNetNet, "train_round", checking)
+    clf = small(prune_ratio=0.3, max_epochs=1).fit(X[:200].astype(np.float64), y[:200])
+    clf.prune(X[:200].astype(np.float64), y[:200], prune_ratio=0.6)
+    assert len(converted) == 2 and len(alive) > 3 and not any(alive)
+
+
 def test_get_set_params_and_clone_route_prefixed_parameters():
     clf = DropNetClassifier(module__hidden_layer_sizes=(8,), optimizer__weight_decay=1e-4)
     params = clf.get_params()
