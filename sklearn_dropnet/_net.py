@@ -311,10 +311,13 @@ class DropNetNet(NeuralNetClassifier):
         """Free what only training needed: the optimizer's moments, the
         gradients and early stopping's copy of the best weights (3 to 4
         times the parameters, kept until the next round and pickled with
-        the estimator)."""
+        the estimator), and the history's per-batch records (a record per
+        batch of every epoch; the per-epoch ones stay)."""
         self.optimizer_.state.clear()
         self.module_.zero_grad(set_to_none=True)
         self.early_stopping.best_model_weights_ = None
+        for epoch in self.history:
+            epoch["batches"] = []
 
     def _check_divergence(self, inputs):
         """Raise a clear error when training diverged: outputs (NaN, or +inf)
