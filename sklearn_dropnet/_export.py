@@ -24,10 +24,10 @@ for a team whose members are such estimators (``HQEnsembleClassifier``).
 import contextlib
 import copy
 import importlib.util
-import io
 import json
 import os
-import re
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -36,6 +36,14 @@ import torch
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
+
+from ._export_messages import (
+    MISMATCH_CAUSES,
+    first_line,
+    refused_message,
+    unfaithful_trace_message,
+)
+from ._export_quiet import quiet_torch
 
 __all__ = ["ExportMixin", "NetworkExportMixin", "ProbabilityGraph", "TeamExportMixin"]
 
@@ -136,16 +144,6 @@ def _dynamic_batch():
     return ({0: torch.export.Dim("batch")},)
 
 
-@contextlib.contextmanager
-def _quiet_torch():
-    """Silence what torch's exporters print and warn about our own calls
-    (progress lines, TorchScript's deprecation)."""
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        yield
-
-
 def _torch_version():
     return tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
 
@@ -157,7 +155,9 @@ def _write_onnx(graph, example, path, metadata):
             f"Exporting to .onnx needs torch 2.6 or newer (its torch.export-based exporter); "
             f'this is torch {torch.__version__}: pip install "sklearn-dropnet[export]" upgrades it.'
         )
-    with _quiet_torch():
+    import onnx
+
+    with quiet_torch():
         program = torch.onnx.export(
             graph,
             (example,),
@@ -169,8 +169,50 @@ def _write_onnx(graph, example, path, metadata):
             external_data=False,  # one file, the weights inside
             verbose=False,
         )
-    program.model.metadata_props.update(metadata)
-    program.save(path)
+        program.model.metadata_props.update(metadata)
+        program.save(path)
+    # Weights the exporter put in a file of their own (over 2 GB) stay there.
+    model = onnx.load(path, load_external_data=False)
+    _strip_onnx_debug_info(model)
+    onnx.save(model, path)
+
+
+def _clear(message, *fields):
+    for field in fields:
+        if field in message.DESCRIPTOR.fields_by_name:
+            message.ClearField(field)
+
+
+def _strip_onnx_debug_info(model):
+    """Clear what torch's exporter records for debugging: each node's, value's
+    and graph's ``metadata_props`` and ``doc_string`` (the stack trace of the
+    line of Python that made each node, with the build machine's absolute
+    paths; the FX node; the module path; the graph signature). The model's
+    own ``metadata_props`` (``classes``, ``producer``, ``estimator``) stay."""
+
+    def strip_graph(graph):
+        _clear(graph, "metadata_props", "doc_string")
+        for value in (*graph.input, *graph.output, *graph.value_info, *graph.initializer):
+            _clear(value, "metadata_props", "doc_string")
+        for node in graph.node:
+            strip_node(node)
+
+    def strip_node(node):
+        _clear(node, "metadata_props", "doc_string")
+        for attribute in node.attribute:
+            _clear(attribute, "doc_string")
+            if attribute.HasField("g"):
+                strip_graph(attribute.g)
+            for subgraph in attribute.graphs:
+                strip_graph(subgraph)
+
+    strip_graph(model.graph)
+    for function in model.functions:
+        _clear(function, "metadata_props", "doc_string")
+        for value in getattr(function, "value_info", ()):
+            _clear(value, "metadata_props", "doc_string")
+        for node in function.node:
+            strip_node(node)
 
 
 def _run_onnx(path, X):
@@ -186,25 +228,63 @@ def _extra_files(metadata):
 
 
 def _write_exported_program(graph, example, path, metadata):
-    with _quiet_torch():
+    with quiet_torch():
         program = torch.export.export(graph, (example,), dynamic_shapes=_dynamic_batch())
+        # torch.export.save stores the example inputs, rows of the X given to
+        # export; the program runs without them (torch.export.load gives None).
+        with contextlib.suppress(AttributeError):  # an older torch without the setter
+            program.example_inputs = None
+        # Each node's stack trace: the build machine's paths and source lines.
+        for module in program.graph_module.modules():
+            if isinstance(module, torch.fx.GraphModule):
+                for node in module.graph.nodes:
+                    node.stack_trace = None
         torch.export.save(program, path, extra_files=_extra_files(metadata))
 
 
 def _run_exported_program(path, X):
-    with _quiet_torch(), torch.no_grad():
+    with quiet_torch(), torch.no_grad():
         probabilities, class_index = torch.export.load(path).module()(torch.from_numpy(X))
     return probabilities.numpy(), class_index.numpy()
 
 
+class _UnfaithfulTrace(Exception):
+    """torch.jit.trace warned that its trace may not compute what the network does
+    (``caught``: its TracerWarnings)."""
+
+    def __init__(self, caught):
+        super().__init__(str(caught[0].message))
+        self.caught = caught
+
+
+def _is_harmless(tracer_warning):
+    # "torch.tensor results are registered as constants in the trace. You can
+    # safely ignore this warning if you use this function to create tensors
+    # out of constant variables": warned again to the user, not an error.
+    return "registered as constants" in str(tracer_warning.message)
+
+
 def _write_torchscript(graph, example, path, metadata):
-    with _quiet_torch():
+    with quiet_torch() as caught:
         script = torch.jit.trace(graph, example)
-        torch.jit.save(script, path, _extra_files=_extra_files(metadata))
+        # A TracerWarning says that the trace may not generalise: a tensor turned
+        # into a Python bool, number or index (an `if` on a tensor's value), a loop
+        # over a tensor, a trace that did not reproduce the network. torch ignores
+        # those raised in its own modules (an nn.GRU's checks), and so do we.
+        unfaithful = [
+            item for item in caught
+            if issubclass(item.category, torch.jit.TracerWarning) and not _is_harmless(item)
+        ]  # fmt: skip
+        for item in unfaithful:
+            caught.remove(item)
+        if not unfaithful:
+            torch.jit.save(script, path, _extra_files=_extra_files(metadata))
+    if unfaithful:
+        raise _UnfaithfulTrace(unfaithful)
 
 
 def _run_torchscript(path, X):
-    with _quiet_torch(), torch.no_grad():
+    with quiet_torch(), torch.no_grad():
         probabilities, class_index = torch.jit.load(path)(torch.from_numpy(X))
     return probabilities.numpy(), class_index.numpy()
 
@@ -279,21 +359,36 @@ class ExportMixin:
         ``predict_proba``, already scaled: a pipeline's other steps are not
         part of the file.
 
-        After writing, the file is run (in ONNX Runtime, or torch) on ``X``,
-        or on random inputs, and compared with this estimator's
-        probabilities; a file that disagrees by more than 1e-5, or that
-        cannot be checked, is removed and an error raised.
+        The file is written beside ``path`` under a temporary name, run (in
+        ONNX Runtime, or torch) on ``X``, or on random inputs, and compared
+        with this estimator's probabilities; only then is it moved to
+        ``path``. A file that disagrees by more than 1e-5, or that cannot be
+        checked, is deleted and an error raised; a file already at ``path``
+        is then left as it was.
+
+        A ``.pt`` file is a trace (:func:`torch.jit.trace`): it records the
+        operations one example input went through. A network whose
+        ``forward`` runs Python control flow on tensor values (``if
+        x.max() > 1:``) would be recorded with one branch for every input,
+        so ``export`` refuses it when torch warns of it (``TracerWarning``);
+        ``.pt2`` and ``.onnx`` (:func:`torch.export.export`) refuse it too.
+
+        The ``.onnx`` and ``.pt2`` files hold no debugging records of torch
+        (stack traces naming the files and lines of the network's source);
+        ``.pt`` files keep TorchScript's. No rows of ``X`` are stored.
 
         Parameters
         ----------
         path : str or path-like
             The file to write, ending in ``.onnx``, ``.pt2`` or ``.pt``. Its
-            folder must exist; the file is overwritten.
+            folder must exist; a file already there is replaced once the new
+            one passed its check.
         X : array-like of shape (n_samples, ...), default=None
-            Inputs to check the file on (its first 16 rows), given as to
-            ``predict_proba``. By default, random standard-normal float32
-            inputs of ``input_shape_``; pass real rows where the network
-            accepts only some values (an ``nn.Embedding`` taking token ids).
+            Inputs to check the file on (its first 16 rows; one row will
+            do), given as to ``predict_proba``. By default, random
+            standard-normal float32 inputs of ``input_shape_``; pass real
+            rows where the network accepts only some values (an
+            ``nn.Embedding`` taking token ids).
 
         Returns
         -------
@@ -305,8 +400,13 @@ class ExportMixin:
         ValueError
             For another suffix, when the model holds something other than
             torch networks (an ensemble member that is a scikit-learn tree),
-            or when ``X`` is not of ``input_shape_`` or the estimator fails
-            on it.
+            when ``X`` is not of ``input_shape_`` or the estimator fails
+            on it, when torch cannot export the network, or, for ``.pt``,
+            when :func:`torch.jit.trace` warns that its trace would not
+            compute what the network does.
+        RuntimeError
+            When the file's probabilities differ from ``predict_proba`` by
+            more than 1e-5 (the message names the likely causes).
         ImportError
             For ``.onnx`` without ``onnx``, ``onnxscript`` and ``onnxruntime``.
 
@@ -341,41 +441,51 @@ class ExportMixin:
             "producer": "sklearn-dropnet",
             "estimator": type(self).__name__,
         }
+        # Two rows to trace (one row cannot show torch.export that the batch is free).
+        example = torch.from_numpy(X[:2] if len(X) > 1 else np.repeat(X, 2, axis=0))
+        # Written beside path under its own name, moved there once checked: a file
+        # already at path stays as it was when export fails.
+        folder = Path(tempfile.mkdtemp(prefix=".export-", dir=path.parent))
         try:
-            write(graph, torch.from_numpy(X[:2]), path, metadata)
-        except ImportError:
-            raise
-        except Exception as exc:
-            raise ValueError(
-                f"torch could not export {type(self).__name__}'s network as {name} "
-                f"({os.fspath(path)}): {_described(exc)}"
-                + (". Another format (.pt2, .pt) may export it." if name == "ONNX" else "")
-            ) from exc
-        self._check_export(path, name, run, X, given)
+            written = folder / path.name
+            try:
+                write(graph, example, written, metadata)
+            except ImportError:
+                raise
+            except _UnfaithfulTrace as exc:
+                raise ValueError(unfaithful_trace_message(type(self).__name__, path, exc.caught)) from None
+            except Exception as exc:
+                raise ValueError(refused_message(type(self).__name__, name, path, exc)) from exc
+            self._check_export(written, name, run, X, given, path)
+            # The file, and its weights where the exporter put them in a file of their own.
+            for file in sorted(folder.iterdir(), key=lambda file: file == written):
+                os.replace(file, path.parent / file.name)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
         return path
 
-    def _check_export(self, path, name, run, X, given):
-        """Run the file on ``X`` (all rows, then one) against the estimator; remove it if it differs
-        or cannot be run (``given``: whether ``X`` came from the user)."""
+    def _check_export(self, written, name, run, X, given, path):
+        """Run the file ``written`` on ``X`` (all rows, then one) against the estimator;
+        raise if it differs or cannot be run (``given``: whether ``X`` came from the
+        user; ``path``: where it was to go)."""
         inputs = "the X given" if given else "random standard-normal inputs"
+        kept = f"; the file already at {os.fspath(path)} was left as it was" if path.exists() else ""
         try:
             expected = self._exported_reference(X)
-            outputs = [run(path, rows)[0] for rows in (X, X[:1])]
+            outputs = [run(written, rows)[0] for rows in (X, X[:1])]
         except Exception as exc:
-            path.unlink(missing_ok=True)
             advice = "" if given else " Pass rows it accepts: export(path, X=X_test[:16])."
             raise ValueError(
-                f"Cannot check the exported {name} file, so it was removed: the estimator or the "
-                f"file failed on {inputs} ({type(exc).__name__}: {_first_line(exc)}).{advice}"
+                f"Cannot check the exported {name} file, so it was not written{kept}: the estimator "
+                f"or the file failed on {inputs} ({type(exc).__name__}: {first_line(exc)}).{advice}"
             ) from exc
         for probabilities in outputs:
             difference = float(np.max(np.abs(probabilities - expected[: len(probabilities)])))
             if not difference <= _CHECK_ATOL:
-                path.unlink(missing_ok=True)
                 raise RuntimeError(
                     f"The exported {name} file gave probabilities up to {difference:.3g} away "
-                    f"from {type(self).__name__}.predict_proba on {len(probabilities)} row(s) of {inputs}; "
-                    "it was removed. Please report this with the model."
+                    f"from {type(self).__name__}.predict_proba on {len(probabilities)} row(s) of {inputs}, "
+                    f"so it was not written{kept}. {MISMATCH_CAUSES[name]}"
                 )
 
     def _exported_input_shape(self):
@@ -386,25 +496,6 @@ class ExportMixin:
 
     def _exported_reference(self, X):
         raise NotImplementedError
-
-
-_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def _first_line(error):
-    return (_ANSI_ESCAPE.sub("", str(error)).strip().splitlines() or [""])[0]
-
-
-def _described(error):
-    """``Type: first line`` of ``error``, and of its first cause where that says more
-    (torch's ONNX exporter wraps the unsupported operator's name two causes deep)."""
-    text = f"{type(error).__name__}: {_first_line(error)}"
-    root = error
-    while root.__cause__ is not None and root.__cause__ is not root:
-        root = root.__cause__
-    if root is not error:
-        text += f" (caused by {type(root).__name__}: {_first_line(root)})"
-    return text
 
 
 def _check_inputs(input_shape, X=None):
@@ -480,19 +571,26 @@ class TeamExportMixin(ExportMixin):
             name for name, member in self.named_estimators_.items()
             if not (isinstance(member, str) and member == "drop")
         ]  # fmt: skip
-        members = []
+        members, others = [], []
         for index in indices:
             member = self.estimators_[index]
             while isinstance(member, FrozenEstimator):
                 member = member.estimator
             if not isinstance(member, NetworkExportMixin):
-                raise ValueError(
-                    f"Cannot export the team: its member {names[index]!r} (estimators_[{index}]) "
-                    f"is a {type(member).__name__}, not a torch network. Only teams of "
-                    "DropNetClassifier members (also inside FrozenEstimator) can be exported; "
-                    "leave the others out of estimators, or refit."
-                )
+                others.append((names[index], index, type(member).__name__))
             members.append(member)
+        if others:
+            if len(others) == 1:
+                ((name, index, kind),) = others
+                which = f"its member {name!r} (estimators_[{index}]) is a {kind}, not a torch network"
+            else:
+                listed = [f"{name!r} (estimators_[{index}], a {kind})" for name, index, kind in others]
+                which = f"its members {', '.join(listed[:-1])} and {listed[-1]} are not torch networks"
+            raise ValueError(
+                f"Cannot export the team: {which}. Only teams of DropNetClassifier members "
+                "(also inside FrozenEstimator) can be exported; leave the others out of "
+                "estimators, or refit."
+            )
         return [names[i] for i in indices], members, counts
 
     def _exported_input_shape(self):

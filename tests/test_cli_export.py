@@ -130,3 +130,23 @@ def test_missing_onnx_is_one_line(default_prune_model, tmp_path, monkeypatch):
     monkeypatch.setattr(_export, "_missing", lambda *modules: ["onnxruntime"])
     with pytest.raises(UsageError, match=r'pip install "sklearn-dropnet\[export\]"'):
         export(default_prune_model, "-o", tmp_path / "model.onnx")
+
+
+def test_a_folder_as_output_is_named(default_prune_model, tmp_path):
+    (tmp_path / "out").mkdir()
+    with pytest.raises(UsageError, match=r"-o .*out is a folder; give a file name"):
+        export(default_prune_model, "-o", tmp_path / "out")
+
+
+def test_a_file_that_disagrees_is_one_line(default_prune_model, tmp_path, monkeypatch, capsys):
+    """export's check raises a RuntimeError: one line naming the likely causes, exit 2."""
+    from sklearn_dropnet import DropNetClassifier
+
+    monkeypatch.setattr(DropNetClassifier, "_exported_reference", lambda self, X: np.full((len(X), 10), 0.1))
+    with pytest.raises(UsageError, match=r"cannot export .*so it was not written.*Likely causes"):
+        export(default_prune_model, "-o", tmp_path / "model.pt")
+    capsys.readouterr()
+    assert main(["export", str(default_prune_model), "-o", str(tmp_path / "model.pt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "Likely causes" in err
+    assert not (tmp_path / "model.pt").exists()

@@ -2,15 +2,19 @@
 
 import copy
 import json
+import os
 import subprocess
 import sys
+import warnings
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 from torch import nn
 
@@ -310,9 +314,13 @@ def test_a_file_that_disagrees_is_removed(mlp, tmp_path, monkeypatch):
     monkeypatch.setattr(
         type(mlp), "_exported_reference", lambda self, X: np.full((len(X), 10), 0.1)
     )
-    with pytest.raises(RuntimeError, match="it was removed"):
+    with pytest.raises(RuntimeError, match="so it was not written") as caught:
         mlp.export(tmp_path / "model.onnx")
     assert not (tmp_path / "model.onnx").exists()
+    # The likely causes, not "Please report this with the model".
+    message = str(caught.value)
+    assert "Likely causes: randomness at inference" in message and "report" not in message
+    assert "use .pt2" in message
 
 
 class TokenCNN(nn.Module):
@@ -340,7 +348,7 @@ def token_cnn():
 def test_a_network_that_takes_only_some_inputs_is_checked_on_the_rows_given(token_cnn, tmp_path):
     clf, X = token_cnn
     # Random standard-normal inputs are negative token ids: the check cannot run.
-    with pytest.raises(ValueError, match=r"Cannot check the exported ONNX file, so it was removed: .*"
+    with pytest.raises(ValueError, match=r"Cannot check the exported ONNX file, so it was not written: .*"
                        r"random standard-normal inputs \(IndexError.*export\(path, X=X_test\[:16\]\)"):
         clf.export(tmp_path / "model.onnx")
     assert not (tmp_path / "model.onnx").exists()
@@ -400,3 +408,213 @@ def test_export_leaves_the_estimator_as_it_was(mlp, digits_split, tmp_path):
     assert mlp.module_.training == training
     assert all(p.requires_grad for p in mlp.module_.parameters())
     np.testing.assert_array_equal(mlp.predict_proba(X_test), before)
+
+
+# ---------------------------------------------------------------------------
+# networks a trace gets wrong, torch's noise, what the files hold
+# ---------------------------------------------------------------------------
+
+
+class Guarded(nn.Module):
+    """A user's guard against unscaled pixels: a Python ``if`` on a tensor's value."""
+
+    def __init__(self, n_classes=10):
+        super().__init__()
+        self.hidden, self.out = nn.Linear(64, 16), nn.Linear(16, n_classes)
+
+    def forward(self, x):
+        if x.abs().max() > 1:  # unscaled 0..16 pixels: scale them
+            x = x / 16
+        return self.out(torch.relu(self.hidden(x)))
+
+
+@pytest.fixture(scope="module")
+def guarded(digits_split):
+    X_train, _, y_train, _ = digits_split
+    return DropNetClassifier(module=Guarded, prune_ratio=0.25, max_epochs=1, random_state=0).fit(X_train, y_train)
+
+
+@pytest.mark.parametrize("given", [False, True], ids=["random-inputs", "X-given"])
+def test_a_trace_that_would_freeze_a_branch_is_refused(guarded, digits_split, tmp_path, capsys, given):
+    """torch.jit.trace would record the branch of its example (random inputs take it,
+    digits do not) and pass export's check; its TracerWarning is an error instead."""
+    X = digits_split[1][:16] if given else None
+    with pytest.raises(ValueError) as caught:
+        guarded.export(tmp_path / "model.pt", X=X)
+    message = str(caught.value)
+    assert message.startswith("Cannot export DropNetClassifier's network as TorchScript")
+    assert "Python control flow on tensor values" in message
+    assert f"{__file__}:" in message and "`if x.abs().max() > 1:" in message  # the line
+    assert "Converting a tensor to a Python boolean" in message  # torch's warning
+    assert "freeze the branch" in message and "torch.where(" in message
+    assert list(tmp_path.iterdir()) == []
+    assert capsys.readouterr().err == ""  # the TracerWarning is in the error, not on the terminal
+
+
+@pytest.mark.parametrize("suffix", [".onnx", ".pt2"])
+def test_data_dependent_control_flow_is_not_sent_to_another_format(guarded, tmp_path, capsys, suffix):
+    """.onnx and .pt2 refuse the network alike; .pt would be wrong: none is suggested,
+    and torch's graph dumps and logs stay off the terminal."""
+    with pytest.raises(ValueError) as caught:
+        guarded.export(tmp_path / f"model{suffix}")
+    message = str(caught.value)
+    assert "Another format" not in message and "may export it" not in message
+    assert "Python control flow on a tensor's value" in message and "torch.where(" in message
+    assert f"{__file__}:" in message and "`if x.abs().max() > 1:" in message  # the line
+    assert capsys.readouterr() == ("", "")
+    assert list(tmp_path.iterdir()) == []
+
+
+class GRUNet(nn.Module):
+    """(n, 8, 8) as 8 steps of 8 features."""
+
+    def __init__(self, n_classes=10):
+        super().__init__()
+        self.gru = nn.GRU(8, 16, batch_first=True)
+        self.fc = nn.Linear(16, 16)
+        self.out = nn.Linear(16, n_classes)
+
+    def forward(self, x):
+        _, hidden = self.gru(x)
+        return self.out(torch.relu(self.fc(hidden[-1])))
+
+
+def test_torch_own_warnings_stay_quiet_and_are_no_error(images, tmp_path, capsys):
+    """An nn.GRU: TracerWarnings inside torch's own modules (which torch ignores) are
+    no error, and torch's UserWarning about its flat weights does not reach the user."""
+    X_train, X_test, y_train, _ = images
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the layer before the GRU is left unpruned
+        clf = DropNetClassifier(module=GRUNet, prune_ratio=0.25, max_epochs=1, random_state=0)
+        clf.fit(X_train[:, 0], y_train)
+    capsys.readouterr()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        paths = export_all(clf, tmp_path)
+    assert [str(w.message)[:80] for w in caught] == []
+    assert capsys.readouterr() == ("", "")
+    got = run_elsewhere(paths, X_test[:, 0], tmp_path)
+    for path in paths:
+        np.testing.assert_allclose(got[str(path)], clf.predict_proba(X_test[:, 0]), atol=1e-5, err_msg=str(path))
+
+
+class Talkative(nn.Module):
+    """A network that warns in its forward (its own warning, which export must not hide)."""
+
+    def __init__(self, n_classes=10):
+        super().__init__()
+        self.hidden, self.out = nn.Linear(64, 16), nn.Linear(16, n_classes)
+
+    def forward(self, x):
+        warnings.warn("Talkative saw a batch", UserWarning)
+        return self.out(torch.relu(self.hidden(x)))
+
+
+def test_a_warning_of_the_network_itself_is_still_shown(digits_split, tmp_path):
+    X_train, _, y_train, _ = digits_split
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = DropNetClassifier(module=Talkative, prune_ratio=0.2, max_epochs=1, random_state=0).fit(X_train, y_train)
+    for suffix in SUFFIXES:
+        with pytest.warns(UserWarning, match="Talkative saw a batch"):
+            clf.export(tmp_path / f"model{suffix}")
+
+
+def test_pt2_file_holds_no_rows_of_X(mlp, digits_split, tmp_path):
+    """torch.export.save would store the example inputs: the rows of the X given."""
+    X_test = digits_split[1]
+    rows = np.ascontiguousarray(X_test[20:36])
+    path = mlp.export(tmp_path / "model.pt2", X=rows)
+    with zipfile.ZipFile(path) as archive:
+        content = b"".join(archive.read(name) for name in archive.namelist())
+    for row in rows[:2]:
+        assert row.tobytes() not in content
+    program = torch.export.load(path)
+    assert program.example_inputs is None
+    with torch.no_grad():
+        proba, _ = program.module()(torch.from_numpy(X_test))
+    np.testing.assert_allclose(proba.numpy(), mlp.predict_proba(X_test), atol=1e-5)
+
+
+def test_one_row_X_exports_in_every_format(cnn, images, tmp_path):
+    """torch.export cannot make the batch dimension free from a one-row example."""
+    X_test = images[1]
+    paths = [cnn.export(tmp_path / f"model{suffix}", X=X_test[:1]) for suffix in SUFFIXES]
+    got = run_elsewhere(paths, X_test[:7], tmp_path)
+    for path in paths:
+        np.testing.assert_allclose(got[str(path)], cnn.predict_proba(X_test[:7]), atol=1e-5, err_msg=str(path))
+
+
+def test_a_failed_export_leaves_the_file_already_there(mlp, tmp_path, monkeypatch):
+    path = mlp.export(tmp_path / "model.onnx")
+    good = path.read_bytes()
+    monkeypatch.setattr(type(mlp), "_exported_reference", lambda self, X: np.full((len(X), 10), 0.1))
+    with pytest.raises(RuntimeError, match=r"the file already at .*model\.onnx was left as it was"):
+        mlp.export(path)
+    assert path.read_bytes() == good
+    assert [file.name for file in tmp_path.iterdir()] == ["model.onnx"]  # no temporary file left
+    monkeypatch.undo()
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("Failed to convert")
+
+    (tmp_path / "model.pt2").write_bytes(b"an older file")
+    monkeypatch.setattr(torch.export, "export", fail)
+    with pytest.raises(ValueError, match="torch could not export"):
+        mlp.export(tmp_path / "model.pt2")
+    assert (tmp_path / "model.pt2").read_bytes() == b"an older file"
+    assert sorted(file.name for file in tmp_path.iterdir()) == ["model.onnx", "model.pt2"]
+
+
+def test_an_export_replaces_the_file_already_there(mlp, digits_split, tmp_path):
+    (tmp_path / "model.pt").write_bytes(b"an older file")
+    path = mlp.export(tmp_path / "model.pt")
+    got = run_elsewhere([path], digits_split[1], tmp_path)
+    np.testing.assert_allclose(got[str(path)], mlp.predict_proba(digits_split[1]), atol=1e-5)
+    assert sorted(file.name for file in tmp_path.iterdir()) == ["X.npy", "model.pt", "out.npz"]
+
+
+def test_files_carry_no_debug_metadata(mlp, digits_split, tmp_path):
+    """No stack traces (the build machine's paths, lines of source) in .onnx and .pt2."""
+    X_test = digits_split[1]
+    package = os.path.dirname(_export.__file__).encode()
+    path = mlp.export(tmp_path / "model.onnx")
+    model = onnx.load(path)
+    onnx.checker.check_model(model, full_check=True)
+    assert not any(node.metadata_props or node.doc_string for node in model.graph.node)
+    assert not model.graph.metadata_props
+    values = (*model.graph.input, *model.graph.output, *model.graph.value_info)
+    assert not any(value.metadata_props for value in values)
+    assert {prop.key for prop in model.metadata_props} == {"classes", "producer", "estimator"}
+    raw = path.read_bytes()
+    assert package not in raw and b"_export.py" not in raw and b"stack_trace" not in raw
+    proba, _ = onnxruntime.InferenceSession(str(path)).run(None, {"input": X_test})
+    np.testing.assert_allclose(proba, mlp.predict_proba(X_test), atol=1e-5)
+
+    path = mlp.export(tmp_path / "model.pt2")
+    with zipfile.ZipFile(path) as archive:
+        content = b"".join(archive.read(name) for name in archive.namelist())
+    assert package not in content and b"_export.py" not in content
+    assert str(Path(__file__).parent).encode() not in content
+
+
+def test_all_non_torch_members_are_named(digits_split, tmp_path):
+    X_train, _, y_train, _ = digits_split
+    hq = HQEnsembleClassifier(
+        estimators=[
+            ("net", DropNetClassifier(module__hidden_layer_sizes=(16,), prune_ratio=0.2, max_epochs=1)),
+            ("tree", DecisionTreeClassifier(max_depth=3)),
+            ("logreg", LogisticRegression(max_iter=50)),
+        ],
+        method="all",
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # LogisticRegression's few iterations
+        hq.fit(X_train, y_train)
+    with pytest.raises(
+        ValueError,
+        match=r"its members 'tree' \(estimators_\[1\], a DecisionTreeClassifier\) and "
+        r"'logreg' \(estimators_\[2\], a LogisticRegression\) are not torch networks",
+    ):
+        hq.export(tmp_path / "team.onnx")

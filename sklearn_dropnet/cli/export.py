@@ -42,15 +42,18 @@ def _add_options(parser):
         "-o",
         "--output",
         metavar="PATH",
-        help=f"the file to write, ending in {', '.join(FORMATS)} (overwritten if it exists). "
+        help=f"the file to write, ending in {', '.join(FORMATS)} (replaced if it exists, once the "
+        "new file passed its check). "
         "Default: MODEL with the suffix .onnx",
     )
 
 
 def _output_path(args):
-    """``-o``, checked before the model is loaded: a known suffix, an existing folder."""
+    """``-o``, checked before the model is loaded: not a folder, a known suffix, an existing folder."""
     path = Path(args.output if args.output is not None else Path(args.model).with_suffix(".onnx"))
     path = path.expanduser()
+    if path.is_dir():
+        raise UsageError(f"-o {path} is a folder; give a file name")
     if path.suffix.lower() not in FORMATS:
         raise UsageError(
             f"-o {path}: the format follows the suffix, one of {', '.join(FORMATS)} "
@@ -59,8 +62,6 @@ def _output_path(args):
         )
     if not path.parent.is_dir():
         raise UsageError(f"-o {path}: the folder {path.parent} does not exist")
-    if path.is_dir():
-        raise UsageError(f"-o {path} is a folder; give a file name")
     return path
 
 
@@ -72,7 +73,8 @@ def run_export(args):
     """Run ``export`` on the parsed ``args``; returns the exit status (0).
 
     Problems (a missing or unsupported model, a bad suffix, onnx not
-    installed) raise :class:`~sklearn_dropnet.cli.io.UsageError`, one line.
+    installed, a network torch cannot export, a file that disagrees with the
+    model) raise :class:`~sklearn_dropnet.cli.io.UsageError`, one line.
     """
     output = _output_path(args)
     model = load_model(args.model)
@@ -86,7 +88,7 @@ def run_export(args):
         path = model.export(output)
     except ImportError as error:
         raise UsageError(f"cannot write {output}: {first_line(error)}") from None
-    except (ValueError, TypeError, OSError) as error:
+    except (ValueError, TypeError, OSError, RuntimeError) as error:
         raise UsageError(f"cannot export {args.model}: {first_line(error)}") from None
     kind = FORMATS[path.suffix.lower()][0]
     shape = tuple(model._exported_input_shape())
