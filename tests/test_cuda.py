@@ -189,6 +189,29 @@ def test_joblib_round_trip_on_cuda_and_onto_a_cpu_machine(digits_split, monkeypa
     np.testing.assert_allclose(on_cpu.predict_proba(X_test), clf.predict_proba(X_test), atol=1e-4)
 
 
+@pytest.mark.parametrize("suffix", [".onnx", ".pt2", ".pt"])
+def test_a_cnn_fitted_on_cuda_exports_and_runs_on_the_cpu(digits_split, tmp_path, suffix):
+    """The file computes on the CPU in float32; predict_proba on the GPU uses TF32
+    convolutions, so the check compares the file with the network's CPU copy."""
+    pytest.importorskip("onnxruntime")
+    X_train, X_test, y_train, _ = digits_split
+    images, test = X_train.reshape(-1, 1, 8, 8), X_test.reshape(-1, 1, 8, 8)[:64]
+    clf = DropNetClassifier(
+        ModelB, module__channels=(16, 16), prune_ratio=0.5, max_epochs=3, device="cuda", random_state=0
+    ).fit(images, y_train)
+    path = clf.export(tmp_path / f"model{suffix}", X=test)
+    assert on_cuda(clf.module_)  # export works on a copy
+    if suffix == ".onnx":
+        import onnxruntime
+
+        proba, _ = onnxruntime.InferenceSession(str(path)).run(None, {"input": test})
+    else:
+        run = torch.export.load(path).module() if suffix == ".pt2" else torch.jit.load(path)
+        with torch.no_grad():
+            proba, _ = run(torch.from_numpy(test))
+    np.testing.assert_allclose(np.asarray(proba, dtype=np.float64), clf.predict_proba(test), atol=5e-3)
+
+
 def test_a_gpu_index_this_machine_lacks_is_named(digits_split):
     X_train, _, y_train, _ = digits_split
     count = torch.cuda.device_count()

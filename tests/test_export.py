@@ -536,6 +536,21 @@ def test_pt2_file_holds_no_rows_of_X(mlp, digits_split, tmp_path):
     np.testing.assert_allclose(proba.numpy(), mlp.predict_proba(X_test), atol=1e-5)
 
 
+def test_a_network_on_a_gpu_is_checked_against_its_cpu_copy(cnn, images, tmp_path, monkeypatch):
+    """predict_proba on a GPU computes convolutions with TF32 (about 1e-3 away from float32):
+    the file, which computes on the CPU, is compared with the network's CPU copy instead.
+    Simulated here (no GPU): predict_proba 1e-4 away, the networks said to be on a GPU."""
+    X_test = images[1][:16]
+    exact = cnn.predict_proba
+    monkeypatch.setattr(cnn, "predict_proba", lambda X: np.clip(exact(X) + 1e-4, 0, 1))
+    with pytest.raises(RuntimeError, match=r"probabilities up to 0\.0001 away from DropNetClassifier\.predict_proba"):
+        cnn.export(tmp_path / "model.onnx", X=X_test)
+    monkeypatch.setattr(_export, "_on_the_cpu", lambda networks: False)
+    path = cnn.export(tmp_path / "model.onnx", X=X_test)
+    proba, _ = onnxruntime.InferenceSession(str(path)).run(None, {"input": X_test})
+    np.testing.assert_allclose(proba, exact(X_test), atol=1e-5)
+
+
 def test_one_row_X_exports_in_every_format(cnn, images, tmp_path):
     """torch.export cannot make the batch dimension free from a one-row example."""
     X_test = images[1]
