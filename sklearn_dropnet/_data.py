@@ -327,8 +327,8 @@ class LabelledData:
         ``collate_fn``, ...), except those that would skip or reorder items.
         """
         settings = {key: value for key, value in (loader or {}).items() if key not in _IN_ORDER}
-        batch_size = batch_size or settings.pop("batch_size", None) or 256
-        settings.pop("batch_size", None)
+        batch_size = settings.pop("batch_size", None) if batch_size is None else batch_size
+        batch_size = batch_size or 256
         if self.is_dataset:
             # a generator of its own: scoring must not advance torch's global one,
             # which shuffles the training rows (arrays and datasets train alike)
