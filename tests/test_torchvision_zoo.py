@@ -6,13 +6,18 @@ parameters and survives a joblib round trip. Few samples and one epoch per
 round: the point is the structure (functional activations in GoogLeNet,
 grouped convolutions in RegNet, concatenations in SqueezeNet, squeeze and
 excitation in MobileNetV3). ``benchmarks/bench_zoo.py`` runs them all, with
-EfficientNet-B0 and ResNeXt-50 too.
+EfficientNet-B0 and ResNeXt-50 too. A small VisionTransformer and ConvNeXt
+(LayerNorm, attention, channels-last blocks) prune the hidden units of their
+blocks' MLPs and name every other layer.
 """
 
 import importlib.util
 from pathlib import Path
 
 import pytest
+
+from sklearn_dropnet import DropNetClassifier
+from sklearn_dropnet.exceptions import UnitRemovalWarning
 
 torchvision = pytest.importorskip("torchvision")
 
@@ -77,3 +82,41 @@ def test_shufflenet_is_refused_naming_its_channel_shuffle(data):
     assert message is not None
     assert "the module 'stage2.0' shuffles channels" in message
     assert "ShuffleNet's channel_shuffle" in message
+
+
+def tiny_vit(num_classes=10):
+    return torchvision.models.VisionTransformer(
+        image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64, num_classes=num_classes
+    )
+
+
+def tiny_convnext(num_classes=10):
+    from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+
+    return ConvNeXt([CNBlockConfig(16, 32, 1), CNBlockConfig(32, None, 1)], num_classes=num_classes)
+
+
+@pytest.mark.parametrize(
+    ("builder", "hidden", "named"),
+    [
+        (tiny_vit, ["encoder.layers.encoder_layer_0.mlp.0", "encoder.layers.encoder_layer_1.mlp.0"],
+         {"conv_proj": "reaches no activation", "encoder.layers.encoder_layer_0.mlp.3": "LayerNorm mixes the channels",
+          "encoder.layers.encoder_layer_0.self_attention.out_proj": "nn.MultiheadAttention, uses its weights"}),
+        (tiny_convnext, ["features.1.0.block.3", "features.3.0.block.3"],
+         {"features.0.0": "LayerNorm2d mixes the channels", "features.1.0.block.0": "goes into Permute"}),
+    ],
+    ids=["VisionTransformer", "ConvNeXt"],
+)
+def test_transformer_style_blocks_prune_their_mlp_and_name_the_rest(data, builder, hidden, named):
+    """LayerNorm, attention and channels-last blocks: the hidden units of each block's
+    MLP (Linear -> GELU) are what DropNet can remove; every other layer is named."""
+    X, y = data
+    clf = DropNetClassifier(module=builder, prune_ratio=0.5, max_epochs=1, batch_size=16,
+                            validation_fraction=0.0, random_state=0)  # fmt: skip
+    with pytest.warns(UnitRemovalWarning):
+        clf.fit(X, y)
+    first, last = clf.pruning_history_[0]["units_per_layer"], clf.pruning_history_[-1]["units_per_layer"]
+    assert sorted(first) == hidden and last == {name: size // 2 for name, size in first.items()}
+    for layer, reason in named.items():
+        assert reason in clf.unpruned_layers_[layer]
+    assert clf.predict_proba(X[:3]).shape == (3, 10)
