@@ -3,23 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import Dataset, TensorDataset
+from item_datasets import Items
+from torch.utils.data import TensorDataset
 
 from sklearn_dropnet import DropNetClassifier
 from sklearn_dropnet._data import check_dataset_item
-
-
-class _InputsAlone(Dataset):
-    """A Dataset yielding each x alone, not in a tuple."""
-
-    def __init__(self, X):
-        self.X = X
-
-    def __len__(self):
-        return len(self.X)
-
-    def __getitem__(self, index):
-        return self.X[index]
 
 
 def _data(n=20):
@@ -48,7 +36,7 @@ def test_a_dataset_of_one_tuples_is_named_with_the_fix():
 def test_a_dataset_of_inputs_alone_is_named():
     X, _ = _data()
     with pytest.raises(ValueError, match=r"item 0 is a Tensor, not a tuple\. Pass the inputs with their labels"):
-        DropNetClassifier(max_epochs=1).fit(_InputsAlone(X))
+        DropNetClassifier(max_epochs=1).fit(Items(X))
 
 
 def test_predicting_on_inputs_alone_says_what_predict_accepts():
@@ -59,7 +47,7 @@ def test_predicting_on_inputs_alone_says_what_predict_accepts():
     for method in (fitted.predict, fitted.predict_proba):
         with pytest.raises(ValueError, match=r"must yield \(x, label\) pairs or \(x,\) tuples; item 0 is a Tensor, "
                            r"not a tuple\. Pass TensorDataset\(X\), or X itself\."):  # fmt: skip
-            method(_InputsAlone(X))
+            method(Items(X))
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from item_datasets import Items
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score
@@ -723,19 +724,6 @@ def test_integer_inputs_reach_the_module_as_float32(digits):
     assert clf.module_.hidden.out_features == 4
 
 
-class _Pairs(torch.utils.data.Dataset):
-    """A Dataset of the given (x, label) pairs."""
-
-    def __init__(self, pairs):
-        self.pairs = pairs
-
-    def __len__(self):
-        return len(self.pairs)
-
-    def __getitem__(self, index):
-        return self.pairs[index]
-
-
 def test_a_dict_of_inputs_is_named(digits, pruned):
     X, y = digits
     with pytest.raises(TypeError, match=r"not a dict: .*skorch's dict of several inputs is not supported"):
@@ -744,9 +732,9 @@ def test_a_dict_of_inputs_is_named(digits, pruned):
         pruned.predict({"a": X[:50]})
     pairs = [({"a": torch.as_tensor(x)}, int(label)) for x, label in zip(X[:50], y[:50])]
     with pytest.raises(TypeError, match=r"whose x is a tensor or an array of numbers; item 0's x is a dict"):
-        small().fit(_Pairs(pairs))
+        small().fit(Items(pairs))
     with pytest.raises(TypeError, match=r"item 0's x is a dict"):
-        pruned.predict(_Pairs(pairs))
+        pruned.predict(Items(pairs))
 
 
 @pytest.mark.parametrize("n_out", [3, 12])
