@@ -295,6 +295,17 @@ def test_a_layer_feeding_a_gru_is_left_out_with_the_reason_and_one_feeding_an_ls
     assert net.rnn.input_size == 9 and net(x).shape == (64, 3)
 
 
+def test_a_layer_feeding_an_rnn_fails_the_removal_check_and_the_warning_names_the_rnn():
+    torch.manual_seed(0)
+    x = torch.randn(64, 6, 5)
+    pruner = DropNetPruner(IntoRecurrent(nn.RNN), x[:2])  # Torch-Pruning builds a group, a wrong one
+    with pytest.warns(UnitRemovalWarning, match=r"layer 'fc' unpruned: removing its units does not match switching "
+                      r"them off .*, or an RNN \('rnn'\) its units feed: Torch-Pruning 1.6 traces inside an nn.RNN "
+                      r"or nn.GRU and cannot remove its inputs, an nn.LSTM's it can\)\."):  # fmt: skip
+        pruner.check_removal(x[:32])
+    assert pruner.units_per_layer == {"hidden": 8}
+
+
 def test_a_bidirectional_lstm_is_named_as_what_torch_pruning_cannot_trace():
     with pytest.raises(PruningError, match=r"'rnn' is a bidirectional nn.LSTM, and Torch-Pruning cannot follow"):
         DropNetPruner(recurrent_net(nn.LSTM, True), torch.randn(2, 5, 8))

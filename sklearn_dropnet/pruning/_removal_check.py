@@ -142,15 +142,22 @@ def _training_failure(module, inputs):
     return None
 
 
-def _explanation(reason):
+def _explanation(reason, module):
     if reason.startswith(_OUTPUT_SHAPE):
         return (
             "Its units reach the network's output without a layer in between (through "
             "pooling, say): it computes the class scores."
         )
+    recurrent = [name for name, part in module.named_modules() if type(part) in (torch.nn.RNN, torch.nn.GRU)]
+    into = (
+        f", or an {type(module.get_submodule(recurrent[0])).__name__} ({recurrent[0]!r}) its units feed: "
+        "Torch-Pruning 1.6 traces inside an nn.RNN or nn.GRU and cannot remove its inputs, an nn.LSTM's it can"
+        if recurrent
+        else ""
+    )
     return (
         "Torch-Pruning does not map this structure exactly (e.g. a permute before a "
-        "flatten, a reshape to a fixed width, a residual add of the network's input)."
+        f"flatten, a reshape to a fixed width, a residual add of the network's input{into})."
     )
 
 
@@ -204,7 +211,7 @@ def exactly_removable(module, example_input, structure, groups):
             continue
         warn(
             f"DropNet leaves layer {group.name!r} unpruned: removing its units does not "
-            f"match switching them off ({reason}). {_explanation(reason)}",
+            f"match switching them off ({reason}). {_explanation(reason, module)}",
             UnitRemovalWarning,
         )
     testable = [group for group in kept if _testable(group)]
