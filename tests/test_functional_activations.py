@@ -8,7 +8,6 @@ dropped and the weights after removal must be identical, bit for bit,
 through :class:`DropNetPruner` and through :class:`DropNetClassifier`.
 """
 
-import copy
 import warnings
 
 import numpy as np
@@ -39,8 +38,11 @@ def _prelu(x, net):
 
 
 FUNCTIONAL_FORMS = {
-    nn.ReLU: [F.relu, torch.relu, lambda x: x.relu(), F.relu_, lambda x: x.relu_(), lambda x: F.relu(x, inplace=True)],
-    nn.ReLU6: [F.relu6, lambda x: F.relu6(x, inplace=True)],
+    nn.ReLU: [
+        F.relu, torch.relu, lambda x: x.relu(), F.relu_, lambda x: x.relu_(), lambda x: F.relu(x, inplace=True),
+        lambda x: x.clamp(min=0), lambda x: torch.clamp(x, min=0), lambda x: x.clamp_min(0), lambda x: x.clamp_(min=0),
+    ],
+    nn.ReLU6: [F.relu6, lambda x: F.relu6(x, inplace=True), lambda x: torch.clamp(x, 0, 6), lambda x: torch.clip(x, 0, 6)],
     nn.LeakyReLU: [F.leaky_relu, F.leaky_relu_],
     nn.PReLU: [_prelu],
     nn.RReLU: [F.rrelu, F.rrelu_],
@@ -59,7 +61,13 @@ FUNCTIONAL_FORMS = {
     nn.Softsign: [F.softsign],
     nn.Tanhshrink: [F.tanhshrink],
     nn.LogSigmoid: [F.logsigmoid],
+    nn.Hardshrink: [F.hardshrink],
+    nn.Softshrink: [F.softshrink],
+    nn.Threshold: [lambda x: F.threshold(x, 0.1, 0.0), lambda x: F.threshold_(x, 0.1, 0.0)],
 }
+
+# The arguments of the activation modules that take some.
+MODULE_ARGUMENTS = {nn.Threshold: (0.1, 0.0)}
 
 
 class ModuleMLP(nn.Module):
@@ -69,7 +77,8 @@ class ModuleMLP(nn.Module):
         super().__init__()
         self.fc1, self.fc2, self.bn, self.out = nn.Linear(6, 10), nn.Linear(10, 7), nn.BatchNorm1d(7), nn.Linear(7, 3)
         self.act_weight = nn.Parameter(torch.full((1,), 0.25))  # PReLU's, for the functional twin
-        self.act1, self.act2 = activation(), activation()
+        arguments = MODULE_ARGUMENTS.get(activation, ())
+        self.act1, self.act2 = activation(*arguments), activation(*arguments)
         if isinstance(self.act1, nn.PReLU):
             self.act1.weight, self.act2.weight = self.act_weight, self.act_weight
 
@@ -268,15 +277,82 @@ def test_the_estimator_fits_a_functional_network_as_its_module_twin(make, images
     np.testing.assert_array_equal(fits[0].predict_proba(X[:50]), fits[1].predict_proba(X[:50]))
 
 
-def test_an_activation_in_a_custom_leaf_module_is_not_seen_and_the_layer_is_named():
-    class Swish(nn.Module):  # a leaf module: what it calls belongs to it
-        def forward(self, x):
-            return x * torch.sigmoid(x)
+# ----------------------------------------------------------------------
+# Activations written out: a gate times the layer's output
+# ----------------------------------------------------------------------
+class Swish(nn.Module):
+    """A custom activation module, a leaf: what it calls belongs to its call."""
 
-    net = nn.Sequential(nn.Linear(4, 8), Swish(), nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 2))
-    with pytest.warns(UnitRemovalWarning, match=r"layer '0' unpruned: its output reaches no activation"):
-        pruner = DropNetPruner(copy.deepcopy(net), torch.randn(2, 4))
-    assert pruner.units_per_layer == {"2": 6}
+    def forward(self, x):
+        return x * torch.sigmoid(x)
+
+
+class HardSigmoid(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.relu = nn.ReLU6()
+
+    def forward(self, x):
+        return self.relu(x + 3) / 6
+
+
+class HardSwish(nn.Module):
+    """MobileNetV3's hard swish as many repositories write it: not a leaf, a module activation inside."""
+
+    def __init__(self):
+        super().__init__()
+        self.sigmoid = HardSigmoid()
+
+    def forward(self, x):
+        return x * self.sigmoid(x)
+
+
+# name -> (the module it computes, the activation written out, a factor it is off by)
+WRITTEN_OUT = {
+    "swish": (nn.SiLU, lambda x: x * torch.sigmoid(x), 1.0),
+    "swish, gate first": (nn.SiLU, lambda x: torch.sigmoid(x).mul(x), 1.0),
+    "hard swish": (nn.Hardswish, lambda x: x * F.relu6(x + 3) / 6, 6.0),  # the product is read, before / 6
+    "hard swish, gate divided": (nn.Hardswish, lambda x: x * (F.relu6(x + 3) / 6), 1.0),
+    "mish": (nn.Mish, lambda x: x * torch.tanh(F.softplus(x)), 1.0),
+    "swish module": (nn.SiLU, Swish(), 1.0),
+    "hard swish module": (nn.Hardswish, HardSwish(), 1.0),
+}
+
+
+@pytest.mark.parametrize("name", WRITTEN_OUT)
+def test_an_activation_written_out_is_scored_and_pruned_as_its_module(name):
+    activation, written_out, factor = WRITTEN_OUT[name]
+    x = torch.randn(100, 6, generator=torch.Generator().manual_seed(1))
+    module_net, written_net = twins(lambda: ModuleMLP(activation), lambda: FunctionalMLP(written_out))
+    module_net.eval(), written_net.eval()
+    (scores_a, drop_a, net_a, pruner_a), (scores_b, drop_b, net_b, pruner_b) = (
+        prune_once(module_net, x), prune_once(written_net, x)
+    )
+    # Read after the gate: the post-activation, not the gate (the sigmoid, the relu6)
+    for layer in scores_a:  # the same values, computed in another order
+        np.testing.assert_allclose(scores_b[layer], factor * scores_a[layer], rtol=1e-5)
+        np.testing.assert_array_equal(drop_a[layer], drop_b[layer])
+    assert pruner_a.units_per_layer == pruner_b.units_per_layer == {"fc1": 6, "fc2": 5}
+    for key, value in net_a.state_dict().items():
+        assert torch.equal(value, net_b.state_dict()[key]), key
+
+
+def test_a_gate_computed_from_another_tensor_is_not_taken_for_an_activation_written_out():
+    class Gated(nn.Module):  # squeeze-and-excitation: the gate comes from other layers
+        def __init__(self):
+            super().__init__()
+            self.conv, self.squeeze, self.excite = nn.Conv2d(1, 8, 3), nn.Linear(8, 4), nn.Linear(4, 8)
+            self.out = nn.Linear(8, 3)
+
+        def forward(self, x):
+            x = torch.relu(self.conv(x))
+            gate = torch.sigmoid(self.excite(torch.relu(self.squeeze(x.mean(dim=(2, 3))))))
+            return self.out((x * gate[:, :, None, None]).mean(dim=(2, 3)))
+
+    structure = inspect_network(Gated(), torch.randn(2, 1, 8, 8))
+    assert structure.probes["conv"].activation.name == "<root>: relu"
+    assert structure.probes["squeeze"].activation.name == "<root>: relu"
+    assert structure.probes["excite"].activation.name == "<root>: sigmoid"
 
 
 class _Scaled(nn.Module):

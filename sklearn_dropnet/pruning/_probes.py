@@ -6,9 +6,11 @@ lists the calls of the leaf modules and of the activation functions; the
 chain ``layer -> [BatchNorm / InstanceNorm / Dropout / pooling / residual add] ->
 activation`` is then followed by tensor identity. The activation is a
 module (``nn.ReLU()``) or a function (``F.relu``, ``torch.relu``,
-``x.relu_()``), in place or not; a residual add (``out += shortcut``,
-``out = out + shortcut``, ``torch.relu(x + y)``) is followed from each of
-its terms.
+``x.relu_()``), in place or not, or a custom module without parameters
+that calls one; a residual add (``out += shortcut``, ``out = out +
+shortcut``, ``torch.relu(x + y)``) is followed from each of its terms. An
+activation written out as a gate times the layer's output (``x *
+torch.sigmoid(x)``) is read at the product (see :func:`_gate`).
 
 A ``Linear`` or ``Conv1d/2d/3d`` layer is *prunable* when its output
 reaches an activation this way. A layer whose output is the network's
@@ -19,6 +21,7 @@ weights). Those, and the layers whose output reaches no activation, are
 listed with the reason in :attr:`NetworkStructure.left_out`.
 """
 
+import bisect
 from dataclasses import dataclass, field
 
 import torch
@@ -29,6 +32,7 @@ from ._sites import (
     ACTIVATION_FUNCTIONS,
     ADD_FUNCTIONS,
     CHANNEL_SHUFFLE,
+    PRODUCT,
     Site,
     record_forward,
 )
@@ -73,10 +77,13 @@ ACTIVATION_TYPES = (
     nn.Softsign,
     nn.Tanhshrink,
     nn.LogSigmoid,
+    nn.Hardshrink,
+    nn.Softshrink,
+    nn.Threshold,
 )
 
 # What a call does to the chain that follows a layer's output.
-_ACTIVATION, _NORM, _PASSING, _ADD, _OTHER = "activation", "norm", "passing", "add", "other"
+_ACTIVATION, _NORM, _PASSING, _ADD, _PRODUCT, _OTHER = "activation", "norm", "passing", "add", "product", "other"
 
 _NOT_RUN = (
     "it is not called in a forward pass in eval mode, where DropNet traces the network (a "
@@ -105,6 +112,8 @@ def _role(call):
             return _ACTIVATION
         if call.function == CHANNEL_SHUFFLE:
             return _OTHER
+        if call.function == PRODUCT:
+            return _PRODUCT
         return _ADD if call.function in ADD_FUNCTIONS else _PASSING
     module = call.module
     if isinstance(module, ACTIVATION_TYPES):
@@ -113,10 +122,16 @@ def _role(call):
         return _NORM
     if isinstance(module, PASSING_TYPES):
         return _PASSING
-    returns_input = call.inputs and call.output is call.inputs[0]
-    if returns_input and next(module.parameters(), None) is None and next(module.buffers(), None) is None:
+    stateless = next(module.parameters(), None) is None and next(module.buffers(), None) is None
+    if stateless and call.inputs and call.output is call.inputs[0]:
         return _PASSING
+    if stateless and call.activates and _same_shape(call.output, call.inputs):
+        return _ACTIVATION  # a custom activation module: a Swish whose forward is x * torch.sigmoid(x)
     return _OTHER
+
+
+def _same_shape(output, inputs):
+    return isinstance(output, torch.Tensor) and bool(inputs) and output.shape == inputs[0].shape
 
 
 @dataclass(frozen=True)
@@ -205,29 +220,76 @@ def _flat_tensors(values):
     return []
 
 
-def _reads(call, tensor):
-    return any(t is tensor for t in call.inputs)
+def _readers(calls):
+    """For each tensor a call reads (by ``id``), the indices of the calls that read it, in order."""
+    readers = {}
+    for index, call in enumerate(calls):
+        for tensor in call.inputs:
+            indices = readers.setdefault(id(tensor), [])
+            if not indices or indices[-1] != index:
+                indices.append(index)
+    return readers
 
 
-def _follow(calls, start, tensor):
+def _read_after(readers, tensor, index):
+    """The calls after call ``index`` that read ``tensor``, in order."""
+    indices = readers.get(id(tensor), [])
+    return indices[bisect.bisect_right(indices, index):]
+
+
+def _follow(calls, readers, start, tensor):
     """Follow ``tensor`` through channel-keeping steps and residual adds from call ``start``.
 
-    Returns the index of the activation call it reaches, or ``None``; the
-    last tensor of the chain; and the call that ended it short of an
-    activation (``None`` if nothing read it further).
+    Returns the index of the activation call it reaches (or of the product
+    that completes an activation written out, see :func:`_gate`), or
+    ``None``; the last tensor of the chain; and the call that ended it
+    short of an activation (``None`` if nothing read it further).
     """
-    for index in range(start + 1, len(calls)):
+    chain, index = [tensor], start
+    while True:
+        # The next call to read it; a product (x * gate) is not followed.
+        index = next((i for i in _read_after(readers, tensor, index) if _role(calls[i]) != _PRODUCT), None)
+        if index is None:
+            return None, tensor, None
         call = calls[index]
-        if not _reads(call, tensor):
-            continue
         role = _role(call)
         if role == _ACTIVATION:
-            return index, call.output, None
-        if role in (_NORM, _PASSING, _ADD):
-            tensor = call.output
-            continue
-        return None, tensor, call
-    return None, tensor, None
+            index = _gate(calls, readers, index, chain)
+            return index, calls[index].output, None
+        if role not in (_NORM, _PASSING, _ADD):
+            return None, tensor, call
+        tensor = call.output
+        chain.append(tensor)
+
+
+def _gate(calls, readers, activation, chain):
+    """The product that completes an activation written out, or ``activation``.
+
+    In ``x * torch.sigmoid(x)`` (swish), ``x * F.relu6(x + 3) / 6`` (hard
+    swish) or ``x * torch.tanh(F.softplus(x))`` (mish), the activation
+    function reached first computes a gate, and the post-activation is the
+    gate times the layer's output: a product of a tensor of the ``chain``
+    that led to the activation and a tensor computed from the activation's
+    output element by element (further activations, a number added or
+    multiplied), of the same shape.
+    """
+    shape = calls[activation].output.shape
+    derived, pending = [calls[activation].output], [(activation, calls[activation].output)]
+    while pending:
+        after, tensor = pending.pop()
+        for index in _read_after(readers, tensor, after):
+            call = calls[index]
+            if not isinstance(call.output, torch.Tensor) or call.output.shape != shape:
+                continue
+            role = _role(call)
+            if role == _PRODUCT:
+                other = [t for t in call.inputs if not any(t is d for d in derived)]
+                if len(other) == 1 and any(other[0] is t for t in chain):
+                    return index
+            elif role in (_ACTIVATION, _PASSING) or role == _ADD and len(call.inputs) == 1:
+                derived.append(call.output)
+                pending.append((index, call.output))
+    return activation
 
 
 def _no_activation(stop):
@@ -242,7 +304,7 @@ def _no_activation(stop):
     )
 
 
-def _chain_end(calls, start):
+def _chain_end(calls, readers, start):
     """Follow the per-channel chain that starts at the activation call ``start``.
 
     The chain follows the activation's output through channel-keeping
@@ -254,15 +316,15 @@ def _chain_end(calls, start):
     (``Dropout``, ``Identity``, pooling) are passed through but do not end
     the chain: an ``nn.Identity`` shortcut may carry the tensor elsewhere.
     """
-    end, tensor = start, calls[start].output
-    for index in range(start + 1, len(calls)):
-        call = calls[index]
-        role = _role(call)
-        if _reads(call, tensor) and role in (_NORM, _PASSING, _ACTIVATION):
-            tensor = call.output
-            if role != _PASSING:
-                end = index
-    return end, tensor
+    end, index, tensor = start, start, calls[start].output
+    while True:
+        steps = (i for i in _read_after(readers, tensor, index) if _role(calls[i]) in (_NORM, _PASSING, _ACTIVATION))
+        index = next(steps, None)
+        if index is None:
+            return end, tensor
+        tensor = calls[index].output
+        if _role(calls[index]) != _PASSING:
+            end = index
 
 
 def tied_parameters(module):
@@ -336,6 +398,7 @@ def inspect_network(module, example_input):
         if call.module is not None:
             module_calls[call.site.name] = module_calls.get(call.site.name, 0) + 1
     tied = tied_parameters(module)
+    readers = _readers(calls)
 
     probes, output_layers, left_out = {}, set(), {}
     for index, call in enumerate(calls):
@@ -347,14 +410,14 @@ def inspect_network(module, example_input):
             output_layers.add(name)
             left_out[name] = shared
             continue
-        activation_index, last, stop = _follow(calls, index, call.output)
+        activation_index, last, stop = _follow(calls, readers, index, call.output)
         if activation_index is None:
             if any(last is t for t in outputs):
                 output_layers.add(name)
             else:
                 left_out[name] = _no_activation(stop)
             continue
-        end, last = _chain_end(calls, activation_index)
+        end, last = _chain_end(calls, readers, activation_index)
         if any(last is t for t in outputs):
             # Class scores through an activation (a final Sigmoid): an output layer.
             output_layers.add(name)

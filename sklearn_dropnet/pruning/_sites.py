@@ -17,8 +17,12 @@ outputs of chosen sites in later passes: the scoring pass over the training
 data, and the passes with units switched off.
 
 Functions called inside a leaf module (``nn.ReLU`` calls ``F.relu``) belong
-to the module's call, and are not listed; every pass counts them all the
-same, so that function sites are numbered alike in every pass.
+to the module's call, and are not listed (the call notes that it applied an
+activation); every pass counts them all the same, so that function sites
+are numbered alike in every pass.
+
+A product of two tensors is a site too: an activation written out
+(``x * torch.sigmoid(x)``, ``x * F.relu6(x + 3) / 6``) ends in one.
 """
 
 import contextlib
@@ -29,7 +33,7 @@ from torch.overrides import TorchFunctionMode
 
 from ._eval_mode import evaluate
 
-__all__ = ["ACTIVATION_FUNCTIONS", "Call", "Site", "record_forward", "site_hooks"]
+__all__ = ["ACTIVATION_FUNCTIONS", "PRODUCT", "Call", "Site", "record_forward", "site_hooks"]
 
 # The functions that apply an activation of ``ACTIVATION_TYPES``, by the
 # name torch gives them in ``__torch_function__``: ``F.relu``,
@@ -40,6 +44,9 @@ ACTIVATION_FUNCTIONS = frozenset({
     "elu", "elu_", "selu", "selu_", "celu", "celu_", "gelu", "silu", "mish",
     "hardswish", "hardsigmoid", "hardtanh", "hardtanh_", "sigmoid", "sigmoid_", "special_expit",
     "tanh", "tanh_", "softplus", "softsign", "tanhshrink", "logsigmoid", "log_sigmoid",
+    "hardshrink", "softshrink", "threshold", "threshold_", "_threshold",
+    # A ReLU or ReLU6 written x.clamp(min=0), torch.clamp(x, 0, 6), torch.clip(...)
+    "clamp", "clamp_", "clip", "clip_", "clamp_min", "clamp_min_",
 })  # fmt: skip
 
 # Functions that keep every channel in place and a zero a zero: a layer's
@@ -50,6 +57,12 @@ PASSING_FUNCTIONS = frozenset({
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
     "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
 })  # fmt: skip
+
+# A product of two tensors (``x * torch.sigmoid(x)``, ``x * gate``), recorded
+# as PRODUCT and numbered among the function sites: the post-activation of
+# an activation written out (swish, hard swish, mish) is such a product.
+PRODUCT_FUNCTIONS = frozenset({"mul", "mul_", "__mul__", "__rmul__", "__imul__"})
+PRODUCT = "product"
 
 # A residual add: a layer's output is followed through it to the activation after it.
 ADD_FUNCTIONS = frozenset({"add", "add_", "__add__", "__iadd__", "__radd__"})
@@ -111,6 +124,9 @@ class Call:
         a function's first argument otherwise.
     output : torch.Tensor or None
         Its (first) output.
+    activates : bool
+        For a leaf module, whether its forward called an activation
+        function (a custom ``Swish`` module, say).
     """
 
     site: Site
@@ -118,6 +134,7 @@ class Call:
     function: object
     inputs: tuple
     output: object
+    activates: bool = False
 
 
 def _first_tensor(values):
@@ -145,12 +162,22 @@ def _is_leaf(module):
     return next(iter(module.children()), None) is None
 
 
+def _is_product(name, args):
+    """Whether a call multiplies two tensors (not a tensor by a number)."""
+    return name in PRODUCT_FUNCTIONS and len(_tensors(args[:2])) == 2
+
+
+def _is_site(name, args):
+    """Whether a function call is numbered as a site: an activation or a product."""
+    return name in ACTIVATION_FUNCTIONS or _is_product(name, args)
+
+
 class _ActivationCounter(TorchFunctionMode):
-    """Counts the activation-function calls of a pass and lets a callback see each call.
+    """Counts the activation-function calls and products of a pass and lets a callback see each call.
 
     ``on_call(func, name, args, kwargs, output, number)`` runs after every
-    call of a recorded function (``number`` is the activation's number in
-    the pass, or None for other functions) and may return a tensor to
+    call of a recorded function (``number`` is the site's number in the
+    pass, or None for other functions) and may return a tensor to
     replace the output. torch disables the mode while ``__torch_function__``
     runs, so what the function and the callback call is not seen.
     """
@@ -168,7 +195,7 @@ class _ActivationCounter(TorchFunctionMode):
         if name not in self.names:
             return output
         number = None
-        if name in ACTIVATION_FUNCTIONS:
+        if _is_site(name, args):
             number = self.count
             self.count += 1
         replaced = self.on_call(func, name, args, kwargs, output, number)
@@ -187,18 +214,20 @@ def record_forward(module, example_input):
     -------
     calls : list of Call
         The leaf modules' calls and, outside leaf modules, the calls of
-        activation functions, residual adds and channel-keeping functions
-        (dropout, pooling).
+        activation functions, residual adds, products of two tensors and
+        channel-keeping functions (dropout, pooling, scaling by a number).
     output : object
         What the module returned.
     """
-    calls, stack, leaf_depth, module_calls = [], [], [0], {}
+    calls, stack, leaf_depth, module_calls, activating = [], [], [0], {}, set()
 
     def owner():
         return stack[-1] if stack and stack[-1] else "<root>"
 
     def on_call(func, name, args, kwargs, output, number):
         if leaf_depth[0]:
+            if name in ACTIVATION_FUNCTIONS:
+                activating.add(stack[-1])  # the leaf module (the innermost call) applies an activation
             return None
         if not args:  # F.relu(input=x)
             args = (kwargs.get("input"),)
@@ -206,9 +235,11 @@ def record_forward(module, example_input):
             if not _swaps_channel_groups(args, kwargs):
                 return None
             name = CHANNEL_SHUFFLE
-        if name in SCALING_FUNCTIONS and (len(_tensors(args[:2])) != 1 or isinstance(args[0], (int, float)) and name.startswith("div")):
-            return None  # x * gate, or not a division of the tensor: not followed
-        inputs = _tensors(args[:2]) if name in ADD_FUNCTIONS | SCALING_FUNCTIONS else _tensors(args[:1])
+        if _is_product(name, args):
+            name = PRODUCT
+        elif name in SCALING_FUNCTIONS and (len(_tensors(args[:2])) != 1 or isinstance(args[0], (int, float)) and name.startswith("div")):
+            return None  # not a division of the tensor (2 / x, x / y): not followed
+        inputs = _tensors(args[:2]) if name in ADD_FUNCTIONS | SCALING_FUNCTIONS | {PRODUCT} else _tensors(args[:1])
         site = Site(f"{owner()}: {name}", -1 if number is None else number, function=True)
         calls.append(Call(site, None, name, inputs, _first_tensor(output)))
         return None
@@ -224,7 +255,10 @@ def record_forward(module, example_input):
             number = module_calls.get(name, 0)
             module_calls[name] = number + 1
             first = _first_tensor(inputs)
-            calls.append(Call(Site(name, number), mod, None, () if first is None else (first,), _first_tensor(output)))
+            activates = name in activating
+            activating.discard(name)
+            inputs = () if first is None else (first,)
+            calls.append(Call(Site(name, number), mod, None, inputs, _first_tensor(output), activates))
 
     handles = []
     for name, mod in module.named_modules():
@@ -281,7 +315,7 @@ def site_hooks(module, actions):
         action = by_function.get(number)
         return None if action is None else action(output)
 
-    counter = _ActivationCounter(on_function, ACTIVATION_FUNCTIONS)
+    counter = _ActivationCounter(on_function, ACTIVATION_FUNCTIONS | PRODUCT_FUNCTIONS)
 
     def reset(mod, inputs):
         counter.count = 0
