@@ -198,8 +198,10 @@ def check_module_output(module, example, n_classes, criterion=None):
     With a loss that takes logits (any but ``nn.NLLLoss``), rows that are
     already probabilities (a softmax at the end of ``forward``) get a
     warning: the loss would apply a second softmax. With ``nn.NLLLoss``,
-    whose input skorch takes the log of, negative outputs (logits, or a
-    ``log_softmax`` at the end) get one too.
+    whose input skorch takes the log of, outputs that are not probabilities
+    (logits, or a ``log_softmax`` at the end) get one too. A ``criterion``
+    given as an instance (the net's ``criterion_``) must take the output
+    with class indices as targets, as training gives it them.
 
     Examples
     --------
@@ -230,6 +232,8 @@ def check_module_output(module, example, n_classes, criterion=None):
             f"{n_classes}) for the {n_classes} classes in y; for "
             f"{len(example)} samples it returned {got}."
         )
+    if isinstance(criterion, nn.Module):
+        _check_class_index_targets(criterion, output, n_classes)
     if criterion is not None and not returns_probabilities(criterion) and _are_probabilities(output):
         warn(
             f"The module's outputs are probabilities (every row of its output on {len(example)} "
@@ -239,20 +243,39 @@ def check_module_output(module, example, n_classes, criterion=None):
             "probabilities), or return the logits: leave the softmax out of forward.",
             UserWarning,
         )
-    if criterion is not None and returns_probabilities(criterion) and (output < 0).any():
-        what = (
-            "log-probabilities (every row of its output on {n} training samples is at most 0 and "
-            "its exponentials sum to 1)"
-            if _are_log_probabilities(output)
-            else "not probabilities (some of its outputs on {n} training samples are negative)"
-        )
+    if criterion is not None and returns_probabilities(criterion) and not _are_probabilities(output):
+        if _are_log_probabilities(output):
+            what = "log-probabilities (every row of its output on {n} training samples is at most 0 and its exponentials sum to 1)"
+        elif (output < 0).any():
+            what = "not probabilities (some of its outputs on {n} training samples are negative)"
+        else:  # scores that are positive so far: logits after a ReLU, or before they turn negative
+            what = "not probabilities (its rows on {n} training samples do not sum to 1)"
         warn(
             f"The module's outputs are {what.format(n=len(example))}, but with {criterion_name(criterion)} "
-            "the module returns probabilities, whose log skorch takes: the loss of a negative "
-            "output is NaN. Return probabilities (softmax, not log_softmax), or return the logits "
-            "and pass criterion=torch.nn.CrossEntropyLoss.",
+            "the module returns probabilities, whose log skorch takes as log-probabilities: the "
+            "loss of a negative output is NaN. Return probabilities (softmax, not log_softmax), or "
+            "return the logits and pass criterion=torch.nn.CrossEntropyLoss.",
             UserWarning,
         )
+
+
+def _check_class_index_targets(criterion, output, n_classes):
+    """Refuse a loss that cannot take the module's scores with class indices as
+    targets (``BCEWithLogitsLoss``, ``MSELoss``): it would fail inside torch at
+    the first batch, naming neither the loss nor the fix."""
+    targets = torch.zeros(len(output), dtype=torch.long, device=output.device)
+    try:
+        with torch.no_grad():
+            criterion(output.float(), targets)
+    except Exception as exc:  # whatever the loss raises on those shapes and dtypes
+        raise ValueError(
+            f"criterion={criterion_name(criterion)} cannot take the module's output (shape "
+            f"{tuple(output.shape)}: one score per class) with class indices as targets (shape "
+            f"({len(output)},), y encoded as 0..{n_classes - 1}), which is what training gives it: "
+            f"{type(exc).__name__}: {exc}. Use criterion=torch.nn.CrossEntropyLoss (the default) "
+            "on logits, also for two classes, with criterion__weight for class weights; or "
+            "torch.nn.NLLLoss on probabilities."
+        ) from exc
 
 
 def _are_log_probabilities(output):

@@ -6,6 +6,7 @@
 pruning loop: it splits, iterates input batches and feeds skorch.
 """
 
+import contextlib
 import math
 
 import numpy as np
@@ -19,6 +20,8 @@ from torch.utils.data import (
     SequentialSampler,
     Subset,
 )
+
+from ._device import preserved_generators
 
 # DataLoader settings that would skip or reorder items: a pass that scores
 # units, or gives each training row its teacher's output, reads every item in order.
@@ -352,14 +355,18 @@ class LabelledData:
             return SoftTargetDataset(self.X, teacher)
         return SoftTargetBatches(self.X, self.y, teacher)
 
-    def spread_inputs(self, device, n_samples):
+    def spread_inputs(self, device, n_samples, keep_generators=False):
         """``n_samples`` inputs evenly spaced over the data, as one tensor on ``device``.
 
         Spread rather than the first ones: data sorted by class (as iris and
         many image folders are) would otherwise show only its first class.
+        ``keep_generators``: torch's generators are left as they were (a
+        Dataset's random transforms draw from them), so that a read added
+        for a check changes no training that follows.
         """
         indices = np.unique(np.linspace(0, len(self) - 1, min(n_samples, len(self))).round().astype(int))
-        return next(iter(self.subset(indices).input_batches(device, batch_size=len(indices))))
+        with preserved_generators(device) if keep_generators else contextlib.nullcontext():
+            return next(iter(self.subset(indices).input_batches(device, batch_size=len(indices))))
 
     def example(self, device):
         """The first two inputs, to trace the network with: a copy, not a view

@@ -36,6 +36,14 @@ from .pruning._engine import DropNetPruner
 # that a wrongly mapped unit is unlikely to be zero on all of them.
 _CHECK_SAMPLES = 32
 
+def _output_check_rows(train, device):
+    """Training rows to check the module's output on before training: more than
+    the two the network is traced with, since a few negative outputs (logits
+    given to NLLLoss) show on some rows only. torch's generators are kept, so
+    that training draws (a Dataset's random transforms) as it would without them."""
+    return train.spread_inputs(device, _CHECK_SAMPLES, keep_generators=True)
+
+
 def _units_per_round(drop_fraction, left):
     """Units one DropNet round removes of the ``left``: that fraction, at least one."""
     return max(1, round(drop_fraction * left))
@@ -345,7 +353,7 @@ class DropNetClassifier(NetworkExportMixin, RoutedParamsMixin, ClassifierMixin, 
             self.net_ = make_net(module, self.get_params(deep=False), len(self.classes_), valid)
             example = data.example(self.net_.device)
             del module, data  # would keep the dense network (pruning replaces it) and the rows before the split
-            check_module_output(self.net_.module_, example, len(self.classes_), self.criterion)
+            check_module_output(self.net_.module_, _output_check_rows(train, self.net_.device), len(self.classes_), self.net_.criterion_)
             # Traced before training: a network DropNet cannot prune fails at once.
             pruner = DropNetPruner(self.net_.module_, example)
             start = time.perf_counter()

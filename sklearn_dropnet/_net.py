@@ -26,6 +26,9 @@ from .pruning._eval_mode import evaluate
 
 __all__ = ["DropNetNet", "make_net"]
 
+# Training rows whose outputs tell why training diverged.
+_DIVERGENCE_SAMPLES = 32
+
 # The name of DropNet's own early stopping among the net's callbacks.
 EARLY_STOPPING = "dropnet_early_stopping"
 
@@ -290,7 +293,7 @@ class DropNetNet(NeuralNetClassifier):
             ) from exc
         self.notify("on_train_end", X=X, y=y)
         self._release_training_state()
-        self._check_divergence(data.example(self.device))
+        self._check_divergence(data)
         return len(self.history), time.perf_counter() - start
 
     def check_callback_params(self):
@@ -319,12 +322,12 @@ class DropNetNet(NeuralNetClassifier):
         for epoch in self.history:
             epoch["batches"] = []
 
-    def _check_divergence(self, inputs):
+    def _check_divergence(self, data):
         """Raise a clear error when training diverged: outputs (NaN, or +inf)
         that make the probabilities NaN, or a training loss that was NaN or
         infinite in every epoch. -inf logits can be meant (a class masked
         out); NaN probabilities cannot."""
-        output = evaluate(self.module_, inputs)
+        output = evaluate(self.module_, data.example(self.device))
         scale = (
             f"lower the learning rate (lr={self.lr}), or scale X (for example with StandardScaler) "
             "if its values are large"
@@ -337,7 +340,9 @@ class DropNetNet(NeuralNetClassifier):
         losses = [epoch.get("train_loss") for epoch in self.history]
         if losses and all(loss is not None and not math.isfinite(loss) for loss in losses):
             advice = scale
-            if returns_probabilities(self.criterion) and (output < 0).any():
+            # The cause a negative output tells shows on some rows only: more than the example's two.
+            rows = data.spread_inputs(self.device, _DIVERGENCE_SAMPLES, keep_generators=True)
+            if returns_probabilities(self.criterion) and (evaluate(self.module_, rows) < 0).any():
                 advice = (
                     f"with {criterion_name(self.criterion)} skorch takes the log of the module's "
                     "outputs, and some are negative: return probabilities (a softmax at the end "

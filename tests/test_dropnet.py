@@ -741,7 +741,7 @@ def test_a_dict_of_inputs_is_named(digits, pruned):
 def test_a_module_with_the_wrong_number_of_outputs_is_named(digits, n_out):
     """Too few outputs would fail inside the loss; too many would train and predict 12 columns."""
     X, y = digits
-    message = rf"shape \(n_samples, 10\) for the 10 classes in y; for 2 samples it returned \(2, {n_out}\)"
+    message = rf"shape \(n_samples, 10\) for the 10 classes in y; for 32 samples it returned \(32, {n_out}\)"
     with pytest.raises(ValueError, match=message):
         small(module=_Fixed(n_out)).fit(X[:100, :10], y[:100])
 

@@ -95,9 +95,9 @@ def test_a_builder_gets_the_same_network_whether_or_not_it_refuses_num_classes(d
 
 
 def test_a_num_classes_the_user_sets_is_kept(data):
-    with pytest.raises(ValueError, match=r"one score per class, a tensor of shape \(n_samples, 3\).* returned \(2, 5\)"):
+    with pytest.raises(ValueError, match=r"one score per class, a tensor of shape \(n_samples, 3\).* returned \(32, 5\)"):
         fit(builder, data, module__num_classes=5)
-    with pytest.raises(ValueError, match=r"returned \(2, 4\)"):
+    with pytest.raises(ValueError, match=r"returned \(32, 4\)"):
         fit(functools.partial(Net, num_classes=4), data)
 
 
@@ -105,7 +105,7 @@ def test_a_num_classes_the_user_sets_is_kept(data):
 def test_the_default_module_takes_the_data_parameters_the_user_sets(data, module):
     clf = fit(module, data, module__n_classes=3, module__input_shape=(6,))
     assert clf.predict_proba(data[0][:2]).shape == (2, 3)
-    with pytest.raises(ValueError, match=r"one score per class, a tensor of shape \(n_samples, 3\).* returned \(2, 5\)"):
+    with pytest.raises(ValueError, match=r"one score per class, a tensor of shape \(n_samples, 3\).* returned \(32, 5\)"):
         fit(module, data, module__n_classes=5)
 
 
@@ -169,6 +169,54 @@ def test_a_softmax_before_cross_entropy_is_warned_with_both_fixes(data):
         fit(SoftmaxNet, data, criterion=nn.NLLLoss)  # skorch takes the log: right
         fit(Net, data)  # logits: right
         fit(functools.partial(SoftmaxNet, log=True), data)  # log-probabilities: cross-entropy is right too
+
+
+@pytest.mark.parametrize("criterion", [nn.BCEWithLogitsLoss, nn.MSELoss])
+def test_a_loss_that_cannot_take_class_indices_is_named_before_training(data, criterion, monkeypatch):
+    from sklearn_dropnet._net import DropNetNet
+
+    trained = []
+    monkeypatch.setattr(DropNetNet, "train_round", lambda self, *args: trained.append(1))
+    for loss in (criterion, criterion()):  # a class, an instance
+        name = loss.__name__ if isinstance(loss, type) else type(loss).__name__
+        with pytest.raises(
+            ValueError,
+            match=rf"criterion=torch.nn.{name} cannot take the module's output \(shape \(32, 3\): one score per "
+            r"class\) with class indices as targets .* Use criterion=torch.nn.CrossEntropyLoss",
+        ):
+            fit(Net, data, criterion=loss)
+    assert not trained
+
+
+class PositiveScores(Net):
+    """Class scores after a ReLU, shifted: never negative, yet not probabilities."""
+
+    def __init__(self, shift=1.0):
+        super().__init__(num_classes=3)
+        self.shift = shift
+
+    def forward(self, x):
+        return torch.relu(super().forward(x)) + self.shift
+
+
+class NegativeOnLaterRows(Net):
+    """Scores that are negative for some rows only: not on the first two."""
+
+    def forward(self, x):
+        return torch.softmax(super().forward(x), dim=-1) - 0.5 * (x[:, :1] > 1.5)
+
+
+def test_scores_that_are_not_probabilities_are_warned_with_nll_loss_though_none_is_negative(data):
+    with pytest.warns(UserWarning, match=r"outputs are not probabilities \(its rows on 32 training samples do not sum to 1\)"):
+        fit(PositiveScores, data, criterion=nn.NLLLoss, prune_ratio=0.0, max_epochs=1)
+
+
+def test_negative_outputs_on_rows_past_the_first_two_are_seen(data):
+    X, y = data
+    X = np.concatenate([np.zeros((100, 6), np.float32), np.full((20, 6), 2.0, np.float32)])
+    with pytest.warns(UserWarning, match=r"outputs are not probabilities \(some of its outputs on 32 training samples are negative\)"):
+        with pytest.raises(ValueError, match=r"Training diverged: .* with torch.nn.NLLLoss skorch takes the log .* some are negative"):
+            fit(NegativeOnLaterRows, (X, y), criterion=nn.NLLLoss, prune_ratio=0.0, max_epochs=1)
 
 
 @pytest.mark.parametrize(
