@@ -567,3 +567,19 @@ def test_the_estimator_class_is_a_thin_layer():
 
     lines, _ = inspect.getsourcelines(DropNetClassifier)
     assert len(lines) < 450
+
+
+def test_a_loop_that_never_records_stops_at_the_ratio_of_the_network_it_started_with():
+    """The README's loop: no record, so the ratio counts from the units at the start."""
+    torch.manual_seed(0)
+    X = torch.randn(64, 4)
+    sizes = []
+    for records in (False, True):
+        net = nn.Sequential(nn.Linear(4, 30), nn.ReLU(), nn.Linear(30, 20), nn.ReLU(), nn.Linear(20, 3))
+        pruner = DropNetPruner(net, X[:2])
+        if records:
+            pruner.record()
+        while n_drop := pruner.units_to_drop(prune_ratio=0.8, drop_fraction=0.2):
+            pruner.remove(pruner.choose(pruner.score(lambda: [X]), n_drop, rng=np.random.default_rng(0)), restart="none")
+        sizes.append(pruner.n_units)
+    assert sizes == [10, 10]  # 20% of 50

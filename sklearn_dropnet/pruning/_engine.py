@@ -257,6 +257,9 @@ class DropNetPruner:
             self._leave_out_unit_groups_at_their_floor()
         if not self.units:
             self._raise_nothing_to_prune()
+        # What prune_ratio counts from until a first record: a loop that never
+        # records must still stop at the ratio of the network it started with.
+        self._units_at_start = self.n_units
 
     # ------------------------------------------------------------------
     # finding the units
@@ -389,12 +392,13 @@ class DropNetPruner:
         prune_ratio : float in [0, 1)
             Fraction of the first record's units to remove (rounded down to
             whole units), and no more than :attr:`fewest_units` allows.
+            Without a record, of the units the pruner started with.
 
         Returns
         -------
         int
         """
-        first = self.history[0]["units"] if self.history else self.n_units
+        first = self.history[0]["units"] if self.history else self._units_at_start
         _check_fraction(prune_ratio, "prune_ratio")
         return max(int(math.floor((1 - prune_ratio) * first + 1e-9)), self.fewest_units)
 
@@ -404,7 +408,8 @@ class DropNetPruner:
         Parameters
         ----------
         prune_ratio : float in [0, 1)
-            Fraction of the first record's units to remove in all.
+            Fraction of the first record's units to remove in all (without
+            a record, of the units the pruner started with).
         drop_fraction : float in (0, 1), default=0.2
             The paper's ``p``: the fraction of the units left that a round
             removes (Python's ``round``: halves go to the even number), at
