@@ -9,7 +9,7 @@ import pickle
 import torch
 from torch import nn
 
-from ._net import criterion_name, returns_probabilities
+from ._net import criterion_name, returns_probabilities, unnamed_script_classes
 from ._user_warnings import warn
 from .models import MLP
 from .pruning._eval_mode import evaluate
@@ -89,6 +89,8 @@ def warn_if_unpicklable(network):
     try:
         _TensorsLeftOut(io.BytesIO()).dump(network)
     except Exception as exc:  # PicklingError, AttributeError, TypeError: whatever pickle raises
+        if unnamed_script_classes([network]):
+            return  # a worker's copy of the script's classes: they travel by value (DropNetNet.__getstate__)
         warn(
             f"The network cannot be pickled ({type(exc).__name__}: {exc}), so neither can the "
             "fitted estimator (joblib.dump, pickle, an ensemble fitted in parallel). Keep "

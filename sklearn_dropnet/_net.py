@@ -11,6 +11,7 @@ only training needed freed after each round.
 
 import copy
 import math
+import sys
 import time
 
 import torch
@@ -42,6 +43,20 @@ _UNSET = object()
 def _softmax(logits):
     """Softmax over the classes (a picklable ``predict_nonlinearity``)."""
     return torch.softmax(logits, dim=1)
+
+
+def unnamed_script_classes(objects):
+    """Names of the classes of ``objects``' modules that were defined in the
+    script run as ``__main__`` and that this process's ``__main__`` does not
+    hold: a worker process got them by value and cannot pickle them by name."""
+    main = sys.modules.get("__main__")
+    names = set()
+    for value in objects:
+        for module in value.modules() if isinstance(value, nn.Module) else ():
+            kind = type(module)
+            if kind.__module__ == "__main__" and getattr(main, kind.__qualname__, None) is not kind:
+                names.add(kind.__qualname__)
+    return sorted(names)
 
 
 def returns_probabilities(criterion):
@@ -197,6 +212,29 @@ class DropNetNet(NeuralNetClassifier):
         if "module" not in self.cuda_dependent_attributes_:
             self.cuda_dependent_attributes_ = [*self.cuda_dependent_attributes_, "module"]
         return self
+
+    def __getstate__(self):
+        """skorch's state, but a network whose classes come from a script this
+        process did not run is pickled by value.
+
+        skorch pickles the network with :mod:`pickle`, which names each class
+        by module and name. A worker process of ``n_jobs`` or Dask got the
+        classes defined in the user's script (its ``__main__``) by value, as
+        joblib sends them, and cannot name them: sending the fitted estimator
+        back failed. Pickled by value (cloudpickle) they come back, and the
+        process that sent them finds its own classes again; ``pickle``
+        reads either.
+        """
+        attributes = [value for key, value in vars(self).items() if key.startswith(tuple(self.cuda_dependent_attributes_))]
+        if not unnamed_script_classes(attributes):
+            return super().__getstate__()
+        import cloudpickle  # a dependency (as of joblib, which sends the classes so)
+
+        state = self.__dict__.copy()
+        prefixes = tuple(self.cuda_dependent_attributes_)
+        by_value = {key: state.pop(key) for key in list(state) if isinstance(key, str) and key.startswith(prefixes)}
+        state["__cuda_dependent_attributes__"] = cloudpickle.dumps(by_value)  # what skorch's __setstate__ reads
+        return state
 
     def set_module(self, module):
         """Train ``module`` from now on (a network made smaller by pruning).

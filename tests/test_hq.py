@@ -3,6 +3,7 @@
 import io
 import os
 import pickle
+import sys
 import threading
 import time
 import warnings
@@ -493,6 +494,11 @@ def test_error_mismatched_classes():
             {"estimator": None, "estimators": [GaussianNB(), GaussianNB()]},
             TypeError,
             r"list of \(name, estimator\)",
+        ),
+        (  # a two-step pipeline unpacks into two "pairs"
+            {"estimator": None, "estimators": [make_pipeline(StandardScaler(), GaussianNB())] * 2},
+            TypeError,
+            r"estimators must be a list of \(name, estimator\) tuples, as in VotingClassifier; got Pipeline",
         ),
         ({"estimator": None, "estimators": []}, ValueError, r"An ensemble needs at least 2 members, got 0\.$"),
         (
@@ -1017,17 +1023,77 @@ class _ScriptNet(torch.nn.Module):
         return self.out(self.act(self.hidden(x)))
 
 
-def test_a_network_class_workers_cannot_send_back_is_named(small_digits, monkeypatch):
-    X_train, _, y_train, _ = small_digits
-    monkeypatch.setattr(_ScriptNet, "__module__", "__main__")  # not importable from there
+def test_a_network_class_of_the_script_comes_back_from_the_workers(small_digits, monkeypatch):
+    """The workers get the script's class by value and send the fitted network back the
+    same way (it was refused: pickle names a class, which a worker cannot do for it)."""
+    X_train, X_test, y_train, _ = small_digits
+    monkeypatch.setattr(_ScriptNet, "__module__", "__main__")  # the workers' __main__ does not hold it
+    monkeypatch.setattr(sys.modules["__main__"], "_ScriptNet", _ScriptNet, raising=False)  # the script's does
     hq = HQEnsembleClassifier(
         tiny_dropnet(module=_ScriptNet, max_epochs=1), n_estimators=2, n_select=2, n_jobs=2, random_state=0
+    ).fit(X_train, y_train)
+    assert all(type(member.module_) is _ScriptNet for member in hq.estimators_)  # the caller's own class
+    again = joblib.load(io.BytesIO(_dumped(hq)))
+    np.testing.assert_array_equal(again.predict_proba(X_test), hq.predict_proba(X_test))
+
+
+def test_cross_validate_returns_the_estimators_of_a_script_network_class(small_digits, monkeypatch):
+    """scikit-learn's tools with n_jobs=2 send the fitted estimator back: by value."""
+    from sklearn.model_selection import cross_validate
+
+    X_train, _, y_train, _ = small_digits
+    monkeypatch.setattr(_ScriptNet, "__module__", "__main__")
+    monkeypatch.setattr(sys.modules["__main__"], "_ScriptNet", _ScriptNet, raising=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # nor is it warned as unpicklable
+        result = cross_validate(
+            tiny_dropnet(module=_ScriptNet, max_epochs=1), X_train, y_train, cv=2, n_jobs=2, return_estimator=True
+        )
+    assert all(type(clf.module_) is _ScriptNet for clf in result["estimator"])
+
+
+def _dumped(estimator):
+    buffer = io.BytesIO()
+    joblib.dump(estimator, buffer)
+    return buffer.getvalue()
+
+
+class _Handle:
+    """Stands for what cannot be pickled nor copied (an open file, a device handle), kept
+    by reference in the network's copies."""
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __reduce__(self):
+        raise TypeError("a _Handle cannot be pickled")
+
+
+def test_a_network_holding_what_cannot_be_copied_is_pruned(small_digits):
+    """The state kept to roll a failed removal back copies the containers only."""
+    X_train, X_test, y_train, _ = small_digits
+    with pytest.warns(UserWarning, match="The network cannot be pickled"):
+        clf = tiny_dropnet(module=_NetWithHandle, max_epochs=1, prune_ratio=0.5).fit(X_train, y_train)
+    assert clf.module_.hidden.out_features == 8 and isinstance(clf.module_.handle, _Handle)  # of 16
+    assert clf.predict(X_test).shape == (len(X_test),)
+
+
+class _NetWithHandle(_ScriptNet):
+    def __init__(self, input_shape=(64,), n_classes=10, hidden_layer_sizes=(8,)):
+        super().__init__(input_shape, n_classes, hidden_layer_sizes)
+        self.handle = _Handle()
+
+
+def test_a_member_workers_cannot_send_back_is_named(small_digits):
+    X_train, _, y_train, _ = small_digits
+    hq = HQEnsembleClassifier(
+        tiny_dropnet(module=_NetWithHandle, max_epochs=1), n_estimators=2, n_select=2, n_jobs=2, random_state=0
     )
     message = (
         r"The fitted member ([01]) \('estimator_\1', DropNetClassifier\) cannot be sent back from its "
-        r"worker process: .*_ScriptNet.* Define the class in a module that the workers can import"
+        r"worker process: TypeError: a _Handle cannot be pickled. .* keep it out of the network's attributes"
     )
-    with pytest.raises(pickle.PicklingError, match=message):
+    with pytest.raises(pickle.PicklingError, match=message):  # the workers warned at their fits
         hq.fit(X_train, y_train)
 
 

@@ -449,9 +449,8 @@ class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
         except pickle.PicklingError as exc:
             raise pickle.PicklingError(
                 f"The fitted members could not be sent back from joblib's worker processes "
-                f"({exc}). They travel by pickle, which finds a class by its module and name: "
-                "define the network's class in a module that can be imported (not in the "
-                "script being run), or use n_jobs=1."
+                f"({exc}): something a member holds cannot be pickled; keep it out of the "
+                "member, or use n_jobs=1."
             ) from exc
 
     def _validate_fit_data(self, X, y):
@@ -595,12 +594,16 @@ class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
     def _named_members(self):
         if len(self.estimators) == 0:
             return [], []  # _make_members says that an ensemble needs 2
-        try:
-            names, members = zip(*self.estimators)
-        except (TypeError, ValueError):
+        # A two-step Pipeline unpacks into two steps: only tuples and lists are pairs.
+        pairs = all(isinstance(item, (tuple, list)) and len(item) == 2 for item in self.estimators)
+        if not pairs:
+            given = next(item for item in self.estimators if not (isinstance(item, (tuple, list)) and len(item) == 2))
             raise TypeError(
-                "estimators must be a list of (name, estimator) tuples."
-            ) from None
+                f"estimators must be a list of (name, estimator) tuples, as in VotingClassifier; "
+                f"got {type(given).__name__} {given!r:.80}. Name each member: "
+                "[('mlp', DropNetClassifier(...)), ('tree', DecisionTreeClassifier())]."
+            )
+        names, members = zip(*self.estimators)
         not_strings = [name for name in names if not isinstance(name, str)]
         if not_strings:
             raise TypeError(f"Member names must be strings, got {not_strings!r}.")

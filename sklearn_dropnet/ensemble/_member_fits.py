@@ -99,11 +99,10 @@ def _check_returnable(task, fitted):
     except Exception as exc:
         raise UnreturnableMemberError(
             f"The fitted {task.describe(fitted)} cannot be sent back from its worker "
-            f"process: {type(exc).__name__}: {exc}. Fitted members travel by pickle, "
-            "which finds a class by its module and name; a class defined in the script "
-            "being run (its __main__) is not found there, and a network pickles its "
-            "module that way. Define the class in a module that the workers can import "
-            "(a file next to the script, imported by it), or use n_jobs=1."
+            f"process: {type(exc).__name__}: {exc}. Fitted members travel by pickle "
+            "(cloudpickle), and something the member holds cannot be pickled (a lock, an "
+            "open file, a generator or a C object stored on the network, say): keep it out "
+            "of the network's attributes, or use n_jobs=1."
         ) from None
 
 

@@ -494,8 +494,14 @@ def saved_state(module):
 
     Shallow is enough: surgery gives a module new parameters, buffers and
     sizes, but changes no tensor in place, so the old ones stay as they were.
+    Only the containers are copied (the ``_parameters`` dict, an LSTM's list
+    of weights), which surgery fills anew; anything else is kept as it is,
+    an object that cannot be copied (a handle, a lock) too.
     """
-    return [(part, {key: copy.copy(value) for key, value in vars(part).items()}) for part in module.modules()]
+    return [
+        (part, {key: copy.copy(value) if isinstance(value, (dict, list, set)) else value for key, value in vars(part).items()})
+        for part in module.modules()
+    ]
 
 
 def put_back(state):
