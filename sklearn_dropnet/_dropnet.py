@@ -44,6 +44,20 @@ def _output_check_rows(train, device):
     return train.spread_inputs(device, _CHECK_SAMPLES, keep_generators=True)
 
 
+def _warn_if_not_finite(proba):
+    """``proba``, after a warning if some rows are NaN (the network's outputs
+    overflowed): ``predict`` would give those rows the first class."""
+    bad = ~np.isfinite(proba).all(axis=1)
+    if bad.any():
+        warn(
+            f"The network's probabilities are NaN for {int(bad.sum())} of {len(proba)} rows: its "
+            "outputs overflowed, on inputs far larger than the training data's, say. predict gives "
+            "those rows the first class. Scale X as the training data were.",
+            UserWarning,
+        )
+    return proba
+
+
 def _units_per_round(drop_fraction, left):
     """Units one DropNet round removes of the ``left``: that fraction, at least one."""
     return max(1, round(drop_fraction * left))
@@ -372,10 +386,10 @@ class DropNetClassifier(NetworkExportMixin, RoutedParamsMixin, ClassifierMixin, 
         The validation split is drawn as in ``fit``, and
         ``min_accuracy_ratio`` still compares with the dense accuracy.
         Parameters set with ``set_params`` since ``fit`` apply to the new
-        rounds (``drop_fraction``, ``max_epochs``, ``lr``, ``optimizer``,
-        ``device``, ...), except those that define the network (``module``,
-        ``module__*``). If a round fails, the estimator keeps the network
-        of the last completed round.
+        rounds (``drop_fraction``, ``lr``, ``device``, ...), except
+        ``module``, ``module__*`` and ``random_state``: the rounds go on
+        from the seed ``fit`` drew. If a round fails, the estimator keeps
+        the network of the last completed round.
 
         Parameters
         ----------
@@ -525,7 +539,7 @@ class DropNetClassifier(NetworkExportMixin, RoutedParamsMixin, ClassifierMixin, 
             Probability of each class in ``classes_`` order.
         """
         X = inference_data(self, X)
-        proba = self.net_.predict_proba(X).astype(np.float64)
+        proba = _warn_if_not_finite(self.net_.predict_proba(X).astype(np.float64))
         return proba / proba.sum(axis=1, keepdims=True)
 
     def predict(self, X):

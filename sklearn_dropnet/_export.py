@@ -299,6 +299,8 @@ FORMATS = {
 
 def _format(path):
     suffix = Path(path).suffix.lower()
+    if Path(path).expanduser().is_dir():  # before its suffix: a folder named "out" has none
+        raise IsADirectoryError(f"Cannot export to {os.fspath(path)!r}: it is a folder; give a file name.")
     if suffix not in FORMATS:
         raise ValueError(
             f"Cannot export to {os.fspath(path)!r}: the format follows the file's suffix, "
@@ -312,8 +314,6 @@ def _check_folder(path):
     folder = Path(path).expanduser().resolve().parent
     if not folder.is_dir():
         raise FileNotFoundError(f"Cannot export to {os.fspath(path)!r}: the folder {folder} does not exist.")
-    if Path(path).expanduser().is_dir():
-        raise IsADirectoryError(f"Cannot export to {os.fspath(path)!r}: it is a folder; give a file name.")
 
 
 def _labels_json(classes):

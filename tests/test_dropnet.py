@@ -1290,3 +1290,29 @@ def test_a_users_early_stopping_ends_a_round_not_the_fit(digits):
 
 def test_huge_integer_parameters_do_not_overflow():
     DropNetClassifier(max_epochs=10**400, batch_size=10**400)._validate_params()
+
+
+class _OverflowsAbove(nn.Module):
+    """NaN outputs for rows whose first feature is huge, as a network that overflows gives."""
+
+    def __init__(self, input_shape=(64,), n_classes=10):
+        super().__init__()
+        self.hidden, self.out = nn.Linear(input_shape[0], 16), nn.Linear(16, n_classes)
+
+    def forward(self, x):
+        logits = self.out(torch.relu(self.hidden(x)))
+        return torch.where(x[:, :1] > 1e30, torch.full_like(logits, float("nan")), logits)
+
+
+def test_probabilities_that_overflow_to_nan_are_warned(digits):
+    """predict would give such rows the first class without a word."""
+    X, y = digits
+    clf = small(module=_OverflowsAbove, max_epochs=1, prune_ratio=0.0).fit(X[:100], y[:100])
+    rows = X[:3].astype(np.float32)
+    rows[1:, 0] = 1e38
+    with pytest.warns(UserWarning, match=r"The network's probabilities are NaN for 2 of 3 rows: .* Scale X"):
+        proba = clf.predict_proba(rows)
+    assert np.isnan(proba[1:]).all() and np.isfinite(proba[0]).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf.predict_proba(X[:5])  # finite: no warning

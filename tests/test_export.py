@@ -393,7 +393,7 @@ def test_the_cause_of_an_export_failure_is_shown_without_terminal_colours(mlp, t
     )
 
 
-@pytest.mark.parametrize("name", ["model.onnx", "model.pt2", "model.pt"])
+@pytest.mark.parametrize("name", ["model.onnx", "model.pt2", "model.pt", "out"])
 def test_a_folder_as_the_path_is_named(mlp, tmp_path, name):
     (tmp_path / name).mkdir()
     with pytest.raises(IsADirectoryError, match=rf"Cannot export to '.*{name}': it is a folder; give a file name"):
