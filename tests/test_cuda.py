@@ -17,6 +17,7 @@ from sklearn_dropnet import DropNetClassifier, HQEnsembleClassifier
 from sklearn_dropnet.cli import main
 from sklearn_dropnet.exceptions import PruningError
 from sklearn_dropnet.models import ModelB, ResNet18
+from sklearn_dropnet.pruning import RESTARTS, UNIT_SCORES
 from sklearn_dropnet.pruning._network_cost import count_parameters, peak_cuda_bytes
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -112,8 +113,8 @@ def test_a_branch_only_training_runs_is_checked_on_cuda(digits_split):
             clf.fit(X_train.reshape(-1, 1, 8, 8), y_train)
 
 
-@pytest.mark.parametrize("unit_score", ["activation", "apoz", "l1", "random", "max"])
-@pytest.mark.parametrize("reinit", ["rewind", "random", "none"])
+@pytest.mark.parametrize("unit_score", sorted(UNIT_SCORES))
+@pytest.mark.parametrize("reinit", sorted(RESTARTS))
 def test_every_unit_score_and_reinit_on_cuda(digits_split, unit_score, reinit):
     X_train, X_test, y_train, _ = digits_split
     clf = mlp(prune_ratio=0.5, max_epochs=2, unit_score=unit_score, reinit=reinit, scope="global")
@@ -121,6 +122,16 @@ def test_every_unit_score_and_reinit_on_cuda(digits_split, unit_score, reinit):
     assert on_cuda(clf.module_)
     assert clf.pruning_history_[-1]["fraction_left"] <= 0.5
     assert clf.predict(X_test).shape == (len(X_test),)
+
+
+def test_distillation_on_cuda(digits_split):
+    """The teacher's log-probabilities are computed on the GPU, kept on the CPU, and
+    each batch's are moved to the GPU for the loss."""
+    X_train, X_test, y_train, y_test = digits_split
+    clf = mlp(prune_ratio=0.5, max_epochs=2, distill_weight=0.5).fit(X_train, y_train)
+    assert on_cuda(clf.module_)
+    assert clf.pruning_history_[-1]["fraction_left"] <= 0.5
+    assert clf.score(X_test, y_test) > 0.5
 
 
 def test_callable_unit_score_on_cuda(digits_split):

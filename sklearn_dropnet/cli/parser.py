@@ -397,7 +397,9 @@ def hq_options(parser):
         param="method",
         help="'hq': hierarchical pruning by focal diversity; 'greedy': Caruana et al.'s forward "
         "selection; 'top': the S most accurate members; 'all': every member; 'reduced_error', "
-        "'complementarity', 'margin_distance': ordered aggregation (Martinez-Munoz et al.)",
+        "'complementarity', 'margin_distance': ordered aggregation (Martinez-Munoz et al.); "
+        "'error_ambiguity': the S members of lowest log loss plus distance to the pool's mean "
+        "probabilities (Jiang et al.)",
     )
     option(
         "--metric",
