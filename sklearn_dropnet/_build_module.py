@@ -5,6 +5,7 @@ import copy
 import inspect
 import io
 import pickle
+import warnings
 
 import torch
 from torch import nn
@@ -267,7 +268,8 @@ def _check_class_index_targets(criterion, output, n_classes):
     the first batch, naming neither the loss nor the fix."""
     targets = torch.zeros(len(output), dtype=torch.long, device=output.device)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # MSELoss warns of broadcasting, then fails: say it once
             criterion(output.float(), targets)
     except Exception as exc:  # whatever the loss raises on those shapes and dtypes
         raise ValueError(
