@@ -195,7 +195,7 @@ def build_module(module, kwargs, input_shape, n_classes):
     return network
 
 
-def check_module_output(module, example, n_classes, criterion=None):
+def check_module_output(module, samples, n_classes, criterion=None):
     """Run the new network on training samples: it must give one score per class.
 
     With a loss that takes logits (any but ``nn.NLLLoss``), rows that are
@@ -220,26 +220,26 @@ def check_module_output(module, example, n_classes, criterion=None):
     "The module's outputs are probabilities (ev"
     """
     try:
-        output = evaluate(module, example)
+        output = evaluate(module, samples)
     except Exception as exc:
         raise ValueError(
-            f"The module failed on training samples of shape {tuple(example.shape[1:])} "
+            f"The module failed on training samples of shape {tuple(samples.shape[1:])} "
             f"(given as float32 tensors; a module that needs integers, for nn.Embedding, "
             f"must convert them in forward): {type(exc).__name__}: {exc}"
         ) from exc
-    expected = (len(example), n_classes)
+    expected = (len(samples), n_classes)
     if not isinstance(output, torch.Tensor) or tuple(output.shape) != expected:
         got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
         raise ValueError(
             f"The module must return one score per class, a tensor of shape (n_samples, "
             f"{n_classes}) for the {n_classes} classes in y; for "
-            f"{len(example)} samples it returned {got}."
+            f"{len(samples)} samples it returned {got}."
         )
     if isinstance(criterion, nn.Module):
         _check_class_index_targets(criterion, output, n_classes)
     if criterion is not None and not returns_probabilities(criterion) and _are_probabilities(output):
         warn(
-            f"The module's outputs are probabilities (every row of its output on {len(example)} "
+            f"The module's outputs are probabilities (every row of its output on {len(samples)} "
             f"training samples is non-negative and sums to 1), but {criterion_name(criterion)} takes "
             "logits and applies a softmax of its own: the network would be trained through two "
             "softmaxes. Pass criterion=torch.nn.NLLLoss (skorch then takes the log of the "
@@ -254,7 +254,7 @@ def check_module_output(module, example, n_classes, criterion=None):
         else:  # scores that are positive so far: logits after a ReLU, or before they turn negative
             what = "not probabilities (its rows on {n} training samples do not sum to 1)"
         warn(
-            f"The module's outputs are {what.format(n=len(example))}, but with {criterion_name(criterion)} "
+            f"The module's outputs are {what.format(n=len(samples))}, but with {criterion_name(criterion)} "
             "the module returns probabilities, whose log skorch takes as log-probabilities: the "
             "loss of a negative output is NaN. Return probabilities (softmax, not log_softmax), or "
             "return the logits and pass criterion=torch.nn.CrossEntropyLoss.",

@@ -14,6 +14,7 @@ import math
 import sys
 import time
 
+import cloudpickle
 import torch
 import torch.nn.functional as F
 from skorch import NeuralNetClassifier
@@ -225,15 +226,12 @@ class DropNetNet(NeuralNetClassifier):
         process that sent them finds its own classes again; ``pickle``
         reads either.
         """
-        attributes = [value for key, value in vars(self).items() if key.startswith(tuple(self.cuda_dependent_attributes_))]
-        if not unnamed_script_classes(attributes):
-            return super().__getstate__()
-        import cloudpickle  # a dependency (as of joblib, which sends the classes so)
-
         state = self.__dict__.copy()
-        prefixes = tuple(self.cuda_dependent_attributes_)
-        by_value = {key: state.pop(key) for key in list(state) if isinstance(key, str) and key.startswith(prefixes)}
-        state["__cuda_dependent_attributes__"] = cloudpickle.dumps(by_value)  # what skorch's __setstate__ reads
+        prefixes = tuple(self.cuda_dependent_attributes_)  # what skorch pickles apart: the modules, ...
+        apart = {key: state.pop(key) for key in list(state) if isinstance(key, str) and key.startswith(prefixes)}
+        if not unnamed_script_classes(apart.values()):
+            return super().__getstate__()
+        state["__cuda_dependent_attributes__"] = cloudpickle.dumps(apart)  # what skorch's __setstate__ reads
         return state
 
     def set_module(self, module):
