@@ -595,9 +595,9 @@ class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
         if len(self.estimators) == 0:
             return [], []  # _make_members says that an ensemble needs 2
         # A two-step Pipeline unpacks into two steps: only tuples and lists are pairs.
-        pairs = all(isinstance(item, (tuple, list)) and len(item) == 2 for item in self.estimators)
-        if not pairs:
-            given = next(item for item in self.estimators if not (isinstance(item, (tuple, list)) and len(item) == 2))
+        unnamed = [item for item in self.estimators if not (isinstance(item, (tuple, list)) and len(item) == 2)]
+        if unnamed:
+            given = unnamed[0]
             raise TypeError(
                 f"estimators must be a list of (name, estimator) tuples, as in VotingClassifier; "
                 f"got {type(given).__name__} {given!r:.80}. Name each member: "
