@@ -226,3 +226,35 @@ def test_the_estimator_prunes_conv1d_filters_from_arrays_and_datasets(sequences)
     ]
     np.testing.assert_allclose(from_dataset.predict_proba(dataset), clf.predict_proba(X), atol=1e-6)
     copy.deepcopy(clf).predict(X[:2])
+
+
+class _SplitAndConcatenate(nn.Module):
+    """YOLOv8's C2f block: a layer's output split in two with chunk, a conv on one half,
+    and all three concatenated again."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.a0 = nn.Conv2d(1, 8, 3, padding=1), nn.ReLU()
+        self.cv1, self.a1 = nn.Conv2d(8, 8, 1), nn.ReLU()
+        self.m, self.a2 = nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()
+        self.cv2, self.a3 = nn.Conv2d(12, 8, 1), nn.ReLU()
+        self.out = nn.Linear(8, 3)
+
+    def forward(self, x):
+        x = self.a0(self.stem(x))
+        parts = list(self.a1(self.cv1(x)).chunk(2, 1))
+        parts.append(self.a2(self.m(parts[-1])))
+        return self.out(self.a3(self.cv2(torch.cat(parts, 1))).mean(dim=(2, 3)))
+
+
+def test_channels_mapped_through_a_split_and_a_concatenation_beyond_a_layer_are_refused():
+    """Torch-Pruning 1.6 maps cv1's channels through chunk and cat to channels it does not
+    have; scoring then failed with an IndexError from NumPy."""
+    torch.manual_seed(0)
+    x = torch.randn(16, 1, 8, 8)
+    with pytest.warns(UnitRemovalWarning, match=r"layer 'cv1' unpruned: Torch-Pruning maps its units to channel \d+ of 'cv1', which has 8"):
+        pruner = DropNetPruner(_SplitAndConcatenate(), x[:2])
+    assert "cv1" not in pruner.units_per_layer and {"stem", "cv2"} <= set(pruner.units_per_layer)
+    net = pruner.remove(pruner.choose(pruner.score(lambda: [x]), 4, rng=np.random.default_rng(0)))
+    pruner.check_removal(x)
+    assert net(x).shape == (16, 3)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from removal_checks import randomise_batchnorm
 from torch import nn
 
 from sklearn_dropnet import DropNetClassifier, models
@@ -13,6 +14,7 @@ from sklearn_dropnet._data import EncodedDataset, LabelledData
 from sklearn_dropnet._net import DropNetNet
 from sklearn_dropnet.datasets import load_digits_images
 from sklearn_dropnet.exceptions import PruningError, UnitRemovalWarning
+from sklearn_dropnet.pruning import DropNetPruner
 from sklearn_dropnet.pruning._probes import inspect_network
 from sklearn_dropnet.pruning._removal_check import exactly_removable
 from sklearn_dropnet.pruning._surgery import find_unit_groups, remove_units
@@ -498,3 +500,61 @@ def test_an_inexact_removal_with_infinite_outputs_names_a_finite_difference(imag
     with pytest.warns(UnitRemovalWarning, match=r"units zeroed \(by up to [0-9.e+-]+\)") as record:
         assert exactly_removable(net, x, structure, groups) == []
     assert "nan" not in str(record[0].message)
+
+
+class _StaticSamePadding(nn.Conv2d):
+    """EfficientNet-PyTorch's Conv2dStaticSamePadding: a Conv2d that pads its input with a child module."""
+
+    def __init__(self, in_channels, out_channels, kernel_size):
+        super().__init__(in_channels, out_channels, kernel_size)
+        self.static_padding = nn.ZeroPad2d(kernel_size // 2)
+
+    def forward(self, x):
+        return super().forward(self.static_padding(x))
+
+
+def test_a_conv_subclass_holding_its_padding_module_is_pruned():
+    """It was never recorded (not a leaf), and every layer was said not to run in eval mode."""
+    torch.manual_seed(0)
+    net = nn.Sequential(_StaticSamePadding(1, 8, 3), nn.BatchNorm2d(8), nn.SiLU(), _StaticSamePadding(8, 6, 3), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 3))  # fmt: skip
+    x = torch.randn(16, 1, 8, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnitRemovalWarning)
+        pruner = DropNetPruner(net, x[:2])
+        assert pruner.units_per_layer == {"0": 8, "3": 6}
+        net = pruner.remove(pruner.choose(pruner.score(lambda: [x]), 6, rng=np.random.default_rng(0)))
+        pruner.check_removal(x)
+    assert net[0].out_channels + net[3].out_channels == 8 and net(x).shape == (16, 3)
+
+
+class _RepVGGBlock(nn.Module):
+    """RepVGG's training-time block: 3x3 conv + BN, 1x1 conv + BN and an identity BN, summed, then ReLU."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.dense = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
+        self.one = nn.Sequential(nn.Conv2d(channels, channels, 1, bias=False), nn.BatchNorm2d(channels))
+        self.identity = nn.BatchNorm2d(channels)
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.dense(x) + self.one(x) + self.identity(x))
+
+
+def test_a_step_after_the_activation_that_others_read_too_does_not_end_the_chain():
+    """The next block's identity BatchNorm reads the ReLU's output beside its convolutions:
+    switching units off after that BatchNorm left them in what the convolutions read, and
+    the removal check refused the layers of a RepVGG."""
+    torch.manual_seed(0)
+    stem = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+    net = nn.Sequential(stem, _RepVGGBlock(8), _RepVGGBlock(8), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3))
+    randomise_batchnorm(net)
+    x = torch.randn(32, 1, 8, 8)
+    structure = inspect_network(net.eval(), x[:2])
+    assert structure.probes["0.0"].chain_end == structure.probes["0.0"].activation  # the ReLU, not block 1's BatchNorm
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnitRemovalWarning)
+        pruner = DropNetPruner(net, x[:2])
+        pruner.check_removal(x)
+    assert set(pruner.units_per_layer) == {"0.0"}  # the stem and both blocks: one residual stream

@@ -308,8 +308,9 @@ def _chain_end(calls, readers, start):
     """Follow the per-channel chain that starts at the activation call ``start``.
 
     The chain follows the activation's output through channel-keeping
-    steps and further activations (``ReLU -> BatchNorm``, say), not through
-    adds: a residual add mixes in other layers' channels. Returns the
+    steps and further activations (``ReLU -> BatchNorm``, say), each the
+    only reader of what it follows, not through adds: a residual add mixes
+    in other layers' channels. Returns the
     index of its last call that changes values -- a ``BatchNorm`` or an
     activation, where switching a unit off means zeroing it -- and the
     chain's final output (is it the network's output?). Identity-like steps
@@ -318,10 +319,13 @@ def _chain_end(calls, readers, start):
     """
     end, index, tensor = start, start, calls[start].output
     while True:
-        steps = (i for i in _read_after(readers, tensor, index) if _role(calls[i]) in (_NORM, _PASSING, _ACTIVATION))
-        index = next(steps, None)
-        if index is None:
+        following = _read_after(readers, tensor, index)
+        # A step read by others too (a RepVGG identity branch's BatchNorm beside the
+        # next convolutions) is not the unit's only way on: zeroing after it would
+        # leave the unit in what the others read.
+        if len(following) != 1 or _role(calls[following[0]]) not in (_NORM, _PASSING, _ACTIVATION):
             return end, tensor
+        index = following[0]
         tensor = calls[index].output
         if _role(calls[index]) != _PASSING:
             end = index

@@ -29,6 +29,8 @@ import contextlib
 from dataclasses import dataclass
 
 import torch
+from torch import nn
+from torch.nn.utils import parametrize
 from torch.overrides import TorchFunctionMode
 
 from ._eval_mode import evaluate
@@ -158,7 +160,16 @@ def _swaps_channel_groups(args, kwargs):
     return sorted(d % tensor.dim() for d in dims) == [1, 2]
 
 
+# Layers recorded as one call even when they hold modules: a Conv2d subclass
+# that pads its input with a child module (EfficientNet's static "same" padding).
+_LAYER_TYPES = (nn.Linear, nn.modules.conv._ConvNd)
+
+
 def _is_leaf(module):
+    """Whether a module's call is recorded as one, with what it calls inside (a layer
+    with parametrizations is not: it is never pruned, and is named as such)."""
+    if isinstance(module, _LAYER_TYPES) and not parametrize.is_parametrized(module):
+        return True
     return next(iter(module.children()), None) is None
 
 
@@ -251,7 +262,7 @@ def record_forward(module, example_input):
     def post_hook(mod, inputs, output, name, leaf):
         stack.pop()
         leaf_depth[0] -= leaf
-        if leaf:
+        if leaf and not leaf_depth[0]:  # a module called inside a recorded call belongs to it
             number = module_calls.get(name, 0)
             module_calls[name] = number + 1
             first = _first_tensor(inputs)
