@@ -337,6 +337,32 @@ def test_an_activation_written_out_is_scored_and_pruned_as_its_module(name):
         assert torch.equal(value, net_b.state_dict()[key]), key
 
 
+def test_a_gated_linear_unit_is_scored_by_the_product_the_next_layer_reads():
+    """SwiGLU, w2(F.silu(w1(x)) * w3(x)): the unit's post-activation is the product, and w3's
+    units go with w1's (one group); it was scored by the silu alone."""
+
+    class SwiGLU(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w1, self.w3, self.w2 = nn.Linear(6, 12), nn.Linear(6, 12), nn.Linear(12, 3)
+
+        def forward(self, x):
+            return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+    torch.manual_seed(0)
+    net, x = SwiGLU().eval(), torch.randn(64, 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnitRemovalWarning)  # w3 reaches no activation of its own
+        pruner = DropNetPruner(net, x[:2])
+    assert pruner.structure.probes["w1"].activation.name == "<root>: product"
+    with torch.no_grad():
+        expected = (F.silu(net.w1(x)) * net.w3(x)).abs().mean(dim=0).double().numpy()
+    np.testing.assert_allclose(pruner.score(lambda: [x])["w1"], expected, rtol=1e-5)
+    net = pruner.remove(pruner.choose(pruner.score(lambda: [x]), 4, rng=np.random.default_rng(0)))
+    pruner.check_removal(x)
+    assert (net.w1.out_features, net.w3.out_features, net.w2.in_features) == (8, 8, 8)
+
+
 def test_a_gate_computed_from_another_tensor_is_not_taken_for_an_activation_written_out():
     class Gated(nn.Module):  # squeeze-and-excitation: the gate comes from other layers
         def __init__(self):

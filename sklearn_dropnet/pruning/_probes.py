@@ -271,7 +271,9 @@ def _gate(calls, readers, activation, chain):
     gate times the layer's output: a product of a tensor of the ``chain``
     that led to the activation and a tensor computed from the activation's
     output element by element (further activations, a number added or
-    multiplied), of the same shape.
+    multiplied), of the same shape. So is a gated linear unit's, SwiGLU's
+    ``F.silu(w1(x)) * w3(x)``: the activation's output times another tensor
+    of its shape.
     """
     shape = calls[activation].output.shape
     derived, pending = [calls[activation].output], [(activation, calls[activation].output)]
@@ -284,7 +286,10 @@ def _gate(calls, readers, activation, chain):
             role = _role(call)
             if role == _PRODUCT:
                 other = [t for t in call.inputs if not any(t is d for d in derived)]
-                if len(other) == 1 and any(other[0] is t for t in chain):
+                # The layer's own output (swish), or a tensor of the same shape: a gated
+                # unit, as SwiGLU's silu(w1(x)) * w3(x). A gate broadcast over the
+                # positions (squeeze-and-excitation) is not one.
+                if len(other) == 1 and (any(other[0] is t for t in chain) or other[0].shape == shape):
                     return index
             elif role in (_ACTIVATION, _PASSING) or role == _ADD and len(call.inputs) == 1:
                 derived.append(call.output)
