@@ -1033,7 +1033,10 @@ def test_a_network_class_of_the_script_comes_back_from_the_workers(small_digits,
         tiny_dropnet(module=_ScriptNet, max_epochs=1), n_estimators=2, n_select=2, n_jobs=2, random_state=0
     ).fit(X_train, y_train)
     assert all(type(member.module_) is _ScriptNet for member in hq.estimators_)  # the caller's own class
-    again = joblib.load(io.BytesIO(_dumped(hq)))
+    buffer = io.BytesIO()
+    joblib.dump(hq, buffer)  # in the caller, whose __main__ holds the class: by name
+    buffer.seek(0)
+    again = joblib.load(buffer)
     np.testing.assert_array_equal(again.predict_proba(X_test), hq.predict_proba(X_test))
 
 
@@ -1050,12 +1053,6 @@ def test_cross_validate_returns_the_estimators_of_a_script_network_class(small_d
             tiny_dropnet(module=_ScriptNet, max_epochs=1), X_train, y_train, cv=2, n_jobs=2, return_estimator=True
         )
     assert all(type(clf.module_) is _ScriptNet for clf in result["estimator"])
-
-
-def _dumped(estimator):
-    buffer = io.BytesIO()
-    joblib.dump(estimator, buffer)
-    return buffer.getvalue()
 
 
 class _Handle:
