@@ -421,3 +421,115 @@ def test_a_product_of_two_layers_is_not_followed_as_a_scaling():
 
     pruner = DropNetPruner(_Scaled("gated"), torch.randn(2, 6))
     assert "hidden" not in pruner.structure.probes  # its activation is reached through another layer's gate
+
+
+# ----------------------------------------------------------------------
+# Reading function sites with module hooks (no function mode) when scoring
+# ----------------------------------------------------------------------
+class _OutputChangedInPlace(nn.Module):
+    """fc1 -> relu, whose output is changed in place before fc2, the next module, reads it."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(6, 10), nn.Linear(10, 3)
+
+    def forward(self, x):
+        a = torch.relu(self.fc1(x))
+        a.add_(1.0)  # fc2 reads relu's output + 1: not the post-activation
+        return self.fc2(a)
+
+
+class _InputChangedInPlace(_OutputChangedInPlace):
+    """fc1's output changed in place before its relu, whose output fc2 reads through a function."""
+
+    def forward(self, x):
+        h = self.fc1(x)
+        h.mul_(-1.0)  # the relu reads -fc1's output
+        return self.fc2(torch.relu(h) * 2.0)
+
+
+class _BothChangedInPlace(nn.Module):
+    """The two above in turn: fc1's relu is read from fc1's output, fc2's only in the mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.out = nn.Linear(6, 10), nn.Linear(10, 7), nn.Linear(7, 3)
+
+    def forward(self, x):
+        a = torch.relu(self.fc1(x))
+        a.add_(1.0)
+        h = self.fc2(a)
+        h.mul_(-1.0)
+        return self.out(torch.relu(h) * 2.0)
+
+
+def test_function_sites_are_all_read_in_the_mode_when_one_has_no_reading(monkeypatch):
+    # A relu computed in fc1's hook while the mode is on would be numbered as a site.
+    torch.manual_seed(0)
+    net = _BothChangedInPlace().eval()
+    x = torch.randn(100, 6)
+    structure = inspect_network(net, x[:2])
+    assert [structure.probes[name].activation in structure.readings for name in ("fc1", "fc2")] == [True, False]
+    _, scores = _scores(net, x, structure.readings)
+    with torch.no_grad():
+        a = torch.relu(net.fc1(x))
+        expected = {"fc1": a.mean(0), "fc2": torch.relu(-net.fc2(a + 1.0)).mean(0)}
+    for name, values in expected.items():
+        np.testing.assert_allclose(scores[name], values.double().numpy(), rtol=1e-5, atol=1e-7)
+
+
+def _mode_entries(monkeypatch):
+    from sklearn_dropnet.pruning import _sites
+
+    entries = []
+    enter = _sites._ActivationCounter.__enter__
+    monkeypatch.setattr(_sites._ActivationCounter, "__enter__", lambda self: entries.append(self) or enter(self))
+    return entries
+
+
+def _scores(net, x, readings):
+    structure = inspect_network(net, x[:2])
+    pruner = DropNetPruner(net, x[:2])
+    from sklearn_dropnet.pruning._unit_scores import score_units
+
+    batches = lambda: [x[:50], x[50:]]  # noqa: E731
+    return structure, score_units(net, pruner.units, structure.probes, "activation", batches, None, readings)
+
+
+@pytest.mark.parametrize("make", [lambda: FunctionalMLP(F.relu), FunctionalCNN], ids=["mlp", "cnn"])
+def test_function_sites_read_by_module_hooks_score_as_with_the_function_mode(make, images, monkeypatch):
+    torch.manual_seed(0)
+    net = make().eval()
+    x = torch.randn(100, 6) if isinstance(net, FunctionalMLP) else torch.as_tensor(images[0][:100])
+    structure, by_mode = _scores(net, x, readings={})
+    assert set(structure.readings) == {probe.activation for probe in structure.probes.values()}
+    entries = _mode_entries(monkeypatch)
+    _, by_hooks = _scores(net, x, structure.readings)
+    scoring_entries = entries[2:]  # the two probe passes record with the mode
+    assert not scoring_entries, "every function site has a reading: the scoring pass runs without the mode"
+    assert by_mode.keys() == by_hooks.keys()
+    for name in by_mode:
+        np.testing.assert_array_equal(by_mode[name], by_hooks[name])
+
+
+@pytest.mark.parametrize(
+    "make, sign, reading",
+    [(_OutputChangedInPlace, 1.0, "fc1's output"), (_InputChangedInPlace, -1.0, None)],
+    ids=["output-changed", "input-changed"],
+)
+def test_a_tensor_changed_in_place_is_not_where_a_function_site_is_read(make, sign, reading, monkeypatch):
+    torch.manual_seed(0)
+    net = make().eval()
+    x = torch.randn(100, 6)
+    structure = inspect_network(net, x[:2])
+    site = structure.probes["fc1"].activation
+    if reading is None:  # neither fc1's output nor fc2's input is the relu's input or output
+        assert site not in structure.readings
+    else:  # fc2's input is not the relu's output, but fc1's output is its input
+        assert not structure.readings[site].at_input and structure.readings[site].site.name == "fc1"
+    entries = _mode_entries(monkeypatch)
+    _, scores = _scores(net, x, structure.readings)
+    assert len(entries) == 2 + (reading is None)  # the probe passes, then the scoring pass if in the mode
+    with torch.no_grad():
+        expected = torch.relu(sign * net.fc1(x)).mean(0).double().numpy()
+    np.testing.assert_allclose(scores["fc1"], expected, rtol=1e-5, atol=1e-7)

@@ -461,7 +461,8 @@ class DropNetPruner:
         _check_callable(batches, "batches", "lambda: X.split(256)")
         self._check_unchanged()
         rng = np.random.default_rng(rng)
-        return score_units(self.module, self.units, self.structure.probes, unit_score, batches, rng)
+        structure = self.structure
+        return score_units(self.module, self.units, structure.probes, unit_score, batches, rng, structure.readings)
 
     def choose(self, scores, n_drop, scope="layer", rng=None, labelled_batches=None, round_to=1):
         """Choose ``n_drop`` units to remove; every group keeps at least one.

@@ -174,12 +174,16 @@ class NetworkStructure:
     channel_shuffles : tuple of str
         The modules whose forward shuffles channels between groups (see
         :data:`~sklearn_dropnet.pruning._sites.CHANNEL_SHUFFLE`).
+    readings : dict of Site -> Reading
+        The probes' function sites that a module hook can read (see
+        :class:`~sklearn_dropnet.pruning._sites.Reading`).
     """
 
     probes: dict
     output_layers: frozenset
     left_out: dict = field(default_factory=dict)
     channel_shuffles: tuple = ()
+    readings: dict = field(default_factory=dict)
 
 
 def parametrized_layers(module):
@@ -439,6 +443,9 @@ def inspect_network(module, example_input):
             parent = modules.get(name.rpartition(".")[0])
             left_out[name] = _WEIGHTS_USED_DIRECTLY if isinstance(parent, nn.MultiheadAttention) else _NOT_RUN
     shuffles = tuple(dict.fromkeys(c.site.name.split(":")[0] for c in calls if c.function == CHANNEL_SHUFFLE))
+    sites = {probe.activation for probe in probes.values()}
+    readings = {call.site: call.reading for call in calls if call.reading is not None and call.site in sites}
     return NetworkStructure(
-        probes=probes, output_layers=frozenset(output_layers), left_out=left_out, channel_shuffles=shuffles
-    )
+        probes=probes, output_layers=frozenset(output_layers), left_out=left_out, channel_shuffles=shuffles,
+        readings=readings,
+    )  # fmt: skip

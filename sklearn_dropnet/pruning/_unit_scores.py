@@ -184,12 +184,13 @@ class _ActivationStatistics:
         return torch.cat(self.matrices[name]).numpy()
 
 
-def _probe_hooks(module, probes, statistics):
+def _probe_hooks(module, probes, statistics, readings=None):
     """Read every probe's activation into ``statistics`` inside the block (see ``site_hooks``)."""
     by_site = {}
     for probe in probes.values():  # the layers adding into a residual stream share its activation
         by_site.setdefault(probe.activation, []).append(probe)
-    return site_hooks(module, {site: functools.partial(_add, statistics, read) for site, read in by_site.items()})
+    actions = {site: functools.partial(_add, statistics, read) for site, read in by_site.items()}
+    return site_hooks(module, actions, readings)
 
 
 def _add(statistics, probes, output):
@@ -197,13 +198,14 @@ def _add(statistics, probes, output):
         statistics.add(probe, output)
 
 
-def collect_activation_statistics(module, batches, probes, wanted=("mean_abs",)):
+def collect_activation_statistics(module, batches, probes, wanted=("mean_abs",), readings=None):
     """One pass over ``batches`` (an iterable of input tensors on the device).
 
-    ``wanted`` names the statistics to gather (see ``_ActivationStatistics``).
+    ``wanted`` names the statistics to gather (see ``_ActivationStatistics``);
+    ``readings`` (a structure's) lets module hooks read function sites.
     """
     statistics = _ActivationStatistics(probes, wanted)
-    with eval_mode(module), _probe_hooks(module, probes, statistics), torch.no_grad():
+    with eval_mode(module), _probe_hooks(module, probes, statistics, readings), torch.no_grad():
         for batch in batches:
             if isinstance(batch, (tuple, list)):
                 raise TypeError(
@@ -252,7 +254,7 @@ def _outgoing_norms(modules, group):
     return np.sqrt(squares)
 
 
-def score_units(module, groups, probes, score, batches, rng):
+def score_units(module, groups, probes, score, batches, rng, readings=None):
     """Return ``{group name: scores}``, one score per unit of each group.
 
     A group's units are scored as the mean over its member layers (the
@@ -273,11 +275,13 @@ def score_units(module, groups, probes, score, batches, rng):
         needs activations).
     rng : numpy.random.Generator
         Passed to the score's function (``"random"`` draws from it).
+    readings : dict of Site -> Reading, optional
+        The function sites module hooks can read (``NetworkStructure.readings``).
     """
     entry = as_unit_score(score)
     statistics = None
     if entry.statistic is not None:
-        statistics = collect_activation_statistics(module, batches(), probes, [entry.statistic])
+        statistics = collect_activation_statistics(module, batches(), probes, [entry.statistic], readings)
     modules = dict(module.named_modules())
     scores = {}
     for group in groups:
