@@ -31,7 +31,7 @@ def assert_removal_matches_masking(net, x, drop):
     net.eval()
     structure = inspect_network(net, x)
     groups = find_unit_groups(net, x, structure)
-    with torch.no_grad(), UnitMask(net, structure.probes, groups) as mask:
+    with torch.no_grad(), UnitMask(net, structure.probes, groups, structure.switch_offs) as mask:
         mask.set(drop)
         expected = net(x).clone()
         mask.set({})

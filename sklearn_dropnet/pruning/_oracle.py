@@ -110,7 +110,7 @@ def oracle_units_to_drop(
     else:
         quota = {name: sizes[name] - 1 for name in names}
     dropped = {name: [] for name in names}
-    with eval_mode(module), UnitMask(module, structure.probes, groups) as mask, torch.no_grad():
+    with eval_mode(module), UnitMask(module, structure.probes, groups, structure.switch_offs) as mask, torch.no_grad():
         for _ in range(n_drop):
             candidates = [
                 (name, unit)

@@ -159,6 +159,33 @@ class Probe:
 
 
 @dataclass(frozen=True)
+class SwitchOff:
+    """Where a layer that reaches no activation has its units switched off.
+
+    Such a layer is not scored, but when its output channels are coupled to
+    a pruned layer's (a projection added into a residual stream, a
+    depthwise convolution into a squeeze-and-excitation gate), removing a
+    unit removes its channel too, so switching the unit off must zero that
+    channel as well: after the layer's per-channel steps (its
+    ``BatchNorm``), whose shift would otherwise keep it going.
+
+    Attributes
+    ----------
+    layer : str
+        Qualified name of the layer.
+    channel_dim : int
+        Dimension of ``chain_end``'s output that indexes the layer's units.
+    chain_end : Site
+        The layer's call, or the last ``BatchNorm`` (or other per-channel
+        step) after it that is the only reader of what it follows.
+    """
+
+    layer: str
+    channel_dim: int
+    chain_end: Site
+
+
+@dataclass(frozen=True)
 class NetworkStructure:
     """Prunable layers and output layers of a network, from one trace.
 
@@ -174,6 +201,9 @@ class NetworkStructure:
     channel_shuffles : tuple of str
         The modules whose forward shuffles channels between groups (see
         :data:`~sklearn_dropnet.pruning._sites.CHANNEL_SHUFFLE`).
+    switch_offs : dict of str -> SwitchOff
+        The prunable layers that reach no activation, and where to zero
+        their channels.
     readings : dict of Site -> Reading
         The probes' function sites that a module hook can read (see
         :class:`~sklearn_dropnet.pruning._sites.Reading`).
@@ -184,6 +214,7 @@ class NetworkStructure:
     left_out: dict = field(default_factory=dict)
     channel_shuffles: tuple = ()
     readings: dict = field(default_factory=dict)
+    switch_offs: dict = field(default_factory=dict)
 
 
 def parametrized_layers(module):
@@ -258,7 +289,7 @@ def _follow(calls, readers, start, tensor):
         call = calls[index]
         role = _role(call)
         if role == _ACTIVATION:
-            index = _gate(calls, readers, index, chain)
+            index = _gate(calls, readers, index, chain, calls[start].inputs)
             return index, calls[index].output, None
         if role not in (_NORM, _PASSING, _ADD):
             return None, tensor, call
@@ -266,7 +297,7 @@ def _follow(calls, readers, start, tensor):
         chain.append(tensor)
 
 
-def _gate(calls, readers, activation, chain):
+def _gate(calls, readers, activation, chain, layer_inputs):
     """The product that completes an activation written out, or ``activation``.
 
     In ``x * torch.sigmoid(x)`` (swish), ``x * F.relu6(x + 3) / 6`` (hard
@@ -276,8 +307,10 @@ def _gate(calls, readers, activation, chain):
     that led to the activation and a tensor computed from the activation's
     output element by element (further activations, a number added or
     multiplied), of the same shape. So is a gated linear unit's, SwiGLU's
-    ``F.silu(w1(x)) * w3(x)``: the activation's output times another tensor
-    of its shape.
+    ``F.silu(w1(x)) * w3(x)``: the activation's output times the output of
+    another layer reading the same input (``layer_inputs``, the layer's).
+    A squeeze-and-excitation gate is none of these, even where the positions
+    are 1 x 1 and it has the activation's shape.
     """
     shape = calls[activation].output.shape
     derived, pending = [calls[activation].output], [(activation, calls[activation].output)]
@@ -290,15 +323,31 @@ def _gate(calls, readers, activation, chain):
             role = _role(call)
             if role == _PRODUCT:
                 other = [t for t in call.inputs if not any(t is d for d in derived)]
-                # The layer's own output (swish), or a tensor of the same shape: a gated
-                # unit, as SwiGLU's silu(w1(x)) * w3(x). A gate broadcast over the
-                # positions (squeeze-and-excitation) is not one.
-                if len(other) == 1 and (any(other[0] is t for t in chain) or other[0].shape == shape):
+                # The layer's own output (swish), or another layer's of the same input:
+                # a gated unit, as SwiGLU's silu(w1(x)) * w3(x).
+                if len(other) == 1 and (
+                    any(other[0] is t for t in chain) or _sibling_output(calls, other[0], index, layer_inputs)
+                ):
                     return index
             elif role in (_ACTIVATION, _PASSING) or role == _ADD and len(call.inputs) == 1:
                 derived.append(call.output)
                 pending.append((index, call.output))
     return activation
+
+
+def _sibling_output(calls, tensor, before, layer_inputs):
+    """Whether ``tensor``, made before call ``before``, is the output of a prunable
+    layer reading the first of ``layer_inputs``, through channel-keeping steps."""
+    for index in range(before - 1, -1, -1):
+        call = calls[index]
+        if call.output is not tensor:
+            continue
+        if isinstance(call.module, PRUNABLE_TYPES):
+            return bool(call.inputs and layer_inputs) and call.inputs[0] is layer_inputs[0]
+        if _role(call) not in (_NORM, _PASSING) or not call.inputs:
+            return False
+        tensor = call.inputs[0]
+    return False
 
 
 def _no_activation(stop):
@@ -413,7 +462,7 @@ def inspect_network(module, example_input):
     tied = tied_parameters(module)
     readers = _readers(calls)
 
-    probes, output_layers, left_out = {}, set(), {}
+    probes, output_layers, left_out, switch_offs = {}, set(), {}, {}
     for index, call in enumerate(calls):
         name = call.site.name
         if not isinstance(call.module, PRUNABLE_TYPES) or name in output_layers:
@@ -423,19 +472,20 @@ def inspect_network(module, example_input):
             output_layers.add(name)
             left_out[name] = shared
             continue
+        channel_dim = -1 if isinstance(call.module, nn.Linear) else 1
         activation_index, last, stop = _follow(calls, readers, index, call.output)
         if activation_index is None:
             if any(last is t for t in outputs):
                 output_layers.add(name)
             else:
                 left_out[name] = _no_activation(stop)
+                switch_offs[name] = SwitchOff(name, channel_dim, calls[_chain_end(calls, readers, index)[0]].site)
             continue
         end, last = _chain_end(calls, readers, activation_index)
         if any(last is t for t in outputs):
             # Class scores through an activation (a final Sigmoid): an output layer.
             output_layers.add(name)
             continue
-        channel_dim = -1 if isinstance(call.module, nn.Linear) else 1
         probes[name] = Probe(name, calls[activation_index].site, channel_dim, calls[end].site)
     modules = dict(module.named_modules())
     for name, layer in modules.items():
@@ -447,5 +497,5 @@ def inspect_network(module, example_input):
     readings = {call.site: call.reading for call in calls if call.reading is not None and call.site in sites}
     return NetworkStructure(
         probes=probes, output_layers=frozenset(output_layers), left_out=left_out, channel_shuffles=shuffles,
-        readings=readings,
+        readings=readings, switch_offs=switch_offs,
     )  # fmt: skip

@@ -12,7 +12,9 @@ activation. Or the smaller network no longer runs, when a ``view`` or
 So before every round the groups are tested on a copy of the network:
 half of every group's units are removed, and the copy's output is
 compared with the full network's output with those units zeroed after their
-activations (after a ``BatchNorm`` that follows the activation, if any).
+activations (after a ``BatchNorm`` that follows the activation, if any), and
+the channels coupled to them in layers that reach no activation zeroed after
+their ``BatchNorm`` (see :class:`~sklearn_dropnet.pruning._unit_mask.UnitMask`).
 The copy must also run in training mode, which Torch-Pruning never traces.
 Only when that fails is each group tested alone, to leave out just the
 groups that fail, with a warning naming them.
@@ -90,7 +92,7 @@ def _mismatch(module, example_input, structure, groups):
 
 def _compare_removal(module, example_input, structure, groups):
     units = {group.name: _test_units(group) for group in groups}
-    with UnitMask(module, structure.probes, groups) as mask:
+    with UnitMask(module, structure.probes, groups, structure.switch_offs) as mask:
         mask.set(units)
         expected = evaluate(module, example_input)
     smaller = copy.deepcopy(module)

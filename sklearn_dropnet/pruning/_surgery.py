@@ -65,6 +65,12 @@ class UnitGroup:
         ``(layer name, layer channel indices, root unit indices)`` for every
         prunable layer whose output channels are coupled to the root's
         (the root itself first). A unit's score is the mean over members.
+    unscored : tuple of (str, numpy.ndarray, numpy.ndarray)
+        The same for the prunable layers coupled to the root's output
+        channels that reach no activation (a projection into a residual
+        add, a depthwise convolution into a squeeze-and-excitation gate):
+        not scored, but their channels go with the units, and are switched
+        off with them (see ``NetworkStructure.switch_offs``).
     consumers : tuple of (str, numpy.ndarray, numpy.ndarray)
         ``(layer name, input index, root unit indices)`` for every
         ``nn.Linear`` or ``nn.Conv`` that takes the units as input: the
@@ -87,6 +93,7 @@ class UnitGroup:
     consumers: tuple = ()
     channel_groups: object = None
     channel_group_floor: int = 1
+    unscored: tuple = ()
 
     @property
     def n_channel_groups(self):
@@ -430,7 +437,7 @@ def trace_unit_groups(module, example_input, structure):
         except Exception as exc:  # Torch-Pruning's index mapping, inside a module it cannot follow
             refused[name] = (size, _not_followed(exc, module))
             continue
-        members = []
+        members, unscored = [], []
         blocked = None
         consumers = [
             (names[item.dep.target.module], np.asarray(item.idxs, dtype=int), np.asarray(item.root_idxs, dtype=int))
@@ -443,11 +450,12 @@ def trace_unit_groups(module, example_input, structure):
             along.add(target)
             if target in structure.output_layers:
                 blocked = blocked or target
+            coupled = (target, np.asarray(item.idxs, dtype=int), np.asarray(item.root_idxs, dtype=int))
             if target in structure.probes:
-                members.append(
-                    (target, np.asarray(item.idxs, dtype=int), np.asarray(item.root_idxs, dtype=int))
-                )
+                members.append(coupled)
                 covered.add(target)
+            elif target in structure.switch_offs:
+                unscored.append(coupled)
         if blocked:
             refused[name] = (
                 size,
@@ -466,7 +474,7 @@ def trace_unit_groups(module, example_input, structure):
         groups.append(
             UnitGroup(
                 name=name, size=size, members=tuple(members), consumers=tuple(consumers),
-                channel_groups=channel_groups, channel_group_floor=floor,
+                channel_groups=channel_groups, channel_group_floor=floor, unscored=tuple(unscored),
             )
         )  # fmt: skip
     for name, reason in structure.left_out.items():

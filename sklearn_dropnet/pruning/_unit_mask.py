@@ -22,8 +22,10 @@ class UnitMask:
     per-channel chain (``Probe.chain_end``): its post-activation, or the
     output of a ``BatchNorm`` that follows the activation (which would turn
     a zero into its shift), whether a module or a function computes it
-    (see :func:`~sklearn_dropnet.pruning._sites.site_hooks`). That is
-    exactly the network with the unit removed physically.
+    (see :func:`~sklearn_dropnet.pruning._sites.site_hooks`). The channels
+    of the layers coupled to the unit that reach no activation (a group's
+    ``unscored`` layers) are zeroed too, at their ``switch_offs`` site. That
+    is exactly the network with the unit removed physically.
 
     Use as a context manager; the hooks are removed on exit. While inside,
     assign :attr:`dropped` (or call :meth:`set`) to change which units are
@@ -37,6 +39,9 @@ class UnitMask:
         From :func:`sklearn_dropnet.pruning._probes.inspect_network`.
     groups : list of UnitGroup
         From :func:`sklearn_dropnet.pruning._surgery.find_unit_groups`.
+    switch_offs : dict of str -> SwitchOff, optional
+        ``NetworkStructure.switch_offs``; without it, the unscored layers'
+        channels are left on.
 
     Examples
     --------
@@ -55,9 +60,10 @@ class UnitMask:
     True
     """
 
-    def __init__(self, module, probes, groups):
+    def __init__(self, module, probes, groups, switch_offs=None):
         self.module = module
         self.probes = probes
+        self.switch_offs = switch_offs or {}
         self.groups = {group.name: group for group in groups}
         self._channels = {}  # probe layer name -> LongTensor of channels to zero
         self._hooks = None
@@ -69,14 +75,15 @@ class UnitMask:
             units = np.asarray(list(units), dtype=int)
             if units.size == 0:
                 continue
-            for layer, layer_channels, root_units in self.groups[name].members:
+            group = self.groups[name]
+            for layer, layer_channels, root_units in (*group.members, *group.unscored):
                 chosen = layer_channels[np.isin(root_units, units)]
                 channels.setdefault(layer, []).extend(chosen.tolist())
         self._channels = {layer: torch.as_tensor(sorted(set(c))) for layer, c in channels.items()}
 
     def __enter__(self):
         by_site = {}
-        for probe in self.probes.values():
+        for probe in (*self.probes.values(), *self.switch_offs.values()):
             by_site.setdefault(probe.chain_end, []).append(probe)
         actions = {site: functools.partial(self._zero, probes) for site, probes in by_site.items()}
         self._hooks = site_hooks(self.module, actions)

@@ -1,0 +1,97 @@
+"""Layers coupled to a pruned layer that reach no activation, and gates at 1 x 1 positions.
+
+Removing a unit removes every channel coupled to it, also those of layers
+that are not scored because they reach no activation: a linear projection
+added into a residual stream (MobileNetV3's and EfficientNet's blocks), a
+depthwise convolution whose output goes into a squeeze-and-excitation gate
+(MobileNetV3 as d-li14 writes it). Switching the unit off must zero those
+channels too, after their ``BatchNorm``, or a trained network (whose
+``BatchNorm`` shifts are not zero) fails the removal check and is left
+unpruned. And a squeeze-and-excitation gate where the positions are 1 x 1
+has the activation's shape, but is no gated linear unit: the activation is
+read before it.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from removal_checks import assert_removal_matches_masking, randomise_batchnorm
+from torch import nn
+
+from sklearn_dropnet.exceptions import UnitRemovalWarning
+from sklearn_dropnet.pruning import DropNetPruner
+from sklearn_dropnet.pruning._probes import inspect_network
+
+
+def conv_bn(cin, cout, kernel=1, stride=1, groups=1):
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(cout))
+
+
+class SqueezeExcitation(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.pool, self.fc1, self.fc2 = nn.AdaptiveAvgPool2d(1), nn.Conv2d(channels, 4, 1), nn.Conv2d(4, channels, 1)
+
+    def forward(self, x):
+        return x * nn.functional.hardsigmoid(self.fc2(torch.relu(self.fc1(self.pool(x)))))
+
+
+class LinearBottleneck(nn.Module):
+    """stem -> BN -> ReLU; x + project(SE(dw(expand(x)))); the dw conv's BN goes
+    into the gate without an activation (``se_first``) or after a hardswish."""
+
+    def __init__(self, se_first, stride=1):
+        super().__init__()
+        self.se_first, self.stride = se_first, stride
+        self.stem = conv_bn(1, 8, 3)
+        self.expand, self.dw = conv_bn(8, 16), conv_bn(16, 16, 3, stride, groups=16)
+        self.se, self.project = SqueezeExcitation(16), conv_bn(16, 8)
+        self.head, self.out = conv_bn(8, 12), nn.Linear(12, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        h = torch.relu(self.expand(x))
+        h = nn.functional.hardswish(self.se(self.dw(h))) if self.se_first else self.se(nn.functional.hardswish(self.dw(h)))
+        if self.stride == 1:  # a linear bottleneck: no activation after the add
+            x = x + self.project(h)
+        else:
+            x = self.project(h)
+        return self.out(torch.relu(self.head(x)).mean(dim=(2, 3)))
+
+
+def pruner_without_warnings(net, x):
+    """The pruner, after a removal check that leaves no layer out (a layer that reaches
+    no activation is named, and is not pruned by itself)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnitRemovalWarning)
+        warnings.filterwarnings("ignore", ".*reaches no activation", UnitRemovalWarning)
+        pruner = DropNetPruner(net, x[:2])
+        pruner.check_removal(x)
+    return pruner
+
+
+@pytest.mark.parametrize("se_first", [False, True], ids=["activation-then-gate", "gate-then-activation"])
+def test_a_projection_into_a_residual_stream_is_switched_off_with_the_stream(se_first):
+    torch.manual_seed(0)
+    net, x = randomise_batchnorm(LinearBottleneck(se_first)).eval(), torch.randn(16, 1, 6, 6)
+    structure = inspect_network(net, x[:2])
+    assert "project.0" not in structure.probes  # it reaches no activation
+    assert structure.switch_offs["project.0"].chain_end.name == "project.1"  # zeroed after its BatchNorm
+    pruner = pruner_without_warnings(net, x)  # was: "leaves layer 'stem.0' unpruned"
+    groups = {group.name: group for group in pruner.units}
+    assert [m[0] for m in groups["stem.0"].unscored] == ["project.0"]
+    assert [m[0] for m in groups["expand.0"].unscored] == (["dw.0"] if se_first else [])
+    assert_removal_matches_masking(net, x, {"stem.0": [1, 4, 6], "expand.0": np.arange(0, 16, 3)})
+    assert (net.stem[0].out_channels, net.project[0].out_channels, net.dw[0].out_channels) == (5, 5, 10)
+
+
+def test_a_gate_at_one_by_one_positions_is_not_taken_for_a_gated_linear_unit():
+    # The dw conv's stride leaves 1 x 1 positions: the gate has the activation's shape.
+    torch.manual_seed(0)
+    net, x = randomise_batchnorm(LinearBottleneck(se_first=False, stride=2)).eval(), torch.randn(16, 1, 2, 2)
+    structure = inspect_network(net, x[:2])
+    assert structure.probes["dw.0"].activation.name == "<root>: hardswish"  # was the gate's product
+    pruner_without_warnings(net, x)
+    assert_removal_matches_masking(net, x, {"expand.0": np.arange(0, 16, 3)})
