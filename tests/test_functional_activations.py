@@ -307,30 +307,34 @@ class HardSwish(nn.Module):
         return x * self.sigmoid(x)
 
 
-# name -> (the module it computes, the activation written out, a factor it is off by)
+# name -> (the module it computes, the activation written out)
 WRITTEN_OUT = {
-    "swish": (nn.SiLU, lambda x: x * torch.sigmoid(x), 1.0),
-    "swish, gate first": (nn.SiLU, lambda x: torch.sigmoid(x).mul(x), 1.0),
-    "hard swish": (nn.Hardswish, lambda x: x * F.relu6(x + 3) / 6, 6.0),  # the product is read, before / 6
-    "hard swish, gate divided": (nn.Hardswish, lambda x: x * (F.relu6(x + 3) / 6), 1.0),
-    "mish": (nn.Mish, lambda x: x * torch.tanh(F.softplus(x)), 1.0),
-    "swish module": (nn.SiLU, Swish(), 1.0),
-    "hard swish module": (nn.Hardswish, HardSwish(), 1.0),
+    "swish": (nn.SiLU, lambda x: x * torch.sigmoid(x)),
+    "swish, gate first": (nn.SiLU, lambda x: torch.sigmoid(x).mul(x)),
+    "hard swish": (nn.Hardswish, lambda x: x * F.relu6(x + 3) / 6),  # read at the product, times 1/6
+    "hard swish, divided twice": (nn.Hardswish, lambda x: x * F.relu6(x + 3) / 3 * 0.5),
+    "hard swish, gate divided": (nn.Hardswish, lambda x: x * (F.relu6(x + 3) / 6)),
+    "hard sigmoid": (nn.Hardsigmoid, lambda x: F.relu6(x + 3) / 6),  # read at relu6, times 1/6
+    "mish": (nn.Mish, lambda x: x * torch.tanh(F.softplus(x))),
+    "swish module": (nn.SiLU, Swish()),
+    "hard swish module": (nn.Hardswish, HardSwish()),
+    "hard sigmoid module": (nn.Hardsigmoid, HardSigmoid()),  # its nn.ReLU6, then / 6
 }
 
 
 @pytest.mark.parametrize("name", WRITTEN_OUT)
 def test_an_activation_written_out_is_scored_and_pruned_as_its_module(name):
-    activation, written_out, factor = WRITTEN_OUT[name]
+    activation, written_out = WRITTEN_OUT[name]
     x = torch.randn(100, 6, generator=torch.Generator().manual_seed(1))
     module_net, written_net = twins(lambda: ModuleMLP(activation), lambda: FunctionalMLP(written_out))
     module_net.eval(), written_net.eval()
     (scores_a, drop_a, net_a, pruner_a), (scores_b, drop_b, net_b, pruner_b) = (
         prune_once(module_net, x), prune_once(written_net, x)
     )
-    # Read after the gate: the post-activation, not the gate (the sigmoid, the relu6)
+    # Read after the gate and the numbers that scale it: the post-activation, not the
+    # gate (the sigmoid, the relu6) nor six times the post-activation
     for layer in scores_a:  # the same values, computed in another order
-        np.testing.assert_allclose(scores_b[layer], factor * scores_a[layer], rtol=1e-5)
+        np.testing.assert_allclose(scores_b[layer], scores_a[layer], rtol=1e-5)
         np.testing.assert_array_equal(drop_a[layer], drop_b[layer])
     assert pruner_a.units_per_layer == pruner_b.units_per_layer == {"fc1": 6, "fc2": 5}
     for key, value in net_a.state_dict().items():
@@ -445,7 +449,7 @@ class _InputChangedInPlace(_OutputChangedInPlace):
     def forward(self, x):
         h = self.fc1(x)
         h.mul_(-1.0)  # the relu reads -fc1's output
-        return self.fc2(torch.relu(h) * 2.0)
+        return self.fc2(torch.relu(h).clone())
 
 
 class _BothChangedInPlace(nn.Module):
@@ -460,7 +464,7 @@ class _BothChangedInPlace(nn.Module):
         a.add_(1.0)
         h = self.fc2(a)
         h.mul_(-1.0)
-        return self.out(torch.relu(h) * 2.0)
+        return self.out(torch.relu(h).clone())
 
 
 def test_function_sites_are_all_read_in_the_mode_when_one_has_no_reading(monkeypatch):

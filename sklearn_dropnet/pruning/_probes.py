@@ -150,12 +150,17 @@ class Probe:
         The last step of the per-channel chain that starts with the
         activation (the activation itself, or e.g. a ``BatchNorm`` after
         it). Switching a unit off means zeroing it there.
+    scale : float
+        The number the network multiplies the activation's output by before
+        anything else reads it (hard swish written ``x * F.relu6(x + 3) / 6``
+        is read at the product: 1/6). The unit's statistics are read times it.
     """
 
     layer: str
     activation: Site
     channel_dim: int
     chain_end: Site
+    scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -335,6 +340,19 @@ def _gate(calls, readers, activation, chain, layer_inputs):
     return activation
 
 
+def _scale_after(calls, readers, index):
+    """The product of the numbers the output of call ``index`` is scaled by next, each
+    scaling the only reader of what it scales (hard swish's ``/ 6``), or 1."""
+    scale, tensor = 1.0, calls[index].output
+    while True:
+        following = _read_after(readers, tensor, index)
+        if len(following) != 1 or calls[following[0]].factor is None:
+            return scale
+        index = following[0]
+        scale *= calls[index].factor
+        tensor = calls[index].output
+
+
 def _sibling_output(calls, tensor, before, layer_inputs):
     """Whether ``tensor``, made before call ``before``, is the output of a prunable
     layer reading the first of ``layer_inputs``, through channel-keeping steps."""
@@ -486,7 +504,8 @@ def inspect_network(module, example_input):
             # Class scores through an activation (a final Sigmoid): an output layer.
             output_layers.add(name)
             continue
-        probes[name] = Probe(name, calls[activation_index].site, channel_dim, calls[end].site)
+        scale = _scale_after(calls, readers, activation_index)
+        probes[name] = Probe(name, calls[activation_index].site, channel_dim, calls[end].site, scale)
     modules = dict(module.named_modules())
     for name, layer in modules.items():
         if isinstance(layer, PRUNABLE_TYPES) and name not in module_calls and not parametrize.is_parametrized(layer):

@@ -140,6 +140,9 @@ class Call:
         function (a custom ``Swish`` module, say).
     reading : Reading or None
         For a function site, how a module hook can read its output, if it can.
+    factor : float or None
+        For a multiplication or division by a number, the factor it scales
+        by (``x / 6``: 1/6); None otherwise.
     """
 
     site: Site
@@ -149,6 +152,7 @@ class Call:
     output: object
     activates: bool = False
     reading: object = None
+    factor: object = None
 
 
 @dataclass(frozen=True)
@@ -297,10 +301,13 @@ def record_forward(module, example_input):
             if not _swaps_channel_groups(args, kwargs):
                 return None
             name = CHANNEL_SHUFFLE
+        factor = None
         if _is_product(name, args):
             name = PRODUCT
-        elif name in SCALING_FUNCTIONS and (len(_tensors(args[:2])) != 1 or isinstance(args[0], (int, float)) and name.startswith("div")):
-            return None  # not a division of the tensor (2 / x, x / y): not followed
+        elif name in SCALING_FUNCTIONS:
+            if len(_tensors(args[:2])) != 1 or isinstance(args[0], (int, float)) and name.startswith("div"):
+                return None  # not a division of the tensor (2 / x, x / y): not followed
+            factor = _factor(name, args, kwargs)
         inputs = _tensors(args[:2]) if name in ADD_FUNCTIONS | SCALING_FUNCTIONS | {PRODUCT} else _tensors(args[:1])
         site = Site(f"{owner()}: {name}", -1 if number is None else number, function=True)
         output = _first_tensor(output)
@@ -308,7 +315,7 @@ def record_forward(module, example_input):
             rest = {key: value for key, value in kwargs.items() if key != "input"}
             in_place = output is args[0]
             site_calls[len(calls)] = (func, args[1:], rest, counter.version_before, output._version, in_place)
-        calls.append(Call(site, None, name, inputs, output))
+        calls.append(Call(site, None, name, inputs, output, factor=factor))
         return None
 
     def pre_hook(mod, inputs, name, leaf):
@@ -350,6 +357,16 @@ def record_forward(module, example_input):
 # not one module's output), and RReLU (random when called with training=True;
 # computing it again would draw other slopes and advance torch's generator).
 _NOT_RECOMPUTED = frozenset({PRODUCT, "rrelu", "rrelu_"})
+
+
+def _factor(name, args, kwargs):
+    """The number a multiplication or division of a tensor by a number scales it by, or None."""
+    number = next((value for value in args[:2] if not isinstance(value, torch.Tensor)), None)
+    if not isinstance(number, (int, float)) or isinstance(number, bool) or kwargs.get("rounding_mode") is not None:
+        return None
+    if "div" in name:
+        return 1.0 / number if number else None
+    return float(number)
 
 
 def _add_readings(calls, module_versions, site_calls, nested):

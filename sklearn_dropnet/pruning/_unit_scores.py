@@ -159,6 +159,8 @@ class _ActivationStatistics:
 
     def add(self, probe, activation):
         values = activation.detach().float()
+        if probe.scale != 1.0:  # scaled by a number before anything reads it: the post-activation
+            values = values * probe.scale
         unit_dim = probe.channel_dim % values.dim()
         positions = tuple(d for d in range(1, values.dim()) if d != unit_dim)
 
