@@ -120,3 +120,26 @@ def test_transformer_style_blocks_prune_their_mlp_and_name_the_rest(data, builde
     for layer, reason in named.items():
         assert reason in clf.unpruned_layers_[layer]
     assert clf.predict_proba(X[:3]).shape == (3, 10)
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v3_small", "efficientnet_b0"])
+def test_trained_squeeze_and_excitation_networks_pass_the_removal_check_in_every_group(name):
+    # BatchNorm statistics and shifts as training leaves them: the removal check then sees
+    # what an untrained network hides (a squeeze-and-excitation gate at 1 x 1 positions
+    # taken for a gated linear unit; coupled projections left at their shift).
+    import warnings
+
+    import torch
+    from removal_checks import randomise_batchnorm
+
+    from sklearn_dropnet.pruning import DropNetPruner
+
+    torch.manual_seed(0)
+    net = randomise_batchnorm(getattr(torchvision.models, name)(num_classes=10)).eval()
+    x = torch.rand(16, 3, 32, 32)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pruner = DropNetPruner(net, x[:2])
+        pruner.check_removal(x)
+    assert not [str(w.message) for w in caught if "does not match switching them off" in str(w.message)]
+    assert len(pruner.units) == {"mobilenet_v3_small": 22, "efficientnet_b0": 33}[name]
