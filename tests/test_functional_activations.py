@@ -8,6 +8,7 @@ dropped and the weights after removal must be identical, bit for bit,
 through :class:`DropNetPruner` and through :class:`DropNetClassifier`.
 """
 
+import math
 import warnings
 
 import numpy as np
@@ -537,3 +538,22 @@ def test_a_tensor_changed_in_place_is_not_where_a_function_site_is_read(make, si
     with torch.no_grad():
         expected = torch.relu(sign * net.fc1(x)).mean(0).double().numpy()
     np.testing.assert_allclose(scores["fc1"], expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "gelu",
+    [
+        lambda x: x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0))),
+        lambda x: 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0)))),
+    ],
+    ids=["erf", "tanh"],
+)
+def test_a_gelu_written_out_is_named_with_the_function_to_use(gelu):
+    net = FunctionalMLP(gelu).eval()
+    x = torch.randn(8, 6)
+    np.testing.assert_allclose(gelu(x), F.gelu(x), atol=1e-3)  # GELU's formula (the tanh form within 1e-3)
+    structure = inspect_network(net, x[:2])
+    assert set(structure.left_out) == {"fc1", "fc2"}
+    for reason in structure.left_out.values():
+        assert reason.startswith("its output reaches no activation, only a product with another tensor")
+        assert "F.gelu(x, approximate='tanh')" in reason

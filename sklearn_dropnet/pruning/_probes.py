@@ -105,6 +105,12 @@ _NO_ACTIVATION = (
     "post-activation"
 )
 
+_ONLY_A_PRODUCT = (
+    "its output reaches no activation, only a product with another tensor: a gate, or an "
+    "activation written out that DropNet does not recognise, such as GELU written with "
+    "torch.erf or torch.tanh (use F.gelu(x), or F.gelu(x, approximate='tanh'))"
+)
+
 
 def _role(call):
     if call.module is None:
@@ -283,14 +289,16 @@ def _follow(calls, readers, start, tensor):
     Returns the index of the activation call it reaches (or of the product
     that completes an activation written out, see :func:`_gate`), or
     ``None``; the last tensor of the chain; and the call that ended it
-    short of an activation (``None`` if nothing read it further).
+    short of an activation (a product, if only products read it further;
+    ``None`` if nothing did).
     """
     chain, index = [tensor], start
     while True:
         # The next call to read it; a product (x * gate) is not followed.
-        index = next((i for i in _read_after(readers, tensor, index) if _role(calls[i]) != _PRODUCT), None)
-        if index is None:
-            return None, tensor, None
+        following = _read_after(readers, tensor, index)
+        index = next((i for i in following if _role(calls[i]) != _PRODUCT), None)
+        if index is None:  # read by products only, or by nothing recorded
+            return None, tensor, calls[following[0]] if following else None
         call = calls[index]
         role = _role(call)
         if role == _ACTIVATION:
@@ -370,6 +378,8 @@ def _sibling_output(calls, tensor, before, layer_inputs):
 
 def _no_activation(stop):
     """Why a layer whose chain ended at the call ``stop`` (or nowhere) is left out."""
+    if stop is not None and stop.function == PRODUCT:
+        return _ONLY_A_PRODUCT
     if stop is None or stop.module is None:
         return _NO_ACTIVATION
     kind = type(stop.module).__name__
