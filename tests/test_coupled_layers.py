@@ -95,3 +95,41 @@ def test_a_gate_at_one_by_one_positions_is_not_taken_for_a_gated_linear_unit():
     assert structure.probes["dw.0"].activation.name == "<root>: hardswish"  # was the gate's product
     pruner_without_warnings(net, x)
     assert_removal_matches_masking(net, x, {"expand.0": np.arange(0, 16, 3)})
+
+
+class ConcatenatedResidual(nn.Module):
+    """relu(cat([b(h), c(h)]) + shortcut(h)): b's and c's channels are halves of the stream's."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.shortcut = conv_bn(1, 8, 3), conv_bn(8, 8)
+        self.b, self.c, self.out = conv_bn(8, 4, 3), conv_bn(8, 4, 3), nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.stem(x))
+        y = torch.relu(torch.cat([self.b(h), self.c(h)], 1) + self.shortcut(h))
+        return self.out(y.mean(dim=(2, 3)))
+
+
+def test_units_on_one_side_of_a_concatenation_are_switched_off():
+    # Unit 1 of the stream is b's channel 1, and none of c's: c has nothing to zero
+    # (an empty index once crashed index_fill_).
+    from sklearn_dropnet.pruning._surgery import find_unit_groups
+    from sklearn_dropnet.pruning._unit_mask import UnitMask
+
+    torch.manual_seed(0)
+    net, x = randomise_batchnorm(ConcatenatedResidual()).eval(), torch.randn(4, 1, 6, 6)
+    structure = inspect_network(net, x[:2])
+    groups = find_unit_groups(net, x[:2], structure)
+    stream = next(group for group in groups if group.name == "shortcut.0")
+    assert sorted(member[0] for member in stream.unscored) == ["b.0", "c.0"]
+    seen = []
+    net.out.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0]))
+    with torch.no_grad(), UnitMask(net, structure.probes, groups, structure.switch_offs) as mask:
+        net(x)
+        mask.set({"shortcut.0": [1]})
+        net(x)
+    dense, switched_off = seen
+    assert dense[:, 1].abs().max() > 0 and switched_off[:, 1].abs().max() == 0
+    others = [0, *range(2, 8)]
+    torch.testing.assert_close(switched_off[:, others], dense[:, others])

@@ -78,8 +78,9 @@ class UnitMask:
             group = self.groups[name]
             for layer, layer_channels, root_units in (*group.members, *group.unscored):
                 chosen = layer_channels[np.isin(root_units, units)]
-                channels.setdefault(layer, []).extend(chosen.tolist())
-        self._channels = {layer: torch.as_tensor(sorted(set(c))) for layer, c in channels.items()}
+                if chosen.size:  # a coupled layer may hold none of the units (one side of a concatenation)
+                    channels.setdefault(layer, set()).update(chosen.tolist())
+        self._channels = {layer: torch.as_tensor(sorted(c), dtype=torch.long) for layer, c in channels.items()}
 
     def __enter__(self):
         by_site = {}
