@@ -133,3 +133,37 @@ def test_units_on_one_side_of_a_concatenation_are_switched_off():
     assert dense[:, 1].abs().max() > 0 and switched_off[:, 1].abs().max() == 0
     others = [0, *range(2, 8)]
     torch.testing.assert_close(switched_off[:, others], dense[:, others])
+
+
+def test_every_input_of_a_concatenation_keeps_a_channel():
+    torch.manual_seed(0)
+    net, x = randomise_batchnorm(ConcatenatedResidual()).eval(), torch.randn(4, 1, 6, 6)
+    pruner = DropNetPruner(net, x[:2])
+    stream = next(group for group in pruner.units if group.name == "shortcut.0")
+    assert {name: root.tolist() for name, root in stream.branches} == {"b.0": [0, 1, 2, 3], "c.0": [4, 5, 6, 7]}
+    assert stream.fewest == 2
+    # c's units score lowest: the 5 lowest would empty c; c keeps its best (6), and the
+    # next-lowest of b's (1) goes instead, so 5 still go.
+    scores = {name: values + 100 for name, values in pruner.score(lambda: [x]).items()}
+    scores["shortcut.0"] = np.array([5.0, 6.0, 7.0, 8.0, 1.0, 2.0, 4.0, 3.0])
+    drop = pruner.choose(scores, 5, scope="global_raw")  # the 5 lowest: 4, 5, 7, 6 (all of c's) and 0
+    assert drop["shortcut.0"].tolist() == [0, 1, 4, 5, 7]
+    with pytest.raises(ValueError, match=r"leave layer 'c.0' without channels: it holds only units \[4, 5, 6, 7\]"):
+        pruner.remove({"shortcut.0": [4, 5, 6, 7]})
+    net = pruner.remove(drop)
+    assert (net.b[0].out_channels, net.c[0].out_channels) == (2, 1)
+    pruner.check_removal(x)
+
+
+def test_the_estimator_prunes_a_concatenation_in_a_residual_stream_to_its_floor():
+    from sklearn_dropnet import DropNetClassifier
+    from sklearn_dropnet.datasets import load_digits_images
+
+    X, y = load_digits_images()
+    X, y = X[y < 3][:150], y[y < 3][:150]
+    for seed in range(3):  # a round removed all of c's channels, and the fit crashed, for some seeds
+        clf = DropNetClassifier(ConcatenatedResidual, prune_ratio=0.9, max_epochs=1, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnitRemovalWarning)  # the concatenated layers reach no activation
+            clf.fit(X, y)
+        assert (clf.module_.b[0].out_channels, clf.module_.c[0].out_channels) == (1, 1)

@@ -29,7 +29,7 @@ from ._surgery import (
     warn_unpruned,
 )
 from ._unit_scores import score_units
-from ._unit_selection import check_units, choose_units_to_drop
+from ._unit_selection import check_units, choose_units_to_drop, keep_every_branch
 
 __all__ = ["DropNetPruner", "RESTARTS", "redraw_weights"]
 
@@ -467,6 +467,10 @@ class DropNetPruner:
     def choose(self, scores, n_drop, scope="layer", rng=None, labelled_batches=None, round_to=1):
         """Choose ``n_drop`` units to remove; every group keeps at least one.
 
+        So does every coupled layer that holds only some of a group's units
+        (:attr:`UnitGroup.branches`): where the choice would take them all,
+        the best of them stays and the group's next-lowest unit goes instead.
+
         Parameters
         ----------
         scores : dict of str -> numpy.ndarray
@@ -533,6 +537,11 @@ class DropNetPruner:
                 else drop.get(group.name, ())
                 for group in self.units
             }
+        # A coupled layer that holds only some of a group's units keeps one of them.
+        drop = {
+            group.name: keep_every_branch(group, drop[group.name], scores.get(group.name))
+            for group in self.units if group.name in drop
+        }  # fmt: skip
         return _Choice(drop, self)
 
     def remove(self, units, restart="none"):
@@ -549,7 +558,9 @@ class DropNetPruner:
             For each group (root layer name), the indices of its units to
             remove, as :meth:`choose` returns them. A choice that
             :meth:`choose` made before the last :meth:`remove` or
-            :meth:`restore`, or that another pruner made, is refused.
+            :meth:`restore`, or that another pruner made, is refused, and so
+            is one that leaves a coupled layer without channels (see
+            :attr:`UnitGroup.branches`).
         restart : str, default="none"
             A name in :data:`RESTARTS`: ``"none"`` keeps the trained weights
             of the survivors (fine-tuning), ``"rewind"`` starts them from
@@ -576,6 +587,15 @@ class DropNetPruner:
                 "again on the network as it is now."
             )
         units = check_units(units, {group.name: group.size for group in self.units}, "remove() got")
+        for group in self.units:
+            emptied = group.emptied_branches(units.get(group.name, ()))
+            if emptied:
+                raise ValueError(
+                    f"remove() got units that leave layer {emptied[0]!r} without channels: it holds only "
+                    f"units {group.branches[[name for name, _ in group.branches].index(emptied[0])][1].tolist()} "
+                    f"of group {group.name!r} (an input of a concatenation), and keeps at least one. "
+                    "choose() leaves one in every such layer."
+                )
         before = {key: getattr(self, key) for key in ("module", "structure", "units", "_networks")}
         before.update(unpruned=dict(self.unpruned), frozen=dict(self.frozen))
         networks = saved_state(self.module) + saved_state(self.initial)

@@ -33,6 +33,7 @@ from ._eval_mode import evaluate
 from ._probes import tied_parameters
 from ._surgery import remove_units
 from ._unit_mask import UnitMask
+from ._unit_selection import keep_every_branch
 
 # Removing units sums fewer terms in another order; a wrong index mapping
 # moves outputs by far more than this.
@@ -47,7 +48,8 @@ def _test_units(group):
     Irregular on purpose: a regular pattern (every other unit) removes the
     same positions from every channel group of a grouped convolution, the
     one case Torch-Pruning maps right by itself. The draw depends on the
-    group's structure alone, so the check is deterministic.
+    group's structure alone, so the check is deterministic. Every layer
+    holding only some of the units keeps one, as in a round.
     """
     rng = np.random.default_rng(group.size)
     labels = np.zeros(group.size, dtype=int) if group.channel_groups is None else group.channel_groups
@@ -56,7 +58,7 @@ def _test_units(group):
         units = np.flatnonzero(labels == label)
         size = min(len(units) // 2, len(units) - group.channel_group_floor)
         chosen.extend(rng.choice(units, size=size, replace=False))
-    return np.sort(np.asarray(chosen, dtype=int))
+    return keep_every_branch(group, chosen)
 
 
 def _testable(group):

@@ -101,9 +101,27 @@ class UnitGroup:
         return 1 if self.channel_groups is None else int(self.channel_groups.max()) + 1
 
     @property
+    def branches(self):
+        """The coupled layers that hold only some of the units (an input of a
+        concatenation added into a residual stream), with the root units of
+        each: a layer must keep at least one channel, so each such set must
+        keep a unit. A tuple of ``(layer name, root unit indices)``."""
+        coupled = ((name, np.unique(root)) for name, _, root in (*self.members, *self.unscored))
+        return tuple((name, root) for name, root in coupled if len(root) < self.size)
+
+    def emptied_branches(self, units):
+        """The layers of :attr:`branches` that removing ``units`` would leave without channels."""
+        units = np.asarray(list(units), dtype=int)
+        return [name for name, root in self.branches if np.isin(root, units).all()]
+
+    @property
     def fewest(self):
-        """The fewest units the group can keep."""
-        return self.n_channel_groups * self.channel_group_floor
+        """The fewest units the group can keep (one per branch, at least)."""
+        keep, left = 0, [set(root.tolist()) for _, root in self.branches]
+        while left:  # greedily: the unit in most of the branches still unserved
+            unit = max(set().union(*left), key=lambda u: sum(u in branch for branch in left))
+            left, keep = [branch for branch in left if unit not in branch], keep + 1
+        return max(self.n_channel_groups * self.channel_group_floor, keep)
 
 
 def _without_recursion_warnings(function):

@@ -24,7 +24,7 @@ size.
 
 import numpy as np
 
-__all__ = ["UNIT_SELECTIONS", "balance_channel_groups", "check_units", "choose_units_to_drop"]
+__all__ = ["UNIT_SELECTIONS", "balance_channel_groups", "check_units", "choose_units_to_drop", "keep_every_branch"]
 
 
 def _ascending(scores, rng):
@@ -280,3 +280,34 @@ def choose_units_to_drop(scores, n_drop, scope, rng, channel_groups=None, floors
     if n_drop > 0 and not any(len(units) for units in drop.values()):  # a round always removes something
         drop = _one_step(scores, channel_groups, floors, rng)
     return drop
+
+
+def keep_every_branch(group, chosen, scores=None):
+    """``chosen`` (units of ``group`` to remove) changed so that every branch keeps a unit.
+
+    Where ``chosen`` holds all the units of a branch (see
+    :attr:`UnitGroup.branches`), the branch's highest-scored unit stays, and
+    the lowest-scored unit whose removal empties no branch goes in its place,
+    from the same channel group if the group has channel groups; so the
+    count stays unless no such unit is left. Without ``scores``, the lowest
+    index stays and the lowest free index goes.
+    """
+    chosen = {int(unit) for unit in chosen}
+    if not group.branches or not group.emptied_branches(chosen):
+        return np.asarray(sorted(chosen), dtype=int)
+    scores = np.zeros(group.size) if scores is None else np.asarray(scores, dtype=float)
+    labels = np.zeros(group.size, dtype=int) if group.channel_groups is None else group.channel_groups
+    order = np.argsort(scores, kind="stable")  # the lowest scores first
+    for _, root in group.branches:
+        if not set(root.tolist()) <= chosen:
+            continue
+        kept = int(root[np.argmax(scores[root])])
+        chosen.discard(kept)
+        for unit in order:
+            unit = int(unit)
+            if unit in chosen or unit == kept or labels[unit] != labels[kept]:
+                continue
+            if not group.emptied_branches(chosen | {unit}):
+                chosen.add(unit)
+                break
+    return np.asarray(sorted(chosen), dtype=int)
