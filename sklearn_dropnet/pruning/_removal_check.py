@@ -160,8 +160,11 @@ def _explanation(reason, module):
         else ""
     )
     return (
-        "Torch-Pruning does not map this structure exactly (e.g. a permute before a "
-        f"flatten, a reshape to a fixed width, a residual add of the network's input{into})."
+        "Removing a unit here changes more than the unit: Torch-Pruning maps its channels "
+        "otherwise than the network uses them (e.g. a permute before a flatten, a reshape to a "
+        f"fixed width, a residual add of the network's input{into}), or removes channels that "
+        "switching the unit off does not zero (the unit's channels concatenated into the "
+        "BatchNorm of later layers, as in DenseNet; a ghost module's depthwise half)."
     )
 
 
