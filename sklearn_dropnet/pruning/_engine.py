@@ -590,11 +590,11 @@ class DropNetPruner:
         for group in self.units:
             emptied = group.emptied_branches(units.get(group.name, ()))
             if emptied:
+                layer, root = emptied[0]
                 raise ValueError(
-                    f"remove() got units that leave layer {emptied[0]!r} without channels: it holds only "
-                    f"units {group.branches[[name for name, _ in group.branches].index(emptied[0])][1].tolist()} "
-                    f"of group {group.name!r} (an input of a concatenation), and keeps at least one. "
-                    "choose() leaves one in every such layer."
+                    f"remove() got units that leave layer {layer!r} without channels: it holds only "
+                    f"units {root.tolist()} of group {group.name!r} (an input of a concatenation), and "
+                    "keeps at least one. choose() leaves one in every such layer."
                 )
         before = {key: getattr(self, key) for key in ("module", "structure", "units", "_networks")}
         before.update(unpruned=dict(self.unpruned), frozen=dict(self.frozen))

@@ -110,9 +110,9 @@ class UnitGroup:
         return tuple((name, root) for name, root in coupled if len(root) < self.size)
 
     def emptied_branches(self, units):
-        """The layers of :attr:`branches` that removing ``units`` would leave without channels."""
+        """The :attr:`branches` that removing ``units`` would leave without channels."""
         units = np.asarray(list(units), dtype=int)
-        return [name for name, root in self.branches if np.isin(root, units).all()]
+        return [(name, root) for name, root in self.branches if np.isin(root, units).all()]
 
     @property
     def fewest(self):
