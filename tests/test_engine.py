@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from sklearn_dropnet import DropNetClassifier
 from sklearn_dropnet.exceptions import PruningError, UnitRemovalWarning
@@ -19,6 +20,7 @@ from sklearn_dropnet.pruning import (
     DropNetPruner,
     register_unit_score,
 )
+from sklearn_dropnet.pruning._probes import inspect_network
 
 
 def mlp():
@@ -222,6 +224,76 @@ def test_a_norm_over_channels_before_the_activation_is_named_as_the_reason(norm)
                                "channels), and DropNet follows a unit to its activation only through BatchNorm or "
                                "InstanceNorm, Dropout, pooling, a multiplication by a number or a residual add"}  # fmt: skip
     assert pruner.units_per_layer == {"0": 8}
+
+
+class _DenseLayers(nn.Module):
+    """Two DenseNet layers: each concatenates what came before, then BatchNorm, ReLU, conv."""
+
+    def __init__(self, concatenate):
+        super().__init__()
+        self.concatenate = concatenate
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.norm1, self.grow1 = nn.BatchNorm2d(4), nn.Conv2d(4, 2, 3, padding=1)
+        self.norm2, self.grow2 = nn.BatchNorm2d(6), nn.Conv2d(6, 2, 3, padding=1)
+        self.head = nn.Sequential(nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3))
+
+    def forward(self, x):
+        features = [self.stem(x)]
+        features.append(self.grow1(torch.relu(self.norm1(features[0]))))
+        features.append(self.grow2(torch.relu(self.norm2(self.concatenate(features)))))
+        return self.head(self.concatenate(features))
+
+
+@pytest.mark.parametrize(
+    ("concatenate", "function"),
+    [(lambda t: torch.cat(t, 1), "cat"), (lambda t: torch.concat(tensors=t, dim=1), "concat")],
+    ids=["torch.cat", "torch.concat-by-keyword"],
+)
+def test_a_concatenation_before_the_activation_is_named_as_the_reason(concatenate, function):
+    structure = inspect_network(_DenseLayers(concatenate).eval(), torch.randn(2, 3, 8, 8))
+    assert not structure.probes
+    assert set(structure.left_out) == {"stem", "grow1", "grow2"}
+    for name, reason in structure.left_out.items():
+        assert reason.startswith(f"its output goes into a concatenation ('<root>: {function}') before any activation")
+        assert "(DenseNet), the unit has no one post-activation" in reason
+
+
+@pytest.mark.parametrize("inplace", [True, False])
+def test_a_layer_concatenated_after_its_activation_is_pruned(inplace):
+    # SqueezeNet's Fire module and GoogLeNet's branches: the ReLU (in place or not) comes first.
+    class Fire(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.squeeze, self.left, self.right = nn.Conv2d(3, 4, 1), nn.Conv2d(4, 4, 1), nn.Conv2d(4, 4, 3, padding=1)
+            self.out = nn.Linear(8, 3)
+
+        def forward(self, x):
+            h = F.relu(self.squeeze(x), inplace=inplace)
+            h = torch.cat([F.relu(self.left(h), inplace=inplace), F.relu(self.right(h), inplace=inplace)], 1)
+            return self.out(h.mean((2, 3)))
+
+    structure = inspect_network(Fire().eval(), torch.randn(2, 3, 6, 6))
+    assert set(structure.probes) == {"squeeze", "left", "right"} and not structure.left_out
+
+
+def test_a_gate_before_the_activation_is_named_as_the_reason():
+    class GatedBlock(nn.Module):  # a CBAM-style channel gate on a residual branch
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.conv2, self.norm = nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4)
+            self.gate = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2), nn.ReLU(), nn.Linear(2, 4))
+            self.out = nn.Linear(4, 3)
+
+        def forward(self, x):
+            h = self.norm(self.conv2(torch.relu(self.conv1(x))))
+            h = h * torch.sigmoid(self.gate(h))[:, :, None, None]
+            return self.out(torch.relu(h + x).mean((2, 3)))
+
+    structure = inspect_network(GatedBlock().eval(), torch.randn(2, 4, 6, 6))
+    assert "conv1" in structure.probes and "conv2" not in structure.probes
+    assert structure.left_out["conv2"].startswith(
+        "its output reaches no activation before a product with another tensor: a gate (as in squeeze-and-excitation"
+    )
 
 
 def test_the_attention_projection_is_named_as_used_directly():

@@ -555,5 +555,5 @@ def test_a_gelu_written_out_is_named_with_the_function_to_use(gelu):
     structure = inspect_network(net, x[:2])
     assert set(structure.left_out) == {"fc1", "fc2"}
     for reason in structure.left_out.values():
-        assert reason.startswith("its output reaches no activation, only a product with another tensor")
+        assert reason.startswith("its output reaches no activation before a product with another tensor")
         assert "F.gelu(x, approximate='tanh')" in reason

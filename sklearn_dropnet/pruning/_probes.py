@@ -32,6 +32,7 @@ from ._sites import (
     ACTIVATION_FUNCTIONS,
     ADD_FUNCTIONS,
     CHANNEL_SHUFFLE,
+    CONCATENATION_FUNCTIONS,
     PRODUCT,
     Site,
     record_forward,
@@ -105,18 +106,28 @@ _NO_ACTIVATION = (
     "post-activation"
 )
 
-_ONLY_A_PRODUCT = (
-    "its output reaches no activation, only a product with another tensor: a gate, or an "
-    "activation written out that DropNet does not recognise, such as GELU written with "
-    "torch.erf or torch.tanh (use F.gelu(x), or F.gelu(x, approximate='tanh'))"
+_BEFORE_A_PRODUCT = (
+    "its output reaches no activation before a product with another tensor: a gate (as in "
+    "squeeze-and-excitation or CBAM attention), or an activation written out that DropNet "
+    "does not recognise, such as GELU written with torch.erf or torch.tanh (use F.gelu(x), or "
+    "F.gelu(x, approximate='tanh'))"
 )
+
+
+def _concatenated(stop):
+    return (
+        f"its output goes into a concatenation ({stop.site.name!r}) before any activation, and "
+        f"DropNet follows a unit to its activation only through {_FOLLOWED}: a concatenation "
+        "moves the unit's channel, and where several layers read it, each with its own "
+        "BatchNorm and activation (DenseNet), the unit has no one post-activation"
+    )
 
 
 def _role(call):
     if call.module is None:
         if call.function in ACTIVATION_FUNCTIONS:
             return _ACTIVATION
-        if call.function == CHANNEL_SHUFFLE:
+        if call.function == CHANNEL_SHUFFLE or call.function in CONCATENATION_FUNCTIONS:
             return _OTHER
         if call.function == PRODUCT:
             return _PRODUCT
@@ -289,25 +300,47 @@ def _follow(calls, readers, start, tensor):
     Returns the index of the activation call it reaches (or of the product
     that completes an activation written out, see :func:`_gate`), or
     ``None``; the last tensor of the chain; and the call that ended it
-    short of an activation (a product, if only products read it further;
-    ``None`` if nothing did).
+    short of an activation: the first product that read the chain (a
+    gate), else the call it could not be followed through (``None`` if
+    nothing read it further).
     """
-    chain, index = [tensor], start
+    chain, index, product = [tensor], start, None
     while True:
         # The next call to read it; a product (x * gate) is not followed.
         following = _read_after(readers, tensor, index)
         index = next((i for i in following if _role(calls[i]) != _PRODUCT), None)
+        product = product or next((calls[i] for i in following if _role(calls[i]) == _PRODUCT), None)
         if index is None:  # read by products only, or by nothing recorded
-            return None, tensor, calls[following[0]] if following else None
+            return None, tensor, product
+        joined = _joined(calls, following, tensor)
+        if joined is not None:
+            return None, tensor, joined
         call = calls[index]
         role = _role(call)
         if role == _ACTIVATION:
             index = _gate(calls, readers, index, chain, calls[start].inputs)
             return index, calls[index].output, None
         if role not in (_NORM, _PASSING, _ADD):
-            return None, tensor, call
+            return None, tensor, product or call
         tensor = call.output
         chain.append(tensor)
+
+
+def _joined(calls, following, tensor):
+    """The concatenation among the calls ``following`` that joins ``tensor`` unchanged, or None.
+
+    Such a concatenation takes a unit's value on before its activation (a
+    DenseNet layer's output), where switching the unit off at the
+    activation cannot zero it. Calls after one that changes ``tensor`` in
+    place (``F.relu(x, inplace=True)``, ``out += shortcut``) read it changed.
+    """
+    for index in following:
+        call = calls[index]
+        if call.function in CONCATENATION_FUNCTIONS:
+            return call
+        if call.output is tensor and _role(call) != _PASSING:
+            return None
+    return None
 
 
 def _gate(calls, readers, activation, chain, layer_inputs):
@@ -379,7 +412,9 @@ def _sibling_output(calls, tensor, before, layer_inputs):
 def _no_activation(stop):
     """Why a layer whose chain ended at the call ``stop`` (or nowhere) is left out."""
     if stop is not None and stop.function == PRODUCT:
-        return _ONLY_A_PRODUCT
+        return _BEFORE_A_PRODUCT
+    if stop is not None and stop.function in CONCATENATION_FUNCTIONS:
+        return _concatenated(stop)
     if stop is None or stop.module is None:
         return _NO_ACTIVATION
     kind = type(stop.module).__name__

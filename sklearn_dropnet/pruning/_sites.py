@@ -44,7 +44,7 @@ from torch.overrides import TorchFunctionMode
 
 from ._eval_mode import evaluate
 
-__all__ = ["ACTIVATION_FUNCTIONS", "PRODUCT", "Call", "Reading", "Site", "record_forward", "site_hooks"]
+__all__ = ["ACTIVATION_FUNCTIONS", "CONCATENATION_FUNCTIONS", "PRODUCT", "Call", "Reading", "Site", "record_forward", "site_hooks"]
 
 # The functions that apply an activation of ``ACTIVATION_TYPES``, by the
 # name torch gives them in ``__torch_function__``: ``F.relu``,
@@ -89,7 +89,16 @@ SCALING_FUNCTIONS = frozenset({"mul", "mul_", "__mul__", "__rmul__", "__imul__",
 _TRANSPOSE_FUNCTIONS = frozenset({"transpose", "swapaxes", "swapdims"})
 CHANNEL_SHUFFLE = "channel_shuffle"
 
-_RECORDED_FUNCTIONS = ACTIVATION_FUNCTIONS | PASSING_FUNCTIONS | ADD_FUNCTIONS | SCALING_FUNCTIONS | _TRANSPOSE_FUNCTIONS
+# A concatenation (``torch.cat([a, b], 1)``) moves each input's channels to
+# other positions: a layer's output is not followed through it, but it is
+# recorded, with every tensor it joins as an input, so that the reason a
+# layer is left unpruned can name it (DenseNet's layers).
+CONCATENATION_FUNCTIONS = frozenset({"cat", "concat", "concatenate"})
+
+_RECORDED_FUNCTIONS = (
+    ACTIVATION_FUNCTIONS | PASSING_FUNCTIONS | ADD_FUNCTIONS | SCALING_FUNCTIONS | _TRANSPOSE_FUNCTIONS
+    | CONCATENATION_FUNCTIONS
+)  # fmt: skip
 
 
 def function_name(func):
@@ -132,7 +141,8 @@ class Call:
         The function's name (see :data:`ACTIVATION_FUNCTIONS`); None for a module.
     inputs : tuple of torch.Tensor
         The tensors it reads: a module's first input; both terms of an add;
-        a function's first argument otherwise.
+        every tensor a concatenation joins; a function's first argument
+        otherwise.
     output : torch.Tensor or None
         Its (first) output.
     activates : bool
@@ -277,9 +287,9 @@ def record_forward(module, example_input):
     -------
     calls : list of Call
         The leaf modules' calls and, outside leaf modules, the calls of
-        activation functions, residual adds, products of two tensors and
-        channel-keeping functions (dropout, pooling, scaling by a number).
-        A function site's call has its :class:`Reading` where a module hook
+        activation functions, residual adds, products of two tensors,
+        concatenations and channel-keeping functions (dropout, pooling,
+        scaling by a number). A function site's call has its :class:`Reading` where a module hook
         can read its output.
     output : object
         What the module returned.
@@ -294,6 +304,10 @@ def record_forward(module, example_input):
         if leaf_depth[0]:
             if name in ACTIVATION_FUNCTIONS:
                 activating.add(stack[-1])  # the leaf module (the innermost call) applies an activation
+            return None
+        if name in CONCATENATION_FUNCTIONS:
+            joined = _tensors(args[0] if args else kwargs.get("tensors", ()))
+            calls.append(Call(Site(f"{owner()}: {name}", -1, function=True), None, name, joined, _first_tensor(output)))
             return None
         if not args:  # F.relu(input=x)
             args = (kwargs.get("input"),)
