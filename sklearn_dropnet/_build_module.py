@@ -1,7 +1,6 @@
 """Building the network DropNetClassifier trains, and checking what it returns."""
 
 import contextlib
-import copy
 import inspect
 import io
 import pickle
@@ -14,6 +13,7 @@ from ._net import criterion_name, returns_probabilities, unnamed_script_classes
 from ._user_warnings import warn
 from .models import MLP
 from .pruning._eval_mode import evaluate
+from .pruning._weight_norm import deep_copy
 
 __all__ = ["build_module", "check_module_output"]
 
@@ -132,7 +132,7 @@ def _new_module(module, kwargs, input_shape, n_classes):
                 "module__* parameters need module to be what builds the network (a class, a "
                 "function, a functools.partial), not an instance."
             )
-        return copy.deepcopy(module)
+        return deep_copy(module)
     names, takes_kwargs = _signature(module)
     data = {"input_shape": input_shape, "n_classes": n_classes, "num_classes": n_classes}
     for name, value in data.items():

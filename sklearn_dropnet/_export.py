@@ -22,7 +22,6 @@ for a team whose members are such estimators (``HQEnsembleClassifier``).
 """
 
 import contextlib
-import copy
 import importlib.util
 import json
 import os
@@ -44,6 +43,7 @@ from ._export_messages import (
     unfaithful_trace_message,
 )
 from ._export_quiet import quiet_torch
+from .pruning._weight_norm import deep_copy
 
 __all__ = ["ExportMixin", "NetworkExportMixin", "ProbabilityGraph", "TeamExportMixin"]
 
@@ -521,7 +521,7 @@ def _check_inputs(input_shape, X=None):
 
 def _inference_copy(network):
     """A copy of ``network`` on the CPU, in eval mode, without gradients."""
-    network = copy.deepcopy(network).cpu().eval()
+    network = deep_copy(network).cpu().eval()
     for parameter in network.parameters():
         parameter.requires_grad_(False)
     return network

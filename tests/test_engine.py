@@ -222,7 +222,8 @@ def test_a_norm_over_channels_before_the_activation_is_named_as_the_reason(norm)
     name = type(norm).__name__
     assert pruner.unpruned == {"2": f"its output reaches no activation: it goes into {name} ('3') first ({name} mixes the "
                                "channels), and DropNet follows a unit to its activation only through BatchNorm or "
-                               "InstanceNorm, Dropout, pooling, a multiplication by a number or a residual add"}  # fmt: skip
+                               "InstanceNorm, Dropout, pooling, slicing or padding of the positions, a multiplication by a "
+                               "number or a residual add"}  # fmt: skip
     assert pruner.units_per_layer == {"0": 8}
 
 

@@ -10,7 +10,6 @@ copy of the initial weights in lock-step with the network and records each
 round's size. Nothing here imports scikit-learn or skorch.
 """
 
-import copy
 import math
 import numbers
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from ._surgery import (
 )
 from ._unit_scores import score_units
 from ._unit_selection import check_units, choose_units_to_drop, keep_every_branch
+from ._weight_norm import copyable, deep_copy, redraw
 
 __all__ = ["DropNetPruner", "RESTARTS", "redraw_weights"]
 
@@ -58,9 +58,12 @@ def redraw_weights(module):
         The network (``restart="random"`` gives it the survivors' structure).
     """
     layers = [module] if hasattr(module, "reset_parameters") else module.modules()
+    copyable(module)  # a weight-normed layer's weight, drawn in place, outside autograd
     for layer in layers:
         if hasattr(layer, "reset_parameters"):
             layer.reset_parameters()
+    for layer in module.modules():
+        redraw(layer)
 
 
 def _restart_trained(pruner):
@@ -68,7 +71,7 @@ def _restart_trained(pruner):
 
 
 def _restart_initial(pruner):
-    return copy.deepcopy(pruner.initial).to(pruner.example.device)
+    return deep_copy(pruner.initial).to(pruner.example.device)
 
 
 def _restart_random(pruner):
@@ -238,7 +241,7 @@ class DropNetPruner:
     def __init__(self, module, example_input, *, initial=None, history=None, unpruned=None, frozen=None):
         self.module = module
         self.example = example_input
-        self.initial = copy.deepcopy(module).cpu() if initial is None else initial
+        self.initial = deep_copy(module).cpu() if initial is None else initial
         self.history = [] if history is None else history
         self.unpruned = dict(unpruned or {})
         self.frozen = dict(frozen or {})
@@ -651,7 +654,7 @@ class DropNetPruner:
     # ------------------------------------------------------------------
     def checkpoint(self):
         """A copy of the network and of the rewind copy, for :meth:`restore`."""
-        return _Checkpoint(copy.deepcopy(self.module), copy.deepcopy(self.initial), dict(self.frozen))
+        return _Checkpoint(deep_copy(self.module), deep_copy(self.initial), dict(self.frozen))
 
     def restore(self, checkpoint):
         """Go back to an earlier round's network and rewind copy.
@@ -668,8 +671,8 @@ class DropNetPruner:
             A copy of the network of ``checkpoint`` (also :attr:`module`):
             give its parameters to a new optimizer.
         """
-        self.module = copy.deepcopy(checkpoint.module)
-        self.initial = copy.deepcopy(checkpoint.initial)
+        self.module = deep_copy(checkpoint.module)
+        self.initial = deep_copy(checkpoint.initial)
         self.frozen = dict(checkpoint.frozen)
         self._networks += 1
         self.retrace()

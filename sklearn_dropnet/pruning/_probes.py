@@ -33,10 +33,13 @@ from ._sites import (
     ADD_FUNCTIONS,
     CHANNEL_SHUFFLE,
     CONCATENATION_FUNCTIONS,
+    CONV_CHANNELS,
+    LINEAR_CHANNELS,
     PRODUCT,
     Site,
     record_forward,
 )
+from ._weight_norm import unsupported_reason as unsupported_weight_norm
 
 PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -83,6 +86,8 @@ ACTIVATION_TYPES = (
     nn.Threshold,
 )
 
+_BOTH_CHANNELS = frozenset({CONV_CHANNELS, LINEAR_CHANNELS})
+
 # What a call does to the chain that follows a layer's output.
 _ACTIVATION, _NORM, _PASSING, _ADD, _PRODUCT, _OTHER = "activation", "norm", "passing", "add", "product", "other"
 
@@ -98,7 +103,10 @@ _WEIGHTS_USED_DIRECTLY = (
 )
 
 # The steps a layer's output is followed through to its activation, for messages.
-_FOLLOWED = "BatchNorm or InstanceNorm, Dropout, pooling, a multiplication by a number or a residual add"
+_FOLLOWED = (
+    "BatchNorm or InstanceNorm, Dropout, pooling, slicing or padding of the positions, a multiplication "
+    "by a number or a residual add"
+)
 
 _NO_ACTIVATION = (
     "its output reaches no activation (a module such as nn.ReLU, or a function such as "
@@ -123,7 +131,12 @@ def _concatenated(stop):
     )
 
 
-def _role(call):
+def _role(call, channel_dim=None):
+    """What ``call`` does to a chain; ``channel_dim``, the dimension of the layer's
+    units (1 or -1), decides whether a slice or pad keeps them (None: both must be kept)."""
+    if call.keeps is not None and (call.module is None or call.keeps):
+        kept = call.keeps == _BOTH_CHANNELS if channel_dim is None else channel_dim in call.keeps
+        return _PASSING if kept else _OTHER
     if call.module is None:
         if call.function in ACTIVATION_FUNCTIONS:
             return _ACTIVATION
@@ -294,7 +307,7 @@ def _read_after(readers, tensor, index):
     return indices[bisect.bisect_right(indices, index):]
 
 
-def _follow(calls, readers, start, tensor):
+def _follow(calls, readers, start, tensor, channel_dim):
     """Follow ``tensor`` through channel-keeping steps and residual adds from call ``start``.
 
     Returns the index of the activation call it reaches (or of the product
@@ -316,7 +329,7 @@ def _follow(calls, readers, start, tensor):
         if joined is not None:
             return None, tensor, joined
         call = calls[index]
-        role = _role(call)
+        role = _role(call, channel_dim)
         if role == _ACTIVATION:
             index = _gate(calls, readers, index, chain, calls[start].inputs)
             return index, calls[index].output, None
@@ -409,12 +422,22 @@ def _sibling_output(calls, tensor, before, layer_inputs):
     return False
 
 
+def _step_name(call):
+    return f"{type(call.module).__name__} ({call.site.name!r})" if call.module is not None else repr(call.site.name)
+
+
 def _no_activation(stop):
     """Why a layer whose chain ended at the call ``stop`` (or nowhere) is left out."""
     if stop is not None and stop.function == PRODUCT:
         return _BEFORE_A_PRODUCT
     if stop is not None and stop.function in CONCATENATION_FUNCTIONS:
         return _concatenated(stop)
+    if stop is not None and stop.keeps is not None:
+        return (
+            f"its output reaches no activation: it goes into {_step_name(stop)} first, which does not "
+            f"keep its channels whole and in place, and DropNet follows a unit to its activation only "
+            f"through {_FOLLOWED}"
+        )
     if stop is None or stop.module is None:
         return _NO_ACTIVATION
     kind = type(stop.module).__name__
@@ -425,7 +448,7 @@ def _no_activation(stop):
     )
 
 
-def _chain_end(calls, readers, start):
+def _chain_end(calls, readers, start, channel_dim):
     """Follow the per-channel chain that starts at the activation call ``start``.
 
     The chain follows the activation's output through channel-keeping
@@ -444,11 +467,11 @@ def _chain_end(calls, readers, start):
         # A step read by others too (a RepVGG identity branch's BatchNorm beside the
         # next convolutions) is not the unit's only way on: zeroing after it would
         # leave the unit in what the others read.
-        if len(following) != 1 or _role(calls[following[0]]) not in (_NORM, _PASSING, _ACTIVATION):
+        if len(following) != 1 or _role(calls[following[0]], channel_dim) not in (_NORM, _PASSING, _ACTIVATION):
             return end, tensor
         index = following[0]
         tensor = calls[index].output
-        if _role(calls[index]) != _PASSING:
+        if _role(calls[index], channel_dim) != _PASSING:
             end = index
 
 
@@ -530,21 +553,21 @@ def inspect_network(module, example_input):
         name = call.site.name
         if not isinstance(call.module, PRUNABLE_TYPES) or name in output_layers:
             continue
-        shared = _shared_reason(name, module_calls, tied)
+        shared = _shared_reason(name, module_calls, tied) or unsupported_weight_norm(call.module)
         if shared:  # leave alone, and never prune what is coupled to it
             output_layers.add(name)
             left_out[name] = shared
             continue
-        channel_dim = -1 if isinstance(call.module, nn.Linear) else 1
-        activation_index, last, stop = _follow(calls, readers, index, call.output)
+        channel_dim = LINEAR_CHANNELS if isinstance(call.module, nn.Linear) else CONV_CHANNELS
+        activation_index, last, stop = _follow(calls, readers, index, call.output, channel_dim)
         if activation_index is None:
             if any(last is t for t in outputs):
                 output_layers.add(name)
             else:
                 left_out[name] = _no_activation(stop)
-                switch_offs[name] = SwitchOff(name, channel_dim, calls[_chain_end(calls, readers, index)[0]].site)
+                switch_offs[name] = SwitchOff(name, channel_dim, calls[_chain_end(calls, readers, index, channel_dim)[0]].site)
             continue
-        end, last = _chain_end(calls, readers, activation_index)
+        end, last = _chain_end(calls, readers, activation_index, channel_dim)
         if any(last is t for t in outputs):
             # Class scores through an activation (a final Sigmoid): an output layer.
             output_layers.add(name)

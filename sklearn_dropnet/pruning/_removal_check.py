@@ -21,7 +21,6 @@ groups that fail, with a warning naming them.
 """
 
 import contextlib
-import copy
 
 import numpy as np
 import torch
@@ -34,6 +33,7 @@ from ._probes import tied_parameters
 from ._surgery import remove_units
 from ._unit_mask import UnitMask
 from ._unit_selection import keep_every_branch
+from ._weight_norm import deep_copy
 
 # Removing units sums fewer terms in another order; a wrong index mapping
 # moves outputs by far more than this.
@@ -97,7 +97,7 @@ def _compare_removal(module, example_input, structure, groups):
     with UnitMask(module, structure.probes, groups, structure.switch_offs) as mask:
         mask.set(units)
         expected = evaluate(module, example_input)
-    smaller = copy.deepcopy(module)
+    smaller = deep_copy(module)
     try:
         remove_units(smaller, example_input, units)
         output = evaluate(smaller, example_input)
@@ -120,7 +120,7 @@ def _compare_removal(module, example_input, structure, groups):
     # Torch-Pruning traces in eval mode: a branch that only training runs
     # (an auxiliary head, say) keeps its old width and fails in training.
     failure = _training_failure(smaller, example_input)
-    if failure is not None and _training_failure(copy.deepcopy(module), example_input) is None:
+    if failure is not None and _training_failure(deep_copy(module), example_input) is None:
         return f"the smaller network fails in training mode: {failure}"
     return None
 

@@ -89,6 +89,17 @@ SCALING_FUNCTIONS = frozenset({"mul", "mul_", "__mul__", "__rmul__", "__imul__",
 _TRANSPOSE_FUNCTIONS = frozenset({"transpose", "swapaxes", "swapdims"})
 CHANNEL_SHUFFLE = "channel_shuffle"
 
+# Functions that keep the channels of some layers in place, and a zero a
+# zero, depending on their arguments: a slice that keeps the batch and channel
+# dimensions whole (a TCN's ``Chomp1d``, ``x[:, :, :-2]``), causal padding of
+# the positions (``F.pad(x, (2, 0))``), ``x.contiguous()``. Which layers' channels
+# each keeps is :attr:`Call.keeps`.
+SLICING_FUNCTIONS = frozenset({"__getitem__", "contiguous", "pad"})
+
+# The channel dimensions a call may keep: 1 for a convolution's output, -1 for a Linear's.
+CONV_CHANNELS, LINEAR_CHANNELS = 1, -1
+_BOTH = frozenset({CONV_CHANNELS, LINEAR_CHANNELS})
+
 # A concatenation (``torch.cat([a, b], 1)``) moves each input's channels to
 # other positions: a layer's output is not followed through it, but it is
 # recorded, with every tensor it joins as an input, so that the reason a
@@ -97,8 +108,44 @@ CONCATENATION_FUNCTIONS = frozenset({"cat", "concat", "concatenate"})
 
 _RECORDED_FUNCTIONS = (
     ACTIVATION_FUNCTIONS | PASSING_FUNCTIONS | ADD_FUNCTIONS | SCALING_FUNCTIONS | _TRANSPOSE_FUNCTIONS
-    | CONCATENATION_FUNCTIONS
+    | CONCATENATION_FUNCTIONS | SLICING_FUNCTIONS
 )  # fmt: skip
+
+
+def _slice_keeps(tensor, index):
+    """The channel dimensions ``tensor[index]`` keeps whole and in place."""
+    index = index if isinstance(index, tuple) else (index,)
+    plain = all(isinstance(i, slice) or i is Ellipsis or isinstance(i, int) and not isinstance(i, bool) for i in index)
+    if not isinstance(tensor, torch.Tensor) or not plain or index.count(Ellipsis) > 1:
+        return frozenset()
+    if Ellipsis in index:
+        at = index.index(Ellipsis)
+        index = index[:at] + (slice(None),) * (tensor.dim() - len(index) + 1) + index[at + 1:]
+    index = index + (slice(None),) * (tensor.dim() - len(index))
+    whole = [i == slice(None) for i in index]
+    if len(index) != tensor.dim() or tensor.dim() < 2 or not whole[0]:
+        return frozenset()
+    return frozenset(dim for dim in _BOTH if whole[dim])
+
+
+def _pad_keeps(args, kwargs):
+    """The channel dimensions ``F.pad`` keeps: a convolution's, where only the positions are padded with 0."""
+    tensor, pad = args[0], args[1] if len(args) > 1 else kwargs.get("pad", ())
+    mode = args[2] if len(args) > 2 else kwargs.get("mode", "constant")
+    value = args[3] if len(args) > 3 else kwargs.get("value")
+    positions_only = isinstance(tensor, torch.Tensor) and len(pad) // 2 <= tensor.dim() - 2
+    return frozenset({CONV_CHANNELS}) if positions_only and (mode != "constant" or not value) else frozenset()
+
+
+def channels_kept(name, args, kwargs):
+    """The channel dimensions a call of the function ``name`` keeps in place, a zero a zero."""
+    if name == "__getitem__":
+        return _slice_keeps(args[0], args[1]) if len(args) > 1 else frozenset()
+    if name == "pad":
+        return _pad_keeps(args, kwargs) if args else frozenset()
+    if name == "contiguous" or name in PASSING_FUNCTIONS:
+        return _BOTH
+    return frozenset()
 
 
 def function_name(func):
@@ -153,6 +200,11 @@ class Call:
     factor : float or None
         For a multiplication or division by a number, the factor it scales
         by (``x / 6``: 1/6); None otherwise.
+    keeps : frozenset of int or None
+        For a slice, a pad or ``contiguous`` (see :data:`SLICING_FUNCTIONS`),
+        and for a leaf module without parameters that only calls those (a
+        TCN's ``Chomp1d``), the channel dimensions it keeps in place
+        (:data:`CONV_CHANNELS`, :data:`LINEAR_CHANNELS`); None for other calls.
     """
 
     site: Site
@@ -163,6 +215,7 @@ class Call:
     activates: bool = False
     reading: object = None
     factor: object = None
+    keeps: object = None
 
 
 @dataclass(frozen=True)
@@ -295,7 +348,7 @@ def record_forward(module, example_input):
         What the module returned.
     """
     calls, stack, leaf_depth, module_calls, activating = [], [], [0], {}, set()
-    entered, nested, module_versions, site_calls = [], set(), {}, {}
+    entered, nested, module_versions, site_calls, inside = [], set(), {}, {}, {}
 
     def owner():
         return stack[-1] if stack and stack[-1] else "<root>"
@@ -304,6 +357,8 @@ def record_forward(module, example_input):
         if leaf_depth[0]:
             if name in ACTIVATION_FUNCTIONS:
                 activating.add(stack[-1])  # the leaf module (the innermost call) applies an activation
+            first = args[0] if args else kwargs.get("input")
+            inside.setdefault(stack[-1], []).append((first, _first_tensor(output), channels_kept(name, args, kwargs)))
             return None
         if name in CONCATENATION_FUNCTIONS:
             joined = _tensors(args[0] if args else kwargs.get("tensors", ()))
@@ -324,12 +379,13 @@ def record_forward(module, example_input):
             factor = _factor(name, args, kwargs)
         inputs = _tensors(args[:2]) if name in ADD_FUNCTIONS | SCALING_FUNCTIONS | {PRODUCT} else _tensors(args[:1])
         site = Site(f"{owner()}: {name}", -1 if number is None else number, function=True)
+        keeps = channels_kept(name, args, kwargs) if name in SLICING_FUNCTIONS else None
         output = _first_tensor(output)
         if number is not None and output is not None:
             rest = {key: value for key, value in kwargs.items() if key != "input"}
             in_place = output is args[0]
             site_calls[len(calls)] = (func, args[1:], rest, counter.version_before, output._version, in_place)
-        calls.append(Call(site, None, name, inputs, output, factor=factor))
+        calls.append(Call(site, None, name, inputs, output, factor=factor, keeps=keeps))
         return None
 
     def pre_hook(mod, inputs, name, leaf):
@@ -353,7 +409,8 @@ def record_forward(module, example_input):
             inputs = () if first is None else (first,)
             output = _first_tensor(output)
             module_versions[len(calls)] = (entered.pop(), None if output is None else output._version)
-            calls.append(Call(Site(name, number), mod, None, inputs, output, activates))
+            keeps = _module_keeps(mod, inputs, output, inside.pop(name, ()))
+            calls.append(Call(Site(name, number), mod, None, inputs, output, activates, keeps=keeps))
 
     handles = []
     for name, mod in module.named_modules():
@@ -365,6 +422,25 @@ def record_forward(module, example_input):
         output = evaluate(module, example_input, handles)
     _add_readings(calls, module_versions, site_calls, nested)
     return calls, output
+
+
+def _module_keeps(module, inputs, output, steps):
+    """The channel dimensions a leaf module keeps, if it has no parameters and its
+    forward is a chain of slices, pads and the like from its input to its output
+    (a TCN's ``Chomp1d``); None otherwise.
+
+    ``steps`` are the (input, output, channels kept) of the functions its forward
+    called. Anything else it did breaks the chain, and the module keeps nothing.
+    """
+    stateless = next(module.parameters(), None) is None and next(module.buffers(), None) is None
+    if not stateless or not steps or not inputs or output is None:
+        return None
+    tensor, keeps = inputs[0], _BOTH
+    for first, result, kept in steps:
+        if first is not tensor:
+            return frozenset()
+        tensor, keeps = result, keeps & kept
+    return keeps if tensor is output else frozenset()
 
 
 # Function sites never computed again in a hook: a product (its two factors are

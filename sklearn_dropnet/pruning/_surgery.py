@@ -40,6 +40,7 @@ from torch import nn
 
 from .._user_warnings import warn
 from ..exceptions import PruningError, UnitRemovalWarning
+from . import _weight_norm as weight_norm
 from ._eval_mode import eval_mode
 from ._probes import PRUNABLE_TYPES
 
@@ -320,13 +321,18 @@ def _prune(graph, group):
 
     Torch-Pruning keeps the first positions of such a convolution's input
     dimension, right only when every channel group loses the same positions.
-    The running statistics of an InstanceNorm lose their channels too.
+    The running statistics of an InstanceNorm lose their channels too, and a
+    layer under ``torch.nn.utils.weight_norm`` its ``weight_g`` and
+    ``weight_v`` (see :mod:`._weight_norm`).
     """
-    inputs = [
-        (item.dep.target.module, np.asarray(sorted(item.idxs), dtype=int))
-        for item in group
-        if graph.is_in_channel_pruning_fn(item.dep.handler) and _is_grouped_conv(item.dep.target.module)
-    ]
+    removed = {"out": {}, "in": {}}
+    for item in group:
+        side = "out" if graph.is_out_channel_pruning_fn(item.dep.handler) else "in"
+        if graph.is_out_channel_pruning_fn(item.dep.handler) or graph.is_in_channel_pruning_fn(item.dep.handler):
+            layer = item.dep.target.module
+            removed[side][layer] = np.union1d(removed[side].get(layer, []), np.asarray(item.idxs, dtype=int)).astype(int)
+    folded = weight_norm.as_plain_weights([*removed["out"], *removed["in"]])
+    inputs = [(conv, idxs) for conv, idxs in removed["in"].items() if _is_grouped_conv(conv)]
     weights = [conv.weight.detach().clone() for conv, _ in inputs]
     norms = _tracked_instance_norms(group)
     group.prune()
@@ -338,6 +344,18 @@ def _prune(graph, group):
         kept = torch.as_tensor(np.setdiff1d(np.arange(size), idxs), device=norm.running_mean.device)
         norm.running_mean = norm.running_mean[kept]
         norm.running_var = norm.running_var[kept]
+    weight_norm.refold(folded, removed["out"], functools.partial(_cut_inputs, removed["in"]))
+
+
+def _cut_inputs(removed, layer, weight):
+    """``weight`` (a layer's, or shaped as it) without the input channels ``layer`` lost."""
+    idxs = removed.get(layer, np.array([], dtype=int))
+    if not len(idxs):
+        return weight
+    if _is_grouped_conv(layer):
+        return _grouped_input_weight(weight, idxs, layer.groups)
+    kept = torch.as_tensor(np.setdiff1d(np.arange(weight.shape[1]), idxs), device=weight.device)
+    return weight[:, kept]
 
 
 def _out_channel_items(graph, group):

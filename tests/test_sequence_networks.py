@@ -1,0 +1,229 @@
+"""Temporal convolutional networks as people write them (locuslab's TCN):
+causal convolutions cut with a slice (``Chomp1d``), ``torch.nn.utils.weight_norm``."""
+
+import io
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+from torch import nn
+from torch.nn.utils import weight_norm
+
+from sklearn_dropnet import DropNetClassifier
+from sklearn_dropnet.exceptions import UnitRemovalWarning
+from sklearn_dropnet.pruning import DropNetPruner
+from sklearn_dropnet.pruning._probes import inspect_network
+
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.nn.utils.weight_norm` is deprecated:FutureWarning")
+
+
+class Chomp1d(nn.Module):
+    """TCN's: cut the padding's extra positions off the end."""
+
+    def __init__(self, chomp_size):
+        super().__init__()
+        self.chomp_size = chomp_size
+
+    def forward(self, x):
+        return x[:, :, : -self.chomp_size].contiguous()
+
+
+def _causal(conv, padding, cut):
+    """A causal convolution's output: ``conv`` pads both ends; ``cut`` removes the right end."""
+    if cut == "chomp":
+        return nn.Sequential(conv, Chomp1d(padding))
+    return conv
+
+
+class TemporalBlock(nn.Module):
+    """TCN's block: two causal dilated convolutions, ReLU, dropout, a residual add."""
+
+    def __init__(self, n_in, n_out, dilation, cut="chomp", normed=True, kernel_size=3):
+        super().__init__()
+        self.cut, self.padding = cut, (kernel_size - 1) * dilation
+        wrap = weight_norm if normed else (lambda layer: layer)
+        pad = 0 if cut == "pad" else self.padding
+        self.conv1 = _causal(wrap(nn.Conv1d(n_in, n_out, kernel_size, padding=pad, dilation=dilation)), pad, cut)
+        self.conv2 = _causal(wrap(nn.Conv1d(n_out, n_out, kernel_size, padding=pad, dilation=dilation)), pad, cut)
+        self.relu1, self.relu2, self.relu = nn.ReLU(), nn.ReLU(), nn.ReLU()
+        self.dropout1, self.dropout2 = nn.Dropout(0.05), nn.Dropout(0.05)
+        self.downsample = nn.Conv1d(n_in, n_out, 1) if n_in != n_out else None
+
+    def _conv(self, conv, x):
+        if self.cut == "slice":
+            return conv(x)[:, :, : -self.padding]
+        if self.cut == "ellipsis":
+            return conv(x)[..., : -self.padding].contiguous()
+        if self.cut == "pad":
+            return conv(F.pad(x, (self.padding, 0)))
+        return conv(x)
+
+    def forward(self, x):
+        out = self.dropout1(self.relu1(self._conv(self.conv1, x)))
+        out = self.dropout2(self.relu2(self._conv(self.conv2, out)))
+        res = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + res)
+
+
+class TCN(nn.Module):
+    """TCN's sequence classifier: the last position's channels into a Linear."""
+
+    def __init__(self, input_shape=(8, 8), n_classes=10, channels=(12, 12), cut="chomp", normed=True):
+        super().__init__()
+        blocks, n_in = [], input_shape[0]
+        for level, n_out in enumerate(channels):
+            blocks.append(TemporalBlock(n_in, n_out, 2**level, cut, normed))
+            n_in = n_out
+        self.network = nn.Sequential(*blocks)
+        self.linear = nn.Linear(n_in, n_classes)
+
+    def forward(self, x):
+        return self.linear(self.network(x)[:, :, -1])
+
+
+def _conv_names(net):
+    return sorted(name for name, m in net.named_modules() if isinstance(m, nn.Conv1d))
+
+
+def _tcn(cut="chomp", normed=True, seed=0):
+    torch.manual_seed(seed)
+    return TCN(cut=cut, normed=normed).eval()
+
+
+@pytest.mark.parametrize("cut", ["chomp", "slice", "ellipsis", "pad"])
+def test_every_convolution_of_a_tcn_is_pruned_however_its_causal_cut_is_written(cut):
+    net = _tcn(cut)
+    structure = inspect_network(net, torch.randn(2, 8, 8))
+    assert sorted(structure.probes) == _conv_names(net) and not structure.left_out
+    chomp = _tcn("chomp")  # the same weights (the same draws), cut by a Chomp1d module
+    x = torch.randn(64, 8, 8)
+    np.testing.assert_allclose(net(x).detach(), chomp(x).detach(), atol=1e-5)
+    scores, chomp_scores = DropNetPruner(net, x[:2]).score(lambda: [x]), DropNetPruner(chomp, x[:2]).score(lambda: [x])
+    for group, chomp_group in zip(scores, chomp_scores):
+        np.testing.assert_allclose(scores[group], chomp_scores[chomp_group], rtol=1e-5, atol=1e-7)
+
+
+class _Sliced(nn.Module):
+    """A conv's (n, 6, length) or a Linear's (n, length, 6) output, sliced at ``index`` before its ReLU."""
+
+    def __init__(self, layer, index):
+        super().__init__()
+        self.index = index
+        self.layer = nn.Conv1d(3, 6, 3, padding=2) if layer == "conv" else nn.Linear(3, 6)
+        self.out = nn.Linear(self._hidden(torch.zeros(1, 3, 8)).shape[-1], 2)
+
+    def _hidden(self, x):
+        if isinstance(self.layer, nn.Conv1d):
+            return torch.relu(self.layer(x)[self.index]).mean(2)
+        return torch.relu(self.layer(x.transpose(1, 2))[self.index]).mean(1)
+
+    def forward(self, x):
+        return self.out(self._hidden(x))
+
+
+@pytest.mark.parametrize(
+    ("layer", "index", "followed"),
+    [
+        ("conv", (slice(None), slice(None), slice(None, -2)), True),  # the positions
+        ("conv", (Ellipsis, slice(1, None)), True),
+        ("conv", (slice(None), slice(0, 4)), False),  # the channels
+        ("linear", (slice(None), slice(None, -2)), True),  # the positions of (n, length, 6)
+        ("linear", (Ellipsis, slice(1, None)), False),  # the Linear's units
+    ],
+    ids=["conv-positions", "conv-ellipsis-positions", "conv-channels", "linear-positions", "linear-units"],
+)
+def test_a_slice_is_followed_only_where_it_keeps_the_layers_units(layer, index, followed):
+    structure = inspect_network(_Sliced(layer, index).eval(), torch.randn(2, 3, 8))
+    if followed:
+        assert set(structure.probes) == {"layer"} and not structure.left_out
+    else:
+        assert not structure.probes
+        assert structure.left_out["layer"].startswith(
+            "its output reaches no activation: it goes into '<root>: __getitem__' first, which does not keep its "
+            "channels whole and in place"
+        )
+
+
+def test_a_pad_that_is_not_zero_is_not_followed():
+    class Padded(nn.Module):
+        def __init__(self, value):
+            super().__init__()
+            self.value, self.conv, self.out = value, nn.Conv1d(3, 4, 3), nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.out(torch.relu(F.pad(self.conv(x), (2, 0), value=self.value)).mean(2))
+
+    assert set(inspect_network(Padded(0.0).eval(), torch.randn(2, 3, 8)).probes) == {"conv"}
+    assert "'<root>: pad'" in inspect_network(Padded(1.0).eval(), torch.randn(2, 3, 8)).left_out["conv"]
+
+
+def _trained_a_step(net, x):
+    """One training step's backward: the weight-normed weights are then part of an autograd graph."""
+    net.train()
+    net(x).sum().backward()
+    return net.eval()
+
+
+def test_weight_normed_layers_are_removed_exactly():
+    net = _trained_a_step(_tcn(), torch.randn(4, 8, 8))
+    x = torch.randn(32, 8, 8)
+    pruner = DropNetPruner(net, x[:2])  # deep-copies the network: refused before
+    pruner.check_removal(x)  # removal matches switching the units off
+    conv = net.network[0].conv1[0]
+    before, next_before = conv.weight.detach().clone(), net.network[0].conv2[0].weight.detach().clone()
+    drop = {name: [1, 4, 5] for name in pruner.units_per_layer}
+    smaller = pruner.remove(drop)
+    pruned, next_pruned = smaller.network[0].conv1[0], smaller.network[0].conv2[0]
+    kept = [i for i in range(12) if i not in (1, 4, 5)]
+    assert isinstance(pruned.weight_g, nn.Parameter) and isinstance(pruned.weight_v, nn.Parameter)
+    assert pruned.weight_v.shape == (9, 8, 3) and pruned.weight_g.shape == (9, 1, 1)
+    assert "weight" not in dict(pruned.named_parameters(recurse=False))
+    torch.testing.assert_close(pruned.weight, before[kept])
+    # The next layer lost those inputs: its weight is the old one without them, exactly.
+    torch.testing.assert_close(next_pruned.weight, next_before[kept][:, kept], rtol=1e-5, atol=1e-6)
+    smaller.train()
+    smaller(x).sum().backward()  # trains through weight_g and weight_v
+    assert pruned.weight_g.grad is not None and pruned.weight_v.grad.shape == (9, 8, 3)
+
+
+def test_a_random_restart_draws_new_weight_normed_weights():
+    net = _tcn()
+    x = torch.randn(16, 8, 8)
+    pruner = DropNetPruner(net, x[:2])
+    trained = net.network[0].conv1[0].weight.detach().clone()
+    smaller = pruner.remove({name: [0] for name in pruner.units_per_layer}, restart="random")
+    conv = smaller.network[0].conv1[0]
+    assert not torch.allclose(conv.weight, trained[1:])
+    expected = conv.weight_g * conv.weight_v / torch.norm_except_dim(conv.weight_v, 2, 0)
+    torch.testing.assert_close(conv.weight, expected)
+    torch.testing.assert_close(conv.weight_g, torch.norm_except_dim(conv.weight, 2, 0))
+
+
+def test_weight_norm_over_another_dimension_is_left_out_with_the_fix():
+    net = nn.Sequential(weight_norm(nn.Linear(4, 8), dim=None), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    with pytest.warns(UnitRemovalWarning, match=r"layer '0' unpruned: it has torch.nn.utils.weight_norm with dim=None"):
+        pruner = DropNetPruner(net, torch.randn(2, 4))
+    assert "remove_weight_norm(layer) removes it" in pruner.unpruned["0"]
+    assert pruner.units_per_layer == {"2": 8}
+
+
+def test_the_estimator_prunes_a_tcn_and_it_survives_joblib():
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16.0).astype(np.float32).reshape(-1, 8, 8)  # 8 channels (image rows) of 8 steps
+    clf = DropNetClassifier(module=TCN, prune_ratio=0.5, max_epochs=3, batch_size=32, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnitRemovalWarning)  # no layer left unpruned
+        clf.fit(X[:1200], y[:1200])
+    dense, pruned = clf.pruning_history_[0], clf.pruning_history_[-1]
+    assert pruned["units"] == dense["units"] // 2 and pruned["params"] < 0.5 * dense["params"]
+    assert not clf.unpruned_layers_
+    buffer = io.BytesIO()
+    joblib.dump(clf, buffer)
+    buffer.seek(0)
+    loaded = joblib.load(buffer)
+    np.testing.assert_array_equal(loaded.predict_proba(X[1200:]), clf.predict_proba(X[1200:]))
+    assert clf.score(X[1200:], y[1200:]) > 0.4  # learning (10 classes), in three epochs a round
