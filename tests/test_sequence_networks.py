@@ -211,19 +211,50 @@ def test_weight_norm_over_another_dimension_is_left_out_with_the_fix():
     assert pruner.units_per_layer == {"2": 8}
 
 
-def test_the_estimator_prunes_a_tcn_and_it_survives_joblib():
+@pytest.fixture(scope="module")
+def sequences():
     X, y = load_digits(return_X_y=True)
     X = (X / 16.0).astype(np.float32).reshape(-1, 8, 8)  # 8 channels (image rows) of 8 steps
+    return X[:1200], X[1200:], y[:1200], y[1200:]
+
+
+@pytest.fixture(scope="module")
+def fitted_tcn(sequences):
+    X_train, _, y_train, _ = sequences
     clf = DropNetClassifier(module=TCN, prune_ratio=0.5, max_epochs=3, batch_size=32, random_state=0)
     with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("error", UnitRemovalWarning)  # no layer left unpruned
-        clf.fit(X[:1200], y[:1200])
-    dense, pruned = clf.pruning_history_[0], clf.pruning_history_[-1]
+        return clf.fit(X_train, y_train)
+
+
+def test_the_estimator_prunes_a_tcn_and_it_survives_joblib(fitted_tcn, sequences):
+    _, X_test, _, y_test = sequences
+    dense, pruned = fitted_tcn.pruning_history_[0], fitted_tcn.pruning_history_[-1]
     assert pruned["units"] == dense["units"] // 2 and pruned["params"] < 0.5 * dense["params"]
-    assert not clf.unpruned_layers_
+    assert not fitted_tcn.unpruned_layers_
     buffer = io.BytesIO()
-    joblib.dump(clf, buffer)
+    joblib.dump(fitted_tcn, buffer)
     buffer.seek(0)
     loaded = joblib.load(buffer)
-    np.testing.assert_array_equal(loaded.predict_proba(X[1200:]), clf.predict_proba(X[1200:]))
-    assert clf.score(X[1200:], y[1200:]) > 0.4  # learning (10 classes), in three epochs a round
+    np.testing.assert_array_equal(loaded.predict_proba(X_test), fitted_tcn.predict_proba(X_test))
+    assert fitted_tcn.score(X_test, y_test) > 0.4  # learning (10 classes), in three epochs a round
+
+
+def test_a_pruned_tcn_exports_and_runs_elsewhere(fitted_tcn, sequences, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from test_export import export_all, run_elsewhere
+
+    X_test = sequences[1][:200]
+    fitted_tcn.module_(torch.as_tensor(X_test[:2]))  # a forward with autograd on: weights in a graph again
+    paths = export_all(fitted_tcn, tmp_path)
+    got = run_elsewhere(paths, X_test, tmp_path)
+    for path in paths:
+        np.testing.assert_allclose(got[str(path)], fitted_tcn.predict_proba(X_test), rtol=0, atol=1e-5, err_msg=str(path))
+
+
+def test_a_weight_normed_network_given_as_an_instance_is_copied(sequences):
+    X_train, _, y_train, _ = sequences
+    net = TCN()  # weight_norm leaves each weight in an autograd graph, which copy.deepcopy refuses
+    clf = DropNetClassifier(module=net, prune_ratio=0.2, max_epochs=1, random_state=0).fit(X_train[:300], y_train[:300])
+    assert clf.module_ is not net and clf.pruning_history_[-1]["fraction_left"] < 1
