@@ -276,7 +276,7 @@ def test_a_shared_layer_and_a_layer_coupled_to_it_are_named_once(images):
     assert messages == [
         "DropNet leaves layer 'inp' unpruned: its units are coupled to the output channels of "
         "'block', a layer that is never pruned (it gives the network's output, is called more "
-        "than once, or shares its weights).",
+        "than once, shares its weights or has parametrizations).",
         "DropNet leaves layer 'block' unpruned: it is called 2 times in one forward pass.",
     ]
     assert len(clf.pruning_history_) > 2

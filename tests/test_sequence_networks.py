@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn.utils import weight_norm
 
 from sklearn_dropnet import DropNetClassifier
-from sklearn_dropnet.exceptions import UnitRemovalWarning
+from sklearn_dropnet.exceptions import PruningError, UnitRemovalWarning
 from sklearn_dropnet.pruning import DropNetPruner
 from sklearn_dropnet.pruning._probes import inspect_network
 
@@ -258,3 +258,43 @@ def test_a_weight_normed_network_given_as_an_instance_is_copied(sequences):
     net = TCN()  # weight_norm leaves each weight in an autograd graph, which copy.deepcopy refuses
     clf = DropNetClassifier(module=net, prune_ratio=0.2, max_epochs=1, random_state=0).fit(X_train[:300], y_train[:300])
     assert clf.module_ is not net and clf.pruning_history_[-1]["fraction_left"] < 1
+
+
+class _ParametrizedBlock(nn.Module):
+    """A residual block whose convolutions use torch.nn.utils.parametrizations.weight_norm
+    (pytorch-tcn's default), beside plain layers coupled to them."""
+
+    def __init__(self, input_shape=(8, 8), n_classes=10):
+        super().__init__()
+        from torch.nn.utils.parametrizations import weight_norm as parametrized_weight_norm
+
+        self.stem = nn.Conv1d(input_shape[0], 6, 1)  # its units feed 'conv1'
+        self.conv1 = parametrized_weight_norm(nn.Conv1d(6, 6, 3, padding=1))
+        self.conv2 = parametrized_weight_norm(nn.Conv1d(6, 6, 3, padding=1))
+        self.downsample = nn.Conv1d(6, 6, 1)  # added to 'conv2': coupled to its outputs
+        self.out = nn.Linear(6, n_classes)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        out = torch.relu(self.conv2(torch.relu(self.conv1(x))))
+        return self.out(torch.relu(out + self.downsample(x)).mean(2))
+
+
+def test_layers_coupled_to_parametrized_ones_are_refused_before_training(sequences, monkeypatch):
+    from sklearn_dropnet._net import DropNetNet
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before refusing")
+
+    monkeypatch.setattr(DropNetNet, "train_round", no_training)
+    X_train, _, y_train, _ = sequences
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnitRemovalWarning)
+        with pytest.raises(PruningError, match="or to one with parametrizations") as error:
+            DropNetClassifier(module=_ParametrizedBlock, prune_ratio=0.5, max_epochs=1).fit(X_train, y_train)
+    assert "No prunable layer" not in str(error.value)
+    reasons = {str(w.message).split("'")[1]: str(w.message) for w in caught if w.category is UnitRemovalWarning}
+    assert set(reasons) == {"conv1", "conv2", "stem", "downsample"}
+    assert "its units feed 'conv1', whose parametrizations Torch-Pruning does not resize" in reasons["stem"]
+    assert "coupled to the output channels of 'conv2', a layer that is never pruned" in reasons["downsample"]
+    assert "(DropNet prunes layers under the hook-based torch.nn.utils.weight_norm)" in reasons["conv1"]

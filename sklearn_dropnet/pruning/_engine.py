@@ -35,7 +35,8 @@ __all__ = ["DropNetPruner", "RESTARTS", "redraw_weights"]
 
 _PARAMETRIZED = (
     "it has parametrizations (weight_norm, spectral_norm), which Torch-Pruning does not "
-    "resize; torch.nn.utils.parametrize.remove_parametrizations removes them"
+    "resize; torch.nn.utils.parametrize.remove_parametrizations removes them (DropNet prunes "
+    "layers under the hook-based torch.nn.utils.weight_norm)"
 )
 
 
@@ -365,9 +366,9 @@ class DropNetPruner:
     def _raise_nothing_to_prune(self):
         raise PruningError(
             f"None of the prunable layers {sorted(self.structure.probes)} can be pruned: "
-            "each is coupled to the network's output or to a shared layer, or "
-            "removing its units would change the rest of the network (see the "
-            "warnings above)."
+            "each is coupled to the network's output, to a shared layer or to one with "
+            "parametrizations, or removing its units would change the rest of the network "
+            "(see the warnings above)."
         )
 
     @property

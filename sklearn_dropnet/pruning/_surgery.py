@@ -37,6 +37,7 @@ import numpy as np
 import torch
 import torch_pruning as tp
 from torch import nn
+from torch.nn.utils import parametrize
 
 from .._user_warnings import warn
 from ..exceptions import PruningError, UnitRemovalWarning
@@ -481,10 +482,14 @@ def trace_unit_groups(module, example_input, structure):
             if graph.is_in_channel_pruning_fn(item.dep.handler) and isinstance(item.dep.target.module, PRUNABLE_TYPES)
         ]
         along = set()
+        # A layer with parametrizations (torch.nn.utils.parametrizations.weight_norm,
+        # spectral_norm), whose weight Torch-Pruning cannot resize, keeps its channels:
+        # neither its outputs nor its inputs can go.
+        fed = next((n for n, _, _ in consumers if parametrize.is_parametrized(modules[n])), None)
         for item in _out_channel_items(graph, group):
             target = names.get(item.dep.target.module)
             along.add(target)
-            if target in structure.output_layers:
+            if target in structure.output_layers or parametrize.is_parametrized(item.dep.target.module):
                 blocked = blocked or target
             coupled = (target, np.asarray(item.idxs, dtype=int), np.asarray(item.root_idxs, dtype=int))
             if target in structure.probes:
@@ -492,12 +497,14 @@ def trace_unit_groups(module, example_input, structure):
                 covered.add(target)
             elif target in structure.switch_offs:
                 unscored.append(coupled)
-        if blocked:
+        if blocked or fed:
             refused[name] = (
                 size,
-                f"its units are coupled to the output channels of {blocked!r}, a layer that is "
-                "never pruned (it gives the network's output, is called more than once, or "
-                "shares its weights)",
+                f"its units are coupled to the output channels of {blocked!r}, a layer that is never "
+                "pruned (it gives the network's output, is called more than once, shares its weights "
+                "or has parametrizations)"
+                if blocked
+                else f"its units feed {fed!r}, whose parametrizations Torch-Pruning does not resize",
             )
             continue
         channel_groups, floor, problem = _channel_groups(graph, group, size, names)
