@@ -326,12 +326,16 @@ def _prune(graph, group):
     layer under ``torch.nn.utils.weight_norm`` its ``weight_g`` and
     ``weight_v`` (see :mod:`._weight_norm`).
     """
-    removed = {"out": {}, "in": {}}
+    removed = {"out": {}, "in": {}}  # side -> layer -> the channels it loses
     for item in group:
-        side = "out" if graph.is_out_channel_pruning_fn(item.dep.handler) else "in"
-        if graph.is_out_channel_pruning_fn(item.dep.handler) or graph.is_in_channel_pruning_fn(item.dep.handler):
-            layer = item.dep.target.module
-            removed[side][layer] = np.union1d(removed[side].get(layer, []), np.asarray(item.idxs, dtype=int)).astype(int)
+        if graph.is_out_channel_pruning_fn(item.dep.handler):
+            side = removed["out"]
+        elif graph.is_in_channel_pruning_fn(item.dep.handler):
+            side = removed["in"]
+        else:
+            continue
+        layer = item.dep.target.module
+        side[layer] = np.union1d(side.get(layer, []), np.asarray(item.idxs, dtype=int)).astype(int)
     folded = weight_norm.as_plain_weights([*removed["out"], *removed["in"]])
     inputs = [(conv, idxs) for conv, idxs in removed["in"].items() if _is_grouped_conv(conv)]
     weights = [conv.weight.detach().clone() for conv, _ in inputs]
