@@ -131,7 +131,8 @@ def refold(folded, removed_outputs, cut_inputs):
         del layer._parameters["weight"]
         layer.weight_g = nn.Parameter(g, requires_grad=item.g.requires_grad)
         layer.weight_v = nn.Parameter(v, requires_grad=item.v.requires_grad)
-        setattr(layer, "weight", item.hook.compute_weight(layer))
+        with torch.no_grad():  # computed again by the next forward call; copyable till then
+            setattr(layer, "weight", item.hook.compute_weight(layer))
 
 
 def redraw(layer):
