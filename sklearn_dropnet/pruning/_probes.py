@@ -31,6 +31,7 @@ from torch.nn.utils import parametrize
 from ._sites import (
     ACTIVATION_FUNCTIONS,
     ADD_FUNCTIONS,
+    BOTH_CHANNELS,
     CHANNEL_SHUFFLE,
     CONCATENATION_FUNCTIONS,
     CONV_CHANNELS,
@@ -86,8 +87,6 @@ ACTIVATION_TYPES = (
     nn.Threshold,
 )
 
-_BOTH_CHANNELS = frozenset({CONV_CHANNELS, LINEAR_CHANNELS})
-
 # What a call does to the chain that follows a layer's output.
 _ACTIVATION, _NORM, _PASSING, _ADD, _PRODUCT, _OTHER = "activation", "norm", "passing", "add", "product", "other"
 
@@ -135,7 +134,7 @@ def _role(call, channel_dim=None):
     """What ``call`` does to a chain; ``channel_dim``, the dimension of the layer's
     units (1 or -1), decides whether a slice or pad keeps them (None: both must be kept)."""
     if call.keeps is not None and (call.module is None or call.keeps):
-        kept = call.keeps == _BOTH_CHANNELS if channel_dim is None else channel_dim in call.keeps
+        kept = call.keeps == BOTH_CHANNELS if channel_dim is None else channel_dim in call.keeps
         return _PASSING if kept else _OTHER
     if call.module is None:
         if call.function in ACTIVATION_FUNCTIONS:
@@ -423,6 +422,7 @@ def _sibling_output(calls, tensor, before, layer_inputs):
 
 
 def _step_name(call):
+    """A module call as ``LayerNorm ('norm')``, a function call as ``'<root>: __getitem__'``."""
     return f"{type(call.module).__name__} ({call.site.name!r})" if call.module is not None else repr(call.site.name)
 
 
@@ -432,18 +432,16 @@ def _no_activation(stop):
         return _BEFORE_A_PRODUCT
     if stop is not None and stop.function in CONCATENATION_FUNCTIONS:
         return _concatenated(stop)
-    if stop is not None and stop.keeps is not None:
-        return (
-            f"its output reaches no activation: it goes into {_step_name(stop)} first, which does not "
-            f"keep its channels whole and in place, and DropNet follows a unit to its activation only "
-            f"through {_FOLLOWED}"
-        )
-    if stop is None or stop.module is None:
+    if stop is None or stop.module is None and stop.keeps is None:
         return _NO_ACTIVATION
-    kind = type(stop.module).__name__
-    mixes = f" ({kind} mixes the channels)" if isinstance(stop.module, (nn.LayerNorm, nn.GroupNorm)) else ""
+    if stop.keeps is not None:  # a slice or pad that moves the layer's units
+        why = ", which does not keep its channels whole and in place"
+    elif isinstance(stop.module, (nn.LayerNorm, nn.GroupNorm)):
+        why = f" ({type(stop.module).__name__} mixes the channels)"
+    else:
+        why = ""
     return (
-        f"its output reaches no activation: it goes into {kind} ({stop.site.name!r}) first{mixes}, "
+        f"its output reaches no activation: it goes into {_step_name(stop)} first{why}, "
         f"and DropNet follows a unit to its activation only through {_FOLLOWED}"
     )
 

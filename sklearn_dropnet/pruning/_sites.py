@@ -98,7 +98,7 @@ SLICING_FUNCTIONS = frozenset({"__getitem__", "contiguous", "pad"})
 
 # The channel dimensions a call may keep: 1 for a convolution's output, -1 for a Linear's.
 CONV_CHANNELS, LINEAR_CHANNELS = 1, -1
-_BOTH = frozenset({CONV_CHANNELS, LINEAR_CHANNELS})
+BOTH_CHANNELS = frozenset({CONV_CHANNELS, LINEAR_CHANNELS})
 
 # A concatenation (``torch.cat([a, b], 1)``) moves each input's channels to
 # other positions: a layer's output is not followed through it, but it is
@@ -125,7 +125,7 @@ def _slice_keeps(tensor, index):
     whole = [i == slice(None) for i in index]
     if len(index) != tensor.dim() or tensor.dim() < 2 or not whole[0]:
         return frozenset()
-    return frozenset(dim for dim in _BOTH if whole[dim])
+    return frozenset(dim for dim in BOTH_CHANNELS if whole[dim])
 
 
 def _pad_keeps(args, kwargs):
@@ -144,7 +144,7 @@ def channels_kept(name, args, kwargs):
     if name == "pad":
         return _pad_keeps(args, kwargs) if args else frozenset()
     if name == "contiguous" or name in PASSING_FUNCTIONS:
-        return _BOTH
+        return BOTH_CHANNELS
     return frozenset()
 
 
@@ -435,7 +435,7 @@ def _module_keeps(module, inputs, output, steps):
     stateless = next(module.parameters(), None) is None and next(module.buffers(), None) is None
     if not stateless or not steps or not inputs or output is None:
         return None
-    tensor, keeps = inputs[0], _BOTH
+    tensor, keeps = inputs[0], BOTH_CHANNELS
     for first, result, kept in steps:
         if first is not tensor:
             return frozenset()
