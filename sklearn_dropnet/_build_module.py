@@ -13,9 +13,23 @@ from ._net import criterion_name, returns_probabilities, unnamed_script_classes
 from ._user_warnings import warn
 from .models import MLP
 from .pruning._eval_mode import evaluate
-from .pruning._weight_norm import deep_copy
+from .pruning._weight_norm import copyable, deep_copy
 
-__all__ = ["build_module", "check_module_output"]
+__all__ = ["ModuleCloneMixin", "build_module", "check_module_output"]
+
+
+class ModuleCloneMixin:
+    """``sklearn.base.clone`` for an estimator whose ``module`` may be a network instance.
+
+    ``clone`` deep-copies such a ``module``; a network with layers under
+    ``torch.nn.utils.weight_norm`` holds weights computed with autograd, which
+    ``copy.deepcopy`` refuses, so they are computed again outside it first.
+    """
+
+    def __sklearn_clone__(self):
+        if isinstance(self.module, nn.Module):
+            copyable(self.module)
+        return super().__sklearn_clone__()
 
 
 @contextlib.contextmanager

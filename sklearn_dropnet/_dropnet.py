@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._build_module import build_module, check_module_output
+from ._build_module import ModuleCloneMixin, build_module, check_module_output
 from ._data import split_validation
 from ._device import seeded_generators
 from ._export import NetworkExportMixin
@@ -107,7 +107,7 @@ def _record(pruner, accuracy, training, start):
     )
 
 
-class DropNetClassifier(NetworkExportMixin, RoutedParamsMixin, ClassifierMixin, BaseEstimator):
+class DropNetClassifier(ModuleCloneMixin, NetworkExportMixin, RoutedParamsMixin, ClassifierMixin, BaseEstimator):
     """Neural network classifier pruned by DropNet.
 
     Wraps a :class:`skorch.NeuralNetClassifier`. ``fit`` trains the dense

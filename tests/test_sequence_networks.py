@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from torch import nn
-from torch.nn.utils import weight_norm
+from torch.nn.utils import parametrizations, weight_norm
 
 from sklearn_dropnet import DropNetClassifier
 from sklearn_dropnet.exceptions import PruningError, UnitRemovalWarning
@@ -266,11 +266,9 @@ class _ParametrizedBlock(nn.Module):
 
     def __init__(self, input_shape=(8, 8), n_classes=10):
         super().__init__()
-        from torch.nn.utils.parametrizations import weight_norm as parametrized_weight_norm
-
         self.stem = nn.Conv1d(input_shape[0], 6, 1)  # its units feed 'conv1'
-        self.conv1 = parametrized_weight_norm(nn.Conv1d(6, 6, 3, padding=1))
-        self.conv2 = parametrized_weight_norm(nn.Conv1d(6, 6, 3, padding=1))
+        self.conv1 = parametrizations.weight_norm(nn.Conv1d(6, 6, 3, padding=1))
+        self.conv2 = parametrizations.weight_norm(nn.Conv1d(6, 6, 3, padding=1))
         self.downsample = nn.Conv1d(6, 6, 1)  # added to 'conv2': coupled to its outputs
         self.out = nn.Linear(6, n_classes)
 
@@ -298,3 +296,13 @@ def test_layers_coupled_to_parametrized_ones_are_refused_before_training(sequenc
     assert "its units feed 'conv1', whose parametrizations Torch-Pruning does not resize" in reasons["stem"]
     assert "coupled to the output channels of 'conv2', a layer that is never pruned" in reasons["downsample"]
     assert "(DropNet prunes layers under the hook-based torch.nn.utils.weight_norm)" in reasons["conv1"]
+
+
+def test_an_estimator_holding_a_weight_normed_instance_is_cloned():
+    from sklearn.base import clone
+
+    clf = DropNetClassifier(module=TCN(), prune_ratio=0.3)
+    copy = clone(clf)  # a grid search's clone deep-copies the instance: refused before
+    assert copy.module is not clf.module and copy.prune_ratio == 0.3
+    x = torch.randn(2, 8, 8)
+    torch.testing.assert_close(copy.module.eval()(x), clf.module.eval()(x))
