@@ -38,6 +38,7 @@ from ._sites import (
     LINEAR_CHANNELS,
     PRODUCT,
     Site,
+    is_stateless,
     record_forward,
 )
 from ._weight_norm import unsupported_reason as unsupported_weight_norm
@@ -151,7 +152,7 @@ def _role(call, channel_dim=None):
         return _NORM
     if isinstance(module, PASSING_TYPES):
         return _PASSING
-    stateless = next(module.parameters(), None) is None and next(module.buffers(), None) is None
+    stateless = is_stateless(module)
     if stateless and call.inputs and call.output is call.inputs[0]:
         return _PASSING
     if stateless and call.activates and _same_shape(call.output, call.inputs):

@@ -342,8 +342,8 @@ def record_forward(module, example_input):
         The leaf modules' calls and, outside leaf modules, the calls of
         activation functions, residual adds, products of two tensors,
         concatenations and channel-keeping functions (dropout, pooling,
-        scaling by a number). A function site's call has its :class:`Reading` where a module hook
-        can read its output.
+        scaling by a number, slices and pads). A function site's call has
+        its :class:`Reading` where a module hook can read its output.
     output : object
         What the module returned.
     """
@@ -424,6 +424,11 @@ def record_forward(module, example_input):
     return calls, output
 
 
+def is_stateless(module):
+    """Whether ``module`` holds no parameters and no buffers (a ``Chomp1d``, a custom activation)."""
+    return next(module.parameters(), None) is None and next(module.buffers(), None) is None
+
+
 def _module_keeps(module, inputs, output, steps):
     """The channel dimensions a leaf module keeps, if it has no parameters and its
     forward is a chain of slices, pads and the like from its input to its output
@@ -432,8 +437,7 @@ def _module_keeps(module, inputs, output, steps):
     ``steps`` are the (input, output, channels kept) of the functions its forward
     called. Anything else it did breaks the chain, and the module keeps nothing.
     """
-    stateless = next(module.parameters(), None) is None and next(module.buffers(), None) is None
-    if not stateless or not steps or not inputs or output is None:
+    if not is_stateless(module) or not steps or not inputs or output is None:
         return None
     tensor, keeps = inputs[0], BOTH_CHANNELS
     for first, result, kept in steps:
