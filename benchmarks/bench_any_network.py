@@ -443,9 +443,18 @@ def timing_section(seeds, repeats=15):
         )
 
 
+# The accuracy sections: name -> (title, network, whether the images are read as sequences).
+ACCURACY_SECTIONS = {
+    "residual": ("residual CNN, block written with torch.relu", ResidualCNN, False),
+    "conv1d": ("Conv1d network", SequenceCNN, True),
+    "tcn": ("TCN, locuslab's", TCN, True),
+}
+SECTIONS = (*ACCURACY_SECTIONS, "timing")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sections", nargs="*", help="residual, conv1d, tcn, timing (all by default)")
+    parser.add_argument("sections", nargs="*", help=f"{', '.join(SECTIONS)} (all by default)")
     parser.add_argument("--seeds", type=int, default=5, help="how many seeds (default 5)")
     parser.add_argument("--first-seed", type=int, default=0, help="the first seed (default 0)")
     parser.add_argument(
@@ -473,35 +482,28 @@ def main(argv=None):
         help="defaults: the estimator's own (default); fast: lr 0.003, batch 64, <= 40 epochs a round",
     )  # fmt: skip
     args = parser.parse_args(argv)
-    unknown = set(args.sections) - {"residual", "conv1d", "tcn", "timing"}
+    unknown = set(args.sections) - set(SECTIONS)
     if unknown:
-        parser.error(f"unknown sections {sorted(unknown)}: choose among residual, conv1d, tcn, timing")
+        parser.error(f"unknown sections {sorted(unknown)}: choose among {', '.join(SECTIONS)}")
     torch.set_num_threads(1)
     # The TCN is written as published, with the weight_norm torch now calls deprecated.
     warnings.filterwarnings("ignore", "`torch.nn.utils.weight_norm` is deprecated", FutureWarning)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    sections = args.sections or ["residual", "conv1d", "tcn", "timing"]
+    sections = [section for section in SECTIONS if section in args.sections] or SECTIONS
     options = {
         "distill_weight": args.distill_weight, "unit_score": args.unit_score, "module__width": args.width,
         "training": args.training, "drop_fractions": args.drop_fraction,
         "alternatives": [name for name in ALTERNATIVES if getattr(args, name)],
     }  # fmt: skip
-    load = DATASETS[args.data]
-    if "residual" in sections:
-        data = load()
+    for section in sections:
+        if section == "timing":
+            timing_section(seeds)
+            continue
+        name, module, as_sequences = ACCURACY_SECTIONS[section]
+        data = DATASETS[args.data](as_sequences=as_sequences)
         side = data[0].shape[-1]
-        title = f"residual CNN, block written with torch.relu ({args.data} {side}x{side})"
-        accuracy_section(title, ResidualCNN, data, seeds, **options)
-    if "conv1d" in sections:
-        data = load(as_sequences=True)
-        title = f"Conv1d network ({args.data} rows as {data[0].shape[-1]}-step sequences)"
-        accuracy_section(title, SequenceCNN, data, seeds, **options)
-    if "tcn" in sections:
-        data = load(as_sequences=True)
-        title = f"TCN, locuslab's ({args.data} rows as {data[0].shape[-1]}-step sequences)"
-        accuracy_section(title, TCN, data, seeds, **options)
-    if "timing" in sections:
-        timing_section(seeds)
+        read = f"rows as {side}-step sequences" if as_sequences else f"{side}x{side}"
+        accuracy_section(f"{name} ({args.data} {read})", module, data, seeds, **options)
 
 
 if __name__ == "__main__":
