@@ -6,6 +6,7 @@ removal must compute what switching the same units off computes.
 """
 
 import copy
+import re
 import warnings
 
 import numpy as np
@@ -258,3 +259,47 @@ def test_channels_mapped_through_a_split_and_a_concatenation_beyond_a_layer_are_
     net = pruner.remove(pruner.choose(pruner.score(lambda: [x]), 4, rng=np.random.default_rng(0)))
     pruner.check_removal(x)
     assert net(x).shape == (16, 3)
+
+
+class _CrossStagePartial(nn.Module):
+    """CSPNet's cross-stage block (YOLOv4/v5's backbone, timm's cspresnet50): a layer's
+    output split in two, a residual block on one half, then both concatenated again.
+    ``exp`` reaches no activation, so the residual stream switches it off."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.stem_bn = nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.exp, self.exp_bn = nn.Conv2d(8, 16, 1), nn.BatchNorm2d(16)
+        self.c1, self.b1 = nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.c2, self.b2 = nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.trans_b, self.trans_b_bn = nn.Conv2d(8, 8, 1), nn.BatchNorm2d(8)
+        self.trans, self.trans_bn = nn.Conv2d(16, 12, 1), nn.BatchNorm2d(12)
+        self.out = nn.Linear(12, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.stem_bn(self.stem(x)))
+        xs, xb = self.exp_bn(self.exp(x)).split(8, dim=1)
+        xb = torch.relu(self.b2(self.c2(torch.relu(self.b1(self.c1(xb))))) + xb)
+        xb = torch.relu(self.trans_b_bn(self.trans_b(xb)))
+        x = torch.relu(self.trans_bn(self.trans(torch.cat([xs, xb], dim=1))))
+        return self.out(x.mean(dim=(2, 3)))
+
+
+def test_a_switched_off_layer_mapped_beyond_its_channels_refuses_its_group():
+    """Torch-Pruning 1.6 maps the residual stream's channels to channels 16-23 of
+    ``exp``, which has 16; switching the units off raised an IndexError from torch."""
+    torch.manual_seed(0)
+    x = torch.randn(16, 1, 8, 8)
+    net = randomise_batchnorm(_CrossStagePartial()).eval()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnitRemovalWarning)
+        pruner = DropNetPruner(net, x[:2])
+        pruner.check_removal(x)  # the IndexError was raised here
+    assert any(
+        re.search(r"layer 'c2' unpruned: Torch-Pruning maps its units to channel \d+ of 'exp', which has 16", str(w.message))
+        for w in caught
+    )
+    assert set(pruner.units_per_layer) == {"stem", "c1", "trans"}
+    net = pruner.remove(pruner.choose(pruner.score(lambda: [x]), 8, rng=np.random.default_rng(0)))
+    pruner.check_removal(x)
+    assert net(x).shape == (16, 3) and sum(pruner.units_per_layer.values()) == 28 - 8

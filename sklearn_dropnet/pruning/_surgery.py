@@ -512,7 +512,7 @@ def trace_unit_groups(module, example_input, structure):
             )
             continue
         channel_groups, floor, problem = _channel_groups(graph, group, size, names)
-        problem = problem or _channels_out_of_range(members, consumers, modules, size)
+        problem = problem or _channels_out_of_range((*members, *unscored), consumers, modules, size)
         if problem:
             refused[name] = (size, problem)
             continue
@@ -548,7 +548,9 @@ def _not_followed(exc, module):
 def _channels_out_of_range(members, consumers, modules, size):
     """Why Torch-Pruning's channel mapping of a group cannot be right, or None: it
     names channels a layer does not have (through a ``chunk`` or ``split`` of a
-    layer's output and a concatenation, as in YOLOv8's C2f block)."""
+    layer's output and a concatenation, as in YOLOv8's C2f block and CSPNet's
+    cross-stage blocks). ``members`` are the layers whose output channels go
+    with the group's, scored or switched off; ``consumers``, those reading them."""
     widths = [(target, outputs, modules[target].weight.shape[0]) for target, outputs, _ in members]
     widths += [(target, inputs, _in_width(modules[target])) for target, inputs, _ in consumers]
     roots = [root for _, _, root in (*members, *consumers)]
@@ -557,7 +559,7 @@ def _channels_out_of_range(members, consumers, modules, size):
             return (
                 f"Torch-Pruning maps its units to channel {int(channels.max())} of {target!r}, which has "
                 f"{width} (a chunk or split of a layer's output concatenated again, as in YOLOv8's C2f "
-                "block, is mapped wrongly)"
+                "block and CSPNet's cross-stage blocks, is mapped wrongly)"
             )
     if any(root.size and (root.min() < 0 or root.max() >= size) for root in roots):
         return f"Torch-Pruning maps units beyond its {size} (a chunk or split of its output concatenated again)"
