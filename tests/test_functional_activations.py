@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from pruning_twins import assert_same_pruning, prune_once, twins
 from torch import nn
 
 from sklearn_dropnet import DropNetClassifier
@@ -100,44 +101,6 @@ class FunctionalMLP(ModuleMLP):
 
     def forward(self, x):
         return self.out(self.act(self.bn(self.fc2(self.act(self.fc1(x))))))
-
-
-def twins(make_module, make_functional, seed=0):
-    """The module network and its functional twin, with the same weights."""
-    torch.manual_seed(seed)
-    module_net = make_module()
-    functional_net = make_functional()
-    with torch.no_grad():  # BatchNorm statistics and shifts that are not trivial
-        for bn in (m for m in module_net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)):
-            bn.running_mean.normal_(0, 0.5)
-            bn.running_var.uniform_(0.5, 1.5)
-            bn.bias.normal_(0, 0.5)
-    functional_net.load_state_dict(module_net.state_dict(), strict=False)
-    return module_net, functional_net
-
-
-def prune_once(net, x, fraction=0.4, seed=0):
-    """Score, choose and remove with the pruner; the scores, the choice and the smaller network."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UnitRemovalWarning)
-        pruner = DropNetPruner(net, x[:2])
-        pruner.check_removal(x[:32])  # masking at the activation must match removal
-    scores = pruner.score(lambda: [x[:50], x[50:]], "activation")
-    n_drop = int(fraction * pruner.n_units)
-    drop = pruner.choose(scores, n_drop, scope="layer", rng=np.random.default_rng(seed))
-    return scores, drop, pruner.remove(drop), pruner
-
-
-def assert_same_pruning(a, b):
-    (scores_a, drop_a, net_a, pruner_a), (scores_b, drop_b, net_b, pruner_b) = a, b
-    assert scores_a.keys() == scores_b.keys()
-    for name in scores_a:
-        np.testing.assert_array_equal(scores_a[name], scores_b[name])
-        np.testing.assert_array_equal(drop_a[name], drop_b[name])
-    assert pruner_a.units_per_layer == pruner_b.units_per_layer
-    state_a, state_b = net_a.state_dict(), net_b.state_dict()
-    for key in state_b:  # the module twin has no extra parameters
-        assert torch.equal(state_a[key], state_b[key]), key
 
 
 def test_every_activation_module_has_functional_forms_here():

@@ -6,8 +6,9 @@ lists the calls of the leaf modules and of the activation functions; the
 chain ``layer -> [BatchNorm / InstanceNorm / Dropout / pooling / residual add] ->
 activation`` is then followed by tensor identity. The activation is a
 module (``nn.ReLU()``) or a function (``F.relu``, ``torch.relu``,
-``x.relu_()``), in place or not, or a custom module without parameters
-that calls one; a residual add (``out += shortcut``, ``out = out +
+``x.relu_()``), in place or not, a custom module without parameters
+that calls one, or a normalization module that applies one with a child
+module (timm's ``BatchNormAct2d``: its output is the post-activation); a residual add (``out += shortcut``, ``out = out +
 shortcut``, ``torch.relu(x + y)``) is followed from each of its terms. An
 activation written out as a gate times the layer's output (``x *
 torch.sigmoid(x)``) is read at the product (see :func:`_gate`).
@@ -149,7 +150,8 @@ def _role(call, channel_dim=None):
     if isinstance(module, ACTIVATION_TYPES):
         return _ACTIVATION
     if isinstance(module, NORM_TYPES):
-        return _NORM
+        # One that applies its activation too, with a child module (timm's BatchNormAct2d).
+        return _ACTIVATION if call.activates else _NORM
     if isinstance(module, PASSING_TYPES):
         return _PASSING
     stateless = is_stateless(module)

@@ -269,8 +269,12 @@ def _swaps_channel_groups(args, kwargs):
 
 
 # Layers recorded as one call even when they hold modules: a Conv2d subclass
-# that pads its input with a child module (EfficientNet's static "same" padding).
-_LAYER_TYPES = (nn.Linear, nn.modules.conv._ConvNd)
+# that pads its input with a child module (EfficientNet's static "same" padding),
+# a normalization that applies its activation with one (timm's BatchNormAct2d).
+_LAYER_TYPES = (
+    nn.Linear, nn.modules.conv._ConvNd,
+    nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm, nn.GroupNorm, nn.LayerNorm,
+)  # fmt: skip
 
 
 def _is_leaf(module):
@@ -347,7 +351,7 @@ def record_forward(module, example_input):
     output : object
         What the module returned.
     """
-    calls, stack, leaf_depth, module_calls, activating = [], [], [0], {}, set()
+    calls, stack, leaf_depth, module_calls, activating, leaves = [], [], [0], {}, set(), []
     entered, nested, module_versions, site_calls, inside = [], set(), {}, {}, {}
 
     def owner():
@@ -356,7 +360,7 @@ def record_forward(module, example_input):
     def on_call(func, name, args, kwargs, output, number):
         if leaf_depth[0]:
             if name in ACTIVATION_FUNCTIONS:
-                activating.add(stack[-1])  # the leaf module (the innermost call) applies an activation
+                activating.add(leaves[0])  # the recorded leaf module applies an activation
             first = args[0] if args else kwargs.get("input")
             inside.setdefault(stack[-1], []).append((first, _first_tensor(output), channels_kept(name, args, kwargs)))
             return None
@@ -395,10 +399,14 @@ def record_forward(module, example_input):
             first = _first_tensor(inputs)
             entered.append(None if first is None else first._version)
         stack.append(name)
+        if leaf:
+            leaves.append(name)
         leaf_depth[0] += leaf
 
     def post_hook(mod, inputs, output, name, leaf):
         stack.pop()
+        if leaf:
+            leaves.pop()
         leaf_depth[0] -= leaf
         if leaf and not leaf_depth[0]:  # a module called inside a recorded call belongs to it
             number = module_calls.get(name, 0)
