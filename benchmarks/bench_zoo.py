@@ -1,4 +1,4 @@
-"""DropNet on torchvision's networks, built by their builders: how much each shrinks.
+"""DropNet on torchvision's (or timm's) networks, built by their builders: how much each shrinks.
 
 Each network is given as ``DropNetClassifier(module=torchvision.models.NAME)``
 (its builder function; ``num_classes`` comes from the data), trained for
@@ -8,11 +8,16 @@ network must fit, predict, come out physically smaller and survive a joblib
 round trip. ShuffleNet V2 must be refused with a PruningError naming its
 channel shuffle.
 
+With ``--timm``, the networks are timm's, given as
+``DropNetClassifier(module=timm.create_model, module__model_name=NAME)``
+(``pip install timm``; its networks normalise and activate in one module,
+``BatchNormAct2d``).
+
 Prints, per network: units before and after, the fraction of parameters
 and of multiply-accumulates left, the layers left unpruned and the seconds
 the fit took. Run from the repository root::
 
-    python benchmarks/bench_zoo.py [--samples N] [NAME ...]
+    python benchmarks/bench_zoo.py [--samples N] [--timm] [NAME ...]
 """
 
 import argparse
@@ -40,17 +45,46 @@ MODELS = {
 }
 REFUSED = {"shufflenet_v2_x0_5": "shuffles channels"}
 
+# timm's networks, by name: one of each family's ways of writing its blocks.
+TIMM_MODELS = [
+    "resnet18", "efficientnet_b0", "mobilenetv3_small_100", "mobilenetv2_100", "regnetx_002",
+    "regnety_002", "rexnet_100", "dla34", "cspresnet50", "ese_vovnet19b_dw", "lcnet_050",
+    "mnasnet_100", "repvgg_a0", "resnext26ts", "ghostnet_100", "mixnet_s", "convnext_atto",
+]  # fmt: skip
+
+
+def torchvision_builder(name, builder_params):
+    """``torchvision.models.<name>``, and the estimator's ``module__*`` parameters."""
+    import torchvision
+
+    return getattr(torchvision.models, name), builder_params
+
+
+def _timm():
+    try:
+        import timm
+    except ImportError:
+        raise SystemExit("--timm needs timm: pip install timm") from None
+    return timm
+
+
+def timm_builder(name, builder_params):
+    """``timm.create_model`` with ``model_name=name``, and the estimator's ``module__*`` parameters."""
+    return _timm().create_model, {"model_name": name, **builder_params}
+
+
+# library -> (builder of a network by name, the names run by default)
+LIBRARIES = {"torchvision": (torchvision_builder, None), "timm": (timm_builder, TIMM_MODELS)}
+
 
 def images(n=64, n_classes=10, seed=0):
     rng = np.random.default_rng(seed)
     return rng.standard_normal((n, 3, 32, 32)).astype(np.float32), np.arange(n) % n_classes
 
 
-def prune(name, builder_params, X, y, prune_ratio=0.5, seed=0):
-    """Fit ``torchvision.models.<name>`` pruned to ``prune_ratio``; a dict of what it shows."""
-    import torchvision
-
-    builder = getattr(torchvision.models, name)
+def prune(name, builder_params, X, y, prune_ratio=0.5, seed=0, library="torchvision"):
+    """Fit the network ``name`` of ``library`` pruned to ``prune_ratio``; a dict of what it shows."""
+    builder, builder_params = LIBRARIES[library][0](name, builder_params)
     clf = DropNetClassifier(
         module=builder,
         prune_ratio=prune_ratio,
@@ -97,22 +131,26 @@ def refused(name, X, y):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", help="torchvision model names (all by default)")
+    parser.add_argument("names", nargs="*", help="model names (all of this script's by default)")
     parser.add_argument("--samples", type=int, default=64, help="random training images (default 64)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--timm", action="store_const", const="timm", default="torchvision", dest="library",
+                        help="timm's networks (timm.create_model) instead of torchvision's")
     args = parser.parse_args(argv)
+    if args.library == "timm":
+        _timm()  # before the table's header
     torch.set_num_threads(args.threads)
     X, y = images(args.samples)
-    names = args.names or [*MODELS, *REFUSED]
+    names = args.names or LIBRARIES[args.library][1] or [*MODELS, *REFUSED]
     print(f"{'model':<20} {'units':>13} {'params':>7} {'MACs':>7} {'unpruned':>8} {'rounds':>6} "
           f"{'joblib':>6} {'seconds':>8}")
     for name in names:
-        if name in REFUSED:
+        if name in REFUSED and args.library == "torchvision":
             message = refused(name, X, y)
             ok = message is not None and REFUSED[name] in message
             print(f"{name:<20} PruningError {'naming' if ok else 'NOT naming'} the channel shuffle: {message}")
             continue
-        r = prune(name, MODELS[name], X, y)
+        r = prune(name, MODELS.get(name, {}) if args.library == "torchvision" else {}, X, y, library=args.library)
         print(
             f"{name:<20} {r['units'][0]:>6}->{r['units'][1]:<6} {r['params']:>7.3f} {r['macs']:>7.3f} "
             f"{r['unpruned']:>8} {r['rounds']:>6} {str(r['joblib']):>6} {r['seconds']:>8.1f}",

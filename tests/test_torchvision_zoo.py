@@ -12,6 +12,8 @@ blocks' MLPs and name every other layer.
 """
 
 import importlib.util
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -143,3 +145,27 @@ def test_trained_squeeze_and_excitation_networks_pass_the_removal_check_in_every
         pruner.check_removal(x)
     assert not [str(w.message) for w in caught if "does not match switching them off" in str(w.message)]
     assert len(pruner.units) == {"mobilenet_v3_small": 22, "efficientnet_b0": 33}[name]
+
+
+def test_bench_zoo_timm_without_timm_says_how_to_install_it(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "timm", None)  # import timm raises ImportError
+    with pytest.raises(SystemExit, match=r"--timm needs timm: pip install timm"):
+        bench_zoo.main(["--timm", "efficientnet_b0"])
+    assert capsys.readouterr().out == ""  # before the table's header
+
+
+_BUILT = []
+
+
+def _create_model(model_name, **kwargs):
+    """timm.create_model's signature: a name, the network's arguments in ``**kwargs``."""
+    _BUILT.append((model_name, kwargs))
+    return getattr(torchvision.models, model_name)(**kwargs)
+
+
+def test_bench_zoo_builds_a_timm_network_with_create_model_by_name(monkeypatch):
+    monkeypatch.setitem(sys.modules, "timm", types.SimpleNamespace(create_model=_create_model))
+    _BUILT.clear()
+    result = bench_zoo.prune("resnet18", {}, *images(n=16), library="timm")
+    assert _BUILT == [("resnet18", {"num_classes": 10})]
+    assert result["units"][1] == result["units"][0] // 2 and result["joblib"]
