@@ -107,6 +107,19 @@ def test_batchnorm_next_conv_and_flatten_linear_follow_the_removed_filters():
     torch.testing.assert_close(net.bn2.running_var, dense.bn2.running_var[[0, 3, 4]])
 
 
+def test_sync_batchnorm_is_followed_and_removed_with_its_filters():
+    """A network converted for DistributedDataParallel (nn.SyncBatchNorm.convert_sync_batchnorm),
+    used without a process group, as BatchNorm2d computes it."""
+    torch.manual_seed(0)
+    net = ConvBNFlattenLinear()
+    net.bn1 = nn.SyncBatchNorm(6)
+    randomise_batchnorm(net)
+    x = torch.randn(6, 2, 6, 6)
+    assert set(groups_of(net, x)) == {"conv1", "conv2", "fc1"}
+    assert_removal_matches_masking(net, x, {"conv1": [0, 4], "conv2": [1]})
+    assert net.conv1.out_channels == net.bn1.num_features == net.conv2.in_channels == 4
+
+
 class ConvInstanceNorm(nn.Module):
     """conv -> InstanceNorm -> ReLU -> conv -> InstanceNorm -> torch.relu -> mean -> out."""
 

@@ -48,9 +48,9 @@ PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 # Modules that keep each channel in place but shift it: a chain passes
 # through them, and switching a unit off after one means zeroing its output.
-NORM_TYPES = (
-    nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d,
-)  # fmt: skip
+# Every BatchNorm (SyncBatchNorm too, as DistributedDataParallel's scripts convert
+# a network) and InstanceNorm.
+NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm)
 
 # Modules that keep each channel in place and a zero a zero (as does a leaf
 # module without parameters that returns its input, such as torchvision's
