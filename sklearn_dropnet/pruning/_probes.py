@@ -8,8 +8,9 @@ activation`` is then followed by tensor identity. The activation is a
 module (``nn.ReLU()``) or a function (``F.relu``, ``torch.relu``,
 ``x.relu_()``), in place or not, a custom module without parameters
 that calls one, or a normalization module that applies one with a child
-module (timm's ``BatchNormAct2d``: its output is the post-activation); a residual add (``out += shortcut``, ``out = out +
-shortcut``, ``torch.relu(x + y)``) is followed from each of its terms. An
+module (timm's ``BatchNormAct2d``: its output is the post-activation); a
+residual add (``out += shortcut``, ``out = out + shortcut``,
+``torch.relu(x + y)``) is followed from each of its terms. An
 activation written out as a gate times the layer's output (``x *
 torch.sigmoid(x)``) is read at the product (see :func:`_gate`).
 
