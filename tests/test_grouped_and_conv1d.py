@@ -303,3 +303,35 @@ def test_a_switched_off_layer_mapped_beyond_its_channels_refuses_its_group():
     net = pruner.remove(pruner.choose(pruner.score(lambda: [x]), 8, rng=np.random.default_rng(0)))
     pruner.check_removal(x)
     assert net(x).shape == (16, 3) and sum(pruner.units_per_layer.values()) == 28 - 8
+
+
+def test_a_layer_split_before_its_activation_is_named_with_the_split():
+    structure = inspect_network(_CrossStagePartial().eval(), torch.randn(2, 1, 8, 8))
+    assert structure.left_out["exp"].startswith("its output goes into a split ('<root>: split') before any activation")
+
+
+class _ReadAndSplit(nn.Module):
+    """A layer's output read by its activation and, unchanged, by a chunk into two parts."""
+
+    def __init__(self, chunk_first):
+        super().__init__()
+        self.chunk_first = chunk_first
+        self.conv, self.bn, self.out = nn.Conv2d(1, 8, 3), nn.BatchNorm2d(8), nn.Linear(12, 3)
+
+    def forward(self, x):
+        x = self.bn(self.conv(x))
+        if self.chunk_first:
+            parts = x.chunk(2, dim=1)
+            h = torch.relu(x)
+        else:
+            h = torch.relu(x)
+            parts = torch.chunk(x, 2, 1)
+        return self.out(torch.cat([h.mean(dim=(2, 3)), parts[0].mean(dim=(2, 3))], dim=1))
+
+
+@pytest.mark.parametrize("chunk_first", [True, False])
+def test_a_layer_whose_output_is_also_split_before_its_activation_is_left_out(chunk_first):
+    """Switching a unit off at the ReLU cannot zero it in the chunk, which reads it before."""
+    structure = inspect_network(_ReadAndSplit(chunk_first).eval(), torch.randn(2, 1, 8, 8))
+    assert "conv" not in structure.probes
+    assert "goes into a split" in structure.left_out["conv"] and ": chunk')" in structure.left_out["conv"]

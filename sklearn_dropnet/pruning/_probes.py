@@ -39,6 +39,7 @@ from ._sites import (
     CONV_CHANNELS,
     LINEAR_CHANNELS,
     PRODUCT,
+    SPLITTING_FUNCTIONS,
     Site,
     is_stateless,
     record_forward,
@@ -142,7 +143,7 @@ def _role(call, channel_dim=None):
     if call.module is None:
         if call.function in ACTIVATION_FUNCTIONS:
             return _ACTIVATION
-        if call.function == CHANNEL_SHUFFLE or call.function in CONCATENATION_FUNCTIONS:
+        if call.function == CHANNEL_SHUFFLE or call.function in CONCATENATION_FUNCTIONS | SPLITTING_FUNCTIONS:
             return _OTHER
         if call.function == PRODUCT:
             return _PRODUCT
@@ -343,16 +344,16 @@ def _follow(calls, readers, start, tensor, channel_dim):
 
 
 def _joined(calls, following, tensor):
-    """The concatenation among the calls ``following`` that joins ``tensor`` unchanged, or None.
+    """The concatenation or split among the calls ``following`` that reads ``tensor`` unchanged, or None.
 
-    Such a concatenation takes a unit's value on before its activation (a
-    DenseNet layer's output), where switching the unit off at the
+    Such a call takes a unit's value on before its activation (a DenseNet
+    layer's output, a CSPNet block's), where switching the unit off at the
     activation cannot zero it. Calls after one that changes ``tensor`` in
     place (``F.relu(x, inplace=True)``, ``out += shortcut``) read it changed.
     """
     for index in following:
         call = calls[index]
-        if call.function in CONCATENATION_FUNCTIONS:
+        if call.function in CONCATENATION_FUNCTIONS | SPLITTING_FUNCTIONS:
             return call
         if call.output is tensor and _role(call) != _PASSING:
             return None
@@ -425,6 +426,14 @@ def _sibling_output(calls, tensor, before, layer_inputs):
     return False
 
 
+def _split(stop):
+    return (
+        f"its output goes into a split ({stop.site.name!r}) before any activation, and DropNet "
+        f"follows a unit to its activation only through {_FOLLOWED}: a split moves the unit's "
+        "channel to another position of one part (as in CSPNet's cross-stage blocks and YOLOv8's C2f)"
+    )
+
+
 def _step_name(call):
     """A module call as ``LayerNorm ('norm')``, a function call as ``'<root>: __getitem__'``."""
     return f"{type(call.module).__name__} ({call.site.name!r})" if call.module is not None else repr(call.site.name)
@@ -436,6 +445,8 @@ def _no_activation(stop):
         return _BEFORE_A_PRODUCT
     if stop is not None and stop.function in CONCATENATION_FUNCTIONS:
         return _concatenated(stop)
+    if stop is not None and stop.function in SPLITTING_FUNCTIONS:
+        return _split(stop)
     if stop is None or stop.module is None and stop.keeps is None:
         return _NO_ACTIVATION
     if stop.keeps is not None:  # a slice or pad that moves the layer's units

@@ -44,7 +44,10 @@ from torch.overrides import TorchFunctionMode
 
 from ._eval_mode import evaluate
 
-__all__ = ["ACTIVATION_FUNCTIONS", "CONCATENATION_FUNCTIONS", "PRODUCT", "Call", "Reading", "Site", "record_forward", "site_hooks"]
+__all__ = [
+    "ACTIVATION_FUNCTIONS", "CONCATENATION_FUNCTIONS", "PRODUCT", "SPLITTING_FUNCTIONS", "Call", "Reading", "Site",
+    "record_forward", "site_hooks",
+]  # fmt: skip
 
 # The functions that apply an activation of ``ACTIVATION_TYPES``, by the
 # name torch gives them in ``__torch_function__``: ``F.relu``,
@@ -106,9 +109,15 @@ BOTH_CHANNELS = frozenset({CONV_CHANNELS, LINEAR_CHANNELS})
 # layer is left unpruned can name it (DenseNet's layers).
 CONCATENATION_FUNCTIONS = frozenset({"cat", "concat", "concatenate"})
 
+# A split into parts (``x.split(8, dim=1)``, ``x.chunk(2, 1)``) moves channels to
+# other positions of one part: a layer's output is not followed through it either,
+# but it is recorded, with its first part as the output, so that the reason a layer
+# is left unpruned can name it (CSPNet's cross-stage blocks, YOLOv8's C2f).
+SPLITTING_FUNCTIONS = frozenset({"split", "chunk", "tensor_split", "split_with_sizes"})
+
 _RECORDED_FUNCTIONS = (
     ACTIVATION_FUNCTIONS | PASSING_FUNCTIONS | ADD_FUNCTIONS | SCALING_FUNCTIONS | _TRANSPOSE_FUNCTIONS
-    | CONCATENATION_FUNCTIONS | SLICING_FUNCTIONS
+    | CONCATENATION_FUNCTIONS | SPLITTING_FUNCTIONS | SLICING_FUNCTIONS
 )  # fmt: skip
 
 
@@ -367,6 +376,10 @@ def record_forward(module, example_input):
         if name in CONCATENATION_FUNCTIONS:
             joined = _tensors(args[0] if args else kwargs.get("tensors", ()))
             calls.append(Call(Site(f"{owner()}: {name}", -1, function=True), None, name, joined, _first_tensor(output)))
+            return None
+        if name in SPLITTING_FUNCTIONS:
+            split = _tensors(args[:1] or (kwargs.get("input", kwargs.get("self")),))
+            calls.append(Call(Site(f"{owner()}: {name}", -1, function=True), None, name, split, _first_tensor(output)))
             return None
         if not args:  # F.relu(input=x)
             args = (kwargs.get("input"),)
