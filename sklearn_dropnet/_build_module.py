@@ -166,6 +166,24 @@ def _new_module(module, kwargs, input_shape, n_classes):
     return network
 
 
+def _uncompiled(network):
+    """The network ``torch.compile`` wrapped, with a warning, or ``network`` itself.
+
+    DropNet changes the network's shapes every round (torch would compile it
+    again each time) and hooks its layers, which a compiled graph does not
+    run one by one, so it trains and prunes the network itself.
+    """
+    if type(network).__name__ != "OptimizedModule" or not isinstance(getattr(network, "_orig_mod", None), nn.Module):
+        return network
+    warn(
+        "module is a torch.compile'd network: DropNet trains and prunes the network inside "
+        "it (module._orig_mod), as pruning changes its shapes every round. Compile the fitted "
+        "network for inference instead: torch.compile(clf.module_).",
+        UserWarning,
+    )
+    return network._orig_mod
+
+
 def build_module(module, kwargs, input_shape, n_classes):
     """A new network in float32, the type of the inputs it is given.
 
@@ -196,7 +214,7 @@ def build_module(module, kwargs, input_shape, n_classes):
     (Conv2d(4, 6, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1)), Linear(in_features=24, out_features=3, bias=True))
     """
     check_picklable(module)
-    network = _new_module(module, dict(kwargs), input_shape, n_classes)
+    network = _uncompiled(_new_module(module, dict(kwargs), input_shape, n_classes))
     wrong = sorted({
         str(p.dtype) for p in network.parameters() if p.is_floating_point() and p.dtype != torch.float32
     })  # fmt: skip

@@ -146,6 +146,25 @@ def test_a_builder_must_return_a_network(data):
         fit(Net(num_classes=3), data, module__hidden=4)
 
 
+def compiled_builder(hidden=10, num_classes=1000):
+    return torch.compile(Net(hidden=hidden, num_classes=num_classes))
+
+
+@pytest.mark.parametrize("compiled", ["instance", "builder"])
+def test_a_compiled_network_is_pruned_uncompiled_with_a_warning(data, compiled):
+    """torch.compile's wrapper would compile again every round, and hide the layers' names."""
+    module = torch.compile(Net(num_classes=3)) if compiled == "instance" else compiled_builder
+    with pytest.warns(UserWarning, match=r"module is a torch.compile'd network: .* torch.compile\(clf.module_\)") as caught:
+        clf = fit(module, data)
+    assert caught[0].filename == __file__
+    assert type(clf.module_) is Net
+    assert set(clf.pruning_history_[-1]["units_per_layer"]) == {"hidden"}
+    buffer = io.BytesIO()
+    joblib.dump(clf, buffer)
+    buffer.seek(0)
+    np.testing.assert_array_equal(joblib.load(buffer).predict_proba(data[0]), clf.predict_proba(data[0]))
+
+
 class SoftmaxNet(Net):
     """skorch's README module: it ends in a softmax."""
 
