@@ -134,24 +134,24 @@ def test_a_batchnorm_that_applies_its_activation_is_where_the_layer_is_read(imag
     assert not structure.left_out
 
 
-def test_a_network_with_norm_act_layers_prunes_as_its_module_twin(images):
+@pytest.mark.parametrize(
+    "make, units",
+    [
+        ((ModuleResidual, NormActResidual), {"stem", "c1", "c3"}),
+        # the stem with the projection added to it; the expansion with the depthwise convolution
+        ((ModuleInvertedResidual, NormActInvertedResidual), {"conv_stem", "conv_pw"}),
+    ],
+    ids=["residual", "inverted-residual"],
+)
+def test_a_network_with_norm_act_layers_prunes_as_its_module_twin(images, make, units):
     x = torch.as_tensor(images[0][:100])
-    module_net, norm_act_net = twins(ModuleResidual, NormActResidual)
+    module_net, norm_act_net = twins(*make)
     module_net.eval(), norm_act_net.eval()
     a, b = prune_once(module_net, x, 0.5), prune_once(norm_act_net, x, 0.5)
     assert_same_pruning(a, b)
-    assert set(b[3].units_per_layer) == {"stem", "c1", "c3"}
-
-
-def test_an_inverted_residual_block_prunes_as_its_module_twin(images):
-    x = torch.as_tensor(images[0][:100])
-    module_net, norm_act_net = twins(ModuleInvertedResidual, NormActInvertedResidual)
-    module_net.eval(), norm_act_net.eval()
-    a, b = prune_once(module_net, x, 0.5), prune_once(norm_act_net, x, 0.5)
-    assert_same_pruning(a, b)
-    # the stem with the projection added to it; the expansion with the depthwise convolution
-    assert set(b[3].units_per_layer) == {"conv_stem", "conv_pw"}
-    assert b[2].conv_dw.groups == b[2].conv_dw.out_channels < 24
+    assert set(b[3].units_per_layer) == units
+    if make[1] is NormActInvertedResidual:
+        assert b[2].conv_dw.groups == b[2].conv_dw.out_channels < 24
 
 
 def test_a_group_norm_that_applies_its_activation_is_named_as_mixing_channels():
