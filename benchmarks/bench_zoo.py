@@ -73,8 +73,12 @@ def timm_builder(name, builder_params):
     return _timm().create_model, {"model_name": name, **builder_params}
 
 
-# library -> (builder of a network by name, the names run by default)
-LIBRARIES = {"torchvision": (torchvision_builder, None), "timm": (timm_builder, TIMM_MODELS)}
+# library -> (builder of a network by name, the names run by default, the builders'
+# own arguments by name, the names refused and what their PruningError names)
+LIBRARIES = {
+    "torchvision": (torchvision_builder, [*MODELS, *REFUSED], MODELS, REFUSED),
+    "timm": (timm_builder, TIMM_MODELS, {}, {}),
+}
 
 
 def images(n=64, n_classes=10, seed=0):
@@ -141,16 +145,17 @@ def main(argv=None):
         _timm()  # before the table's header
     torch.set_num_threads(args.threads)
     X, y = images(args.samples)
-    names = args.names or LIBRARIES[args.library][1] or [*MODELS, *REFUSED]
+    _, default_names, builder_params, refused_names = LIBRARIES[args.library]
+    names = args.names or default_names
     print(f"{'model':<20} {'units':>13} {'params':>7} {'MACs':>7} {'unpruned':>8} {'rounds':>6} "
           f"{'joblib':>6} {'seconds':>8}")
     for name in names:
-        if name in REFUSED and args.library == "torchvision":
+        if name in refused_names:
             message = refused(name, X, y)
-            ok = message is not None and REFUSED[name] in message
+            ok = message is not None and refused_names[name] in message
             print(f"{name:<20} PruningError {'naming' if ok else 'NOT naming'} the channel shuffle: {message}")
             continue
-        r = prune(name, MODELS.get(name, {}) if args.library == "torchvision" else {}, X, y, library=args.library)
+        r = prune(name, builder_params.get(name, {}), X, y, library=args.library)
         print(
             f"{name:<20} {r['units'][0]:>6}->{r['units'][1]:<6} {r['params']:>7.3f} {r['macs']:>7.3f} "
             f"{r['unpruned']:>8} {r['rounds']:>6} {str(r['joblib']):>6} {r['seconds']:>8.1f}",
