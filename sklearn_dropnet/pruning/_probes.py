@@ -91,6 +91,11 @@ ACTIVATION_TYPES = (
     nn.Threshold,
 )
 
+# Functions that move channels to other positions (a concatenation, a split):
+# a layer's output is not followed through them, and one that reads it before
+# its activation leaves the layer out.
+_MOVING_FUNCTIONS = CONCATENATION_FUNCTIONS | SPLITTING_FUNCTIONS
+
 # What a call does to the chain that follows a layer's output.
 _ACTIVATION, _NORM, _PASSING, _ADD, _PRODUCT, _OTHER = "activation", "norm", "passing", "add", "product", "other"
 
@@ -143,7 +148,7 @@ def _role(call, channel_dim=None):
     if call.module is None:
         if call.function in ACTIVATION_FUNCTIONS:
             return _ACTIVATION
-        if call.function == CHANNEL_SHUFFLE or call.function in CONCATENATION_FUNCTIONS | SPLITTING_FUNCTIONS:
+        if call.function == CHANNEL_SHUFFLE or call.function in _MOVING_FUNCTIONS:
             return _OTHER
         if call.function == PRODUCT:
             return _PRODUCT
@@ -353,7 +358,7 @@ def _joined(calls, following, tensor):
     """
     for index in following:
         call = calls[index]
-        if call.function in CONCATENATION_FUNCTIONS | SPLITTING_FUNCTIONS:
+        if call.function in _MOVING_FUNCTIONS:
             return call
         if call.output is tensor and _role(call) != _PASSING:
             return None
