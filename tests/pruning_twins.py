@@ -3,8 +3,9 @@
 A network with activation modules and its twin with the same layers (and so
 the same parameter names and weights) written otherwise: with functional
 activations (``test_functional_activations.py``), or with normalization
-layers that apply their activation (``test_norm_act_layers.py``). Imported by
-those tests (pytest puts this folder on ``sys.path``); not a test module itself.
+layers that apply their activation (``test_norm_act_layers.py``); and the
+residual network both write twice. Imported by those tests (pytest puts this
+folder on ``sys.path``); not a test module itself.
 """
 
 import warnings
@@ -53,3 +54,26 @@ def assert_same_pruning(a, b):
     state_a, state_b = net_a.state_dict(), net_b.state_dict()
     for key in state_b:  # the module twin has no extra parameters
         assert torch.equal(state_a[key], state_b[key]), key
+
+
+class ModuleResidual(nn.Module):
+    """stem conv -> BN -> ReLU; block conv -> BN -> ReLU -> conv -> BN, added to the
+    stem (identity) and to a projection, then ReLU; mean -> out."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.stem_bn, self.stem_act = nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()
+        self.c1, self.b1, self.a1 = nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()
+        self.c2, self.b2, self.a2 = nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()
+        self.c3, self.b3 = nn.Conv2d(8, 12, 3, padding=1, stride=2), nn.BatchNorm2d(12)
+        self.proj, self.proj_bn, self.a3 = nn.Conv2d(8, 12, 1, stride=2), nn.BatchNorm2d(12), nn.ReLU()
+        self.out = nn.Linear(12, 10)
+
+    def forward(self, x):
+        x = self.stem_act(self.stem_bn(self.stem(x)))
+        out = self.b2(self.c2(self.a1(self.b1(self.c1(x)))))
+        out += x
+        x = self.a2(out)
+        out = self.b3(self.c3(x))
+        out += self.proj_bn(self.proj(x))
+        return self.out(self.a3(out).mean(dim=(2, 3)))

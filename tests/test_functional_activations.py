@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from pruning_twins import assert_same_pruning, prune_once, twins
+from pruning_twins import ModuleResidual, assert_same_pruning, prune_once, twins
 from torch import nn
 
 from sklearn_dropnet import DropNetClassifier
@@ -149,29 +149,6 @@ class FunctionalCNN(ModuleCNN):
         h = self.fc(x)
         h.relu_()  # in place, its result not used
         return self.out(h)
-
-
-class ModuleResidual(nn.Module):
-    """stem conv -> BN -> ReLU; block conv -> BN -> ReLU -> conv -> BN, added to the
-    stem (identity) and to a projection, then ReLU; mean -> out."""
-
-    def __init__(self):
-        super().__init__()
-        self.stem, self.stem_bn, self.stem_act = nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()
-        self.c1, self.b1, self.a1 = nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()
-        self.c2, self.b2, self.a2 = nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()
-        self.c3, self.b3 = nn.Conv2d(8, 12, 3, padding=1, stride=2), nn.BatchNorm2d(12)
-        self.proj, self.proj_bn, self.a3 = nn.Conv2d(8, 12, 1, stride=2), nn.BatchNorm2d(12), nn.ReLU()
-        self.out = nn.Linear(12, 10)
-
-    def forward(self, x):
-        x = self.stem_act(self.stem_bn(self.stem(x)))
-        out = self.b2(self.c2(self.a1(self.b1(self.c1(x)))))
-        out += x
-        x = self.a2(out)
-        out = self.b3(self.c3(x))
-        out += self.proj_bn(self.proj(x))
-        return self.out(self.a3(out).mean(dim=(2, 3)))
 
 
 class FunctionalResidual(ModuleResidual):

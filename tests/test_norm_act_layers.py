@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from pruning_twins import assert_same_pruning, prune_once, twins
-from test_functional_activations import ModuleResidual
+from pruning_twins import ModuleResidual, assert_same_pruning, prune_once, twins
 from torch import nn
 
 from sklearn_dropnet import DropNetClassifier
