@@ -180,3 +180,31 @@ def test_the_estimator_prunes_a_norm_act_network_and_it_survives_joblib(images):
     joblib.dump(clf, buffer)
     buffer.seek(0)
     np.testing.assert_array_equal(joblib.load(buffer).predict_proba(X[:20]), clf.predict_proba(X[:20]))
+
+
+class NormWithLayer(nn.BatchNorm1d):
+    """A BatchNorm1d subclass that holds a Linear of its own, after the normalization."""
+
+    def __init__(self, num_features):
+        super().__init__(num_features)
+        self.fc, self.act = nn.Linear(num_features, num_features), nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.fc(super().forward(x)))
+
+
+def test_a_normalization_holding_a_layer_is_not_one_call():
+    """Its Linear is traced, and pruned, as any other; the layer before it is not read
+    at the module's output, which the Linear mixes."""
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.hidden, self.norm, self.out = nn.Linear(6, 8), NormWithLayer(8), nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.out(self.norm(self.hidden(x)))
+
+    structure = inspect_network(Net().eval(), torch.randn(2, 6))
+    assert set(structure.probes) == {"norm.fc"} and structure.probes["norm.fc"].activation.name == "norm.act"
+    assert "hidden" not in structure.probes

@@ -278,19 +278,26 @@ def _swaps_channel_groups(args, kwargs):
 
 
 # Layers recorded as one call even when they hold modules: a Conv2d subclass
-# that pads its input with a child module (EfficientNet's static "same" padding),
-# a normalization that applies its activation with one (timm's BatchNormAct2d).
-_LAYER_TYPES = (
-    nn.Linear, nn.modules.conv._ConvNd,
+# that pads its input with a child module (EfficientNet's static "same" padding).
+_LAYER_TYPES = (nn.Linear, nn.modules.conv._ConvNd)
+
+# Normalizations recorded as one call when they hold no layer: one that applies
+# its activation with a child module (timm's BatchNormAct2d).
+_NORM_LAYER_TYPES = (
     nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm, nn.GroupNorm, nn.LayerNorm,
 )  # fmt: skip
 
 
 def _is_leaf(module):
     """Whether a module's call is recorded as one, with what it calls inside (a layer
-    with parametrizations is not: it is never pruned, and is named as such)."""
-    if isinstance(module, _LAYER_TYPES) and not parametrize.is_parametrized(module):
+    with parametrizations is not: it is never pruned, and is named as such; nor is a
+    normalization holding a ``Linear`` or ``Conv``, whose calls are recorded)."""
+    if parametrize.is_parametrized(module):
+        return False
+    if isinstance(module, _LAYER_TYPES):
         return True
+    if isinstance(module, _NORM_LAYER_TYPES):
+        return not any(isinstance(inner, _LAYER_TYPES) for inner in module.modules() if inner is not module)
     return next(iter(module.children()), None) is None
 
 
