@@ -367,14 +367,15 @@ def record_forward(module, example_input):
     output : object
         What the module returned.
     """
-    calls, stack, leaf_depth, module_calls, activating, leaves = [], [], [0], {}, set(), []
+    # leaves: the leaf modules being called, outermost first (one deep, but for a module called inside one)
+    calls, stack, leaves, module_calls, activating = [], [], [], {}, set()
     entered, nested, module_versions, site_calls, inside = [], set(), {}, {}, {}
 
     def owner():
         return stack[-1] if stack and stack[-1] else "<root>"
 
     def on_call(func, name, args, kwargs, output, number):
-        if leaf_depth[0]:
+        if leaves:
             if name in ACTIVATION_FUNCTIONS:
                 activating.add(leaves[0])  # the recorded leaf module applies an activation
             first = args[0] if args else kwargs.get("input")
@@ -413,7 +414,7 @@ def record_forward(module, example_input):
         return None
 
     def pre_hook(mod, inputs, name, leaf):
-        if leaf_depth[0]:
+        if leaves:
             nested.add(name)
         elif leaf:
             first = _first_tensor(inputs)
@@ -421,14 +422,12 @@ def record_forward(module, example_input):
         stack.append(name)
         if leaf:
             leaves.append(name)
-        leaf_depth[0] += leaf
 
     def post_hook(mod, inputs, output, name, leaf):
         stack.pop()
         if leaf:
             leaves.pop()
-        leaf_depth[0] -= leaf
-        if leaf and not leaf_depth[0]:  # a module called inside a recorded call belongs to it
+        if leaf and not leaves:  # a module called inside a recorded call belongs to it
             number = module_calls.get(name, 0)
             module_calls[name] = number + 1
             first = _first_tensor(inputs)
