@@ -130,12 +130,28 @@ _BEFORE_A_PRODUCT = (
 )
 
 
-def _concatenated(stop):
+# What a call that moves channels (see _MOVING_FUNCTIONS) is, and why a unit cannot be
+# followed through it, for messages.
+_MOVED = {
+    **dict.fromkeys(CONCATENATION_FUNCTIONS, (
+        "a concatenation",
+        "a concatenation moves the unit's channel, and where several layers read it, each with its "
+        "own BatchNorm and activation (DenseNet), the unit has no one post-activation",
+    )),
+    **dict.fromkeys(SPLITTING_FUNCTIONS, (
+        "a split",
+        "a split moves the unit's channel to another position of one part (as in CSPNet's "
+        "cross-stage blocks and YOLOv8's C2f)",
+    )),
+}  # fmt: skip
+
+
+def _moved(stop):
+    """Why a layer whose output goes into the concatenation or split ``stop`` is left out."""
+    what, why = _MOVED[stop.function]
     return (
-        f"its output goes into a concatenation ({stop.site.name!r}) before any activation, and "
-        f"DropNet follows a unit to its activation only through {_FOLLOWED}: a concatenation "
-        "moves the unit's channel, and where several layers read it, each with its own "
-        "BatchNorm and activation (DenseNet), the unit has no one post-activation"
+        f"its output goes into {what} ({stop.site.name!r}) before any activation, and DropNet "
+        f"follows a unit to its activation only through {_FOLLOWED}: {why}"
     )
 
 
@@ -431,14 +447,6 @@ def _sibling_output(calls, tensor, before, layer_inputs):
     return False
 
 
-def _split(stop):
-    return (
-        f"its output goes into a split ({stop.site.name!r}) before any activation, and DropNet "
-        f"follows a unit to its activation only through {_FOLLOWED}: a split moves the unit's "
-        "channel to another position of one part (as in CSPNet's cross-stage blocks and YOLOv8's C2f)"
-    )
-
-
 def _step_name(call):
     """A module call as ``LayerNorm ('norm')``, a function call as ``'<root>: __getitem__'``."""
     return f"{type(call.module).__name__} ({call.site.name!r})" if call.module is not None else repr(call.site.name)
@@ -448,10 +456,8 @@ def _no_activation(stop):
     """Why a layer whose chain ended at the call ``stop`` (or nowhere) is left out."""
     if stop is not None and stop.function == PRODUCT:
         return _BEFORE_A_PRODUCT
-    if stop is not None and stop.function in CONCATENATION_FUNCTIONS:
-        return _concatenated(stop)
-    if stop is not None and stop.function in SPLITTING_FUNCTIONS:
-        return _split(stop)
+    if stop is not None and stop.function in _MOVING_FUNCTIONS:
+        return _moved(stop)
     if stop is None or stop.module is None and stop.keeps is None:
         return _NO_ACTIVATION
     if stop.keeps is not None:  # a slice or pad that moves the layer's units
