@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ._net import criterion_name, returns_probabilities, unnamed_script_classes
+from ._pickling import ParametrizedReducer
 from ._user_warnings import warn
 from .models import MLP
 from .pruning._eval_mode import evaluate
@@ -91,8 +92,9 @@ def check_picklable(module):
         ) from exc
 
 
-class _TensorsLeftOut(pickle.Pickler):
-    """Pickles what a network holds but its tensors: whether it can be pickled, cheaply."""
+class _TensorsLeftOut(ParametrizedReducer, pickle.Pickler):
+    """Pickles what a network holds but its tensors: whether it can be pickled, cheaply
+    (as the estimator pickles it: parametrized layers too)."""
 
     def persistent_id(self, obj):
         return id(obj) if isinstance(obj, torch.Tensor) else None

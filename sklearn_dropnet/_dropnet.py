@@ -27,6 +27,7 @@ from ._device import seeded_generators
 from ._export import NetworkExportMixin
 from ._inputs import inference_data, labelled_for_prune, training_data
 from ._net import make_net
+from ._pickling import PortableModulesMixin
 from ._routing import RoutedParamsMixin
 from ._user_warnings import warn
 from ._validation import DROPNET_CONSTRAINTS, check_dropnet_params
@@ -107,7 +108,9 @@ def _record(pruner, accuracy, training, start):
     )
 
 
-class DropNetClassifier(ModuleCloneMixin, NetworkExportMixin, RoutedParamsMixin, ClassifierMixin, BaseEstimator):
+class DropNetClassifier(
+    PortableModulesMixin, ModuleCloneMixin, NetworkExportMixin, RoutedParamsMixin, ClassifierMixin, BaseEstimator
+):
     """Neural network classifier pruned by DropNet.
 
     Wraps a :class:`skorch.NeuralNetClassifier`. ``fit`` trains the dense

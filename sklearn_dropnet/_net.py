@@ -14,7 +14,6 @@ import math
 import sys
 import time
 
-import cloudpickle
 import torch
 import torch.nn.functional as F
 from skorch import NeuralNetClassifier
@@ -23,6 +22,7 @@ from skorch.helper import predefined_split
 from torch import nn
 
 from ._data import inference_loader, training_loader
+from ._pickling import dumps, has_parametrizations
 from ._routing import ROUTED_PREFIXES
 from .pruning._eval_mode import evaluate
 
@@ -224,14 +224,16 @@ class DropNetNet(NeuralNetClassifier):
         joblib sends them, and cannot name them: sending the fitted estimator
         back failed. Pickled by value (cloudpickle) they come back, and the
         process that sent them finds its own classes again; ``pickle``
-        reads either.
+        reads either. Layers with parametrizations (``weight_norm``), which
+        torch refuses to pickle, are pickled as :mod:`._pickling` explains.
         """
         state = self.__dict__.copy()
         prefixes = tuple(self.cuda_dependent_attributes_)  # what skorch pickles apart: the modules, ...
         apart = {key: state.pop(key) for key in list(state) if isinstance(key, str) and key.startswith(prefixes)}
-        if not unnamed_script_classes(apart.values()):
+        by_value = bool(unnamed_script_classes(apart.values()))
+        if not by_value and not any(has_parametrizations(value) for value in apart.values()):
             return super().__getstate__()
-        state["__cuda_dependent_attributes__"] = cloudpickle.dumps(apart)  # what skorch's __setstate__ reads
+        state["__cuda_dependent_attributes__"] = dumps(apart, by_value)  # what skorch's __setstate__ reads
         return state
 
     def set_module(self, module):
