@@ -10,7 +10,12 @@ by it), so the pins are kept per kind of CPU (``AVX512``, ``AVX2``, ...).
 A run replaces the pins of every other kind too, which a change of results
 makes stale: run it again on a machine of each other kind to pin those.
 ``--add-kind`` instead adds this machine's kind and keeps the others, for a
-new kind of machine when the results have not changed.
+new kind of machine when the results have not changed. Two CPUs of one kind
+can still differ in the last bits (the math library picks its kernels by
+the processor's model too: an AVX-512 Xeon with AMX does): ``--add-variant
+LABEL``, on such a machine and with results unchanged, keeps its pins as
+another variant of its kind, under ``"KIND LABEL"``; the tests accept any
+variant of their kind.
 """
 
 import hashlib
@@ -86,10 +91,11 @@ def run_case(name):
 
 
 def main(argv):
-    add_kind = "--add-kind" in argv
-    names = [name for name in argv if name != "--add-kind"] or list(CASES)
+    variant = argv[argv.index("--add-variant") + 1] if "--add-variant" in argv else None
+    add_kind = "--add-kind" in argv or variant is not None
+    names = [name for name in argv if name in CASES] or list(CASES)
     torch.set_num_threads(1)
-    kind = torch.backends.cpu.get_cpu_capability()
+    kind = torch.backends.cpu.get_cpu_capability() + ("" if variant is None else f" {variant}")
     pins = json.loads(PINS.read_text()) if PINS.exists() else {}
     if not add_kind:
         pins = {kind: pins.get(kind, {})}
