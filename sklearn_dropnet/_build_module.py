@@ -10,27 +10,32 @@ import torch
 from torch import nn
 
 from ._net import criterion_name, returns_probabilities, unnamed_script_classes
-from ._pickling import ParametrizedReducer
+from ._pickling import ParametrizedReducer, portable
 from ._user_warnings import warn
 from .models import MLP
 from .pruning._eval_mode import evaluate
 from .pruning._weight_norm import copyable, deep_copy
 
-__all__ = ["ModuleCloneMixin", "build_module", "check_module_output"]
+__all__ = ["ModuleCopyMixin", "build_module", "check_module_output"]
 
 
-class ModuleCloneMixin:
-    """``sklearn.base.clone`` for an estimator whose ``module`` may be a network instance.
+class ModuleCopyMixin:
+    """Copies of an estimator whose attributes may be networks (``module``, ``initial_module_``).
 
-    ``clone`` deep-copies such a ``module``; a network with layers under
-    ``torch.nn.utils.weight_norm`` holds weights computed with autograd, which
-    ``copy.deepcopy`` refuses, so they are computed again outside it first.
+    ``sklearn.base.clone`` deep-copies a ``module`` given as an instance; a
+    network with layers under ``torch.nn.utils.weight_norm`` holds weights
+    computed with autograd, which ``copy.deepcopy`` refuses, so they are
+    computed again outside it first. Pickled, a network with parametrized
+    layers, which torch refuses to pickle, goes as :mod:`._pickling` explains.
     """
 
     def __sklearn_clone__(self):
         if isinstance(self.module, nn.Module):
             copyable(self.module)
         return super().__sklearn_clone__()
+
+    def __getstate__(self):
+        return {key: portable(value) for key, value in super().__getstate__().items()}
 
 
 @contextlib.contextmanager

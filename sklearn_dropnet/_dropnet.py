@@ -21,13 +21,12 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._build_module import ModuleCloneMixin, build_module, check_module_output
+from ._build_module import ModuleCopyMixin, build_module, check_module_output
 from ._data import split_validation
 from ._device import seeded_generators
 from ._export import NetworkExportMixin
 from ._inputs import inference_data, labelled_for_prune, training_data
 from ._net import make_net
-from ._pickling import PortableModulesMixin
 from ._routing import RoutedParamsMixin
 from ._user_warnings import warn
 from ._validation import DROPNET_CONSTRAINTS, check_dropnet_params
@@ -108,9 +107,7 @@ def _record(pruner, accuracy, training, start):
     )
 
 
-class DropNetClassifier(
-    PortableModulesMixin, ModuleCloneMixin, NetworkExportMixin, RoutedParamsMixin, ClassifierMixin, BaseEstimator
-):
+class DropNetClassifier(ModuleCopyMixin, NetworkExportMixin, RoutedParamsMixin, ClassifierMixin, BaseEstimator):
     """Neural network classifier pruned by DropNet.
 
     Wraps a :class:`skorch.NeuralNetClassifier`. ``fit`` trains the dense

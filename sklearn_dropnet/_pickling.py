@@ -15,8 +15,7 @@ parametrized tensors, and the hook by its tensor's name: unpickling makes the
 same parametrized layer, which computes the same weights, keeps the same
 tensors (an optimizer pickled with it still holds them) and loads a state
 dict as before. :func:`dumps` pickles with it; :func:`portable` wraps a value
-that needs it, for an estimator's ``__getstate__``
-(:class:`PortableModulesMixin`).
+that needs it, for an estimator's ``__getstate__``.
 """
 
 import functools
@@ -28,7 +27,7 @@ import cloudpickle
 from torch import nn
 from torch.nn.utils import parametrize
 
-__all__ = ["ParametrizedReducer", "PortableModulesMixin", "dumps", "has_parametrizations", "portable"]
+__all__ = ["ParametrizedReducer", "dumps", "has_parametrizations", "portable"]
 
 # The state-dict hook torch.nn.utils.parametrizations.weight_norm registers (a closure over the tensor's name).
 _WEIGHT_NORM_HOOK = ("torch.nn.utils.parametrizations", "weight_norm.<locals>._weight_norm_compat_hook")
@@ -112,11 +111,3 @@ class _Pickled:
 def portable(value):
     """``value``, or, if it is a network with parametrized layers, what pickles as it."""
     return _Pickled(value) if has_parametrizations(value) else value
-
-
-class PortableModulesMixin:
-    """An estimator whose attributes may be networks with parametrized layers
-    (``module``, ``initial_module_``): pickled as the module docstring says."""
-
-    def __getstate__(self):
-        return {key: portable(value) for key, value in super().__getstate__().items()}
