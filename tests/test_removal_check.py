@@ -373,7 +373,7 @@ def test_a_network_random_in_eval_mode_is_named_before_training(monkeypatch):
 def test_parametrized_layers_are_named_in_the_error(images):
     X, y = images
     net = nn.Sequential(
-        nn.Flatten(), nn.utils.parametrizations.weight_norm(nn.Linear(64, 16)), nn.ReLU(), nn.Linear(16, 10)
+        nn.Flatten(), nn.utils.parametrizations.spectral_norm(nn.Linear(64, 16)), nn.ReLU(), nn.Linear(16, 10)
     )
     with pytest.raises(PruningError, match=r"layers \['1'\] have parametrizations .*remove_parametrizations") as error:
         fit(net, X, y)

@@ -1,5 +1,7 @@
 """Temporal convolutional networks as people write them (locuslab's TCN):
-causal convolutions cut with a slice (``Chomp1d``), ``torch.nn.utils.weight_norm``."""
+causal convolutions cut with a slice (``Chomp1d``), weight norms (the hook-based
+``torch.nn.utils.weight_norm`` of the paper's code, and
+``torch.nn.utils.parametrizations.weight_norm``, pytorch-tcn's default)."""
 
 import io
 import warnings
@@ -11,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from torch import nn
-from torch.nn.utils import parametrizations, weight_norm
+from torch.nn.utils import parametrizations, parametrize, weight_norm
 
 from sklearn_dropnet import DropNetClassifier
 from sklearn_dropnet.exceptions import PruningError, UnitRemovalWarning
@@ -19,6 +21,17 @@ from sklearn_dropnet.pruning import DropNetPruner
 from sklearn_dropnet.pruning._probes import inspect_network
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.nn.utils.weight_norm` is deprecated:FutureWarning")
+
+
+# How a TCN's convolutions are weight-normed: name -> wrapper.
+NORMS = {"hook": weight_norm, "parametrized": parametrizations.weight_norm, "none": lambda layer: layer}
+
+
+def _g_and_v(layer):
+    """A weight-normed layer's ``g`` and ``v``, in either form."""
+    if parametrize.is_parametrized(layer):
+        return layer.parametrizations.weight.original0, layer.parametrizations.weight.original1
+    return layer.weight_g, layer.weight_v
 
 
 class Chomp1d(nn.Module):
@@ -42,10 +55,10 @@ def _causal(conv, padding, cut):
 class TemporalBlock(nn.Module):
     """TCN's block: two causal dilated convolutions, ReLU, dropout, a residual add."""
 
-    def __init__(self, n_in, n_out, dilation, cut="chomp", normed=True, kernel_size=3):
+    def __init__(self, n_in, n_out, dilation, cut="chomp", norm="hook", kernel_size=3):
         super().__init__()
         self.cut, self.padding = cut, (kernel_size - 1) * dilation
-        wrap = weight_norm if normed else (lambda layer: layer)
+        wrap = NORMS[norm]
         pad = 0 if cut == "pad" else self.padding
         self.conv1 = _causal(wrap(nn.Conv1d(n_in, n_out, kernel_size, padding=pad, dilation=dilation)), pad, cut)
         self.conv2 = _causal(wrap(nn.Conv1d(n_out, n_out, kernel_size, padding=pad, dilation=dilation)), pad, cut)
@@ -72,11 +85,11 @@ class TemporalBlock(nn.Module):
 class TCN(nn.Module):
     """TCN's sequence classifier: the last position's channels into a Linear."""
 
-    def __init__(self, input_shape=(8, 8), n_classes=10, channels=(12, 12), cut="chomp", normed=True):
+    def __init__(self, input_shape=(8, 8), n_classes=10, channels=(12, 12), cut="chomp", norm="hook"):
         super().__init__()
         blocks, n_in = [], input_shape[0]
         for level, n_out in enumerate(channels):
-            blocks.append(TemporalBlock(n_in, n_out, 2**level, cut, normed))
+            blocks.append(TemporalBlock(n_in, n_out, 2**level, cut, norm))
             n_in = n_out
         self.network = nn.Sequential(*blocks)
         self.linear = nn.Linear(n_in, n_classes)
@@ -89,9 +102,9 @@ def _conv_names(net):
     return sorted(name for name, m in net.named_modules() if isinstance(m, nn.Conv1d))
 
 
-def _tcn(cut="chomp", normed=True, seed=0):
+def _tcn(cut="chomp", norm="hook", seed=0):
     torch.manual_seed(seed)
-    return TCN(cut=cut, normed=normed).eval()
+    return TCN(cut=cut, norm=norm).eval()
 
 
 @pytest.mark.parametrize("cut", ["chomp", "slice", "ellipsis", "pad"])
@@ -168,8 +181,9 @@ def _trained_a_step(net, x):
     return net.eval()
 
 
-def test_weight_normed_layers_are_removed_exactly():
-    net = _trained_a_step(_tcn(), torch.randn(4, 8, 8))
+@pytest.mark.parametrize("norm", ["hook", "parametrized"])
+def test_weight_normed_layers_are_removed_exactly(norm):
+    net = _trained_a_step(_tcn(norm=norm), torch.randn(4, 8, 8))
     x = torch.randn(32, 8, 8)
     pruner = DropNetPruner(net, x[:2])  # deep-copies the network: refused before
     pruner.check_removal(x)  # removal matches switching the units off
@@ -179,36 +193,62 @@ def test_weight_normed_layers_are_removed_exactly():
     smaller = pruner.remove(drop)
     pruned, next_pruned = smaller.network[0].conv1[0], smaller.network[0].conv2[0]
     kept = [i for i in range(12) if i not in (1, 4, 5)]
-    assert isinstance(pruned.weight_g, nn.Parameter) and isinstance(pruned.weight_v, nn.Parameter)
-    assert pruned.weight_v.shape == (9, 8, 3) and pruned.weight_g.shape == (9, 1, 1)
+    g, v = _g_and_v(pruned)
+    assert isinstance(g, nn.Parameter) and isinstance(v, nn.Parameter)
+    assert v.shape == (9, 8, 3) and g.shape == (9, 1, 1)
     assert "weight" not in dict(pruned.named_parameters(recurse=False))
+    assert parametrize.is_parametrized(pruned) == (norm == "parametrized")
     torch.testing.assert_close(pruned.weight, before[kept])
     # The next layer lost those inputs: its weight is the old one without them, exactly.
     torch.testing.assert_close(next_pruned.weight, next_before[kept][:, kept], rtol=1e-5, atol=1e-6)
     smaller.train()
-    smaller(x).sum().backward()  # trains through weight_g and weight_v
-    assert pruned.weight_g.grad is not None and pruned.weight_v.grad.shape == (9, 8, 3)
+    smaller(x).sum().backward()  # trains through g and v
+    assert g.grad is not None and v.grad.shape == (9, 8, 3)
 
 
-def test_a_random_restart_draws_new_weight_normed_weights():
-    net = _tcn()
+@pytest.mark.parametrize("norm", ["hook", "parametrized"])
+def test_a_random_restart_draws_new_weight_normed_weights(norm):
+    net = _tcn(norm=norm)
     x = torch.randn(16, 8, 8)
     pruner = DropNetPruner(net, x[:2])
     trained = net.network[0].conv1[0].weight.detach().clone()
     smaller = pruner.remove({name: [0] for name in pruner.units_per_layer}, restart="random")
     conv = smaller.network[0].conv1[0]
     assert not torch.allclose(conv.weight, trained[1:])
-    expected = conv.weight_g * conv.weight_v / torch.norm_except_dim(conv.weight_v, 2, 0)
-    torch.testing.assert_close(conv.weight, expected)
-    torch.testing.assert_close(conv.weight_g, torch.norm_except_dim(conv.weight, 2, 0))
+    g, v = _g_and_v(conv)
+    torch.testing.assert_close(conv.weight, g * v / torch.norm_except_dim(v, 2, 0))
+    torch.testing.assert_close(g, torch.norm_except_dim(conv.weight, 2, 0))
+    torch.testing.assert_close(v, conv.weight)
 
 
-def test_weight_norm_over_another_dimension_is_left_out_with_the_fix():
-    net = nn.Sequential(weight_norm(nn.Linear(4, 8), dim=None), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
-    with pytest.warns(UnitRemovalWarning, match=r"layer '0' unpruned: it has torch.nn.utils.weight_norm with dim=None"):
+@pytest.mark.parametrize(
+    ("norm", "name", "fix"),
+    [
+        ("hook", "torch.nn.utils.weight_norm", "remove_weight_norm(layer) removes it"),
+        ("parametrized", "torch.nn.utils.parametrizations.weight_norm", 'remove_parametrizations(layer, "weight")'),
+    ],
+)
+def test_weight_norm_over_another_dimension_is_left_out_with_the_fix(norm, name, fix):
+    normed = NORMS[norm](nn.Linear(4, 8), dim=None)
+    net = nn.Sequential(normed, nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    with pytest.warns(UnitRemovalWarning, match=rf"layer '0' unpruned: it has {name} with dim=None"):
         pruner = DropNetPruner(net, torch.randn(2, 4))
-    assert "remove_weight_norm(layer) removes it" in pruner.unpruned["0"]
+    assert fix in pruner.unpruned["0"]
     assert pruner.units_per_layer == {"2": 8}
+
+
+@pytest.mark.parametrize("norm", ["hook", "parametrized"])
+def test_a_layer_feeding_a_weight_norm_over_another_dimension_is_left_out_with_the_reason(norm):
+    """Its inputs cannot be cut (the removal check refused it after training, blaming Torch-Pruning)."""
+    normed = NORMS[norm](nn.Linear(8, 8), dim=1)
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), normed, nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    with pytest.warns(UnitRemovalWarning) as caught:
+        pruner = DropNetPruner(net, torch.randn(2, 4))
+    assert "DropNet leaves layer '0' unpruned: its units feed '2', whose weight norm over dim=1 DropNet does " \
+        "not resize." in [str(w.message) for w in caught]  # fmt: skip
+    assert pruner.units_per_layer == {"4": 8}
+    pruner.check_removal(torch.randn(32, 4))
+    assert set(pruner.unpruned) == {"0", "2"}
 
 
 @pytest.fixture(scope="module")
@@ -218,10 +258,12 @@ def sequences():
     return X[:1200], X[1200:], y[:1200], y[1200:]
 
 
-@pytest.fixture(scope="module")
-def fitted_tcn(sequences):
+@pytest.fixture(scope="module", params=["hook", "parametrized"])
+def fitted_tcn(sequences, request):
     X_train, _, y_train, _ = sequences
-    clf = DropNetClassifier(module=TCN, prune_ratio=0.5, max_epochs=3, batch_size=32, random_state=0)
+    clf = DropNetClassifier(
+        module=TCN, module__norm=request.param, prune_ratio=0.5, max_epochs=3, batch_size=32, random_state=0
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("error", UnitRemovalWarning)  # no layer left unpruned
@@ -239,6 +281,25 @@ def test_the_estimator_prunes_a_tcn_and_it_survives_joblib(fitted_tcn, sequences
     loaded = joblib.load(buffer)
     np.testing.assert_array_equal(loaded.predict_proba(X_test), fitted_tcn.predict_proba(X_test))
     assert fitted_tcn.score(X_test, y_test) > 0.4  # learning (10 classes), in three epochs a round
+
+
+def test_both_forms_of_weight_norm_prune_alike(sequences):
+    """The same TCN with torch.nn.utils.parametrizations.weight_norm and with the hook-based
+    weight_norm computes the same weights: same scores, same units dropped, same network."""
+    X_train, X_test, y_train, _ = sequences
+    fitted = {
+        norm: DropNetClassifier(
+            module=TCN, module__norm=norm, prune_ratio=0.5, max_epochs=2, batch_size=64, random_state=0
+        ).fit(X_train[:400], y_train[:400])
+        for norm in ("hook", "parametrized")
+    }
+    hook, parametrized = fitted["hook"], fitted["parametrized"]
+    assert [r["units_per_layer"] for r in parametrized.pruning_history_] == [
+        r["units_per_layer"] for r in hook.pruning_history_
+    ]
+    np.testing.assert_allclose(parametrized.predict_proba(X_test), hook.predict_proba(X_test), rtol=0, atol=1e-6)
+    conv = parametrized.module_.network[1].conv2[0]
+    assert parametrize.is_parametrized(conv, "weight") and conv.out_channels == 6
 
 
 def test_a_pruned_tcn_exports_and_runs_elsewhere(fitted_tcn, sequences, tmp_path):
@@ -261,14 +322,15 @@ def test_a_weight_normed_network_given_as_an_instance_is_copied(sequences):
 
 
 class _ParametrizedBlock(nn.Module):
-    """A residual block whose convolutions use torch.nn.utils.parametrizations.weight_norm
-    (pytorch-tcn's default), beside plain layers coupled to them."""
+    """A residual block whose convolutions have a parametrization (spectral_norm, or
+    weight_norm as pytorch-tcn's default), beside plain layers coupled to them."""
 
-    def __init__(self, input_shape=(8, 8), n_classes=10):
+    def __init__(self, input_shape=(8, 8), n_classes=10, parametrization="spectral_norm"):
         super().__init__()
+        wrap = getattr(parametrizations, parametrization)
         self.stem = nn.Conv1d(input_shape[0], 6, 1)  # its units feed 'conv1'
-        self.conv1 = parametrizations.weight_norm(nn.Conv1d(6, 6, 3, padding=1))
-        self.conv2 = parametrizations.weight_norm(nn.Conv1d(6, 6, 3, padding=1))
+        self.conv1 = wrap(nn.Conv1d(6, 6, 3, padding=1))
+        self.conv2 = wrap(nn.Conv1d(6, 6, 3, padding=1))
         self.downsample = nn.Conv1d(6, 6, 1)  # added to 'conv2': coupled to its outputs
         self.out = nn.Linear(6, n_classes)
 
@@ -295,7 +357,22 @@ def test_layers_coupled_to_parametrized_ones_are_refused_before_training(sequenc
     assert set(reasons) == {"conv1", "conv2", "stem", "downsample"}
     assert "its units feed 'conv1', whose parametrizations Torch-Pruning does not resize" in reasons["stem"]
     assert "coupled to the output channels of 'conv2', a layer that is never pruned" in reasons["downsample"]
-    assert "(DropNet prunes layers under the hook-based torch.nn.utils.weight_norm)" in reasons["conv1"]
+    assert "it has parametrizations (spectral_norm, orthogonal), which Torch-Pruning" in reasons["conv1"]
+    assert (
+        "(DropNet prunes weight-normed layers: torch.nn.utils.parametrizations.weight_norm and the hook-based "
+        "torch.nn.utils.weight_norm)" in reasons["conv1"]
+    )
+
+
+def test_layers_with_parametrized_weight_norms_and_those_coupled_to_them_are_pruned(sequences):
+    X_train, _, y_train, _ = sequences
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnitRemovalWarning)  # no layer left unpruned
+        clf = DropNetClassifier(
+            module=_ParametrizedBlock, module__parametrization="weight_norm", prune_ratio=0.5, max_epochs=1
+        ).fit(X_train[:300], y_train[:300])
+    assert {clf.module_.stem.out_channels, clf.module_.conv1.out_channels, clf.module_.conv2.out_channels} == {3}
+    assert parametrize.is_parametrized(clf.module_.conv1, "weight") and clf.module_.downsample.out_channels == 3
 
 
 def test_an_estimator_holding_a_weight_normed_instance_is_cloned():

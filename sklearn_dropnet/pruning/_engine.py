@@ -29,14 +29,15 @@ from ._surgery import (
 )
 from ._unit_scores import score_units
 from ._unit_selection import check_units, choose_units_to_drop, keep_every_branch
-from ._weight_norm import copyable, deep_copy, redraw
+from ._weight_norm import deep_copy, redraw_weight_normed
 
 __all__ = ["DropNetPruner", "RESTARTS", "redraw_weights"]
 
 _PARAMETRIZED = (
-    "it has parametrizations (weight_norm, spectral_norm), which Torch-Pruning does not "
+    "it has parametrizations (spectral_norm, orthogonal), which Torch-Pruning does not "
     "resize; torch.nn.utils.parametrize.remove_parametrizations removes them (DropNet prunes "
-    "layers under the hook-based torch.nn.utils.weight_norm)"
+    "weight-normed layers: torch.nn.utils.parametrizations.weight_norm and the hook-based "
+    "torch.nn.utils.weight_norm)"
 )
 
 
@@ -58,13 +59,13 @@ def redraw_weights(module):
     module : torch.nn.Module
         The network (``restart="random"`` gives it the survivors' structure).
     """
-    layers = [module] if hasattr(module, "reset_parameters") else module.modules()
-    copyable(module)  # a weight-normed layer's weight, drawn in place, outside autograd
-    for layer in layers:
-        if hasattr(layer, "reset_parameters"):
-            layer.reset_parameters()
-    for layer in module.modules():
-        redraw(layer)
+
+    def reset():
+        for layer in [module] if hasattr(module, "reset_parameters") else module.modules():
+            if hasattr(layer, "reset_parameters"):
+                layer.reset_parameters()
+
+    redraw_weight_normed(module, reset)  # a weight-normed layer's weight drawn as a plain one
 
 
 def _restart_trained(pruner):

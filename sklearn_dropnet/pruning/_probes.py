@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
 from ._sites import (
     ACTIVATION_FUNCTIONS,
@@ -44,6 +43,7 @@ from ._sites import (
     is_stateless,
     record_forward,
 )
+from ._weight_norm import has_unsupported_parametrizations
 from ._weight_norm import unsupported_reason as unsupported_weight_norm
 
 PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -278,10 +278,11 @@ class NetworkStructure:
 
 
 def parametrized_layers(module):
-    """Names of the ``Linear``/``Conv`` layers with parametrizations (never pruned)."""
+    """Names of the ``Linear``/``Conv`` layers with parametrizations other than a weight
+    norm (never pruned)."""
     return [
         name for name, mod in module.named_modules()
-        if isinstance(mod, PRUNABLE_TYPES) and parametrize.is_parametrized(mod)
+        if isinstance(mod, PRUNABLE_TYPES) and has_unsupported_parametrizations(mod)
     ]  # fmt: skip
 
 
@@ -295,7 +296,7 @@ def prunable_layers_hint(module, structure=None):
     parametrized = parametrized_layers(module)
     if parametrized:
         hint += (
-            f" The layers {parametrized} have parametrizations (weight_norm, spectral_norm) and "
+            f" The layers {parametrized} have parametrizations (spectral_norm, orthogonal) and "
             "are not pruned; torch.nn.utils.parametrize.remove_parametrizations removes them."
         )
     left_out = {} if structure is None else structure.left_out
@@ -600,7 +601,7 @@ def inspect_network(module, example_input):
         probes[name] = Probe(name, calls[activation_index].site, channel_dim, calls[end].site, scale)
     modules = dict(module.named_modules())
     for name, layer in modules.items():
-        if isinstance(layer, PRUNABLE_TYPES) and name not in module_calls and not parametrize.is_parametrized(layer):
+        if isinstance(layer, PRUNABLE_TYPES) and name not in module_calls and not has_unsupported_parametrizations(layer):
             parent = modules.get(name.rpartition(".")[0])
             left_out[name] = _WEIGHTS_USED_DIRECTLY if isinstance(parent, nn.MultiheadAttention) else _NOT_RUN
     shuffles = tuple(dict.fromkeys(c.site.name.split(":")[0] for c in calls if c.function == CHANNEL_SHUFFLE))

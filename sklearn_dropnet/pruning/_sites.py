@@ -39,10 +39,10 @@ from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 from torch.overrides import TorchFunctionMode
 
 from ._eval_mode import evaluate
+from ._weight_norm import has_unsupported_parametrizations
 
 __all__ = [
     "ACTIVATION_FUNCTIONS", "CONCATENATION_FUNCTIONS", "PRODUCT", "SPLITTING_FUNCTIONS", "Call", "Reading", "Site",
@@ -290,9 +290,10 @@ _NORM_LAYER_TYPES = (
 
 def _is_leaf(module):
     """Whether a module's call is recorded as one, with what it calls inside (a layer
-    with parametrizations is not: it is never pruned, and is named as such; nor is a
-    normalization holding a ``Linear`` or ``Conv``, whose calls are recorded)."""
-    if parametrize.is_parametrized(module):
+    with parametrizations other than a weight norm is not: it is never pruned, and is
+    named as such; nor is a normalization holding a ``Linear`` or ``Conv``, whose calls
+    are recorded)."""
+    if has_unsupported_parametrizations(module):
         return False
     if isinstance(module, _LAYER_TYPES):
         return True

@@ -37,7 +37,6 @@ import numpy as np
 import torch
 import torch_pruning as tp
 from torch import nn
-from torch.nn.utils import parametrize
 
 from .._user_warnings import warn
 from ..exceptions import PruningError, UnitRemovalWarning
@@ -486,14 +485,14 @@ def trace_unit_groups(module, example_input, structure):
             if graph.is_in_channel_pruning_fn(item.dep.handler) and isinstance(item.dep.target.module, PRUNABLE_TYPES)
         ]
         along = set()
-        # A layer with parametrizations (torch.nn.utils.parametrizations.weight_norm,
-        # spectral_norm), whose weight Torch-Pruning cannot resize, keeps its channels:
-        # neither its outputs nor its inputs can go.
-        fed = next((n for n, _, _ in consumers if parametrize.is_parametrized(modules[n])), None)
+        # A layer with parametrizations other than a weight norm (spectral_norm), whose
+        # weight Torch-Pruning cannot resize, keeps its channels: neither its outputs
+        # nor its inputs can go; nor those of a weight norm over another dimension.
+        fed = next(((n, why) for n, _, _ in consumers if (why := weight_norm.not_resized(modules[n]))), None)
         for item in _out_channel_items(graph, group):
             target = names.get(item.dep.target.module)
             along.add(target)
-            if target in structure.output_layers or parametrize.is_parametrized(item.dep.target.module):
+            if target in structure.output_layers or weight_norm.has_unsupported_parametrizations(item.dep.target.module):
                 blocked = blocked or target
             coupled = (target, np.asarray(item.idxs, dtype=int), np.asarray(item.root_idxs, dtype=int))
             if target in structure.probes:
@@ -508,7 +507,7 @@ def trace_unit_groups(module, example_input, structure):
                 "pruned (it gives the network's output, is called more than once, shares its weights "
                 "or has parametrizations)"
                 if blocked
-                else f"its units feed {fed!r}, whose parametrizations Torch-Pruning does not resize",
+                else f"its units feed {fed[0]!r}, {fed[1]}",
             )
             continue
         channel_groups, floor, problem = _channel_groups(graph, group, size, names)

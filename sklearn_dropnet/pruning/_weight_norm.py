@@ -1,23 +1,31 @@
-"""Layers under ``torch.nn.utils.weight_norm``, the hook-based form (a TCN's convolutions).
+"""Weight-normed layers: ``torch.nn.utils.parametrizations.weight_norm`` and the
+hook-based ``torch.nn.utils.weight_norm`` (a TCN's convolutions).
 
-Such a layer holds ``weight_g`` and ``weight_v`` as parameters and computes
-``weight = weight_g * weight_v / ||weight_v||`` before every forward call, a
-plain tensor attribute that Torch-Pruning cannot shrink on its own (the
-next call computes it again, at the old size) and that ``copy.deepcopy``
-refuses while it is part of an autograd graph. Here:
+Such a layer computes ``weight = g * v / ||v||`` from two parameters, ``g``
+(one per output channel) and ``v``: the hook-based form holds them as
+``weight_g`` and ``weight_v`` and computes ``weight`` before every forward
+call, a plain tensor attribute that Torch-Pruning cannot shrink on its own
+(the next call computes it again, at the old size) and that
+``copy.deepcopy`` refuses while it is part of an autograd graph; the
+parametrized form holds them as ``parametrizations.weight.original0`` and
+``original1`` and computes ``weight`` whenever it is read, a property that
+Torch-Pruning cannot assign. Here:
 
-- :func:`copyable` computes every such weight again without autograd, so
-  that the network can be deep-copied (:func:`deep_copy`: the rewind copy,
-  checkpoints, the removal check);
+- :func:`copyable` computes every hook-based weight again without autograd,
+  so that the network can be deep-copied (:func:`deep_copy`: the rewind
+  copy, checkpoints, the removal check);
 - :func:`as_plain_weights` and :func:`refold` wrap Torch-Pruning's surgery:
-  the weight is a plain parameter while Torch-Pruning cuts it, then
-  ``weight_v`` loses the same rows and columns and ``weight_g`` is rescaled
-  so that the layer computes exactly the cut weight;
-- :func:`redraw` gives a layer whose ``reset_parameters`` drew a new weight
-  the ``weight_g`` and ``weight_v`` of that weight.
+  the weight is a plain parameter while Torch-Pruning cuts it, then ``v``
+  loses the same rows and columns and ``g`` is rescaled so that the layer
+  computes exactly the cut weight, in the form it had;
+- :func:`redraw_weight_normed` draws new weights for such layers with their
+  ``reset_parameters``, and gives them the ``g`` and ``v`` of those.
 
 Only a norm over dimension 0 (``weight_norm``'s default: one ``g`` per
 output channel) is supported; :func:`unsupported_reason` names the others.
+A layer whose only parametrization is such a weight norm is pruned; one
+with any other parametrization (``spectral_norm``, ``orthogonal``) is not
+(:func:`has_unsupported_parametrizations`).
 """
 
 import copy
@@ -26,9 +34,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import _WeightNorm
 from torch.nn.utils.weight_norm import WeightNorm
 
-__all__ = ["as_plain_weights", "copyable", "deep_copy", "redraw", "refold", "unsupported_reason", "weight_norm_hook"]
+__all__ = [
+    "as_plain_weights", "copyable", "deep_copy", "has_unsupported_parametrizations", "not_resized",
+    "parametrized_weight_norm", "redraw_weight_normed", "refold", "unsupported_reason", "weight_norm_hook",
+]  # fmt: skip
 
 
 def weight_norm_hook(module):
@@ -39,16 +52,50 @@ def weight_norm_hook(module):
     )  # fmt: skip
 
 
-def unsupported_reason(module):
-    """Why DropNet cannot prune ``module``'s weight norm, or None when it can."""
-    hook = weight_norm_hook(module)
-    if hook is None or hook.dim == 0:
+def parametrized_weight_norm(module):
+    """The ``parametrizations.weight_norm`` of ``module``'s weight, if that is its only
+    parametrization, else None."""
+    if not parametrize.is_parametrized(module) or set(module.parametrizations) != {"weight"}:
         return None
-    dim = "None" if hook.dim == -1 else hook.dim
-    return (
-        f"it has torch.nn.utils.weight_norm with dim={dim}, and DropNet prunes weight-normed "
-        "layers only with dim=0 (the default); torch.nn.utils.remove_weight_norm(layer) removes it"
-    )
+    chain = list(module.parametrizations.weight)
+    return chain[0] if len(chain) == 1 and isinstance(chain[0], _WeightNorm) else None
+
+
+def has_unsupported_parametrizations(module):
+    """Whether ``module`` has parametrizations other than a weight norm of its weight
+    (``spectral_norm``, ``orthogonal``): Torch-Pruning cannot resize it."""
+    return parametrize.is_parametrized(module) and parametrized_weight_norm(module) is None
+
+
+def not_resized(module):
+    """Why the weight of ``module`` (a layer fed by one being pruned) cannot lose its
+    inputs, as a clause ("whose ..."), or None when it can."""
+    if has_unsupported_parametrizations(module):
+        return "whose parametrizations Torch-Pruning does not resize"
+    norm = weight_norm_hook(module) or parametrized_weight_norm(module)
+    if norm is not None and norm.dim != 0:
+        return f"whose weight norm over dim={'None' if norm.dim == -1 else norm.dim} DropNet does not resize"
+    return None
+
+
+def unsupported_reason(module):
+    """Why DropNet cannot prune ``module``'s weight norm, or None when it can (or it has none)."""
+    hook = weight_norm_hook(module)
+    if hook is not None and hook.dim != 0:
+        dim = "None" if hook.dim == -1 else hook.dim
+        return (
+            f"it has torch.nn.utils.weight_norm with dim={dim}, and DropNet prunes weight-normed "
+            "layers only with dim=0 (the default); torch.nn.utils.remove_weight_norm(layer) removes it"
+        )
+    norm = parametrized_weight_norm(module)
+    if norm is not None and norm.dim != 0:
+        dim = "None" if norm.dim == -1 else norm.dim
+        return (
+            f"it has torch.nn.utils.parametrizations.weight_norm with dim={dim}, and DropNet prunes "
+            "weight-normed layers only with dim=0 (the default); "
+            'torch.nn.utils.parametrize.remove_parametrizations(layer, "weight") removes it'
+        )
+    return None
 
 
 def copyable(module):
@@ -73,12 +120,54 @@ def deep_copy(module):
 
 @dataclass
 class _Folded:
-    """A weight-normed layer during the surgery: its hook and parameters before it."""
+    """A weight-normed layer during the surgery: its weight norm and parameters before it."""
 
     layer: nn.Module
-    hook: WeightNorm
+    norm: object  # the WeightNorm hook, or the parametrization module (_WeightNorm)
     g: torch.Tensor
     v: torch.Tensor
+    parametrized: tuple = ()  # the parametrized form's class and its parametrizations (a ModuleDict)
+
+
+def _unfold(layer):
+    """Make ``layer``'s weight, if weight-normed, a plain parameter; what :func:`_fold` needs."""
+    hook = weight_norm_hook(layer)
+    if hook is not None:
+        g, v = layer.weight_g, layer.weight_v
+        with torch.no_grad():
+            weight = hook.compute_weight(layer)
+        layer.__dict__.pop("weight", None)
+        layer.weight = nn.Parameter(weight, requires_grad=v.requires_grad)
+        return _Folded(layer, hook, g, v)
+    norm = parametrized_weight_norm(layer)
+    if norm is None:
+        return None
+    originals = layer.parametrizations.weight
+    g, v = originals.original0, originals.original1
+    with torch.no_grad():
+        weight = layer.weight
+    # parametrize.remove_parametrizations would delete the weight's property from the
+    # class, which the layer shares with its deep copies: the class is only swapped.
+    parametrized = (type(layer), layer._modules.pop("parametrizations"))
+    layer.__class__ = type(layer).__bases__[0]
+    layer.weight = nn.Parameter(weight, requires_grad=v.requires_grad)
+    return _Folded(layer, norm, g, v, parametrized)
+
+
+def _fold(item, g, v):
+    """Give ``item.layer`` its weight norm back, with ``g`` and ``v`` (its weight's shape)."""
+    layer = item.layer
+    g = nn.Parameter(g, requires_grad=item.g.requires_grad)
+    v = nn.Parameter(v, requires_grad=item.v.requires_grad)
+    del layer._parameters["weight"]
+    if isinstance(item.norm, WeightNorm):
+        layer.weight_g, layer.weight_v = g, v
+        with torch.no_grad():  # computed again by the next forward call; copyable till then
+            setattr(layer, "weight", item.norm.compute_weight(layer))
+    else:
+        layer.__class__, layer._modules["parametrizations"] = item.parametrized
+        originals = layer.parametrizations.weight
+        originals.original0, originals.original1 = g, v
 
 
 def as_plain_weights(layers):
@@ -86,18 +175,7 @@ def as_plain_weights(layers):
 
     Returns what :func:`refold` needs to put the weight norm back.
     """
-    folded = []
-    for layer in dict.fromkeys(layers):
-        hook = weight_norm_hook(layer)
-        if hook is None:
-            continue
-        g, v = layer.weight_g, layer.weight_v
-        with torch.no_grad():
-            weight = hook.compute_weight(layer)
-        layer.__dict__.pop("weight", None)
-        layer.weight = nn.Parameter(weight, requires_grad=v.requires_grad)
-        folded.append(_Folded(layer, hook, g, v))
-    return folded
+    return [item for item in map(_unfold, dict.fromkeys(layers)) if item is not None]
 
 
 def _kept(size, removed):
@@ -119,29 +197,25 @@ def refold(folded, removed_outputs, cut_inputs):
         without the input channels the layer lost, as its weight was cut.
     """
     for item in folded:
-        layer = item.layer
         with torch.no_grad():
-            rows = _kept(item.v.shape[0], removed_outputs.get(layer, ()))
+            rows = _kept(item.v.shape[0], removed_outputs.get(item.layer, ()))
             v_rows = item.v.detach()[rows.to(item.v.device)]
-            v = cut_inputs(layer, v_rows)
+            v = cut_inputs(item.layer, v_rows)
             # The rows keep their direction and their weight its size: g scales by what
             # the inputs cut took of each row's norm.
             scale = torch.norm_except_dim(v, 2, 0) / torch.norm_except_dim(v_rows, 2, 0)
             g = item.g.detach()[rows.to(item.g.device)] * scale
-        del layer._parameters["weight"]
-        layer.weight_g = nn.Parameter(g, requires_grad=item.g.requires_grad)
-        layer.weight_v = nn.Parameter(v, requires_grad=item.v.requires_grad)
-        with torch.no_grad():  # computed again by the next forward call; copyable till then
-            setattr(layer, "weight", item.hook.compute_weight(layer))
+        _fold(item, g, v)
 
 
-def redraw(layer):
-    """After ``layer.reset_parameters()`` drew a new weight, make it the weight norm's."""
-    hook = weight_norm_hook(layer)
-    if hook is None:
-        return
-    with torch.no_grad():
-        weight = layer.weight.detach().clone()
-        layer.weight_v.copy_(weight)
-        layer.weight_g.copy_(torch.norm_except_dim(weight, 2, hook.dim))
-        setattr(layer, "weight", hook.compute_weight(layer))
+def redraw_weight_normed(module, reset):
+    """Draw new weights for ``module``: ``reset()`` draws them (each layer's
+    ``reset_parameters``) while the weight-normed layers' weights are plain
+    parameters, which then become their ``v``, with ``g`` their norms."""
+    folded = as_plain_weights(module.modules())
+    reset()
+    for item in folded:
+        with torch.no_grad():
+            weight = item.layer.weight.detach().clone()
+            g = torch.norm_except_dim(weight, 2, item.norm.dim)
+        _fold(item, g, weight)
