@@ -43,7 +43,7 @@ from ._export_messages import (
     unfaithful_trace_message,
 )
 from ._export_quiet import quiet_torch
-from .pruning._weight_norm import deep_copy
+from .pruning._weight_norm import deep_copy, plain_weights
 
 __all__ = ["ExportMixin", "NetworkExportMixin", "ProbabilityGraph", "TeamExportMixin"]
 
@@ -520,8 +520,9 @@ def _check_inputs(input_shape, X=None):
 
 
 def _inference_copy(network):
-    """A copy of ``network`` on the CPU, in eval mode, without gradients."""
-    network = deep_copy(network).cpu().eval()
+    """A copy of ``network`` on the CPU, in eval mode, without gradients, its weight norms
+    and parametrizations computed once into plain weights."""
+    network = plain_weights(deep_copy(network).cpu().eval())
     for parameter in network.parameters():
         parameter.requires_grad_(False)
     return network

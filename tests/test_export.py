@@ -17,8 +17,10 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 from torch import nn
+from torch.nn.utils import parametrize
 
 from sklearn_dropnet import DropNetClassifier, HQEnsembleClassifier, _export
+from sklearn_dropnet.exceptions import UnitRemovalWarning
 from sklearn_dropnet.models import ModelB, ResNet18
 
 onnx = pytest.importorskip("onnx")
@@ -246,6 +248,42 @@ def test_mlp_batchnorm_is_folded_into_the_linear_layers(mlp, tmp_path):
     assert ops.count("Gemm") + ops.count("MatMul") == 3
     # The softmax's rows sum to one: no renormalisation after it.
     assert ops.count("Softmax") == 1 and "ReduceSum" not in ops and "Div" not in ops
+
+
+# How a layer's weight is computed: name -> wrapper of the layer.
+COMPUTED_WEIGHTS = {
+    "weight_norm": nn.utils.parametrizations.weight_norm,
+    "hook_weight_norm": nn.utils.weight_norm,
+    "spectral_norm": nn.utils.parametrizations.spectral_norm,
+    "orthogonal": nn.utils.parametrizations.orthogonal,
+}
+
+
+@pytest.mark.filterwarnings("ignore:`torch.nn.utils.weight_norm` is deprecated:FutureWarning")
+@pytest.mark.parametrize("name", COMPUTED_WEIGHTS)
+def test_computed_weights_are_stored_as_weights(digits_split, tmp_path, name):
+    """A weight norm or another parametrization is computed once, at export: the file holds
+    the weights, not the operations that compute them (orthogonal's could not be written
+    as ONNX at all)."""
+    X_train, X_test, y_train, _ = digits_split
+    torch.manual_seed(0)
+    net = nn.Sequential(COMPUTED_WEIGHTS[name](nn.Linear(64, 16)), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 10))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnitRemovalWarning)  # spectral_norm, orthogonal: left unpruned
+        clf = DropNetClassifier(module=net, prune_ratio=0.5, max_epochs=2, random_state=0).fit(X_train, y_train)
+    before = clf.predict_proba(X_test)
+    paths = export_all(clf, tmp_path)
+    # The torch.export program computed the weights at every call (aten._weight_norm; spectral_norm's mv, vdot, div).
+    program = torch.export.load(paths[1])
+    ops = {str(node.target) for node in program.graph.nodes if node.op == "call_function"}
+    assert ops == {"aten.linear.default", "aten.relu.default", "aten.softmax.int", "aten.argmax.default"}, ops
+    got = run_elsewhere(paths, X_test, tmp_path)
+    for path in paths:
+        np.testing.assert_allclose(got[str(path)], before, rtol=0, atol=1e-5, err_msg=str(path))
+    # The estimator's own network keeps its computed weights.
+    layer = clf.module_[0]
+    assert parametrize.is_parametrized(layer) if name != "hook_weight_norm" else hasattr(layer, "weight_v")
+    np.testing.assert_array_equal(clf.predict_proba(X_test), before)
 
 
 def test_unfitted_estimators_refuse(tmp_path):

@@ -40,7 +40,8 @@ from torch.nn.utils.weight_norm import WeightNorm
 
 __all__ = [
     "as_plain_weights", "copyable", "deep_copy", "has_unsupported_parametrizations", "not_resized",
-    "parametrized_weight_norm", "redraw_weight_normed", "refold", "unsupported_reason", "weight_norm_hook",
+    "parametrized_weight_norm", "plain_weights", "redraw_weight_normed", "refold", "unsupported_reason",
+    "weight_norm_hook",
 ]  # fmt: skip
 
 
@@ -206,6 +207,32 @@ def refold(folded, removed_outputs, cut_inputs):
             scale = torch.norm_except_dim(v, 2, 0) / torch.norm_except_dim(v_rows, 2, 0)
             g = item.g.detach()[rows.to(item.g.device)] * scale
         _fold(item, g, v)
+
+
+def plain_weights(module):
+    """Store every computed weight of ``module`` (a copy, for inference) as a plain parameter.
+
+    A hook-based weight norm is removed, and each parametrized tensor
+    (``weight_norm``, ``spectral_norm`` in eval mode, ``orthogonal``, a
+    user's own) becomes its value: an exported file holds the weights,
+    computed once, not the operations that compute them at every call.
+    The layer's class is swapped back by hand, as in :func:`_unfold`, since
+    ``parametrize.remove_parametrizations`` would change the class the
+    layer shares with the network it was copied from. Returns ``module``.
+    """
+    for layer in list(module.modules()):
+        hook = weight_norm_hook(layer)
+        if hook is not None:  # as torch.nn.utils.remove_weight_norm does
+            hook.remove(layer)
+            del layer._forward_pre_hooks[next(k for k, h in layer._forward_pre_hooks.items() if h is hook)]
+        if parametrize.is_parametrized(layer):
+            with torch.no_grad():
+                values = {name: getattr(layer, name).detach() for name in layer.parametrizations}
+            del layer._modules["parametrizations"]
+            layer.__class__ = type(layer).__bases__[0]
+            for name, value in values.items():
+                layer.register_parameter(name, nn.Parameter(value, requires_grad=False))
+    return module
 
 
 def redraw_weight_normed(module, reset):
