@@ -211,3 +211,72 @@ def test_ties_are_broken_at_random():
         for seed in range(20)
     }
     assert len(picks) > 3
+
+
+def test_a_unit_group_mapped_to_more_positions_than_the_network_has_is_refused(monkeypatch):
+    """Through some reshapes (timm's CoAtNet) Torch-Pruning maps a layer's units to ever
+    longer index lists until memory runs out; a step longer than the bound refuses the
+    layer with the reason instead. Shown here with a bound made small enough for a
+    flatten, whose conv units are 4 x 64 input positions of the Linear."""
+    import warnings
+
+    from torch_pruning.dependency.group import Group
+
+    from sklearn_dropnet.exceptions import UnitRemovalWarning
+    from sklearn_dropnet.pruning import DropNetPruner, _surgery
+
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 16), nn.ReLU(), nn.Linear(16, 2)
+    ).eval()
+    add_dep = Group.add_dep
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnitRemovalWarning)
+        assert DropNetPruner(net, torch.randn(2, 1, 8, 8)).units_per_layer == {"0": 4, "3": 16}
+    monkeypatch.setattr(_surgery, "_BOUND_FACTOR", 0)
+    monkeypatch.setattr(_surgery, "_BOUND_FLOOR", 16)
+    with pytest.warns(UnitRemovalWarning) as caught:
+        pruner = DropNetPruner(net, torch.randn(2, 1, 8, 8))
+    assert pruner.units_per_layer == {"3": 16}
+    assert "it maps them to 256 channel positions of" in pruner.unpruned["0"]
+    assert "more than the network's tensors have (16 at most)" in str(caught[0].message)
+    assert Group.add_dep is add_dep  # Torch-Pruning's own again
+
+
+class _CachedBias(nn.Module):
+    """Adds a bias it computes from a parameter, cached in eval mode as timm's LeViT and
+    EfficientFormer cache their attention biases (a tensor autograd computed)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(64, 16), nn.Linear(16, 10)
+        self.scale = nn.Parameter(torch.ones(1))
+        self.cache = {}
+
+    def train(self, mode=True):
+        if mode:
+            self.cache = {}
+        return super().train(mode)
+
+    def forward(self, x):
+        if self.training:
+            bias = self.scale * 0.1
+        else:
+            bias = self.cache.setdefault("bias", self.scale * 0.1)
+        return self.fc2(torch.relu(self.fc1(x) + bias))
+
+
+def test_a_network_caching_a_computed_tensor_is_copied_and_pruned(digits):
+    """copy.deepcopy refused the cache ("Only Tensors created explicitly by the user ...
+    support the deepcopy protocol"): the trace ran the network in eval mode with autograd."""
+    from sklearn_dropnet import DropNetClassifier
+    from sklearn_dropnet.pruning import DropNetPruner
+
+    X, y = digits
+    net = _CachedBias().eval()
+    before = net(torch.as_tensor(X[:50]))  # the cache now holds a tensor with a grad_fn
+    assert DropNetPruner(net, torch.as_tensor(X[:2])).units_per_layer == {"fc1": 16}
+    torch.testing.assert_close(net(torch.as_tensor(X[:50])), before, rtol=0, atol=0)
+    net(torch.as_tensor(X[:2]))
+    clf = DropNetClassifier(module=net, prune_ratio=0.5, max_epochs=2, random_state=0).fit(X[:600], y[:600])
+    assert clf.module_.fc1.out_features == 8 and not clf.unpruned_layers_

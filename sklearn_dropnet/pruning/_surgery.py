@@ -28,8 +28,10 @@ channel group by channel group. Channel groups are why a unit group carries
 all keep the same size, so DropNet removes as many units from each.
 """
 
+import contextlib
 import copy
 import functools
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -50,6 +52,10 @@ try:  # Torch-Pruning internals used by the concat workaround (1.6.x layout)
     from torch_pruning.dependency.index_mapping import _ConcatIndexMapping
 except ImportError:  # pragma: no cover - another layout: leave the graph as Torch-Pruning built it
     ops = None
+try:  # where Torch-Pruning 1.6 builds its groups (bounded below)
+    from torch_pruning.dependency.group import Group
+except ImportError:  # pragma: no cover - another layout: groups unbounded
+    Group = None
 
 
 @dataclass(frozen=True)
@@ -229,12 +235,53 @@ def _map_channel_concats(graph):
                     break
 
 
+class _MappingTooLarge(RuntimeError):
+    """Torch-Pruning mapped a layer's units to more positions than the network has."""
+
+
+_BOUND_LOCK = threading.Lock()
+_BOUND_FACTOR, _BOUND_FLOOR = 16, 1 << 16
+
+
+@contextlib.contextmanager
+def _bounded_groups(graph):
+    """Torch-Pruning's groups, refusing a step that names more channel positions than 16
+    times the largest dimension of any of the network's parameters (and 65,536).
+
+    Through some reshapes (CoAtNet's attention) Torch-Pruning 1.6 maps a layer's
+    units to ever longer index lists, millions of Python objects a step, until
+    the machine runs out of memory: it hung, then was killed.
+    """
+    if Group is None:  # pragma: no cover
+        yield
+        return
+    sizes = [max(p.shape) for p in graph.model.parameters() if p.dim()]
+    bound = max(_BOUND_FLOOR, _BOUND_FACTOR * max(sizes, default=0))
+    with _BOUND_LOCK:
+        add_dep = Group.add_dep
+
+        def bounded(group, dep, idxs):
+            if len(idxs) > bound:
+                raise _MappingTooLarge(
+                    f"it maps them to {len(idxs):,} channel positions of {dep.target.name}, more than the "
+                    f"network's tensors have ({bound:,} at most)"
+                )
+            return add_dep(group, dep, idxs)
+
+        Group.add_dep = bounded
+        try:
+            yield
+        finally:
+            Group.add_dep = add_dep
+
+
 @_without_recursion_warnings
 def _pruning_group(graph, layer, idxs):
     """``graph``'s group for removing output channels ``idxs`` of ``layer``."""
     _map_channel_concats(graph)
     pruner = graph.get_pruner_of_module(layer)
-    return graph.get_pruning_group(layer, pruner.prune_out_channels, idxs)
+    with _bounded_groups(graph):
+        return graph.get_pruning_group(layer, pruner.prune_out_channels, idxs)
 
 
 def _is_grouped_conv(module):

@@ -99,18 +99,41 @@ def unsupported_reason(module):
     return None
 
 
-def copyable(module):
-    """Compute the weights of ``module``'s weight-normed layers again, outside autograd.
+def _detached(value):
+    """``value`` with the tensors in it (in dicts, lists, tuples) that autograd computed
+    detached; dicts and lists in place."""
+    if isinstance(value, torch.Tensor):
+        return value.detach() if value.grad_fn is not None else value
+    if isinstance(value, (dict, list)):
+        for key, item in list(value.items() if isinstance(value, dict) else enumerate(value)):
+            detached = _detached(item)
+            if detached is not item:
+                value[key] = detached
+        return value
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return tuple(_detached(item) for item in value)
+    return value
 
-    ``copy.deepcopy`` refuses a weight computed with autograd (after a
-    training step, or right after ``weight_norm``); the next forward call
-    computes it again anyway. Returns ``module``.
+
+def copyable(module):
+    """Make ``module`` one that ``copy.deepcopy`` takes; returns it.
+
+    ``copy.deepcopy`` refuses a tensor computed with autograd: a weight-normed
+    layer's weight (after a training step, or right after ``weight_norm``),
+    computed again here outside autograd, and whatever else a module keeps
+    from a call (timm's LeViT and EfficientFormer cache their attention biases
+    in eval mode, after the trace ran them with autograd), detached. The next
+    call computes them again anyway.
     """
     for layer in module.modules():
         hook = weight_norm_hook(layer)
         if hook is not None:
             with torch.no_grad():
                 setattr(layer, "weight", hook.compute_weight(layer))
+        for name, value in vars(layer).items():
+            detached = value if name in ("_parameters", "_buffers", "_modules") else _detached(value)
+            if detached is not value:
+                layer.__dict__[name] = detached
     return module
 
 
