@@ -68,6 +68,10 @@ def has_unsupported_parametrizations(module):
     return parametrize.is_parametrized(module) and parametrized_weight_norm(module) is None
 
 
+def _dim(norm):
+    return "None" if norm.dim == -1 else norm.dim
+
+
 def not_resized(module):
     """Why the weight of ``module`` (a layer fed by one being pruned) cannot lose its
     inputs, as a clause ("whose ..."), or None when it can."""
@@ -75,27 +79,29 @@ def not_resized(module):
         return "whose parametrizations Torch-Pruning does not resize"
     norm = weight_norm_hook(module) or parametrized_weight_norm(module)
     if norm is not None and norm.dim != 0:
-        return f"whose weight norm over dim={'None' if norm.dim == -1 else norm.dim} DropNet does not resize"
+        return f"whose weight norm over dim={_dim(norm)} DropNet does not resize"
     return None
+
+
+# The two forms of weight norm: how to find a layer's, its name, how to remove it.
+_FORMS = (
+    (weight_norm_hook, "torch.nn.utils.weight_norm", "torch.nn.utils.remove_weight_norm(layer)"),
+    (
+        parametrized_weight_norm, "torch.nn.utils.parametrizations.weight_norm",
+        'torch.nn.utils.parametrize.remove_parametrizations(layer, "weight")',
+    ),
+)  # fmt: skip
 
 
 def unsupported_reason(module):
     """Why DropNet cannot prune ``module``'s weight norm, or None when it can (or it has none)."""
-    hook = weight_norm_hook(module)
-    if hook is not None and hook.dim != 0:
-        dim = "None" if hook.dim == -1 else hook.dim
-        return (
-            f"it has torch.nn.utils.weight_norm with dim={dim}, and DropNet prunes weight-normed "
-            "layers only with dim=0 (the default); torch.nn.utils.remove_weight_norm(layer) removes it"
-        )
-    norm = parametrized_weight_norm(module)
-    if norm is not None and norm.dim != 0:
-        dim = "None" if norm.dim == -1 else norm.dim
-        return (
-            f"it has torch.nn.utils.parametrizations.weight_norm with dim={dim}, and DropNet prunes "
-            "weight-normed layers only with dim=0 (the default); "
-            'torch.nn.utils.parametrize.remove_parametrizations(layer, "weight") removes it'
-        )
+    for find, name, fix in _FORMS:
+        norm = find(module)
+        if norm is not None and norm.dim != 0:
+            return (
+                f"it has {name} with dim={_dim(norm)}, and DropNet prunes weight-normed layers only "
+                f"with dim=0 (the default); {fix} removes it"
+            )
     return None
 
 
