@@ -12,6 +12,7 @@ parametrized form holds them as ``parametrizations.weight.original0`` and
 Torch-Pruning cannot assign. Here:
 
 - :func:`copyable` computes every hook-based weight again without autograd,
+  and detaches any other tensor a module keeps from a call with autograd,
   so that the network can be deep-copied (:func:`deep_copy`: the rewind
   copy, checkpoints, the removal check);
 - :func:`as_plain_weights` and :func:`refold` wrap Torch-Pruning's surgery:
@@ -19,7 +20,9 @@ Torch-Pruning cannot assign. Here:
   loses the same rows and columns and ``g`` is rescaled so that the layer
   computes exactly the cut weight, in the form it had;
 - :func:`redraw_weight_normed` draws new weights for such layers with their
-  ``reset_parameters``, and gives them the ``g`` and ``v`` of those.
+  ``reset_parameters``, and gives them the ``g`` and ``v`` of those;
+- :func:`plain_weights` stores every computed weight (weight norms and any
+  parametrization) of a copy for export as a plain parameter.
 
 Only a norm over dimension 0 (``weight_norm``'s default: one ``g`` per
 output channel) is supported; :func:`unsupported_reason` names the others.
@@ -174,14 +177,24 @@ def _unfold(layer):
         return None
     originals = layer.parametrizations.weight
     g, v = originals.original0, originals.original1
+    return _Folded(layer, norm, g, v, _strip_parametrizations(layer, v.requires_grad))
+
+
+def _strip_parametrizations(layer, requires_grad):
+    """Make parametrized ``layer`` a plain one of its own class, each parametrized tensor a
+    parameter holding its value; returns its class and parametrizations, to put back.
+
+    ``parametrize.remove_parametrizations`` would delete the tensors' properties
+    from the class, which the layer shares with its deep copies: the class is
+    only swapped.
+    """
     with torch.no_grad():
-        weight = layer.weight
-    # parametrize.remove_parametrizations would delete the weight's property from the
-    # class, which the layer shares with its deep copies: the class is only swapped.
+        values = {name: getattr(layer, name).detach() for name in layer.parametrizations}
     parametrized = (type(layer), layer._modules.pop("parametrizations"))
-    layer.__class__ = type(layer).__bases__[0]
-    layer.weight = nn.Parameter(weight, requires_grad=v.requires_grad)
-    return _Folded(layer, norm, g, v, parametrized)
+    layer.__class__ = type(layer).__bases__[0]  # parametrize subclassed the layer's own class
+    for name, value in values.items():
+        layer.register_parameter(name, nn.Parameter(value, requires_grad=requires_grad))
+    return parametrized
 
 
 def _fold(item, g, v):
@@ -245,9 +258,7 @@ def plain_weights(module):
     (``weight_norm``, ``spectral_norm`` in eval mode, ``orthogonal``, a
     user's own) becomes its value: an exported file holds the weights,
     computed once, not the operations that compute them at every call.
-    The layer's class is swapped back by hand, as in :func:`_unfold`, since
-    ``parametrize.remove_parametrizations`` would change the class the
-    layer shares with the network it was copied from. Returns ``module``.
+    Returns ``module``.
     """
     for layer in list(module.modules()):
         hook = weight_norm_hook(layer)
@@ -255,12 +266,7 @@ def plain_weights(module):
             hook.remove(layer)
             del layer._forward_pre_hooks[next(k for k, h in layer._forward_pre_hooks.items() if h is hook)]
         if parametrize.is_parametrized(layer):
-            with torch.no_grad():
-                values = {name: getattr(layer, name).detach() for name in layer.parametrizations}
-            del layer._modules["parametrizations"]
-            layer.__class__ = type(layer).__bases__[0]
-            for name, value in values.items():
-                layer.register_parameter(name, nn.Parameter(value, requires_grad=False))
+            _strip_parametrizations(layer, requires_grad=False)
     return module
 
 
