@@ -13,8 +13,8 @@ from ._net import criterion_name, returns_probabilities, unnamed_script_classes
 from ._pickling import ParametrizedReducer, portable
 from ._user_warnings import warn
 from .models import MLP
+from .pruning._copies import copyable, deep_copy
 from .pruning._eval_mode import evaluate
-from .pruning._weight_norm import copyable, deep_copy
 
 __all__ = ["ModuleCopyMixin", "build_module", "check_module_output"]
 

@@ -43,7 +43,8 @@ from ._export_messages import (
     unfaithful_trace_message,
 )
 from ._export_quiet import quiet_torch
-from .pruning._weight_norm import deep_copy, plain_weights
+from .pruning._copies import deep_copy
+from .pruning._weight_norm import plain_weights
 
 __all__ = ["ExportMixin", "NetworkExportMixin", "ProbabilityGraph", "TeamExportMixin"]
 

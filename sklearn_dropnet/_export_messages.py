@@ -11,7 +11,7 @@ _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 def first_line(error):
     """The first line of ``error``'s message without terminal colours (torch's ONNX
     exporter colours its own), ``""`` for none: it follows ``Type: `` in messages
-    (``sklearn_dropnet.cli.errors.first_line`` stands alone, so falls back to the type)."""
+    (``sklearn_dropnet.cli.errors.first_line``, which stands alone, falls back to the type)."""
     return (_ANSI_ESCAPE.sub("", str(error)).strip().splitlines() or [""])[0]
 
 

@@ -27,7 +27,7 @@ import cloudpickle
 from torch import nn
 from torch.nn.utils import parametrize
 
-__all__ = ["ParametrizedReducer", "dumps", "has_parametrizations", "portable"]
+__all__ = ["ParametrizedReducer", "dumps", "has_parametrizations", "portable", "unparametrized_class"]
 
 # The state-dict hook torch.nn.utils.parametrizations.weight_norm registers (a closure over the tensor's name).
 _WEIGHT_NORM_HOOK = ("torch.nn.utils.parametrizations", "weight_norm.<locals>._weight_norm_compat_hook")
@@ -36,6 +36,12 @@ _WEIGHT_NORM_HOOK = ("torch.nn.utils.parametrizations", "weight_norm.<locals>._w
 def has_parametrizations(value):
     """Whether ``value`` is a network with a parametrized layer."""
     return isinstance(value, nn.Module) and any(parametrize.is_parametrized(m) for m in value.modules())
+
+
+def unparametrized_class(layer):
+    """The class of parametrized ``layer`` before parametrize made it a subclass of its own
+    (``ParametrizedConv1d`` of ``Conv1d``)."""
+    return type(layer).__bases__[0]
 
 
 def _parametrized_module(base, tensor_names):
@@ -63,8 +69,7 @@ def _is_weight_norm_hook(obj):
 def _reduce(obj):
     """How to pickle ``obj`` if it is a parametrized layer or weight_norm's hook, else None."""
     if isinstance(obj, nn.Module) and parametrize.is_parametrized(obj):
-        base = type(obj).__bases__[0]  # parametrize made the class as a subclass of the layer's own
-        return _parametrized_module, (base, tuple(obj.parametrizations)), obj.__dict__
+        return _parametrized_module, (unparametrized_class(obj), tuple(obj.parametrizations)), obj.__dict__
     if _is_weight_norm_hook(obj):
         cells = dict(zip(obj.__code__.co_freevars, (cell.cell_contents for cell in obj.__closure__)))
         return functools.partial, (_weight_norm_state, cells["name"])

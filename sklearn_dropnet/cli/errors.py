@@ -6,6 +6,8 @@ status 2 (see :mod:`sklearn_dropnet.cli.main`).
 
 import numpy as np
 
+from .._export_messages import first_line as _first_line
+
 
 class UsageError(Exception):
     """A user error: reported as one line, exit status 2."""
@@ -17,8 +19,9 @@ def reason(error):
 
 
 def first_line(error):
-    """The first line of ``error``'s message: scikit-learn's can run to several."""
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+    """The first line of ``error``'s message (scikit-learn's can run to several), or
+    its type's name when it has none."""
+    return _first_line(error) or type(error).__name__
 
 
 def some_labels(labels):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..exceptions import PruningError
+from ._copies import deep_copy
 from ._network_cost import count_macs, count_parameters
 from ._probes import inspect_network, parametrized_layers, prunable_layers_hint
 from ._removal_check import check_deterministic, exactly_removable
@@ -29,7 +30,7 @@ from ._surgery import (
 )
 from ._unit_scores import score_units
 from ._unit_selection import check_units, choose_units_to_drop, keep_every_branch
-from ._weight_norm import deep_copy, redraw_weight_normed
+from ._weight_norm import redraw_weight_normed
 
 __all__ = ["DropNetPruner", "RESTARTS", "redraw_weights"]
 

@@ -28,12 +28,12 @@ import torch
 from .._device import preserved_generators
 from .._user_warnings import warn
 from ..exceptions import PruningError, UnitRemovalWarning
+from ._copies import deep_copy
 from ._eval_mode import evaluate
 from ._probes import tied_parameters
 from ._surgery import remove_units
 from ._unit_mask import UnitMask
 from ._unit_selection import keep_every_branch
-from ._weight_norm import deep_copy
 
 # Removing units sums fewer terms in another order; a wrong index mapping
 # moves outputs by far more than this.

@@ -11,10 +11,6 @@ parametrized form holds them as ``parametrizations.weight.original0`` and
 ``original1`` and computes ``weight`` whenever it is read, a property that
 Torch-Pruning cannot assign. Here:
 
-- :func:`copyable` computes every hook-based weight again without autograd,
-  and detaches any other tensor a module keeps from a call with autograd,
-  so that the network can be deep-copied (:func:`deep_copy`: the rewind
-  copy, checkpoints, the removal check);
 - :func:`as_plain_weights` and :func:`refold` wrap Torch-Pruning's surgery:
   the weight is a plain parameter while Torch-Pruning cuts it, then ``v``
   loses the same rows and columns and ``g`` is rescaled so that the layer
@@ -31,7 +27,6 @@ with any other parametrization (``spectral_norm``, ``orthogonal``) is not
 (:func:`has_unsupported_parametrizations`).
 """
 
-import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,10 +36,11 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _WeightNorm
 from torch.nn.utils.weight_norm import WeightNorm
 
+from .._pickling import unparametrized_class
+
 __all__ = [
-    "as_plain_weights", "copyable", "deep_copy", "has_unsupported_parametrizations", "not_resized",
-    "parametrized_weight_norm", "plain_weights", "redraw_weight_normed", "refold", "unsupported_reason",
-    "weight_norm_hook",
+    "as_plain_weights", "has_unsupported_parametrizations", "not_resized", "parametrized_weight_norm",
+    "plain_weights", "redraw_weight_normed", "refold", "unsupported_reason", "weight_norm_hook",
 ]  # fmt: skip
 
 
@@ -108,49 +104,6 @@ def unsupported_reason(module):
     return None
 
 
-def _detached(value):
-    """``value`` with the tensors in it (in dicts, lists, tuples) that autograd computed
-    detached; dicts and lists in place."""
-    if isinstance(value, torch.Tensor):
-        return value.detach() if value.grad_fn is not None else value
-    if isinstance(value, (dict, list)):
-        for key, item in list(value.items() if isinstance(value, dict) else enumerate(value)):
-            detached = _detached(item)
-            if detached is not item:
-                value[key] = detached
-        return value
-    if isinstance(value, tuple) and not hasattr(value, "_fields"):
-        return tuple(_detached(item) for item in value)
-    return value
-
-
-def copyable(module):
-    """Make ``module`` one that ``copy.deepcopy`` takes; returns it.
-
-    ``copy.deepcopy`` refuses a tensor computed with autograd: a weight-normed
-    layer's weight (after a training step, or right after ``weight_norm``),
-    computed again here outside autograd, and whatever else a module keeps
-    from a call (timm's LeViT and EfficientFormer cache their attention biases
-    in eval mode, after the trace ran them with autograd), detached. The next
-    call computes them again anyway.
-    """
-    for layer in module.modules():
-        hook = weight_norm_hook(layer)
-        if hook is not None:
-            with torch.no_grad():
-                setattr(layer, "weight", hook.compute_weight(layer))
-        for name, value in vars(layer).items():
-            detached = value if name in ("_parameters", "_buffers", "_modules") else _detached(value)
-            if detached is not value:
-                layer.__dict__[name] = detached
-    return module
-
-
-def deep_copy(module):
-    """``copy.deepcopy(module)``, also of a network with weight-normed layers."""
-    return copy.deepcopy(copyable(module))
-
-
 @dataclass
 class _Folded:
     """A weight-normed layer during the surgery: its weight norm and parameters before it."""
@@ -191,7 +144,7 @@ def _strip_parametrizations(layer, requires_grad):
     with torch.no_grad():
         values = {name: getattr(layer, name).detach() for name in layer.parametrizations}
     parametrized = (type(layer), layer._modules.pop("parametrizations"))
-    layer.__class__ = type(layer).__bases__[0]  # parametrize subclassed the layer's own class
+    layer.__class__ = unparametrized_class(layer)
     for name, value in values.items():
         layer.register_parameter(name, nn.Parameter(value, requires_grad=requires_grad))
     return parametrized
