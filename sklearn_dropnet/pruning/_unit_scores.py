@@ -144,6 +144,15 @@ class _ActivationStatistics:
     ``"nonzero_fraction"`` and ``"matrix"`` (each sample's mean activation
     per unit). A sample's statistic of a filter is its mean over the
     filter's spatial positions.
+
+    The samples are usually the activation's first dimension. Where they are
+    not, the dimension as long as the batch is taken (a unit's activations in
+    ``nn.TransformerEncoderLayer`` without ``batch_first`` are ``(steps,
+    samples, units)``); where several are, the one that alone was so in an
+    earlier batch, else the first; where none is (a network that folds the
+    samples into another dimension, ``x.flatten(0, 1)``), the means are
+    still each unit's mean over the samples and their positions, but there
+    is no per-sample ``"matrix"``.
     """
 
     def __init__(self, probes, wanted):
@@ -153,21 +162,40 @@ class _ActivationStatistics:
         self.probes = probes
         self.wanted = frozenset(wanted)
         self.n_samples = 0
+        self.batch_size = None  # of the batch being run; None: the first dimension is the samples'
+        self.sample_dims = {}  # layer -> the samples' dimension, where a batch has shown it
         self.abs_sum = {}
         self.nonzero_sum = {}
         self.matrices = {name: [] for name in probes}
+
+    def _sample_dim(self, name, shape, unit_dim):
+        """The dimension of the samples in an activation of ``shape``, or None."""
+        if self.batch_size is None:
+            return 0
+        candidates = [d for d in range(len(shape)) if d != unit_dim and shape[d] == self.batch_size]
+        if self.sample_dims.get(name) in candidates:
+            return self.sample_dims[name]
+        if len(candidates) == 1:
+            self.sample_dims[name] = candidates[0]
+        return candidates[0] if candidates else None
 
     def add(self, probe, activation):
         values = activation.detach().float()
         if probe.scale != 1.0:  # scaled by a number before anything reads it: the post-activation
             values = values * probe.scale
-        unit_dim = probe.channel_dim % values.dim()
+        name, unit_dim = probe.layer, probe.channel_dim % values.dim()
+        sample_dim = self._sample_dim(name, values.shape, unit_dim)
+        if sample_dim is None:
+            self._add_folded(name, values, unit_dim)
+            return
+        if sample_dim != 0:
+            values = values.movedim(sample_dim, 0)
+            unit_dim += unit_dim < sample_dim
         positions = tuple(d for d in range(1, values.dim()) if d != unit_dim)
 
         def per_sample(tensor):  # mean over a unit's positions; (samples, units)
             return tensor.mean(dim=positions) if positions else tensor
 
-        name = probe.layer
         if "mean_abs" in self.wanted:
             self.abs_sum[name] = self.abs_sum.get(name, 0) + per_sample(values.abs()).double().sum(0)
         if "nonzero_fraction" in self.wanted:
@@ -175,6 +203,23 @@ class _ActivationStatistics:
             self.nonzero_sum[name] = self.nonzero_sum.get(name, 0) + nonzero.double().sum(0)
         if "matrix" in self.wanted:
             self.matrices[name].append(per_sample(values).cpu())
+
+    def _add_folded(self, name, values, unit_dim):
+        """:meth:`add` for an activation with no dimension as long as the batch."""
+        if "matrix" in self.wanted:
+            raise ValueError(
+                f"The post-activation of layer {name!r} has shape {tuple(values.shape)} (units in "
+                f"dimension {unit_dim}) for a batch of {self.batch_size} samples: no dimension of it "
+                "is the samples', so the unit score cannot have one row per sample. Use a unit score "
+                "that needs only means (unit_score='activation', 'contribution' or 'apoz'), or "
+                "register one with statistic='mean_abs'."
+            )
+        units = values.movedim(unit_dim, -1).reshape(-1, values.shape[unit_dim])
+        positions = len(units) / self.batch_size  # each sample's share of a unit's values
+        if "mean_abs" in self.wanted:
+            self.abs_sum[name] = self.abs_sum.get(name, 0) + units.abs().double().sum(0) / positions
+        if "nonzero_fraction" in self.wanted:
+            self.nonzero_sum[name] = self.nonzero_sum.get(name, 0) + (units != 0).double().sum(0) / positions
 
     def mean_abs(self, name):
         return (self.abs_sum[name] / self.n_samples).cpu().numpy()
@@ -214,6 +259,7 @@ def collect_activation_statistics(module, batches, probes, wanted=("mean_abs",),
                     f"The batches to score on must be input tensors, got a {type(batch).__name__} "
                     "(inputs with their labels?): pass lambda: (x for x, _ in loader)."
                 )
+            statistics.batch_size = len(batch)
             module(batch)
             statistics.n_samples += len(batch)
     if not statistics.n_samples:
