@@ -42,6 +42,7 @@ MODELS = {
     "googlenet": {"aux_logits": False, "init_weights": True},
     "regnet_x_400mf": {},
     "resnext50_32x4d": {},
+    "densenet121": {},
 }
 REFUSED = {"shufflenet_v2_x0_5": "shuffles channels"}
 

@@ -98,17 +98,43 @@ def test_a_gate_at_one_by_one_positions_is_not_taken_for_a_gated_linear_unit():
 
 
 class ConcatenatedResidual(nn.Module):
-    """relu(cat([b(h), c(h)]) + shortcut(h)): b's and c's channels are halves of the stream's."""
+    """relu(cat([b(h), c(h)]) + shortcut(h)): b's and c's channels are halves of the stream's.
 
-    def __init__(self):
+    With ``side=True`` the concatenation also goes, before any activation, into a
+    convolution of its own that gives class scores: b and c then reach no
+    activation every way, and are not scored, but their channels go with the
+    stream's units.
+    """
+
+    def __init__(self, side=False):
         super().__init__()
         self.stem, self.shortcut = conv_bn(1, 8, 3), conv_bn(8, 8)
         self.b, self.c, self.out = conv_bn(8, 4, 3), conv_bn(8, 4, 3), nn.Linear(8, 3)
+        self.side = nn.Conv2d(8, 3, 1) if side else None
 
     def forward(self, x):
         h = torch.relu(self.stem(x))
-        y = torch.relu(torch.cat([self.b(h), self.c(h)], 1) + self.shortcut(h))
-        return self.out(y.mean(dim=(2, 3)))
+        joined = torch.cat([self.b(h), self.c(h)], 1)
+        y = self.out(torch.relu(joined + self.shortcut(h)).mean(dim=(2, 3)))
+        return y if self.side is None else y + self.side(joined).mean(dim=(2, 3))
+
+
+def test_the_inputs_of_a_concatenation_into_a_residual_stream_are_units_of_their_own():
+    # Each reaches the activation through the concatenation, at its half of the stream's
+    # channels, and is a group of its own coupled to that half of the shortcut's.
+    torch.manual_seed(0)
+    net, x = randomise_batchnorm(ConcatenatedResidual()).eval(), torch.randn(4, 1, 6, 6)
+    structure = inspect_network(net, x[:2])
+    assert [(r.offset, r.width) for r in structure.probes["b.0"].readings] == [(0, 4)]
+    assert [(r.offset, r.width) for r in structure.probes["c.0"].readings] == [(4, 4)]
+    pruner = pruner_without_warnings(net, x)
+    groups = {group.name: group for group in pruner.units}
+    assert sorted(groups) == ["b.0", "c.0", "stem.0"]
+    assert [(name, channels.tolist()) for name, channels, _ in groups["c.0"].members] == [
+        ("c.0", [0, 1, 2, 3]), ("shortcut.0", [4, 5, 6, 7])
+    ]  # fmt: skip
+    assert_removal_matches_masking(net, x, {"b.0": [1, 3], "c.0": [0, 2]})
+    assert (net.b[0].out_channels, net.c[0].out_channels, net.shortcut[0].out_channels) == (2, 2, 4)
 
 
 def test_units_on_one_side_of_a_concatenation_are_switched_off():
@@ -118,7 +144,7 @@ def test_units_on_one_side_of_a_concatenation_are_switched_off():
     from sklearn_dropnet.pruning._unit_mask import UnitMask
 
     torch.manual_seed(0)
-    net, x = randomise_batchnorm(ConcatenatedResidual()).eval(), torch.randn(4, 1, 6, 6)
+    net, x = randomise_batchnorm(ConcatenatedResidual(side=True)).eval(), torch.randn(4, 1, 6, 6)
     structure = inspect_network(net, x[:2])
     groups = find_unit_groups(net, x[:2], structure)
     stream = next(group for group in groups if group.name == "shortcut.0")
@@ -137,7 +163,7 @@ def test_units_on_one_side_of_a_concatenation_are_switched_off():
 
 def test_every_input_of_a_concatenation_keeps_a_channel():
     torch.manual_seed(0)
-    net, x = randomise_batchnorm(ConcatenatedResidual()).eval(), torch.randn(4, 1, 6, 6)
+    net, x = randomise_batchnorm(ConcatenatedResidual(side=True)).eval(), torch.randn(4, 1, 6, 6)
     pruner = DropNetPruner(net, x[:2])
     stream = next(group for group in pruner.units if group.name == "shortcut.0")
     assert {name: root.tolist() for name, root in stream.branches} == {"b.0": [0, 1, 2, 3], "c.0": [4, 5, 6, 7]}
@@ -162,7 +188,9 @@ def test_the_estimator_prunes_a_concatenation_in_a_residual_stream_to_its_floor(
     X, y = load_digits_images()
     X, y = X[y < 3][:150], y[y < 3][:150]
     for seed in range(3):  # a round removed all of c's channels, and the fit crashed, for some seeds
-        clf = DropNetClassifier(ConcatenatedResidual, prune_ratio=0.9, max_epochs=1, random_state=seed)
+        clf = DropNetClassifier(
+            ConcatenatedResidual, module__side=True, prune_ratio=0.9, max_epochs=1, random_state=seed
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnitRemovalWarning)  # the concatenated layers reach no activation
             clf.fit(X, y)

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from removal_checks import assert_removal_matches_masking, randomise_batchnorm
 from torch import nn
 from torch.nn import functional as F
 
@@ -245,18 +246,59 @@ class _DenseLayers(nn.Module):
         return self.head(self.concatenate(features))
 
 
-@pytest.mark.parametrize(
-    ("concatenate", "function"),
-    [(lambda t: torch.cat(t, 1), "cat"), (lambda t: torch.concat(tensors=t, dim=1), "concat")],
-    ids=["torch.cat", "torch.concat-by-keyword"],
-)
-def test_a_concatenation_before_the_activation_is_named_as_the_reason(concatenate, function):
-    structure = inspect_network(_DenseLayers(concatenate).eval(), torch.randn(2, 3, 8, 8))
-    assert not structure.probes
-    assert set(structure.left_out) == {"stem", "grow1", "grow2"}
-    for name, reason in structure.left_out.items():
-        assert reason.startswith(f"its output goes into a concatenation ('<root>: {function}') before any activation")
-        assert "(DenseNet), the unit has no one post-activation" in reason
+CONCATENATIONS = {
+    "torch.cat": lambda tensors: torch.cat(tensors, 1),
+    "torch.concat-by-keyword": lambda tensors: torch.concat(tensors=tensors, dim=1),
+}
+
+
+@pytest.mark.parametrize("concatenate", CONCATENATIONS.values(), ids=CONCATENATIONS)
+def test_a_layer_concatenated_before_its_activation_is_read_at_every_activation_it_reaches(concatenate):
+    """DenseNet's layers: each unit is read wherever its channel is activated, at its
+    place among the concatenation's channels, and scored by the mean of its readings."""
+    torch.manual_seed(0)
+    net, x = randomise_batchnorm(_DenseLayers(concatenate)).eval(), torch.randn(8, 3, 8, 8)
+    structure = inspect_network(net, x[:2])
+    readings = {name: [(r.offset, r.width) for r in probe.readings] for name, probe in structure.probes.items()}
+    # stem: norm1's ReLU, norm2's (first in the concatenation) and the head's
+    assert readings == {"stem": [(0, 4)] * 3, "grow1": [(4, 2), (4, 2)], "grow2": [(6, 2)]}
+    assert not structure.left_out
+    with torch.no_grad():  # the network's forward, step by step
+        stem = net.stem(x)
+        grow1 = net.grow1(torch.relu(net.norm1(stem)))
+        grow2 = net.grow2(torch.relu(net.norm2(concatenate([stem, grow1]))))
+        activations = [net.norm1(stem), net.norm2(concatenate([stem, grow1])), net.head[0](concatenate([stem, grow1, grow2]))]
+    after_norm1, after_norm2, in_head = (torch.relu(a).mean(dim=(0, 2, 3)).numpy() for a in activations)
+    expected = {
+        "stem": (after_norm1 + after_norm2[:4] + in_head[:4]) / 3,
+        "grow1": (after_norm2[4:] + in_head[4:6]) / 2,
+        "grow2": in_head[6:],
+    }
+    scores = DropNetPruner(net, x).score(lambda: [x])
+    for name, values in expected.items():
+        np.testing.assert_allclose(scores[name], values, rtol=1e-5)
+    assert_removal_matches_masking(net, x, {"stem": [1], "grow1": [0], "grow2": [1]})
+    assert (net.stem.out_channels, net.grow1.out_channels, net.grow2.out_channels) == (3, 1, 1)
+
+
+def test_a_concatenation_whose_output_reaches_no_activation_is_named_as_the_reason():
+    class ConcatenatedIntoAConvolution(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.left, self.right = nn.Conv2d(3, 4, 1), nn.Conv2d(3, 4, 1)
+            self.mix, self.out = nn.Conv2d(8, 4, 1), nn.Linear(4, 3)
+
+        def forward(self, x):
+            h = self.mix(torch.cat([self.left(x), self.right(x)], 1))
+            return self.out(torch.relu(h).mean((2, 3)))
+
+    structure = inspect_network(ConcatenatedIntoAConvolution().eval(), torch.randn(2, 3, 6, 6))
+    assert set(structure.probes) == {"mix"}
+    for name in ("left", "right"):
+        assert structure.left_out[name].startswith(
+            "its output goes into a concatenation ('<root>: cat') before any activation"
+        )
+        assert "every way the unit's channel goes on from it reaches an activation" in structure.left_out[name]
 
 
 @pytest.mark.parametrize("inplace", [True, False])

@@ -8,14 +8,19 @@ grouped convolutions in RegNet, concatenations in SqueezeNet, squeeze and
 excitation in MobileNetV3). ``benchmarks/bench_zoo.py`` runs them all, with
 EfficientNet-B0 and ResNeXt-50 too. A small VisionTransformer and ConvNeXt
 (LayerNorm, attention, channels-last blocks) prune the hidden units of their
-blocks' MLPs and name every other layer.
+blocks' MLPs and name every other layer. A small DenseNet prunes the layers it
+concatenates before their activation.
 """
 
 import importlib.util
+import io
 import sys
 import types
+import warnings
 from pathlib import Path
 
+import joblib
+import numpy as np
 import pytest
 
 from sklearn_dropnet import DropNetClassifier
@@ -145,6 +150,50 @@ def test_trained_squeeze_and_excitation_networks_pass_the_removal_check_in_every
         pruner.check_removal(x)
     assert not [str(w.message) for w in caught if "does not match switching them off" in str(w.message)]
     assert len(pruner.units) == {"mobilenet_v3_small": 22, "efficientnet_b0": 33}[name]
+
+
+def tiny_densenet(num_classes=10):
+    return torchvision.models.DenseNet(
+        growth_rate=8, block_config=(2, 2), num_init_features=8, bn_size=2, num_classes=num_classes
+    )
+
+
+DENSE_LAYERS = [
+    "features.denseblock1.denselayer1.conv2", "features.denseblock1.denselayer2.conv2", "features.transition1.conv",
+    "features.denseblock2.denselayer1.conv2", "features.denseblock2.denselayer2.conv2",
+]  # fmt: skip
+
+
+def test_densenet_prunes_the_layers_it_concatenates_before_their_activation(data):
+    """Growth and transition convolutions reach their ReLU only through the
+    concatenations of the later layers: each is read there, and every layer halves."""
+    X, y = data
+    clf = DropNetClassifier(module=tiny_densenet, prune_ratio=0.5, max_epochs=1, batch_size=16,
+                            validation_fraction=0.0, random_state=0)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnitRemovalWarning)  # no layer is left unpruned
+        clf.fit(X, y)
+    first, last = clf.pruning_history_[0], clf.pruning_history_[-1]
+    assert set(DENSE_LAYERS) <= set(first["units_per_layer"]) and not clf.unpruned_layers_
+    assert last["units"] == first["units"] // 2
+    assert last["params"] / first["params"] <= 0.35
+    buffer = io.BytesIO()
+    joblib.dump(clf, buffer)
+    buffer.seek(0)
+    np.testing.assert_array_equal(joblib.load(buffer).predict_proba(X[:4]), clf.predict_proba(X[:4]))
+
+
+def test_removing_densenet_units_matches_switching_them_off_at_every_reading():
+    import torch
+    from removal_checks import assert_removal_matches_masking, randomise_batchnorm
+
+    torch.manual_seed(0)
+    net = randomise_batchnorm(tiny_densenet()).eval()  # BatchNorm shifts as training leaves them
+    assert_removal_matches_masking(net, torch.randn(4, 3, 32, 32), {
+        "features.denseblock1.denselayer1.conv2": [1, 5], "features.transition1.conv": [0, 7],
+        "features.denseblock2.denselayer2.conv2": [3],
+    })  # fmt: skip
+    assert [net.get_submodule(name).out_channels for name in DENSE_LAYERS] == [6, 8, 10, 8, 7]
 
 
 def test_bench_zoo_timm_without_timm_says_how_to_install_it(monkeypatch, capsys):

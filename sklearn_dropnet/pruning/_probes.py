@@ -24,6 +24,7 @@ listed with the reason in :attr:`NetworkStructure.left_out`.
 """
 
 import bisect
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
@@ -135,8 +136,9 @@ _BEFORE_A_PRODUCT = (
 _MOVED = {
     **dict.fromkeys(CONCATENATION_FUNCTIONS, (
         "a concatenation",
-        "a concatenation moves the unit's channel, and where several layers read it, each with its "
-        "own BatchNorm and activation (DenseNet), the unit has no one post-activation",
+        "a concatenation is followed only where every way the unit's channel goes on from it "
+        "reaches an activation (as in DenseNet, where each later layer reads it through its own "
+        "BatchNorm and ReLU), and here one does not",
     )),
     **dict.fromkeys(SPLITTING_FUNCTIONS, (
         "a split",
@@ -209,6 +211,18 @@ class Probe:
         The number the network multiplies the activation's output by before
         anything else reads it (hard swish written ``x * F.relu6(x + 3) / 6``
         is read at the product: 1/6). The unit's statistics are read times it.
+    offset : int
+        Where the layer's units start among the activation's channels: 0, or
+        their place in a concatenation the layer's output goes into first.
+    width : int or None
+        The number of the layer's units among the activation's channels
+        (None: all of them).
+    more : tuple of Probe
+        The layer's other readings, where its output goes into several
+        concatenations before any activation (a DenseNet layer's, which
+        every later layer of its block concatenates and puts through its own
+        ``BatchNorm`` and ReLU): the unit is scored by the mean of its
+        readings and switched off at the end of each.
     """
 
     layer: str
@@ -216,6 +230,14 @@ class Probe:
     channel_dim: int
     chain_end: Site
     scale: float = 1.0
+    offset: int = 0
+    width: object = None
+    more: tuple = ()
+
+    @property
+    def readings(self):
+        """This reading and the layer's others (:attr:`more`)."""
+        return (self, *self.more)
 
 
 @dataclass(frozen=True)
@@ -500,6 +522,77 @@ def _chain_end(calls, readers, start, channel_dim):
             end = index
 
 
+def _offset_in(concatenation, tensor, channel_dim):
+    """Where ``tensor``'s channels start in the output of ``concatenation``, or None
+    where it is not joined once along the channels."""
+    inputs, output = concatenation.inputs, concatenation.output
+    if sum(t is tensor for t in inputs) != 1 or not isinstance(output, torch.Tensor):
+        return None
+    if any(t.dim() != output.dim() for t in inputs):
+        return None
+    dim = channel_dim % output.dim()
+    sizes = [t.shape[dim] for t in inputs]
+    if sum(sizes) != output.shape[dim] or any(t.shape[:dim] + t.shape[dim + 1:] != output.shape[:dim] + output.shape[dim + 1:] for t in inputs):
+        return None  # joined along another dimension
+    return sum(sizes[: next(i for i, t in enumerate(inputs) if t is tensor)])
+
+
+def _through_concatenations(calls, readers, index, channel_dim, outputs):
+    """The probe of the layer of call ``index`` whose output goes into concatenations
+    before any activation (a DenseNet layer's), or None.
+
+    Every way the layer's output goes on is followed, through channel-keeping
+    steps, residual adds and concatenations (each putting the layer's units at
+    some offset among its channels), and must end in an activation that does
+    not give the network's output: each is a reading of the layer's units.
+    """
+    readings = []
+    layer = calls[index]
+    tensor = layer.output
+    if not _readings_after(calls, readers, index, tensor, 0, channel_dim, layer.inputs, readings, outputs):
+        return None
+    width = tensor.shape[channel_dim % tensor.dim()]
+    found = [Probe(layer.site.name, site, channel_dim, end, scale, offset, width) for site, end, scale, offset in readings]
+    first, *more = list(dict.fromkeys(found))  # a path that joins another again reads the same
+    return dataclasses.replace(first, more=tuple(more))
+
+
+def _readings_after(calls, readers, index, tensor, offset, channel_dim, layer_inputs, readings, outputs):
+    """Follow ``tensor`` (made by call ``index``; the layer's units at ``offset`` among its
+    channels) into every call that reads it next, adding ``(activation site, chain end,
+    scale, offset)`` to ``readings`` for each activation it reaches; False where one way
+    reaches none."""
+    following = _read_after(readers, tensor, index)
+    if not following:
+        return False  # nothing reads it: the network's output, or lost to the trace
+    for reader in following:
+        call = calls[reader]
+        if call.function in CONCATENATION_FUNCTIONS:
+            at = _offset_in(call, tensor, channel_dim)
+            if at is None or not _readings_after(
+                calls, readers, reader, call.output, offset + at, channel_dim, layer_inputs, readings, outputs
+            ):
+                return False
+            continue
+        role = _role(call, channel_dim)
+        if role == _ACTIVATION:
+            activation = _gate(calls, readers, reader, [tensor], layer_inputs)
+            end, last = _chain_end(calls, readers, activation, channel_dim)
+            if any(last is t for t in outputs):
+                return False
+            readings.append((calls[activation].site, calls[end].site, _scale_after(calls, readers, activation), offset))
+        elif role in (_NORM, _PASSING, _ADD):
+            if not _readings_after(
+                calls, readers, reader, call.output, offset, channel_dim, layer_inputs, readings, outputs
+            ):
+                return False
+        else:
+            return False  # a product (a gate), a layer, anything that mixes the channels
+        if call.output is tensor:
+            break  # changed in place: what reads it later reads the call's output, followed above
+    return True
+
+
 def tied_parameters(module):
     """Sets of module names that hold one parameter together (tied weights)."""
     owners = {}
@@ -585,6 +678,11 @@ def inspect_network(module, example_input):
             continue
         channel_dim = LINEAR_CHANNELS if isinstance(call.module, nn.Linear) else CONV_CHANNELS
         activation_index, last, stop = _follow(calls, readers, index, call.output, channel_dim)
+        if activation_index is None and stop is not None and stop.function in CONCATENATION_FUNCTIONS:
+            concatenated = _through_concatenations(calls, readers, index, channel_dim, outputs)
+            if concatenated is not None:
+                probes[name] = concatenated
+                continue
         if activation_index is None:
             if any(last is t for t in outputs):
                 output_layers.add(name)
@@ -605,7 +703,7 @@ def inspect_network(module, example_input):
             parent = modules.get(name.rpartition(".")[0])
             left_out[name] = _WEIGHTS_USED_DIRECTLY if isinstance(parent, nn.MultiheadAttention) else _NOT_RUN
     shuffles = tuple(dict.fromkeys(c.site.name.split(":")[0] for c in calls if c.function == CHANNEL_SHUFFLE))
-    sites = {probe.activation for probe in probes.values()}
+    sites = {reading.activation for probe in probes.values() for reading in probe.readings}
     readings = {call.site: call.reading for call in calls if call.reading is not None and call.site in sites}
     return NetworkStructure(
         probes=probes, output_layers=frozenset(output_layers), left_out=left_out, channel_shuffles=shuffles,

@@ -84,7 +84,8 @@ class UnitMask:
 
     def __enter__(self):
         by_site = {}
-        for probe in (*self.probes.values(), *self.switch_offs.values()):
+        readings = [reading for probe in self.probes.values() for reading in probe.readings]
+        for probe in (*readings, *self.switch_offs.values()):
             by_site.setdefault(probe.chain_end, []).append(probe)
         actions = {site: functools.partial(self._zero, probes) for site, probes in by_site.items()}
         self._hooks = site_hooks(self.module, actions)
@@ -98,7 +99,7 @@ class UnitMask:
             return None
         output = output.clone()
         for probe in chosen:
-            channels = self._channels[probe.layer].to(output.device)
+            channels = self._channels[probe.layer].to(output.device) + getattr(probe, "offset", 0)
             output.index_fill_(probe.channel_dim % output.dim(), channels, 0)
         return output
 

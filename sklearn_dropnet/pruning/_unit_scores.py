@@ -166,25 +166,28 @@ class _ActivationStatistics:
         self.sample_dims = {}  # layer -> the samples' dimension, where a batch has shown it
         self.abs_sum = {}
         self.nonzero_sum = {}
-        self.matrices = {name: [] for name in probes}
+        self.matrices = {}  # reading -> per-batch (samples, units) matrices
 
-    def _sample_dim(self, name, shape, unit_dim):
+    def _sample_dim(self, reading, shape, unit_dim):
         """The dimension of the samples in an activation of ``shape``, or None."""
         if self.batch_size is None:
             return 0
         candidates = [d for d in range(len(shape)) if d != unit_dim and shape[d] == self.batch_size]
-        if self.sample_dims.get(name) in candidates:
-            return self.sample_dims[name]
+        if self.sample_dims.get(reading) in candidates:
+            return self.sample_dims[reading]
         if len(candidates) == 1:
-            self.sample_dims[name] = candidates[0]
+            self.sample_dims[reading] = candidates[0]
         return candidates[0] if candidates else None
 
     def add(self, probe, activation):
+        """Add the statistics of one of ``probe``'s readings (see ``Probe.readings``)."""
         values = activation.detach().float()
         if probe.scale != 1.0:  # scaled by a number before anything reads it: the post-activation
             values = values * probe.scale
         name, unit_dim = probe.layer, probe.channel_dim % values.dim()
-        sample_dim = self._sample_dim(name, values.shape, unit_dim)
+        if probe.width is not None:  # the layer's units among a concatenation's
+            values = values.narrow(unit_dim, probe.offset, probe.width)
+        sample_dim = self._sample_dim(probe, values.shape, unit_dim)
         if sample_dim is None:
             self._add_folded(name, values, unit_dim)
             return
@@ -202,7 +205,7 @@ class _ActivationStatistics:
             nonzero = per_sample((values != 0).float())
             self.nonzero_sum[name] = self.nonzero_sum.get(name, 0) + nonzero.double().sum(0)
         if "matrix" in self.wanted:
-            self.matrices[name].append(per_sample(values).cpu())
+            self.matrices.setdefault(probe, []).append(per_sample(values).cpu())
 
     def _add_folded(self, name, values, unit_dim):
         """:meth:`add` for an activation with no dimension as long as the batch."""
@@ -221,21 +224,27 @@ class _ActivationStatistics:
         if "nonzero_fraction" in self.wanted:
             self.nonzero_sum[name] = self.nonzero_sum.get(name, 0) + (units != 0).double().sum(0) / positions
 
+    def _readings(self, name):
+        return len(self.probes[name].readings)
+
     def mean_abs(self, name):
-        return (self.abs_sum[name] / self.n_samples).cpu().numpy()
+        return (self.abs_sum[name] / (self.n_samples * self._readings(name))).cpu().numpy()
 
     def nonzero_fraction(self, name):
-        return (self.nonzero_sum[name] / self.n_samples).cpu().numpy()
+        return (self.nonzero_sum[name] / (self.n_samples * self._readings(name))).cpu().numpy()
 
     def matrix(self, name):
-        return torch.cat(self.matrices[name]).numpy()
+        """Each sample's post-activation of each unit, the mean of the unit's readings."""
+        matrices = [torch.cat(self.matrices[reading]) for reading in self.probes[name].readings]
+        return torch.stack(matrices).mean(0).numpy()
 
 
 def _probe_hooks(module, probes, statistics, readings=None):
     """Read every probe's activation into ``statistics`` inside the block (see ``site_hooks``)."""
     by_site = {}
     for probe in probes.values():  # the layers adding into a residual stream share its activation
-        by_site.setdefault(probe.activation, []).append(probe)
+        for reading in probe.readings:
+            by_site.setdefault(reading.activation, []).append(reading)
     actions = {site: functools.partial(_add, statistics, read) for site, read in by_site.items()}
     return site_hooks(module, actions, readings)
 
