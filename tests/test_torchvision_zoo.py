@@ -187,13 +187,24 @@ def test_removing_densenet_units_matches_switching_them_off_at_every_reading():
     import torch
     from removal_checks import assert_removal_matches_masking, randomise_batchnorm
 
+    from sklearn_dropnet.pruning._probes import inspect_network
+
     torch.manual_seed(0)
-    net = randomise_batchnorm(tiny_densenet()).eval()  # BatchNorm shifts as training leaves them
-    assert_removal_matches_masking(net, torch.randn(4, 3, 32, 32), {
+    net, x = randomise_batchnorm(tiny_densenet()).eval(), torch.randn(4, 3, 32, 32)  # BatchNorm shifts as trained
+    # The stem is scored at its own ReLU, and switched off there and after the BatchNorm
+    # of each later layer of its block, which would turn its zero into their shift.
+    stem = inspect_network(net, x[:2]).probes["features.conv0"]
+    assert [reading.activation.name for reading in stem.scored_readings] == ["features.relu0"]
+    assert [(reading.chain_end.name, reading.offset) for reading in stem.more] == [
+        ("features.denseblock1.denselayer1.norm1", 0), ("features.denseblock1.denselayer2.norm1", 0),
+        ("features.transition1.norm", 0),
+    ]  # fmt: skip
+    assert_removal_matches_masking(net, x, {
         "features.denseblock1.denselayer1.conv2": [1, 5], "features.transition1.conv": [0, 7],
-        "features.denseblock2.denselayer2.conv2": [3],
+        "features.denseblock2.denselayer2.conv2": [3], "features.conv0": [2, 6],
     })  # fmt: skip
     assert [net.get_submodule(name).out_channels for name in DENSE_LAYERS] == [6, 8, 10, 8, 7]
+    assert net.features.conv0.out_channels == 6
 
 
 def test_bench_zoo_timm_without_timm_says_how_to_install_it(monkeypatch, capsys):

@@ -223,6 +223,11 @@ class Probe:
         every later layer of its block concatenates and puts through its own
         ``BatchNorm`` and ReLU): the unit is scored by the mean of its
         readings and switched off at the end of each.
+    scored : bool
+        False for a reading where the unit is only switched off: after its
+        activation, its channel goes into concatenations and on into other
+        layers' ``BatchNorm`` (a DenseNet stem's), which would turn the
+        zero into their shift.
     """
 
     layer: str
@@ -233,11 +238,17 @@ class Probe:
     offset: int = 0
     width: object = None
     more: tuple = ()
+    scored: bool = True
 
     @property
     def readings(self):
         """This reading and the layer's others (:attr:`more`)."""
         return (self, *self.more)
+
+    @property
+    def scored_readings(self):
+        """The :attr:`readings` the unit is scored by."""
+        return tuple(reading for reading in self.readings if reading.scored)
 
 
 @dataclass(frozen=True)
@@ -593,6 +604,43 @@ def _readings_after(calls, readers, index, tensor, offset, channel_dim, layer_in
     return True
 
 
+def _switched_off_later(calls, readers, end, channel_dim):
+    """Where a unit switched off at the end of its chain (call ``end``) must be zeroed
+    again, as ``(site, offset)``: after its activation its channel goes into
+    concatenations, and on into ``BatchNorm`` layers (a DenseNet stem's, at every
+    later layer of its block), which would turn the zero into their shift. Empty
+    where it goes into no concatenation, or where some way on is not followed (the
+    removal check then decides)."""
+    found = []
+    ok = _zero_after(calls, readers, end, calls[end].output, 0, channel_dim, found, concatenated=False)
+    return found if ok else []
+
+
+def _zero_after(calls, readers, index, tensor, offset, channel_dim, found, concatenated):
+    """Follow a switched-off unit's zero in ``tensor`` (made by call ``index``) into what
+    reads it; see :func:`_switched_off_later`. False where it cannot be followed."""
+    for reader in _read_after(readers, tensor, index):
+        call = calls[reader]
+        if call.function in CONCATENATION_FUNCTIONS:
+            at = _offset_in(call, tensor, channel_dim)
+            if at is None or not _zero_after(calls, readers, reader, call.output, offset + at, channel_dim, found, True):
+                return False
+            continue
+        role = _role(call, channel_dim)
+        if isinstance(call.module, PRUNABLE_TYPES):
+            pass  # a zero in: the layer's input column goes with the unit
+        elif role == _PASSING:
+            if not _zero_after(calls, readers, reader, call.output, offset, channel_dim, found, concatenated):
+                return False
+        elif role in (_NORM, _ACTIVATION) and concatenated:
+            found.append((calls[_chain_end(calls, readers, reader, channel_dim)[0]].site, offset))
+        else:
+            return False
+        if call.output is tensor:
+            break  # changed in place: what reads it later reads the call's output, followed above
+    return True
+
+
 def tied_parameters(module):
     """Sets of module names that hold one parameter together (tied weights)."""
     owners = {}
@@ -696,14 +744,17 @@ def inspect_network(module, example_input):
             output_layers.add(name)
             continue
         scale = _scale_after(calls, readers, activation_index)
-        probes[name] = Probe(name, calls[activation_index].site, channel_dim, calls[end].site, scale)
+        later = _switched_off_later(calls, readers, end, channel_dim)
+        more = tuple(Probe(name, site, channel_dim, site, offset=at, width=calls[end].output.shape[channel_dim], scored=False)
+                     for site, at in later)  # fmt: skip
+        probes[name] = Probe(name, calls[activation_index].site, channel_dim, calls[end].site, scale, more=more)
     modules = dict(module.named_modules())
     for name, layer in modules.items():
         if isinstance(layer, PRUNABLE_TYPES) and name not in module_calls and not has_unsupported_parametrizations(layer):
             parent = modules.get(name.rpartition(".")[0])
             left_out[name] = _WEIGHTS_USED_DIRECTLY if isinstance(parent, nn.MultiheadAttention) else _NOT_RUN
     shuffles = tuple(dict.fromkeys(c.site.name.split(":")[0] for c in calls if c.function == CHANNEL_SHUFFLE))
-    sites = {reading.activation for probe in probes.values() for reading in probe.readings}
+    sites = {reading.activation for probe in probes.values() for reading in probe.scored_readings}
     readings = {call.site: call.reading for call in calls if call.reading is not None and call.site in sites}
     return NetworkStructure(
         probes=probes, output_layers=frozenset(output_layers), left_out=left_out, channel_shuffles=shuffles,

@@ -225,7 +225,7 @@ class _ActivationStatistics:
             self.nonzero_sum[name] = self.nonzero_sum.get(name, 0) + (units != 0).double().sum(0) / positions
 
     def _readings(self, name):
-        return len(self.probes[name].readings)
+        return len(self.probes[name].scored_readings)
 
     def mean_abs(self, name):
         return (self.abs_sum[name] / (self.n_samples * self._readings(name))).cpu().numpy()
@@ -235,7 +235,7 @@ class _ActivationStatistics:
 
     def matrix(self, name):
         """Each sample's post-activation of each unit, the mean of the unit's readings."""
-        matrices = [torch.cat(self.matrices[reading]) for reading in self.probes[name].readings]
+        matrices = [torch.cat(self.matrices[reading]) for reading in self.probes[name].scored_readings]
         return torch.stack(matrices).mean(0).numpy()
 
 
@@ -243,7 +243,7 @@ def _probe_hooks(module, probes, statistics, readings=None):
     """Read every probe's activation into ``statistics`` inside the block (see ``site_hooks``)."""
     by_site = {}
     for probe in probes.values():  # the layers adding into a residual stream share its activation
-        for reading in probe.readings:
+        for reading in probe.scored_readings:
             by_site.setdefault(reading.activation, []).append(reading)
     actions = {site: functools.partial(_add, statistics, read) for site, read in by_site.items()}
     return site_hooks(module, actions, readings)
