@@ -698,3 +698,24 @@ def test_a_loop_that_never_records_stops_at_the_ratio_of_the_network_it_started_
             pruner.remove(pruner.choose(pruner.score(lambda: [X]), n_drop, rng=np.random.default_rng(0)), restart="none")
         sizes.append(pruner.n_units)
     assert sizes == [10, 10]  # 20% of 50
+
+
+def test_a_layer_concatenated_and_read_by_another_layer_before_its_activation_is_left_out():
+    class GhostModule(nn.Module):
+        """GhostNet's: [x1, cheap(x1)] before one activation, each part through an Identity."""
+
+        def __init__(self):
+            super().__init__()
+            self.primary = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4), nn.Identity())
+            self.cheap = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1, groups=4), nn.BatchNorm2d(4), nn.Identity())
+            self.out = nn.Linear(8, 3)
+
+        def forward(self, x):
+            x1 = self.primary(x)
+            return self.out(torch.relu(torch.cat([x1, self.cheap(x1)], 1)).mean((2, 3)))
+
+    structure = inspect_network(GhostModule().eval(), torch.randn(2, 3, 6, 6))
+    # cheap's channels reach the ReLU only through the concatenation, at 4-7; primary's
+    # also go into cheap's convolution before any activation.
+    assert [(r.offset, r.width) for r in structure.probes["cheap.0"].readings] == [(4, 4)]
+    assert structure.left_out["primary.0"].startswith("its output goes into a concatenation")

@@ -548,6 +548,84 @@ def _offset_in(concatenation, tensor, channel_dim):
     return sum(sizes[: next(i for i, t in enumerate(inputs) if t is tensor)])
 
 
+class _ChannelWays:
+    """Every way a layer's units go on from a tensor of the trace: through
+    concatenations (each puts them at some offset among its channels) and the
+    steps that keep channels in place. Each tensor is followed once per offset
+    (a network may join the same features again by several ways)."""
+
+    def __init__(self, calls, readers, channel_dim):
+        self.calls, self.readers, self.channel_dim = calls, readers, channel_dim
+        self._followed = set()
+
+    def _next(self, index, tensor, offset):
+        """``(reader index, call, offset of the units in its output)`` for each call that
+        reads ``tensor`` (made, or changed in place, by call ``index``) next; the offset
+        is None for a concatenation that does not join it once along the channels.
+        None where it was followed from there already at ``offset``."""
+        key = (id(tensor), index, offset)  # after an in-place step, the same tensor read on
+        if key in self._followed:
+            return None
+        self._followed.add(key)
+        steps = []
+        for reader in _read_after(self.readers, tensor, index):
+            call = self.calls[reader]
+            at = offset
+            if call.function in CONCATENATION_FUNCTIONS:
+                joined = _offset_in(call, tensor, self.channel_dim)
+                at = None if joined is None else offset + joined
+            steps.append((reader, call, at))
+            if call.output is tensor:
+                break  # changed in place: what reads it later reads the call's output
+        return steps
+
+    def readings(self, index, tensor, offset, layer_inputs, outputs, found):
+        """Add ``(activation site, chain end, scale, offset)`` to ``found`` for each
+        activation the units reach from ``tensor``; False where a way reaches none, or
+        reaches the network's output."""
+        steps = self._next(index, tensor, offset)
+        if steps is None:
+            return True
+        if not steps:
+            return False  # nothing reads it: the network's output, or lost to the trace
+        calls, readers = self.calls, self.readers
+        for reader, call, at in steps:
+            role = None if call.function in CONCATENATION_FUNCTIONS else _role(call, self.channel_dim)
+            if role is None or role in (_NORM, _PASSING, _ADD):
+                if at is None or not self.readings(reader, call.output, at, layer_inputs, outputs, found):
+                    return False
+            elif role == _ACTIVATION:
+                activation = _gate(calls, readers, reader, [tensor], layer_inputs)
+                end, last = _chain_end(calls, readers, activation, self.channel_dim)
+                if any(last is t for t in outputs):
+                    return False
+                found.append((calls[activation].site, calls[end].site, _scale_after(calls, readers, activation), at))
+            else:
+                return False  # a product (a gate), a layer, anything that mixes the channels
+        return True
+
+    def zeroed(self, index, tensor, offset, found, concatenated=False):
+        """Add ``(site, offset)`` to ``found`` wherever a zero in the units' channels of
+        ``tensor`` reaches, through a concatenation, a ``BatchNorm`` or an activation
+        (which may turn it into something else); False where a way is not followed."""
+        for reader, call, at in self._next(index, tensor, offset) or ():
+            if call.function in CONCATENATION_FUNCTIONS:
+                if at is None or not self.zeroed(reader, call.output, at, found, concatenated=True):
+                    return False
+                continue
+            role = _role(call, self.channel_dim)
+            if isinstance(call.module, PRUNABLE_TYPES):
+                continue  # a zero in: the layer's input column goes with the unit
+            if role == _PASSING:
+                if not self.zeroed(reader, call.output, at, found, concatenated):
+                    return False
+            elif role in (_NORM, _ACTIVATION) and concatenated:
+                found.append((self.calls[_chain_end(self.calls, self.readers, reader, self.channel_dim)[0]].site, at))
+            else:
+                return False
+        return True
+
+
 def _through_concatenations(calls, readers, index, channel_dim, outputs):
     """The probe of the layer of call ``index`` whose output goes into concatenations
     before any activation (a DenseNet layer's), or None.
@@ -557,51 +635,13 @@ def _through_concatenations(calls, readers, index, channel_dim, outputs):
     some offset among its channels), and must end in an activation that does
     not give the network's output: each is a reading of the layer's units.
     """
-    readings = []
-    layer = calls[index]
-    tensor = layer.output
-    if not _readings_after(calls, readers, index, tensor, 0, channel_dim, layer.inputs, readings, outputs):
+    readings, layer = [], calls[index]
+    ways = _ChannelWays(calls, readers, channel_dim)
+    if not ways.readings(index, layer.output, 0, layer.inputs, outputs, readings) or not readings:
         return None
-    width = tensor.shape[channel_dim % tensor.dim()]
-    found = [Probe(layer.site.name, site, channel_dim, end, scale, offset, width) for site, end, scale, offset in readings]
-    first, *more = list(dict.fromkeys(found))  # a path that joins another again reads the same
+    width = layer.output.shape[channel_dim % layer.output.dim()]
+    first, *more = [Probe(layer.site.name, site, channel_dim, end, scale, at, width) for site, end, scale, at in readings]
     return dataclasses.replace(first, more=tuple(more))
-
-
-def _readings_after(calls, readers, index, tensor, offset, channel_dim, layer_inputs, readings, outputs):
-    """Follow ``tensor`` (made by call ``index``; the layer's units at ``offset`` among its
-    channels) into every call that reads it next, adding ``(activation site, chain end,
-    scale, offset)`` to ``readings`` for each activation it reaches; False where one way
-    reaches none."""
-    following = _read_after(readers, tensor, index)
-    if not following:
-        return False  # nothing reads it: the network's output, or lost to the trace
-    for reader in following:
-        call = calls[reader]
-        if call.function in CONCATENATION_FUNCTIONS:
-            at = _offset_in(call, tensor, channel_dim)
-            if at is None or not _readings_after(
-                calls, readers, reader, call.output, offset + at, channel_dim, layer_inputs, readings, outputs
-            ):
-                return False
-            continue
-        role = _role(call, channel_dim)
-        if role == _ACTIVATION:
-            activation = _gate(calls, readers, reader, [tensor], layer_inputs)
-            end, last = _chain_end(calls, readers, activation, channel_dim)
-            if any(last is t for t in outputs):
-                return False
-            readings.append((calls[activation].site, calls[end].site, _scale_after(calls, readers, activation), offset))
-        elif role in (_NORM, _PASSING, _ADD):
-            if not _readings_after(
-                calls, readers, reader, call.output, offset, channel_dim, layer_inputs, readings, outputs
-            ):
-                return False
-        else:
-            return False  # a product (a gate), a layer, anything that mixes the channels
-        if call.output is tensor:
-            break  # changed in place: what reads it later reads the call's output, followed above
-    return True
 
 
 def _switched_off_later(calls, readers, end, channel_dim):
@@ -612,33 +652,8 @@ def _switched_off_later(calls, readers, end, channel_dim):
     where it goes into no concatenation, or where some way on is not followed (the
     removal check then decides)."""
     found = []
-    ok = _zero_after(calls, readers, end, calls[end].output, 0, channel_dim, found, concatenated=False)
+    ok = _ChannelWays(calls, readers, channel_dim).zeroed(end, calls[end].output, 0, found)
     return found if ok else []
-
-
-def _zero_after(calls, readers, index, tensor, offset, channel_dim, found, concatenated):
-    """Follow a switched-off unit's zero in ``tensor`` (made by call ``index``) into what
-    reads it; see :func:`_switched_off_later`. False where it cannot be followed."""
-    for reader in _read_after(readers, tensor, index):
-        call = calls[reader]
-        if call.function in CONCATENATION_FUNCTIONS:
-            at = _offset_in(call, tensor, channel_dim)
-            if at is None or not _zero_after(calls, readers, reader, call.output, offset + at, channel_dim, found, True):
-                return False
-            continue
-        role = _role(call, channel_dim)
-        if isinstance(call.module, PRUNABLE_TYPES):
-            pass  # a zero in: the layer's input column goes with the unit
-        elif role == _PASSING:
-            if not _zero_after(calls, readers, reader, call.output, offset, channel_dim, found, concatenated):
-                return False
-        elif role in (_NORM, _ACTIVATION) and concatenated:
-            found.append((calls[_chain_end(calls, readers, reader, channel_dim)[0]].site, offset))
-        else:
-            return False
-        if call.output is tensor:
-            break  # changed in place: what reads it later reads the call's output, followed above
-    return True
 
 
 def tied_parameters(module):
