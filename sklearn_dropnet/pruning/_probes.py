@@ -15,7 +15,10 @@ activation written out as a gate times the layer's output (``x *
 torch.sigmoid(x)``) is read at the product (see :func:`_gate`).
 
 A ``Linear`` or ``Conv1d/2d/3d`` layer is *prunable* when its output
-reaches an activation this way. A layer whose output is the network's
+reaches an activation this way, or when it goes into concatenations first
+and every way its channels go on from there reaches an activation (a
+DenseNet layer's, read at the ReLU of every later layer of its block: see
+:attr:`Probe.more`). A layer whose output is the network's
 output, directly or through element-wise steps only (an activation after
 the class scores), is an *output layer* and is never pruned; nor is a layer
 called twice in one pass or one whose weights another module shares (tied
@@ -542,8 +545,9 @@ def _offset_in(concatenation, tensor, channel_dim):
     if any(t.dim() != output.dim() for t in inputs):
         return None
     dim = channel_dim % output.dim()
+    others = output.shape[:dim] + output.shape[dim + 1:]
     sizes = [t.shape[dim] for t in inputs]
-    if sum(sizes) != output.shape[dim] or any(t.shape[:dim] + t.shape[dim + 1:] != output.shape[:dim] + output.shape[dim + 1:] for t in inputs):
+    if sum(sizes) != output.shape[dim] or any(t.shape[:dim] + t.shape[dim + 1:] != others for t in inputs):
         return None  # joined along another dimension
     return sum(sizes[: next(i for i, t in enumerate(inputs) if t is tensor)])
 
@@ -551,8 +555,9 @@ def _offset_in(concatenation, tensor, channel_dim):
 class _ChannelWays:
     """Every way a layer's units go on from a tensor of the trace: through
     concatenations (each puts them at some offset among its channels) and the
-    steps that keep channels in place. Each tensor is followed once per offset
-    (a network may join the same features again by several ways)."""
+    steps that keep channels in place. Each tensor is followed on from each
+    step once per offset (a network may join the same features again by
+    several ways)."""
 
     def __init__(self, calls, readers, channel_dim):
         self.calls, self.readers, self.channel_dim = calls, readers, channel_dim
@@ -613,9 +618,9 @@ class _ChannelWays:
                 if at is None or not self.zeroed(reader, call.output, at, found, concatenated=True):
                     return False
                 continue
-            role = _role(call, self.channel_dim)
             if isinstance(call.module, PRUNABLE_TYPES):
                 continue  # a zero in: the layer's input column goes with the unit
+            role = _role(call, self.channel_dim)
             if role == _PASSING:
                 if not self.zeroed(reader, call.output, at, found, concatenated):
                     return False

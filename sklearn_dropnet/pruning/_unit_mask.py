@@ -22,7 +22,9 @@ class UnitMask:
     per-channel chain (``Probe.chain_end``): its post-activation, or the
     output of a ``BatchNorm`` that follows the activation (which would turn
     a zero into its shift), whether a module or a function computes it
-    (see :func:`~sklearn_dropnet.pruning._sites.site_hooks`). The channels
+    (see :func:`~sklearn_dropnet.pruning._sites.site_hooks`); a unit read after
+    concatenations (``Probe.readings``) is zeroed at the end of each of its
+    readings, at its place among the channels there. The channels
     of the layers coupled to the unit that reach no activation (a group's
     ``unscored`` layers) are zeroed too, at their ``switch_offs`` site. That
     is exactly the network with the unit removed physically.
@@ -99,7 +101,8 @@ class UnitMask:
             return None
         output = output.clone()
         for probe in chosen:
-            channels = self._channels[probe.layer].to(output.device) + getattr(probe, "offset", 0)
+            offset = getattr(probe, "offset", 0)  # a reading after a concatenation (a SwitchOff has none)
+            channels = self._channels[probe.layer].to(output.device) + offset
             output.index_fill_(probe.channel_dim % output.dim(), channels, 0)
         return output
 

@@ -163,7 +163,7 @@ class _ActivationStatistics:
         self.wanted = frozenset(wanted)
         self.n_samples = 0
         self.batch_size = None  # of the batch being run; None: the first dimension is the samples'
-        self.sample_dims = {}  # layer -> the samples' dimension, where a batch has shown it
+        self.sample_dims = {}  # reading -> the samples' dimension, where a batch has shown it
         self.abs_sum = {}
         self.nonzero_sum = {}
         self.matrices = {}  # reading -> per-batch (samples, units) matrices
