@@ -66,21 +66,20 @@ def test_the_feed_forward_units_are_found_and_the_other_layers_named(settings):
     assert "nn.MultiheadAttention" in structure.left_out["encoder.layers.0.self_attn.out_proj"]
 
 
-def _activation_means(net, x):
-    """Mean |activation| of each linear1 unit, read with forward hooks while autograd is on
-    (torch then runs the layer step by step, not its fused kernel)."""
-    means = {}
+def _activations(net, x, reduce):
+    """``reduce`` of each linear1's activation, by layer name, read with forward hooks
+    while autograd is on (torch then runs the layer step by step, not its fused kernel)."""
+    read = {}
     for name in HIDDEN:
         layer = net.get_submodule(name.rsplit(".", 1)[0])
-        activation = layer.activation
 
-        def read(module, inputs, output, name=name, activation=activation):
-            means[name] = activation(output).abs().flatten(0, -2).mean(0).detach().numpy()
+        def hook(module, inputs, output, name=name, activation=layer.activation):
+            read[name] = reduce(activation(output)).detach().numpy()
 
-        layer.linear1.register_forward_hook(read)
+        layer.linear1.register_forward_hook(hook)
     with torch.enable_grad():
         net(x)
-    return means
+    return read
 
 
 @pytest.mark.parametrize("settings", VARIANTS.values(), ids=VARIANTS)
@@ -88,7 +87,7 @@ def test_the_scores_are_the_mean_absolute_activations_the_fused_kernel_would_hid
     torch.manual_seed(0)
     net, x = SequenceTransformer(**settings).eval(), torch.randn(64, 8, 8)
     scores = DropNetPruner(net, x[:2]).score(lambda: [x])
-    expected = _activation_means(net, x)
+    expected = _activations(net, x, lambda activation: activation.abs().flatten(0, -2).mean(0))
     assert sorted(scores) == HIDDEN
     for name in HIDDEN:
         assert scores[name].shape == (32,) and scores[name].min() >= 0 and scores[name].max() > 0
@@ -126,24 +125,17 @@ def test_each_sample_has_its_row_though_the_steps_come_first():
     mean over that sample's steps, in the order of the samples."""
     torch.manual_seed(0)
     net, x = SequenceTransformer(batch_first=False).eval(), torch.randn(40, 8, 8)
-    rows, expected = {}, {}
+    rows = []
 
     def keep(layer, matrix):
-        rows[len(rows)] = matrix
+        rows.append(matrix)
         return matrix.mean(axis=0)
 
-    DropNetPruner(net, x[:2]).score(lambda: x.split(16), keep)  # batches of 16, 16 and 8
-    for layer in net.encoder.layers:
-
-        def read(module, inputs, output, activation=layer.activation):
-            expected[len(expected)] = activation(output).mean(0).detach().numpy()
-
-        layer.linear1.register_forward_hook(read)
-    with torch.enable_grad():
-        net(x)
-    for layer in range(2):
-        assert rows[layer].shape == (40, 32)
-        np.testing.assert_allclose(rows[layer], expected[layer], rtol=1e-5, atol=1e-6)
+    DropNetPruner(net, x[:2]).score(lambda: x.split(16), keep)  # batches of 16, 16 and 8, the layers in order
+    expected = _activations(net, x, lambda activation: activation.mean(0))  # over the steps
+    for name, matrix in zip(HIDDEN, rows, strict=True):
+        assert matrix.shape == (40, 32)
+        np.testing.assert_allclose(matrix, expected[name], rtol=1e-5, atol=1e-6)
 
 
 class _Folded(nn.Module):
