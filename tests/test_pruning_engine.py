@@ -1,5 +1,7 @@
 """The pieces under DropNetClassifier: finding, scoring, choosing, removing units."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -218,8 +220,6 @@ def test_a_unit_group_mapped_to_more_positions_than_the_network_has_is_refused(m
     longer index lists until memory runs out; a step longer than the bound refuses the
     layer with the reason instead. Shown here with a bound made small enough for a
     flatten, whose conv units are 4 x 64 input positions of the Linear."""
-    import warnings
-
     from torch_pruning.dependency.group import Group
 
     from sklearn_dropnet.exceptions import UnitRemovalWarning
@@ -241,6 +241,76 @@ def test_a_unit_group_mapped_to_more_positions_than_the_network_has_is_refused(m
     assert "it maps them to 256 channel positions of" in pruner.unpruned["0"]
     assert "more than the network's tensors have (16 at most)" in str(caught[0].message)
     assert Group.add_dep is add_dep  # Torch-Pruning's own again
+
+
+def test_a_unit_group_mapped_to_more_positions_in_all_than_the_bound_is_refused(monkeypatch):
+    """Each step below the bound, the steps together above it (torchvision's maxvit_t held
+    13 GiB after fifteen minutes): the layer is refused with the reason. Shown with bounds
+    made small enough for the flatten of the test above."""
+    from sklearn_dropnet.exceptions import UnitRemovalWarning
+    from sklearn_dropnet.pruning import DropNetPruner, _surgery
+
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 16), nn.ReLU(), nn.Linear(16, 2)
+    ).eval()
+    monkeypatch.setattr(_surgery, "_BOUND_FACTOR", 0)
+    monkeypatch.setattr(_surgery, "_BOUND_FLOOR", 256)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnitRemovalWarning)
+        assert DropNetPruner(net, torch.randn(2, 1, 8, 8)).units_per_layer == {"0": 4, "3": 16}
+    monkeypatch.setattr(_surgery, "_POSITIONS_IN_ALL", 1)
+    with pytest.warns(UnitRemovalWarning, match="channel positions in all, of the modules they reach, more than 256"):
+        pruner = DropNetPruner(net, torch.randn(2, 1, 8, 8))
+    assert pruner.units_per_layer == {"3": 16}
+    assert "0" in pruner.unpruned
+
+
+class _RunawayGroup(BaseException):
+    """Raised past the steps a group may take; a BaseException, so that no
+    ``except Exception`` of the library swallows it."""
+
+
+def test_a_unit_group_going_round_a_cycle_of_the_graph_is_cut_short(monkeypatch):
+    """Through MaxViT's attention (query and key meet in an einsum, then a position
+    bias is added) Torch-Pruning goes round the same cycle of the graph with new
+    indices each step, and each step compares itself with every earlier one: a
+    two-block MaxViT was still being traced after ten minutes; this one attention
+    took 14,902 steps and 24 s. The group is now cut short at 4,096 steps plus 4 per
+    dependency of the graph, and the layers come out as before."""
+    from torch_pruning.dependency.group import Group
+    from torchvision.models.maxvit import RelativePositionalMultiHeadAttention
+
+    from sklearn_dropnet.exceptions import UnitRemovalWarning
+    from sklearn_dropnet.pruning import DropNetPruner
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Linear(4, 16)
+            self.attn = RelativePositionalMultiHeadAttention(16, 8, 4)
+            self.fc, self.head = nn.Linear(16, 16), nn.Linear(16, 3)
+
+        def forward(self, x):
+            h = self.attn(torch.relu(self.embed(x.reshape(-1, 1, 4, 4))))
+            return self.head(torch.relu(self.fc(h.mean((1, 2)))))
+
+    add_dep, steps = Group.add_dep, []
+
+    def counted(group, dep, idxs):
+        steps.append(len(group) + 1)
+        if len(group) >= 10_000:
+            raise _RunawayGroup(f"{len(group)} steps")
+        return add_dep(group, dep, idxs)
+
+    monkeypatch.setattr(Group, "add_dep", counted)
+    torch.manual_seed(0)
+    with pytest.warns(UnitRemovalWarning):
+        pruner = DropNetPruner(Net().eval(), torch.randn(2, 16))
+    assert pruner.units_per_layer == {"embed": 16, "fc": 16}
+    assert set(pruner.unpruned) == {"attn.to_qkv", "attn.merge"}
+    assert "goes into a split ('attn: chunk')" in pruner.unpruned["attn.to_qkv"]
+    assert 4096 < max(steps) < 5000
 
 
 class _CachedBias(nn.Module):

@@ -129,6 +129,35 @@ def test_transformer_style_blocks_prune_their_mlp_and_name_the_rest(data, builde
     assert clf.predict_proba(X[:3]).shape == (3, 10)
 
 
+def tiny_maxvit(num_classes=10):
+    from torchvision.models.maxvit import MaxVit
+
+    return MaxVit(input_size=(32, 32), stem_channels=8, partition_size=2, block_channels=[16], block_layers=[1],
+                  head_dim=8, stochastic_depth_prob=0.0, num_classes=num_classes)  # fmt: skip
+
+
+def test_maxvit_prunes_its_convolutions_and_mlps_and_names_its_attention(data):
+    """MaxViT's attention sent Torch-Pruning round a cycle of its graph for minutes
+    while DropNet asked which layers its query-key-value layer feeds; the block's
+    MBConv, squeeze-excitation and MLP units are pruned, the attention is named."""
+    X, y = data
+    clf = DropNetClassifier(module=tiny_maxvit, prune_ratio=0.5, max_epochs=1, batch_size=16,
+                            validation_fraction=0.0, random_state=0)  # fmt: skip
+    with pytest.warns(UnitRemovalWarning):
+        clf.fit(X, y)
+    first, last = clf.pruning_history_[0]["units_per_layer"], clf.pruning_history_[-1]["units_per_layer"]
+    block = "blocks.0.layers.0.layers."
+    assert sorted(first) == sorted(
+        ["stem.0.0", "classifier.3", f"{block}MBconv.layers.conv_a.0", f"{block}MBconv.layers.squeeze_excitation.fc1",
+         f"{block}window_attention.mlp_layer.1", f"{block}grid_attention.mlp_layer.1"]
+    )  # fmt: skip
+    assert sum(last.values()) == sum(first.values()) // 2
+    for attention in ("window_attention", "grid_attention"):
+        assert "goes into a split" in clf.unpruned_layers_[f"{block}{attention}.attn_layer.1.to_qkv"]
+        assert "LayerNorm mixes the channels" in clf.unpruned_layers_[f"{block}{attention}.attn_layer.1.merge"]
+    assert clf.predict_proba(X[:3]).shape == (3, 10)
+
+
 @pytest.mark.parametrize("name", ["mobilenet_v3_small", "efficientnet_b0"])
 def test_trained_squeeze_and_excitation_networks_pass_the_removal_check_in_every_group(name):
     # BatchNorm statistics and shifts as training leaves them: the removal check then sees
