@@ -313,6 +313,27 @@ def test_a_unit_group_going_round_a_cycle_of_the_graph_is_cut_short(monkeypatch)
     assert 4096 < max(steps) < 5000
 
 
+def test_a_retrace_does_not_ask_again_whether_a_layer_left_out_feeds_another(monkeypatch):
+    """Whether a layer left out (here one that reaches no activation) feeds another layer
+    is a question for Torch-Pruning's whole group, most of the trace's time in a Swin; it
+    is asked when the pruner is built and its answer kept, not asked again at every round."""
+    from sklearn_dropnet.pruning import DropNetPruner, _surgery
+
+    asked = []
+    feeds_a_layer = _surgery._feeds_a_layer
+    monkeypatch.setattr(_surgery, "_feeds_a_layer", lambda graph, layer: asked.append(layer) or feeds_a_layer(graph, layer))
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3))
+    with pytest.warns(UserWarning, match="'2' unpruned: its output reaches no activation"):
+        pruner = DropNetPruner(net, torch.randn(2, 4))
+    assert asked == [net[2]]
+    reason = pruner.unpruned["2"]
+    pruner.remove({"0": np.array([0]), "3": np.array([1])})
+    assert asked == [net[2]]
+    assert pruner.units_per_layer == {"0": 7, "3": 5}
+    assert pruner.unpruned == {"2": reason}
+
+
 class _CachedBias(nn.Module):
     """Adds a bias it computes from a parameter, cached in eval mode as timm's LeViT and
     EfficientFormer cache their attention biases (a tensor autograd computed)."""

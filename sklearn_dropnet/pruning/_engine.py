@@ -289,7 +289,7 @@ class DropNetPruner:
     def _trace(self):
         """The unit groups of the current network, skipping the layers left out."""
         skipped = set(self.unpruned) | set(self.frozen)
-        groups, refused = trace_unit_groups(self.module, self.example, self.structure)
+        groups, refused = trace_unit_groups(self.module, self.example, self.structure, known=skipped)
         for name, (size, reason) in refused.items():
             if name not in skipped:
                 warn_unpruned(name, reason)

@@ -510,7 +510,7 @@ def _feeds_a_layer(graph, layer):
     )
 
 
-def trace_unit_groups(module, example_input, structure):
+def trace_unit_groups(module, example_input, structure, known=()):
     """The unit groups of ``module``, and the layers left out.
 
     A prunable layer is left out when its units are coupled to the output
@@ -520,7 +520,9 @@ def trace_unit_groups(module, example_input, structure):
     be kept equal. So is every layer of
     :attr:`~sklearn_dropnet.pruning._probes.NetworkStructure.left_out` whose
     output feeds another layer and that no group prunes along: a hidden
-    layer is never left unpruned without a reason.
+    layer is never left unpruned without a reason. Layers in ``known``,
+    left out by an earlier trace, are not asked again whether they feed
+    another layer (in a Swin that question is most of the trace's time).
 
     Returns
     -------
@@ -601,7 +603,7 @@ def trace_unit_groups(module, example_input, structure):
         )  # fmt: skip
     for name, reason in structure.left_out.items():
         layer = modules[name]
-        if name in pruned_along or name in refused:
+        if name in pruned_along or name in refused or name in known:
             continue
         if layer not in graph.module2node or _feeds_a_layer(graph, layer):
             refused[name] = (layer.weight.shape[0], reason)
