@@ -103,6 +103,16 @@ def tiny_convnext(num_classes=10):
     return ConvNeXt([CNBlockConfig(16, 32, 1), CNBlockConfig(32, None, 1)], num_classes=num_classes)
 
 
+def _halved_with_warnings(builder, X, y):
+    """The estimator fitted to half the units of ``builder``'s network, one epoch a round,
+    warning of the layers it leaves out; and the units per layer before and after."""
+    clf = DropNetClassifier(module=builder, prune_ratio=0.5, max_epochs=1, batch_size=16,
+                            validation_fraction=0.0, random_state=0)  # fmt: skip
+    with pytest.warns(UnitRemovalWarning):
+        clf.fit(X, y)
+    return clf, clf.pruning_history_[0]["units_per_layer"], clf.pruning_history_[-1]["units_per_layer"]
+
+
 @pytest.mark.parametrize(
     ("builder", "hidden", "named"),
     [
@@ -118,11 +128,7 @@ def test_transformer_style_blocks_prune_their_mlp_and_name_the_rest(data, builde
     """LayerNorm, attention and channels-last blocks: the hidden units of each block's
     MLP (Linear -> GELU) are what DropNet can remove; every other layer is named."""
     X, y = data
-    clf = DropNetClassifier(module=builder, prune_ratio=0.5, max_epochs=1, batch_size=16,
-                            validation_fraction=0.0, random_state=0)  # fmt: skip
-    with pytest.warns(UnitRemovalWarning):
-        clf.fit(X, y)
-    first, last = clf.pruning_history_[0]["units_per_layer"], clf.pruning_history_[-1]["units_per_layer"]
+    clf, first, last = _halved_with_warnings(builder, X, y)
     assert sorted(first) == hidden and last == {name: size // 2 for name, size in first.items()}
     for layer, reason in named.items():
         assert reason in clf.unpruned_layers_[layer]
@@ -141,11 +147,7 @@ def test_maxvit_prunes_its_convolutions_and_mlps_and_names_its_attention(data):
     while DropNet asked which layers its query-key-value layer feeds; the block's
     MBConv, squeeze-excitation and MLP units are pruned, the attention is named."""
     X, y = data
-    clf = DropNetClassifier(module=tiny_maxvit, prune_ratio=0.5, max_epochs=1, batch_size=16,
-                            validation_fraction=0.0, random_state=0)  # fmt: skip
-    with pytest.warns(UnitRemovalWarning):
-        clf.fit(X, y)
-    first, last = clf.pruning_history_[0]["units_per_layer"], clf.pruning_history_[-1]["units_per_layer"]
+    clf, first, last = _halved_with_warnings(tiny_maxvit, X, y)
     block = "blocks.0.layers.0.layers."
     assert sorted(first) == sorted(
         ["stem.0.0", "classifier.3", f"{block}MBconv.layers.conv_a.0", f"{block}MBconv.layers.squeeze_excitation.fc1",
