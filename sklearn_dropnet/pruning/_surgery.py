@@ -237,7 +237,7 @@ def _map_channel_concats(graph):
 
 class _MappingTooLarge(RuntimeError):
     """Torch-Pruning mapped a layer's units to more positions than the network has,
-    or went round a cycle of its graph."""
+    or built a group of more steps or positions than the network could need."""
 
 
 _BOUND_LOCK = threading.Lock()
@@ -263,9 +263,9 @@ def _bounded_groups(graph):
     compares itself with every earlier one: a two-block MaxViT was still being
     traced after ten minutes, and torchvision's ``maxvit_t`` held 13 GiB after
     fifteen. The groups of 40 torchvision and timm networks take at most 0.92
-    steps per dependency (an ``nn.RNN``'s, which revisit each step of the
-    sequence, 1,470 steps over 6 steps and 3,429 over 50), and 1.9 times the
-    first bound in all.
+    steps per dependency, and 1.9 times the first bound in all; an ``nn.RNN``'s
+    group, which revisits every step of the sequence, takes 1,470 steps over a
+    sequence of 6 and 3,429 over one of 50.
     """
     if Group is None:  # pragma: no cover
         yield
@@ -292,8 +292,8 @@ def _bounded_groups(graph):
                 )
             if len(group) >= most_steps:
                 raise _MappingTooLarge(
-                    f"it follows them round a cycle of the network's graph with new channel indices each "
-                    f"time ({most_steps:,} steps, where the graph has {dependencies:,} dependencies)"
+                    f"the group grows past {most_steps:,} steps through a graph of {dependencies:,} "
+                    "dependencies (as when it goes round a cycle with new channel indices each time)"
                 )
             return add_dep(group, dep, idxs)
 
