@@ -274,11 +274,16 @@ class SwitchOff:
     chain_end : Site
         The layer's call, or the last ``BatchNorm`` (or other per-channel
         step) after it that is the only reader of what it follows.
+    offset : int
+        Where the layer's units start among ``chain_end``'s channels: always
+        0 here (the field of :class:`Probe` that places a unit after a
+        concatenation, so that a mask zeroes both alike).
     """
 
     layer: str
     channel_dim: int
     chain_end: Site
+    offset: int = 0
 
 
 @dataclass(frozen=True)

@@ -101,8 +101,7 @@ class UnitMask:
             return None
         output = output.clone()
         for probe in chosen:
-            offset = getattr(probe, "offset", 0)  # a reading after a concatenation (a SwitchOff has none)
-            channels = self._channels[probe.layer].to(output.device) + offset
+            channels = self._channels[probe.layer].to(output.device) + probe.offset
             output.index_fill_(probe.channel_dim % output.dim(), channels, 0)
         return output
 
