@@ -334,6 +334,50 @@ def test_a_retrace_does_not_ask_again_whether_a_layer_left_out_feeds_another(mon
     assert pruner.unpruned == {"2": reason}
 
 
+class _TwoBranchConcat(nn.Module):
+    """Two convolutions concatenated, flattened into a Linear: Torch-Pruning's index
+    mappings (the concat's offsets, the flatten's strides) are what its groups depend on."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(1, 3, 3, padding=1)
+        self.fc1, self.fc2 = nn.Linear(7 * 16, 10), nn.Linear(10, 3)
+
+    def forward(self, x):
+        x = torch.cat([torch.relu(self.a(x)), torch.relu(self.b(x))], 1).flatten(1)
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+def test_a_trace_computes_the_index_mappings_once_not_before_every_group(monkeypatch):
+    """Torch-Pruning recomputes every reshape's and concat's index mapping before each
+    group it builds (most of a Swin's or CoAtNet's trace); nothing is pruned during a
+    trace, so the pruner maps once, and the groups still map the second branch's units
+    past the first branch's channels. Removals, which change the channel counts between
+    groups, map again before each group, and stay exact."""
+    from torch_pruning.dependency import index_mapping
+
+    from sklearn_dropnet.pruning import DropNetPruner
+
+    calls = []
+    update = index_mapping.update_index_mapping
+    monkeypatch.setattr(index_mapping, "update_index_mapping", lambda graph: calls.append(graph) or update(graph))
+    torch.manual_seed(0)
+    net, x = _TwoBranchConcat(), torch.randn(8, 1, 4, 4)
+    pruner = DropNetPruner(net, x)
+    assert [group.name for group in pruner.units] == ["a", "b", "fc1"]
+    assert len(calls) == 2  # building the graph, and once before its three groups
+    consumers = {group.name: dict((name, idxs) for name, idxs, _ in group.consumers) for group in pruner.units}
+    np.testing.assert_array_equal(consumers["b"]["fc1"], np.arange(4 * 16, 7 * 16))
+    np.testing.assert_array_equal(consumers["a"]["fc1"], np.arange(0, 4 * 16))
+    calls.clear()
+    pruner.remove({"a": np.array([0]), "b": np.array([2])})
+    # The network and its rewind copy: each surgery builds a graph and maps before each
+    # of its two groups (3), and the retrace maps twice, as the first trace did.
+    assert len(calls) == 2 * 3 + 2
+    assert [group.name for group in pruner.check_removal(x)] == ["a", "b", "fc1"]
+    assert pruner.units_per_layer == {"a": 3, "b": 2, "fc1": 10}
+
+
 class _CachedBias(nn.Module):
     """Adds a bias it computes from a parameter, cached in eval mode as timm's LeViT and
     EfficientFormer cache their attention biases (a tensor autograd computed)."""

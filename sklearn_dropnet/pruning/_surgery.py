@@ -48,7 +48,7 @@ from ._probes import PRUNABLE_TYPES
 
 try:  # Torch-Pruning internals used by the concat workaround (1.6.x layout)
     from torch_pruning import ops
-    from torch_pruning.dependency import shape_infer
+    from torch_pruning.dependency import index_mapping, shape_infer
     from torch_pruning.dependency.index_mapping import _ConcatIndexMapping
 except ImportError:  # pragma: no cover - another layout: leave the graph as Torch-Pruning built it
     ops = None
@@ -240,7 +240,10 @@ class _MappingTooLarge(RuntimeError):
     or built a group of more steps or positions than the network could need."""
 
 
-_BOUND_LOCK = threading.Lock()
+# Torch-Pruning's functions are patched while a group is built (bounded, and
+# on mappings kept as they are), one group at a time: a thread's patch must
+# not reach into another's group.
+_PATCH_LOCK = threading.Lock()
 _BOUND_FACTOR, _BOUND_FLOOR = 16, 1 << 16
 _STEPS_PER_DEPENDENCY, _STEPS_FLOOR = 4, 4096
 _POSITIONS_IN_ALL = 16  # times the bound on one step
@@ -265,7 +268,7 @@ def _bounded_groups(graph):
     fifteen. The groups of 40 torchvision and timm networks take at most 0.92
     steps per dependency, and 1.9 times the first bound in all; an ``nn.RNN``'s
     group, which revisits every step of the sequence, takes 1,470 steps over a
-    sequence of 6 and 3,429 over one of 50.
+    sequence of 6 and 3,429 over one of 50. The caller holds ``_PATCH_LOCK``.
     """
     if Group is None:  # pragma: no cover
         yield
@@ -274,42 +277,81 @@ def _bounded_groups(graph):
     bound = max(_BOUND_FLOOR, _BOUND_FACTOR * max(sizes, default=0))
     dependencies = sum(len(node.dependencies) for node in graph.module2node.values())
     most_steps = _STEPS_FLOOR + _STEPS_PER_DEPENDENCY * dependencies
-    with _BOUND_LOCK:
-        add_dep = Group.add_dep
+    add_dep = Group.add_dep
 
-        def bounded(group, dep, idxs):
-            if len(idxs) > bound:
-                raise _MappingTooLarge(
-                    f"it maps them to {len(idxs):,} channel positions of {dep.target.name}, more than the "
-                    f"network's tensors have ({bound:,} at most)"
-                )
-            positions = getattr(group, "_sklearn_dropnet_positions", 0) + len(idxs)
-            group._sklearn_dropnet_positions = positions
-            if positions > _POSITIONS_IN_ALL * bound:
-                raise _MappingTooLarge(
-                    f"it maps them to {positions:,} channel positions in all, of the modules they reach, "
-                    f"more than {_POSITIONS_IN_ALL * bound:,}"
-                )
-            if len(group) >= most_steps:
-                raise _MappingTooLarge(
-                    f"the group grows past {most_steps:,} steps through a graph of {dependencies:,} "
-                    "dependencies (as when it goes round a cycle with new channel indices each time)"
-                )
-            return add_dep(group, dep, idxs)
+    def bounded(group, dep, idxs):
+        if len(idxs) > bound:
+            raise _MappingTooLarge(
+                f"it maps them to {len(idxs):,} channel positions of {dep.target.name}, more than the "
+                f"network's tensors have ({bound:,} at most)"
+            )
+        positions = getattr(group, "_sklearn_dropnet_positions", 0) + len(idxs)
+        group._sklearn_dropnet_positions = positions
+        if positions > _POSITIONS_IN_ALL * bound:
+            raise _MappingTooLarge(
+                f"it maps them to {positions:,} channel positions in all, of the modules they reach, "
+                f"more than {_POSITIONS_IN_ALL * bound:,}"
+            )
+        if len(group) >= most_steps:
+            raise _MappingTooLarge(
+                f"the group grows past {most_steps:,} steps through a graph of {dependencies:,} "
+                "dependencies (as when it goes round a cycle with new channel indices each time)"
+            )
+        return add_dep(group, dep, idxs)
 
-        Group.add_dep = bounded
-        try:
-            yield
-        finally:
-            Group.add_dep = add_dep
+    Group.add_dep = bounded
+    try:
+        yield
+    finally:
+        Group.add_dep = add_dep
+
+
+# Set on a graph whose index mappings are up to date until something is pruned.
+_MAPPINGS_CURRENT = "_sklearn_dropnet_mappings_current"
+
+
+@_without_recursion_warnings
+def _map_once(graph):
+    """Bring ``graph``'s index mappings up to date, for every group built on it until :func:`_prune`.
+
+    Torch-Pruning recomputes the index mapping of every reshape, concat,
+    split, slice and expand of the graph before each group it builds
+    (``update_index_mapping``), because pruning a group changes the channel
+    counts they depend on. Where nothing is pruned between the groups, as in
+    a trace, each recomputation gives the same mappings, and through many
+    reshapes it is most of the work: building a pruner for torchvision's
+    ``swin_t`` (64 x 64) took 26 s, and takes 8 s mapping once.
+    :func:`_pruning_group` skips it for a graph marked here, and
+    :func:`_prune` takes the mark off.
+    """
+    if ops is None:  # pragma: no cover - another layout: mapped before each group
+        return
+    _map_channel_concats(graph)
+    with _PATCH_LOCK:
+        index_mapping.update_index_mapping(graph)
+    setattr(graph, _MAPPINGS_CURRENT, True)
+
+
+@contextlib.contextmanager
+def _mappings_kept(graph):
+    """Torch-Pruning's ``update_index_mapping`` does nothing for ``graph`` inside
+    (the caller holds ``_PATCH_LOCK``)."""
+    update = index_mapping.update_index_mapping
+    index_mapping.update_index_mapping = lambda current: None if current is graph else update(current)
+    try:
+        yield
+    finally:
+        index_mapping.update_index_mapping = update
 
 
 @_without_recursion_warnings
 def _pruning_group(graph, layer, idxs):
     """``graph``'s group for removing output channels ``idxs`` of ``layer``."""
-    _map_channel_concats(graph)
+    current = getattr(graph, _MAPPINGS_CURRENT, False)
+    if not current:
+        _map_channel_concats(graph)
     pruner = graph.get_pruner_of_module(layer)
-    with _bounded_groups(graph):
+    with _PATCH_LOCK, _bounded_groups(graph), _mappings_kept(graph) if current else contextlib.nullcontext():
         return graph.get_pruning_group(layer, pruner.prune_out_channels, idxs)
 
 
@@ -401,6 +443,7 @@ def _prune(graph, group):
     layer under ``torch.nn.utils.weight_norm`` its ``weight_g`` and
     ``weight_v`` (see :mod:`._weight_norm`).
     """
+    setattr(graph, _MAPPINGS_CURRENT, False)  # the channel counts change: map again before each group
     removed = {"out": {}, "in": {}}  # side -> layer -> the channels it loses
     for item in group:
         if graph.is_out_channel_pruning_fn(item.dep.handler):
@@ -540,6 +583,7 @@ def trace_unit_groups(module, example_input, structure, known=()):
         graph = _dependency_graph(module, example_input)
     except Exception as exc:  # Torch-Pruning's tracer, however it fails
         raise _untraceable(exc, structure, module) from exc
+    _map_once(graph)  # nothing is pruned during a trace
     names = {m: n for n, m in module.named_modules()}
     modules = dict(module.named_modules())
     covered, pruned_along = set(), set()
