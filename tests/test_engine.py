@@ -372,13 +372,63 @@ def recurrent_net(kind, bidirectional):
 
 @pytest.mark.parametrize(("kind", "bidirectional"), [(nn.LSTM, False), (nn.GRU, False), (nn.GRU, True)])
 def test_the_layers_after_a_recurrent_layer_are_pruned_without_torch_prunings_warnings(kind, bidirectional):
+    """The one warning names the recurrent layer, whose hidden units are kept (a
+    bidirectional GRU made Torch-Pruning warn hundreds of times)."""
     x = torch.randn(4, 5, 8)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a bidirectional GRU made Torch-Pruning warn hundreds of times
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         pruner = DropNetPruner(recurrent_net(kind, bidirectional), x[:2])
         net = pruner.remove(pruner.choose(pruner.score(lambda: [x]), 4))
+    reason = f"it is an nn.{kind.__name__}, whose hidden units DropNet keeps (it prunes nn.Linear and nn.Conv1d/2d/3d layers)"
+    assert [(w.category, str(w.message)) for w in caught] == [
+        (UnitRemovalWarning, f"DropNet leaves layer 'rnn' unpruned: {reason}.")
+    ]
+    assert pruner.unpruned == {"rnn": reason}
     assert pruner.units_per_layer == {"hidden": 8}
     assert net(x).shape == (4, 3)
+
+
+class _WithATransposedConv(nn.Module):
+    """A convolution, a transposed one and a Linear: only the first and the last have
+    units DropNet prunes."""
+
+    def __init__(self, n_classes=3):
+        super().__init__()
+        self.conv, self.up = nn.Conv2d(1, 6, 3, padding=1), nn.ConvTranspose2d(6, 5, 2, stride=2)
+        self.hidden, self.out = nn.Linear(5, 8), nn.Linear(8, n_classes)
+
+    def forward(self, x):
+        x = torch.relu(self.up(torch.relu(self.conv(x)))).mean((2, 3))
+        return self.out(torch.relu(self.hidden(x)))
+
+
+def test_a_transposed_convolution_keeps_its_filters_and_is_named_and_the_layer_before_it_is_pruned():
+    """A layer of a kind DropNet does not prune (here nn.ConvTranspose2d) was left as
+    it was without a word: it is named, and the convolution feeding it loses its
+    inputs with its own units, exactly."""
+    torch.manual_seed(0)
+    net, x = _WithATransposedConv(), torch.randn(16, 1, 4, 4)
+    with pytest.warns(UnitRemovalWarning, match=r"layer 'up' unpruned: it is an nn.ConvTranspose2d, whose filters "):
+        pruner = DropNetPruner(net, x[:2])
+    assert pruner.units_per_layer == {"conv": 6, "hidden": 8}
+    assert set(pruner.unpruned) == {"up"}
+    assert [group.name for group in pruner.check_removal(x)] == ["conv", "hidden"]
+    net = pruner.remove({"conv": [0, 3], "hidden": [1]})
+    assert (net.conv.out_channels, net.up.in_channels, net.up.out_channels) == (4, 4, 5)
+    assert net(x).shape == (16, 3)
+
+
+def test_a_network_whose_only_layers_dropnet_keeps_is_refused_with_their_kind():
+    class OnlyRecurrent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.LSTM(8, 6, batch_first=True)
+
+        def forward(self, x):
+            return self.rnn(x)[0][:, -1]
+
+    with pytest.raises(PruningError, match=r"Layers of other kinds keep their units: \['rnn'\] \(nn.LSTM\)"):
+        DropNetPruner(OnlyRecurrent(), torch.randn(2, 5, 8))
 
 
 class IntoRecurrent(nn.Module):

@@ -383,3 +383,37 @@ def test_an_estimator_holding_a_weight_normed_instance_is_cloned():
     assert copy.module is not clf.module and copy.prune_ratio == 0.3
     x = torch.randn(2, 8, 8)
     torch.testing.assert_close(copy.module.eval()(x), clf.module.eval()(x))
+
+
+class CRNN(nn.Module):
+    """Convolutions over the steps, then an nn.LSTM: a CRNN as people write them."""
+
+    def __init__(self, n_classes=10):
+        super().__init__()
+        self.conv = nn.Conv1d(8, 16, 3, padding=1)
+        self.lstm = nn.LSTM(16, 12, batch_first=True)
+        self.out = nn.Linear(12, n_classes)
+
+    def forward(self, x):
+        steps, _ = self.lstm(F.relu(self.conv(x)).transpose(1, 2))
+        return self.out(steps[:, -1])
+
+
+def test_the_estimator_names_the_lstm_it_keeps_once_and_prunes_the_convolution_into_it(sequences):
+    """The LSTM's hidden units are not DropNet's to prune: they were kept without a word
+    (the parameter ratio then surprises); the fit names the LSTM once, lists it in
+    ``unpruned_layers_``, and removes the convolution's filters with the LSTM's inputs."""
+    X_train, X_test, y_train, _ = sequences
+    clf = DropNetClassifier(module=CRNN, prune_ratio=0.5, max_epochs=1, batch_size=64, random_state=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnitRemovalWarning)
+        clf.fit(X_train[:300], y_train[:300])
+    named = [str(w.message) for w in caught if w.category is UnitRemovalWarning]
+    assert named == [
+        "DropNet leaves layer 'lstm' unpruned: it is an nn.LSTM, whose hidden units DropNet keeps "
+        "(it prunes nn.Linear and nn.Conv1d/2d/3d layers)."
+    ]
+    assert list(clf.unpruned_layers_) == ["lstm"]
+    assert clf.pruning_history_[-1]["units_per_layer"] == {"conv": 8}
+    assert (clf.module_.lstm.input_size, clf.module_.lstm.hidden_size) == (8, 12)
+    assert clf.predict(X_test).shape == (len(X_test),)

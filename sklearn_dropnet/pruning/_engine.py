@@ -19,7 +19,12 @@ import numpy as np
 from ..exceptions import PruningError
 from ._copies import deep_copy
 from ._network_cost import count_macs, count_parameters
-from ._probes import inspect_network, parametrized_layers, prunable_layers_hint
+from ._probes import (
+    inspect_network,
+    kept_unit_layers,
+    parametrized_layers,
+    prunable_layers_hint,
+)
 from ._removal_check import check_deterministic, exactly_removable
 from ._surgery import (
     put_back,
@@ -203,7 +208,9 @@ class DropNetPruner:
     units : list of UnitGroup
         The groups of coupled units that can be removed, in execution order.
     unpruned : dict of str -> str
-        Each prunable-looking layer left out of pruning, and why.
+        Each prunable-looking layer left out of pruning, and why; and each
+        layer of a kind DropNet keeps whole (an ``nn.LSTM``, a transposed
+        convolution), and why.
     frozen : dict of str -> int
         Layers left out after the first record, with their units.
     history : list of dict
@@ -258,6 +265,9 @@ class DropNetPruner:
         if initial is None:  # a new network: say once which layers cannot be pruned
             for name in parametrized_layers(module):
                 warn_unpruned(name, _PARAMETRIZED)
+            for name, reason in kept_unit_layers(module).items():
+                warn_unpruned(name, reason)
+                self.unpruned[name] = reason
         self.units = self._trace()
         if initial is None:
             self._leave_out_unit_groups_at_their_floor()

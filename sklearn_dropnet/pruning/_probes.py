@@ -52,6 +52,37 @@ from ._weight_norm import unsupported_reason as unsupported_weight_norm
 
 PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
+# Layers with units of their own that DropNet does not prune, by what their
+# units are: they keep them all, and are named (never left unpruned silently).
+KEPT_UNIT_TYPES = {
+    nn.ConvTranspose1d: "filters", nn.ConvTranspose2d: "filters", nn.ConvTranspose3d: "filters",
+    nn.RNNBase: "hidden units", nn.RNNCellBase: "hidden units", nn.Bilinear: "units",
+}  # fmt: skip
+
+
+def kept_unit_layers(module):
+    """The layers of ``module`` whose units DropNet keeps (:data:`KEPT_UNIT_TYPES`), each with the reason.
+
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.ConvTranspose2d(4, 2, 2))
+    >>> kept_unit_layers(net)["2"]
+    'it is an nn.ConvTranspose2d, whose filters DropNet keeps (it prunes nn.Linear and nn.Conv1d/2d/3d layers)'
+    """
+    return {
+        name: f"it is {_kind(layer)}, whose {units} DropNet keeps (it prunes nn.Linear and nn.Conv1d/2d/3d layers)"
+        for name, layer in module.named_modules()
+        for kind, units in KEPT_UNIT_TYPES.items()
+        if isinstance(layer, kind)
+    }
+
+
+def _kind(layer):
+    """``layer``'s class, with its article: "an nn.LSTM", or "a MyLSTM" for a class of the user's."""
+    name = type(layer).__name__
+    if type(layer).__module__.startswith("torch.nn"):
+        name = f"nn.{name}"
+    return f"{'an' if name[0].lower() in 'aeinou' else 'a'} {name}"
+
 # Modules that keep each channel in place but shift it: a chain passes
 # through them, and switching a unit off after one means zeroing its output.
 # Every BatchNorm (SyncBatchNorm too, as DistributedDataParallel's scripts convert
@@ -340,6 +371,10 @@ def prunable_layers_hint(module, structure=None):
             f" The layers {parametrized} have parametrizations (spectral_norm, orthogonal) and "
             "are not pruned; torch.nn.utils.parametrize.remove_parametrizations removes them."
         )
+    kept = kept_unit_layers(module)
+    if kept:
+        kinds = sorted({_kind(module.get_submodule(name)).split(" ")[1] for name in kept})
+        hint += f" Layers of other kinds keep their units: {sorted(kept)[:4]} ({', '.join(kinds)})."
     left_out = {} if structure is None else structure.left_out
     if left_out:
         shown = "; ".join(f"{name!r}: {reason}" for name, reason in list(left_out.items())[:4])
