@@ -121,9 +121,8 @@ class DropNetClassifier(ModuleCopyMixin, NetworkExportMixin, RoutedParamsMixin, 
     filters of ``nn.Conv1d/2d/3d`` layers whose output reaches an activation
     (``nn.ReLU()``, ``F.relu``, ...) through BatchNorm, InstanceNorm, Dropout,
     pooling or residual adds. Every layer keeps a unit (per channel group);
-    a layer left unpruned is named in a warning and in ``unpruned_layers_``,
-    and so is a layer of another kind that has units of its own (a
-    transposed convolution, an ``nn.LSTM``), which keeps them.
+    a layer left unpruned, or of a kind whose units DropNet keeps (an
+    ``nn.LSTM``), is named in a warning and in ``unpruned_layers_``.
 
     Parameters
     ----------
@@ -249,10 +248,7 @@ class DropNetClassifier(ModuleCopyMixin, NetworkExportMixin, RoutedParamsMixin, 
         The network's initial weights, cut to the pruned structure: where
         ``reinit="rewind"`` restarts each round from. Kept on the CPU.
     unpruned_layers_ : dict of str -> str
-        The layers that look prunable but are left as they are, and those of
-        kinds whose units DropNet keeps (an ``nn.LSTM``, a transposed
-        convolution), each with the reason (a warning names them at ``fit``
-        too).
+        The layers left as they are (see above), and why; a warning at ``fit`` names them too.
 
     See Also
     --------
