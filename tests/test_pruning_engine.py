@@ -276,13 +276,16 @@ def test_a_unit_group_going_round_a_cycle_of_the_graph_is_cut_short(monkeypatch)
     bias is added) Torch-Pruning goes round the same cycle of the graph with new
     indices each step, and each step compares itself with every earlier one: a
     two-block MaxViT was still being traced after ten minutes; this one attention
-    took 14,902 steps and 24 s. The group is now cut short at 4,096 steps plus 4 per
-    dependency of the graph, and the layers come out as before."""
+    took 14,902 steps and 24 s. The group is now cut short (at 4,096 steps plus 4 per
+    dependency of the graph, or here at 16 times the one-step bound of positions in
+    all, after 4,143 steps), and the layers come out as before. The pruner asks only
+    whether the attention's layers feed another layer, and stops at the first step
+    that does; the whole group, as a layer the pruner scores would build, is cut short."""
     from torch_pruning.dependency.group import Group
     from torchvision.models.maxvit import RelativePositionalMultiHeadAttention
 
     from sklearn_dropnet.exceptions import UnitRemovalWarning
-    from sklearn_dropnet.pruning import DropNetPruner
+    from sklearn_dropnet.pruning import DropNetPruner, _surgery
 
     class Net(nn.Module):
         def __init__(self):
@@ -305,11 +308,17 @@ def test_a_unit_group_going_round_a_cycle_of_the_graph_is_cut_short(monkeypatch)
 
     monkeypatch.setattr(Group, "add_dep", counted)
     torch.manual_seed(0)
+    net, x = Net().eval(), torch.randn(2, 16)
     with pytest.warns(UnitRemovalWarning):
-        pruner = DropNetPruner(Net().eval(), torch.randn(2, 16))
+        pruner = DropNetPruner(net, x)
     assert pruner.units_per_layer == {"embed": 16, "fc": 16}
     assert set(pruner.unpruned) == {"attn.to_qkv", "attn.merge"}
     assert "goes into a split ('attn: chunk')" in pruner.unpruned["attn.to_qkv"]
+    assert max(steps) < 4096
+    steps.clear()
+    graph = _surgery._dependency_graph(net, x)
+    with pytest.raises(_surgery._MappingTooLarge, match="channel positions in all"):
+        _surgery._pruning_group(graph, net.attn.to_qkv, list(range(net.attn.to_qkv.out_features)))
     assert 4096 < max(steps) < 5000
 
 
@@ -332,6 +341,42 @@ def test_a_retrace_does_not_ask_again_whether_a_layer_left_out_feeds_another(mon
     assert asked == [net[2]]
     assert pruner.units_per_layer == {"0": 7, "3": 5}
     assert pruner.unpruned == {"2": reason}
+
+
+def test_asking_whether_a_layer_feeds_another_stops_at_the_first_layer_it_reaches(monkeypatch):
+    """The question needs only the first layer the group reaches: building the rest
+    (through an attention's reshapes, most of EfficientFormerV2's trace) is skipped,
+    and the answers stay what the whole group gives."""
+    from torch_pruning.dependency.group import Group
+
+    from sklearn_dropnet.pruning import _surgery
+
+    steps = []
+    add_dep = Group.add_dep
+    monkeypatch.setattr(Group, "add_dep", lambda group, dep, idxs: steps.append(dep) or add_dep(group, dep, idxs))
+    net = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3))
+    graph = _surgery._dependency_graph(net, torch.randn(2, 4))
+    whole = _surgery._pruning_group(graph, net[0], list(range(8)))
+    assert any(graph.is_in_channel_pruning_fn(item.dep.handler) and item.dep.target.module is net[1] for item in whole)
+    steps_of_the_whole = len(steps)
+    steps.clear()
+    assert _surgery._feeds_a_layer(graph, net[0])
+    assert 0 < len(steps) < steps_of_the_whole
+    assert not _surgery._feeds_a_layer(graph, net[5])  # the output layer feeds none
+
+
+def test_a_graphs_group_bounds_are_kept_until_a_group_is_pruned():
+    """The bounds read every parameter of the network: once per graph, not once per
+    group; pruning a group changes the parameters, and the bounds follow."""
+    from sklearn_dropnet.pruning import _surgery
+
+    net = nn.Sequential(nn.Linear(4, 5000), nn.ReLU(), nn.Linear(5000, 3))
+    graph = _surgery._dependency_graph(net, torch.randn(2, 4))
+    first = _surgery._bounds(graph)
+    assert first[0] == 16 * 5000 and _surgery._bounds(graph) is first
+    _surgery._prune(graph, _surgery._pruning_group(graph, net[0], list(range(4000))))
+    assert net[0].out_features == 1000
+    assert _surgery._bounds(graph) == (1 << 16, first[1], first[2])  # the floor, and the same graph
 
 
 class _TwoBranchConcat(nn.Module):

@@ -235,6 +235,10 @@ def _map_channel_concats(graph):
                     break
 
 
+class _Reached(Exception):
+    """A group being built reached the dependency its builder looked for."""
+
+
 class _MappingTooLarge(RuntimeError):
     """Torch-Pruning mapped a layer's units to more positions than the network has,
     or built a group of more steps or positions than the network could need."""
@@ -249,8 +253,29 @@ _STEPS_PER_DEPENDENCY, _STEPS_FLOOR = 4, 4096
 _POSITIONS_IN_ALL = 16  # times the bound on one step
 
 
+def _until_pruned(graph):
+    """What is kept on ``graph`` until :func:`_prune` changes its channel counts and
+    parameters: ``"bounds"`` (see :func:`_bounds`), and ``"mapped"`` (see :func:`_map_once`)."""
+    return graph.__dict__.setdefault("_sklearn_dropnet_until_pruned", {})
+
+
+def _bounds(graph):
+    """The bound on one step's positions, the graph's dependencies and the bound on
+    steps, for :func:`_bounded_groups`; computed once until something is pruned."""
+    kept = _until_pruned(graph)
+    if "bounds" not in kept:
+        sizes = [max(p.shape) for p in graph.model.parameters() if p.dim()]
+        dependencies = sum(len(node.dependencies) for node in graph.module2node.values())
+        kept["bounds"] = (
+            max(_BOUND_FLOOR, _BOUND_FACTOR * max(sizes, default=0)),
+            dependencies,
+            _STEPS_FLOOR + _STEPS_PER_DEPENDENCY * dependencies,
+        )
+    return kept["bounds"]
+
+
 @contextlib.contextmanager
-def _bounded_groups(graph):
+def _bounded_groups(graph, until=None):
     """Torch-Pruning's groups, refused when they grow past what the network could need.
 
     A group is refused at a step that names more channel positions than 16
@@ -269,17 +294,19 @@ def _bounded_groups(graph):
     steps per dependency, and 1.9 times the first bound in all; an ``nn.RNN``'s
     group, which revisits every step of the sequence, takes 1,470 steps over a
     sequence of 6 and 3,429 over one of 50. The caller holds ``_PATCH_LOCK``.
+
+    ``until``, if given, is asked of each step's dependency: the first it
+    accepts ends the group with :class:`_Reached`.
     """
     if Group is None:  # pragma: no cover
         yield
         return
-    sizes = [max(p.shape) for p in graph.model.parameters() if p.dim()]
-    bound = max(_BOUND_FLOOR, _BOUND_FACTOR * max(sizes, default=0))
-    dependencies = sum(len(node.dependencies) for node in graph.module2node.values())
-    most_steps = _STEPS_FLOOR + _STEPS_PER_DEPENDENCY * dependencies
+    bound, dependencies, most_steps = _bounds(graph)
     add_dep = Group.add_dep
 
     def bounded(group, dep, idxs):
+        if until is not None and until(dep):
+            raise _Reached
         if len(idxs) > bound:
             raise _MappingTooLarge(
                 f"it maps them to {len(idxs):,} channel positions of {dep.target.name}, more than the "
@@ -306,10 +333,6 @@ def _bounded_groups(graph):
         Group.add_dep = add_dep
 
 
-# Set on a graph whose index mappings are up to date until something is pruned.
-_MAPPINGS_CURRENT = "_sklearn_dropnet_mappings_current"
-
-
 @_without_recursion_warnings
 def _map_once(graph):
     """Bring ``graph``'s index mappings up to date, for every group built on it until :func:`_prune`.
@@ -329,7 +352,7 @@ def _map_once(graph):
     _map_channel_concats(graph)
     with _PATCH_LOCK:
         index_mapping.update_index_mapping(graph)
-    setattr(graph, _MAPPINGS_CURRENT, True)
+    _until_pruned(graph)["mapped"] = True
 
 
 @contextlib.contextmanager
@@ -345,13 +368,13 @@ def _mappings_kept(graph):
 
 
 @_without_recursion_warnings
-def _pruning_group(graph, layer, idxs):
-    """``graph``'s group for removing output channels ``idxs`` of ``layer``."""
-    current = getattr(graph, _MAPPINGS_CURRENT, False)
+def _pruning_group(graph, layer, idxs, until=None):
+    """``graph``'s group for removing output channels ``idxs`` of ``layer`` (``until``: see :func:`_bounded_groups`)."""
+    current = _until_pruned(graph).get("mapped", False)
     if not current:
         _map_channel_concats(graph)
     pruner = graph.get_pruner_of_module(layer)
-    with _PATCH_LOCK, _bounded_groups(graph), _mappings_kept(graph) if current else contextlib.nullcontext():
+    with _PATCH_LOCK, _bounded_groups(graph, until), _mappings_kept(graph) if current else contextlib.nullcontext():
         return graph.get_pruning_group(layer, pruner.prune_out_channels, idxs)
 
 
@@ -443,7 +466,7 @@ def _prune(graph, group):
     layer under ``torch.nn.utils.weight_norm`` its ``weight_g`` and
     ``weight_v`` (see :mod:`._weight_norm`).
     """
-    setattr(graph, _MAPPINGS_CURRENT, False)  # the channel counts change: map again before each group
+    _until_pruned(graph).clear()  # map again, and bound anew, before each group
     removed = {"out": {}, "in": {}}  # side -> layer -> the channels it loses
     for item in group:
         if graph.is_out_channel_pruning_fn(item.dep.handler):
@@ -542,15 +565,23 @@ def _untraceable(exc, structure, module):
 
 def _feeds_a_layer(graph, layer):
     """Whether ``layer``'s output channels are inputs of another Linear or Conv layer
-    (or may be: Torch-Pruning cannot follow them)."""
+    (or may be: Torch-Pruning cannot follow them).
+
+    The group stops at the first such input it reaches: the rest of it cannot
+    change the answer, and through an attention's reshapes it is most of the
+    time (timm's EfficientFormerV2 asks this of 48 layers).
+    """
+
+    def feeds(dep):
+        return graph.is_in_channel_pruning_fn(dep.handler) and isinstance(dep.target.module, PRUNABLE_TYPES)
+
     try:
-        group = _pruning_group(graph, layer, list(range(layer.weight.shape[0])))
-    except Exception:
+        _pruning_group(graph, layer, list(range(layer.weight.shape[0])), until=feeds)
+    except _Reached:
         return True
-    return any(
-        graph.is_in_channel_pruning_fn(item.dep.handler) and isinstance(item.dep.target.module, PRUNABLE_TYPES)
-        for item in group
-    )
+    except Exception:  # Torch-Pruning cannot follow them
+        return True
+    return False
 
 
 def trace_unit_groups(module, example_input, structure, known=()):
