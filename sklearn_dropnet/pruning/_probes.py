@@ -76,12 +76,17 @@ def kept_unit_layers(module):
     }
 
 
-def _kind(layer):
-    """``layer``'s class, with its article: "an nn.LSTM", or "a MyLSTM" for a class of the user's."""
+def _class_name(layer):
+    """``layer``'s class as a message names it: "nn.LSTM", or "MyLSTM" for a class of the user's."""
     name = type(layer).__name__
-    if type(layer).__module__.startswith("torch.nn"):
-        name = f"nn.{name}"
-    return f"{'an' if name[0].lower() in 'aeinou' else 'a'} {name}"
+    return f"nn.{name}" if type(layer).__module__.startswith("torch.nn") else name
+
+
+def _kind(layer):
+    """``layer``'s class with its article: "an nn.LSTM", "a MyLSTM"."""
+    name = _class_name(layer)
+    return f"{'an' if name.startswith('nn.') or name[0].lower() in 'aeio' else 'a'} {name}"
+
 
 # Modules that keep each channel in place but shift it: a chain passes
 # through them, and switching a unit off after one means zeroing its output.
@@ -373,7 +378,7 @@ def prunable_layers_hint(module, structure=None):
         )
     kept = kept_unit_layers(module)
     if kept:
-        kinds = sorted({_kind(module.get_submodule(name)).split(" ")[1] for name in kept})
+        kinds = sorted({_class_name(module.get_submodule(name)) for name in kept})
         hint += f" Layers of other kinds keep their units: {sorted(kept)[:4]} ({', '.join(kinds)})."
     left_out = {} if structure is None else structure.left_out
     if left_out:
