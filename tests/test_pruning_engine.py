@@ -415,6 +415,12 @@ def test_a_group_looks_each_modules_pruner_up_once(monkeypatch):
     assert looked_up and len(looked_up) == len(set(looked_up))
     assert "get_pruner_of_module" not in vars(graph)
     assert {item.dep.target.module for item in group} >= {net.a, net.fc1}
+    with _surgery._pruners_looked_up_once(graph):  # one inside another: the outer's lookups serve
+        outer = graph.get_pruner_of_module
+        with _surgery._pruners_looked_up_once(graph):
+            assert graph.get_pruner_of_module is outer
+        assert graph.get_pruner_of_module is outer
+    assert "get_pruner_of_module" not in vars(graph)
 
 
 def test_a_trace_computes_the_index_mappings_once_not_before_every_group(monkeypatch):

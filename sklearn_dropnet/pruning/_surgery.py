@@ -157,6 +157,9 @@ def _pruners_looked_up_once(graph):
     inside (pruning can change a module's pruner: a grouped convolution
     whose channels fall to its number of groups becomes a depthwise one).
     """
+    if "get_pruner_of_module" in vars(graph):  # inside another: that one's lookups serve
+        yield
+        return
     lookup, pruners = graph.get_pruner_of_module, {}
 
     def looked_up(module):
