@@ -223,8 +223,8 @@ def test_a_norm_over_channels_before_the_activation_is_named_as_the_reason(norm)
     name = type(norm).__name__
     assert pruner.unpruned == {"2": f"its output reaches no activation: it goes into {name} ('3') first ({name} mixes the "
                                "channels), and DropNet follows a unit to its activation only through BatchNorm or "
-                               "InstanceNorm, Dropout, pooling, slicing or padding of the positions, a multiplication by a "
-                               "number or a residual add"}  # fmt: skip
+                               "InstanceNorm, Dropout, pooling, slicing or padding of the positions, a reshape that keeps "
+                               "the channels in place, a multiplication by a number or a residual add"}  # fmt: skip
     assert pruner.units_per_layer == {"0": 8}
 
 
@@ -769,3 +769,61 @@ def test_a_layer_concatenated_and_read_by_another_layer_before_its_activation_is
     # also go into cheap's convolution before any activation.
     assert [(r.offset, r.width) for r in structure.probes["cheap.0"].readings] == [(4, 4)]
     assert structure.left_out["primary.0"].startswith("its output goes into a concatenation")
+
+
+class _LinearNorm(nn.Module):
+    """LeViT's: a Linear and a BatchNorm1d over its channels, the tokens folded into the batch."""
+
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self.linear, self.bn = nn.Linear(n_in, n_out, bias=False), nn.BatchNorm1d(n_out)
+
+    def forward(self, x):
+        x = self.linear(x)
+        return self.bn(x.flatten(0, 1)).reshape_as(x)
+
+
+class _LeViTStyle(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.act, self.b = _LinearNorm(8, 16), nn.Hardswish(), _LinearNorm(16, 8)
+        self.conv, self.head = nn.Conv2d(1, 6, 3, padding=1), nn.Linear(8 + 6, 3)
+
+    def forward(self, x):
+        tokens = self.b(self.act(self.a(x.reshape(len(x), 4, 8)))).mean(1)
+        pixels = F.relu(self.conv(x.reshape(len(x), 1, 4, 8)).flatten(2)).mean(-1)  # (n, channels, positions)
+        return self.head(torch.cat([tokens, pixels], 1))
+
+
+def test_a_unit_is_followed_through_reshapes_that_keep_its_channel_in_place():
+    """A Linear's units reach their activation through ``flatten(0, 1)``, a BatchNorm1d
+    and ``reshape_as`` (LeViT's blocks), a convolution's through ``flatten(2)``: both
+    were left out ("reaches no activation"); they are pruned, and removing their units
+    computes what zeroing them computes."""
+    torch.manual_seed(0)
+    net, x = _LeViTStyle().eval(), torch.randn(16, 32)
+    randomise_batchnorm(net)
+    with pytest.warns(UnitRemovalWarning, match=r"layer 'b.linear' unpruned: its output reaches no activation"):
+        pruner = DropNetPruner(net, x[:4])
+    assert pruner.units_per_layer == {"a.linear": 16, "conv": 6}
+    assert set(pruner.unpruned) == {"b.linear"}
+    assert [group.name for group in pruner.check_removal(x)] == ["a.linear", "conv"]
+    assert_removal_matches_masking(net, x, {"a.linear": [0, 5, 9], "conv": [1, 4]})
+    assert (net.a.linear.out_features, net.a.bn.num_features, net.b.linear.in_features, net.conv.out_channels) == (13, 13, 13, 4)
+
+
+def test_a_classifier_convolution_flattened_into_the_output_is_an_output_layer_not_a_layer_left_out():
+    """DLA's and SqueezeNet's heads: a 1x1 convolution gives the class scores through
+    pooling and a flatten. It was named as left unpruned (DLA) or scored and then refused
+    by the removal check (SqueezeNet); the flatten now leads to the output, so it is an
+    output layer, as a final Linear is."""
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Conv2d(8, 3, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnitRemovalWarning)
+        pruner = DropNetPruner(net, torch.randn(2, 1, 6, 6))
+    assert pruner.units_per_layer == {"0": 8}
+    assert pruner.unpruned == {}
+    assert pruner.structure.output_layers == {"2"}

@@ -178,24 +178,32 @@ def test_activation_after_the_output_layer_keeps_the_class_scores(images):
     assert clf.predict_proba(X[:5]).shape == (5, 10)
 
 
-def test_class_scores_pooled_to_the_output_are_named_as_such(images):
-    # SqueezeNet's head: the last convolution gives one channel per class,
-    # through a ReLU and a pooling.
+class _MeanHead(nn.Module):
+    def forward(self, x):
+        return x.mean((2, 3))  # a reduction DropNet does not follow, unlike nn.Flatten
+
+
+@pytest.mark.parametrize("head", ["flatten", "mean"])
+def test_class_scores_pooled_to_the_output_are_named_as_such(images, head):
+    """SqueezeNet's head: the last convolution gives one channel per class, through a
+    ReLU and a pooling. Through ``nn.Flatten`` it is seen as the output layer, as a
+    final Linear is; through a reduction DropNet does not follow, the removal check
+    refuses it, and the warning says it computes the class scores."""
     X, y = images
     net = nn.Sequential(
-        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(8, 10, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 10, 1), nn.ReLU(),
+        *([nn.AdaptiveAvgPool2d(1), nn.Flatten()] if head == "flatten" else [_MeanHead()]),
     )  # fmt: skip
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         clf = fit(net, X, y)
     messages = [str(w.message) for w in caught if w.category is UnitRemovalWarning]
-    assert messages == [
+    assert messages == ([] if head == "flatten" else [
         "DropNet leaves layer '2' unpruned: removing its units does not match switching them "
         "off (the network's output changes shape from (32, 10) to (32, 5)). Its units reach the "
         "network's output without a layer in between (through pooling, say): it computes the "
         "class scores."
-    ]
+    ])  # fmt: skip
     assert (clf.module_[0].out_channels, clf.module_[2].out_channels) == (4, 10)
 
 

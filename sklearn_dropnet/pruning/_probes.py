@@ -152,8 +152,8 @@ _WEIGHTS_USED_DIRECTLY = (
 
 # The steps a layer's output is followed through to its activation, for messages.
 _FOLLOWED = (
-    "BatchNorm or InstanceNorm, Dropout, pooling, slicing or padding of the positions, a multiplication "
-    "by a number or a residual add"
+    "BatchNorm or InstanceNorm, Dropout, pooling, slicing or padding of the positions, a reshape that "
+    "keeps the channels in place, a multiplication by a number or a residual add"
 )
 
 _NO_ACTIVATION = (

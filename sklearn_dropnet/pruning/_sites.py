@@ -99,6 +99,12 @@ CHANNEL_SHUFFLE = "channel_shuffle"
 # each keeps is :attr:`Call.keeps`.
 SLICING_FUNCTIONS = frozenset({"__getitem__", "contiguous", "pad"})
 
+# Reshapes keep an element's index in row-major order, so they keep a
+# convolution's channels where the first two dimensions stay as they were
+# (``x.flatten(2)``), and a Linear's where the last one does (LeViT's
+# ``bn(x.flatten(0, 1)).reshape_as(x)`` around a BatchNorm1d).
+RESHAPING_FUNCTIONS = frozenset({"flatten", "reshape", "view", "reshape_as", "view_as", "unflatten"})
+
 # The channel dimensions a call may keep: 1 for a convolution's output, -1 for a Linear's.
 CONV_CHANNELS, LINEAR_CHANNELS = 1, -1
 BOTH_CHANNELS = frozenset({CONV_CHANNELS, LINEAR_CHANNELS})
@@ -117,7 +123,7 @@ SPLITTING_FUNCTIONS = frozenset({"split", "chunk", "tensor_split", "split_with_s
 
 _RECORDED_FUNCTIONS = (
     ACTIVATION_FUNCTIONS | PASSING_FUNCTIONS | ADD_FUNCTIONS | SCALING_FUNCTIONS | _TRANSPOSE_FUNCTIONS
-    | CONCATENATION_FUNCTIONS | SPLITTING_FUNCTIONS | SLICING_FUNCTIONS
+    | CONCATENATION_FUNCTIONS | SPLITTING_FUNCTIONS | SLICING_FUNCTIONS | RESHAPING_FUNCTIONS
 )  # fmt: skip
 
 
@@ -146,8 +152,18 @@ def _pad_keeps(args, kwargs):
     return frozenset({CONV_CHANNELS}) if positions_only and (mode != "constant" or not value) else frozenset()
 
 
-def channels_kept(name, args, kwargs):
+def _reshape_keeps(tensor, output):
+    """The channel dimensions a reshape of ``tensor`` into ``output`` keeps in place."""
+    if not isinstance(tensor, torch.Tensor) or not isinstance(output, torch.Tensor) or min(tensor.dim(), output.dim()) < 2:
+        return frozenset()
+    kept = {CONV_CHANNELS} if tensor.shape[:2] == output.shape[:2] else set()
+    return frozenset(kept | ({LINEAR_CHANNELS} if tensor.shape[-1] == output.shape[-1] else set()))
+
+
+def channels_kept(name, args, kwargs, output=None):
     """The channel dimensions a call of the function ``name`` keeps in place, a zero a zero."""
+    if name in RESHAPING_FUNCTIONS:
+        return _reshape_keeps(args[0] if args else kwargs.get("input"), _first_tensor(output))
     if name == "__getitem__":
         return _slice_keeps(args[0], args[1]) if len(args) > 1 else frozenset()
     if name == "pad":
@@ -380,7 +396,7 @@ def record_forward(module, example_input):
             if name in ACTIVATION_FUNCTIONS:
                 activating.add(leaves[0])  # the recorded leaf module applies an activation
             first = args[0] if args else kwargs.get("input")
-            inside.setdefault(stack[-1], []).append((first, _first_tensor(output), channels_kept(name, args, kwargs)))
+            inside.setdefault(stack[-1], []).append((first, _first_tensor(output), channels_kept(name, args, kwargs, output)))
             return None
         if name in CONCATENATION_FUNCTIONS:
             joined = _tensors(args[0] if args else kwargs.get("tensors", ()))
@@ -405,7 +421,7 @@ def record_forward(module, example_input):
             factor = _factor(name, args, kwargs)
         inputs = _tensors(args[:2]) if name in ADD_FUNCTIONS | SCALING_FUNCTIONS | {PRODUCT} else _tensors(args[:1])
         site = Site(f"{owner()}: {name}", -1 if number is None else number, function=True)
-        keeps = channels_kept(name, args, kwargs) if name in SLICING_FUNCTIONS else None
+        keeps = channels_kept(name, args, kwargs, output) if name in SLICING_FUNCTIONS | RESHAPING_FUNCTIONS else None
         output = _first_tensor(output)
         if number is not None and output is not None:
             rest = {key: value for key, value in kwargs.items() if key != "input"}
