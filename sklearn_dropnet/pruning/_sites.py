@@ -96,14 +96,13 @@ CHANNEL_SHUFFLE = "channel_shuffle"
 # zero, depending on their arguments: a slice that keeps the batch and channel
 # dimensions whole (a TCN's ``Chomp1d``, ``x[:, :, :-2]``), causal padding of
 # the positions (``F.pad(x, (2, 0))``), ``x.contiguous()``. Which layers' channels
-# each keeps is :attr:`Call.keeps`.
-SLICING_FUNCTIONS = frozenset({"__getitem__", "contiguous", "pad"})
-
-# Reshapes keep an element's index in row-major order, so they keep a
-# convolution's channels where the first two dimensions stay as they were
-# (``x.flatten(2)``), and a Linear's where the last one does (LeViT's
-# ``bn(x.flatten(0, 1)).reshape_as(x)`` around a BatchNorm1d).
+# each keeps is :attr:`Call.keeps`. Reshapes are among them: they keep an
+# element's index in row-major order, so they keep a convolution's channels
+# where the first two dimensions stay as they were (``x.flatten(2)``), and a
+# Linear's where the last one does (LeViT's ``bn(x.flatten(0, 1)).reshape_as(x)``
+# around a BatchNorm1d).
 RESHAPING_FUNCTIONS = frozenset({"flatten", "reshape", "view", "reshape_as", "view_as", "unflatten"})
+SLICING_FUNCTIONS = frozenset({"__getitem__", "contiguous", "pad"}) | RESHAPING_FUNCTIONS
 
 # The channel dimensions a call may keep: 1 for a convolution's output, -1 for a Linear's.
 CONV_CHANNELS, LINEAR_CHANNELS = 1, -1
@@ -123,7 +122,7 @@ SPLITTING_FUNCTIONS = frozenset({"split", "chunk", "tensor_split", "split_with_s
 
 _RECORDED_FUNCTIONS = (
     ACTIVATION_FUNCTIONS | PASSING_FUNCTIONS | ADD_FUNCTIONS | SCALING_FUNCTIONS | _TRANSPOSE_FUNCTIONS
-    | CONCATENATION_FUNCTIONS | SPLITTING_FUNCTIONS | SLICING_FUNCTIONS | RESHAPING_FUNCTIONS
+    | CONCATENATION_FUNCTIONS | SPLITTING_FUNCTIONS | SLICING_FUNCTIONS
 )  # fmt: skip
 
 
@@ -226,7 +225,7 @@ class Call:
         For a multiplication or division by a number, the factor it scales
         by (``x / 6``: 1/6); None otherwise.
     keeps : frozenset of int or None
-        For a slice, a pad or ``contiguous`` (see :data:`SLICING_FUNCTIONS`),
+        For a slice, a pad, a reshape or ``contiguous`` (see :data:`SLICING_FUNCTIONS`),
         and for a leaf module without parameters that only calls those (a
         TCN's ``Chomp1d``), the channel dimensions it keeps in place
         (:data:`CONV_CHANNELS`, :data:`LINEAR_CHANNELS`); None for other calls.
@@ -421,7 +420,7 @@ def record_forward(module, example_input):
             factor = _factor(name, args, kwargs)
         inputs = _tensors(args[:2]) if name in ADD_FUNCTIONS | SCALING_FUNCTIONS | {PRODUCT} else _tensors(args[:1])
         site = Site(f"{owner()}: {name}", -1 if number is None else number, function=True)
-        keeps = channels_kept(name, args, kwargs, output) if name in SLICING_FUNCTIONS | RESHAPING_FUNCTIONS else None
+        keeps = channels_kept(name, args, kwargs, output) if name in SLICING_FUNCTIONS else None
         output = _first_tensor(output)
         if number is not None and output is not None:
             rest = {key: value for key, value in kwargs.items() if key != "input"}
