@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+import torchvision
 from removal_checks import assert_removal_matches_masking, randomise_batchnorm
 from torch import nn
 from torch.nn import functional as F
@@ -224,7 +225,8 @@ def test_a_norm_over_channels_before_the_activation_is_named_as_the_reason(norm)
     assert pruner.unpruned == {"2": f"its output reaches no activation: it goes into {name} ('3') first ({name} mixes the "
                                "channels), and DropNet follows a unit to its activation only through BatchNorm or "
                                "InstanceNorm, Dropout, pooling, slicing or padding of the positions, a reshape that keeps "
-                               "the channels in place, a multiplication by a number or a residual add"}  # fmt: skip
+                               "the channels in place, a transpose or permute that moves them between dimension 1 and the "
+                               "last, a multiplication by a number or a residual add"}  # fmt: skip
     assert pruner.units_per_layer == {"0": 8}
 
 
@@ -810,6 +812,101 @@ def test_a_unit_is_followed_through_reshapes_that_keep_its_channel_in_place():
     assert [group.name for group in pruner.check_removal(x)] == ["a.linear", "conv"]
     assert_removal_matches_masking(net, x, {"a.linear": [0, 5, 9], "conv": [1, 4]})
     assert (net.a.linear.out_features, net.a.bn.num_features, net.b.linear.in_features, net.conv.out_channels) == (13, 13, 13, 4)
+
+
+class _MixFFN(nn.Module):
+    """PVT-v2's and SegFormer's: a Linear over the tokens, a depthwise convolution over
+    them laid out as an image, and GELU over the tokens again."""
+
+    def __init__(self, channels, hidden):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(channels, hidden), nn.Linear(hidden, channels)
+        self.dwconv = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden)
+
+    def forward(self, tokens, size):
+        image = self.fc1(tokens).transpose(1, 2).reshape(len(tokens), -1, *size)
+        return self.fc2(F.gelu(self.dwconv(image).flatten(2).transpose(1, 2)))
+
+
+class _TokensAndChannels(nn.Module):
+    """Units moved between dimension 1 and the last on the way to their activation: a
+    Mix-FFN; a Linear over tokens into a BatchNorm1d over channels (``transpose(1, 2)``);
+    a convolution into a channels-last GELU through torchvision's ``Permute`` module."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed, self.mix = nn.Conv2d(1, 8, 3, padding=1), _MixFFN(8, 16)
+        self.tokens, self.bn = nn.Linear(8, 12), nn.BatchNorm1d(12)
+        self.conv, self.channels_last, self.act = nn.Conv2d(12, 6, 1), torchvision.ops.Permute([0, 2, 3, 1]), nn.GELU()
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x):
+        x = self.embed(x.reshape(len(x), 1, 4, 8))
+        tokens = x.flatten(2).transpose(1, 2)  # (n, positions, channels)
+        tokens = tokens + self.mix(tokens, (4, 8))
+        channels = F.relu(self.bn(self.tokens(tokens).transpose(1, 2)))  # (n, channels, positions)
+        pixels = self.act(self.channels_last(self.conv(channels.reshape(len(x), -1, 4, 8))))
+        return self.head(pixels.mean((1, 2)))
+
+
+def test_a_unit_is_followed_through_a_transpose_that_moves_its_channel_to_its_activation():
+    """The Mix-FFN's depthwise convolution reaches its GELU after ``flatten(2).transpose(1, 2)``,
+    with its units on the last dimension; a Linear's units reach a BatchNorm1d and ReLU on
+    dimension 1; a convolution's reach a channels-last GELU through a ``Permute`` module.
+    All three were left out (the network had nothing to prune); they are scored and switched
+    off along the dimension their units are on at the activation, and removing units
+    computes what zeroing them computes."""
+    torch.manual_seed(0)
+    net, x = _TokensAndChannels().eval(), torch.randn(16, 32)
+    randomise_batchnorm(net)
+    with pytest.warns(UnitRemovalWarning, match="layer 'embed' unpruned"):
+        pruner = DropNetPruner(net, x[:4])
+    assert pruner.units_per_layer == {"mix.dwconv": 16, "tokens": 12, "conv": 6}
+    probes = pruner.structure.probes
+    assert [probes[name].channel_dim for name in ("mix.dwconv", "tokens", "conv")] == [-1, 1, -1]
+    # The Linear before the depthwise convolution reaches no activation, but loses its
+    # outputs with the convolution's units; they are switched off along its last dimension.
+    assert pruner.structure.switch_offs["mix.fc1"].channel_dim == -1
+    assert set(pruner.unpruned) == {"embed", "mix.fc2"}
+    assert [group.name for group in pruner.check_removal(x)] == ["mix.dwconv", "tokens", "conv"]
+    scores = pruner.score(lambda: [x])
+    with torch.no_grad():  # the mean absolute GELU output of each filter, over samples and positions
+        tokens = net.embed(x.reshape(len(x), 1, 4, 8)).flatten(2).transpose(1, 2)
+        filters = F.gelu(net.mix.dwconv(net.mix.fc1(tokens).transpose(1, 2).reshape(len(x), -1, 4, 8)))
+    torch.testing.assert_close(torch.as_tensor(scores["mix.dwconv"], dtype=torch.float32), filters.abs().mean((0, 2, 3)))
+    assert {name: len(values) for name, values in scores.items()} == pruner.units_per_layer
+    assert_removal_matches_masking(net, x, {"mix.dwconv": [0, 5, 9], "tokens": [2, 3], "conv": [1]})
+    assert (net.mix.fc1.out_features, net.mix.dwconv.out_channels, net.mix.dwconv.groups, net.mix.fc2.in_features) == (13, 13, 13, 13)
+    assert (net.tokens.out_features, net.bn.num_features, net.conv.in_channels, net.conv.out_channels, net.head.in_features) == (10, 10, 10, 5, 5)
+
+
+@pytest.mark.parametrize(
+    ("reorder", "channel_dim"),
+    [
+        (lambda y: y.permute(0, 2, 3, 1), -1),
+        (lambda y: y.movedim(1, -1), -1),
+        (lambda y: torch.transpose(y, 1, 3), -1),
+        (lambda y: y.transpose(2, 3), 1),  # the positions swapped, the channels in place
+        (lambda y: y.permute(0, 2, 3, 1).permute(0, 3, 1, 2), 1),
+        (lambda y: y.permute(0, 2, 1, 3), None),  # the channels among the positions
+        (lambda y: y.permute(1, 0, 2, 3), None),  # the samples moved
+    ],
+)
+def test_a_reordering_of_dimensions_moves_a_convolutions_units_or_leaves_it_out(reorder, channel_dim):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3)
+
+        def forward(self, x):
+            return F.relu(reorder(self.conv(x))).sum((1, 2, 3))
+
+    structure = inspect_network(Net().eval(), torch.randn(2, 1, 7, 9))
+    if channel_dim is None:
+        assert "conv" not in structure.probes
+        assert "permute' first, which does not keep its channels whole and in place" in structure.left_out["conv"]
+    else:
+        assert structure.probes["conv"].channel_dim == channel_dim
 
 
 def test_a_classifier_convolution_flattened_into_the_output_is_an_output_layer_not_a_layer_left_out():

@@ -117,10 +117,13 @@ def _halved_with_warnings(builder, X, y):
     ("builder", "hidden", "named"),
     [
         (tiny_vit, ["encoder.layers.encoder_layer_0.mlp.0", "encoder.layers.encoder_layer_1.mlp.0"],
-         {"conv_proj": "reaches no activation", "encoder.layers.encoder_layer_0.mlp.3": "LayerNorm mixes the channels",
+         {"conv_proj": "a concatenation ('<root>: cat') that joins it along another dimension than its channels",
+          "encoder.layers.encoder_layer_0.mlp.3": "LayerNorm mixes the channels",
           "encoder.layers.encoder_layer_0.self_attention.out_proj": "nn.MultiheadAttention, uses its weights"}),
+        # The depthwise convolution's channels go last through a Permute module, into a LayerNorm.
         (tiny_convnext, ["features.1.0.block.3", "features.3.0.block.3"],
-         {"features.0.0": "LayerNorm2d mixes the channels", "features.1.0.block.0": "goes into Permute"}),
+         {"features.0.0": "LayerNorm2d mixes the channels",
+          "features.1.0.block.0": "goes into LayerNorm ('features.1.0.block.2') first (LayerNorm mixes the channels)"}),
     ],
     ids=["VisionTransformer", "ConvNeXt"],
 )

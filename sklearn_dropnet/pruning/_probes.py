@@ -137,7 +137,11 @@ ACTIVATION_TYPES = (
 _MOVING_FUNCTIONS = CONCATENATION_FUNCTIONS | SPLITTING_FUNCTIONS
 
 # What a call does to the chain that follows a layer's output.
-_ACTIVATION, _NORM, _PASSING, _ADD, _PRODUCT, _OTHER = "activation", "norm", "passing", "add", "product", "other"
+# A turning call keeps the layer's units whole but moves them to the other
+# channel dimension (a transpose of a convolution's flattened output).
+_ACTIVATION, _NORM, _PASSING, _TURNING, _ADD, _PRODUCT, _OTHER = (
+    "activation", "norm", "passing", "turning", "add", "product", "other"
+)  # fmt: skip
 
 _NOT_RUN = (
     "it is not called in a forward pass in eval mode, where DropNet traces the network (a "
@@ -153,7 +157,8 @@ _WEIGHTS_USED_DIRECTLY = (
 # The steps a layer's output is followed through to its activation, for messages.
 _FOLLOWED = (
     "BatchNorm or InstanceNorm, Dropout, pooling, slicing or padding of the positions, a reshape that "
-    "keeps the channels in place, a multiplication by a number or a residual add"
+    "keeps the channels in place, a transpose or permute that moves them between dimension 1 and the "
+    "last, a multiplication by a number or a residual add"
 )
 
 _NO_ACTIVATION = (
@@ -198,10 +203,14 @@ def _moved(stop):
 
 def _role(call, channel_dim=None):
     """What ``call`` does to a chain; ``channel_dim``, the dimension of the layer's
-    units (1 or -1), decides whether a slice or pad keeps them (None: both must be kept)."""
-    if call.keeps is not None and (call.module is None or call.keeps):
-        kept = call.keeps == BOTH_CHANNELS if channel_dim is None else channel_dim in call.keeps
-        return _PASSING if kept else _OTHER
+    units (1 or -1), decides whether a slice, pad or transpose keeps them (None:
+    both must be kept in place) or moves them (see :func:`_moved_to`)."""
+    if call.keeps is not None and (call.module is None or call.keeps or call.moves):
+        if channel_dim is None:
+            return _PASSING if call.keeps == BOTH_CHANNELS else _OTHER
+        if channel_dim in call.keeps:
+            return _PASSING
+        return _TURNING if channel_dim in (call.moves or {}) else _OTHER
     if call.module is None:
         if call.function in ACTIVATION_FUNCTIONS:
             return _ACTIVATION
@@ -224,6 +233,11 @@ def _role(call, channel_dim=None):
     if stateless and call.activates and _same_shape(call.output, call.inputs):
         return _ACTIVATION  # a custom activation module: a Swish whose forward is x * torch.sigmoid(x)
     return _OTHER
+
+
+def _moved_to(call, channel_dim):
+    """The dimension of the units in ``call``'s output, from ``channel_dim`` in its input."""
+    return (call.moves or {}).get(channel_dim, channel_dim)
 
 
 def _same_shape(output, inputs):
@@ -419,10 +433,11 @@ def _follow(calls, readers, start, tensor, channel_dim):
 
     Returns the index of the activation call it reaches (or of the product
     that completes an activation written out, see :func:`_gate`), or
-    ``None``; the last tensor of the chain; and the call that ended it
-    short of an activation: the first product that read the chain (a
-    gate), else the call it could not be followed through (``None`` if
-    nothing read it further).
+    ``None``; the last tensor of the chain; the call that ended it short of
+    an activation: the first product that read the chain (a gate), else the
+    call it could not be followed through (``None`` if nothing read it
+    further); and the dimension of the units in the last tensor (a
+    transpose may have moved them).
     """
     chain, index, product = [tensor], start, None
     while True:
@@ -431,17 +446,18 @@ def _follow(calls, readers, start, tensor, channel_dim):
         index = next((i for i in following if _role(calls[i]) != _PRODUCT), None)
         product = product or next((calls[i] for i in following if _role(calls[i]) == _PRODUCT), None)
         if index is None:  # read by products only, or by nothing recorded
-            return None, tensor, product
+            return None, tensor, product, channel_dim
         joined = _joined(calls, following, tensor)
         if joined is not None:
-            return None, tensor, joined
+            return None, tensor, joined, channel_dim
         call = calls[index]
         role = _role(call, channel_dim)
         if role == _ACTIVATION:
             index = _gate(calls, readers, index, chain, calls[start].inputs)
-            return index, calls[index].output, None
-        if role not in (_NORM, _PASSING, _ADD):
-            return None, tensor, product or call
+            return index, calls[index].output, None, channel_dim
+        if role not in (_NORM, _PASSING, _TURNING, _ADD):
+            return None, tensor, product or call, channel_dim
+        channel_dim = _moved_to(call, channel_dim)
         tensor = call.output
         chain.append(tensor)
 
@@ -534,10 +550,18 @@ def _step_name(call):
     return f"{type(call.module).__name__} ({call.site.name!r})" if call.module is not None else repr(call.site.name)
 
 
-def _no_activation(stop):
-    """Why a layer whose chain ended at the call ``stop`` (or nowhere) is left out."""
+def _no_activation(stop, tensor=None, channel_dim=None):
+    """Why a layer whose chain ended at the call ``stop`` (or nowhere) is left out;
+    ``tensor``, the chain's last, has the layer's units along ``channel_dim``."""
     if stop is not None and stop.function == PRODUCT:
         return _BEFORE_A_PRODUCT
+    if stop is not None and stop.function in CONCATENATION_FUNCTIONS and tensor is not None:
+        if _offset_in(stop, tensor, channel_dim) is None:
+            return (
+                f"its output goes into a concatenation ({stop.site.name!r}) that joins it along another "
+                "dimension than its channels (as a class token is joined to a ViT's patch tokens) "
+                f"before any activation, and DropNet follows a unit to its activation only through {_FOLLOWED}"
+            )
     if stop is not None and stop.function in _MOVING_FUNCTIONS:
         return _moved(stop)
     if stop is None or stop.module is None and stop.keeps is None:
@@ -566,18 +590,23 @@ def _chain_end(calls, readers, start, channel_dim):
     chain's final output (is it the network's output?). Identity-like steps
     (``Dropout``, ``Identity``, pooling) are passed through but do not end
     the chain: an ``nn.Identity`` shortcut may carry the tensor elsewhere.
+    Nor does a step after a transpose that moved the units: they are zeroed
+    along ``channel_dim``, so before it.
     """
-    end, index, tensor = start, start, calls[start].output
+    end, index, tensor, moved = start, start, calls[start].output, False
     while True:
         following = _read_after(readers, tensor, index)
         # A step read by others too (a RepVGG identity branch's BatchNorm beside the
         # next convolutions) is not the unit's only way on: zeroing after it would
         # leave the unit in what the others read.
-        if len(following) != 1 or _role(calls[following[0]], channel_dim) not in (_NORM, _PASSING, _ACTIVATION):
+        role = _role(calls[following[0]], channel_dim) if len(following) == 1 else None
+        if role not in (_NORM, _PASSING, _TURNING, _ACTIVATION):
             return end, tensor
         index = following[0]
         tensor = calls[index].output
-        if _role(calls[index], channel_dim) != _PASSING:
+        channel_dim = _moved_to(calls[index], channel_dim)
+        moved = moved or role == _TURNING
+        if role in (_NORM, _ACTIVATION) and not moved:
             end = index
 
 
@@ -790,8 +819,8 @@ def inspect_network(module, example_input):
             left_out[name] = shared
             continue
         channel_dim = LINEAR_CHANNELS if isinstance(call.module, nn.Linear) else CONV_CHANNELS
-        activation_index, last, stop = _follow(calls, readers, index, call.output, channel_dim)
-        if activation_index is None and stop is not None and stop.function in CONCATENATION_FUNCTIONS:
+        activation_index, last, stop, activation_dim = _follow(calls, readers, index, call.output, channel_dim)
+        if activation_index is None and stop is not None and stop.function in CONCATENATION_FUNCTIONS and activation_dim == channel_dim:
             concatenated = _through_concatenations(calls, readers, index, channel_dim, outputs)
             if concatenated is not None:
                 probes[name] = concatenated
@@ -800,9 +829,10 @@ def inspect_network(module, example_input):
             if any(last is t for t in outputs):
                 output_layers.add(name)
             else:
-                left_out[name] = _no_activation(stop)
+                left_out[name] = _no_activation(stop, last, activation_dim)
                 switch_offs[name] = SwitchOff(name, channel_dim, calls[_chain_end(calls, readers, index, channel_dim)[0]].site)
             continue
+        channel_dim = activation_dim
         end, last = _chain_end(calls, readers, activation_index, channel_dim)
         if any(last is t for t in outputs):
             # Class scores through an activation (a final Sigmoid): an output layer.

@@ -92,6 +92,15 @@ SCALING_FUNCTIONS = frozenset({"mul", "mul_", "__mul__", "__rmul__", "__imul__",
 _TRANSPOSE_FUNCTIONS = frozenset({"transpose", "swapaxes", "swapdims"})
 CHANNEL_SHUFFLE = "channel_shuffle"
 
+# Functions that reorder the dimensions of a tensor. They may move a
+# convolution's channels from dimension 1 to the last, where a Linear's are
+# (``dwconv(x).flatten(2).transpose(1, 2)`` in PVT-v2's and SegFormer's
+# Mix-FFN, ``x.permute(0, 2, 3, 1)``), or a Linear's to dimension 1: a layer's
+# output is followed through them, its units along their new dimension.
+# Which channel dimensions each keeps in place is :attr:`Call.keeps`, and
+# where it moves the others :attr:`Call.moves`.
+REORDERING_FUNCTIONS = _TRANSPOSE_FUNCTIONS | {"permute", "movedim", "moveaxis"}
+
 # Functions that keep the channels of some layers in place, and a zero a
 # zero, depending on their arguments: a slice that keeps the batch and channel
 # dimensions whole (a TCN's ``Chomp1d``, ``x[:, :, :-2]``), causal padding of
@@ -121,7 +130,7 @@ CONCATENATION_FUNCTIONS = frozenset({"cat", "concat", "concatenate"})
 SPLITTING_FUNCTIONS = frozenset({"split", "chunk", "tensor_split", "split_with_sizes"})
 
 _RECORDED_FUNCTIONS = (
-    ACTIVATION_FUNCTIONS | PASSING_FUNCTIONS | ADD_FUNCTIONS | SCALING_FUNCTIONS | _TRANSPOSE_FUNCTIONS
+    ACTIVATION_FUNCTIONS | PASSING_FUNCTIONS | ADD_FUNCTIONS | SCALING_FUNCTIONS | REORDERING_FUNCTIONS
     | CONCATENATION_FUNCTIONS | SPLITTING_FUNCTIONS | SLICING_FUNCTIONS
 )  # fmt: skip
 
@@ -157,6 +166,46 @@ def _reshape_keeps(tensor, output):
         return frozenset()
     kept = {CONV_CHANNELS} if tensor.shape[:2] == output.shape[:2] else set()
     return frozenset(kept | ({LINEAR_CHANNELS} if tensor.shape[-1] == output.shape[-1] else set()))
+
+
+def _dimension_order(func, args, kwargs):
+    """For each dimension of what the reordering ``func`` returns, the dimension of its
+    input it was; None where that cannot be told. It reorders a shape on the meta
+    device whose sizes say which dimension each was."""
+    tensor = args[0]
+    if not isinstance(tensor, torch.Tensor):
+        return None
+    try:
+        shape = func(torch.empty(tuple(range(2, tensor.dim() + 2)), device="meta"), *args[1:], **kwargs).shape
+    except Exception:  # arguments torch refuses; the call itself raised already if the pass did
+        return None
+    return [size - 2 for size in shape]
+
+
+def _reordering_keeps(order):
+    """The channel dimensions a reordering of dimensions into ``order`` keeps in place,
+    and where it moves the others, as ``{from: to}`` (from dimension 1 to the last,
+    say). Nothing where it moves the samples' dimension."""
+    if not order or order[0] != 0 or len(order) < 2:
+        return frozenset(), {}
+    last = len(order) - 1
+    keeps, moves = set(), {}
+    for dim, at in ((CONV_CHANNELS, 1), (LINEAR_CHANNELS, last)):
+        now = order.index(at)
+        if now == at:
+            keeps.add(dim)
+        elif now in (1, last):
+            moves[dim] = CONV_CHANNELS if now == 1 else LINEAR_CHANNELS
+    return frozenset(keeps), moves
+
+
+def channels_moved(func, name, args, kwargs, output=None):
+    """The channel dimensions a call keeps in place, and where it moves others
+    (see :data:`REORDERING_FUNCTIONS`)."""
+    if name in REORDERING_FUNCTIONS:
+        rest = {key: value for key, value in kwargs.items() if key != "input"}
+        return _reordering_keeps(_dimension_order(func, args or (kwargs.get("input"),), rest))
+    return channels_kept(name, args, kwargs, output), {}
 
 
 def channels_kept(name, args, kwargs, output=None):
@@ -225,10 +274,15 @@ class Call:
         For a multiplication or division by a number, the factor it scales
         by (``x / 6``: 1/6); None otherwise.
     keeps : frozenset of int or None
-        For a slice, a pad, a reshape or ``contiguous`` (see :data:`SLICING_FUNCTIONS`),
+        For a slice, a pad, a reshape, ``contiguous`` or a reordering of
+        dimensions (see :data:`SLICING_FUNCTIONS`, :data:`REORDERING_FUNCTIONS`),
         and for a leaf module without parameters that only calls those (a
-        TCN's ``Chomp1d``), the channel dimensions it keeps in place
-        (:data:`CONV_CHANNELS`, :data:`LINEAR_CHANNELS`); None for other calls.
+        TCN's ``Chomp1d``, torchvision's ``Permute``), the channel dimensions
+        it keeps in place (:data:`CONV_CHANNELS`, :data:`LINEAR_CHANNELS`);
+        None for other calls.
+    moves : dict of int -> int or None
+        For the same calls, where it moves the channel dimensions it does not
+        keep: ``{1: -1}`` for ``x.flatten(2).transpose(1, 2)``'s transpose.
     """
 
     site: Site
@@ -240,6 +294,7 @@ class Call:
     reading: object = None
     factor: object = None
     keeps: object = None
+    moves: object = None
 
 
 @dataclass(frozen=True)
@@ -395,7 +450,7 @@ def record_forward(module, example_input):
             if name in ACTIVATION_FUNCTIONS:
                 activating.add(leaves[0])  # the recorded leaf module applies an activation
             first = args[0] if args else kwargs.get("input")
-            inside.setdefault(stack[-1], []).append((first, _first_tensor(output), channels_kept(name, args, kwargs, output)))
+            inside.setdefault(stack[-1], []).append((first, _first_tensor(output), *channels_moved(func, name, args, kwargs, output)))
             return None
         if name in CONCATENATION_FUNCTIONS:
             joined = _tensors(args[0] if args else kwargs.get("tensors", ()))
@@ -407,9 +462,7 @@ def record_forward(module, example_input):
             return None
         if not args:  # F.relu(input=x)
             args = (kwargs.get("input"),)
-        if name in _TRANSPOSE_FUNCTIONS:
-            if not _swaps_channel_groups(args, kwargs):
-                return None
+        if name in _TRANSPOSE_FUNCTIONS and _swaps_channel_groups(args, kwargs):
             name = CHANNEL_SHUFFLE
         factor = None
         if _is_product(name, args):
@@ -420,13 +473,13 @@ def record_forward(module, example_input):
             factor = _factor(name, args, kwargs)
         inputs = _tensors(args[:2]) if name in ADD_FUNCTIONS | SCALING_FUNCTIONS | {PRODUCT} else _tensors(args[:1])
         site = Site(f"{owner()}: {name}", -1 if number is None else number, function=True)
-        keeps = channels_kept(name, args, kwargs, output) if name in SLICING_FUNCTIONS else None
+        keeps, moves = channels_moved(func, name, args, kwargs, output) if name in SLICING_FUNCTIONS | REORDERING_FUNCTIONS else (None, None)
         output = _first_tensor(output)
         if number is not None and output is not None:
             rest = {key: value for key, value in kwargs.items() if key != "input"}
             in_place = output is args[0]
             site_calls[len(calls)] = (func, args[1:], rest, counter.version_before, output._version, in_place)
-        calls.append(Call(site, None, name, inputs, output, factor=factor, keeps=keeps))
+        calls.append(Call(site, None, name, inputs, output, factor=factor, keeps=keeps, moves=moves))
         return None
 
     def pre_hook(mod, inputs, name, leaf):
@@ -452,8 +505,8 @@ def record_forward(module, example_input):
             inputs = () if first is None else (first,)
             output = _first_tensor(output)
             module_versions[len(calls)] = (entered.pop(), None if output is None else output._version)
-            keeps = _module_keeps(mod, inputs, output, inside.pop(name, ()))
-            calls.append(Call(Site(name, number), mod, None, inputs, output, activates, keeps=keeps))
+            keeps, moves = _module_keeps(mod, inputs, output, inside.pop(name, ()))
+            calls.append(Call(Site(name, number), mod, None, inputs, output, activates, keeps=keeps, moves=moves))
 
     handles = []
     for name, mod in module.named_modules():
@@ -473,21 +526,26 @@ def is_stateless(module):
 
 
 def _module_keeps(module, inputs, output, steps):
-    """The channel dimensions a leaf module keeps, if it has no parameters and its
-    forward is a chain of slices, pads and the like from its input to its output
-    (a TCN's ``Chomp1d``); None otherwise.
+    """The channel dimensions a leaf module keeps in place and where it moves others
+    (see :attr:`Call.moves`), if it has no parameters and its forward is a chain of
+    slices, pads, reorderings and the like from its input to its output (a TCN's
+    ``Chomp1d``, torchvision's ``Permute``); ``(None, None)`` otherwise.
 
-    ``steps`` are the (input, output, channels kept) of the functions its forward
-    called. Anything else it did breaks the chain, and the module keeps nothing.
+    ``steps`` are the (input, output, channels kept, channels moved) of the
+    functions its forward called. Anything else it did breaks the chain, and the
+    module keeps nothing.
     """
     if not is_stateless(module) or not steps or not inputs or output is None:
-        return None
-    tensor, keeps = inputs[0], BOTH_CHANNELS
-    for first, result, kept in steps:
+        return None, None
+    tensor, where = inputs[0], {dim: dim for dim in BOTH_CHANNELS}  # each input channel dimension: where it is now
+    for first, result, kept, moved in steps:
         if first is not tensor:
-            return frozenset()
-        tensor, keeps = result, keeps & kept
-    return keeps if tensor is output else frozenset()
+            return frozenset(), {}
+        where = {dim: at if at in kept else moved[at] for dim, at in where.items() if at in kept or at in moved}
+        tensor = result
+    if tensor is not output:
+        return frozenset(), {}
+    return frozenset(dim for dim, at in where.items() if dim == at), {dim: at for dim, at in where.items() if dim != at}
 
 
 # Function sites never computed again in a hook: a product (its two factors are
