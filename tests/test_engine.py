@@ -372,10 +372,14 @@ def recurrent_net(kind, bidirectional):
     return Net()
 
 
-@pytest.mark.parametrize(("kind", "bidirectional"), [(nn.LSTM, False), (nn.GRU, False), (nn.GRU, True)])
+@pytest.mark.parametrize(
+    ("kind", "bidirectional"), [(nn.LSTM, False), (nn.GRU, False), (nn.GRU, True), (nn.LSTM, True)]
+)
 def test_the_layers_after_a_recurrent_layer_are_pruned_without_torch_prunings_warnings(kind, bidirectional):
     """The one warning names the recurrent layer, whose hidden units are kept (a
-    bidirectional GRU made Torch-Pruning warn hundreds of times)."""
+    bidirectional GRU made Torch-Pruning warn hundreds of times; a bidirectional LSTM
+    made it fail on the concatenation of its directions, whose sizes it cannot tell,
+    and the network was refused)."""
     x = torch.randn(4, 5, 8)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -471,11 +475,6 @@ def test_a_layer_feeding_an_rnn_fails_the_removal_check_and_the_warning_names_th
                       r"or nn.GRU and cannot remove its inputs, an nn.LSTM's it can\), or removes channels"):  # fmt: skip
         pruner.check_removal(x[:32])
     assert pruner.units_per_layer == {"hidden": 8}
-
-
-def test_a_bidirectional_lstm_is_named_as_what_torch_pruning_cannot_trace():
-    with pytest.raises(PruningError, match=r"'rnn' is a bidirectional nn.LSTM, and Torch-Pruning cannot follow"):
-        DropNetPruner(recurrent_net(nn.LSTM, True), torch.randn(2, 5, 8))
 
 
 def bn_mlp():
@@ -907,6 +906,41 @@ def test_a_reordering_of_dimensions_moves_a_convolutions_units_or_leaves_it_out(
         assert "permute' first, which does not keep its channels whole and in place" in structure.left_out["conv"]
     else:
         assert structure.probes["conv"].channel_dim == channel_dim
+
+
+class _DualPathBlock(nn.Module):
+    """timm's DPN block: one tensor carries a residual path (its first ``n`` channels)
+    and a dense path (the rest); each block adds to the first and concatenates to the second."""
+
+    def __init__(self, n_in, n, grow, project):
+        super().__init__()
+        self.n = n
+        self.proj = nn.Conv2d(n_in, n + 2 * grow, 1) if project else None
+        self.a, self.c = nn.Conv2d(n_in, 5, 1), nn.Conv2d(5, n + grow, 3, padding=1)
+
+    def forward(self, x):
+        paths = x if self.proj is None else self.proj(x)
+        out = self.c(F.relu(self.a(x)))
+        return torch.cat([paths[:, : self.n] + out[:, : self.n], paths[:, self.n :], out[:, self.n :]], 1)
+
+
+def test_a_dual_path_network_whose_concatenations_torch_pruning_cannot_size_is_pruned():
+    """Seven DPN blocks: Torch-Pruning 1.6 cannot tell the size of the slices its last
+    concatenations join (its shape inference stops at a depth), and failed on them with
+    "TypeError: unsupported operand type(s) for +: 'int' and 'NoneType'" where its code
+    means to leave them unmapped; the network was refused ("Torch-Pruning cannot trace"),
+    as was timm's dpn68. The concatenations are left unmapped, each block's first
+    convolution is pruned, and removing its units computes what zeroing them computes."""
+    torch.manual_seed(0)
+    blocks = [_DualPathBlock(8, 4, 2, project=True)] + [_DualPathBlock(10 + 2 * i, 4, 2, project=False) for i in range(6)]
+    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), *blocks, nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(22, 3))
+    x = torch.randn(8, 1, 6, 6)
+    with pytest.warns(UnitRemovalWarning, match="layer '2.c' unpruned"):
+        pruner = DropNetPruner(net.eval(), x[:2])
+    assert pruner.units_per_layer == {"0": 8, **{f"{i}.a": 5 for i in range(2, 9)}}
+    assert [group.name for group in pruner.check_removal(x)] == list(pruner.units_per_layer)
+    assert_removal_matches_masking(net, x, {"0": [1, 6], "2.a": [0], "8.a": [2, 4]})
+    assert (net[0].out_channels, net[2].a.out_channels, net[8].a.out_channels, net[8].c.in_channels) == (6, 4, 3, 3)
 
 
 def test_a_classifier_convolution_flattened_into_the_output_is_an_output_layer_not_a_layer_left_out():

@@ -174,13 +174,50 @@ def _pruners_looked_up_once(graph):
         del graph.get_pruner_of_module
 
 
+# Torch-Pruning's functions are patched while a graph is built and while a group
+# is built (bounded, and on mappings kept as they are), one at a time: a thread's
+# patch must not reach into another's graph or group.
+_PATCH_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _concats_of_unknown_sizes_unmapped():
+    """Torch-Pruning leaves a concat unmapped where it cannot tell a branch's channel
+    count, as its code means to, instead of failing (the caller holds ``_PATCH_LOCK``).
+
+    Torch-Pruning 1.6's ``update_concat_index_mapping`` returns on a branch of
+    unknown size (``if ch is None: return``), but sums the sizes first, and the
+    sum of a None raises ``TypeError``: DPN's dual-path blocks, which concatenate
+    slices of a convolution's output, could not be traced at all. The sizes it
+    stores are kept, so every later call fails (and is left unmapped) alike.
+    """
+    if ops is None:  # pragma: no cover - another layout
+        yield
+        return
+    update = index_mapping.update_concat_index_mapping
+
+    def update_known(graph, node):
+        try:
+            update(graph, node)
+        except TypeError:
+            if None not in (getattr(node.module, "concat_sizes", None) or ()):
+                raise
+
+    index_mapping.update_concat_index_mapping = update_known
+    try:
+        yield
+    finally:
+        index_mapping.update_concat_index_mapping = update
+
+
 @_without_recursion_warnings
 def _dependency_graph(module, example_input):
     # The graph is read off autograd, even inside the caller's no_grad; Torch-Pruning's
     # tracer puts the network in eval mode, and eval_mode gives every module its own back.
     graph = tp.DependencyGraph()
     with torch.enable_grad(), eval_mode(module), _pruners_looked_up_once(graph):
-        return graph.build_dependency(module, example_inputs=example_input, verbose=False)
+        with _PATCH_LOCK, _concats_of_unknown_sizes_unmapped():
+            return graph.build_dependency(module, example_inputs=example_input, verbose=False)
 
 
 def _saved_dim(grad_fn):
@@ -273,10 +310,6 @@ class _MappingTooLarge(RuntimeError):
     or built a group of more steps or positions than the network could need."""
 
 
-# Torch-Pruning's functions are patched while a group is built (bounded, and
-# on mappings kept as they are), one group at a time: a thread's patch must
-# not reach into another's group.
-_PATCH_LOCK = threading.Lock()
 _BOUND_FACTOR, _BOUND_FLOOR = 16, 1 << 16
 _STEPS_PER_DEPENDENCY, _STEPS_FLOOR = 4, 4096
 _POSITIONS_IN_ALL = 16  # times the bound on one step
@@ -380,7 +413,7 @@ def _map_once(graph):
         return
     with _pruners_looked_up_once(graph):
         _map_channel_concats(graph)
-        with _PATCH_LOCK:
+        with _PATCH_LOCK, _concats_of_unknown_sizes_unmapped():
             index_mapping.update_index_mapping(graph)
     _until_pruned(graph)["mapped"] = True
 
@@ -405,8 +438,9 @@ def _pruning_group(graph, layer, idxs, until=None):
         if not current:
             _map_channel_concats(graph)
         pruner = graph.get_pruner_of_module(layer)
-        with _PATCH_LOCK, _bounded_groups(graph, until), _mappings_kept(graph) if current else contextlib.nullcontext():
-            return graph.get_pruning_group(layer, pruner.prune_out_channels, idxs)
+        with _PATCH_LOCK, _bounded_groups(graph, until), _concats_of_unknown_sizes_unmapped():
+            with _mappings_kept(graph) if current else contextlib.nullcontext():
+                return graph.get_pruning_group(layer, pruner.prune_out_channels, idxs)
 
 
 def _is_grouped_conv(module):
@@ -569,22 +603,13 @@ def warn_unpruned(name, reason):
     warn(f"DropNet leaves layer {name!r} unpruned: {reason}.", UnitRemovalWarning)
 
 
-def _untraceable(exc, structure, module):
+def _untraceable(exc, structure):
     shuffles = sorted(structure.channel_shuffles)
-    bidirectional = [
-        name for name, layer in module.named_modules() if isinstance(layer, nn.LSTM) and layer.bidirectional
-    ]  # fmt: skip
     if shuffles:
         cause = (
             f"the module {shuffles[0]!r} shuffles channels (a view to (n, groups, channels per "
             "group, ...) and a transpose of those two dimensions, as ShuffleNet's channel_shuffle): "
             "a channel then comes from another group, which Torch-Pruning cannot follow"
-        )
-    elif bidirectional:
-        cause = (
-            f"{bidirectional[0]!r} is a bidirectional nn.LSTM, and Torch-Pruning cannot follow "
-            "the concatenation of its two directions' outputs (a one-directional nn.LSTM, or an "
-            "nn.GRU, is supported: the layers after it are pruned)"
         )
     else:
         cause = "its structure is not supported (e.g. a channel shuffle, as in ShuffleNet)"
@@ -644,7 +669,7 @@ def trace_unit_groups(module, example_input, structure, known=()):
     try:
         graph = _dependency_graph(module, example_input)
     except Exception as exc:  # Torch-Pruning's tracer, however it fails
-        raise _untraceable(exc, structure, module) from exc
+        raise _untraceable(exc, structure) from exc
     _map_once(graph)  # nothing is pruned during a trace
     names = {m: n for n, m in module.named_modules()}
     modules = dict(module.named_modules())
