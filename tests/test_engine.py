@@ -943,6 +943,37 @@ def test_a_dual_path_network_whose_concatenations_torch_pruning_cannot_size_is_p
     assert (net[0].out_channels, net[2].a.out_channels, net[8].a.out_channels, net[8].c.in_channels) == (6, 4, 3, 3)
 
 
+class _LayerScaled(nn.Module):
+    """A residual block scaled by a learned per-channel parameter (a layer scale, as in
+    ConvNeXt, CaiT and EfficientFormer), which the network uses directly."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.conv = nn.Conv2d(1, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
+        self.gamma = nn.Parameter(torch.rand(8, 1, 1) + 0.5)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        x = F.relu(self.stem(x))
+        return self.head(F.relu(x + self.gamma * self.conv(x)).mean((2, 3)))
+
+
+def test_a_layer_scale_coupled_to_a_group_loses_the_units_channels_with_it():
+    """Torch-Pruning cuts the layer scale's ``gamma`` with the residual stream's channels.
+    The surgery handed it, a parameter, to the weight-norm check, which failed on it:
+    the removal check refused every such group ("the smaller network fails:
+    AttributeError: 'Parameter' object has no attribute '_forward_pre_hooks'"), here the
+    only one, and in timm's EfficientFormer, EfficientFormerV2 and SwiftFormer one each."""
+    torch.manual_seed(0)
+    x = torch.randn(8, 1, 6, 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnitRemovalWarning)
+        pruner = DropNetPruner(_LayerScaled().eval(), x[:2])
+        assert [group.name for group in pruner.check_removal(x)] == ["stem"]
+    net = assert_removal_matches_masking(_LayerScaled(), x, {"stem": [1, 5]})
+    assert (net.stem.out_channels, net.conv.in_channels, net.conv.out_channels, tuple(net.gamma.shape)) == (6, 6, 6, (6, 1, 1))
+
+
 def test_a_classifier_convolution_flattened_into_the_output_is_an_output_layer_not_a_layer_left_out():
     """DLA's and SqueezeNet's heads: a 1x1 convolution gives the class scores through
     pooling and a flatten. It was named as left unpruned (DLA) or scored and then refused

@@ -169,9 +169,12 @@ def _fold(item, g, v):
 def as_plain_weights(layers):
     """Make each weight-normed layer's weight a plain parameter for Torch-Pruning to cut.
 
-    Returns what :func:`refold` needs to put the weight norm back.
+    ``layers`` may hold parameters too: Torch-Pruning cuts a parameter that a
+    module uses directly (a layer scale's ``gamma``) with the channels it
+    scales. Returns what :func:`refold` needs to put the weight norm back.
     """
-    return [item for item in map(_unfold, dict.fromkeys(layers)) if item is not None]
+    modules = (layer for layer in dict.fromkeys(layers) if isinstance(layer, nn.Module))
+    return [item for item in map(_unfold, modules) if item is not None]
 
 
 def _kept(size, removed):
