@@ -943,6 +943,47 @@ def test_a_dual_path_network_whose_concatenations_torch_pruning_cannot_size_is_p
     assert (net[0].out_channels, net[2].a.out_channels, net[8].a.out_channels, net[8].c.in_channels) == (6, 4, 3, 3)
 
 
+class _PartialAttention(nn.Module):
+    """SHViT's single-head attention over the first channels, the rest passed by, then
+    the block's MLP. The attention's output is reshaped back to an image."""
+
+    def __init__(self, dim=8, part=4, qk=4):
+        super().__init__()
+        self.part, self.qk = part, qk
+        self.qkv, self.proj = nn.Conv2d(part, 2 * qk + part, 1), nn.Conv2d(dim, dim, 1)
+        self.fc1, self.fc2 = nn.Conv2d(dim, 12, 1), nn.Conv2d(12, dim, 1)
+
+    def forward(self, x):
+        n, _, h, w = x.shape
+        attended, passed = torch.split(x, [self.part, x.shape[1] - self.part], 1)
+        q, k, v = self.qkv(attended).flatten(2).split([self.qk, self.qk, self.part], 1)
+        weights = ((q.transpose(-1, -2) @ k) * self.qk**-0.5).softmax(-1)
+        attended = (v @ weights.transpose(-1, -2)).reshape(n, self.part, h, w)
+        x = x + self.proj(torch.cat([attended, passed], 1))
+        return x + self.fc2(torch.relu(self.fc1(x)))
+
+
+def test_a_reshape_torch_pruning_sizes_at_zero_channels_is_left_unmapped_and_the_network_pruned():
+    """Torch-Pruning 1.6 infers 0 channels after the attention's reshape and divides by
+    them ("ZeroDivisionError: integer division or modulo by zero"): the network, as
+    timm's SHViT, was refused ("Torch-Pruning cannot trace"). The reshape is left
+    unmapped, the MLPs are pruned, and the stem, whose channels the attention splits at
+    a fixed place, is refused by the removal check with the reason."""
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), _PartialAttention(), _PartialAttention(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3),
+    ).eval()  # fmt: skip
+    x = torch.randn(8, 1, 6, 6)
+    with pytest.warns(UnitRemovalWarning, match="layer '2.qkv' unpruned: its output goes into a split"):
+        pruner = DropNetPruner(net, x[:2])
+    assert pruner.units_per_layer == {"0": 8, "2.fc1": 12, "3.fc1": 12}
+    with pytest.warns(UnitRemovalWarning, match="layer '0' unpruned: removing its units does not match switching"):
+        assert [group.name for group in pruner.check_removal(x)] == ["2.fc1", "3.fc1"]
+    assert_removal_matches_masking(net, x, {"2.fc1": [0, 7], "3.fc1": [3]})
+    assert (net[2].fc1.out_channels, net[2].fc2.in_channels, net[3].fc1.out_channels) == (10, 10, 11)
+
+
 class _LayerScaled(nn.Module):
     """A residual block scaled by a learned per-channel parameter (a layer scale, as in
     ConvNeXt, CaiT and EfficientFormer), which the network uses directly."""

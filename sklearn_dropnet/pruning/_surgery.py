@@ -181,33 +181,47 @@ _PATCH_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def _concats_of_unknown_sizes_unmapped():
-    """Torch-Pruning leaves a concat unmapped where it cannot tell a branch's channel
-    count, as its code means to, instead of failing (the caller holds ``_PATCH_LOCK``).
+def _unsized_mappings_skipped(reshapes=None):
+    """Torch-Pruning leaves a concat or reshape unmapped where it cannot tell the
+    channel counts it depends on, as its code means to, instead of failing (the
+    caller holds ``_PATCH_LOCK``). The removal check then decides, as for any group.
+    The errors of the reshapes left unmapped are appended to ``reshapes``.
 
     Torch-Pruning 1.6's ``update_concat_index_mapping`` returns on a branch of
     unknown size (``if ch is None: return``), but sums the sizes first, and the
     sum of a None raises ``TypeError``: DPN's dual-path blocks, which concatenate
-    slices of a convolution's output, could not be traced at all. The sizes it
-    stores are kept, so every later call fails (and is left unmapped) alike.
+    slices of a convolution's output, and a bidirectional LSTM, could not be traced
+    at all. The sizes it stores are kept, so every later call fails (and is left
+    unmapped) alike. Its ``update_reshape_index_mapping`` notes that it may infer 0
+    channels after a reshape, and divides by them: SHViT's single-head attention,
+    whose output is reshaped back to an image, raised ``ZeroDivisionError``. So do
+    the views of ShuffleNet's channel shuffle (see :func:`trace_unit_groups`).
     """
     if ops is None:  # pragma: no cover - another layout
         yield
         return
-    update = index_mapping.update_concat_index_mapping
+    concat, reshape = index_mapping.update_concat_index_mapping, index_mapping.update_reshape_index_mapping
 
-    def update_known(graph, node):
+    def concat_of_known_sizes(graph, node):
         try:
-            update(graph, node)
+            concat(graph, node)
         except TypeError:
             if None not in (getattr(node.module, "concat_sizes", None) or ()):
                 raise
 
-    index_mapping.update_concat_index_mapping = update_known
+    def reshape_of_known_sizes(graph, node):
+        try:
+            reshape(graph, node)
+        except ZeroDivisionError as exc:  # raised before it sets a mapping: the reshape stays unmapped
+            if reshapes is not None:
+                reshapes.append(exc)
+
+    index_mapping.update_concat_index_mapping = concat_of_known_sizes
+    index_mapping.update_reshape_index_mapping = reshape_of_known_sizes
     try:
         yield
     finally:
-        index_mapping.update_concat_index_mapping = update
+        index_mapping.update_concat_index_mapping, index_mapping.update_reshape_index_mapping = concat, reshape
 
 
 @_without_recursion_warnings
@@ -215,8 +229,9 @@ def _dependency_graph(module, example_input):
     # The graph is read off autograd, even inside the caller's no_grad; Torch-Pruning's
     # tracer puts the network in eval mode, and eval_mode gives every module its own back.
     graph = tp.DependencyGraph()
+    graph._sklearn_dropnet_unsized_reshapes = reshapes = []
     with torch.enable_grad(), eval_mode(module), _pruners_looked_up_once(graph):
-        with _PATCH_LOCK, _concats_of_unknown_sizes_unmapped():
+        with _PATCH_LOCK, _unsized_mappings_skipped(reshapes):
             return graph.build_dependency(module, example_inputs=example_input, verbose=False)
 
 
@@ -439,7 +454,7 @@ def _map_once(graph):
         return
     with _pruners_looked_up_once(graph):
         _map_channel_concats(graph)
-        with _PATCH_LOCK, _concats_of_unknown_sizes_unmapped():
+        with _PATCH_LOCK, _unsized_mappings_skipped():
             index_mapping.update_index_mapping(graph)
     _until_pruned(graph)["mapped"] = True
 
@@ -464,7 +479,7 @@ def _pruning_group(graph, layer, idxs, until=None):
         if not current:
             _map_channel_concats(graph)
         pruner = graph.get_pruner_of_module(layer)
-        with _PATCH_LOCK, _bounded_groups(graph, until), _concats_of_unknown_sizes_unmapped():
+        with _PATCH_LOCK, _bounded_groups(graph, until), _unsized_mappings_skipped():
             with _mappings_kept(graph) if current else contextlib.nullcontext():
                 return graph.get_pruning_group(layer, pruner.prune_out_channels, idxs)
 
@@ -695,6 +710,11 @@ def trace_unit_groups(module, example_input, structure, known=()):
     try:
         graph = _dependency_graph(module, example_input)
     except Exception as exc:  # Torch-Pruning's tracer, however it fails
+        raise _untraceable(exc, structure) from exc
+    if structure.channel_shuffles and graph._sklearn_dropnet_unsized_reshapes:
+        # The reshapes Torch-Pruning cannot size are the shuffle's views: no channel
+        # is followed into another group, and the network is refused as before.
+        exc = graph._sklearn_dropnet_unsized_reshapes[0]
         raise _untraceable(exc, structure) from exc
     _map_once(graph)  # nothing is pruned during a trace
     names = {m: n for n, m in module.named_modules()}
