@@ -820,7 +820,8 @@ def inspect_network(module, example_input):
             continue
         channel_dim = LINEAR_CHANNELS if isinstance(call.module, nn.Linear) else CONV_CHANNELS
         activation_index, last, stop, activation_dim = _follow(calls, readers, index, call.output, channel_dim)
-        if activation_index is None and stop is not None and stop.function in CONCATENATION_FUNCTIONS and activation_dim == channel_dim:
+        concatenated_first = stop is not None and stop.function in CONCATENATION_FUNCTIONS and activation_dim == channel_dim
+        if activation_index is None and concatenated_first:
             concatenated = _through_concatenations(calls, readers, index, channel_dim, outputs)
             if concatenated is not None:
                 probes[name] = concatenated

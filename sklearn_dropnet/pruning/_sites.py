@@ -129,6 +129,9 @@ CONCATENATION_FUNCTIONS = frozenset({"cat", "concat", "concatenate"})
 # is left unpruned can name it (CSPNet's cross-stage blocks, YOLOv8's C2f).
 SPLITTING_FUNCTIONS = frozenset({"split", "chunk", "tensor_split", "split_with_sizes"})
 
+# The functions whose calls keep or move channel dimensions (:attr:`Call.keeps`).
+_KEEPING_FUNCTIONS = SLICING_FUNCTIONS | REORDERING_FUNCTIONS
+
 _RECORDED_FUNCTIONS = (
     ACTIVATION_FUNCTIONS | PASSING_FUNCTIONS | ADD_FUNCTIONS | SCALING_FUNCTIONS | REORDERING_FUNCTIONS
     | CONCATENATION_FUNCTIONS | SPLITTING_FUNCTIONS | SLICING_FUNCTIONS
@@ -473,7 +476,7 @@ def record_forward(module, example_input):
             factor = _factor(name, args, kwargs)
         inputs = _tensors(args[:2]) if name in ADD_FUNCTIONS | SCALING_FUNCTIONS | {PRODUCT} else _tensors(args[:1])
         site = Site(f"{owner()}: {name}", -1 if number is None else number, function=True)
-        keeps, moves = channels_moved(func, name, args, kwargs, output) if name in SLICING_FUNCTIONS | REORDERING_FUNCTIONS else (None, None)
+        keeps, moves = channels_moved(func, name, args, kwargs, output) if name in _KEEPING_FUNCTIONS else (None, None)
         output = _first_tensor(output)
         if number is not None and output is not None:
             rest = {key: value for key, value in kwargs.items() if key != "input"}
