@@ -1,5 +1,6 @@
 """The public pruning engine, DropNetPruner, on its own and under the estimator."""
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -475,6 +476,32 @@ def test_a_layer_feeding_an_rnn_fails_the_removal_check_and_the_warning_names_th
                       r"or nn.GRU and cannot remove its inputs, an nn.LSTM's it can\), or removes channels"):  # fmt: skip
         pruner.check_removal(x[:32])
     assert pruner.units_per_layer == {"hidden": 8}
+
+
+def test_a_network_torch_pruning_fails_on_is_refused_naming_where_it_failed(monkeypatch):
+    """Torch-Pruning's tracer failing on a structure DropNet does not know: the error
+    names the function of Torch-Pruning it failed in, which a bug report can give."""
+    from torch_pruning.dependency import index_mapping
+
+    def fails(graph, node):
+        raise RuntimeError("cannot map this split")
+
+    monkeypatch.setattr(index_mapping, "update_split_index_mapping", fails)
+
+    class Split(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3, padding=1)
+            self.net = nn.Sequential(nn.ReLU(), nn.Conv2d(4, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(16, 3))
+
+        def forward(self, x):
+            return self.net(torch.cat(self.conv(x).chunk(2, 1), 1))
+
+    with pytest.raises(PruningError) as raised:
+        DropNetPruner(Split(), torch.randn(2, 1, 4, 4))
+    message = str(raised.value)
+    assert "(RuntimeError: cannot map this split), so no layer can be removed physically: its structure" in message
+    assert re.search(r"Torch-Pruning fails in its update_index_mapping \(index_mapping\.py:\d+\)", message)
 
 
 def bn_mlp():

@@ -31,6 +31,7 @@ all keep the same size, so DropNet removes as many units from each.
 import contextlib
 import copy
 import functools
+import os
 import threading
 import warnings
 from dataclasses import dataclass
@@ -653,11 +654,27 @@ def _untraceable(exc, structure):
             "a channel then comes from another group, which Torch-Pruning cannot follow"
         )
     else:
-        cause = "its structure is not supported (e.g. a channel shuffle, as in ShuffleNet)"
+        where = _where_in_torch_pruning(exc)
+        cause = (
+            "its structure is not supported"
+            + (f": Torch-Pruning fails in its {where}, which a bug report to Torch-Pruning can name" if where else "")
+        )
     return PruningError(
         "Torch-Pruning cannot trace which channels of this network depend on each other "
         f"({type(exc).__name__}: {exc}), so no layer can be removed physically: {cause}."
     )
+
+
+def _where_in_torch_pruning(exc):
+    """The innermost function of Torch-Pruning that ``exc`` went through, as
+    ``name (file.py:line)``, or None."""
+    where, frame = None, exc.__traceback__
+    while frame is not None:
+        code = frame.tb_frame.f_code
+        if f"{os.sep}torch_pruning{os.sep}" in code.co_filename:
+            where = f"{code.co_name} ({os.path.basename(code.co_filename)}:{frame.tb_lineno})"
+        frame = frame.tb_next
+    return where
 
 
 def _feeds_a_layer(graph, layer):
