@@ -415,15 +415,15 @@ def _bounded_groups(graph, until=None):
                 steps.add((dep.target, dep.handler, tuple(idxs)))
             except TypeError:  # a step it cannot hash: the group's steps are compared one by one
                 group._sklearn_dropnet_steps = None
-        group._sklearn_dropnet_added = getattr(group, "_sklearn_dropnet_added", 0) + 1
         add_dep(group, dep, idxs)
 
     def has_step(group, dep, idxs):
         # Torch-Pruning's test, a step of the same target, handler and indices (equal
         # lists are equal tuples, with equal hashes), looked up instead of searched for,
-        # where every step of the group was added here and could be hashed.
+        # where every step of the group could be hashed. Inside, every step of every
+        # group goes through ``bounded``: Torch-Pruning adds them with ``add_dep`` only.
         steps = group.__dict__.get("_sklearn_dropnet_steps")
-        if steps is None or getattr(group, "_sklearn_dropnet_added", 0) != len(group):
+        if steps is None:
             return has_pruning_op(group, dep, idxs)
         try:
             return (dep.target, dep.handler, tuple(idxs)) in steps
