@@ -1011,6 +1011,68 @@ def test_a_reshape_torch_pruning_sizes_at_zero_channels_is_left_unmapped_and_the
     assert (net[2].fc1.out_channels, net[2].fc2.in_channels, net[3].fc1.out_channels) == (10, 10, 11)
 
 
+class _MixedConv(nn.Module):
+    """timm's MixedConv2d (MixNet): the channels split into parts of the sizes it holds,
+    each part through a depthwise convolution of its own kernel size, joined again."""
+
+    def __init__(self, splits, as_tuple=False):
+        super().__init__()
+        self.splits = tuple(splits) if as_tuple else list(splits)
+        self.parts = nn.ModuleList(nn.Conv2d(n, n, 2 * k + 1, padding=k, groups=n) for k, n in enumerate(splits))
+
+    def forward(self, x):
+        return torch.cat([conv(part) for conv, part in zip(self.parts, torch.split(x, self.splits, 1))], 1)
+
+
+def _mixnet(as_tuple=False):
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 9, 1), nn.BatchNorm2d(9), nn.ReLU(), _MixedConv([5, 4], as_tuple), nn.BatchNorm2d(9), nn.ReLU(),
+        nn.Conv2d(9, 7, 1), nn.ReLU(), _MixedConv([2, 3, 2], as_tuple), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(7, 3),
+    ).eval()  # fmt: skip
+
+
+@pytest.mark.parametrize("as_tuple", [False, True], ids=["list", "tuple"])
+def test_units_split_into_parts_of_held_sizes_are_removed_from_the_right_part_and_the_sizes_follow(as_tuple):
+    """Torch-Pruning 1.6 maps a split's parts to its consumers in the order it found
+    them, backwards: removing a unit of the first part took a channel of the last
+    part's convolution out. And the sizes a module holds for torch.split (timm's
+    MixedConv2d's list, or a tuple) stayed as they were, so the smaller
+    network failed ("split_with_sizes expects split_sizes to sum exactly to 9"): both
+    layers were refused by the removal check, as were 24 of timm's mixnet_s's 38. Now
+    each unit leaves the part it is in, and the sizes follow."""
+    net, x = _mixnet(as_tuple), torch.randn(8, 1, 6, 6)
+    pruner = DropNetPruner(net, x[:2])
+    assert [group.name for group in pruner.check_removal(x)] == ["0", "6"]
+    group = next(group for group in pruner.units if group.name == "0")
+    consumers = {name: (idxs.tolist(), root.tolist()) for name, idxs, root in group.consumers}
+    assert consumers["3.parts.0"] == ([0, 1, 2, 3, 4], [0, 1, 2, 3, 4])
+    assert consumers["3.parts.1"] == ([0, 1, 2, 3], [5, 6, 7, 8])
+    assert_removal_matches_masking(net, x, {"0": [1, 6, 7], "6": [0, 5]})
+    assert list(net[3].splits) == [4, 2] and list(net[8].splits) == [1, 3, 1]
+    assert type(net[3].splits) is (tuple if as_tuple else list)
+    assert [conv.in_channels for conv in net[8].parts] == [1, 3, 1]
+
+
+def test_a_split_by_sizes_no_module_holds_is_refused_by_the_removal_check():
+    """Sizes made anew at each call cannot follow the channels removed: the smaller
+    network fails, and the layer is left out with that reason, not pruned wrongly."""
+
+    class Split(_MixedConv):
+        def forward(self, x):
+            return torch.cat([conv(part) for conv, part in zip(self.parts, torch.split(x, [5, 4], 1))], 1)
+
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(1, 9, 1), nn.ReLU(), Split([5, 4]), nn.Conv2d(9, 6, 1), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 36, 3),
+    ).eval()  # fmt: skip
+    x = torch.randn(8, 1, 6, 6)
+    pruner = DropNetPruner(net, x[:2])
+    with pytest.warns(UnitRemovalWarning, match="layer '0' unpruned: .*split_with_sizes expects split_sizes to sum"):
+        assert [group.name for group in pruner.check_removal(x)] == ["3"]
+
+
 class _LayerScaled(nn.Module):
     """A residual block scaled by a learned per-channel parameter (a layer scale, as in
     ConvNeXt, CaiT and EfficientFormer), which the network uses directly."""

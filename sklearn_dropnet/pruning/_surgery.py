@@ -26,6 +26,9 @@ first positions of the weight's input dimension. :func:`_prune` removes them
 channel group by channel group. Channel groups are why a unit group carries
 :attr:`UnitGroup.channel_groups`: a grouped convolution's channel groups must
 all keep the same size, so DropNet removes as many units from each.
+
+Splits, which it maps to their parts backwards, are corrected in
+:mod:`._splits`.
 """
 
 import contextlib
@@ -46,6 +49,7 @@ from ..exceptions import PruningError, UnitRemovalWarning
 from . import _weight_norm as weight_norm
 from ._eval_mode import eval_mode
 from ._probes import PRUNABLE_TYPES
+from ._splits import map_split_parts, recorded_split_sizes, resize_splits, split_resizes
 
 try:  # Torch-Pruning internals used by the concat workaround (1.6.x layout)
     from torch_pruning import ops
@@ -182,11 +186,13 @@ _PATCH_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def _unsized_mappings_skipped(reshapes=None):
-    """Torch-Pruning leaves a concat or reshape unmapped where it cannot tell the
-    channel counts it depends on, as its code means to, instead of failing (the
-    caller holds ``_PATCH_LOCK``). The removal check then decides, as for any group.
-    The errors of the reshapes left unmapped are appended to ``reshapes``.
+def _mappings_corrected(reshapes=None):
+    """Inside, Torch-Pruning maps a split's consumers to the parts they read (see
+    :func:`~sklearn_dropnet.pruning._splits.map_split_parts`), and leaves a concat or
+    reshape unmapped where it cannot tell the channel counts it depends on, as its
+    code means to, instead of failing (the caller holds ``_PATCH_LOCK``). The
+    removal check then decides, as for any group. The errors of the reshapes left
+    unmapped are appended to ``reshapes``.
 
     Torch-Pruning 1.6's ``update_concat_index_mapping`` returns on a branch of
     unknown size (``if ch is None: return``), but sums the sizes first, and the
@@ -202,6 +208,7 @@ def _unsized_mappings_skipped(reshapes=None):
         yield
         return
     concat, reshape = index_mapping.update_concat_index_mapping, index_mapping.update_reshape_index_mapping
+    split = index_mapping.update_split_index_mapping
 
     def concat_of_known_sizes(graph, node):
         try:
@@ -217,12 +224,18 @@ def _unsized_mappings_skipped(reshapes=None):
             if reshapes is not None:
                 reshapes.append(exc)
 
+    def split_by_parts_read(graph, node):
+        split(graph, node)
+        map_split_parts(node)
+
     index_mapping.update_concat_index_mapping = concat_of_known_sizes
     index_mapping.update_reshape_index_mapping = reshape_of_known_sizes
+    index_mapping.update_split_index_mapping = split_by_parts_read
     try:
         yield
     finally:
         index_mapping.update_concat_index_mapping, index_mapping.update_reshape_index_mapping = concat, reshape
+        index_mapping.update_split_index_mapping = split
 
 
 @_without_recursion_warnings
@@ -232,8 +245,10 @@ def _dependency_graph(module, example_input):
     graph = tp.DependencyGraph()
     graph._sklearn_dropnet_unsized_reshapes = reshapes = []
     with torch.enable_grad(), eval_mode(module), _pruners_looked_up_once(graph):
-        with _PATCH_LOCK, _unsized_mappings_skipped(reshapes):
-            return graph.build_dependency(module, example_inputs=example_input, verbose=False)
+        with _PATCH_LOCK, _mappings_corrected(reshapes), recorded_split_sizes(module) as split_sizes:
+            graph.build_dependency(module, example_inputs=example_input, verbose=False)
+    graph._sklearn_dropnet_split_sizes = split_sizes
+    return graph
 
 
 def _saved_dim(grad_fn):
@@ -455,7 +470,7 @@ def _map_once(graph):
         return
     with _pruners_looked_up_once(graph):
         _map_channel_concats(graph)
-        with _PATCH_LOCK, _unsized_mappings_skipped():
+        with _PATCH_LOCK, _mappings_corrected():
             index_mapping.update_index_mapping(graph)
     _until_pruned(graph)["mapped"] = True
 
@@ -480,7 +495,7 @@ def _pruning_group(graph, layer, idxs, until=None):
         if not current:
             _map_channel_concats(graph)
         pruner = graph.get_pruner_of_module(layer)
-        with _PATCH_LOCK, _bounded_groups(graph, until), _unsized_mappings_skipped():
+        with _PATCH_LOCK, _bounded_groups(graph, until), _mappings_corrected():
             with _mappings_kept(graph) if current else contextlib.nullcontext():
                 return graph.get_pruning_group(layer, pruner.prune_out_channels, idxs)
 
@@ -569,6 +584,7 @@ def _prune(graph, group):
 
     Torch-Pruning keeps the first positions of such a convolution's input
     dimension, right only when every channel group loses the same positions.
+    A split's part sizes follow the channels it loses (see :mod:`._split_sizes`).
     The running statistics of an InstanceNorm lose their channels too, and a
     layer under ``torch.nn.utils.weight_norm`` its ``weight_g`` and
     ``weight_v`` (see :mod:`._weight_norm`).
@@ -588,7 +604,9 @@ def _prune(graph, group):
     inputs = [(conv, idxs) for conv, idxs in removed["in"].items() if _is_grouped_conv(conv)]
     weights = [conv.weight.detach().clone() for conv, _ in inputs]
     norms = _tracked_instance_norms(group)
+    splits = split_resizes(group, getattr(graph, "_sklearn_dropnet_split_sizes", {}))
     group.prune()
+    resize_splits(splits)
     for (conv, idxs), weight in zip(inputs, weights):
         if len(idxs):
             pruned = _grouped_input_weight(weight, idxs, conv.groups)

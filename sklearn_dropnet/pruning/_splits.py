@@ -1,0 +1,175 @@
+"""Channels split into parts: mapped to the right part, and the part sizes kept in step with surgery.
+
+Torch-Pruning 1.6 maps a split's ``k``-th consumer, in the order it found
+them while tracing, to the ``k``-th part, and that need not be the parts'
+order: in timm's MixNet it was the reverse for every one of the 34 splits,
+the first part's channels mapped to the last part's convolution, so each
+removal through a split took the wrong channels out (and the removal check
+refused the layer). :func:`map_split_parts` maps each consumer to the part it reads,
+by the output number autograd records.
+
+timm's ``MixedConv2d`` (MixNet's convolutions) splits its input with
+``torch.split(x, self.splits, 1)`` and hands each part to a convolution of
+another kernel size. Torch-Pruning removes a unit's channel from the
+layers on both sides of such a split, but the sizes stay as the module
+keeps them, and the smaller network fails: "split_with_sizes expects
+split_sizes to sum exactly to 180". Nor does Torch-Pruning 1.6 move the
+offsets of its own split node on, so a second group removed through the
+same split on one graph is mapped as if the first had not been.
+
+:func:`recorded_split_sizes`, around Torch-Pruning's trace, records each
+split whose sizes are a list or tuple that a module holds as an attribute;
+:func:`split_resizes` reads, before a group is removed, how many channels
+each part of every split in it loses, and :func:`resize_splits` then sets
+the new sizes: on Torch-Pruning's split node, and on the module's attribute
+(a list in place, a tuple replaced). Sizes computed anew at each call from
+other numbers (``[self.key_dim, self.key_dim, self.val_dim]``) or one
+size for every part (``x.split(self.width, 1)``) cannot be kept in step:
+the removal check then finds the smaller network broken, and the layer is
+left out with that reason.
+"""
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+from torch.overrides import TorchFunctionMode
+
+from ._sites import function_name
+
+try:  # Torch-Pruning's split node and mapping (1.6.x layout)
+    from torch_pruning.dependency.index_mapping import _SplitIndexMapping
+    from torch_pruning.ops import _SplitOp
+except ImportError:  # pragma: no cover - another layout: splits as Torch-Pruning maps them
+    _SplitOp = None
+
+__all__ = ["map_split_parts", "recorded_split_sizes", "resize_splits", "split_resizes"]
+
+_SIZED_SPLITS = frozenset({"split", "split_with_sizes"})
+_SIZE_KEYWORDS = ("split_size_or_sections", "split_size", "split_sizes")
+
+
+def _parts_read(node, split):
+    """The numbers of the parts of ``split`` (a Torch-Pruning node) that ``node`` reads directly."""
+    functions = getattr(node.grad_fn, "next_functions", None) or ()
+    return {number for function, number in functions if function is not None and function is split.grad_fn}
+
+
+def map_split_parts(split):
+    """Map each consumer of ``split``, a Torch-Pruning split node it has just mapped,
+    to the part it reads. A consumer that reads several parts, or none directly,
+    keeps the mapping Torch-Pruning gave it (the removal check decides); so does
+    one Torch-Pruning left unmapped."""
+    offsets = split.module.offsets
+    if _SplitOp is None or offsets is None or not split.enable_index_mapping:
+        return
+    for consumer in split.outputs:
+        parts = _parts_read(consumer, split)
+        mapped = any(
+            dep.target is consumer and isinstance(dep.index_mapping[0], _SplitIndexMapping) for dep in split.dependencies
+        )
+        if not mapped or len(parts) != 1 or max(parts) + 1 >= len(offsets):
+            continue  # left unmapped by Torch-Pruning (a split along another dimension), or ambiguous
+        part = parts.pop()
+        for dep in split.dependencies:  # split -> consumer: the part's channels, numbered from 0
+            if dep.target is consumer:
+                dep.index_mapping[0] = _SplitIndexMapping(offset=offsets[part : part + 2], reverse=False)
+        for dep in consumer.dependencies:  # consumer -> split: back to the split's input
+            if dep.target is split:
+                dep.index_mapping[0] = _SplitIndexMapping(offset=offsets[part : part + 2], reverse=True)
+
+
+@dataclass(frozen=True)
+class _StoredSizes:
+    """The module attributes that hold a split's sizes, as ``(module, name)``."""
+
+    holders: tuple
+
+    @property
+    def sizes(self):
+        """The sizes as the first holder holds them now."""
+        part, name = self.holders[0]
+        return getattr(part, name)
+
+    def set(self, sizes):
+        """Hold ``sizes``: a list changed in place, a tuple replaced."""
+        if isinstance(self.sizes, list):
+            self.sizes[:] = sizes
+        else:
+            for part, name in self.holders:
+                setattr(part, name, tuple(sizes))
+
+
+class _SplitRecorder(TorchFunctionMode):
+    """Records, by the autograd node of its outputs, the sizes every split by a list or tuple is called with."""
+
+    def __init__(self):
+        super().__init__()
+        self.sizes, self.uses = {}, {}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        output = func(*args, **kwargs)
+        if function_name(func) in _SIZED_SPLITS:
+            sizes = args[1] if len(args) > 1 else next((kwargs[k] for k in _SIZE_KEYWORDS if k in kwargs), None)
+            node = getattr(output[0], "grad_fn", None) if isinstance(output, (tuple, list)) and output else None
+            if isinstance(sizes, (list, tuple)) and node is not None:
+                self.sizes[node] = sizes
+                self.uses[id(sizes)] = self.uses.get(id(sizes), 0) + 1
+        return output
+
+
+@contextlib.contextmanager
+def recorded_split_sizes(module):
+    """Inside, record the splits ``module`` calls; yields a dict, filled on exit,
+    of autograd node -> :class:`_StoredSizes` for each split by sizes a module
+    attribute holds and no other split of the pass uses."""
+    recorder, stored = _SplitRecorder(), {}
+    with recorder:
+        yield stored
+    holders = {}
+    wanted = {id(sizes) for node, sizes in recorder.sizes.items() if recorder.uses[id(sizes)] == 1}
+    for part in module.modules():
+        for name, value in vars(part).items():
+            if id(value) in wanted:
+                holders.setdefault(id(value), []).append((part, name))
+    for node, sizes in recorder.sizes.items():
+        if id(sizes) in holders:
+            stored[node] = _StoredSizes(tuple(holders[id(sizes)]))
+
+
+def split_resizes(group, stored):
+    """The new sizes of every split of ``group`` that loses channels.
+
+    ``stored`` is what :func:`recorded_split_sizes` recorded for the graph.
+    A split's positions in the group are those of its input. Returns
+    ``(node, new sizes, the module attributes holding them or None)`` per split.
+    """
+    if _SplitOp is None:  # pragma: no cover
+        return []
+    lost = {}
+    for item in group:
+        split = item.dep.target.module
+        if isinstance(split, _SplitOp) and split.split_sizes is not None:
+            node = item.dep.target
+            lost[node] = np.union1d(lost.get(node, []), np.asarray(item.idxs, dtype=int)).astype(int)
+    resizes = []
+    for node, idxs in lost.items():
+        sizes = list(node.module.split_sizes)
+        offsets = np.cumsum([0, *sizes])
+        new = [size - int(np.count_nonzero((idxs >= start) & (idxs < start + size))) for size, start in zip(sizes, offsets)]
+        kept = stored.get(node.grad_fn)
+        if kept is not None and (not isinstance(kept.sizes, (list, tuple)) or list(kept.sizes) != sizes):
+            kept = None  # not the sizes this split was called with: left as they are
+        resizes.append((node, new, kept))
+    return resizes
+
+
+def resize_splits(resizes):
+    """Set the sizes :func:`split_resizes` computed, after the group is removed."""
+    for node, sizes, kept in resizes:
+        node.module.split_sizes = list(sizes)
+        node.module.offsets = [int(offset) for offset in np.cumsum([0, *sizes])]
+        if kept is not None:
+            kept.set(sizes)
+
