@@ -287,7 +287,7 @@ class DropNetPruner:
             modules = dict(network.named_modules())
             for group in self.units:
                 weight = getattr(modules.get(group.name), "weight", None)
-                units = None if weight is None else weight.shape[0]
+                units = None if weight is None else weight.shape[0] // group.parts
                 if units != group.size:
                     now = "is gone" if units is None else f"has {units} units"
                     raise PruningError(
@@ -465,7 +465,9 @@ class DropNetPruner:
             A name in :data:`~sklearn_dropnet.pruning.UNIT_SCORES`
             (``"activation"`` is DropNet's mean absolute post-activation), or
             ``callable(layer, activations)`` returning one score per unit,
-            ``activations`` of shape ``(n_samples, n_units)``.
+            ``activations`` of shape ``(n_samples, n_units)`` (where a gate is
+            fused into the layer, each unit's column once per channel of the
+            layer, ``(n_samples, 2 * n_units)``, and one score per channel).
         rng : numpy.random.Generator, default=None
             For scores that draw (``"random"``).
 
@@ -617,8 +619,8 @@ class DropNetPruner:
         networks = saved_state(self.module) + saved_state(self.initial)
         try:
             if restart == "none":  # otherwise the next network is made from the rewind copy
-                remove_units(self.module, self.example, units)
-            remove_units(self.initial, self.example.cpu(), units)
+                remove_units(self.module, self.example, units, self.units)
+            remove_units(self.initial, self.example.cpu(), units, self.units)
             self._networks += 1
             self.module = RESTARTS[restart](self)
             self.retrace()

@@ -12,7 +12,9 @@ module (timm's ``BatchNormAct2d``: its output is the post-activation); a
 residual add (``out += shortcut``, ``out = out + shortcut``,
 ``torch.relu(x + y)``) is followed from each of its terms. An
 activation written out as a gate times the layer's output (``x *
-torch.sigmoid(x)``) is read at the product (see :func:`_gate`).
+torch.sigmoid(x)``) is read at the product (see :func:`_gate`), and so is
+a gate fused into the layer, whose output is split in two halves, one
+multiplying the other's activation (see :func:`_fused_gate`).
 
 A ``Linear`` or ``Conv1d/2d/3d`` layer is *prunable* when its output
 reaches an activation this way, or when it goes into concatenations first
@@ -281,6 +283,12 @@ class Probe:
         activation, its channel goes into concatenations and on into other
         layers' ``BatchNorm`` (a DenseNet stem's), which would turn the
         zero into their shift.
+    parts : int
+        The number of the layer's output channels per unit: 1, or 2 for a
+        gated linear unit computed by one layer (``a, g =
+        fc1(x).chunk(2, -1); a * F.silu(g)``, timm's ``GluMlp``), read at
+        the product: unit ``j`` is the product's channel ``j``, and the
+        layer's channels ``j`` and ``j + n / 2`` of its ``n``.
     """
 
     layer: str
@@ -292,6 +300,7 @@ class Probe:
     width: object = None
     more: tuple = ()
     scored: bool = True
+    parts: int = 1
 
     @property
     def readings(self):
@@ -328,12 +337,16 @@ class SwitchOff:
         Where the layer's units start among ``chain_end``'s channels: always
         0 here (the field of :class:`Probe` that places a unit after a
         concatenation, so that a mask zeroes both alike).
+    parts : int
+        Always 1 here (the field of :class:`Probe` for a fused gate's units,
+        likewise).
     """
 
     layer: str
     channel_dim: int
     chain_end: Site
     offset: int = 0
+    parts: int = 1
 
 
 @dataclass(frozen=True)
@@ -543,6 +556,52 @@ def _sibling_output(calls, tensor, before, layer_inputs):
             return False
         tensor = call.inputs[0]
     return False
+
+
+def _fused_gate(calls, readers, split, tensor, channel_dim):
+    """The product that completes a gated linear unit computed by one layer, or None.
+
+    ``split`` is the call that splits ``tensor``, the layer's output, before
+    any activation. A gate fused into one layer (``a, g = fc1(x).chunk(2,
+    -1); a * F.silu(g)``: timm's ``GluMlp``, a fused SwiGLU) splits it into
+    two halves along the channels; one reaches an activation, and a product
+    of the activation's output and the other half, element by element, is
+    the unit's post-activation (as :func:`_gate` reads SwiGLU's when two
+    layers compute the halves).
+    """
+    parts, dim = split.parts, channel_dim % tensor.dim()
+    if len(parts) != 2 or split.inputs[0] is not tensor:
+        return None
+    halves = [part.shape[:dim] + (2 * part.shape[dim],) + part.shape[dim + 1:] == tensor.shape for part in parts]
+    if not all(halves):
+        return None
+    index = next(i for i, call in enumerate(calls) if call is split)
+    for gated, other in (parts, parts[::-1]):
+        activation, _, _, dim_after = _follow(calls, readers, index, gated, channel_dim)
+        if activation is not None and dim_after == channel_dim:
+            product = _product_with(calls, readers, activation, other)
+            if product is not None:
+                return product
+    return None
+
+
+def _product_with(calls, readers, activation, other):
+    """The first product of ``other`` and the output of call ``activation`` (or a tensor
+    computed from it element by element), of ``other``'s shape, or None."""
+    derived, pending = [calls[activation].output], [(activation, calls[activation].output)]
+    while pending:
+        after, tensor = pending.pop()
+        for index in _read_after(readers, tensor, after):
+            call = calls[index]
+            if not isinstance(call.output, torch.Tensor) or call.output.shape != other.shape:
+                continue
+            role = _role(call)
+            if role == _PRODUCT and len(call.inputs) == 2 and any(t is other for t in call.inputs):
+                return index
+            if role in (_ACTIVATION, _PASSING) or role == _ADD and len(call.inputs) == 1:
+                derived.append(call.output)
+                pending.append((index, call.output))
+    return None
 
 
 def _step_name(call):
@@ -820,6 +879,10 @@ def inspect_network(module, example_input):
             continue
         channel_dim = LINEAR_CHANNELS if isinstance(call.module, nn.Linear) else CONV_CHANNELS
         activation_index, last, stop, activation_dim = _follow(calls, readers, index, call.output, channel_dim)
+        parts = 1
+        if activation_index is None and stop is not None and stop.function in SPLITTING_FUNCTIONS:
+            activation_index = _fused_gate(calls, readers, stop, last, activation_dim)
+            parts = 1 if activation_index is None else 2
         concatenated_first = stop is not None and stop.function in CONCATENATION_FUNCTIONS and activation_dim == channel_dim
         if activation_index is None and concatenated_first:
             concatenated = _through_concatenations(calls, readers, index, channel_dim, outputs)
@@ -843,7 +906,7 @@ def inspect_network(module, example_input):
         later = _switched_off_later(calls, readers, end, channel_dim)
         more = tuple(Probe(name, site, channel_dim, site, offset=at, width=calls[end].output.shape[channel_dim], scored=False)
                      for site, at in later)  # fmt: skip
-        probes[name] = Probe(name, calls[activation_index].site, channel_dim, calls[end].site, scale, more=more)
+        probes[name] = Probe(name, calls[activation_index].site, channel_dim, calls[end].site, scale, more=more, parts=parts)
     modules = dict(module.named_modules())
     for name, layer in modules.items():
         if isinstance(layer, PRUNABLE_TYPES) and name not in module_calls and not has_unsupported_parametrizations(layer):

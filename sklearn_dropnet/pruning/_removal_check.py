@@ -99,7 +99,7 @@ def _compare_removal(module, example_input, structure, groups):
         expected = evaluate(module, example_input)
     smaller = deep_copy(module)
     try:
-        remove_units(smaller, example_input, units)
+        remove_units(smaller, example_input, units, groups)
         output = evaluate(smaller, example_input)
     except Exception as exc:  # the smaller network is broken, however it fails
         return f"the smaller network fails: {type(exc).__name__}: {exc}"

@@ -286,6 +286,9 @@ class Call:
     moves : dict of int -> int or None
         For the same calls, where it moves the channel dimensions it does not
         keep: ``{1: -1}`` for ``x.flatten(2).transpose(1, 2)``'s transpose.
+    parts : tuple of torch.Tensor
+        For a split (see :data:`SPLITTING_FUNCTIONS`), every part it returns;
+        empty for other calls.
     """
 
     site: Site
@@ -298,6 +301,7 @@ class Call:
     factor: object = None
     keeps: object = None
     moves: object = None
+    parts: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -461,7 +465,8 @@ def record_forward(module, example_input):
             return None
         if name in SPLITTING_FUNCTIONS:
             split = _tensors(args[:1] or (kwargs.get("input", kwargs.get("self")),))
-            calls.append(Call(Site(f"{owner()}: {name}", -1, function=True), None, name, split, _first_tensor(output)))
+            parts = tuple(_tensors(output))
+            calls.append(Call(Site(f"{owner()}: {name}", -1, function=True), None, name, split, _first_tensor(output), parts=parts))
             return None
         if not args:  # F.relu(input=x)
             args = (kwargs.get("input"),)

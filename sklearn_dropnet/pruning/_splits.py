@@ -6,7 +6,12 @@ order: in timm's MixNet it was the reverse for every one of the 34 splits,
 the first part's channels mapped to the last part's convolution, so each
 removal through a split took the wrong channels out (and the removal check
 refused the layer). :func:`map_split_parts` maps each consumer to the part it reads,
-by the output number autograd records.
+by the output number autograd records. It maps, too, a split that
+Torch-Pruning leaves unmapped although it splits channels: a ``chunk``
+along the last dimension of a ``Linear``'s output (a gate fused into one
+layer, timm's ``GluMlp``), whose channels then reached the next layer
+unchanged, beyond its width (in a ViT, Torch-Pruning turns off the mapping
+of every split behind the position embedding).
 
 timm's ``MixedConv2d`` (MixNet's convolutions) splits its input with
 ``torch.split(x, self.splits, 1)`` and hands each part to a convolution of
@@ -33,6 +38,7 @@ import contextlib
 from dataclasses import dataclass
 
 import numpy as np
+from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ._sites import function_name
@@ -43,10 +49,30 @@ try:  # Torch-Pruning's split node and mapping (1.6.x layout)
 except ImportError:  # pragma: no cover - another layout: splits as Torch-Pruning maps them
     _SplitOp = None
 
-__all__ = ["map_split_parts", "recorded_split_sizes", "resize_splits", "split_resizes"]
+__all__ = ["map_split_parts", "recorded_split_sizes", "resize_splits", "saved_dim", "split_resizes"]
 
 _SIZED_SPLITS = frozenset({"split", "split_with_sizes"})
 _SIZE_KEYWORDS = ("split_size_or_sections", "split_size", "split_sizes")
+
+
+def saved_dim(grad_fn):
+    """The ``dim`` a ``torch.cat`` or a split was called with, or None.
+
+    Autograd stores it as an unsigned 64-bit integer, so ``-1`` reads as
+    ``2**64 - 1``.
+    """
+    dim = getattr(grad_fn, "_saved_dim", None)
+    if dim is None:
+        return None
+    return dim - 2**64 if dim >= 2**63 else dim
+
+
+def _splits_linear_channels(split):
+    """Whether ``split`` splits the output of an ``nn.Linear`` along its last dimension,
+    where a ``Linear``'s channels are."""
+    dim, sizes = saved_dim(split.grad_fn), getattr(split.grad_fn, "_saved_self_sym_sizes", None)
+    last = dim == -1 or (sizes is not None and dim == len(sizes) - 1)
+    return last and len(split.inputs) == 1 and isinstance(split.inputs[0].module, nn.Linear)
 
 
 def _parts_read(node, split):
@@ -59,13 +85,17 @@ def map_split_parts(split):
     """Map each consumer of ``split``, a Torch-Pruning split node it has just mapped,
     to the part it reads. A consumer that reads several parts, or none directly,
     keeps the mapping Torch-Pruning gave it (the removal check decides); so does
-    one Torch-Pruning left unmapped."""
+    one Torch-Pruning left unmapped, unless the split splits a ``Linear``'s
+    channels."""
     offsets = split.module.offsets
-    if _SplitOp is None or offsets is None or not split.enable_index_mapping:
+    channels = _SplitOp is not None and _splits_linear_channels(split)
+    # Torch-Pruning turns a split's mapping off wherever a 3-d parameter (a ViT's
+    # position embedding) is upstream of it, for its class-token concatenation.
+    if _SplitOp is None or offsets is None or not (split.enable_index_mapping or channels):
         return
     for consumer in split.outputs:
         parts = _parts_read(consumer, split)
-        mapped = any(
+        mapped = channels or any(
             dep.target is consumer and isinstance(dep.index_mapping[0], _SplitIndexMapping) for dep in split.dependencies
         )
         if not mapped or len(parts) != 1 or max(parts) + 1 >= len(offsets):

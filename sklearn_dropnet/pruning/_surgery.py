@@ -49,7 +49,13 @@ from ..exceptions import PruningError, UnitRemovalWarning
 from . import _weight_norm as weight_norm
 from ._eval_mode import eval_mode
 from ._probes import PRUNABLE_TYPES
-from ._splits import map_split_parts, recorded_split_sizes, resize_splits, split_resizes
+from ._splits import (
+    map_split_parts,
+    recorded_split_sizes,
+    resize_splits,
+    saved_dim,
+    split_resizes,
+)
 
 try:  # Torch-Pruning internals used by the concat workaround (1.6.x layout)
     from torch_pruning import ops
@@ -97,6 +103,10 @@ class UnitGroup:
         of a grouped convolution with several inputs per channel group
         (Torch-Pruning takes a convolution with one output per channel
         group for a depthwise one, and couples its inputs to its outputs).
+    parts : int
+        The root's output channels per unit: 1, or 2 for a gate fused into
+        the root layer (see ``Probe.parts``), whose unit ``j`` is its
+        channels ``j`` and ``j + size``. Root unit indices are units.
     """
 
     name: str
@@ -106,6 +116,12 @@ class UnitGroup:
     channel_groups: object = None
     channel_group_floor: int = 1
     unscored: tuple = ()
+    parts: int = 1
+
+    def root_channels(self, units):
+        """The root layer's output channels of ``units``."""
+        units = np.asarray(list(units), dtype=int)
+        return np.concatenate([units + part * self.size for part in range(self.parts)])
 
     @property
     def n_channel_groups(self):
@@ -251,18 +267,6 @@ def _dependency_graph(module, example_input):
     return graph
 
 
-def _saved_dim(grad_fn):
-    """The ``dim`` a ``torch.cat`` was called with, or None.
-
-    Autograd stores it as an unsigned 64-bit integer, so ``-1`` reads as
-    ``2**64 - 1``.
-    """
-    dim = getattr(grad_fn, "_saved_dim", None)
-    if dim is None:
-        return None
-    return dim - 2**64 if dim >= 2**63 else dim
-
-
 def _consumer_shape(node):
     """Shape of a node's output, read from a reshape that consumes it, or None."""
     for consumer in node.outputs:
@@ -275,7 +279,7 @@ def _consumer_shape(node):
 
 def _joins_channels(graph, node):
     """Whether a concat that Torch-Pruning left unmapped joins channels (dim 1)."""
-    dim = _saved_dim(node.grad_fn)
+    dim = saved_dim(node.grad_fn)
     shape = _consumer_shape(node)
     if dim is None or (dim < 0 and shape is None):
         return False
@@ -761,16 +765,22 @@ def trace_unit_groups(module, example_input, structure, known=()):
             continue
         layer = modules[name]
         pruner = graph.get_pruner_of_module(layer)
-        size = pruner.get_out_channels(layer)
+        channels = pruner.get_out_channels(layer)
+        parts = structure.probes[name].parts
+        size = channels // parts
         try:
-            group = _pruning_group(graph, layer, list(range(size)))
+            group = _pruning_group(graph, layer, list(range(channels)))
         except Exception as exc:  # Torch-Pruning's index mapping, inside a module it cannot follow
             refused[name] = (size, _not_followed(exc, module))
             continue
         members, unscored = [], []
         blocked = None
+
+        def units(item):  # the root units of a group item's positions
+            return np.asarray(item.root_idxs, dtype=int) % size
+
         consumers = [
-            (names[item.dep.target.module], np.asarray(item.idxs, dtype=int), np.asarray(item.root_idxs, dtype=int))
+            (names[item.dep.target.module], np.asarray(item.idxs, dtype=int), units(item))
             for item in group
             if graph.is_in_channel_pruning_fn(item.dep.handler) and isinstance(item.dep.target.module, PRUNABLE_TYPES)
         ]
@@ -784,7 +794,7 @@ def trace_unit_groups(module, example_input, structure, known=()):
             along.add(target)
             if target in structure.output_layers or weight_norm.has_unsupported_parametrizations(item.dep.target.module):
                 blocked = blocked or target
-            coupled = (target, np.asarray(item.idxs, dtype=int), np.asarray(item.root_idxs, dtype=int))
+            coupled = (target, np.asarray(item.idxs, dtype=int), units(item))
             if target in structure.probes:
                 members.append(coupled)
                 covered.add(target)
@@ -800,7 +810,9 @@ def trace_unit_groups(module, example_input, structure, known=()):
                 else f"its units feed {fed[0]!r}, {fed[1]}",
             )
             continue
-        channel_groups, floor, problem = _channel_groups(graph, group, size, names)
+        channel_groups, floor, problem = _channel_groups(graph, group, channels, names)
+        if channel_groups is not None and parts > 1:
+            problem = "its units, each two channels of a gate fused into the layer, feed grouped convolutions"
         problem = problem or _channels_out_of_range((*members, *unscored), consumers, modules, size)
         if problem:
             refused[name] = (size, problem)
@@ -810,7 +822,7 @@ def trace_unit_groups(module, example_input, structure, known=()):
         groups.append(
             UnitGroup(
                 name=name, size=size, members=tuple(members), consumers=tuple(consumers),
-                channel_groups=channel_groups, channel_group_floor=floor, unscored=tuple(unscored),
+                channel_groups=channel_groups, channel_group_floor=floor, unscored=tuple(unscored), parts=parts,
             )
         )  # fmt: skip
     for name, reason in structure.left_out.items():
@@ -896,7 +908,7 @@ def put_back(state):
                 attributes[key] = value
 
 
-def remove_units(module, example_input, units_to_drop):
+def remove_units(module, example_input, units_to_drop, groups=()):
     """Remove units from ``module`` in place.
 
     Parameters
@@ -906,11 +918,17 @@ def remove_units(module, example_input, units_to_drop):
         A small batch on the module's device, used to trace the graph.
     units_to_drop : dict of str -> sequence of int
         For each root layer name, the indices of its units to remove.
+    groups : sequence of UnitGroup, optional
+        The groups of ``units_to_drop``, where a unit is several of its root
+        layer's channels (:attr:`UnitGroup.parts`); otherwise a unit is one.
     """
     graph = _dependency_graph(module, example_input)
     modules = dict(module.named_modules())
+    by_name = {group.name: group for group in groups}
     for name, idxs in units_to_drop.items():
-        idxs = sorted(int(i) for i in idxs)
+        idxs = [int(i) for i in idxs]
+        if name in by_name:
+            idxs = by_name[name].root_channels(idxs).tolist()
         if not idxs:
             continue
-        _prune(graph, _pruning_group(graph, modules[name], idxs))
+        _prune(graph, _pruning_group(graph, modules[name], sorted(idxs)))

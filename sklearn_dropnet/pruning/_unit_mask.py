@@ -101,8 +101,11 @@ class UnitMask:
             return None
         output = output.clone()
         for probe in chosen:
-            channels = self._channels[probe.layer].to(output.device) + probe.offset
-            output.index_fill_(probe.channel_dim % output.dim(), channels, 0)
+            dim = probe.channel_dim % output.dim()
+            channels = self._channels[probe.layer].to(output.device)
+            if probe.parts > 1:  # the layer's channels of a unit are one channel here (a fused gate's)
+                channels = torch.unique(channels % output.shape[dim])
+            output.index_fill_(dim, channels + probe.offset, 0)
         return output
 
     def __exit__(self, *exc_info):

@@ -227,16 +227,22 @@ class _ActivationStatistics:
     def _readings(self, name):
         return len(self.probes[name].scored_readings)
 
+    def _per_channel(self, name, values):
+        """``values`` (units last) for each of the layer's output channels: a unit of
+        several channels (a fused gate's, see ``Probe.parts``) gives each its value."""
+        parts = self.probes[name].parts
+        return values if parts == 1 else np.concatenate([values] * parts, axis=-1)
+
     def mean_abs(self, name):
-        return (self.abs_sum[name] / (self.n_samples * self._readings(name))).cpu().numpy()
+        return self._per_channel(name, (self.abs_sum[name] / (self.n_samples * self._readings(name))).cpu().numpy())
 
     def nonzero_fraction(self, name):
-        return (self.nonzero_sum[name] / (self.n_samples * self._readings(name))).cpu().numpy()
+        return self._per_channel(name, (self.nonzero_sum[name] / (self.n_samples * self._readings(name))).cpu().numpy())
 
     def matrix(self, name):
         """Each sample's post-activation of each unit, the mean of the unit's readings."""
         matrices = [torch.cat(self.matrices[reading]) for reading in self.probes[name].scored_readings]
-        return torch.stack(matrices).mean(0).numpy()
+        return self._per_channel(name, torch.stack(matrices).mean(0).numpy())
 
 
 def _probe_hooks(module, probes, statistics, readings=None):
