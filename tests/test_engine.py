@@ -224,8 +224,8 @@ def test_a_norm_over_channels_before_the_activation_is_named_as_the_reason(norm)
         pruner = DropNetPruner(net, torch.randn(4, 4))
     name = type(norm).__name__
     assert pruner.unpruned == {"2": f"its output reaches no activation: it goes into {name} ('3') first ({name} mixes the "
-                               "channels), and DropNet follows a unit to its activation only through BatchNorm or "
-                               "InstanceNorm, Dropout, pooling, slicing or padding of the positions, a reshape that keeps "
+                               "channels), and DropNet follows a unit to its activation only through BatchNorm (frozen "
+                               "too) or InstanceNorm, Dropout, pooling, slicing or padding of the positions, a reshape that keeps "
                                "the channels in place, a transpose or permute that moves them between dimension 1 and the "
                                "last, a multiplication by a number or a residual add"}  # fmt: skip
     assert pruner.units_per_layer == {"0": 8}

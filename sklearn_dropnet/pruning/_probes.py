@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ._frozen_norms import is_frozen_batch_norm
 from ._sites import (
     ACTIVATION_FUNCTIONS,
     ADD_FUNCTIONS,
@@ -158,9 +159,9 @@ _WEIGHTS_USED_DIRECTLY = (
 
 # The steps a layer's output is followed through to its activation, for messages.
 _FOLLOWED = (
-    "BatchNorm or InstanceNorm, Dropout, pooling, slicing or padding of the positions, a reshape that "
-    "keeps the channels in place, a transpose or permute that moves them between dimension 1 and the "
-    "last, a multiplication by a number or a residual add"
+    "BatchNorm (frozen too) or InstanceNorm, Dropout, pooling, slicing or padding of the positions, a "
+    "reshape that keeps the channels in place, a transpose or permute that moves them between dimension "
+    "1 and the last, a multiplication by a number or a residual add"
 )
 
 _NO_ACTIVATION = (
@@ -224,7 +225,7 @@ def _role(call, channel_dim=None):
     module = call.module
     if isinstance(module, ACTIVATION_TYPES):
         return _ACTIVATION
-    if isinstance(module, NORM_TYPES):
+    if isinstance(module, NORM_TYPES) or is_frozen_batch_norm(module):
         # One that applies its activation too, with a child module (timm's BatchNormAct2d).
         return _ACTIVATION if call.activates else _NORM
     if isinstance(module, PASSING_TYPES):

@@ -42,6 +42,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ._eval_mode import evaluate
+from ._frozen_norms import is_frozen_batch_norm
 from ._weight_norm import has_unsupported_parametrizations
 
 __all__ = [
@@ -359,7 +360,8 @@ def _swaps_channel_groups(args, kwargs):
 _LAYER_TYPES = (nn.Linear, nn.modules.conv._ConvNd)
 
 # Normalizations recorded as one call when they hold no layer: one that applies
-# its activation with a child module (timm's BatchNormAct2d).
+# its activation with a child module (timm's BatchNormAct2d), and a batch norm
+# frozen into buffers (timm's FrozenBatchNormAct2d too).
 _NORM_LAYER_TYPES = (
     nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm, nn.GroupNorm, nn.LayerNorm,
 )  # fmt: skip
@@ -374,7 +376,7 @@ def _is_leaf(module):
         return False
     if isinstance(module, _LAYER_TYPES):
         return True
-    if isinstance(module, _NORM_LAYER_TYPES):
+    if isinstance(module, _NORM_LAYER_TYPES) or is_frozen_batch_norm(module):
         return not any(isinstance(inner, _LAYER_TYPES) for inner in module.modules() if inner is not module)
     return next(iter(module.children()), None) is None
 

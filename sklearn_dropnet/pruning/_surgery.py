@@ -48,6 +48,7 @@ from .._user_warnings import warn
 from ..exceptions import PruningError, UnitRemovalWarning
 from . import _weight_norm as weight_norm
 from ._eval_mode import eval_mode
+from ._frozen_norms import frozen_norm_pruners
 from ._probes import PRUNABLE_TYPES
 from ._splits import (
     map_split_parts,
@@ -262,7 +263,9 @@ def _dependency_graph(module, example_input):
     graph._sklearn_dropnet_unsized_reshapes = reshapes = []
     with torch.enable_grad(), eval_mode(module), _pruners_looked_up_once(graph):
         with _PATCH_LOCK, _mappings_corrected(reshapes), recorded_split_sizes(module) as split_sizes:
-            graph.build_dependency(module, example_inputs=example_input, verbose=False)
+            graph.build_dependency(
+                module, example_inputs=example_input, verbose=False, customized_pruners=frozen_norm_pruners(module)
+            )
     graph._sklearn_dropnet_split_sizes = split_sizes
     return graph
 
