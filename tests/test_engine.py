@@ -1119,3 +1119,39 @@ def test_a_classifier_convolution_flattened_into_the_output_is_an_output_layer_n
     assert pruner.units_per_layer == {"0": 8}
     assert pruner.unpruned == {}
     assert pruner.structure.output_layers == {"2"}
+
+
+class _ClassTokenSplit(nn.Module):
+    """CvT's attention: the class token split off the tokens, the image tokens through
+    convolutions, the class token joined to each result again."""
+
+    def __init__(self, dim=8):
+        super().__init__()
+        self.embed, self.head = nn.Linear(4, dim), nn.Linear(2 * dim, 3)
+        self.cls = nn.Parameter(torch.randn(1, 1, dim))
+        self.key, self.value = nn.Conv2d(dim, dim, 3, padding=1, groups=dim), nn.Conv2d(dim, dim, 1)
+        self.fc1, self.fc2 = nn.Linear(dim, 12), nn.Linear(12, dim)
+
+    def forward(self, x):  # x: (samples, 16, 4), the tokens of a 4 x 4 image
+        tokens = torch.cat([self.cls.expand(len(x), -1, -1), torch.relu(self.embed(x))], 1)
+        cls, image = torch.split(tokens, [1, 16], 1)
+        image = image.transpose(1, 2).reshape(len(x), -1, 4, 4)
+        key = torch.cat([cls, self.key(image).flatten(2).transpose(1, 2)], 1)
+        value = torch.cat([cls, self.value(image).flatten(2).transpose(1, 2)], 1)
+        mixed = key + value
+        mixed = mixed + self.fc2(F.gelu(self.fc1(mixed)))
+        return self.head(torch.cat([mixed[:, 0], mixed[:, 1:].mean(1)], 1))
+
+
+def test_a_split_with_more_consumers_than_parts_is_traced():
+    """Torch-Pruning 1.6 sizes the k-th consumer of a split it found by the k-th part, and
+    failed ("IndexError: list index out of range") where the class token split off the
+    tokens goes to two concatenations: Hugging Face transformers' CvT was refused with
+    "Torch-Pruning cannot trace". Each consumer is sized by the part it reads."""
+    torch.manual_seed(0)
+    net, x = _ClassTokenSplit().eval(), torch.randn(8, 16, 4)
+    pruner = DropNetPruner(net, x[:2])
+    assert pruner.units_per_layer == {"embed": 8, "fc1": 12}
+    assert [group.name for group in pruner.check_removal(x)] == ["fc1"]
+    assert_removal_matches_masking(net, x, {"fc1": [0, 5]})
+    assert (net.fc1.out_features, net.fc2.in_features) == (10, 10)

@@ -49,7 +49,7 @@ try:  # Torch-Pruning's split node and mapping (1.6.x layout)
 except ImportError:  # pragma: no cover - another layout: splits as Torch-Pruning maps them
     _SplitOp = None
 
-__all__ = ["map_split_parts", "recorded_split_sizes", "resize_splits", "saved_dim", "split_resizes"]
+__all__ = ["channels_between", "map_split_parts", "recorded_split_sizes", "resize_splits", "saved_dim", "split_resizes"]
 
 _SIZED_SPLITS = frozenset({"split", "split_with_sizes"})
 _SIZE_KEYWORDS = ("split_size_or_sections", "split_size", "split_sizes")
@@ -79,6 +79,24 @@ def _parts_read(node, split):
     """The numbers of the parts of ``split`` (a Torch-Pruning node) that ``node`` reads directly."""
     functions = getattr(node.grad_fn, "next_functions", None) or ()
     return {number for function, number in functions if function is not None and function is split.grad_fn}
+
+
+def channels_between(graph, node, consumer, infer):
+    """The channels ``node`` hands ``consumer``: for a split, the size of the one part
+    ``consumer`` reads (None where it reads several, or none directly); else what
+    ``infer``, Torch-Pruning's ``infer_channels_between``, finds.
+
+    Torch-Pruning takes the part of the ``k``-th consumer it found, as it maps
+    them (see :func:`map_split_parts`), and fails with ``IndexError`` where a
+    split has more consumers than parts: Hugging Face transformers' CvT,
+    which splits its class token off the tokens, was refused so.
+    """
+    if _SplitOp is None or not isinstance(node.module, _SplitOp) or node.module.split_sizes is None:
+        return infer(graph, node, consumer)
+    parts = _parts_read(consumer, node)
+    if len(parts) != 1 or max(parts) >= len(node.module.split_sizes):
+        return None
+    return node.module.split_sizes[parts.pop()]
 
 
 def map_split_parts(split):

@@ -51,6 +51,7 @@ from ._eval_mode import eval_mode
 from ._frozen_norms import frozen_norm_pruners
 from ._probes import PRUNABLE_TYPES
 from ._splits import (
+    channels_between,
     map_split_parts,
     recorded_split_sizes,
     resize_splits,
@@ -64,6 +65,8 @@ try:  # Torch-Pruning internals used by the concat workaround (1.6.x layout)
     from torch_pruning.dependency.index_mapping import _ConcatIndexMapping
 except ImportError:  # pragma: no cover - another layout: leave the graph as Torch-Pruning built it
     ops = None
+_INFER_CHANNELS_BETWEEN = None if ops is None else shape_infer.infer_channels_between
+
 try:  # where Torch-Pruning 1.6 builds its groups (bounded below)
     from torch_pruning.dependency.group import Group
 except ImportError:  # pragma: no cover - another layout: groups unbounded
@@ -204,8 +207,8 @@ _PATCH_LOCK = threading.Lock()
 
 @contextlib.contextmanager
 def _mappings_corrected(reshapes=None):
-    """Inside, Torch-Pruning maps a split's consumers to the parts they read (see
-    :func:`~sklearn_dropnet.pruning._splits.map_split_parts`), and leaves a concat or
+    """Inside, Torch-Pruning maps a split's consumers to the parts they read and
+    sizes them so (see :mod:`._splits`), and leaves a concat or
     reshape unmapped where it cannot tell the channel counts it depends on, as its
     code means to, instead of failing (the caller holds ``_PATCH_LOCK``). The
     removal check then decides, as for any group. The errors of the reshapes left
@@ -226,6 +229,7 @@ def _mappings_corrected(reshapes=None):
         return
     concat, reshape = index_mapping.update_concat_index_mapping, index_mapping.update_reshape_index_mapping
     split = index_mapping.update_split_index_mapping
+    between = shape_infer.infer_channels_between
 
     def concat_of_known_sizes(graph, node):
         try:
@@ -248,11 +252,13 @@ def _mappings_corrected(reshapes=None):
     index_mapping.update_concat_index_mapping = concat_of_known_sizes
     index_mapping.update_reshape_index_mapping = reshape_of_known_sizes
     index_mapping.update_split_index_mapping = split_by_parts_read
+    shape_infer.infer_channels_between = _channels_between
     try:
         yield
     finally:
         index_mapping.update_concat_index_mapping, index_mapping.update_reshape_index_mapping = concat, reshape
         index_mapping.update_split_index_mapping = split
+        shape_infer.infer_channels_between = between
 
 
 @_without_recursion_warnings
@@ -268,6 +274,12 @@ def _dependency_graph(module, example_input):
             )
     graph._sklearn_dropnet_split_sizes = split_sizes
     return graph
+
+
+def _channels_between(graph, node, consumer):
+    """Torch-Pruning's ``infer_channels_between``, with a split's consumers given their
+    parts' sizes (see :func:`~sklearn_dropnet.pruning._splits.channels_between`)."""
+    return channels_between(graph, node, consumer, _INFER_CHANNELS_BETWEEN)
 
 
 def _consumer_shape(node):
@@ -290,7 +302,7 @@ def _joins_channels(graph, node):
         dim += len(shape)
     if dim != 1:
         return False
-    sizes = [shape_infer.infer_channels_between(graph, inp, node) for inp in node.inputs]
+    sizes = [_channels_between(graph, inp, node) for inp in node.inputs]
     return None not in sizes and (shape is None or shape[1] == sum(sizes))
 
 
@@ -321,7 +333,7 @@ def _map_channel_concats(graph):
         mapped_here = getattr(node, "_sklearn_dropnet_mapped", False)
         if not mapped_here and (node.module.offsets is not None or not _joins_channels(graph, node)):
             continue
-        sizes = [shape_infer.infer_channels_between(graph, inp, node) for inp in node.inputs]
+        sizes = [_channels_between(graph, inp, node) for inp in node.inputs]
         if None in sizes:
             continue
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
