@@ -1155,3 +1155,28 @@ def test_a_split_with_more_consumers_than_parts_is_traced():
     assert [group.name for group in pruner.check_removal(x)] == ["fc1"]
     assert_removal_matches_masking(net, x, {"fc1": [0, 5]})
     assert (net.fc1.out_features, net.fc2.in_features) == (10, 10)
+
+
+def test_a_layer_torch_pruning_has_no_node_for_is_named_with_the_reason():
+    """A layer whose output autograd does not connect to the network's output (here a
+    table computed under no_grad; Swin V2's position bias MLP, which reads constant
+    coordinates, in Hugging Face transformers) has no node in Torch-Pruning's graph, and
+    the reason said only that Torch-Pruning "cannot follow its units" ("ValueError:
+    Module ... is not in the dependency graph")."""
+
+    class Biased(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("coords", torch.randn(5, 2))
+            self.bias_fc1, self.bias_fc2 = nn.Linear(2, 6), nn.Linear(6, 1)
+            self.fc1, self.fc2 = nn.Linear(4, 8), nn.Linear(8, 3)
+
+        def forward(self, x):  # x: (samples, 5 tokens, 4)
+            with torch.no_grad():
+                bias = self.bias_fc2(torch.relu(self.bias_fc1(self.coords)))
+            return self.fc2(torch.relu(self.fc1(x)) + bias).mean(1)
+
+    torch.manual_seed(0)
+    with pytest.warns(UnitRemovalWarning, match="'bias_fc1' unpruned: Torch-Pruning, which traces the network back"):
+        pruner = DropNetPruner(Biased().eval(), torch.randn(2, 5, 4))
+    assert pruner.units_per_layer == {"fc1": 8}

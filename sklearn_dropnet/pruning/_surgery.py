@@ -783,6 +783,9 @@ def trace_unit_groups(module, example_input, structure, known=()):
         channels = pruner.get_out_channels(layer)
         parts = structure.probes[name].parts
         size = channels // parts
+        if layer not in graph.module2node:
+            refused[name] = (size, _NOT_IN_THE_GRAPH)
+            continue
         try:
             group = _pruning_group(graph, layer, list(range(channels)))
         except Exception as exc:  # Torch-Pruning's index mapping, inside a module it cannot follow
@@ -847,6 +850,13 @@ def trace_unit_groups(module, example_input, structure, known=()):
         if layer not in graph.module2node or _feeds_a_layer(graph, layer):
             refused[name] = (layer.weight.shape[0], reason)
     return groups, refused
+
+
+_NOT_IN_THE_GRAPH = (
+    "Torch-Pruning, which traces the network back from its output through autograd, has no node for it "
+    "(as for Swin V2's relative position bias MLP, which reads a table of constant coordinates, or a "
+    "layer computed under torch.no_grad)"
+)
 
 
 def _not_followed(exc, module):
