@@ -232,11 +232,16 @@ def _mappings_corrected(reshapes=None):
     between = shape_infer.infer_channels_between
 
     def concat_of_known_sizes(graph, node):
+        sizes = getattr(node.module, "concat_sizes", None)
+        if sizes is not None and getattr(node, "_sklearn_dropnet_mapped_for", None) == tuple(sizes):
+            return  # mapped for these branch sizes already: it would set the same mappings
         try:
             concat(graph, node)
         except TypeError:
             if None not in (getattr(node.module, "concat_sizes", None) or ()):
                 raise
+        else:
+            node._sklearn_dropnet_mapped_for = tuple(node.module.concat_sizes or ()) or None
 
     def reshape_of_known_sizes(graph, node):
         try:
