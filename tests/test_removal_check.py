@@ -570,3 +570,21 @@ def test_a_step_after_the_activation_that_others_read_too_does_not_end_the_chain
         pruner = DropNetPruner(net, x[:2])
         pruner.check_removal(x)
     assert set(pruner.units_per_layer) == {"0.0"}  # the stem and both blocks: one residual stream
+
+
+def test_a_channel_shuffle_module_is_named_where_the_removal_check_refuses_a_layer():
+    """nn.ChannelShuffle moves a channel to another group; Torch-Pruning takes it for a step
+    that keeps channels in place, and the removal check refuses the layer before it. The
+    reason names the shuffle (it named a permute, a reshape or a residual add instead)."""
+    from sklearn_dropnet.exceptions import UnitRemovalWarning
+    from sklearn_dropnet.pruning import DropNetPruner
+
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3), nn.ReLU(), nn.ChannelShuffle(2), nn.Conv2d(8, 8, 3, groups=2), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3),
+    ).eval()  # fmt: skip
+    x = torch.randn(8, 3, 8, 8)
+    pruner = DropNetPruner(net, x[:2])
+    with pytest.warns(UnitRemovalWarning, match=r"layer '0' unpruned: .*the nn.ChannelShuffle \('2'\) of this network"):
+        assert [group.name for group in pruner.check_removal(x)] == ["3"]

@@ -159,6 +159,12 @@ def _explanation(reason, module):
         if recurrent
         else ""
     )
+    shuffles = [name for name, part in module.named_modules() if isinstance(part, torch.nn.ChannelShuffle)]
+    if shuffles:
+        into += (
+            f", or the nn.ChannelShuffle ({shuffles[0]!r}) of this network, which moves a channel to "
+            "another group where Torch-Pruning keeps it in place"
+        )
     return (
         "Removing a unit here changes more than the unit: Torch-Pruning maps its channels "
         "otherwise than the network uses them (e.g. a permute before a flatten, a reshape to a "
