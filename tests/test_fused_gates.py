@@ -155,3 +155,68 @@ def test_a_fused_gate_behind_a_position_embedding_is_mapped_to_its_halves():
         assert [group.name for group in pruner.check_removal(x)] == ["fc1"]
     assert_removal_matches_masking(net, x, {"fc1": [1, 2]})
     assert (net.fc1.out_features, net.fc2.in_features) == (6, 3)
+
+
+class _GluConv(nn.Module):
+    """A Conformer's convolution module on sequences: a pointwise convolution into a
+    gated linear unit (nn.GLU or F.glu over the channels), a depthwise convolution,
+    BatchNorm, SiLU, a pointwise convolution back, a residual add."""
+
+    def __init__(self, channels=6, module=True, n_in=4, n_out=3):
+        super().__init__()
+        self.stem = nn.Conv1d(n_in, channels, 3, padding=1)
+        self.pointwise1, self.glu = nn.Conv1d(channels, 2 * channels, 1), nn.GLU(dim=1) if module else None
+        self.depthwise = nn.Conv1d(channels, channels, 3, padding=1, groups=channels)
+        self.norm, self.pointwise2 = nn.BatchNorm1d(channels), nn.Conv1d(channels, channels, 1)
+        self.head = nn.Linear(channels, n_out)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        h = self.pointwise1(x)
+        h = self.glu(h) if self.glu is not None else F.glu(h, dim=1)
+        x = x + self.pointwise2(F.silu(self.norm(self.depthwise(h))))
+        return self.head(x.mean(-1))
+
+
+@pytest.mark.parametrize("module", [True, False], ids=["nn.GLU", "F.glu"])
+def test_a_gated_linear_unit_is_read_as_the_activation_of_units_of_two_channels(module):
+    """nn.GLU and F.glu halve their input: the layer before was left out ("it goes into
+    GLU first"). Its units are now the GLU's output channels, each two of the layer's:
+    scored by the GLU's mean absolute output, removed with both channels and with the
+    depthwise convolution's channel after it (Torch-Pruning handed the next layer
+    channel i + h of h, taking the GLU for an element-wise step)."""
+    torch.manual_seed(0)
+    net, x = _GluConv(module=module).eval(), torch.randn(16, 4, 10)
+    net.norm.running_mean.normal_(), net.norm.running_var.uniform_(0.5, 2.0)
+    pruner = DropNetPruner(net, x[:2])
+    assert pruner.units_per_layer == {"stem": 6, "pointwise1": 6}
+    assert pruner.structure.probes["pointwise1"].parts == 2
+    with torch.no_grad():
+        gated = F.glu(net.pointwise1(torch.relu(net.stem(x))), dim=1)
+        depthwise = F.silu(net.norm(net.depthwise(gated)))
+    # The depthwise convolution's units go with the GLU's: a unit is scored by the mean of
+    # both layers' readings, each layer once (the GLU's layer holds two channels of it).
+    means = (gated.abs().mean((0, 2)) + depthwise.abs().mean((0, 2))).double().numpy() / 2
+    np.testing.assert_allclose(pruner.score(lambda: [x])["pointwise1"], means, rtol=1e-5)
+    assert [group.name for group in pruner.check_removal(x)] == ["stem", "pointwise1"]
+    assert_removal_matches_masking(net, x, {"pointwise1": [1, 4]})
+    assert (net.pointwise1.out_channels, net.depthwise.out_channels, net.pointwise2.in_channels) == (8, 4, 4)
+
+
+def test_a_glu_sequence_network_fits_prunes_and_survives_joblib_on_the_digits_rows():
+    """The digits as sequences of 8 rows of 8 features: the estimator's rounds retrace,
+    remove and rewind through the GLU."""
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16).astype(np.float32).reshape(-1, 8, 8)
+    clf = DropNetClassifier(
+        module=_GluConv, module__channels=16, module__n_in=8, module__n_out=10,
+        prune_ratio=0.5, max_epochs=3, lr=0.05, random_state=0,
+    ).fit(X, y)  # fmt: skip
+    net = clf.module_
+    assert clf.pruning_history_[0]["units"] == 32 and clf.pruning_history_[-1]["units"] == 16
+    assert net.pointwise1.out_channels == 2 * net.depthwise.out_channels < 32
+    assert "pointwise1" not in clf.unpruned_layers_
+    buffer = io.BytesIO()
+    joblib.dump(clf, buffer)
+    buffer.seek(0)
+    np.testing.assert_array_equal(joblib.load(buffer).predict_proba(X), clf.predict_proba(X))

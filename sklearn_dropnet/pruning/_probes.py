@@ -43,6 +43,7 @@ from ._sites import (
     CHANNEL_SHUFFLE,
     CONCATENATION_FUNCTIONS,
     CONV_CHANNELS,
+    GLU,
     LINEAR_CHANNELS,
     PRODUCT,
     SPLITTING_FUNCTIONS,
@@ -208,6 +209,9 @@ def _role(call, channel_dim=None):
     """What ``call`` does to a chain; ``channel_dim``, the dimension of the layer's
     units (1 or -1), decides whether a slice, pad or transpose keeps them (None:
     both must be kept in place) or moves them (see :func:`_moved_to`)."""
+    if call.function == GLU or isinstance(call.module, nn.GLU):
+        # An activation for the units along the dimension it halves, else it mixes them.
+        return _ACTIVATION if channel_dim is not None and _halved_dim(call) == channel_dim % call.output.dim() else _OTHER
     if call.keeps is not None and (call.module is None or call.keeps or call.moves):
         if channel_dim is None:
             return _PASSING if call.keeps == BOTH_CHANNELS else _OTHER
@@ -236,6 +240,15 @@ def _role(call, channel_dim=None):
     if stateless and call.activates and _same_shape(call.output, call.inputs):
         return _ACTIVATION  # a custom activation module: a Swish whose forward is x * torch.sigmoid(x)
     return _OTHER
+
+
+def _halved_dim(call):
+    """The dimension whose size the call halves (a gated linear unit's), or None."""
+    if not call.inputs or not isinstance(call.output, torch.Tensor) or call.inputs[0].dim() != call.output.dim():
+        return None
+    before, after = call.inputs[0].shape, call.output.shape
+    halved = [d for d in range(len(after)) if before[d] != after[d]]
+    return halved[0] if len(halved) == 1 and before[halved[0]] == 2 * after[halved[0]] else None
 
 
 def _moved_to(call, channel_dim):
@@ -898,6 +911,8 @@ def inspect_network(module, example_input):
                 switch_offs[name] = SwitchOff(name, channel_dim, calls[_chain_end(calls, readers, index, channel_dim)[0]].site)
             continue
         channel_dim = activation_dim
+        if calls[activation_index].function == GLU or isinstance(calls[activation_index].module, nn.GLU):
+            parts = 2  # F.glu, nn.GLU: a unit is two of the layer's channels, like a gate fused into it
         end, last = _chain_end(calls, readers, activation_index, channel_dim)
         if any(last is t for t in outputs):
             # Class scores through an activation (a final Sigmoid): an output layer.

@@ -46,7 +46,7 @@ from ._frozen_norms import is_frozen_batch_norm
 from ._weight_norm import has_unsupported_parametrizations
 
 __all__ = [
-    "ACTIVATION_FUNCTIONS", "CONCATENATION_FUNCTIONS", "PRODUCT", "SPLITTING_FUNCTIONS", "Call", "Reading", "Site",
+    "ACTIVATION_FUNCTIONS", "CONCATENATION_FUNCTIONS", "GLU", "PRODUCT", "SPLITTING_FUNCTIONS", "Call", "Reading", "Site",
     "record_forward", "site_hooks",
 ]  # fmt: skip
 
@@ -62,7 +62,12 @@ ACTIVATION_FUNCTIONS = frozenset({
     "hardshrink", "softshrink", "threshold", "threshold_", "_threshold",
     # A ReLU or ReLU6 written x.clamp(min=0), torch.clamp(x, 0, 6), torch.clip(...)
     "clamp", "clamp_", "clip", "clip_", "clamp_min", "clamp_min_",
+    "glu",  # F.glu, a gated linear unit: half of the channels gate the other half (see GLU)
 })  # fmt: skip
+
+# F.glu: an activation whose output has half its input's channels (a unit is two of
+# the layer's channels).
+GLU = "glu"
 
 # Functions that keep every channel in place and a zero a zero: a layer's
 # output is followed through them, before and after its activation.

@@ -11,7 +11,9 @@ Torch-Pruning leaves unmapped although it splits channels: a ``chunk``
 along the last dimension of a ``Linear``'s output (a gate fused into one
 layer, timm's ``GluMlp``), whose channels then reached the next layer
 unchanged, beyond its width (in a ViT, Torch-Pruning turns off the mapping
-of every split behind the position embedding).
+of every split behind the position embedding). A gated linear unit
+(``F.glu``, ``nn.GLU``), which splits its input in halves itself, is taken
+for an element-wise step; :func:`map_glu_halves` maps its halves.
 
 timm's ``MixedConv2d`` (MixNet's convolutions) splits its input with
 ``torch.split(x, self.splits, 1)`` and hands each part to a convolution of
@@ -44,12 +46,14 @@ from torch.overrides import TorchFunctionMode
 from ._sites import function_name
 
 try:  # Torch-Pruning's split node and mapping (1.6.x layout)
+    from torch_pruning._helpers import _HybridIndex
+    from torch_pruning.dependency import shape_infer
     from torch_pruning.dependency.index_mapping import _SplitIndexMapping
     from torch_pruning.ops import _SplitOp
 except ImportError:  # pragma: no cover - another layout: splits as Torch-Pruning maps them
     _SplitOp = None
 
-__all__ = ["channels_between", "map_split_parts", "recorded_split_sizes", "resize_splits", "saved_dim", "split_resizes"]
+__all__ = ["channels_between", "map_glu_halves", "map_split_parts", "recorded_split_sizes", "resize_splits", "saved_dim", "split_resizes"]
 
 _SIZED_SPLITS = frozenset({"split", "split_with_sizes"})
 _SIZE_KEYWORDS = ("split_size_or_sections", "split_size", "split_sizes")
@@ -221,3 +225,54 @@ def resize_splits(resizes):
         if kept is not None:
             kept.set(sizes)
 
+
+
+class _GluHalves:
+    """Torch-Pruning's index mapping across a gated linear unit: input channel ``i``
+    is output channel ``i % h`` (``reverse=False``), output channel ``j`` is input
+    channels ``j`` and ``j + h`` (``reverse=True``), ``h`` being half the input's
+    channels as they are now (groups removed on the same graph change them)."""
+
+    def __init__(self, graph, glu, reverse):
+        self.graph, self.glu, self.reverse = graph, glu, reverse
+
+    def __call__(self, idxs):
+        channels = shape_infer.infer_channels_between(self.graph, self.glu.inputs[0], self.glu)
+        if not channels or channels % 2:
+            return idxs
+        half = channels // 2
+        if self.reverse:
+            return [_HybridIndex(idx=i.idx + part * half, root_idx=i.root_idx) for i in idxs for part in (0, 1)]
+        # Once per output channel: a layer's pruner may count positions (a depthwise
+        # convolution's groups), and the root units of both halves are the same.
+        return list({i.idx % half: _HybridIndex(idx=i.idx % half, root_idx=i.root_idx) for i in idxs}.values())
+
+
+def _glu_over_channels(node):
+    """Whether ``node`` is a gated linear unit over the channels of its input: dimension 1,
+    or the last of a ``Linear``'s output."""
+    grad_fn = node.grad_fn
+    if type(grad_fn).__name__ != "GluBackward0" or len(node.inputs) != 1:
+        return False
+    dim, rank = saved_dim(grad_fn), getattr(getattr(grad_fn, "_saved_self", None), "ndim", None)
+    if rank is None:
+        return False
+    dim %= rank
+    return dim == 1 or dim == rank - 1 and isinstance(node.inputs[0].module, nn.Linear)
+
+
+def map_glu_halves(graph):
+    """Map the halves of every gated linear unit (``F.glu``, ``nn.GLU``) of ``graph``
+    over its input's channels, which Torch-Pruning takes for an element-wise step
+    (it handed the next layer channel ``i + h`` of ``h``)."""
+    if _SplitOp is None:  # pragma: no cover
+        return
+    for glu in list(graph.module2node.values()):
+        if not _glu_over_channels(glu):
+            continue
+        for dep in glu.dependencies:
+            if dep.target is not glu.inputs[0]:
+                dep.index_mapping[0] = _GluHalves(graph, glu, reverse=False)
+                for back in dep.target.dependencies:
+                    if back.target is glu:
+                        back.index_mapping[0] = _GluHalves(graph, glu, reverse=True)

@@ -52,6 +52,7 @@ from ._frozen_norms import frozen_norm_pruners
 from ._probes import PRUNABLE_TYPES
 from ._splits import (
     channels_between,
+    map_glu_halves,
     map_split_parts,
     recorded_split_sizes,
     resize_splits,
@@ -278,6 +279,7 @@ def _dependency_graph(module, example_input):
                 module, example_inputs=example_input, verbose=False, customized_pruners=frozen_norm_pruners(module)
             )
     graph._sklearn_dropnet_split_sizes = split_sizes
+    map_glu_halves(graph)
     return graph
 
 

@@ -354,8 +354,18 @@ def score_units(module, groups, probes, score, batches, rng, readings=None):
             layer = modules[name]
             statistic = None if statistics is None else getattr(statistics, entry.statistic)(name)
             layer_scores = _checked(entry.function(layer, statistic, rng), name, layer.weight.shape[0])
-            np.add.at(total, root_units, layer_scores[channels])
-            np.add.at(count, root_units, 1)
+            if probes[name].parts == 1:  # each channel of the member is a reading of its unit
+                np.add.at(total, root_units, layer_scores[channels])
+                np.add.at(count, root_units, 1)
+                continue
+            # A unit's channels in a layer with a gate fused into it are one reading (one
+            # channel of the product): the member counts once, with their mean score.
+            member_total, member_count = np.zeros(group.size), np.zeros(group.size)
+            np.add.at(member_total, root_units, layer_scores[channels])
+            np.add.at(member_count, root_units, 1)
+            held = member_count > 0
+            total[held] += member_total[held] / member_count[held]
+            count[held] += 1
         scores[group.name] = total / np.maximum(count, 1)
         if entry.outgoing:
             scores[group.name] *= _outgoing_norms(modules, group)
