@@ -220,3 +220,24 @@ def test_a_glu_sequence_network_fits_prunes_and_survives_joblib_on_the_digits_ro
     joblib.dump(clf, buffer)
     buffer.seek(0)
     np.testing.assert_array_equal(joblib.load(buffer).predict_proba(X), clf.predict_proba(X))
+
+
+def test_a_glu_after_an_activation_ends_the_units_chain_there():
+    """conv -> ReLU -> GLU: the conv's units are read at the ReLU, and their chain must
+    not run on into the GLU, which has half the channels (switching a unit off there
+    raised "IndexError: index 6 is out of bounds for dimension 1 with size 4"). One of
+    the pair a GLU output needs cannot go alone: the removal check refuses the conv."""
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv1d(4, 8, 3, padding=1), nn.ReLU(), nn.GLU(dim=1), nn.Conv1d(4, 6, 3, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(6, 3),
+    ).eval()  # fmt: skip
+    x = torch.randn(8, 4, 10)
+    pruner = DropNetPruner(net, x[:2])
+    assert pruner.structure.probes["0"].chain_end.name == "1"
+    assert pruner.structure.probes["0"].parts == 1
+    with torch.no_grad():
+        expected = torch.relu(net[0](x)).abs().mean((0, 2)).double().numpy()
+    np.testing.assert_allclose(pruner.score(lambda: [x])["0"], expected, rtol=1e-5)
+    with pytest.warns(UnitRemovalWarning, match="'0' unpruned: removing its units does not match"):
+        assert [group.name for group in pruner.check_removal(x)] == ["3"]

@@ -673,8 +673,8 @@ def _chain_end(calls, readers, start, channel_dim):
         # next convolutions) is not the unit's only way on: zeroing after it would
         # leave the unit in what the others read.
         role = _role(calls[following[0]], channel_dim) if len(following) == 1 else None
-        if role not in (_NORM, _PASSING, _TURNING, _ACTIVATION):
-            return end, tensor
+        if role not in (_NORM, _PASSING, _TURNING, _ACTIVATION) or _halved_dim(calls[following[0]]) is not None:
+            return end, tensor  # a gated linear unit halves the channels: the unit is not one of them
         index = following[0]
         tensor = calls[index].output
         channel_dim = _moved_to(calls[index], channel_dim)
@@ -746,7 +746,7 @@ class _ChannelWays:
             if role is None or role in (_NORM, _PASSING, _ADD):
                 if at is None or not self.readings(reader, call.output, at, layer_inputs, outputs, found):
                     return False
-            elif role == _ACTIVATION:
+            elif role == _ACTIVATION and _halved_dim(call) is None:
                 activation = _gate(calls, readers, reader, [tensor], layer_inputs)
                 end, last = _chain_end(calls, readers, activation, self.channel_dim)
                 if any(last is t for t in outputs):
