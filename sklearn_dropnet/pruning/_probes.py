@@ -211,7 +211,8 @@ def _role(call, channel_dim=None):
     both must be kept in place) or moves them (see :func:`_moved_to`)."""
     if call.function == GLU or isinstance(call.module, nn.GLU):
         # An activation for the units along the dimension it halves, else it mixes them.
-        return _ACTIVATION if channel_dim is not None and _halved_dim(call) == channel_dim % call.output.dim() else _OTHER
+        along = channel_dim is not None and _halved_dim(call) == channel_dim % call.output.dim()
+        return _ACTIVATION if along else _OTHER
     if call.keeps is not None and (call.module is None or call.keeps or call.moves):
         if channel_dim is None:
             return _PASSING if call.keeps == BOTH_CHANNELS else _OTHER
@@ -301,8 +302,9 @@ class Probe:
         The number of the layer's output channels per unit: 1, or 2 for a
         gated linear unit computed by one layer (``a, g =
         fc1(x).chunk(2, -1); a * F.silu(g)``, timm's ``GluMlp``), read at
-        the product: unit ``j`` is the product's channel ``j``, and the
-        layer's channels ``j`` and ``j + n / 2`` of its ``n``.
+        the product, or applied to its output (``nn.GLU``, ``F.glu``), read
+        at the GLU: unit ``j`` is channel ``j`` there, and the layer's
+        channels ``j`` and ``j + n / 2`` of its ``n``.
     """
 
     layer: str

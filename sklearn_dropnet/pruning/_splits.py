@@ -53,7 +53,10 @@ try:  # Torch-Pruning's split node and mapping (1.6.x layout)
 except ImportError:  # pragma: no cover - another layout: splits as Torch-Pruning maps them
     _SplitOp = None
 
-__all__ = ["channels_between", "map_glu_halves", "map_split_parts", "recorded_split_sizes", "resize_splits", "saved_dim", "split_resizes"]
+__all__ = [
+    "channels_between", "map_glu_halves", "map_split_parts", "recorded_split_sizes", "resize_splits",
+    "saved_dim", "split_resizes",
+]  # fmt: skip
 
 _SIZED_SPLITS = frozenset({"split", "split_with_sizes"})
 _SIZE_KEYWORDS = ("split_size_or_sections", "split_size", "split_sizes")

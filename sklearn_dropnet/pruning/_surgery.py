@@ -27,8 +27,10 @@ channel group by channel group. Channel groups are why a unit group carries
 :attr:`UnitGroup.channel_groups`: a grouped convolution's channel groups must
 all keep the same size, so DropNet removes as many units from each.
 
-Splits, which it maps to their parts backwards, are corrected in
-:mod:`._splits`.
+Splits, whose consumers it maps to parts in the order it found them, and
+gated linear units, which it takes for element-wise steps, are corrected in
+:mod:`._splits`; batch norms frozen into buffers get a pruner from
+:mod:`._frozen_norms`.
 """
 
 import contextlib
@@ -610,7 +612,7 @@ def _prune(graph, group):
 
     Torch-Pruning keeps the first positions of such a convolution's input
     dimension, right only when every channel group loses the same positions.
-    A split's part sizes follow the channels it loses (see :mod:`._split_sizes`).
+    A split's part sizes follow the channels it loses (see :mod:`._splits`).
     The running statistics of an InstanceNorm lose their channels too, and a
     layer under ``torch.nn.utils.weight_norm`` its ``weight_g`` and
     ``weight_v`` (see :mod:`._weight_norm`).
