@@ -50,8 +50,9 @@ try:  # Torch-Pruning's split node and mapping (1.6.x layout)
     from torch_pruning.dependency import shape_infer
     from torch_pruning.dependency.index_mapping import _SplitIndexMapping
     from torch_pruning.ops import _SplitOp
+    _infer_channels_between = shape_infer.infer_channels_between  # before any patch of it
 except ImportError:  # pragma: no cover - another layout: splits as Torch-Pruning maps them
-    _SplitOp = None
+    _SplitOp = _infer_channels_between = None
 
 __all__ = [
     "channels_between", "map_glu_halves", "map_split_parts", "recorded_split_sizes", "resize_splits",
@@ -88,10 +89,10 @@ def _parts_read(node, split):
     return {number for function, number in functions if function is not None and function is split.grad_fn}
 
 
-def channels_between(graph, node, consumer, infer):
+def channels_between(graph, node, consumer):
     """The channels ``node`` hands ``consumer``: for a split, the size of the one part
     ``consumer`` reads (None where it reads several, or none directly); else what
-    ``infer``, Torch-Pruning's ``infer_channels_between``, finds.
+    Torch-Pruning's ``infer_channels_between`` finds.
 
     Torch-Pruning takes the part of the ``k``-th consumer it found, as it maps
     them (see :func:`map_split_parts`), and fails with ``IndexError`` where a
@@ -99,7 +100,7 @@ def channels_between(graph, node, consumer, infer):
     which splits its class token off the tokens, was refused so.
     """
     if _SplitOp is None or not isinstance(node.module, _SplitOp) or node.module.split_sizes is None:
-        return infer(graph, node, consumer)
+        return _infer_channels_between(graph, node, consumer)
     parts = _parts_read(consumer, node)
     if len(parts) != 1 or max(parts) >= len(node.module.split_sizes):
         return None
@@ -112,11 +113,13 @@ def map_split_parts(split):
     keeps the mapping Torch-Pruning gave it (the removal check decides); so does
     one Torch-Pruning left unmapped, unless the split splits a ``Linear``'s
     channels."""
+    if _SplitOp is None:  # pragma: no cover
+        return
     offsets = split.module.offsets
-    channels = _SplitOp is not None and _splits_linear_channels(split)
+    channels = _splits_linear_channels(split)
     # Torch-Pruning turns a split's mapping off wherever a 3-d parameter (a ViT's
     # position embedding) is upstream of it, for its class-token concatenation.
-    if _SplitOp is None or offsets is None or not (split.enable_index_mapping or channels):
+    if offsets is None or not (split.enable_index_mapping or channels):
         return
     for consumer in split.outputs:
         parts = _parts_read(consumer, split)

@@ -68,8 +68,6 @@ try:  # Torch-Pruning internals used by the concat workaround (1.6.x layout)
     from torch_pruning.dependency.index_mapping import _ConcatIndexMapping
 except ImportError:  # pragma: no cover - another layout: leave the graph as Torch-Pruning built it
     ops = None
-_INFER_CHANNELS_BETWEEN = None if ops is None else shape_infer.infer_channels_between
-
 try:  # where Torch-Pruning 1.6 builds its groups (bounded below)
     from torch_pruning.dependency.group import Group
 except ImportError:  # pragma: no cover - another layout: groups unbounded
@@ -260,7 +258,7 @@ def _mappings_corrected(reshapes=None):
     index_mapping.update_concat_index_mapping = concat_of_known_sizes
     index_mapping.update_reshape_index_mapping = reshape_of_known_sizes
     index_mapping.update_split_index_mapping = split_by_parts_read
-    shape_infer.infer_channels_between = _channels_between
+    shape_infer.infer_channels_between = channels_between
     try:
         yield
     finally:
@@ -285,12 +283,6 @@ def _dependency_graph(module, example_input):
     return graph
 
 
-def _channels_between(graph, node, consumer):
-    """Torch-Pruning's ``infer_channels_between``, with a split's consumers given their
-    parts' sizes (see :func:`~sklearn_dropnet.pruning._splits.channels_between`)."""
-    return channels_between(graph, node, consumer, _INFER_CHANNELS_BETWEEN)
-
-
 def _consumer_shape(node):
     """Shape of a node's output, read from a reshape that consumes it, or None."""
     for consumer in node.outputs:
@@ -311,7 +303,7 @@ def _joins_channels(graph, node):
         dim += len(shape)
     if dim != 1:
         return False
-    sizes = [_channels_between(graph, inp, node) for inp in node.inputs]
+    sizes = [channels_between(graph, inp, node) for inp in node.inputs]
     return None not in sizes and (shape is None or shape[1] == sum(sizes))
 
 
@@ -342,7 +334,7 @@ def _map_channel_concats(graph):
         mapped_here = getattr(node, "_sklearn_dropnet_mapped", False)
         if not mapped_here and (node.module.offsets is not None or not _joins_channels(graph, node)):
             continue
-        sizes = [_channels_between(graph, inp, node) for inp in node.inputs]
+        sizes = [channels_between(graph, inp, node) for inp in node.inputs]
         if None in sizes:
             continue
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
