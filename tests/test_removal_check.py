@@ -588,3 +588,51 @@ def test_a_channel_shuffle_module_is_named_where_the_removal_check_refuses_a_lay
     pruner = DropNetPruner(net, x[:2])
     with pytest.warns(UnitRemovalWarning, match=r"layer '0' unpruned: .*the nn.ChannelShuffle \('2'\) of this network"):
         assert [group.name for group in pruner.check_removal(x)] == ["3"]
+
+
+class ProbabilitiesAndLogits(nn.Module):
+    """Returns ``(probabilities, logits)`` in eval mode, as ultralytics' classification head does."""
+
+    def __init__(self, random_in_eval=False):
+        super().__init__()
+        self.a, self.b = nn.Linear(6, 16), nn.Linear(16, 3)
+        self.random_in_eval = random_in_eval
+
+    def forward(self, x):
+        logits = self.b(torch.relu(self.a(x)))
+        if self.random_in_eval:
+            logits = logits + torch.rand_like(logits)
+        return {"out": (logits.softmax(1), logits)}
+
+
+def test_an_output_of_several_tensors_is_compared_tensor_by_tensor():
+    # It raised AttributeError ('tuple' object has no attribute 'shape') from the check.
+    torch.manual_seed(0)
+    pruner = DropNetPruner(ProbabilitiesAndLogits(), torch.randn(4, 6))
+    assert [group.name for group in pruner.check_removal(torch.randn(16, 6))] == ["a"]
+
+
+class TwoHeads(nn.Module):
+    """conv -> ReLU, then two heads: pooled -> Linear (mapped right by Torch-Pruning)
+    and permuted to channels last -> flatten -> Linear (mapped wrongly)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.pooled = nn.Conv2d(1, 4, 3, padding=1), nn.Linear(4, 10)
+        self.channels_last = nn.Linear(4 * 64, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.conv(x))
+        return self.pooled(x.mean((2, 3))), [self.channels_last(x.permute(0, 2, 3, 1).flatten(1))]
+
+
+def test_a_change_in_any_tensor_of_the_output_is_found():
+    torch.manual_seed(0)
+    with pytest.warns(UnitRemovalWarning, match=r"layer 'conv' unpruned: .*output differs from the full network's"):
+        with pytest.raises(PruningError, match="None of the prunable layers"):
+            DropNetPruner(TwoHeads(), torch.randn(4, 1, 8, 8)).check_removal(torch.randn(16, 1, 8, 8))
+
+
+def test_an_output_of_several_tensors_random_in_eval_mode_is_named():
+    with pytest.raises(PruningError, match=r"changes between two calls on the same inputs \(by up to "):
+        DropNetPruner(ProbabilitiesAndLogits(random_in_eval=True), torch.randn(4, 6)).check_removal(torch.randn(8, 6))

@@ -106,22 +106,46 @@ def _compare_removal(module, example_input, structure, groups):
     untied = tied_parameters(module) - tied_parameters(smaller)
     if untied:
         return f"it unties the weights that {sorted(sorted(names) for names in untied)} share"
-    if not isinstance(output, torch.Tensor) or output.shape != expected.shape:
-        got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        return f"{_OUTPUT_SHAPE} from {tuple(expected.shape)} to {got}"
-    atol = _ATOL * (1.0 + (_finite_max(expected.abs()) or 0.0))
-    if not torch.allclose(output, expected, rtol=_RTOL, atol=atol, equal_nan=True):
-        difference = _finite_max((output - expected).abs())
-        amount = "in NaN or inf" if difference is None else f"by up to {difference:.3g}"
-        return (
-            "the smaller network's output differs from the full network's with those "
-            f"units zeroed ({amount})"
-        )
+    expected, output = _tensors(expected), _tensors(output)
+    if [t.shape for t in output] != [t.shape for t in expected]:
+        return f"{_OUTPUT_SHAPE} from {_shapes(expected)} to {_shapes(output)}"
+    amount = _difference(expected, output)
+    if amount is not None:
+        return f"the smaller network's output differs from the full network's with those units zeroed ({amount})"
     # Torch-Pruning traces in eval mode: a branch that only training runs
     # (an auxiliary head, say) keeps its old width and fails in training.
     failure = _training_failure(smaller, example_input)
     if failure is not None and _training_failure(deep_copy(module), example_input) is None:
         return f"the smaller network fails in training mode: {failure}"
+    return None
+
+
+def _tensors(output):
+    """The tensors of a network's output, in order: the output itself, or those
+    of a (nested) tuple, list or dict (a detection or classification head that
+    returns probabilities and logits, say)."""
+    if isinstance(output, torch.Tensor):
+        return [output]
+    if isinstance(output, dict):
+        output = list(output.values())
+    if isinstance(output, (tuple, list)):
+        return [tensor for part in output for tensor in _tensors(part)]
+    return []
+
+
+def _shapes(tensors):
+    shapes = [tuple(tensor.shape) for tensor in tensors]
+    return shapes[0] if len(shapes) == 1 else tuple(shapes)
+
+
+def _difference(expected, output):
+    """How far ``output`` is from ``expected`` (lists of tensors of the same shapes),
+    as "by up to ..." or "in NaN or inf"; None where every pair is close."""
+    for want, got in zip(expected, output):
+        atol = _ATOL * (1.0 + (_finite_max(want.abs()) or 0.0))  # GPU kernels may sum in another order
+        if not torch.allclose(got, want, rtol=_RTOL, atol=atol, equal_nan=True):
+            difference = _finite_max((got - want).abs())
+            return "in NaN or inf" if difference is None else f"by up to {difference:.3g}"
     return None
 
 
@@ -178,13 +202,12 @@ def check_deterministic(module, example_input):
     """Refuse a network whose output in eval mode changes from call to call:
     no removal could match it, and the check's warnings would blame
     Torch-Pruning for every layer."""
-    first, second = evaluate(module, example_input), evaluate(module, example_input)
-    if not isinstance(first, torch.Tensor):
-        return
-    atol = _ATOL * (1.0 + (_finite_max(first.abs()) or 0.0))  # GPU kernels may sum in another order
-    if not torch.allclose(first, second, rtol=_RTOL, atol=atol, equal_nan=True):
-        difference = _finite_max((first - second).abs())
-        amount = "in NaN or inf" if difference is None else f"by up to {difference:.3g}"
+    first, second = _tensors(evaluate(module, example_input)), _tensors(evaluate(module, example_input))
+    if [t.shape for t in first] != [t.shape for t in second]:
+        amount = f"from {_shapes(first)} to {_shapes(second)}"
+    else:
+        amount = _difference(first, second)
+    if amount is not None:
         raise PruningError(
             f"The network's output in eval mode changes between two calls on the same inputs ({amount}): "
             "something random runs in eval mode, such as F.dropout(x, p) without "
