@@ -11,13 +11,15 @@ channel shuffle.
 With ``--timm``, the networks are timm's, given as
 ``DropNetClassifier(module=timm.create_model, module__model_name=NAME)``
 (``pip install timm``; its networks normalise and activate in one module,
-``BatchNormAct2d``).
+``BatchNormAct2d``). With ``--ultralytics``, they are ultralytics' YOLO
+classifiers (``pip install ultralytics``), built from their model files by
+:class:`YoloClassifier`, which returns the logits.
 
 Prints, per network: units before and after, the fraction of parameters
 and of multiply-accumulates left, the layers left unpruned and the seconds
 the fit took. Run from the repository root::
 
-    python benchmarks/bench_zoo.py [--samples N] [--timm] [NAME ...]
+    python benchmarks/bench_zoo.py [--samples N] [--timm | --ultralytics] [NAME ...]
 """
 
 import argparse
@@ -54,6 +56,34 @@ TIMM_MODELS = [
 ]  # fmt: skip
 
 
+# ultralytics' YOLO classifiers, by their model files: C2f blocks (YOLOv8), C3k2 and
+# a position-sensitive attention block (YOLO11).
+ULTRALYTICS_MODELS = ["yolov8n-cls", "yolo11n-cls"]
+
+
+class YoloClassifier(torch.nn.Module):
+    """ultralytics' ``ClassificationModel`` built from the model file ``model_name``.yaml,
+    returning the logits (in eval mode its head returns probabilities and logits)."""
+
+    def __init__(self, model_name, num_classes):
+        super().__init__()
+        from ultralytics.nn.tasks import ClassificationModel
+        from ultralytics.utils import LOGGER
+
+        LOGGER.setLevel("WARNING")  # it says that it overrides the file's number of classes
+        self.model = ClassificationModel(f"{model_name}.yaml", nc=num_classes, verbose=False)
+
+    def forward(self, x):
+        out = self.model(x)
+        return out[1] if isinstance(out, tuple) else out
+
+
+def ultralytics_builder(name, builder_params):
+    """:class:`YoloClassifier` with ``model_name=name``, and the estimator's ``module__*`` parameters."""
+    _ultralytics()
+    return YoloClassifier, {"model_name": name, **builder_params}
+
+
 def torchvision_builder(name, builder_params):
     """``torchvision.models.<name>``, and the estimator's ``module__*`` parameters."""
     import torchvision
@@ -69,6 +99,13 @@ def _timm():
     return timm
 
 
+def _ultralytics():
+    try:
+        import ultralytics  # noqa: F401
+    except ImportError:
+        raise SystemExit("--ultralytics needs ultralytics: pip install ultralytics") from None
+
+
 def timm_builder(name, builder_params):
     """``timm.create_model`` with ``model_name=name``, and the estimator's ``module__*`` parameters."""
     return _timm().create_model, {"model_name": name, **builder_params}
@@ -79,7 +116,9 @@ def timm_builder(name, builder_params):
 LIBRARIES = {
     "torchvision": (torchvision_builder, [*MODELS, *REFUSED], MODELS, REFUSED),
     "timm": (timm_builder, TIMM_MODELS, {}, {}),
+    "ultralytics": (ultralytics_builder, ULTRALYTICS_MODELS, {}, {}),
 }
+REQUIRED = {"timm": _timm, "ultralytics": _ultralytics}  # library -> what checks it is installed
 
 
 def images(n=64, n_classes=10, seed=0):
@@ -141,9 +180,10 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--timm", action="store_const", const="timm", default="torchvision", dest="library",
                         help="timm's networks (timm.create_model) instead of torchvision's")
+    parser.add_argument("--ultralytics", action="store_const", const="ultralytics", dest="library",
+                        help="ultralytics' YOLO classifiers instead of torchvision's")
     args = parser.parse_args(argv)
-    if args.library == "timm":
-        _timm()  # before the table's header
+    REQUIRED.get(args.library, lambda: None)()  # before the table's header
     torch.set_num_threads(args.threads)
     X, y = images(args.samples)
     _, default_names, builder_params, refused_names = LIBRARIES[args.library]

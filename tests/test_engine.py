@@ -456,7 +456,7 @@ def test_a_layer_feeding_a_gru_is_left_out_with_the_reason_and_one_feeding_an_ls
     torch.manual_seed(0)
     x = torch.randn(64, 6, 5)
     with pytest.warns(UnitRemovalWarning, match=r"layer 'fc' unpruned: Torch-Pruning cannot follow its units into the "
-                      r"modules that read them \(IndexError: .*\); Torch-Pruning 1.6 cannot follow channels into an "
+                      r"modules that read them \(.*\); Torch-Pruning 1.6 cannot follow channels into an "
                       r"nn.GRU \('rnn'\)"):  # fmt: skip
         pruner = DropNetPruner(IntoRecurrent(nn.GRU), x[:2])  # was an IndexError from inside Torch-Pruning
     assert pruner.units_per_layer == {"hidden": 8} and "nn.LSTM there loses the matching inputs" in pruner.unpruned["fc"]

@@ -6,7 +6,6 @@ removal must compute what switching the same units off computes.
 """
 
 import copy
-import re
 import warnings
 
 import numpy as np
@@ -18,7 +17,7 @@ from torch.utils.data import TensorDataset
 
 from sklearn_dropnet import DropNetClassifier
 from sklearn_dropnet.exceptions import UnitRemovalWarning
-from sklearn_dropnet.pruning import DropNetPruner
+from sklearn_dropnet.pruning import DropNetPruner, _surgery
 from sklearn_dropnet.pruning._probes import inspect_network
 from sklearn_dropnet.pruning._surgery import (
     find_unit_groups,
@@ -231,10 +230,11 @@ def test_the_estimator_prunes_conv1d_filters_from_arrays_and_datasets(sequences)
 
 class _SplitAndConcatenate(nn.Module):
     """YOLOv8's C2f block: a layer's output split in two with chunk, a conv on one half,
-    and all three concatenated again."""
+    and all three concatenated again (in ``order``: the halves ``a``, ``b``, the conv's ``c``)."""
 
-    def __init__(self):
+    def __init__(self, order="abc"):
         super().__init__()
+        self.order = order
         self.stem, self.a0 = nn.Conv2d(1, 8, 3, padding=1), nn.ReLU()
         self.cv1, self.a1 = nn.Conv2d(8, 8, 1), nn.ReLU()
         self.m, self.a2 = nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()
@@ -243,22 +243,43 @@ class _SplitAndConcatenate(nn.Module):
 
     def forward(self, x):
         x = self.a0(self.stem(x))
-        parts = list(self.a1(self.cv1(x)).chunk(2, 1))
-        parts.append(self.a2(self.m(parts[-1])))
-        return self.out(self.a3(self.cv2(torch.cat(parts, 1))).mean(dim=(2, 3)))
+        a, b = self.a1(self.cv1(x)).chunk(2, 1)
+        parts = {"a": a, "b": b, "c": self.a2(self.m(b))}
+        return self.out(self.a3(self.cv2(torch.cat([parts[k] for k in self.order], 1))).mean(dim=(2, 3)))
 
 
-def test_channels_mapped_through_a_split_and_a_concatenation_beyond_a_layer_are_refused():
+@pytest.mark.parametrize("order", ["abc", "acb", "bac", "bca", "cab", "cba"])
+def test_a_chunk_concatenated_again_is_pruned_whatever_the_order_of_the_parts(order):
     """Torch-Pruning 1.6 maps cv1's channels through chunk and cat to channels it does not
-    have; scoring then failed with an IndexError from NumPy."""
+    have (scoring then failed with an IndexError from NumPy); DropNet maps them right."""
     torch.manual_seed(0)
     x = torch.randn(16, 1, 8, 8)
-    with pytest.warns(UnitRemovalWarning, match=r"layer 'cv1' unpruned: Torch-Pruning maps its units to channel \d+ of 'cv1', which has 8"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnitRemovalWarning)
+        pruner = DropNetPruner(_SplitAndConcatenate(order), x[:2])
+        assert len(pruner.check_removal(x)) == 4
+    assert pruner.units_per_layer == {"stem": 8, "cv1": 8, "m": 4, "cv2": 8}
+    net = pruner.remove(pruner.choose(pruner.score(lambda: [x]), 8, rng=np.random.default_rng(0)))
+    assert len(pruner.check_removal(x)) == 4 and net(x).shape == (16, 3) and net.cv1.out_channels % 2 == 0
+
+
+def test_a_chunk_concatenated_again_as_torch_pruning_maps_it_is_refused(monkeypatch):
+    """Each of DropNet's corrections matters: without the mapping of the parts into the
+    concat, a concat that reads the second half first takes the wrong channels out of
+    cv1 (the removal check refuses it); without any, Torch-Pruning maps its units past its
+    width, and the group is refused at once, naming the channel."""
+    torch.manual_seed(0)
+    net, x = _SplitAndConcatenate("bac"), torch.randn(16, 1, 8, 8)
+    monkeypatch.setattr(_surgery, "map_split_concats", lambda graph: None)
+    with pytest.warns(UnitRemovalWarning, match=r"layer 'cv1' unpruned: removing its units does not match switching"):
+        assert "cv1" not in {group.name for group in DropNetPruner(net, x[:2]).check_removal(x)}
+    monkeypatch.setattr(_surgery, "size_equal_parts", lambda graph: None)
+    monkeypatch.setattr(_surgery, "size_concat_of_parts", lambda graph, node, channels_between: None)
+    monkeypatch.setattr(_surgery, "chunk_parts", lambda item, chunks: None)
+    with pytest.warns(UnitRemovalWarning, match=r"layer 'cv1' unpruned: Torch-Pruning maps its units to channel \d+ of 'cv1', which has 8 "
+                      r"\(its mapping through a split, concatenation or reshape of this network is wrong\)"):  # fmt: skip
         pruner = DropNetPruner(_SplitAndConcatenate(), x[:2])
     assert "cv1" not in pruner.units_per_layer and {"stem", "cv2"} <= set(pruner.units_per_layer)
-    net = pruner.remove(pruner.choose(pruner.score(lambda: [x]), 4, rng=np.random.default_rng(0)))
-    pruner.check_removal(x)
-    assert net(x).shape == (16, 3)
 
 
 class _CrossStagePartial(nn.Module):
@@ -285,24 +306,23 @@ class _CrossStagePartial(nn.Module):
         return self.out(x.mean(dim=(2, 3)))
 
 
-def test_a_switched_off_layer_mapped_beyond_its_channels_refuses_its_group():
-    """Torch-Pruning 1.6 maps the residual stream's channels to channels 16-23 of
-    ``exp``, which has 16; switching the units off raised an IndexError from torch."""
+def test_the_residual_stream_of_a_cross_stage_block_is_pruned_through_its_split():
+    """Torch-Pruning 1.6 maps the residual stream's channels to channels 16-23 of ``exp``,
+    which has 16 (switching the units off raised an IndexError from torch; then the group
+    was refused); DropNet maps them to the split's second part, as ``trans_b``'s to the
+    concat's."""
     torch.manual_seed(0)
     x = torch.randn(16, 1, 8, 8)
     net = randomise_batchnorm(_CrossStagePartial()).eval()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UnitRemovalWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnitRemovalWarning)
         pruner = DropNetPruner(net, x[:2])
-        pruner.check_removal(x)  # the IndexError was raised here
-    assert any(
-        re.search(r"layer 'c2' unpruned: Torch-Pruning maps its units to channel \d+ of 'exp', which has 16", str(w.message))
-        for w in caught
-    )
-    assert set(pruner.units_per_layer) == {"stem", "c1", "trans"}
+        assert len(pruner.check_removal(x)) == 5
+    assert pruner.units_per_layer == {"stem": 8, "c1": 8, "c2": 8, "trans_b": 8, "trans": 12}
     net = pruner.remove(pruner.choose(pruner.score(lambda: [x]), 8, rng=np.random.default_rng(0)))
     pruner.check_removal(x)
-    assert net(x).shape == (16, 3) and sum(pruner.units_per_layer.values()) == 28 - 8
+    assert net(x).shape == (16, 3) and sum(pruner.units_per_layer.values()) == 44 - 8
+    assert net.exp.out_channels == 8 + pruner.units_per_layer["c2"]  # the first part keeps its 8
 
 
 def test_a_layer_split_before_its_activation_is_named_with_the_split():

@@ -48,9 +48,9 @@ _PARAMETRIZED = (
 
 
 _ONE_PER_CHANNEL_GROUP = (
-    "each of its units is a channel group of its own in a grouped convolution it belongs to or "
-    "feeds (a depthwise convolution with a channel multiplier, say), whose channel groups cannot "
-    "lose their last channel"
+    "each of its units is a channel group of its own, in a grouped convolution it belongs to or "
+    "feeds (a depthwise convolution with a channel multiplier, say) or a part of a chunk it goes "
+    "into, and a channel group cannot lose its last channel"
 )
 
 
@@ -396,7 +396,8 @@ class DropNetPruner:
     @property
     def fewest_units(self):
         """The fewest units pruning can leave: one per prunable group (per channel
-        group of a grouped convolution, or two, see ``UnitGroup.channel_group_floor``),
+        group of a grouped convolution or part of a chunk, or two, see
+        ``UnitGroup.channel_group_floor``),
         and the frozen ones."""
         return sum(group.fewest for group in self.units) + sum(self.frozen.values())
 
@@ -542,7 +543,7 @@ class DropNetPruner:
         drop = choose_units_to_drop(
             scores, n_drop, scope, rng, channel_groups, floors, sizes, pruner=self, labelled_batches=labelled_batches
         )
-        if round_to > 1:  # a grouped convolution's units stay balanced over its channel groups instead
+        if round_to > 1:  # a grouped convolution's (or a chunk's) units stay balanced over its channel groups instead
             plain = [group for group in self.units if group.n_channel_groups == 1]
             kept = _kept_multiples(
                 {group.name: group.size for group in plain},

@@ -55,8 +55,8 @@ except ImportError:  # pragma: no cover - another layout: splits as Torch-Prunin
     _SplitOp = _infer_channels_between = None
 
 __all__ = [
-    "channels_between", "map_glu_halves", "map_split_parts", "recorded_split_sizes", "resize_splits",
-    "saved_dim", "split_resizes",
+    "RecordedSplits", "channels_between", "map_glu_halves", "map_split_parts", "recorded_split_sizes",
+    "resize_splits", "saved_dim", "split_resizes",
 ]  # fmt: skip
 
 _SIZED_SPLITS = frozenset({"split", "split_with_sizes"})
@@ -159,16 +159,20 @@ class _StoredSizes:
 
 
 class _SplitRecorder(TorchFunctionMode):
-    """Records, by the autograd node of its outputs, the sizes every split by a list or tuple is called with."""
+    """Records, by the autograd node of its outputs, the sizes every split by a list or
+    tuple is called with, and which splits are ``chunk`` calls."""
 
     def __init__(self):
         super().__init__()
-        self.sizes, self.uses = {}, {}
+        self.sizes, self.uses, self.chunks = {}, {}, set()
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         output = func(*args, **kwargs)
-        if function_name(func) in _SIZED_SPLITS:
+        if function_name(func) == "chunk" and isinstance(output, (tuple, list)) and output:
+            if getattr(output[0], "grad_fn", None) is not None:
+                self.chunks.add(output[0].grad_fn)
+        elif function_name(func) in _SIZED_SPLITS:
             sizes = args[1] if len(args) > 1 else next((kwargs[k] for k in _SIZE_KEYWORDS if k in kwargs), None)
             node = getattr(output[0], "grad_fn", None) if isinstance(output, (tuple, list)) and output else None
             if isinstance(sizes, (list, tuple)) and node is not None:
@@ -177,14 +181,23 @@ class _SplitRecorder(TorchFunctionMode):
         return output
 
 
+@dataclass(frozen=True)
+class RecordedSplits:
+    """What :func:`recorded_split_sizes` records: ``sizes``, autograd node ->
+    :class:`_StoredSizes` for each split by sizes a module attribute holds and no
+    other split of the pass uses (filled on exit); ``chunks``, the autograd
+    nodes of the ``chunk`` calls (filled as they run)."""
+
+    sizes: dict
+    chunks: set
+
+
 @contextlib.contextmanager
 def recorded_split_sizes(module):
-    """Inside, record the splits ``module`` calls; yields a dict, filled on exit,
-    of autograd node -> :class:`_StoredSizes` for each split by sizes a module
-    attribute holds and no other split of the pass uses."""
+    """Inside, record the splits ``module`` calls; yields a :class:`RecordedSplits`."""
     recorder, stored = _SplitRecorder(), {}
     with recorder:
-        yield stored
+        yield RecordedSplits(stored, recorder.chunks)
     holders = {}
     wanted = {id(sizes) for node, sizes in recorder.sizes.items() if recorder.uses[id(sizes)] == 1}
     for part in module.modules():

@@ -52,6 +52,13 @@ from . import _weight_norm as weight_norm
 from ._eval_mode import eval_mode
 from ._frozen_norms import frozen_norm_pruners
 from ._probes import PRUNABLE_TYPES
+from ._split_concats import (
+    chunk_parts,
+    map_split_concats,
+    out_channels_recursively,
+    size_concat_of_parts,
+    size_equal_parts,
+)
 from ._splits import (
     channels_between,
     map_glu_halves,
@@ -100,9 +107,10 @@ class UnitGroup:
         weights each unit sends on (a channel read through a flatten is
         several inputs of the ``Linear``).
     channel_groups : numpy.ndarray or None
-        When the units belong to or feed a grouped convolution, the channel
-        group of each unit (``0 .. n - 1``, all of one size): the units
-        must go as many from each channel group. None otherwise.
+        When the units belong to or feed a grouped convolution, or go into
+        a ``chunk`` (YOLOv8's C2f), the channel group (the part) of each unit
+        (``0 .. n - 1``, all of one size): the units must go as many from
+        each channel group. None otherwise.
     channel_group_floor : int
         The fewest units each channel group keeps: 1, or 2 for the outputs
         of a grouped convolution with several inputs per channel group
@@ -229,10 +237,12 @@ def _mappings_corrected(reshapes=None):
         yield
         return
     concat, reshape = index_mapping.update_concat_index_mapping, index_mapping.update_reshape_index_mapping
-    split = index_mapping.update_split_index_mapping
-    between = shape_infer.infer_channels_between
+    split, update = index_mapping.update_split_index_mapping, index_mapping.update_index_mapping
+    between, out_channels = shape_infer.infer_channels_between, shape_infer.infer_out_channels_recursively
+    init_shapes = shape_infer.init_shape_information
 
     def concat_of_known_sizes(graph, node):
+        size_concat_of_parts(graph, node, channels_between)
         sizes = getattr(node.module, "concat_sizes", None)
         if sizes is not None and getattr(node, "_sklearn_dropnet_mapped_for", None) == tuple(sizes):
             return  # mapped for these branch sizes already: it would set the same mappings
@@ -255,16 +265,28 @@ def _mappings_corrected(reshapes=None):
         split(graph, node)
         map_split_parts(node)
 
+    def parts_sized(graph):
+        init_shapes(graph)
+        size_equal_parts(graph)
+
+    def parts_concatenated_mapped(graph):
+        update(graph)
+        map_split_concats(graph)
+
     index_mapping.update_concat_index_mapping = concat_of_known_sizes
     index_mapping.update_reshape_index_mapping = reshape_of_known_sizes
     index_mapping.update_split_index_mapping = split_by_parts_read
+    index_mapping.update_index_mapping = parts_concatenated_mapped
     shape_infer.infer_channels_between = channels_between
+    shape_infer.infer_out_channels_recursively = out_channels_recursively
+    shape_infer.init_shape_information = parts_sized
     try:
         yield
     finally:
         index_mapping.update_concat_index_mapping, index_mapping.update_reshape_index_mapping = concat, reshape
-        index_mapping.update_split_index_mapping = split
-        shape_infer.infer_channels_between = between
+        index_mapping.update_split_index_mapping, index_mapping.update_index_mapping = split, update
+        shape_infer.infer_channels_between, shape_infer.infer_out_channels_recursively = between, out_channels
+        shape_infer.init_shape_information = init_shapes
 
 
 @_without_recursion_warnings
@@ -274,11 +296,11 @@ def _dependency_graph(module, example_input):
     graph = tp.DependencyGraph()
     graph._sklearn_dropnet_unsized_reshapes = reshapes = []
     with torch.enable_grad(), eval_mode(module), _pruners_looked_up_once(graph):
-        with _PATCH_LOCK, _mappings_corrected(reshapes), recorded_split_sizes(module) as split_sizes:
+        with _PATCH_LOCK, _mappings_corrected(reshapes), recorded_split_sizes(module) as splits:
             graph.build_dependency(
                 module, example_inputs=example_input, verbose=False, customized_pruners=frozen_norm_pruners(module)
             )
-    graph._sklearn_dropnet_split_sizes = split_sizes
+    graph._sklearn_dropnet_split_sizes, graph._sklearn_dropnet_chunks = splits.sizes, splits.chunks
     map_glu_halves(graph)
     return graph
 
@@ -533,11 +555,13 @@ def _is_grouped_conv(module):
     return isinstance(module, nn.modules.conv._ConvNd) and groups > 1 and not depthwise
 
 
-def _channel_groups(graph, group, size, names):
+def _channel_groups(graph, group, size, names, parts=1):
     """The channel group of each of the root's ``size`` units, their floor, and why there are none.
 
     Returns ``(labels, floor, None)``: ``labels`` (``0 .. n - 1`` per unit)
-    when the units belong to or feed grouped convolutions, None otherwise,
+    when the units belong to or feed grouped convolutions, or go into a
+    ``chunk`` (whose parts must keep one size too: see :mod:`._split_concats`;
+    ``parts``: see :attr:`UnitGroup.parts`), None otherwise,
     and the fewest units a channel group keeps (see
     :attr:`UnitGroup.channel_group_floor`); or ``(None, 1, reason)`` when the
     channel groups cannot be kept equal by removing the root's units alone. A group whose channel groups hold one
@@ -546,22 +570,32 @@ def _channel_groups(graph, group, size, names):
     """
     labels = np.zeros(size, dtype=np.int64)
     floor = 1
+    # A gate fused into the layer (``parts`` > 1) is chunked into its halves, and each unit
+    # has a channel in both: the halves keep one size by themselves.
+    chunks = getattr(graph, "_sklearn_dropnet_chunks", ()) if parts == 1 else ()
     for item in group:
         conv = item.dep.target.module
-        if not _is_grouped_conv(conv):
-            continue
-        output = graph.is_out_channel_pruning_fn(item.dep.handler)
-        channels = conv.out_channels if output else conv.in_channels
-        idxs, root = np.asarray(item.idxs, dtype=int), np.asarray(item.root_idxs, dtype=int)
-        side = "output" if output else "input"
-        if len(np.unique(idxs)) != channels or len(np.unique(root)) != size:
-            return None, 1, (
-                f"its units are only some of the {side} channels of the grouped convolution "
-                f"{names[conv]!r}, whose channel groups must all keep the same size"
+        chunk = chunk_parts(item, chunks)
+        if chunk is not None:
+            channels, n_groups = chunk
+            if channels % n_groups:
+                return None, 1, f"its units go into a chunk of {channels} channels in {n_groups} unequal parts"
+            what = f"channels of a chunk into {n_groups} parts ({item.dep.target.name}), which must all keep the same size"
+        elif _is_grouped_conv(conv):
+            output = graph.is_out_channel_pruning_fn(item.dep.handler)
+            channels, n_groups = (conv.out_channels if output else conv.in_channels), conv.groups
+            what = (
+                f"{'output' if output else 'input'} channels of the grouped convolution {names[conv]!r}, "
+                "whose channel groups must all keep the same size"
             )
-        if output and conv.in_channels > conv.groups:
-            floor = 2
-        labels[root] = labels[root] * conv.groups + idxs // (channels // conv.groups)
+            if output and conv.in_channels > conv.groups:
+                floor = 2
+        else:
+            continue
+        idxs, root = np.asarray(item.idxs, dtype=int), np.asarray(item.root_idxs, dtype=int)
+        if len(np.unique(idxs)) != channels or len(np.unique(root)) != size:
+            return None, 1, f"its units are only some of the {what}"
+        labels[root] = labels[root] * n_groups + idxs // (channels // n_groups)
         labels = np.unique(labels, return_inverse=True)[1].reshape(-1)
     counts = np.bincount(labels)
     if len(counts) == 1:
@@ -829,7 +863,7 @@ def trace_unit_groups(module, example_input, structure, known=()):
                 else f"its units feed {fed[0]!r}, {fed[1]}",
             )
             continue
-        channel_groups, floor, problem = _channel_groups(graph, group, channels, names)
+        channel_groups, floor, problem = _channel_groups(graph, group, channels, names, parts)
         if channel_groups is not None and parts > 1:
             problem = "its units, each two channels of a gate fused into the layer, feed grouped convolutions"
         problem = problem or _channels_out_of_range((*members, *unscored), consumers, modules, size)
@@ -874,10 +908,11 @@ def _not_followed(exc, module):
 
 def _channels_out_of_range(members, consumers, modules, size):
     """Why Torch-Pruning's channel mapping of a group cannot be right, or None: it
-    names channels a layer does not have (through a ``chunk`` or ``split`` of a
-    layer's output and a concatenation, as in YOLOv8's C2f block and CSPNet's
-    cross-stage blocks). ``members`` are the layers whose output channels go
-    with the group's, scored or switched off; ``consumers``, those reading them."""
+    names channels a layer does not have (as it did through a ``chunk`` or
+    ``split`` of a layer's output and a concatenation, YOLOv8's C2f block and
+    CSPNet's cross-stage blocks, before :mod:`._split_concats`). ``members`` are
+    the layers whose output channels go with the group's, scored or switched
+    off; ``consumers``, those reading them."""
     widths = [(target, outputs, modules[target].weight.shape[0]) for target, outputs, _ in members]
     widths += [(target, inputs, _in_width(modules[target])) for target, inputs, _ in consumers]
     roots = [root for _, _, root in (*members, *consumers)]
@@ -885,11 +920,13 @@ def _channels_out_of_range(members, consumers, modules, size):
         if channels.size and (channels.min() < 0 or channels.max() >= width):
             return (
                 f"Torch-Pruning maps its units to channel {int(channels.max())} of {target!r}, which has "
-                f"{width} (a chunk or split of a layer's output concatenated again, as in YOLOv8's C2f "
-                "block and CSPNet's cross-stage blocks, is mapped wrongly)"
+                f"{width} (its mapping through a split, concatenation or reshape of this network is wrong)"
             )
     if any(root.size and (root.min() < 0 or root.max() >= size) for root in roots):
-        return f"Torch-Pruning maps units beyond its {size} (a chunk or split of its output concatenated again)"
+        return (
+            f"Torch-Pruning maps units beyond its {size} (its mapping through a split, concatenation "
+            "or reshape of this network is wrong)"
+        )
     return None
 
 

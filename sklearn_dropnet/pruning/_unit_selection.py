@@ -17,9 +17,9 @@ scores needs, such as the oracle
 (:class:`~sklearn_dropnet.pruning.OracleSelection`).
 
 Whatever the selection, a group whose units belong to or feed a grouped
-convolution then loses as many units from each of its channel groups
-(:func:`balance_channel_groups`): the convolution's groups must keep one
-size.
+convolution, or go into a ``chunk``, then loses as many units from each of
+its channel groups (:func:`balance_channel_groups`): the convolution's
+groups, or the chunk's parts, must keep one size.
 """
 
 import numpy as np
@@ -240,7 +240,7 @@ def choose_units_to_drop(scores, n_drop, scope, rng, channel_groups=None, floors
         Breaks ties.
     channel_groups : dict of str -> numpy.ndarray or None, default=None
         The groups' channel group labels, when some feed or belong to a
-        grouped convolution; the selection gets them too. If the balanced
+        grouped convolution or go into a chunk; the selection gets them too. If the balanced
         choice removes nothing, the smallest removal that keeps the channel
         groups equal is made instead: a round always removes something.
     floors : dict of str -> int, default=None
