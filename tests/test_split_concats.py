@@ -162,3 +162,33 @@ def test_the_parts_of_a_cross_stage_split_are_mapped_into_its_concat():
     # inputs 16 + 3 and 16 + 5. The first part (xs) keeps its 16.
     torch.testing.assert_close(net.conv_transition.conv.weight, cv[:, np.setdiff1d(np.arange(32), [19, 21])])
     assert net.conv_exp.conv.out_channels == 30
+
+
+class FlattenedC2f(nn.Module):
+    """A C2f-like block whose concatenation is flattened into a Linear: Torch-Pruning
+    leaves that concat unmapped, and DropNet maps it (see ``_map_channel_concats``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.cv1, self.m = ConvAct(1, 8, 3), ConvAct(8, 8), Bottleneck(4)
+        self.head = nn.Linear(12 * 16, 10)
+
+    def forward(self, x):
+        y = list(self.cv1(nn.functional.avg_pool2d(self.stem(x), 2)).chunk(2, 1))
+        y.append(self.m(y[-1]))
+        return self.head(torch.cat(y, 1).flatten(1))
+
+
+def test_a_concat_of_halves_flattened_into_a_linear_is_mapped_by_its_parts():
+    """Sized input by input, the concat asked the chunk for the size of its third
+    consumer: IndexError from Torch-Pruning's infer_out_channels_recursively."""
+    net, x = network(FlattenedC2f)
+    pruner = DropNetPruner(net, x[:2])
+    assert pruner.units_per_layer == {"stem.conv": 8, "cv1.conv": 8, "m.cv1.conv": 4}
+    assert len(pruner.check_removal(x)) == 3
+    head = net.head.weight.detach().clone()
+    assert_removal_matches_masking(net, x, {"cv1.conv": [1, 6]})
+    # Channel 1 of the first half is columns 16-31; channel 6 (2 of the second half) is
+    # 4 * 16 + 2 * 16 and, through the bottleneck's residual stream, 8 * 16 + 2 * 16.
+    lost = np.concatenate([np.arange(16, 32), np.arange(96, 112), np.arange(160, 176)])
+    torch.testing.assert_close(net.head.weight, head[:, np.setdiff1d(np.arange(192), lost)])

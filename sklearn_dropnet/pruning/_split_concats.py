@@ -25,10 +25,10 @@ Here (the caller holds the lock on Torch-Pruning's module functions):
   (``chunk``, ``split(n)``) by its parts;
 * :func:`out_channels_recursively` finds the size of the part a consumer of
   a split reads by autograd's output number;
-* :func:`size_concat_of_parts` gives a concat that reads split parts its
-  sizes position by position, and :func:`map_split_concats`, after each
-  mapping of the graph, maps each part into its place in the concat and
-  back, in that order.
+* :func:`concat_sizes` sizes a concat that reads split parts position by
+  position, :func:`size_concat_of_parts` gives Torch-Pruning those sizes,
+  and :func:`map_split_concats`, after each mapping of the graph, maps each
+  part into its place in the concat and back, in that order.
 
 A ``chunk`` keeps equal parts only when each loses as many channels:
 :func:`chunk_parts` tells :func:`~._surgery.find_unit_groups` the part of
@@ -54,7 +54,8 @@ except ImportError:  # pragma: no cover - another layout: left as Torch-Pruning 
     ops = _SplitOp = None
 
 __all__ = [
-    "chunk_parts", "map_split_concats", "out_channels_recursively", "size_concat_of_parts", "size_equal_parts",
+    "chunk_parts", "concat_sizes", "map_split_concats", "out_channels_recursively", "size_concat_of_parts",
+    "size_equal_parts",
 ]  # fmt: skip
 
 
@@ -82,8 +83,16 @@ def size_equal_parts(graph):
 def out_channels_recursively(graph, node, recursive_depth):
     """Torch-Pruning's ``infer_out_channels_recursively``, with the size of a split's
     part taken from the part ``node`` reads (it took the part numbered as ``node``
-    among the split's consumers: past the parts where there are more consumers)."""
-    if graph.get_out_channels(node) is None and node.type != ops.OPTYPE.CONCAT:
+    among the split's consumers: past the parts where there are more consumers),
+    and a concat of split parts sized by its parts (it counted the whole split
+    once per part)."""
+    if graph.get_out_channels(node) is not None:
+        return _infer_out_channels_recursively(graph, node, recursive_depth)
+    if node.type == ops.OPTYPE.CONCAT:
+        sizes = node.module.concat_sizes
+        if sizes and None not in sizes and _reads_split_parts(_positions(node)):
+            return sum(sizes)
+    else:
         for split in node.inputs:
             if isinstance(split.module, _SplitOp) and split.module.split_sizes is not None:
                 parts = _parts_read(node, split)
@@ -105,13 +114,14 @@ def _reads_split_parts(positions):
     return positions is not None and any(isinstance(node.module, _SplitOp) for node, _ in positions)
 
 
-def size_concat_of_parts(graph, cat, channels_between):
-    """Give ``cat``, a concat node that reads parts of a split, its sizes position by
-    position (Torch-Pruning asks the split once per position, which cannot tell
-    the parts apart). ``channels_between`` sizes the other inputs."""
+def concat_sizes(graph, cat, channels_between):
+    """The channels each input of ``cat``, a concat node, hands it, in the order of
+    ``cat.inputs`` (None where unknown): a split's part by the part read there
+    (Torch-Pruning asks the split once per position, which cannot tell the parts
+    apart); ``channels_between`` sizes the other inputs."""
     positions = _positions(cat)
-    if cat.module.concat_sizes is not None or not _reads_split_parts(positions):
-        return
+    if not _reads_split_parts(positions):
+        return [channels_between(graph, node, cat) for node in cat.inputs]
     sizes = []
     for node, number in positions:
         if isinstance(node.module, _SplitOp):
@@ -119,6 +129,15 @@ def size_concat_of_parts(graph, cat, channels_between):
             sizes.append(parts[number] if parts is not None and number < len(parts) else None)
         else:
             sizes.append(channels_between(graph, node, cat))
+    return sizes
+
+
+def size_concat_of_parts(graph, cat, channels_between):
+    """Give ``cat``, a concat node that reads parts of a split, its sizes (see
+    :func:`concat_sizes`) where Torch-Pruning has none, before it maps it."""
+    if cat.module.concat_sizes is not None or not _reads_split_parts(_positions(cat)):
+        return
+    sizes = concat_sizes(graph, cat, channels_between)
     if None not in sizes:
         cat.module.concat_sizes = sizes
 

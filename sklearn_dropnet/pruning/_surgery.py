@@ -54,6 +54,7 @@ from ._frozen_norms import frozen_norm_pruners
 from ._probes import PRUNABLE_TYPES
 from ._split_concats import (
     chunk_parts,
+    concat_sizes,
     map_split_concats,
     out_channels_recursively,
     size_concat_of_parts,
@@ -325,7 +326,7 @@ def _joins_channels(graph, node):
         dim += len(shape)
     if dim != 1:
         return False
-    sizes = [channels_between(graph, inp, node) for inp in node.inputs]
+    sizes = concat_sizes(graph, node, channels_between)
     return None not in sizes and (shape is None or shape[1] == sum(sizes))
 
 
@@ -356,7 +357,7 @@ def _map_channel_concats(graph):
         mapped_here = getattr(node, "_sklearn_dropnet_mapped", False)
         if not mapped_here and (node.module.offsets is not None or not _joins_channels(graph, node)):
             continue
-        sizes = [channels_between(graph, inp, node) for inp in node.inputs]
+        sizes = concat_sizes(graph, node, channels_between)
         if None in sizes:
             continue
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
@@ -510,10 +511,9 @@ def _map_once(graph):
     """
     if ops is None:  # pragma: no cover - another layout: mapped before each group
         return
-    with _pruners_looked_up_once(graph):
+    with _pruners_looked_up_once(graph), _PATCH_LOCK, _mappings_corrected():
         _map_channel_concats(graph)
-        with _PATCH_LOCK, _mappings_corrected():
-            index_mapping.update_index_mapping(graph)
+        index_mapping.update_index_mapping(graph)
     _until_pruned(graph)["mapped"] = True
 
 
@@ -534,10 +534,10 @@ def _pruning_group(graph, layer, idxs, until=None):
     """``graph``'s group for removing output channels ``idxs`` of ``layer`` (``until``: see :func:`_bounded_groups`)."""
     current = _until_pruned(graph).get("mapped", False)
     with _pruners_looked_up_once(graph):
-        if not current:
-            _map_channel_concats(graph)
         pruner = graph.get_pruner_of_module(layer)
         with _PATCH_LOCK, _bounded_groups(graph, until), _mappings_corrected():
+            if not current:
+                _map_channel_concats(graph)
             with _mappings_kept(graph) if current else contextlib.nullcontext():
                 return graph.get_pruning_group(layer, pruner.prune_out_channels, idxs)
 
