@@ -234,6 +234,21 @@ def build_module(module, kwargs, input_shape, n_classes):
     return network
 
 
+def _described(output):
+    """What a module returned, for an error: a tensor's shape; a tuple's or list's
+    parts, with how to keep only the class scores; else the type."""
+    if isinstance(output, torch.Tensor):
+        return str(tuple(output.shape))
+    if isinstance(output, (tuple, list)):
+        parts = ", ".join(str(tuple(p.shape)) if isinstance(p, torch.Tensor) else type(p).__name__ for p in output)
+        return (
+            f"a {type(output).__name__} of {len(output)} ({parts}) in eval mode; return the class scores "
+            "alone (wrap the module in one whose forward picks them, e.g. out[1] for an ultralytics "
+            "classifier, whose head returns the probabilities and the logits)"
+        )
+    return type(output).__name__
+
+
 def check_module_output(module, samples, n_classes, criterion=None):
     """Run the new network on training samples: it must give one score per class.
 
@@ -268,11 +283,10 @@ def check_module_output(module, samples, n_classes, criterion=None):
         ) from exc
     expected = (len(samples), n_classes)
     if not isinstance(output, torch.Tensor) or tuple(output.shape) != expected:
-        got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
         raise ValueError(
             f"The module must return one score per class, a tensor of shape (n_samples, "
             f"{n_classes}) for the {n_classes} classes in y; for "
-            f"{len(samples)} samples it returned {got}."
+            f"{len(samples)} samples it returned {_described(output)}."
         )
     if isinstance(criterion, nn.Module):
         _check_class_index_targets(criterion, output, n_classes)

@@ -109,6 +109,20 @@ def test_the_default_module_takes_the_data_parameters_the_user_sets(data, module
         fit(module, data, module__n_classes=5)
 
 
+class ProbabilitiesAndLogits(Net):
+    """ultralytics' classification head: the logits in training, ``(probabilities, logits)`` in eval mode."""
+
+    def forward(self, x):
+        logits = super().forward(x)
+        return logits if self.training else (logits.softmax(1), logits)
+
+
+def test_a_module_returning_several_tensors_is_named_with_the_fix(data):
+    with pytest.raises(ValueError, match=r"one score per class, .* it returned a tuple of 2 \(\(32, 3\), \(32, 3\)\) in "
+                       r"eval mode; return the class scores alone \(wrap the module in one whose forward picks them"):  # fmt: skip
+        fit(ProbabilitiesAndLogits, data)
+
+
 class LambdaNet(Net):
     """A function stored as an attribute: the network cannot be pickled."""
 
