@@ -29,7 +29,8 @@ all keep the same size, so DropNet removes as many units from each.
 
 Splits, whose consumers it maps to parts in the order it found them, and
 gated linear units, which it takes for element-wise steps, are corrected in
-:mod:`._splits`; batch norms frozen into buffers get a pruner from
+:mod:`._splits`; a split's parts concatenated again (YOLOv8's C2f) in
+:mod:`._split_concats`; batch norms frozen into buffers get a pruner from
 :mod:`._frozen_norms`.
 """
 
