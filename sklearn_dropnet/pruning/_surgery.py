@@ -219,7 +219,8 @@ _PATCH_LOCK = threading.Lock()
 @contextlib.contextmanager
 def _mappings_corrected(reshapes=None):
     """Inside, Torch-Pruning maps a split's consumers to the parts they read and
-    sizes them so (see :mod:`._splits`), and leaves a concat or
+    sizes them so (see :mod:`._splits`), sizes and maps a split's parts where a
+    concat reads them again (see :mod:`._split_concats`), and leaves a concat or
     reshape unmapped where it cannot tell the channel counts it depends on, as its
     code means to, instead of failing (the caller holds ``_PATCH_LOCK``). The
     removal check then decides, as for any group. The errors of the reshapes left
