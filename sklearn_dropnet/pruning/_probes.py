@@ -430,13 +430,15 @@ def prunable_layers_hint(module, structure=None):
     return hint
 
 
-def _flat_tensors(values):
+def flat_tensors(values):
+    """The tensors of ``values``, in order: a tensor itself, or those of a (nested)
+    tuple, list or dict (a network's output of probabilities and logits, say)."""
     if isinstance(values, torch.Tensor):
         return [values]
     if isinstance(values, dict):
         values = list(values.values())
     if isinstance(values, (tuple, list)):
-        return [t for v in values for t in _flat_tensors(v)]
+        return [t for v in values for t in flat_tensors(v)]
     return []
 
 
@@ -875,7 +877,7 @@ def inspect_network(module, example_input):
             "is a small batch of real inputs as the network takes them (X_train[:2]), on the "
             "network's device and in its dtype."
         ) from exc
-    outputs = _flat_tensors(output)
+    outputs = flat_tensors(output)
     module_calls = {}
     for call in calls:
         if call.module is not None:

@@ -30,7 +30,7 @@ from .._user_warnings import warn
 from ..exceptions import PruningError, UnitRemovalWarning
 from ._copies import deep_copy
 from ._eval_mode import evaluate
-from ._probes import tied_parameters
+from ._probes import flat_tensors, tied_parameters
 from ._surgery import remove_units
 from ._unit_mask import UnitMask
 from ._unit_selection import keep_every_branch
@@ -106,7 +106,7 @@ def _compare_removal(module, example_input, structure, groups):
     untied = tied_parameters(module) - tied_parameters(smaller)
     if untied:
         return f"it unties the weights that {sorted(sorted(names) for names in untied)} share"
-    expected, output = _tensors(expected), _tensors(output)
+    expected, output = flat_tensors(expected), flat_tensors(output)
     if [t.shape for t in output] != [t.shape for t in expected]:
         return f"{_OUTPUT_SHAPE} from {_shapes(expected)} to {_shapes(output)}"
     amount = _difference(expected, output)
@@ -118,19 +118,6 @@ def _compare_removal(module, example_input, structure, groups):
     if failure is not None and _training_failure(deep_copy(module), example_input) is None:
         return f"the smaller network fails in training mode: {failure}"
     return None
-
-
-def _tensors(output):
-    """The tensors of a network's output, in order: the output itself, or those
-    of a (nested) tuple, list or dict (a detection or classification head that
-    returns probabilities and logits, say)."""
-    if isinstance(output, torch.Tensor):
-        return [output]
-    if isinstance(output, dict):
-        output = list(output.values())
-    if isinstance(output, (tuple, list)):
-        return [tensor for part in output for tensor in _tensors(part)]
-    return []
 
 
 def _shapes(tensors):
@@ -202,7 +189,7 @@ def check_deterministic(module, example_input):
     """Refuse a network whose output in eval mode changes from call to call:
     no removal could match it, and the check's warnings would blame
     Torch-Pruning for every layer."""
-    first, second = _tensors(evaluate(module, example_input)), _tensors(evaluate(module, example_input))
+    first, second = flat_tensors(evaluate(module, example_input)), flat_tensors(evaluate(module, example_input))
     if [t.shape for t in first] != [t.shape for t in second]:
         amount = f"from {_shapes(first)} to {_shapes(second)}"
     else:
