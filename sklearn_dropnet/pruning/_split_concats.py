@@ -38,7 +38,7 @@ of a grouped convolution. A split by sizes made anew at each call
 the removal check refuses the layer (see :mod:`._splits`).
 """
 
-from ._splits import _parts_read, saved_dim
+from ._splits import channels_between, saved_dim, set_part_sizes
 
 try:  # Torch-Pruning's nodes and mappings (1.6.x layout)
     from torch_pruning import ops
@@ -76,8 +76,7 @@ def size_equal_parts(graph):
     one per consumer), with their offsets."""
     for node in graph.module2node.values():
         if node.type == ops.OPTYPE.SPLIT and (sizes := _equal_part_sizes(node)) is not None:
-            node.module.split_sizes = sizes
-            node.module.offsets = [sum(sizes[:k]) for k in range(len(sizes) + 1)]
+            set_part_sizes(node, sizes)
 
 
 def out_channels_recursively(graph, node, recursive_depth):
@@ -94,10 +93,10 @@ def out_channels_recursively(graph, node, recursive_depth):
             return sum(sizes)
     else:
         for split in node.inputs:
-            if isinstance(split.module, _SplitOp) and split.module.split_sizes is not None:
-                parts = _parts_read(node, split)
-                if len(parts) == 1 and max(parts) < len(split.module.split_sizes):
-                    return split.module.split_sizes[parts.pop()]
+            if not isinstance(split.module, _SplitOp) or split.module.split_sizes is None:
+                continue
+            if (size := channels_between(graph, split, node)) is not None:  # the one part ``node`` reads
+                return size
     return _infer_out_channels_recursively(graph, node, recursive_depth)
 
 

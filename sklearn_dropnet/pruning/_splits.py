@@ -56,7 +56,7 @@ except ImportError:  # pragma: no cover - another layout: splits as Torch-Prunin
 
 __all__ = [
     "RecordedSplits", "channels_between", "map_glu_halves", "map_split_parts", "recorded_split_sizes",
-    "resize_splits", "saved_dim", "split_resizes",
+    "resize_splits", "saved_dim", "set_part_sizes", "split_resizes",
 ]  # fmt: skip
 
 _SIZED_SPLITS = frozenset({"split", "split_with_sizes"})
@@ -236,11 +236,16 @@ def split_resizes(group, stored):
     return resizes
 
 
+def set_part_sizes(split, sizes):
+    """Give ``split``, a Torch-Pruning split node, the part sizes ``sizes`` and their offsets."""
+    split.module.split_sizes = [int(size) for size in sizes]
+    split.module.offsets = [int(offset) for offset in np.cumsum([0, *sizes])]
+
+
 def resize_splits(resizes):
     """Set the sizes :func:`split_resizes` computed, after the group is removed."""
     for node, sizes, kept in resizes:
-        node.module.split_sizes = list(sizes)
-        node.module.offsets = [int(offset) for offset in np.cumsum([0, *sizes])]
+        set_part_sizes(node, sizes)
         if kept is not None:
             kept.set(sizes)
 
