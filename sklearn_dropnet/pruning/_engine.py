@@ -25,7 +25,7 @@ from ._probes import (
     parametrized_layers,
     prunable_layers_hint,
 )
-from ._removal_check import check_deterministic, exactly_removable
+from ._removal_check import check_deterministic, unremovable
 from ._surgery import (
     put_back,
     remove_units,
@@ -347,11 +347,12 @@ class DropNetPruner:
         list of UnitGroup
             The groups kept, also :attr:`units`.
         """
-        kept = exactly_removable(self.module, inputs, self.structure, self.units)
+        whys = unremovable(self.module, inputs, self.structure, self.units)
         for group in self.units:
-            if group not in kept:
-                self._leave_out(group.name, group.size, "removing its units does not match switching them off")
-        self.units = kept
+            if group.name in whys:
+                warn_unpruned(group.name, whys[group.name])
+                self._leave_out(group.name, group.size, whys[group.name])
+        self.units = kept = [group for group in self.units if group.name not in whys]
         if not kept and not self.history:
             self._raise_nothing_to_prune()
         return kept

@@ -16,18 +16,19 @@ activations (after a ``BatchNorm`` that follows the activation, if any), and
 the channels coupled to them in layers that reach no activation zeroed after
 their ``BatchNorm`` (see :class:`~sklearn_dropnet.pruning._unit_mask.UnitMask`).
 The copy must also run in training mode, which Torch-Pruning never traces.
-Only when that fails is each group tested alone, to leave out just the
-groups that fail, with a warning naming them.
+Only when that fails are the groups that fail alone searched for, by
+halving the set (:func:`_failing_alone`), to leave out just those.
 """
 
 import contextlib
+import functools
+import math
 
 import numpy as np
 import torch
 
 from .._device import preserved_generators
-from .._user_warnings import warn
-from ..exceptions import PruningError, UnitRemovalWarning
+from ..exceptions import PruningError
 from ._copies import deep_copy
 from ._eval_mode import evaluate
 from ._probes import flat_tensors, tied_parameters
@@ -204,8 +205,8 @@ def check_deterministic(module, example_input):
         )
 
 
-def exactly_removable(module, example_input, structure, groups):
-    """The groups whose units can be removed without changing anything else.
+def unremovable(module, example_input, structure, groups):
+    """Why removing each group's units is not exact, for the groups that fail.
 
     Parameters
     ----------
@@ -219,32 +220,74 @@ def exactly_removable(module, example_input, structure, groups):
 
     Returns
     -------
-    list of UnitGroup
-        ``groups`` without those whose removal fails the check; a
-        :class:`UnitRemovalWarning` names each group left out and why.
+    dict of str -> str
+        For each group that fails the check, in the order of ``groups``,
+        the reason, a sentence without its final period (what
+        :func:`~sklearn_dropnet.pruning._surgery.warn_unpruned` takes).
+        Empty when every group passes.
     """
+    check = functools.partial(_mismatch, module, example_input, structure)
     testable = [group for group in groups if _testable(group)]
-    if not testable or _mismatch(module, example_input, structure, testable) is None:
-        return groups
-    kept = []
-    for group in groups:
-        reason = _mismatch(module, example_input, structure, [group]) if _testable(group) else None
-        if reason is None:
-            kept.append(group)
-            continue
-        warn(
-            f"DropNet leaves layer {group.name!r} unpruned: removing its units does not "
-            f"match switching them off ({reason}). {_explanation(reason, module)}",
-            UnitRemovalWarning,
-        )
-    testable = [group for group in kept if _testable(group)]
-    reason = _mismatch(module, example_input, structure, testable) if testable else None
+    reason = check(testable) if testable else None
+    if reason is None:
+        return {}
+    whys = {
+        name: f"removing its units does not match switching them off ({detail}). {_explanation(detail, module)}"
+        for name, detail in _failing_alone(check, testable, reason).items()
+    }
+    rest = [group for group in testable if group.name not in whys]
+    reason = check(rest) if rest else None
     if reason is not None:  # each group alone is fine, together they are not
-        warn(
-            f"DropNet leaves the layers {[g.name for g in testable]} unpruned: removing "
-            f"their units together does not match switching them off ({reason}), though "
-            "each layer's alone does.",
-            UnitRemovalWarning,
-        )
-        return [group for group in kept if not _testable(group)]
-    return kept
+        names = [group.name for group in rest]
+        for name in names:
+            whys[name] = (
+                f"removing its units together with those of the layers {names} does not match "
+                f"switching them off ({reason}), though each layer's alone does"
+            )
+    return {group.name: whys[group.name].rstrip(".") for group in groups if group.name in whys}
+
+
+def _failing_alone(check, groups, reason):
+    """Which of ``groups``, whose removal together ``check`` refuses for
+    ``reason``, fail alone, by name, with ``check``'s reason.
+
+    A group that fails alone fails with any others, so the search halves a
+    failing set and looks only inside the halves that fail; a half that
+    passes settles all its groups in one check, and where the first half
+    passes the second must fail, so it is halved without a check of its
+    own. That takes about 2 log2(n) checks a failing group, fewer than one
+    a group where few fail. Where many fail (a layer type in every block),
+    it would take more, so once the checks run ahead of the groups settled
+    by log2(n), the search checks the rest group by group: never more
+    than about log2(n) checks over one a group. Counted on timm networks at
+    64 x 64: TResNet-M, 3 of 57 groups failing, 24 checks instead of 57;
+    CAFormer-S18, 1 of 25, 6; NF-RegNet-B0, 38 of 54, 60.
+    """
+    lead = math.ceil(math.log2(len(groups)))  # how far the checks may run ahead
+    failing, checks, settled = {}, 0, 0
+    pending = [(list(groups), reason)]  # a set, and its reason if it is known to fail
+    while pending:
+        part, known = pending.pop()
+        if len(part) > 1 and checks >= settled + lead:
+            pending.extend(([group], None) for group in reversed(part))
+            continue
+        if len(part) == 1:
+            if known is None:
+                known, checks = check(part), checks + 1
+            settled += 1
+            if known is not None:
+                failing[part[0].name] = known
+            continue
+        first, second = part[: len(part) // 2], part[len(part) // 2 :]
+        first_reason, checks = check(first), checks + 1
+        if first_reason is None:
+            settled += len(first)
+            pending.append((second, None))
+            continue
+        second_reason, checks = check(second), checks + 1
+        if second_reason is None:
+            settled += len(second)
+        else:
+            pending.append((second, second_reason))
+        pending.append((first, first_reason))
+    return {group.name: failing[group.name] for group in groups if group.name in failing}
