@@ -18,6 +18,7 @@ import numpy as np
 
 from ..exceptions import PruningError
 from ._copies import deep_copy
+from ._functional_weights import functional_weights
 from ._network_cost import count_macs, count_parameters
 from ._probes import (
     inspect_network,
@@ -265,7 +266,7 @@ class DropNetPruner:
         if initial is None:  # a new network: say once which layers cannot be pruned
             for name in parametrized_layers(module):
                 warn_unpruned(name, _PARAMETRIZED)
-            for name, reason in kept_unit_layers(module).items():
+            for name, reason in {**kept_unit_layers(module), **functional_weights(module, example_input)}.items():
                 warn_unpruned(name, reason)
                 self.unpruned[name] = reason
         self.units = self._trace()

@@ -821,7 +821,7 @@ def trace_unit_groups(module, example_input, structure, known=()):
         parts = structure.probes[name].parts
         size = channels // parts
         if layer not in graph.module2node:
-            refused[name] = (size, _NOT_IN_THE_GRAPH)
+            refused[name] = (size, _FROZEN if _frozen(layer) else _NOT_IN_THE_GRAPH)
             continue
         try:
             group = _pruning_group(graph, layer, list(range(channels)))
@@ -894,6 +894,18 @@ _NOT_IN_THE_GRAPH = (
     "(as for Swin V2's relative position bias MLP, which reads a table of constant coordinates, or a "
     "layer computed under torch.no_grad)"
 )
+
+
+_FROZEN = (
+    "its parameters are frozen (requires_grad=False), and Torch-Pruning, which traces the network "
+    "back from its output through autograd, sees no layer whose parameters need no gradient; to "
+    "prune it, let it train (layer.requires_grad_(True)): DropNet fine-tunes the layers it prunes"
+)
+
+
+def _frozen(layer):
+    """Whether none of ``layer``'s parameters needs a gradient (a frozen layer in transfer learning)."""
+    return not any(parameter.requires_grad for parameter in layer.parameters())
 
 
 def _not_followed(exc, module):
