@@ -44,19 +44,42 @@ def dataset_labels(dataset):
     """Labels of a ``Dataset`` of ``(x, label)`` pairs, as a numpy array.
 
     Uses the ``targets`` attribute of torchvision-style datasets (and of
-    the datasets under a ``Subset``) when there is one and no
-    ``target_transform`` changes it, otherwise reads every item once.
+    the datasets under a ``Subset``) when there is one, no
+    ``target_transform`` changes it, and the items of a sample spread over
+    the dataset yield those labels; otherwise reads every item once (a
+    subclass may relabel its items in ``__getitem__``).
     """
     targets = _kept_targets(dataset)
-    if targets is not None:
+    if targets is not None and _items_agree(dataset, targets):
         return targets
-    labels = []
-    for index in range(len(dataset)):
-        item = dataset[index]
-        check_dataset_item(item, index)
-        label = item[1]
-        labels.append(label.item() if isinstance(label, torch.Tensor) else label)
-    return np.asarray(labels)
+    return np.asarray([_item_label(dataset[index], index) for index in range(len(dataset))])
+
+
+def _items_agree(dataset, targets, n_samples=16):
+    """Whether up to ``n_samples`` items, evenly spaced over ``dataset``, yield the labels in ``targets``."""
+    indices = np.unique(np.linspace(0, len(dataset) - 1, min(n_samples, len(dataset))).round().astype(int))
+    labels = [_item_label(dataset[index], index) for index in indices.tolist()]
+    return np.array_equal(np.asarray(labels), targets[indices])
+
+
+def _item_label(item, index):
+    """The label of item ``index``, an ``(x, label)`` pair, as one class label.
+
+    Raises a ValueError, with the fix, for an item that is not a pair or
+    whose label is not a scalar (one-hot labels, say).
+    """
+    check_dataset_item(item, index)
+    label = item[1]
+    if not isinstance(label, (torch.Tensor, np.ndarray, list, tuple)):
+        return label
+    shape = tuple(label.shape) if isinstance(label, (torch.Tensor, np.ndarray)) else (len(label),)
+    if math.prod(shape) != 1:
+        raise ValueError(
+            "A Dataset passed as X must yield (x, label) pairs whose label is one class label "
+            f"(a scalar); item {index}'s label is a {type(label).__name__} of shape {shape}. "
+            "Pass class indices instead: for one-hot labels, TensorDataset(X, labels.argmax(1))."
+        )
+    return label.item() if isinstance(label, (torch.Tensor, np.ndarray)) else label[0]
 
 
 def check_dataset_item(item, index, predicting=False):

@@ -94,9 +94,10 @@ def inference_data(estimator, X):
     _reject_input_dict(X)
     if isinstance(X, TorchDataset):
         return _inference_dataset(estimator, X)
-    shape = getattr(X, "shape", None)
-    if shape is not None and (len(estimator.input_shape_) > 1 or len(shape) > 2):
-        _check_sample_shape(estimator, tuple(shape[1:]))
+    if not hasattr(X, "shape"):  # a nested list: its samples are checked as an array's are
+        X = np.asarray(X)
+    if len(estimator.input_shape_) > 1 or len(X.shape) > 2:
+        _check_sample_shape(estimator, tuple(X.shape[1:]))
     return _writable(validate_data(estimator, X, dtype=np.float32, allow_nd=True, reset=False))
 
 

@@ -1,0 +1,99 @@
+"""What fit, prune and predict check of their input: a Dataset's labels, a list's samples."""
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import Dataset, Subset, TensorDataset
+
+from sklearn_dropnet import DropNetClassifier
+from sklearn_dropnet._data import dataset_labels
+from sklearn_dropnet._inputs import training_data
+
+
+def quick(**params):
+    """A quick estimator: one epoch, a tiny MLP, no pruning unless asked."""
+    return DropNetClassifier(
+        **{"max_epochs": 1, "prune_ratio": 0, "module__hidden_layer_sizes": (8,), "random_state": 0, **params}
+    )
+
+
+class Digits(Dataset):
+    """torchvision style: the labels are kept in ``targets``; the indices read are recorded."""
+
+    def __init__(self, X, y):
+        self.data, self.targets = torch.as_tensor(X), torch.as_tensor(y)
+        self.read = []
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, index):
+        self.read.append(index)
+        return self.data[index], int(self.targets[index])
+
+
+class EvenOdd(Digits):
+    """Relabels its items in ``__getitem__`` (without a ``target_transform``): ``targets`` is stale."""
+
+    def __getitem__(self, index):
+        x, label = super().__getitem__(index)
+        return x, label % 2
+
+
+def test_items_that_relabel_targets_give_the_labels_trained_on(digits):
+    X, y = digits
+    dataset = EvenOdd(X[:200], y[:200])
+    np.testing.assert_array_equal(dataset_labels(dataset), y[:200] % 2)
+    np.testing.assert_array_equal(dataset_labels(Subset(dataset, range(50, 150))), y[50:150] % 2)
+    data = training_data(quick(), dataset, None)
+    np.testing.assert_array_equal(data.y, y[:200] % 2)
+    np.testing.assert_array_equal([data.X[i][1] for i in range(len(data))], y[:200] % 2)
+    clf = quick().fit(dataset)
+    np.testing.assert_array_equal(clf.classes_, [0, 1])
+    assert set(clf.predict(X[200:260])) <= {0, 1}
+
+
+def test_honest_targets_are_read_with_a_sample_of_items_only(digits):
+    X, y = digits
+    dataset = Digits(X[:300], y[:300])
+    np.testing.assert_array_equal(dataset_labels(dataset), y[:300])
+    assert dataset.read == np.unique(np.linspace(0, 299, 16).round().astype(int)).tolist()
+    small = Digits(X[:5], y[:5])
+    np.testing.assert_array_equal(dataset_labels(small), y[:5])
+    assert small.read == [0, 1, 2, 3, 4]
+
+
+def test_one_hot_labels_in_a_dataset_are_named_with_the_fix(digits):
+    X, y = digits
+    one_hot = TensorDataset(torch.as_tensor(X[:40]), torch.eye(10)[y[:40]])
+    message = (
+        r"whose label is one class label \(a scalar\); item 0's label is a Tensor of shape \(10,\)\. "
+        r"Pass class indices instead: for one-hot labels, TensorDataset\(X, labels\.argmax\(1\)\)\."
+    )
+    with pytest.raises(ValueError, match=message):
+        quick().fit(one_hot)
+
+
+@pytest.fixture(scope="module")
+def fitted_on_images(digits):
+    X, y = digits
+    images = X[:200].reshape(-1, 1, 8, 8)
+    return quick().fit(images, y[:200]), images, y[:200]
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "prune"])
+def test_a_list_of_mis_shaped_samples_is_refused_as_an_array_is(fitted_on_images, method):
+    clf, images, y = fitted_on_images
+    wrong = images.reshape(-1, 1, 4, 16)
+    args = (y,) if method == "prune" else ()
+    message = r"X has samples of shape \(1, 4, 16\), but DropNetClassifier was fitted on samples of shape \(1, 8, 8\)\."
+    with pytest.raises(ValueError, match=message):
+        getattr(clf, method)(wrong, *args)
+    with pytest.raises(ValueError, match=message):
+        getattr(clf, method)(wrong.tolist(), *args)
+
+
+def test_a_list_of_well_shaped_samples_predicts_as_the_array_does(fitted_on_images):
+    clf, images, _ = fitted_on_images
+    np.testing.assert_array_equal(clf.predict_proba(images[:20].tolist()), clf.predict_proba(images[:20]))
+    np.testing.assert_array_equal(clf.predict(images[:20].tolist()), clf.predict(images[:20]))
