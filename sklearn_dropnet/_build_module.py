@@ -300,19 +300,32 @@ def check_module_output(module, samples, n_classes, criterion=None):
             UserWarning,
         )
     if criterion is not None and returns_probabilities(criterion) and not _are_probabilities(output):
-        if _are_log_probabilities(output):
-            what = "log-probabilities (every row of its output on {n} training samples is at most 0 and its exponentials sum to 1)"
-        elif (output < 0).any():
-            what = "not probabilities (some of its outputs on {n} training samples are negative)"
-        else:  # scores that are positive so far: logits after a ReLU, or before they turn negative
-            what = "not probabilities (its rows on {n} training samples do not sum to 1)"
+        _check_probabilities(output, criterion, len(samples))
+
+
+def _check_probabilities(output, criterion, n):
+    """Refuse outputs that are negative with a loss that takes the log of them (training
+    could only give NaN); warn of positive ones whose rows do not sum to 1."""
+    if _are_log_probabilities(output):
+        what = f"log-probabilities (every row of its output on {n} training samples is at most 0 and its exponentials sum to 1)"
+    elif (output < 0).any():
+        what = f"not probabilities (some of its outputs on {n} training samples are negative)"
+    else:  # scores that are positive so far: logits after a ReLU, or before they turn negative
         warn(
-            f"The module's outputs are {what.format(n=len(samples))}, but with {criterion_name(criterion)} "
-            "the module returns probabilities, whose log skorch takes as log-probabilities: the "
-            "loss of a negative output is NaN. Return probabilities (softmax, not log_softmax), or "
-            "return the logits and pass criterion=torch.nn.CrossEntropyLoss.",
+            f"The module's outputs are not probabilities (its rows on {n} training samples do not sum "
+            f"to 1), but with {criterion_name(criterion)} the module returns probabilities, whose log "
+            "skorch takes as log-probabilities: the loss of an output that turns negative is NaN. "
+            "Return probabilities (softmax, not log_softmax), or return the logits and pass "
+            "criterion=torch.nn.CrossEntropyLoss.",
             UserWarning,
         )
+        return
+    raise ValueError(
+        f"The module's outputs are {what}, but with {criterion_name(criterion)} the module returns "
+        "probabilities, whose log skorch takes as log-probabilities: the loss of a negative output "
+        "is NaN, so training could only diverge. Return probabilities (softmax, not log_softmax), "
+        "or return the logits and pass criterion=torch.nn.CrossEntropyLoss."
+    )
 
 
 def _check_class_index_targets(criterion, output, n_classes):
