@@ -276,10 +276,11 @@ def check_module_output(module, samples, n_classes, criterion=None):
     try:
         output = evaluate(module, samples)
     except Exception as exc:
+        embeds = any(isinstance(part, (nn.Embedding, nn.EmbeddingBag)) for part in module.modules())
+        needs = "; a module that needs integers, for nn.Embedding, must convert them in forward" if embeds else ""
         raise ValueError(
             f"The module failed on training samples of shape {tuple(samples.shape[1:])} "
-            f"(given as float32 tensors; a module that needs integers, for nn.Embedding, "
-            f"must convert them in forward): {type(exc).__name__}: {exc}"
+            f"(given as float32 tensors{needs}): {type(exc).__name__}: {exc}"
         ) from exc
     expected = (len(samples), n_classes)
     if not isinstance(output, torch.Tensor) or tuple(output.shape) != expected:

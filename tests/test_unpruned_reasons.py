@@ -116,3 +116,27 @@ def test_a_functional_output_layer_is_not_named(digits, head):
     clf, messages = _fit(FunctionalHead, X[:300], y[:300], module__head=head)
     assert clf.unpruned_layers_ == {} and messages == []
     assert clf.module_.fc.out_features == 8 and clf.module_.w.shape == (10, 8)
+
+
+class LayerNormMLP(nn.Module):
+    """Pre-activation LayerNorm: no unit reaches its activation through steps DropNet follows."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.ln1, self.fc2, self.ln2 = nn.Linear(64, 32), nn.LayerNorm(32), nn.Linear(32, 16), nn.LayerNorm(16)
+        self.out = nn.Linear(16, 10)
+
+    def forward(self, x):
+        return self.out(F.gelu(self.ln2(self.fc2(F.gelu(self.ln1(self.fc1(x)))))))
+
+
+def test_the_steps_dropnet_follows_are_listed_once_when_nothing_can_be_pruned(digits):
+    from sklearn_dropnet.exceptions import PruningError
+
+    X, y = digits
+    with pytest.raises(PruningError, match=r"No prunable layer found") as error:
+        DropNetClassifier(module=LayerNormMLP, max_epochs=1, prune_ratio=0.5).fit(X[:200], y[:200])
+    message = str(error.value)
+    assert message.count("a multiplication by a number or a residual add") == 1
+    assert "'fc1': its output reaches no activation: it goes into LayerNorm ('ln1') first" in message
+    assert message.count("only through the steps above") == 2

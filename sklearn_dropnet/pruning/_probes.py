@@ -425,7 +425,9 @@ def prunable_layers_hint(module, structure=None):
         hint += f" Layers of other kinds keep their units: {sorted(kept)[:4]} ({', '.join(kinds)})."
     left_out = {} if structure is None else structure.left_out
     if left_out:
-        shown = "; ".join(f"{name!r}: {reason}" for name, reason in list(left_out.items())[:4])
+        shown = "; ".join(
+            f"{name!r}: {reason.replace(_FOLLOWED, 'the steps above')}" for name, reason in list(left_out.items())[:4]
+        )  # the steps are said once, not once a layer
         hint += f" Left out: {shown}."
     return hint
 

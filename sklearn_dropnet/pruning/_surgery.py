@@ -917,7 +917,8 @@ def _not_followed(exc, module):
         if grus
         else ""
     )
-    return f"Torch-Pruning cannot follow its units into the modules that read them ({type(exc).__name__}: {exc}){into}"
+    cause = str(exc) if type(exc).__name__.startswith("_") else f"{type(exc).__name__}: {exc}"  # not our own class
+    return f"Torch-Pruning cannot follow its units into the modules that read them ({cause}){into}"
 
 
 def _channels_out_of_range(members, consumers, modules, size):
