@@ -140,3 +140,45 @@ def test_the_steps_dropnet_follows_are_listed_once_when_nothing_can_be_pruned(di
     assert message.count("a multiplication by a number or a residual add") == 1
     assert "'fc1': its output reaches no activation: it goes into LayerNorm ('ln1') first" in message
     assert message.count("only through the steps above") == 2
+
+
+class LearnedScale(nn.Module):
+    """A per-unit scale and shift of the user's own before the activation."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.out = nn.Linear(64, 32), nn.Linear(32, 16), nn.Linear(16, 10)
+        self.scale, self.shift = nn.Parameter(torch.ones(32)), nn.Parameter(torch.zeros(32))
+
+    def forward(self, x):
+        x = torch.relu(self.fc1(x) * self.scale + self.shift)
+        return self.out(torch.relu(self.fc2(x)))
+
+
+def test_a_learned_scale_before_the_activation_is_named(digits):
+    X, y = digits
+    clf, _ = _fit(LearnedScale, X[:300], y[:300])
+    assert list(clf.unpruned_layers_) == ["fc1"]
+    assert clf.unpruned_layers_["fc1"].startswith("its output is multiplied by the parameter 'scale' (shape (32,)) before any activation")
+    assert "gate" not in clf.unpruned_layers_["fc1"]
+
+
+class BufferMask(nn.Module):
+    """A buffer with one value per unit of fc1, which Torch-Pruning does not cut."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.out = nn.Linear(64, 32), nn.Linear(32, 16), nn.Linear(16, 10)
+        self.register_buffer("unit_mask", torch.ones(32))
+
+    def forward(self, x):
+        x = torch.relu(self.fc1(x)) * self.unit_mask
+        return self.out(torch.relu(self.fc2(x)))
+
+
+def test_a_buffer_with_one_value_per_unit_is_named_where_removal_fails(digits):
+    X, y = digits
+    clf, _ = _fit(BufferMask, X[:300], y[:300])
+    assert list(clf.unpruned_layers_) == ["fc1"]
+    assert "the smaller network fails" in clf.unpruned_layers_["fc1"]
+    assert "The buffers ['unit_mask'] have a dimension of 32, as many as the layer's units" in clf.unpruned_layers_["fc1"]

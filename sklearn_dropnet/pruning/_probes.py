@@ -629,10 +629,19 @@ def _step_name(call):
     return f"{type(call.module).__name__} ({call.site.name!r})" if call.module is not None else repr(call.site.name)
 
 
-def _no_activation(stop, tensor=None, channel_dim=None):
+def _no_activation(stop, tensor=None, channel_dim=None, parameters=None):
     """Why a layer whose chain ended at the call ``stop`` (or nowhere) is left out;
-    ``tensor``, the chain's last, has the layer's units along ``channel_dim``."""
+    ``tensor``, the chain's last, has the layer's units along ``channel_dim``;
+    ``parameters``, the network's parameters by ``id``, with their names."""
     if stop is not None and stop.function == PRODUCT:
+        factor = next((parameters[id(t)] for t in stop.inputs if id(t) in (parameters or {})), None)
+        if factor is not None:
+            name, parameter = factor
+            return (
+                f"its output is multiplied by the parameter {name!r} (shape {tuple(parameter.shape)}) before "
+                "any activation, and DropNet follows a unit to its activation through a multiplication by a "
+                "number only (a learned scale after the activation is pruned with the layer, as is a BatchNorm)"
+            )
         return _BEFORE_A_PRODUCT
     if stop is not None and stop.function in CONCATENATION_FUNCTIONS and tensor is not None:
         if _offset_in(stop, tensor, channel_dim) is None:
@@ -886,6 +895,7 @@ def inspect_network(module, example_input):
             module_calls[call.site.name] = module_calls.get(call.site.name, 0) + 1
     tied = tied_parameters(module)
     readers = _readers(calls)
+    parameters = {id(parameter): (name, parameter) for name, parameter in module.named_parameters()}
 
     probes, output_layers, left_out, switch_offs = {}, set(), {}, {}
     for index, call in enumerate(calls):
@@ -913,7 +923,7 @@ def inspect_network(module, example_input):
             if any(last is t for t in outputs):
                 output_layers.add(name)
             else:
-                left_out[name] = _no_activation(stop, last, activation_dim)
+                left_out[name] = _no_activation(stop, last, activation_dim, parameters)
                 switch_offs[name] = SwitchOff(name, channel_dim, calls[_chain_end(calls, readers, index, channel_dim)[0]].site)
             continue
         channel_dim = activation_dim

@@ -31,7 +31,7 @@ from .._device import preserved_generators
 from ..exceptions import PruningError
 from ._copies import deep_copy
 from ._eval_mode import evaluate
-from ._probes import flat_tensors, tied_parameters
+from ._probes import NORM_TYPES, flat_tensors, tied_parameters
 from ._surgery import remove_units
 from ._unit_mask import UnitMask
 from ._unit_selection import keep_every_branch
@@ -158,6 +158,26 @@ def _training_failure(module, inputs):
     return None
 
 
+def _sized_buffers(module, size, reason):
+    """Where the smaller network fails, the buffers of the network's own (not a norm's
+    statistics) with one value per unit: Torch-Pruning cuts parameters, not buffers."""
+    if not reason.startswith("the smaller network fails"):
+        return ""
+    names = [
+        name
+        for owner_name, owner in module.named_modules()
+        if not isinstance(owner, NORM_TYPES)
+        for name, buffer in ((f"{owner_name}.{n}".lstrip("."), b) for n, b in owner.named_buffers(recurse=False))
+        if size in buffer.shape
+    ]
+    if not names:
+        return ""
+    return (
+        f"The buffers {names} have a dimension of {size}, as many as the layer's units: Torch-Pruning "
+        "cuts the layers' parameters, never a buffer, and the smaller network may fail there. "
+    )
+
+
 def _explanation(reason, module):
     if reason.startswith(_OUTPUT_SHAPE):
         return (
@@ -231,9 +251,14 @@ def unremovable(module, example_input, structure, groups):
     reason = check(testable) if testable else None
     if reason is None:
         return {}
+    failing = _failing_alone(check, testable, reason)
     whys = {
-        name: f"removing its units does not match switching them off ({detail}). {_explanation(detail, module)}"
-        for name, detail in _failing_alone(check, testable, reason).items()
+        group.name: (
+            f"removing its units does not match switching them off ({detail}). "
+            f"{_sized_buffers(module, group.size, detail)}{_explanation(detail, module)}"
+        )
+        for group in testable
+        if (detail := failing.get(group.name)) is not None
     }
     rest = [group for group in testable if group.name not in whys]
     reason = check(rest) if rest else None
