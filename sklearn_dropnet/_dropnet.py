@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from ._build_module import ModuleCopyMixin, build_module, check_module_output
 from ._data import split_validation
+from ._dense_baseline import checked_pruner, first_pruner
 from ._device import seeded_generators
 from ._export import NetworkExportMixin
 from ._inputs import inference_data, labelled_for_prune, training_data
@@ -63,15 +64,31 @@ def _units_per_round(drop_fraction, left):
     return max(1, round(drop_fraction * left))
 
 
+def _units_kept(prune_ratio, n_dense):
+    """Units left once ``prune_ratio`` of the ``n_dense`` are gone (rounded down to whole units)."""
+    return int(math.floor((1 - prune_ratio) * n_dense + 1e-9))
+
+
+def _expected_rounds(left, target, drop_fraction):
+    """Rounds from ``left`` units to ``target``, each removing ``drop_fraction`` of the
+    survivors (at least one) and the last no more than ``target`` leaves."""
+    rounds = 0
+    while left > target:
+        left -= min(_units_per_round(drop_fraction, left), left - target)
+        rounds += 1
+    return rounds
+
+
 def _next_prune_ratio(estimator, prune_ratio):
     """``prune``'s ``prune_ratio`` checked against what is left; ``None``: one more round's."""
     left = next(r["units"] for r in reversed(estimator.pruning_history_) if r["accepted"])
     n_dense = estimator.n_units_dense_
+    # A network with no units (fitted with prune_ratio=0) goes on to the pruner's PruningError.
     if prune_ratio is None:
-        return min(1 - (left - _units_per_round(estimator.drop_fraction, left)) / n_dense, 0.999)
+        return min(1 - (left - _units_per_round(estimator.drop_fraction, left)) / max(n_dense, 1), 0.999)
     constraint = {"prune_ratio": DROPNET_CONSTRAINTS["prune_ratio"]}
     validate_parameter_constraints(constraint, {"prune_ratio": prune_ratio}, caller_name="prune")
-    kept = int(math.floor((1 - prune_ratio) * n_dense + 1e-9))
+    kept = _units_kept(prune_ratio, n_dense)
     if kept > left:
         raise ValueError(
             f"prune_ratio={prune_ratio} keeps {kept} of the {n_dense} units, but "
@@ -82,20 +99,47 @@ def _next_prune_ratio(estimator, prune_ratio):
 
 def _stopped_by_round_to(drop, pruner, prune_ratio, round_to):
     """Whether the round's choice is empty: the multiples of ``round_to`` leave
-    nothing more to remove. Warns when that stops well short of ``prune_ratio``
-    (more than half a multiple)."""
+    nothing more to remove, short of ``prune_ratio``, which a warning says."""
     if any(len(units) for units in drop.values()):
         return False
-    if pruner.n_units - pruner.target_units(prune_ratio) > round_to / 2:
-        removed = 1 - pruner.n_units / pruner.history[0]["units"]
-        warn(
-            f"Pruning stopped at {removed:.0%} of the units removed, short of prune_ratio="
-            f"{prune_ratio}: round_to={round_to} keeps every layer's units a multiple of "
-            f"{round_to}, and no fewer than {round_to} (a narrower layer keeps all of its), so no "
-            f"more can go. Units per layer: {pruner.units_per_layer}. Lower round_to.",
-            UserWarning,
-        )
+    first = pruner.history[0]["units"]
+    warn(
+        f"Pruning stopped at {1 - pruner.n_units / first:.0%} of the units removed, short of prune_ratio="
+        f"{prune_ratio:g}: round_to={round_to} keeps every layer's units a multiple of "
+        f"{round_to}, and no fewer than {round_to} (a narrower layer keeps all of its), so no "
+        f"more can go: {pruner.n_units} of the {first} units are left, where prune_ratio={prune_ratio:g} "
+        f"leaves {pruner.target_units(prune_ratio)}. Units per layer: {pruner.units_per_layer}. Lower round_to.",
+        UserWarning,
+    )
     return True
+
+
+def _next_round(pruner, prune_ratio, drop_fraction, progress):
+    """Units the next round removes. At 0 the rounds are over: the progress bar
+    ends full (round_to or a layer left out can change their count), and a
+    warning says if the layers' fewest units stopped them short of ``prune_ratio``."""
+    n_drop = pruner.units_to_drop(prune_ratio, drop_fraction)
+    if not n_drop:
+        progress.total = progress.n
+        _warn_if_at_the_floor(pruner, prune_ratio)
+    return n_drop
+
+
+def _warn_if_at_the_floor(pruner, prune_ratio):
+    """Warn when pruning stopped at the fewest units the layers keep, short of ``prune_ratio``."""
+    first, left = pruner.history[0]["units"], pruner.n_units
+    goal = _units_kept(prune_ratio, first)
+    if left <= goal:
+        return
+    floors = {**{group.name: group.fewest for group in pruner.units}, **pruner.frozen}
+    warn(
+        f"Pruning stopped at fraction_left={left / first:.3f} ({left} of the {first} units left), short of "
+        f"prune_ratio={prune_ratio:g}, which leaves {goal}: every layer keeps at least one unit (a grouped "
+        f"convolution one per channel group; a layer left out keeps all of its), so no more can go. "
+        f"The fewest units per layer: {floors}. Set prune_ratio to at most "
+        f"{math.floor((1 - left / first) * 1000) / 1000}, the most these layers allow.",
+        UserWarning,
+    )
 
 
 def _record(pruner, accuracy, training, start):
@@ -156,7 +200,7 @@ class DropNetClassifier(ModuleCopyMixin, NetworkExportMixin, RoutedParamsMixin, 
         (``net_.callbacks_``), or a callback itself if it cannot be copied.
     prune_ratio : float in [0, 1), default=0.5
         Fraction of the prunable units to remove; 0 trains the dense
-        network only.
+        network only, even one that DropNet cannot prune.
     drop_fraction : float in (0, 1), default=0.2
         Fraction of the surviving units removed per round (the paper's p):
         ``round(drop_fraction * survivors)`` units, at least one (Python's
@@ -368,12 +412,12 @@ class DropNetClassifier(ModuleCopyMixin, NetworkExportMixin, RoutedParamsMixin, 
             example = data.example(self.net_.device)
             del module, data  # would keep the dense network (pruning replaces it) and the rows before the split
             check_module_output(self.net_.module_, _output_check_rows(train, self.net_.device), len(self.classes_), self.net_.criterion_)
-            # Traced before training: a network DropNet cannot prune fails at once.
-            pruner = DropNetPruner(self.net_.module_, example)
+            # Traced before training: a network DropNet cannot prune fails at once (unless prune_ratio=0).
+            pruner = first_pruner(self.net_.module_, example, self.prune_ratio)
             start = time.perf_counter()
             training = self.net_.train_round(train)
             accuracy = self._accuracy(valid or train)
-            pruner.check_removal(train.spread_inputs(self.net_.device, _CHECK_SAMPLES))
+            pruner = checked_pruner(pruner, train.spread_inputs(self.net_.device, _CHECK_SAMPLES), self.prune_ratio)
             self.pruning_history_ = pruner.history
             self._keep(pruner)
             _record(pruner, accuracy, training, start)
@@ -452,8 +496,7 @@ class DropNetClassifier(ModuleCopyMixin, NetworkExportMixin, RoutedParamsMixin, 
         rng = np.random.default_rng(self._seed + len(self.pruning_history_))
         dense_accuracy = self.pruning_history_[0]["valid_accuracy"]
         accepted = pruner.checkpoint()
-        left, target = pruner.n_units, pruner.target_units(prune_ratio)
-        expected = max(0, math.ceil(math.log(max(target, 1) / left) / math.log(1 - self.drop_fraction)))
+        expected = _expected_rounds(pruner.n_units, pruner.target_units(prune_ratio), self.drop_fraction)
         progress = tqdm(total=expected, desc="DropNet rounds", unit="round", disable=not self.verbose)
         device, loader = self.net_.device, self._prefixed("iterator_valid__")  # passes over the training rows
         # The network before the rounds teaches them: its log-probabilities on the training rows.
@@ -461,7 +504,7 @@ class DropNetClassifier(ModuleCopyMixin, NetworkExportMixin, RoutedParamsMixin, 
         check_inputs = train.spread_inputs(device, _CHECK_SAMPLES)
         records = len(self.pruning_history_)
         try:
-            while n_drop := pruner.units_to_drop(prune_ratio, self.drop_fraction):
+            while n_drop := _next_round(pruner, prune_ratio, self.drop_fraction, progress):
                 records = len(self.pruning_history_)
                 start = time.perf_counter()
                 scores = pruner.score(lambda: train.input_batches(device, loader=loader), self.unit_score, rng)
