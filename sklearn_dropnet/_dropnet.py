@@ -142,6 +142,20 @@ def _warn_if_at_the_floor(pruner, prune_ratio):
     )
 
 
+def _warn_rejected(history, min_accuracy_ratio):
+    """Say that the last round fell below ``min_accuracy_ratio`` and which network is kept."""
+    rejected, dense = history[-1], history[0]
+    kept = next(record for record in reversed(history) if record["accepted"])
+    warn(
+        f"Round {rejected['round']} reached a validation accuracy of {rejected['valid_accuracy']:.4f}, below "
+        f"min_accuracy_ratio={min_accuracy_ratio:g} times the dense network's {dense['valid_accuracy']:.4f}: "
+        f"the estimator keeps round {kept['round']}'s network ({kept['units']} units, {kept['params']:,} "
+        "parameters). The rejected round stays last in pruning_history_, with accepted=False; a later "
+        "prune() tries it again.",
+        UserWarning,
+    )
+
+
 def _record(pruner, accuracy, training, start):
     """Record a round (the dense one too) in the pruner's, that is the estimator's, history."""
     epochs, train_seconds = training
@@ -523,6 +537,7 @@ class DropNetClassifier(ModuleCopyMixin, NetworkExportMixin, RoutedParamsMixin, 
                 if self.min_accuracy_ratio is not None and accuracy < self.min_accuracy_ratio * dense_accuracy:
                     record["accepted"] = False
                     self._restore(pruner, accepted)
+                    _warn_rejected(self.pruning_history_, self.min_accuracy_ratio)
                     break
                 accepted = pruner.checkpoint()
                 self._keep(pruner)

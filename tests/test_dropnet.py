@@ -344,13 +344,18 @@ def test_reinit_options_differ(digits):
 
 def test_min_accuracy_ratio_keeps_the_last_good_round(digits):
     X, y = digits
-    clf = small(prune_ratio=0.95, min_accuracy_ratio=1.0, max_epochs=3).fit(X[:400], y[:400])
+    with pytest.warns(UserWarning, match=r"Round \d+ reached a validation accuracy of .*, below min_accuracy_ratio=1 "
+                      r"times the dense network's .*: the estimator keeps round \d+'s network .*accepted=False") as record:  # fmt: skip
+        clf = small(prune_ratio=0.95, min_accuracy_ratio=1.0, max_epochs=3).fit(X[:400], y[:400])
     history = clf.pruning_history_
     assert history[-1]["accepted"] is False
     assert all(r["accepted"] for r in history[:-1])
     kept = history[-2]
     assert sum(p.numel() for p in clf.module_.parameters()) == kept["params"]
     assert history[-1]["valid_accuracy"] < history[0]["valid_accuracy"]
+    assert f"keeps round {kept['round']}'s network ({kept['units']} units, {kept['params']:,} parameters)" in str(
+        [str(w.message) for w in record]
+    )
 
     # One more round starts from the units kept, not from the round undone.
     clf.set_params(min_accuracy_ratio=None).prune(X[:400], y[:400])
