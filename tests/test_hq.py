@@ -3,6 +3,7 @@
 import io
 import os
 import pickle
+import re
 import sys
 import threading
 import time
@@ -390,6 +391,10 @@ def test_hard_voting(digits):
     X_train, X_test, y_train, y_test = digits
     hq = tree_ensemble(voting="hard").fit(X_train, y_train)
     assert not hasattr(hq, "predict_proba")
+    with pytest.raises(AttributeError) as error:
+        hq.predict_proba(X_test)
+    # scikit-learn's available_if raises its own AttributeError from ours, which the traceback shows
+    assert re.search(r"predict_proba is not available when voting='hard'.*Use voting='soft'", str(error.value.__cause__))
     votes = np.array([m.predict(X_test) for m in hq.ensemble_])
     plurality = np.array([np.bincount(v, minlength=10).argmax() for v in votes.T])
     np.testing.assert_array_equal(hq.predict(X_test), plurality)

@@ -2,6 +2,7 @@
 trees of a fitted forest, members reached by name, progress bars."""
 
 import warnings
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -79,6 +80,26 @@ def test_a_tree_frozen_by_hand_is_pointed_to_forest_members(forest, digits_parts
     hq = HQEnsembleClassifier(estimators=members, n_select=3)
     with pytest.raises(ValueError, match=r"Member 't0' predicts the classes \[0.0, .*ensemble\.forest_members\(forest\)"):
         hq.fit(X_select, y_select)
+
+
+def test_the_members_of_a_fitted_hq_choose_another_team_without_training(digits_parts):
+    """They learned the codes 0 .. K-1, as a forest's trees did: frozen as they are,
+    they are refused, with the way out; through forest_members they predict the labels."""
+    (X_train, y_train), (X_select, y_select), (X_test, y_test) = digits_parts
+    member = DropNetClassifier(prune_ratio=0.5, max_epochs=2, module__hidden_layer_sizes=(16,), lr=0.01)
+    hq = HQEnsembleClassifier(member, n_estimators=4, n_select=2, random_state=0).fit(X_train, y_train)
+    frozen = [(name, FrozenEstimator(m)) for name, m in hq.named_estimators_.items()]
+    with pytest.raises(ValueError, match=r"member of a fitted HQEnsembleClassifier, predict the class codes .*forest_members\(hq\)"):
+        HQEnsembleClassifier(estimators=frozen, n_select=2).fit(X_select, y_select)
+    trained = []
+    again = HQEnsembleClassifier(estimators=forest_members(hq, "m"), n_select=2, method="greedy")
+    with mock.patch.object(DropNetClassifier, "fit", lambda self, *args, **kwargs: trained.append(1)):
+        again.fit(X_select, y_select)
+    assert not trained
+    np.testing.assert_array_equal(again.classes_, hq.classes_)
+    assert set(again.predict(X_test)) <= set(NAMES)
+    for name, m in forest_members(hq, "m"):
+        np.testing.assert_array_equal(m.predict(X_test[:20]), hq.classes_[hq.estimators_[int(name[2:])].predict(X_test[:20])])
 
 
 def test_forest_members_keep_the_feature_names(digits_parts):

@@ -25,6 +25,12 @@ def forest_members(forest, prefix="tree"):
     Choose the team on rows the forest was not trained on (its trees saw
     bootstrap samples of the training rows).
 
+    The members of a fitted :class:`~sklearn_dropnet.HQEnsembleClassifier`
+    (``hq.estimators_``) also learned the codes, and ``forest_members(hq)``
+    makes the same members of them: to choose another team (another
+    ``method`` or ``n_select``) from the same pool, on other rows, without
+    training the pool again.
+
     Parameters
     ----------
     forest : fitted forest classifier

@@ -100,7 +100,14 @@ def _n_folds(cv):
 
 
 def _soft_voting(self):
-    return self.voting == "soft"
+    """Whether ``predict_proba`` exists: with soft voting only (an AttributeError
+    that names the fix otherwise, as scikit-learn's VotingClassifier raises)."""
+    if self.voting != "soft":
+        raise AttributeError(
+            f"predict_proba is not available when voting={self.voting!r}: a team that votes by labels "
+            "gives no probabilities. Use voting='soft'."
+        )
+    return True
 
 
 class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
@@ -692,9 +699,10 @@ class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
             if seen.shape != expected.shape or not np.array_equal(seen, expected):
                 codes = seen.shape == expected.shape and np.array_equal(seen, np.arange(len(seen)))
                 hint = (
-                    " A tree taken from a fitted forest predicts the forest's class codes "
-                    "0 .. K-1: make members of a forest's trees with "
-                    "sklearn_dropnet.ensemble.forest_members(forest)."
+                    " A tree taken from a fitted forest, and a member of a fitted "
+                    "HQEnsembleClassifier, predict the class codes 0 .. K-1: make members of "
+                    "them with sklearn_dropnet.ensemble.forest_members(forest) or "
+                    "forest_members(hq)."
                     if codes and isinstance(member, FrozenEstimator)
                     else ""
                 )
