@@ -317,6 +317,18 @@ def _check_folder(path):
         raise FileNotFoundError(f"Cannot export to {os.fspath(path)!r}: the folder {folder} does not exist.")
 
 
+def _scratch_folder(path):
+    """A new hidden folder beside ``path`` to write the file in before it is checked;
+    an OSError that names ``path`` and its folder where none can be made there."""
+    try:
+        return Path(tempfile.mkdtemp(prefix=".export-", dir=path.parent))
+    except OSError as exc:
+        raise type(exc)(
+            f"Cannot export to {os.fspath(path)!r}: no file can be written in the folder "
+            f"{path.parent} ({exc.strerror or exc}). Export to a folder you can write in."
+        ) from None
+
+
 def _labels_json(classes):
     return json.dumps(np.asarray(classes).tolist(), default=str)
 
@@ -449,7 +461,7 @@ class ExportMixin:
         example = torch.from_numpy(X[:2] if len(X) > 1 else np.repeat(X, 2, axis=0))
         # Written beside path under its own name, moved there once checked: a file
         # already at path stays as it was when export fails.
-        folder = Path(tempfile.mkdtemp(prefix=".export-", dir=path.parent))
+        folder = _scratch_folder(path)
         try:
             written = folder / path.name
             try:

@@ -3,6 +3,7 @@
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -307,6 +308,20 @@ def test_suffix_is_case_insensitive(mlp, tmp_path):
 def test_missing_folder_is_named(mlp, tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         mlp.export(tmp_path / "nowhere" / "model.onnx")
+
+
+def test_a_folder_nothing_can_be_written_in_is_named(mlp, tmp_path, monkeypatch):
+    """Not the hidden folder export writes in first (root writes anywhere: the refusal is simulated)."""
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", os.fspath(tmp_path / ".export-x1"))
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    message = rf"Cannot export to '.*model\.onnx': no file can be written in the folder {re.escape(str(tmp_path))} \(Permission denied\)"
+    with pytest.raises(PermissionError, match=message) as error:
+        mlp.export(tmp_path / "model.onnx")
+    assert ".export-" not in str(error.value)
 
 
 def test_a_tree_in_the_team_is_named(digits_split, tmp_path):
