@@ -28,6 +28,7 @@ from ._data import (
     dataset_labels,
     float_inputs,
 )
+from ._user_warnings import warn
 
 __all__ = ["labelled_for_prune", "training_data", "inference_data"]
 
@@ -85,7 +86,20 @@ def training_data(estimator, X, y):
         estimator.n_features_in_ = estimator.input_shape_[0]
     else:
         estimator.input_shape_ = tuple(X.shape[1:])
+    _warn_if_channels_last(estimator.input_shape_)
     return LabelledData(X, encoded)
+
+
+def _warn_if_channels_last(shape):
+    """Images whose last axis looks like their channels (1, 3 or 4 of them, the first
+    axis not) are read channels first all the same, as PyTorch's layers take them: warn."""
+    if len(shape) == 3 and shape[-1] in (1, 3, 4) and shape[0] not in (1, 3, 4) and shape[0] > shape[-1]:
+        warn(
+            f"The samples have shape {shape}: PyTorch's layers read them as {shape[0]} channels of "
+            f"{shape[1]} x {shape[2]} images. If the last axis holds the channels (channels last, as "
+            "PIL, OpenCV and TensorFlow store images), move it first: X.transpose(0, 3, 1, 2).",
+            UserWarning,
+        )
 
 
 def inference_data(estimator, X):

@@ -97,3 +97,20 @@ def test_a_list_of_well_shaped_samples_predicts_as_the_array_does(fitted_on_imag
     clf, images, _ = fitted_on_images
     np.testing.assert_array_equal(clf.predict_proba(images[:20].tolist()), clf.predict_proba(images[:20]))
     np.testing.assert_array_equal(clf.predict(images[:20].tolist()), clf.predict(images[:20]))
+
+
+@pytest.mark.parametrize("shape, warned", [((8, 8, 1), True), ((1, 8, 8), False), ((4, 4, 4), False), ((8, 8), False)])
+def test_images_that_look_channels_last_are_warned(digits, shape, warned):
+    import warnings
+
+    X, y = digits
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        training_data(quick(), X[:40].reshape(-1, *shape), y[:40])
+    messages = [str(w.message) for w in caught if "channels last" in str(w.message)]
+    expected = [
+        "The samples have shape (8, 8, 1): PyTorch's layers read them as 8 channels of 8 x 1 images. If the "
+        "last axis holds the channels (channels last, as PIL, OpenCV and TensorFlow store images), move it "
+        "first: X.transpose(0, 3, 1, 2)."
+    ]
+    assert messages == (expected if warned else [])
