@@ -1110,6 +1110,11 @@ def test_convolutional_dropnet_members_on_images(small_digits):
     hq.fit(images, y_train)
     assert hq.predict(X_test.reshape(-1, 1, 8, 8)).shape == y_test.shape
     assert all(m.module_.features[0].out_channels == 2 for m in hq.estimators_)
+    # n_features_in_ counts the channels (1): flat rows are named by their shape, not as 64 features for 1
+    for wrong in (X_test, X_test.reshape(-1, 1, 4, 16)):
+        shape = re.escape(str(wrong.shape[1:]))
+        with pytest.raises(ValueError, match=rf"X has samples of shape {shape}, but HQEnsembleClassifier was fitted on samples of shape \(1, 8, 8\)\."):
+            hq.predict(wrong)
 
 
 def test_parallel_fit_is_not_slower(small_digits):

@@ -479,6 +479,9 @@ class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
                 f"is required by {type(self).__name__}."
             )
         check_classification_targets(y)
+        # Images or sequences: n_features_in_ counts their channels, so predict
+        # checks the whole sample shape against this, as the members do.
+        self._sample_shape = tuple(np.shape(X)[1:]) if getattr(X, "ndim", 2) > 2 else None
         return X, y
 
     def __sklearn_tags__(self):
@@ -739,6 +742,12 @@ class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
         selected.
         """
         check_is_fitted(self)
+        shape = getattr(self, "_sample_shape", None)
+        if shape is not None and tuple(np.shape(X)[1:]) != shape:
+            raise ValueError(
+                f"X has samples of shape {tuple(np.shape(X)[1:])}, but {type(self).__name__} was fitted "
+                f"on samples of shape {shape}."
+            )
         if getattr(X, "ndim", 2) > 1:
             # A 1-d array goes to the members, which say "Reshape your data".
             validate_data(self, X, skip_check_array=True, reset=False)
