@@ -205,3 +205,18 @@ def test_verbose_shows_progress_over_members_and_levels(capsys, digits_parts):
     assert "HQ levels" in err and "2/2" in err
     HQEnsembleClassifier(GaussianNB(), n_estimators=4, n_select=3, bootstrap=True).fit(X_train, y_train)
     assert "HQ" not in capsys.readouterr().err  # quiet by default
+
+
+def test_a_frozen_pool_chosen_on_rows_that_lack_a_class_is_told_to_stratify(digits_parts):
+    (X_train, y_train), (X_select, y_select), _ = digits_parts
+    pool = [(name, FrozenEstimator(m.fit(X_train, y_train))) for name, m in
+            (("tree", DecisionTreeClassifier(random_state=0)), ("nb", GaussianNB()))]  # fmt: skip
+    keep = y_select != "nine"
+    with pytest.raises(ValueError, match=r"must hold every class the members predict: split them off stratified"):
+        HQEnsembleClassifier(estimators=pool, n_select=2).fit(X_select[keep], y_select[keep])
+
+
+def test_n_estimators_true_is_one_member_as_scikit_learn_reads_it(digits_parts):
+    (X_train, y_train), _, _ = digits_parts
+    with pytest.raises(ValueError, match=r"An ensemble needs at least 2 members, got 1"):
+        HQEnsembleClassifier(DecisionTreeClassifier(), n_estimators=True, n_select=1, method="top").fit(X_train, y_train)

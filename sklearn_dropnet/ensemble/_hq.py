@@ -629,7 +629,8 @@ class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
 
     def _seeded_clones(self, random_state):
         estimator = self._member_template()
-        seeds = random_state.randint(np.iinfo(np.int32).max, size=self.n_estimators)
+        # int(): scikit-learn's validation lets n_estimators=True through, numpy's size does not
+        seeds = random_state.randint(np.iinfo(np.int32).max, size=int(self.n_estimators))
         return [_seeded(clone(estimator), seed) for seed in seeds]
 
     def _member_template(self):
@@ -701,14 +702,19 @@ class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
             seen = np.asarray(member.classes_)
             if seen.shape != expected.shape or not np.array_equal(seen, expected):
                 codes = seen.shape == expected.shape and np.array_equal(seen, np.arange(len(seen)))
-                hint = (
-                    " A tree taken from a fitted forest, and a member of a fitted "
-                    "HQEnsembleClassifier, predict the class codes 0 .. K-1: make members of "
-                    "them with sklearn_dropnet.ensemble.forest_members(forest) or "
-                    "forest_members(hq)."
-                    if codes and isinstance(member, FrozenEstimator)
-                    else ""
-                )
+                hint = ""
+                if codes and isinstance(member, FrozenEstimator):
+                    hint = (
+                        " A tree taken from a fitted forest, and a member of a fitted "
+                        "HQEnsembleClassifier, predict the class codes 0 .. K-1: make members of "
+                        "them with sklearn_dropnet.ensemble.forest_members(forest) or "
+                        "forest_members(hq)."
+                    )
+                elif isinstance(member, FrozenEstimator) and set(self.classes_) < set(seen.tolist()):
+                    hint = (
+                        " The rows the team is chosen on must hold every class the members "
+                        "predict: split them off stratified (train_test_split(..., stratify=y))."
+                    )
                 raise ValueError(
                     f"Member {name!r} predicts the classes {seen.tolist()}, but "
                     f"y has the classes {self.classes_.tolist()}.{hint}"
