@@ -7,8 +7,11 @@ check the two paths of sklearn_dropnet/cli/csv_reader.py against each other.
 
 import csv
 
+import joblib
 import numpy as np
+import pandas as pd
 import pytest
+from sklearn.linear_model import LogisticRegression
 
 from sklearn_dropnet.cli import main
 from sklearn_dropnet.cli.csv_reader import _read_row_by_row, _read_with_pandas, read_csv
@@ -233,3 +236,59 @@ def test_a_repeated_column_name_is_an_error_on_both_paths(tmp_path, cell):
     with pytest.raises(UsageError, match="repeats column names") as info:
         read_csv(path)
     assert str(info.value) == message
+
+
+# Numeric column names: wavelengths in nm, as a spectrometer writes them.
+WAVELENGTHS = [str(400 + 5 * i) for i in range(64)]
+WORDS = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+
+
+def test_predict_reads_a_header_of_the_models_numeric_feature_names(tmp_path, digits, capsys):
+    X, y = digits_rows(digits)
+    model = LogisticRegression(max_iter=300).fit(pd.DataFrame(X, columns=WAVELENGTHS), y)
+    joblib.dump(model, tmp_path / "model.joblib")
+    path = tmp_path / "new.csv"
+    pd.DataFrame(X[:5], columns=WAVELENGTHS).to_csv(path, index=False)
+    fast, careful = both_paths(path, n_features=64, feature_names=WAVELENGTHS)
+    assert_same_table(fast, careful)
+    np.testing.assert_array_equal(careful[0], X[:5])
+    assert careful[2] == WAVELENGTHS
+    assert main(["predict", str(tmp_path / "model.joblib"), str(path)]) == 0
+    predicted = capsys.readouterr().out.split()
+    expected = model.predict(pd.DataFrame(X[:5], columns=WAVELENGTHS))
+    assert predicted == [str(label) for label in expected]
+
+
+def test_training_reads_a_header_of_numeric_names_above_text_labels(tmp_path, digits, capsys):
+    X, y = digits_rows(digits)
+    path = tmp_path / "spectra.csv"
+    pd.DataFrame(X, columns=WAVELENGTHS).assign(species=WORDS[y]).to_csv(path, index=False)
+    for target in [None, "species"]:
+        X_read, y_read, names = read_csv(path, target=target)
+        np.testing.assert_array_equal(X_read, X)
+        np.testing.assert_array_equal(y_read, WORDS[y])
+        assert names == WAVELENGTHS
+    argv = ["prune", "--data", str(path), "--target", "species", "--prune-ratio", "0",
+            "--test-size", "0", "--output-dir", str(tmp_path), *TINY]  # fmt: skip
+    assert main(argv) == 0
+    assert f"data: {path} (200 samples, 64 features)" in capsys.readouterr().out
+    model = joblib.load(tmp_path / "model.joblib")
+    assert sorted(model.classes_) == sorted(set(WORDS[y]))
+    assert list(model.feature_names_in_) == WAVELENGTHS
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1,2,cat\n3,4,dog\n5,6,cat\n7,8,dog\n",  # increasing integers, but 'cat' is on two rows
+     "1,2,cat\n3,4,dog\n",  # every label on one row: nothing says the first row is a header
+     "400,405,0\n0.5,0.25,1\n0.75,0,0\n",  # numeric labels
+     "1,2,3\n4,5,6\n"],
+)  # fmt: skip
+def test_a_file_without_a_header_keeps_its_first_row(tmp_path, text):
+    path = tmp_path / "bare.csv"
+    path.write_text(text)
+    X, y, names = read_csv(path)
+    assert names is None and len(X) == len(y) == text.count("\n")
+    assert X[0].tolist() == [float(cell) for cell in text.split("\n")[0].split(",")[:-1]]
+    X, y, names = read_csv(path, n_features=2, feature_names=["a", "b"])
+    assert names is None and len(X) == text.count("\n")

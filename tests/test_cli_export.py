@@ -150,3 +150,25 @@ def test_a_file_that_disagrees_is_one_line(default_prune_model, tmp_path, monkey
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err and "Likely causes" in err
     assert not (tmp_path / "model.pt").exists()
+
+
+@pytest.mark.parametrize("spelling", ["same", "relative", "default -o"])
+def test_output_that_is_the_model_file_is_refused(
+    default_prune_model, tmp_path, monkeypatch, capsys, spelling
+):
+    """export MODEL -o MODEL (or a default -o that is MODEL) would destroy the fitted model."""
+    name = "model.onnx" if spelling == "default -o" else "model.pt"
+    model = tmp_path / name
+    model.write_bytes(default_prune_model.read_bytes())
+    before = model.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    spellings = {"same": [model, "-o", model], "relative": [model, "-o", name], "default -o": [name]}
+    argv = spellings[spelling]
+    with pytest.raises(UsageError, match=r"is the model file .* itself.*choose another -o"):
+        export(*argv)
+    assert model.read_bytes() == before
+    assert main(["export", *map(str, argv)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "choose another -o" in err
+    assert model.read_bytes() == before
+    joblib.load(model)  # still the fitted model

@@ -23,6 +23,7 @@ the same functions, so that they return the same arrays for a clean file.
 import csv
 import math
 import warnings
+from collections import Counter
 from contextlib import contextmanager
 from itertools import islice
 
@@ -131,22 +132,60 @@ def _pandas_names(cells):
     return numbered and (cells[-1] == str(len(cells) - 1) or not _is_number(cells[-1]))
 
 
-def _is_header(rows):
-    """Whether the first of a CSV file's ``rows`` (its first two rows that are
-    not blank will do) is a header row.
+def _names_the_features(first, feature_names):
+    """Whether the cells ``first`` are the model's ``feature_names``, in any
+    order, with at most one other column (a label's)."""
+    distinct = len(set(first)) == len(first)
+    return distinct and len(first) <= len(feature_names) + 1 and set(feature_names) <= set(first)
 
-    It is when one of its cells but the last (the features') is not a
-    number; when its last cell is not a number but the second row's is (a
-    column name above numeric labels); or, in a file of 3 or more columns,
+
+def _numbered_columns(cells):
+    """Whether ``cells`` (2 or more) are integers written as such and
+    increasing: column numbers or wavelengths (400, 405, ...) as names."""
+    numbers = [_label_number(cell) for cell in cells]
+    return (
+        len(numbers) >= 2
+        and all(isinstance(number, int) for number in numbers)
+        and all(a < b for a, b in zip(numbers, numbers[1:]))
+    )
+
+
+def _names_above_text_labels(first, rows):
+    """Whether ``first``, numeric cells and a text one, is the header of text
+    labels in the following ``rows``: its numbers are increasing integers (see
+    :func:`_numbered_columns`) and its last cell is the one label of the file
+    on a single row."""
+    if not rows or not _numbered_columns(first[:-1]):
+        return False
+    counts = Counter(row[-1].strip() for row in rows)
+    return first[-1] not in counts and min(counts.values()) > 1
+
+
+def _is_header(rows, target=None, feature_names=None):
+    """Whether the first of a CSV file's ``rows`` is a header row.
+
+    It is when it holds the ``target`` column name (``--target``) or the
+    model's ``feature_names`` (see :func:`_names_the_features`); when one of
+    its cells but the last (the features') is not a number; when its last
+    cell is not a number but the second row's is (a column name above
+    numeric labels), or is a text label no other row has while every other
+    row's label is on several rows, under integer names (see
+    :func:`_names_above_text_labels`); or, in a file of 3 or more columns,
     when it reads 0, 1, ..., n-1, or 0, 1, ..., n-2 and a name: the column
-    names pandas writes for a data frame made from an array. Text labels
-    under numeric features are data, from the first row on.
+    names pandas writes for a data frame made from an array. Other text
+    labels under numeric features are data, from the first row on.
     """
     first = [cell.strip() for cell in rows[0]]
+    if target is not None and target in first:
+        return True
+    if feature_names is not None and _names_the_features(first, feature_names):
+        return True
     if not all(_is_number(cell) for cell in first[:-1]):
         return True
     if not _is_number(first[-1]):
-        return len(rows) > 1 and _is_number(rows[1][-1].strip())
+        if len(rows) > 1 and _is_number(rows[1][-1].strip()):
+            return True
+        return _names_above_text_labels(first, rows[1:])
     return len(first) >= 3 and _pandas_names(first)
 
 
@@ -318,7 +357,7 @@ def _csv_labels(texts, path, lines):
 def _parse_csv(rows, lines, path, target, n_features, feature_names=None):
     """``X, y, names`` from the rows of a CSV file and their line numbers; see :func:`read_csv`."""
     header = None
-    if _is_header(rows):
+    if _is_header(rows, target, feature_names):
         header, rows, lines = [cell.strip() for cell in rows[0]], rows[1:], lines[1:]
     if not rows:
         raise UsageError(f"{path} has a header but no data rows")
@@ -404,7 +443,10 @@ def _read_with_pandas(path, target, n_features, feature_names):
         head = [row for row, _ in islice(_rows(file), 2)]
     if not head:
         return None
-    header = [cell.strip() for cell in head[0]] if _is_header(head) else None
+    first = [cell.strip() for cell in head[0]]
+    header = first if _is_header(head, target, feature_names) else None
+    if header is None and not _is_number(first[-1]) and _numbered_columns(first[:-1]):
+        return None  # a header above text labels? the careful reader counts them
     data = head if header is None else head[1:]
     if not data:
         return None

@@ -11,6 +11,7 @@ written as one graph of its team.
 """
 
 import json
+import os
 from pathlib import Path
 
 from .._export import FORMATS, INPUT_NAME, OUTPUT_NAMES
@@ -49,7 +50,8 @@ def _add_options(parser):
 
 
 def _output_path(args):
-    """``-o``, checked before the model is loaded: not a folder, a known suffix, an existing folder."""
+    """``-o``, checked before the model is loaded: not a folder, a known suffix, an existing
+    folder, not the MODEL file itself (which writing it would destroy)."""
     path = Path(args.output if args.output is not None else Path(args.model).with_suffix(".onnx"))
     path = path.expanduser()
     if path.is_dir():
@@ -62,6 +64,11 @@ def _output_path(args):
         )
     if not path.parent.is_dir():
         raise UsageError(f"-o {path}: the folder {path.parent} does not exist")
+    if path.exists() and Path(args.model).exists() and os.path.samefile(path, args.model):
+        raise UsageError(
+            f"-o {path} is the model file {args.model} itself, which export would overwrite; "
+            f"choose another -o, e.g. -o {path.with_name(path.stem + '_exported' + path.suffix)}"
+        )
     return path
 
 
