@@ -12,6 +12,7 @@ round's size. Nothing here imports scikit-learn or skorch.
 
 import math
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -136,6 +137,40 @@ def _check_fraction(value, name, low_open=False):
 def _check_count(value, name, least):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
         raise ValueError(f"{name} must be a whole number, {least} or more, got {value!r}.")
+
+
+def _check_scores(scores, sizes):
+    """Refuse scores that are not one finite number per unit of each of the
+    groups ``sizes`` names (a selection that needs no scores may get none)."""
+    if not isinstance(scores, Mapping):
+        raise TypeError(
+            f"scores must be a dict of layer name -> one score per unit, as score() returns it; "
+            f"got {type(scores).__name__}."
+        )
+    unknown = sorted(set(scores) - set(sizes))
+    missing = sorted(set(sizes) - set(scores)) if scores else []
+    if unknown or missing:
+        raise ValueError(
+            "scores must hold the scores of this pruner's groups, as score() returns them for the "
+            f"network as it is now; {f'layers it does not have: {unknown}' if unknown else ''}"
+            f"{'; ' if unknown and missing else ''}{f'no scores for {missing}' if missing else ''}."
+        )
+    stale = {}
+    for name, values in scores.items():
+        values = np.asarray(values, dtype=float)
+        if values.ndim != 1 or len(values) != sizes[name]:
+            stale[name] = (len(values) if values.ndim == 1 else values.shape, sizes[name])
+        elif not np.isfinite(values).all():
+            raise ValueError(
+                f"The scores of layer {name!r} hold {int((~np.isfinite(values)).sum())} NaN or infinite "
+                "values; each unit's score must be a finite number (NaN inputs, or a network whose "
+                "training diverged, give such scores)."
+            )
+    if stale:
+        raise ValueError(
+            f"scores must have one score per unit of each group, as score() returns them for "
+            f"the network as it is now; got (scores, units) {stale}: score again after remove()."
+        )
 
 
 def _check_callable(batches, name, example):
@@ -530,14 +565,13 @@ class DropNetPruner:
         _check_count(n_drop, "n_drop", 0)
         _check_count(round_to, "round_to", 1)
         sizes = {group.name: group.size for group in self.units}
-        stale = {
-            name: (len(values), sizes[name]) for name, values in scores.items()
-            if name in sizes and len(values) != sizes[name]
-        }  # fmt: skip
-        if stale:
+        _check_scores(scores, sizes)
+        staying = sum(group.fewest for group in self.units)
+        if n_drop > sum(sizes.values()) - staying:
             raise ValueError(
-                f"scores must have one score per unit of each group, as score() returns them for "
-                f"the network as it is now; got (scores, units) {stale}: score again after remove()."
+                f"n_drop={n_drop}, but at most {sum(sizes.values()) - staying} of the {sum(sizes.values())} "
+                f"units of the prunable groups can go ({staying} stay: one per group, or per channel group): "
+                "units_to_drop(prune_ratio) gives a round's count."
             )
         rng = np.random.default_rng(rng)
         channel_groups = {group.name: group.channel_groups for group in self.units}
@@ -545,6 +579,12 @@ class DropNetPruner:
         drop = choose_units_to_drop(
             scores, n_drop, scope, rng, channel_groups, floors, sizes, pruner=self, labelled_batches=labelled_batches
         )
+        chosen = sum(len(units) for units in drop.values())
+        if callable(scope) and chosen > n_drop:
+            raise ValueError(
+                f"scope={getattr(scope, '__name__', scope)!r} chose {chosen} units to remove, more than "
+                f"n_drop={n_drop}: a selection returns at most n_drop unit indices in all."
+            )
         if round_to > 1:  # a grouped convolution's (or a chunk's) units stay balanced over its channel groups instead
             plain = [group for group in self.units if group.n_channel_groups == 1]
             kept = _kept_multiples(

@@ -15,12 +15,14 @@ command line).
 """
 
 import functools
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ._eval_mode import eval_mode
+from ._signatures import accepts
 from ._sites import site_hooks
 
 __all__ = ["UNIT_SCORES", "UnitScore", "register_unit_score", "score_units"]
@@ -117,6 +119,11 @@ def register_unit_score(name, function, statistic="matrix"):
         raise TypeError(f"A unit score's name must be a non-empty string, got {name!r}.")
     if not callable(function):
         raise TypeError(f"A unit score must be a callable (layer, statistic, rng), got {function!r}.")
+    if not accepts(function, None, None, None):
+        raise TypeError(
+            f"A unit score must take three arguments (layer, statistic, rng), as the engine calls it; "
+            f"{name!r}'s function has the signature {_signature(function)}."
+        )
     if statistic is not None and statistic not in _STATISTICS:
         raise ValueError(f"statistic must be one of {_STATISTICS} or None, got {statistic!r}.")
     UNIT_SCORES[name] = UnitScore(function, statistic)
@@ -133,8 +140,25 @@ def as_unit_score(score):
             raise ValueError(f"unit_score must be one of {sorted(UNIT_SCORES)} or a callable, got {score!r}.")
         return UNIT_SCORES[score]
     if callable(score):
+        if not accepts(score, None, None):
+            registered = (
+                " (the signature of a registered score: register it with register_unit_score and pass its name)"
+                if accepts(score, None, None, None)
+                else ""
+            )
+            raise TypeError(
+                f"unit_score, a callable, must take two arguments (layer, activations), "
+                f"activations of shape (n_samples, n_units); it has the signature {_signature(score)}{registered}."
+            )
         return UnitScore(lambda layer, matrix, rng: score(layer, matrix), "matrix")
     raise ValueError(f"unit_score must be one of {sorted(UNIT_SCORES)} or a callable, got {score!r}.")
+
+
+def _signature(function):
+    try:
+        return f"{getattr(function, '__name__', 'function')}{inspect.signature(function)}"
+    except (TypeError, ValueError):
+        return repr(function)
 
 
 class _ActivationStatistics:

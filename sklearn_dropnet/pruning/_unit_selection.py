@@ -24,6 +24,8 @@ groups, or the chunk's parts, must keep one size.
 
 import numpy as np
 
+from ._signatures import accepts
+
 __all__ = ["UNIT_SELECTIONS", "balance_channel_groups", "check_units", "choose_units_to_drop", "keep_every_branch"]
 
 
@@ -271,7 +273,14 @@ def choose_units_to_drop(scores, n_drop, scope, rng, channel_groups=None, floors
         raise ValueError(f"scope must be one of {sorted(UNIT_SELECTIONS)} or a callable, got {scope!r}.")
     channel_groups = {name: labels for name, labels in (channel_groups or {}).items() if labels is not None}
     floors = {name: floor for name, floor in (floors or {}).items() if name in channel_groups}
-    drop = select(scores, n_drop, rng, channel_groups=channel_groups, floors=floors, **context)
+    context = {"channel_groups": channel_groups, "floors": floors, **context}
+    if not accepts(select, scores, n_drop, rng, **context):
+        raise TypeError(
+            f"scope, a callable, must take (scores, n_drop, rng, **context), as UNIT_SELECTIONS' do; "
+            f"{getattr(select, '__name__', select)!r} cannot take the context {sorted(context)}: add "
+            "**context to its parameters."
+        )
+    drop = select(scores, n_drop, rng, **context)
     sizes = {name: len(values) for name, values in scores.items()} if sizes is None else sizes
     drop = check_units(drop, sizes, f"scope={scope!r} returned")
     if not channel_groups:

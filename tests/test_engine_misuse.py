@@ -1,0 +1,75 @@
+"""What DropNetPruner does with scores, counts and functions of the user's that
+cannot be right: a clear error before anything changes, never a silent choice."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from sklearn_dropnet.pruning import UNIT_SCORES, DropNetPruner, register_unit_score
+
+
+@pytest.fixture
+def pruner():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 10), nn.ReLU(), nn.Linear(10, 3))
+    x = torch.randn(16, 6)
+    pruner = DropNetPruner(net, x[:2])
+    return pruner, pruner.score(lambda: [x])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("scope", ["layer", "global", "global_raw"])
+def test_non_finite_scores_are_refused(pruner, bad, scope):
+    pruner, scores = pruner
+    scores = {name: values.copy() for name, values in scores.items()}
+    scores["0"][3] = bad
+    with pytest.raises(ValueError, match=r"The scores of layer '0' hold 1 NaN or infinite values"):
+        pruner.choose(scores, 5, scope=scope)
+
+
+def test_scores_of_other_layers_or_of_some_layers_only_are_refused(pruner):
+    pruner, scores = pruner
+    with pytest.raises(ValueError, match=r"no scores for \['2'\]"):
+        pruner.choose({"0": scores["0"]}, 4)
+    with pytest.raises(ValueError, match=r"layers it does not have: \['conv'\]"):
+        pruner.choose({**scores, "conv": np.ones(4)}, 4)
+    with pytest.raises(TypeError, match=r"scores must be a dict of layer name -> one score per unit.*got list"):
+        pruner.choose(list(scores.values()), 4)
+
+
+def test_more_units_than_can_go_are_refused(pruner):
+    pruner, scores = pruner
+    assert sum(len(units) for units in pruner.choose(scores, 20).values()) == 20  # each layer keeps one
+    with pytest.raises(ValueError, match=r"n_drop=21, but at most 20 of the 22 units of the prunable groups can go"):
+        pruner.choose(scores, 21)
+
+
+def test_a_selection_that_chooses_more_than_n_drop_is_refused(pruner):
+    pruner, scores = pruner
+
+    def everything_but_one(scores, n_drop, rng, **context):
+        return {name: np.arange(len(values) - 1) for name, values in scores.items()}
+
+    with pytest.raises(ValueError, match=r"scope='everything_but_one' chose 20 units to remove, more than n_drop=3"):
+        pruner.choose(scores, 3, scope=everything_but_one)
+
+
+def test_a_selection_without_the_context_is_named(pruner):
+    pruner, scores = pruner
+    with pytest.raises(TypeError, match=r"scope, a callable, must take \(scores, n_drop, rng, \*\*context\).*add \*\*context"):
+        pruner.choose(scores, 3, scope=lambda scores, n_drop, rng: {})
+
+
+def test_unit_scores_with_the_wrong_signature_are_named(pruner):
+    pruner, _ = pruner
+    x = torch.randn(16, 6)
+    with pytest.raises(TypeError, match=r"must take three arguments \(layer, statistic, rng\).*'two' 's function"
+                                        r" has the signature <lambda>\(layer, a\)".replace(" 's", "'s")):  # fmt: skip
+        register_unit_score("two", lambda layer, a: a.mean(0))
+    assert "two" not in UNIT_SCORES
+    with pytest.raises(TypeError, match=r"unit_score, a callable, must take two arguments \(layer, activations\).*"
+                                        r"register it with register_unit_score"):  # fmt: skip
+        pruner.score(lambda: [x], lambda layer, statistic, rng: statistic.mean(0))
+    scores = pruner.score(lambda: [x], lambda layer, activations: activations.std(0))
+    assert {name: len(values) for name, values in scores.items()} == {"0": 12, "2": 10}
