@@ -201,8 +201,9 @@ def load_mnist_sample(*, as_images=True, normalize=False):
         Images, values in [0, 1] (the pixel values divided by 255) unless
         ``normalize=True``.
     y : ndarray of shape (5000,), dtype int64
-        Labels, 0 to 9, in the file's order (the images of a digit are not
-        grouped; split with ``stratify=y``).
+        Labels, 0 to 9, in the file's order: grouped by digit, 500 images
+        of 0, then 500 of 1, and so on (``X[:4000]`` holds no 8 or 9), so
+        split with ``train_test_split(..., stratify=y)``.
 
     Raises
     ------

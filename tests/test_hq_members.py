@@ -102,6 +102,23 @@ def test_the_members_of_a_fitted_hq_choose_another_team_without_training(digits_
         np.testing.assert_array_equal(m.predict(X_test[:20]), hq.classes_[hq.estimators_[int(name[2:])].predict(X_test[:20])])
 
 
+def test_the_members_of_a_fitted_hq_may_be_pipelines(digits_parts):
+    """The user guide's mixed pool: a pipeline's classes_ is its last step's, which gets the labels."""
+    (X_train, y_train), (X_select, y_select), (X_test, _) = digits_parts
+    pool = [
+        ("logistic", make_pipeline(StandardScaler(), LogisticRegression(max_iter=300))),
+        ("tree", DecisionTreeClassifier(max_depth=6, random_state=0)),
+        ("nb", GaussianNB()),
+    ]
+    hq = HQEnsembleClassifier(estimators=pool, n_select=2, random_state=0).fit(X_train, y_train)
+    members = dict(forest_members(hq, "m"))
+    for index, fitted in enumerate(hq.estimators_):
+        np.testing.assert_array_equal(members[f"m_{index}"].predict(X_test), hq.classes_[fitted.predict(X_test)])
+    assert hq.estimators_[0].classes_.tolist() == list(range(10))  # the pool itself is left as it was
+    again = HQEnsembleClassifier(estimators=list(members.items()), n_select=2, method="greedy").fit(X_select, y_select)
+    assert set(again.predict(X_test)) <= set(NAMES)
+
+
 def test_forest_members_keep_the_feature_names(digits_parts):
     (X_train, y_train), (X_select, y_select), (X_test, y_test) = digits_parts
     columns = [f"pixel{i}" for i in range(64)]

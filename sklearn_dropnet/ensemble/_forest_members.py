@@ -4,6 +4,7 @@ import copy
 
 import numpy as np
 from sklearn.frozen import FrozenEstimator
+from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 __all__ = ["forest_members"]
@@ -86,9 +87,28 @@ def forest_members(forest, prefix="tree"):
                 "(a BaggingClassifier can give a tree a subset of the features or of the "
                 "classes). Pass [(name, FrozenEstimator(model)), ...] as estimators instead."
             )
-        member = copy.copy(tree)
-        member.classes_ = classes  # the tree predicts codes 0 .. K - 1, in this order
-        if hasattr(forest, "feature_names_in_"):
+        member = _labelled(tree, classes, index)
+        if hasattr(forest, "feature_names_in_") and not isinstance(member, Pipeline):
             member.feature_names_in_ = forest.feature_names_in_
         members.append((f"{prefix}_{index}", FrozenEstimator(member)))
     return members
+
+
+def _labelled(model, classes, index):
+    """A shallow copy of ``model``, which predicts the codes 0 .. K - 1, that
+    predicts ``classes`` (in this order); of a pipeline, its last step is."""
+    if isinstance(model, Pipeline):
+        labelled = copy.copy(model)
+        name, last = model.steps[-1]
+        labelled.steps = [*model.steps[:-1], (name, _labelled(last, classes, index))]
+        return labelled
+    labelled = copy.copy(model)
+    try:
+        labelled.classes_ = classes
+    except AttributeError:  # a property without a setter
+        raise TypeError(
+            f"Member {index} ({type(model).__name__}) cannot be given the labels: its classes_ "
+            "cannot be set. Pass [(name, FrozenEstimator(model)), ...] of models that predict the "
+            "labels of y as estimators instead."
+        ) from None
+    return labelled
