@@ -667,8 +667,15 @@ def test_batches_to_score_on_that_cannot_serve_are_named():
     pruner.score(lambda: used)
     with pytest.raises(ValueError, match=r"held no samples \(an exhausted generator, called again\?\)"):
         pruner.score(lambda: used)
-    with pytest.raises(TypeError, match=r"must be input tensors, got a tuple \(inputs with their labels\?\)"):
+    with pytest.raises(TypeError, match=r"must be input tensors, got a tuple of 2 \(a DataLoader's batch, inputs with "
+                       r"their labels\?\): pass lambda: \(x for x, \*_ in loader\)"):  # fmt: skip
         pruner.score(lambda: [(x, torch.zeros(16))])
+    with pytest.raises(TypeError, match=r"got a list of 1 .*pass lambda: \(x for \(x,\) in loader\)"):
+        pruner.score(lambda: [[x]])  # a DataLoader over TensorDataset(X)
+    with pytest.raises(TypeError, match=r"got ndarray: convert them, torch.as_tensor\(batch, dtype=torch.float32\)"):
+        pruner.score(lambda: [x.numpy()])
+    with pytest.raises(TypeError, match=r"are torch.float64, the network's parameters torch.float32: convert the batches"):
+        pruner.score(lambda: [x.double()])
 
 
 def test_a_network_changed_behind_the_pruner_is_named():

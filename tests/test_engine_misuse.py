@@ -73,3 +73,33 @@ def test_unit_scores_with_the_wrong_signature_are_named(pruner):
         pruner.score(lambda: [x], lambda layer, statistic, rng: statistic.mean(0))
     scores = pruner.score(lambda: [x], lambda layer, activations: activations.std(0))
     assert {name: len(values) for name, values in scores.items()} == {"0": 12, "2": 10}
+
+
+def test_a_layer_added_behind_the_pruner_is_named(pruner):
+    pruner, _ = pruner
+    pruner.module[4] = nn.Sequential(nn.Linear(10, 8), nn.ReLU(), nn.Linear(8, 3))
+    x = torch.randn(16, 6)
+    with pytest.raises(Exception, match=r"The network changed behind the pruner: it has new layers \['4.0', '4.2'\] "
+                                        r"and its layers \['4'\] are gone"):  # fmt: skip
+        pruner.score(lambda: [x])
+
+
+def test_a_checkpoint_of_another_pruner_is_refused_and_changes_nothing(pruner):
+    pruner, _ = pruner
+    torch.manual_seed(1)
+    other = DropNetPruner(nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 3)), torch.randn(2, 1, 8, 8))
+    units = pruner.units_per_layer
+    for checkpoint in (other.checkpoint(), "round 3"):
+        with pytest.raises(ValueError, match=r"restore\(\) takes a checkpoint this pruner's checkpoint\(\) made"):
+            pruner.restore(checkpoint)
+    assert pruner.units_per_layer == units and isinstance(pruner.module[0], nn.Linear)
+    assert pruner.restore(pruner.checkpoint()) is pruner.module
+
+
+@pytest.mark.parametrize("restart", ["none", "rewind", "random"])
+def test_remove_keeps_the_modes_of_the_network_it_replaces(pruner, restart):
+    pruner, scores = pruner
+    pruner.module.eval()
+    pruner.module[1].train()
+    net = pruner.remove(pruner.choose(scores, 4), restart=restart)
+    assert [part.training for part in net] == [False, True, False, False, False]

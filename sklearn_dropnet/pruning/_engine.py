@@ -22,6 +22,7 @@ from ._copies import deep_copy
 from ._functional_weights import functional_weights
 from ._network_cost import count_macs, count_parameters
 from ._probes import (
+    PRUNABLE_TYPES,
     inspect_network,
     kept_unit_layers,
     parametrized_layers,
@@ -97,6 +98,20 @@ RESTARTS = {
     "random": _restart_random,  # fresh initial weights, same architecture
     "none": _restart_trained,  # fine-tune the trained weights
 }
+
+
+def _layer_names(module):
+    """The names of ``module``'s layers of the kinds DropNet prunes."""
+    return {name for name, part in module.named_modules() if isinstance(part, PRUNABLE_TYPES)}
+
+
+def _in_modes_of(module, previous):
+    """``module`` with each submodule in the train or eval mode of ``previous``'s of
+    the same name (a network made from the rewind copy takes the copy's modes)."""
+    modes = {name: part.training for name, part in previous.named_modules()}
+    for name, part in module.named_modules():
+        part.training = modes.get(name, part.training)
+    return module
 
 
 def _kept_multiples(sizes, kept, multiple):
@@ -197,6 +212,7 @@ class _Checkpoint:
     module: object
     initial: object
     frozen: dict
+    pruner: int  # id of the pruner that made it
 
 
 class DropNetPruner:
@@ -318,7 +334,16 @@ class DropNetPruner:
     # ------------------------------------------------------------------
     def _check_unchanged(self):
         """Refuse to go on with a network whose prunable layers no longer have the
-        units traced: the caller replaced or resized one since."""
+        units traced, or are other layers: the caller replaced, resized, added
+        or removed one since."""
+        layers = _layer_names(self.module)
+        if layers != self._layers:
+            added, gone = sorted(layers - self._layers), sorted(self._layers - layers)
+            raise PruningError(
+                f"The network changed behind the pruner: {f'it has new layers {added}' if added else ''}"
+                f"{' and ' if added and gone else ''}{f'its layers {gone} are gone' if gone else ''}. Change "
+                "the network only through remove(), or build a new DropNetPruner for the changed network."
+            )
         for network, which in ((self.module, "the network"), (self.initial, "the rewind copy")):
             modules = dict(network.named_modules())
             for group in self.units:
@@ -334,6 +359,7 @@ class DropNetPruner:
 
     def _trace(self):
         """The unit groups of the current network, skipping the layers left out."""
+        self._layers = _layer_names(self.module)
         skipped = set(self.unpruned) | set(self.frozen)
         groups, refused = trace_unit_groups(self.module, self.example, self.structure, known=skipped)
         for name, (size, reason) in refused.items():
@@ -444,9 +470,10 @@ class DropNetPruner:
         Parameters
         ----------
         prune_ratio : float in [0, 1)
-            Fraction of the first record's units to remove (rounded down to
-            whole units), and no more than :attr:`fewest_units` allows.
-            Without a record, of the units the pruner started with.
+            Fraction of the first record's units to remove (the units left
+            are rounded down to whole units, so the units removed are rounded
+            up: 0.8 of 96 leaves 19), and no more than :attr:`fewest_units`
+            allows. Without a record, of the units the pruner started with.
 
         Returns
         -------
@@ -657,7 +684,7 @@ class DropNetPruner:
                     f"units {root.tolist()} of group {group.name!r} (an input of a concatenation), and "
                     "keeps at least one. choose() leaves one in every such layer."
                 )
-        before = {key: getattr(self, key) for key in ("module", "structure", "units", "_networks")}
+        before = {key: getattr(self, key) for key in ("module", "structure", "units", "_networks", "_layers")}
         before.update(unpruned=dict(self.unpruned), frozen=dict(self.frozen))
         networks = saved_state(self.module) + saved_state(self.initial)
         try:
@@ -665,7 +692,7 @@ class DropNetPruner:
                 remove_units(self.module, self.example, units, self.units)
             remove_units(self.initial, self.example.cpu(), units, self.units)
             self._networks += 1
-            self.module = RESTARTS[restart](self)
+            self.module = _in_modes_of(RESTARTS[restart](self), before["module"])
             self.retrace()
         except BaseException:  # a failure inside the surgery: back to the networks as they were
             put_back(networks)
@@ -712,7 +739,7 @@ class DropNetPruner:
     # ------------------------------------------------------------------
     def checkpoint(self):
         """A copy of the network and of the rewind copy, for :meth:`restore`."""
-        return _Checkpoint(deep_copy(self.module), deep_copy(self.initial), dict(self.frozen))
+        return _Checkpoint(deep_copy(self.module), deep_copy(self.initial), dict(self.frozen), id(self))
 
     def restore(self, checkpoint):
         """Go back to an earlier round's network and rewind copy.
@@ -729,9 +756,16 @@ class DropNetPruner:
             A copy of the network of ``checkpoint`` (also :attr:`module`):
             give its parameters to a new optimizer.
         """
-        self.module = deep_copy(checkpoint.module)
-        self.initial = deep_copy(checkpoint.initial)
+        if not isinstance(checkpoint, _Checkpoint) or checkpoint.pruner != id(self):
+            what = "of another pruner" if isinstance(checkpoint, _Checkpoint) else f"a {type(checkpoint).__name__}"
+            raise ValueError(f"restore() takes a checkpoint this pruner's checkpoint() made; this one is {what}.")
+        before = {**vars(self), "unpruned": dict(self.unpruned), "frozen": dict(self.frozen)}
+        self.module, self.initial = deep_copy(checkpoint.module), deep_copy(checkpoint.initial)
         self.frozen = dict(checkpoint.frozen)
+        try:
+            self.retrace()
+        except BaseException:  # the pruner stays as it was
+            vars(self).update(before)
+            raise
         self._networks += 1
-        self.retrace()
         return self.module

@@ -293,11 +293,7 @@ def collect_activation_statistics(module, batches, probes, wanted=("mean_abs",),
     statistics = _ActivationStatistics(probes, wanted)
     with eval_mode(module), _probe_hooks(module, probes, statistics, readings), torch.no_grad():
         for batch in batches:
-            if isinstance(batch, (tuple, list)):
-                raise TypeError(
-                    f"The batches to score on must be input tensors, got a {type(batch).__name__} "
-                    "(inputs with their labels?): pass lambda: (x for x, _ in loader)."
-                )
+            _check_batch(batch, module)
             statistics.batch_size = len(batch)
             module(batch)
             statistics.n_samples += len(batch)
@@ -307,6 +303,27 @@ def collect_activation_statistics(module, batches, probes, wanted=("mean_abs",),
             "pass a function that returns a new iterable at each call, such as lambda: X.split(256)."
         )
     return statistics
+
+
+def _check_batch(batch, module):
+    """Refuse a batch the network cannot take as it is, naming the fix (not torch's error from inside it)."""
+    if isinstance(batch, (tuple, list)):
+        fix = "(x for (x,) in loader)" if len(batch) == 1 else "(x for x, *_ in loader)"
+        raise TypeError(
+            f"The batches to score on must be input tensors, got a {type(batch).__name__} of "
+            f"{len(batch)} (a DataLoader's batch, inputs with their labels?): pass lambda: {fix}."
+        )
+    if not isinstance(batch, torch.Tensor):
+        raise TypeError(
+            f"The batches to score on must be input tensors, got {type(batch).__name__}: convert them, "
+            "torch.as_tensor(batch, dtype=torch.float32), on the network's device."
+        )
+    dtype = next((p.dtype for p in module.parameters() if p.is_floating_point()), None)
+    if batch.is_floating_point() and dtype is not None and batch.dtype != dtype:
+        raise TypeError(
+            f"The batches to score on are {batch.dtype}, the network's parameters {dtype}: convert the "
+            f"batches (x.to({dtype})); torch.from_numpy of a float64 array gives float64."
+        )
 
 
 def _checked(values, name, n_units):
