@@ -324,6 +324,17 @@ def _idx_shape(path, ndim):
     return tuple(shape)
 
 
+def _too_deep(root, folders):
+    """A hint where ``root`` is already one of the ``folders`` the loader adds
+    below it (the data folder itself, not the folder that holds it), else ""."""
+    top = root
+    while top.name in folders and top.parent != top:
+        top = top.parent
+    if top == root:
+        return ""
+    return f" The loader adds {'/'.join(folders)} below root: pass the folder that holds it, '{top}'."
+
+
 def _check_mnist_split(raw, train):
     """Check the split's image and label files, when both are there, before
     torchvision reads them (it fails on damaged files without naming them,
@@ -447,7 +458,7 @@ def load_mnist(root, train=True, *, download=False, normalize=False):
             f"MNIST files not found in '{raw}': missing {', '.join(missing)}. "
             f"Put the four uncompressed IDX files there (gunzip the .gz files "
             f"of the MNIST distribution), or pass download=True to fetch them "
-            f"(about 12 MB)."
+            f"(about 12 MB).{_too_deep(root, ('MNIST', 'raw'))}"
         ) from exc
     images = dataset.data.numpy()[:, None, :, :]
     mean, std = (_MNIST_MEAN, _MNIST_STD) if normalize else (None, None)
@@ -549,7 +560,7 @@ def load_cifar10(root, train=True, *, download=False, normalize=False):
             f"CIFAR-10 files not found in '{folder}': missing "
             f"{', '.join(missing)}. Extract cifar-10-python.tar.gz (the python "
             f"version of CIFAR-10) into '{root}', or pass download=True to "
-            f"fetch it (about 170 MB)."
+            f"fetch it (about 170 MB).{_too_deep(root, (_CIFAR10_FOLDER,))}"
         )
     batches = [_cifar10_batch(folder / name) for name in names]
     images = np.vstack([data for data, _ in batches]).reshape(-1, 3, 32, 32)

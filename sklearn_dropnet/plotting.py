@@ -73,6 +73,16 @@ def _pruning_history(estimator):
     """
     if isinstance(estimator, (list, tuple)):
         history = list(estimator)
+        if not all(isinstance(record, dict) for record in history):
+            raise TypeError(
+                "A pruning history is a list of records, one dict per round, as pruning_history_ "
+                f"holds them; got a list of {sorted({type(record).__name__ for record in history})}."
+            )
+    elif isinstance(estimator, dict):
+        raise TypeError(
+            "A pruning history is a list of records, one dict per round, as pruning_history_ holds "
+            "them; got one dict: pass [record] for a single round."
+        )
     elif hasattr(estimator, "pruning_history_"):
         history = estimator.pruning_history_
     elif hasattr(estimator, "best_estimator_"):
@@ -82,6 +92,12 @@ def _pruning_history(estimator):
     else:
         if _holds_a_dropnet(estimator):
             _check_is_fitted(estimator)  # an unfitted DropNetClassifier, or a search of one
+            if getattr(estimator, "refit", True) is False:
+                raise ValueError(
+                    f"The {type(estimator).__name__} was fitted with refit=False, so it holds no fitted "
+                    "estimator to draw: fit it with refit=True (the default), or draw a DropNetClassifier "
+                    "fitted with its best_params_."
+                )
         raise TypeError(
             "Expected a fitted DropNetClassifier (with pruning_history_), a pipeline or "
             "search ending in one, or its pruning_history_ list; got "
@@ -345,7 +361,8 @@ class PruningCurveDisplay:
         display : PruningCurveDisplay
         """
         name = _legend_label(name, plot_params)
-        return cls(_pruning_history(list(history)), estimator_name=name).plot(ax=ax, **plot_params)
+        history = history if isinstance(history, dict) else list(history)  # list(a dict) would be its keys
+        return cls(_pruning_history(history), estimator_name=name).plot(ax=ax, **plot_params)
 
 
 def plot_pruning_curve(

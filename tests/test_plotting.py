@@ -326,3 +326,16 @@ def test_hq_display_of_one_member_teams_warns(digits, hq):
     with warnings.catch_warnings():  # teams of several members: no such warning
         warnings.filterwarnings("error", message="HQCandidatesDisplay draws nothing")
         assert HQCandidatesDisplay.from_estimator(hq).ax_.get_legend() is not None
+
+
+def test_a_history_that_is_not_a_list_of_records_and_a_search_without_refit_are_named(digits_split):
+    with pytest.raises(TypeError, match=r"got one dict: pass \[record\] for a single round"):
+        PruningCurveDisplay.from_history({"round": 0})
+    with pytest.raises(TypeError, match=r"one dict per round.*got a list of \['str'\]"):
+        PruningCurveDisplay.from_history(["round"])
+    X_train, _, y_train, _ = digits_split
+    search = GridSearchCV(
+        DropNetClassifier(max_epochs=1, module__hidden_layer_sizes=(8,)), {"prune_ratio": [0.3]}, cv=2, refit=False
+    ).fit(X_train[:200], y_train[:200])
+    with pytest.raises(ValueError, match=r"fitted with refit=False, so it holds no fitted estimator to draw"):
+        PruningCurveDisplay.from_estimator(search)
