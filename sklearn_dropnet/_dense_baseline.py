@@ -40,11 +40,12 @@ class _DenseNetwork:
     with ``prune_ratio=0``: it records the dense network, with no units, and runs
     no round. ``prune`` on the estimator raises the pruner's PruningError."""
 
-    units_per_layer, frozen, n_units = {}, {}, 0
+    n_units = 0
 
     def __init__(self, module, example, initial, unpruned=None):
         self.module, self.example, self.initial, self.history = module, example, initial, []
         self.unpruned = dict(unpruned or {})
+        self.units_per_layer, self.frozen = {}, {}  # no units, none of them frozen
 
     def check_removal(self, inputs):
         return []
