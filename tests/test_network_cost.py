@@ -113,3 +113,30 @@ def test_a_batchnorm_without_running_statistics_is_counted_and_pruned(digits):
 def test_peak_cuda_bytes_names_inputs_on_the_cpu():
     with pytest.raises(ValueError, match="measures CUDA memory, but the inputs are on cpu"):
         peak_cuda_bytes(nn.Linear(4, 3), torch.zeros(2, 4))
+
+
+class _SampleFirst(nn.Module):
+    """Takes (n_samples, steps, features), as the estimator gives them, whatever the layer's batch_first."""
+
+    def __init__(self, layer, batch_first):
+        super().__init__()
+        self.layer, self.batch_first = layer, batch_first
+
+    def forward(self, x):
+        out = self.layer(x if self.batch_first else x.transpose(0, 1))
+        return out[0] if isinstance(out, tuple) else out
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_recurrent_layers_and_attention_are_counted_whatever_kernel_runs_them(batch_first):
+    """A CPU nn.LSTM's oneDNN kernel, the encoder's fused eval path and the CPU's flash
+    attention counted nothing."""
+    torch.manual_seed(0)
+    steps, n_in, hidden = 8, 24, 32
+    lstm = _SampleFirst(nn.LSTM(n_in, hidden, batch_first=batch_first), batch_first)
+    assert count_macs(lstm, torch.randn(2, steps, n_in)) == steps * 4 * hidden * (n_in + hidden)
+    layer = nn.TransformerEncoderLayer(16, 2, 32, batch_first=batch_first)
+    encoder = _SampleFirst(nn.TransformerEncoder(layer, 2, enable_nested_tensor=False), batch_first)
+    per_layer = steps * (4 * 16 * 16 + 2 * 16 * 32) + 2 * steps * steps * 16  # projections, feed-forward, attention
+    assert count_macs(encoder, torch.randn(2, steps, 16)) == 2 * per_layer
+    assert torch.backends.mha.get_fastpath_enabled() and torch._C._get_mkldnn_enabled()  # put back

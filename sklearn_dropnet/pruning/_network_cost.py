@@ -1,5 +1,6 @@
 """Size and cost of a network: parameters, bytes, multiply-accumulates, latency."""
 
+import contextlib
 import io
 import time
 
@@ -127,6 +128,9 @@ def count_macs(module, example_input):
     convolutions (grouped ones per group) and attention, two FLOPs to a
     multiply-accumulate. Element-wise work (biases, normalisation,
     activations, pooling) is not a multiply-accumulate and is not counted.
+    Recurrent layers and attention are counted through their unfused
+    kernels (oneDNN and the attention fast path are off while counting):
+    the fused ones hide their products from the counter.
 
     Examples
     --------
@@ -138,9 +142,38 @@ def count_macs(module, example_input):
     56
     """
     samples = example_input[:2]
-    with FlopCounterMode(display=False) as counter:
+    with _countable_kernels(), FlopCounterMode(display=False) as counter:
         evaluate(module, samples)
     return counter.get_total_flops() // (2 * len(samples))
+
+
+@contextlib.contextmanager
+def _countable_kernels():
+    """Within the block, the kernels whose matrix products the counter sees: a CPU
+    nn.LSTM's oneDNN kernel, the fused eval-mode path of nn.TransformerEncoder
+    (and of nn.MultiheadAttention) and the CPU's flash attention count nothing."""
+    mha = getattr(torch.backends, "mha", None)  # its switch: torch 2.2 and later
+    fastpath = mha.get_fastpath_enabled() if hasattr(mha, "get_fastpath_enabled") else None
+    mkldnn = torch._C._get_mkldnn_enabled()
+    torch._C._set_mkldnn_enabled(False)
+    if fastpath is not None:
+        mha.set_fastpath_enabled(False)
+    try:
+        with _math_attention():  # the CPU's flash attention counts nothing either
+            yield
+    finally:
+        torch._C._set_mkldnn_enabled(mkldnn)
+        if fastpath is not None:
+            mha.set_fastpath_enabled(fastpath)
+
+
+def _math_attention():
+    """scaled_dot_product_attention through its plain matrix products (torch 2.3 and later)."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:
+        return contextlib.nullcontext()
+    return sdpa_kernel(SDPBackend.MATH)
 
 
 def network_costs(module, batch, repeats=20):
