@@ -26,7 +26,12 @@ from ._data import split_validation
 from ._dense_baseline import checked_pruner, first_pruner
 from ._device import seeded_generators
 from ._export import NetworkExportMixin
-from ._inputs import inference_data, labelled_for_prune, training_data
+from ._inputs import (
+    DatasetScoreMixin,
+    inference_data,
+    labelled_for_prune,
+    training_data,
+)
 from ._net import make_net
 from ._routing import RoutedParamsMixin
 from ._user_warnings import warn
@@ -165,7 +170,7 @@ def _record(pruner, accuracy, training, start):
     )
 
 
-class DropNetClassifier(ModuleCopyMixin, NetworkExportMixin, RoutedParamsMixin, ClassifierMixin, BaseEstimator):
+class DropNetClassifier(ModuleCopyMixin, NetworkExportMixin, RoutedParamsMixin, DatasetScoreMixin, ClassifierMixin, BaseEstimator):
     """Neural network classifier pruned by DropNet.
 
     Wraps a :class:`skorch.NeuralNetClassifier`. ``fit`` trains the dense

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.metrics import accuracy_score
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
@@ -30,7 +31,7 @@ from ._data import (
 )
 from ._user_warnings import warn
 
-__all__ = ["labelled_for_prune", "training_data", "inference_data"]
+__all__ = ["DatasetScoreMixin", "labelled_for_prune", "training_data", "inference_data"]
 
 
 def _reject_input_dict(X):
@@ -154,3 +155,45 @@ def labelled_for_prune(estimator, X, y):
         X = EncodedDataset(X, encoded)
         _check_sample_shape(estimator, tuple(X[0][0].shape))
     return LabelledData(X, encoded)
+
+
+class DatasetScoreMixin:
+    """``score`` that takes a torch Dataset of ``(x, label)`` pairs, as ``fit``,
+    ``predict`` and ``prune`` do (scikit-learn's ``score`` needs ``y``)."""
+
+    def score(self, X, y=None, sample_weight=None):
+        """Mean accuracy of ``predict(X)`` against ``y``.
+
+        Parameters
+        ----------
+        X : array-like or torch Dataset
+            Samples, or a Dataset of ``(x, label)`` pairs (then ``y=None``:
+            its labels are the truth).
+        y : array-like of shape (n_samples,), default=None
+            True labels; needed unless ``X`` is a Dataset.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        float
+
+        Examples
+        --------
+        >>> import torch
+        >>> from torch.utils.data import TensorDataset
+        >>> from sklearn.datasets import load_digits
+        >>> from sklearn_dropnet import DropNetClassifier
+        >>> X, y = load_digits(return_X_y=True)
+        >>> data = TensorDataset(torch.as_tensor(X / 16, dtype=torch.float32), torch.as_tensor(y))
+        >>> clf = DropNetClassifier(max_epochs=2, prune_ratio=0.3, random_state=0).fit(data)
+        >>> clf.score(data) == clf.score(X / 16, y)
+        True
+        """
+        if isinstance(X, TorchDataset):
+            if y is not None:
+                raise ValueError("When X is a torch Dataset of (x, label) pairs, y must be None.")
+            y = dataset_labels(X)
+        elif y is None:
+            raise ValueError("score needs the labels y, unless X is a torch Dataset of (x, label) pairs.")
+        return float(accuracy_score(y, self.predict(X), sample_weight=sample_weight))

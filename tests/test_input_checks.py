@@ -114,3 +114,14 @@ def test_images_that_look_channels_last_are_warned(digits, shape, warned):
         "first: X.transpose(0, 3, 1, 2)."
     ]
     assert messages == (expected if warned else [])
+
+
+def test_score_takes_a_dataset_as_fit_and_predict_do(digits):
+    X, y = digits
+    data = TensorDataset(torch.as_tensor(X[:200]), torch.as_tensor(y[:200]))
+    clf = quick().fit(data)
+    assert clf.score(data) == clf.score(X[:200], y[:200])
+    with pytest.raises(ValueError, match=r"When X is a torch Dataset of \(x, label\) pairs, y must be None"):
+        clf.score(data, y[:200])
+    with pytest.raises(ValueError, match=r"score needs the labels y, unless X is a torch Dataset"):
+        clf.score(X[:200])
