@@ -1219,3 +1219,17 @@ def test_a_concatenation_is_mapped_again_only_after_its_branches_change(monkeypa
     assert max(counts, key=counts.get)[1] == 3  # the last joins three branches
     for key, value in expected.state_dict().items():
         torch.testing.assert_close(net.state_dict()[key], value)
+
+
+def test_a_layer_feeding_an_rnn_is_left_out_naming_the_rnn():
+    """Torch-Pruning maps its channels past the layer's width; the reason named only
+    splits, concatenations and reshapes, which the network has none of."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 6, 5)
+    net = IntoRecurrent(nn.RNN)
+    net.rnn = nn.RNN(12, 16, batch_first=True)  # more hidden units than inputs
+    net.hidden = nn.Linear(16, 8)
+    with pytest.warns(UnitRemovalWarning, match=r"layer 'fc' unpruned: .*its mapping into the RNN 'rnn', whose gates "
+                      r"Torch-Pruning 1.6 traces one by one, or through a split"):  # fmt: skip
+        pruner = DropNetPruner(net, x[:2])
+    assert "fc" in pruner.unpruned and pruner.units_per_layer == {"hidden": 8}

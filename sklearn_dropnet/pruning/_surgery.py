@@ -931,17 +931,21 @@ def _channels_out_of_range(members, consumers, modules, size):
     widths = [(target, outputs, modules[target].weight.shape[0]) for target, outputs, _ in members]
     widths += [(target, inputs, _in_width(modules[target])) for target, inputs, _ in consumers]
     roots = [root for _, _, root in (*members, *consumers)]
+    recurrent = [name for name, layer in modules.items() if type(layer) in (nn.RNN, nn.GRU)]
+    where = (
+        f"into the {type(modules[recurrent[0]]).__name__} {recurrent[0]!r}, whose gates Torch-Pruning 1.6 "
+        "traces one by one, or through a split, concatenation or reshape"
+        if recurrent
+        else "through a split, concatenation or reshape"
+    )
     for target, channels, width in widths:
         if channels.size and (channels.min() < 0 or channels.max() >= width):
             return (
                 f"Torch-Pruning maps its units to channel {int(channels.max())} of {target!r}, which has "
-                f"{width} (its mapping through a split, concatenation or reshape of this network is wrong)"
+                f"{width} (its mapping {where} of this network is wrong)"
             )
     if any(root.size and (root.min() < 0 or root.max() >= size) for root in roots):
-        return (
-            f"Torch-Pruning maps units beyond its {size} (its mapping through a split, concatenation "
-            "or reshape of this network is wrong)"
-        )
+        return f"Torch-Pruning maps units beyond its {size} (its mapping {where} of this network is wrong)"
     return None
 
 
