@@ -1154,3 +1154,16 @@ def test_cv_and_selection_fraction_together_are_refused(capsys, tmp_path):
 def test_an_empty_layer_width_is_refused(capsys, sizes):
     err = error_of(capsys, ["prune", "--hidden-layer-sizes", sizes])
     assert f"'{sizes}' is not a comma-separated list of integers, e.g. 64,32" in err
+
+
+def test_warnings_are_one_line_each(tmp_path):
+    """Not Python's form, which named the console script's line and printed its source
+    (``sys.exit(main())``) under each warning."""
+    result = subprocess.run(
+        [sys.executable, "-m", "sklearn_dropnet", "prune", "--round-to", "64", "--max-epochs", "1", "--no-plot", "-q",
+         "--output-dir", str(tmp_path)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    warned = [line for line in result.stderr.splitlines() if "Pruning stopped" in line]
+    assert len(warned) == 1 and warned[0].startswith("sklearn-dropnet: warning: Pruning stopped at ")
+    assert "UserWarning" not in result.stderr and "sys.exit" not in result.stderr

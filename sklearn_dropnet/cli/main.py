@@ -12,8 +12,10 @@ row). User errors (a missing file, a bad extension, the wrong number of
 features) end with a one-line message and exit status 2.
 """
 
+import contextlib
 import os
 import sys
+import warnings
 
 from . import ensemble, export, predict, prune
 from .errors import UsageError
@@ -65,6 +67,19 @@ def _silence_stdout():
     os.close(devnull)
 
 
+@contextlib.contextmanager
+def _one_line_warnings():
+    """Warnings printed as ``sklearn-dropnet: warning: ...``, one line each, not
+    Python's form with the file, line and source of wherever they were raised
+    (the console script's own ``sys.exit(main())``, or joblib's worker code)."""
+    saved = warnings.formatwarning
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"{PROG}: warning: {message}\n"
+    try:
+        yield
+    finally:
+        warnings.formatwarning = saved
+
+
 def _run(argv):
     """Parse ``argv`` and run its command; returns the exit status."""
     parser = build_parser()
@@ -73,7 +88,8 @@ def _run(argv):
     except SystemExit as exit:  # --help, --version and usage errors
         return exit.code if isinstance(exit.code, int) else 2
     try:
-        return COMMANDS[args.command].run(args)
+        with _one_line_warnings():
+            return COMMANDS[args.command].run(args)
     except UsageError as error:
         print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
         return 2
