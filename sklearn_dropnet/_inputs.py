@@ -70,6 +70,7 @@ def training_data(estimator, X, y):
         if hasattr(estimator, "feature_names_in_"):  # from an earlier fit on a DataFrame
             del estimator.feature_names_in_
     else:
+        _warn_if_inexact_in_float32(X)
         X, y = validate_data(estimator, X, y, dtype=np.float32, allow_nd=True)
         X = _writable(X)
     check_classification_targets(y)
@@ -89,6 +90,21 @@ def training_data(estimator, X, y):
         estimator.input_shape_ = tuple(X.shape[1:])
     _warn_if_channels_last(estimator.input_shape_)
     return LabelledData(X, encoded)
+
+
+def _warn_if_inexact_in_float32(X):
+    """Integers past 2**24 change on the way to the network's float32 inputs
+    (token ids for an nn.Embedding, say): warn."""
+    dtype = getattr(X, "dtype", None)
+    if dtype is None or not np.issubdtype(dtype, np.integer) or not np.size(X):
+        return
+    largest = int(np.abs(np.asarray(X, dtype=np.int64)).max())
+    if largest > 2**24:
+        warn(
+            f"X holds integers up to {largest:,}, past 2**24 = 16,777,216: the network gets X as float32, "
+            "which rounds such integers (token ids among them would change). Keep them at most 2**24.",
+            UserWarning,
+        )
 
 
 def _warn_if_channels_last(shape):
@@ -113,6 +129,7 @@ def inference_data(estimator, X):
         X = np.asarray(X)
     if len(estimator.input_shape_) > 1 or len(X.shape) > 2:
         _check_sample_shape(estimator, tuple(X.shape[1:]))
+    _warn_if_inexact_in_float32(X)
     return _writable(validate_data(estimator, X, dtype=np.float32, allow_nd=True, reset=False))
 
 

@@ -125,3 +125,15 @@ def test_score_takes_a_dataset_as_fit_and_predict_do(digits):
         clf.score(data, y[:200])
     with pytest.raises(ValueError, match=r"score needs the labels y, unless X is a torch Dataset"):
         clf.score(X[:200])
+
+
+def test_integers_that_float32_would_round_are_warned(digits):
+    X, y = digits
+    ids = (X[:60] * 16).astype(np.int64)
+    with pytest.warns(UserWarning, match=r"X holds integers up to 16,777,233, past 2\*\*24 = 16,777,216"):
+        training_data(quick(), ids + 16_777_217, y[:60])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        training_data(quick(), ids, y[:60])  # small ids are exact
