@@ -398,7 +398,7 @@ class ExportMixin:
             The file to write, ending in ``.onnx``, ``.pt2`` or ``.pt``. Its
             folder must exist; a file already there is replaced once the new
             one passed its check.
-        X : array-like of shape (n_samples, ...), default=None
+        X : array-like of shape (n_samples, ...) or torch Dataset, default=None
             Inputs to check the file on (its first 16 rows; one row will
             do), given as to ``predict_proba``. By default, random
             standard-normal float32 inputs of ``input_shape_``; pass real
@@ -520,6 +520,10 @@ def _check_inputs(input_shape, X=None):
     """The float32 rows to check an exported file on: the first of ``X``, or random ones."""
     if X is None:
         return np.random.default_rng(0).standard_normal((_CHECK_ROWS, *input_shape)).astype(np.float32)
+    if isinstance(X, torch.utils.data.Dataset):  # as predict takes it: (x, label) pairs or inputs alone
+        items = [X[index] for index in range(min(len(X), _CHECK_ROWS))]
+        X = [item[0] if isinstance(item, (tuple, list)) else item for item in items]
+        X = [x.numpy() if isinstance(x, torch.Tensor) else x for x in X]
     try:
         X = np.asarray(X, dtype=np.float32)
     except (TypeError, ValueError) as exc:

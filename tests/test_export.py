@@ -412,6 +412,16 @@ def test_a_network_that_takes_only_some_inputs_is_checked_on_the_rows_given(toke
         np.testing.assert_allclose(got[str(path)], clf.predict_proba(X[100:]), rtol=0, atol=1e-5, err_msg=str(path))
 
 
+def test_the_rows_to_check_on_may_be_a_dataset_as_predict_takes(token_cnn, tmp_path):
+    from torch.utils.data import TensorDataset
+
+    clf, X = token_cnn
+    data = TensorDataset(torch.as_tensor(X[:40]), torch.zeros(40, dtype=torch.long))
+    path = clf.export(tmp_path / "model.onnx", X=data)
+    got = run_elsewhere([path], X[100:], tmp_path)
+    np.testing.assert_allclose(got[str(path)], clf.predict_proba(X[100:]), rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize("rows", [np.zeros((4, 64), np.float32), np.zeros((0, 1, 8, 8), np.float32), [["a"]]])
 def test_check_rows_of_another_shape_are_refused(cnn, tmp_path, rows):
     with pytest.raises(ValueError, match=r"export's X must be .*rows of shape \(n_samples, \*\(1, 8, 8\)\)"):
