@@ -1167,3 +1167,12 @@ def test_warnings_are_one_line_each(tmp_path):
     warned = [line for line in result.stderr.splitlines() if "Pruning stopped" in line]
     assert len(warned) == 1 and warned[0].startswith("sklearn-dropnet: warning: Pruning stopped at ")
     assert "UserWarning" not in result.stderr and "sys.exit" not in result.stderr
+
+
+def test_images_are_described_by_their_shape_not_as_features(tmp_path, capsys, digits):
+    X, y = digits[0][:200], digits[1][:200]
+    np.savez(tmp_path / "images.npz", X=X.reshape(-1, 1, 8, 8), y=y)
+    argv = ["prune", "--data", str(tmp_path / "images.npz"), "--prune-ratio", "0", "--test-size", "0",
+            "--output-dir", str(tmp_path), *FAST]  # fmt: skip
+    assert main(argv) == 0
+    assert f"data: {tmp_path / 'images.npz'} (200 samples, each 1 x 8 x 8);" in capsys.readouterr().out

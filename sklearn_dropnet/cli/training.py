@@ -41,7 +41,9 @@ def _training_data(args):
         raise UsageError(f"{args.data} has no labels: a .npz file needs an array y")
     if len(np.unique(y)) < 2:
         raise UsageError(f"{args.data}: the labels have a single class; need at least 2")
-    description = f"{args.data} ({X.shape[0]} samples, {int(np.prod(X.shape[1:]))} features)"
+    shape = " x ".join(str(size) for size in X.shape[1:])
+    each = f"{X.shape[1]} features" if X.ndim == 2 else f"each {shape}"
+    description = f"{args.data} ({X.shape[0]} samples, {each})"
     return X, y, description, names
 
 
