@@ -36,7 +36,7 @@ from ._net import make_net
 from ._routing import RoutedParamsMixin
 from ._user_warnings import warn
 from ._validation import DROPNET_CONSTRAINTS, check_dropnet_params
-from .pruning._engine import DropNetPruner
+from .pruning._engine import DropNetPruner, units_left
 
 # Inputs the removal check runs on, spread over the training data: enough
 # that a wrongly mapped unit is unlikely to be zero on all of them.
@@ -69,11 +69,6 @@ def _units_per_round(drop_fraction, left):
     return max(1, round(drop_fraction * left))
 
 
-def _units_kept(prune_ratio, n_dense):
-    """Units left once ``prune_ratio`` of the ``n_dense`` are gone (rounded down to whole units)."""
-    return int(math.floor((1 - prune_ratio) * n_dense + 1e-9))
-
-
 def _expected_rounds(left, target, drop_fraction):
     """Rounds from ``left`` units to ``target``, each removing ``drop_fraction`` of the
     survivors (at least one) and the last no more than ``target`` leaves."""
@@ -93,7 +88,7 @@ def _next_prune_ratio(estimator, prune_ratio):
         return min(1 - (left - _units_per_round(estimator.drop_fraction, left)) / max(n_dense, 1), 0.999)
     constraint = {"prune_ratio": DROPNET_CONSTRAINTS["prune_ratio"]}
     validate_parameter_constraints(constraint, {"prune_ratio": prune_ratio}, caller_name="prune")
-    kept = _units_kept(prune_ratio, n_dense)
+    kept = units_left(prune_ratio, n_dense)
     if kept > left:
         raise ValueError(
             f"prune_ratio={prune_ratio} keeps {kept} of the {n_dense} units, but "
@@ -133,7 +128,7 @@ def _next_round(pruner, prune_ratio, drop_fraction, progress):
 def _warn_if_at_the_floor(pruner, prune_ratio):
     """Warn when pruning stopped at the fewest units the layers keep, short of ``prune_ratio``."""
     first, left = pruner.history[0]["units"], pruner.n_units
-    goal = _units_kept(prune_ratio, first)
+    goal = units_left(prune_ratio, first)
     if left <= goal:
         return
     floors = {**{group.name: group.fewest for group in pruner.units}, **pruner.frozen}

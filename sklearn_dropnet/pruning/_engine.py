@@ -100,6 +100,16 @@ RESTARTS = {
 }
 
 
+def units_left(prune_ratio, units):
+    """The units left once ``prune_ratio`` of ``units`` are gone, rounded down to
+    whole units (so the units removed are rounded up: 0.8 of 96 leaves 19).
+
+    >>> units_left(0.8, 96), units_left(0.5, 96)
+    (19, 48)
+    """
+    return int(math.floor((1 - prune_ratio) * units + 1e-9))
+
+
 def _layer_names(module):
     """The names of ``module``'s layers of the kinds DropNet prunes."""
     return {name for name, part in module.named_modules() if isinstance(part, PRUNABLE_TYPES)}
@@ -481,7 +491,7 @@ class DropNetPruner:
         """
         first = self.history[0]["units"] if self.history else self._units_at_start
         _check_fraction(prune_ratio, "prune_ratio")
-        return max(int(math.floor((1 - prune_ratio) * first + 1e-9)), self.fewest_units)
+        return max(units_left(prune_ratio, first), self.fewest_units)
 
     def units_to_drop(self, prune_ratio, drop_fraction=0.2):
         """How many units the next round removes; 0 once ``prune_ratio`` is reached.
