@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 from sklearn.metrics import accuracy_score
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
@@ -95,10 +96,13 @@ def training_data(estimator, X, y):
 def _warn_if_inexact_in_float32(X):
     """Integers past 2**24 change on the way to the network's float32 inputs
     (token ids for an nn.Embedding, say): warn."""
-    dtype = getattr(X, "dtype", None)
-    if dtype is None or not np.issubdtype(dtype, np.integer) or not np.size(X):
-        return
-    largest = int(np.abs(np.asarray(X, dtype=np.int64)).max())
+    if isinstance(X, torch.Tensor):
+        integers = not (X.is_floating_point() or X.is_complex()) and X.dtype != torch.bool
+        largest = int(X.abs().max()) if integers and X.numel() else 0
+    else:
+        dtype = getattr(X, "dtype", None)
+        integers = isinstance(dtype, np.dtype) and np.issubdtype(dtype, np.integer)
+        largest = int(np.abs(np.asarray(X, dtype=np.int64)).max()) if integers and np.size(X) else 0
     if largest > 2**24:
         warn(
             f"X holds integers up to {largest:,}, past 2**24 = 16,777,216: the network gets X as float32, "
@@ -184,7 +188,7 @@ class DatasetScoreMixin:
         Parameters
         ----------
         X : array-like or torch Dataset
-            Samples, or a Dataset of ``(x, label)`` pairs (then ``y=None``:
+            Samples, or a Dataset of ``(x, label)`` pairs (with ``y=None``,
             its labels are the truth).
         y : array-like of shape (n_samples,), default=None
             True labels; needed unless ``X`` is a Dataset.
@@ -207,9 +211,7 @@ class DatasetScoreMixin:
         >>> clf.score(data) == clf.score(X / 16, y)
         True
         """
-        if isinstance(X, TorchDataset):
-            if y is not None:
-                raise ValueError("When X is a torch Dataset of (x, label) pairs, y must be None.")
+        if isinstance(X, TorchDataset) and y is None:
             y = dataset_labels(X)
         elif y is None:
             raise ValueError("score needs the labels y, unless X is a torch Dataset of (x, label) pairs.")

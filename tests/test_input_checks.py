@@ -120,18 +120,19 @@ def test_score_takes_a_dataset_as_fit_and_predict_do(digits):
     X, y = digits
     data = TensorDataset(torch.as_tensor(X[:200]), torch.as_tensor(y[:200]))
     clf = quick().fit(data)
-    assert clf.score(data) == clf.score(X[:200], y[:200])
-    with pytest.raises(ValueError, match=r"When X is a torch Dataset of \(x, label\) pairs, y must be None"):
-        clf.score(data, y[:200])
+    assert clf.score(data) == clf.score(X[:200], y[:200]) == clf.score(data, y[:200])
+    assert clf.score(data, np.zeros(200, int)) == np.mean(clf.predict(X[:200]) == 0)  # y given: the truth
     with pytest.raises(ValueError, match=r"score needs the labels y, unless X is a torch Dataset"):
         clf.score(X[:200])
 
 
-def test_integers_that_float32_would_round_are_warned(digits):
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_integers_that_float32_would_round_are_warned(digits, as_tensor):
     X, y = digits
     ids = (X[:60] * 16).astype(np.int64)
+    big = torch.as_tensor(ids + 16_777_217) if as_tensor else ids + 16_777_217
     with pytest.warns(UserWarning, match=r"X holds integers up to 16,777,233, past 2\*\*24 = 16,777,216"):
-        training_data(quick(), ids + 16_777_217, y[:60])
+        training_data(quick(), big, y[:60])
     import warnings
 
     with warnings.catch_warnings():
