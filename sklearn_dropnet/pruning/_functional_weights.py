@@ -10,12 +10,11 @@ counted among the network's units: :func:`functional_weights` finds them in
 one pass, so that each is named (a layer is never left unpruned silently).
 """
 
-import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ._eval_mode import evaluate
-from ._probes import KEPT_UNIT_TYPES, PRUNABLE_TYPES
+from ._probes import KEPT_UNIT_TYPES, PRUNABLE_TYPES, flat_tensors
 from ._sites import function_name
 
 # The functions that apply a weight matrix to their input, by the name torch
@@ -40,18 +39,10 @@ class _WeightRecorder(TorchFunctionMode):
         output = func(*args, **kwargs)
         name = function_name(func)
         if name in WEIGHT_FUNCTIONS:
-            for value in (*_flat(args), *_flat(kwargs.values())):
+            for value in flat_tensors([args, kwargs]):
                 if isinstance(value, nn.Parameter) and value.dim() >= 2:
                     self.used.setdefault(id(value), (name, output))
         return output
-
-
-def _flat(values):
-    for value in values:
-        if isinstance(value, (list, tuple)):
-            yield from _flat(value)
-        else:
-            yield value
 
 
 def functional_weights(module, example_input):
@@ -93,7 +84,7 @@ def functional_weights(module, example_input):
     recorder = _WeightRecorder()
     with recorder:
         output = evaluate(module, example_input)
-    outputs = [tensor for tensor in _flat([output]) if isinstance(tensor, torch.Tensor)]
+    outputs = flat_tensors(output)
     owners = {}
     for owner_name, owner in module.named_modules():
         for name, parameter in owner.named_parameters(recurse=False):
