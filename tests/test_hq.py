@@ -26,6 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, log_loss
 from sklearn.model_selection import (
     GridSearchCV,
+    GroupKFold,
     KFold,
     ShuffleSplit,
     cross_val_predict,
@@ -886,6 +887,35 @@ def test_cv_trains_every_member_on_every_row_and_folds_on_the_rest():
     held_out = [set(range(100)) - set(rows) for rows in fold_rows[:4]]
     assert set().union(*held_out) == set(range(100))  # every row held out once
     assert sum(map(len, held_out)) == 100
+
+
+def test_cv_splits_by_the_groups_given_to_fit():
+    X, y = load_wine(return_X_y=True)
+    groups = np.arange(len(y)) % 6  # rows of one group never on both sides
+    members = [("nb", GaussianNB()), ("tree", DecisionTreeClassifier(max_depth=2, random_state=0))]
+    hq = HQEnsembleClassifier(estimators=members, n_select=2, cv=GroupKFold(3))
+    hq.fit(X, y, groups=groups)
+    probas = np.stack(
+        [
+            cross_val_predict(m, X, y, groups=groups, cv=GroupKFold(3), method="predict_proba")
+            for _, m in members
+        ]
+    )
+    _, candidates = hq_select(probas.argmax(axis=2), probas, y, 2)
+    np.testing.assert_allclose(hq.candidates_["accuracy"], candidates["accuracy"])
+
+
+def test_groups_are_asked_for_by_a_group_splitter_and_refused_without_cv():
+    X, y = load_wine(return_X_y=True)
+    members = [("nb", GaussianNB()), ("lr", LogisticRegression(max_iter=50))]
+    with pytest.raises(ValueError, match=r"no groups were given: pass them to fit"):
+        HQEnsembleClassifier(estimators=members, n_select=2, cv=GroupKFold(3)).fit(X, y)
+    with pytest.raises(ValueError, match=r"groups is used only with cv.*cv=GroupKFold"):
+        HQEnsembleClassifier(estimators=members, n_select=2).fit(X, y, groups=np.zeros(len(y)))
+    with pytest.raises(ValueError, match=r"one label per row of X: 178 rows, but groups has shape \(5,\)"):
+        HQEnsembleClassifier(estimators=members, n_select=2, cv=GroupKFold(3)).fit(
+            X, y, groups=np.arange(5)
+        )
 
 
 def test_cv_leaves_frozen_members_alone():

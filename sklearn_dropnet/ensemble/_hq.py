@@ -385,7 +385,7 @@ class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
         self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=False)  # the members validate their own
-    def fit(self, X, y):
+    def fit(self, X, y, groups=None):
         """Fit the members, then choose the team on held-out data.
 
         Parameters
@@ -399,6 +399,12 @@ class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
             every row once, fold by fold).
         y : array-like of shape (n_samples,)
             Class labels.
+        groups : array-like of shape (n_samples,), default=None
+            Group labels of the rows, for a ``cv`` splitter that keeps
+            groups apart (:class:`~sklearn.model_selection.GroupKFold`,
+            :class:`~sklearn.model_selection.LeaveOneGroupOut`), as in
+            :func:`~sklearn.model_selection.cross_val_predict`. Only with
+            ``cv``.
 
         Returns
         -------
@@ -407,6 +413,7 @@ class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
         """
         X, y = self._validate_fit_data(X, y)
         self._check_params()
+        groups = self._check_groups(groups, y)
         label_encoder = LabelEncoder().fit(y)
         self.classes_ = label_encoder.classes_
         y = label_encoder.transform(y)
@@ -423,7 +430,7 @@ class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
                 for task, member, rows in zip(tasks, members, samples)
             )
         else:
-            folds, y_held = self._folds(X, y, random_state), y
+            folds, y_held = self._folds(X, y, groups, random_state), y
             calls = (
                 delayed(fit_member_out_of_fold)(task, member, X, y, folds)
                 for task, member in zip(tasks, members)
@@ -669,7 +676,25 @@ class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
             random_state=random_state.randint(np.iinfo(np.int32).max),
         )
 
-    def _folds(self, X, y, random_state):
+    def _check_groups(self, groups, y):
+        """``groups`` as an array of one label per row, or None."""
+        if groups is None:
+            return None
+        if self.cv is None:
+            raise ValueError(
+                "groups is used only with cv: the held-out split of validation_fraction "
+                "is stratified by class, not by group. Pass cv=GroupKFold(n_splits=5) "
+                "(or another group splitter) with groups."
+            )
+        groups = np.asarray(groups)
+        if groups.ndim != 1 or len(groups) != len(y):
+            raise ValueError(
+                f"groups must hold one label per row of X: {len(y)} rows, but groups has "
+                f"shape {groups.shape}."
+            )
+        return groups
+
+    def _folds(self, X, y, groups, random_state):
         """The ``(train, test)`` folds of ``cv``, listed once for every member."""
         seed = random_state.randint(np.iinfo(np.int32).max)
         n_folds = _n_folds(self.cv)
@@ -677,7 +702,15 @@ class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
             splitter = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
         else:
             splitter = check_cv(self.cv, y, classifier=True)
-        return list(splitter.split(X, y))
+        try:
+            return list(splitter.split(X, y, groups))
+        except ValueError as exc:
+            if groups is None and "groups" in str(exc):
+                raise ValueError(
+                    f"cv={self.cv!r} splits by group, and no groups were given: pass "
+                    "them to fit, as in hq.fit(X, y, groups=groups)."
+                ) from exc
+            raise
 
     def _bootstrap_samples(self, y, n_members, random_state):
         """Each member's stratified bootstrap rows, or None (all rows) each."""
