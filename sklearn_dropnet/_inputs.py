@@ -30,6 +30,7 @@ from ._data import (
     dataset_labels,
     float_inputs,
 )
+from ._device import preserved_generators
 from ._user_warnings import warn
 
 __all__ = ["DatasetScoreMixin", "labelled_for_prune", "training_data", "inference_data"]
@@ -85,12 +86,31 @@ def training_data(estimator, X, y):
     encoded = encoder.transform(y).astype(np.int64)
     if isinstance(X, TorchDataset):
         X = EncodedDataset(X, encoded)
-        estimator.input_shape_ = tuple(X[0][0].shape)
+        estimator.input_shape_ = _one_input_shape(X)
         estimator.n_features_in_ = estimator.input_shape_[0]
     else:
         estimator.input_shape_ = tuple(X.shape[1:])
     _warn_if_channels_last(estimator.input_shape_)
     return LabelledData(X, encoded)
+
+
+def _one_input_shape(dataset, n_samples=16):
+    """The shape of the Dataset's inputs, checked on up to ``n_samples``
+    items spread over it: a batch stacks its inputs, so they need one shape."""
+    indices = np.linspace(0, len(dataset) - 1, min(n_samples, len(dataset))).round().astype(int)
+    shapes = {}
+    with preserved_generators("cpu"):  # random transforms draw from torch's generator
+        for index in np.unique(indices).tolist():
+            shapes.setdefault(tuple(dataset[index][0].shape), index)
+    if len(shapes) > 1:
+        (first, i), (other, j) = list(shapes.items())[:2]
+        raise ValueError(
+            f"The Dataset passed as X yields inputs of different shapes: item {i} is {first}, "
+            f"item {j} is {other}. A batch stacks its inputs, so they need one shape: pad or "
+            "crop them to one length (torch.nn.utils.rnn.pad_sequence pads sequences) or "
+            "resize images to one size, in the Dataset's __getitem__ or transform."
+        )
+    return next(iter(shapes))
 
 
 def _warn_if_inexact_in_float32(X):

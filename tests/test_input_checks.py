@@ -138,3 +138,37 @@ def test_integers_that_float32_would_round_are_warned(digits, as_tensor):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         training_data(quick(), ids, y[:60])  # small ids are exact
+
+
+class UnpaddedSequences(Dataset):
+    """Sequences of 3 channels and lengths 5 to 11, as a speech or text dataset yields them."""
+
+    def __init__(self, n=40):
+        self.lengths = 5 + np.arange(n) % 7
+
+    def __len__(self):
+        return len(self.lengths)
+
+    def __getitem__(self, index):
+        return torch.ones(3, int(self.lengths[index])), int(index % 2)
+
+
+class Conv1dNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.act, self.out = torch.nn.Conv1d(3, 8, 3), torch.nn.ReLU(), torch.nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.out(self.act(self.conv(x)).mean(-1))
+
+
+def test_inputs_of_different_shapes_in_a_dataset_are_named_with_the_fix():
+    with pytest.raises(ValueError, match=r"item 0 is \(3, 5\), item \d+ is \(3, \d+\).*pad_sequence"):
+        quick(module=Conv1dNet).fit(UnpaddedSequences())
+
+
+def test_the_shape_check_leaves_torchs_generator_as_it_was():
+    before = torch.get_rng_state()
+    data = training_data(quick(), TensorDataset(torch.zeros(30, 3, 6), torch.arange(30) % 2), None)
+    assert data.X[0][0].shape == (3, 6)
+    assert torch.equal(torch.get_rng_state(), before)
