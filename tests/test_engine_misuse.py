@@ -84,6 +84,25 @@ def test_a_layer_added_behind_the_pruner_is_named(pruner):
         pruner.score(lambda: [x])
 
 
+def test_a_dtype_changed_behind_the_pruner_is_named_before_any_surgery(pruner):
+    pruner, scores = pruner
+    drop = pruner.choose(scores, 4)
+    pruner.module.double()
+    with pytest.raises(Exception, match=r"parameters changed dtype behind the pruner: they are torch.float64, "
+                                        r"and were torch.float32.*convert the network first"):  # fmt: skip
+        pruner.remove(drop)
+    assert pruner.units_per_layer == {"0": 12, "2": 10}
+
+
+def test_a_network_converted_before_the_pruner_prunes_in_its_dtype():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 3)).double()
+    x = torch.randn(16, 6, dtype=torch.float64)
+    pruner = DropNetPruner(net, x[:2])
+    net = pruner.remove(pruner.choose(pruner.score(lambda: [x]), 4), restart="rewind")
+    assert net[0].weight.dtype == torch.float64 and pruner.units_per_layer == {"0": 8}
+
+
 def test_a_checkpoint_of_another_pruner_is_refused_and_changes_nothing(pruner):
     pruner, _ = pruner
     torch.manual_seed(1)
@@ -103,3 +122,20 @@ def test_remove_keeps_the_modes_of_the_network_it_replaces(pruner, restart):
     pruner.module[1].train()
     net = pruner.remove(pruner.choose(scores, 4), restart=restart)
     assert [part.training for part in net] == [False, True, False, False, False]
+
+
+def test_a_layer_under_torch_nn_utils_prune_is_refused_with_the_fix():
+    import torch.nn.utils.prune as torch_prune
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 10), nn.ReLU(), nn.Linear(10, 3))
+    torch_prune.l1_unstructured(net[2], "weight", amount=0.3)
+    x = torch.randn(16, 6)
+    with pytest.raises(Exception, match=r"Layer '2' is under torch.nn.utils.prune: its 'weight' is computed from "
+                                        r"'weight_orig' and 'weight_mask'.*prune.remove\(module.get_submodule\('2'\), "
+                                        r"'weight'\)"):  # fmt: skip
+        DropNetPruner(net, x[:2])
+    torch_prune.remove(net[2], "weight")  # the fix: the mask made permanent
+    pruner = DropNetPruner(net, x[:2])
+    pruner.remove(pruner.choose(pruner.score(lambda: [x]), 4))
+    assert sum(pruner.units_per_layer.values()) == 18

@@ -25,6 +25,7 @@ from ._probes import (
     PRUNABLE_TYPES,
     inspect_network,
     kept_unit_layers,
+    masked_layers,
     parametrized_layers,
     prunable_layers_hint,
 )
@@ -113,6 +114,27 @@ def units_left(prune_ratio, units):
 def _layer_names(module):
     """The names of ``module``'s layers of the kinds DropNet prunes."""
     return {name for name, part in module.named_modules() if isinstance(part, PRUNABLE_TYPES)}
+
+
+def _refuse_masks(module):
+    """A layer under torch.nn.utils.prune computes its weight from ``weight_orig`` and
+    ``weight_mask`` in a hook, which neither Torch-Pruning nor DropNet resizes."""
+    masked = masked_layers(module)
+    if masked:
+        name, tensors = next(iter(masked.items()))
+        more = f" (and {len(masked) - 1} more layers)" if len(masked) > 1 else ""
+        raise PruningError(
+            f"Layer {name!r}{more} is under torch.nn.utils.prune: its {tensors[0]!r} is computed "
+            f"from {tensors[0] + '_orig'!r} and {tensors[0] + '_mask'!r} in a hook, which DropNet "
+            "cannot resize when it removes units. Make the masks permanent first: "
+            "torch.nn.utils.prune.remove(layer, name) for each masked tensor "
+            f"(here torch.nn.utils.prune.remove(module.get_submodule({name!r}), {tensors[0]!r}))."
+        )
+
+
+def _float_dtype(module):
+    """The dtype of ``module``'s first floating-point parameter, or None."""
+    return next((p.dtype for p in module.parameters() if p.is_floating_point()), None)
 
 
 def _in_modes_of(module, previous):
@@ -311,6 +333,7 @@ class DropNetPruner:
     """
 
     def __init__(self, module, example_input, *, initial=None, history=None, unpruned=None, frozen=None):
+        _refuse_masks(module)
         self.module = module
         self.example = example_input
         self.initial = deep_copy(module).cpu() if initial is None else initial
@@ -346,6 +369,15 @@ class DropNetPruner:
         """Refuse to go on with a network whose prunable layers no longer have the
         units traced, or are other layers: the caller replaced, resized, added
         or removed one since."""
+        dtype = _float_dtype(self.module)
+        if dtype != self._dtype:
+            raise PruningError(
+                f"The network's parameters changed dtype behind the pruner: they are {dtype}, and were "
+                f"{self._dtype} when the pruner traced the network (module.double(), .half() or "
+                ".to(dtype) after DropNetPruner). The pruner traces with example_input as it was "
+                "given: convert the network first, then build the DropNetPruner with an "
+                "example_input of the new dtype."
+            )
         layers = _layer_names(self.module)
         if layers != self._layers:
             added, gone = sorted(layers - self._layers), sorted(self._layers - layers)
@@ -369,7 +401,7 @@ class DropNetPruner:
 
     def _trace(self):
         """The unit groups of the current network, skipping the layers left out."""
-        self._layers = _layer_names(self.module)
+        self._layers, self._dtype = _layer_names(self.module), _float_dtype(self.module)
         skipped = set(self.unpruned) | set(self.frozen)
         groups, refused = trace_unit_groups(self.module, self.example, self.structure, known=skipped)
         for name, (size, reason) in refused.items():
@@ -694,7 +726,7 @@ class DropNetPruner:
                     f"units {root.tolist()} of group {group.name!r} (an input of a concatenation), and "
                     "keeps at least one. choose() leaves one in every such layer."
                 )
-        before = {key: getattr(self, key) for key in ("module", "structure", "units", "_networks", "_layers")}
+        before = {key: getattr(self, key) for key in ("module", "structure", "units", "_networks", "_layers", "_dtype")}
         before.update(unpruned=dict(self.unpruned), frozen=dict(self.frozen))
         networks = saved_state(self.module) + saved_state(self.initial)
         try:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.nn.utils.prune import BasePruningMethod
 
 from ._frozen_norms import is_frozen_batch_norm
 from ._sites import (
@@ -404,6 +405,26 @@ def parametrized_layers(module):
         name for name, mod in module.named_modules()
         if isinstance(mod, PRUNABLE_TYPES) and has_unsupported_parametrizations(mod)
     ]  # fmt: skip
+
+
+def masked_layers(module):
+    """The layers of ``module`` under :mod:`torch.nn.utils.prune`, each with its masked tensors.
+
+    >>> import torch.nn.utils.prune as prune
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    >>> _ = prune.l1_unstructured(net[0], "weight", amount=0.5)
+    >>> masked_layers(net)
+    {'0': ['weight']}
+    """
+    masked = {}
+    for name, layer in module.named_modules():
+        tensors = [
+            hook._tensor_name for hook in layer._forward_pre_hooks.values() if isinstance(hook, BasePruningMethod)
+        ]
+        if tensors:
+            masked[name] = tensors
+    return masked
 
 
 def prunable_layers_hint(module, structure=None):
