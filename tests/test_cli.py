@@ -595,6 +595,20 @@ def test_nan_or_infinite_labels(capsys, tmp_path, digits, bad):
     )
 
 
+@pytest.mark.parametrize("command", ["prune", "ensemble"])
+def test_fractional_labels_are_refused_before_training(capsys, tmp_path, digits, command):
+    X, y = digits
+    np.savetxt(tmp_path / "frac.csv", np.column_stack([X[:100], y[:100] % 3 + 0.5]), delimiter=",", fmt="%g")
+    assert main([command, "--data", str(tmp_path / "frac.csv"), *FAST]) == 2
+    out, err = capsys.readouterr()
+    assert "training" not in out
+    assert err.strip().endswith(
+        "frac.csv: the labels hold fractional numbers (0.5, 1.5, 2.5), which a classifier takes for a "
+        'regression target (scikit-learn\'s rule). Labels are classes: whole numbers or text; if these '
+        'are classes, write them as text (e.g. "a0.5") or number them.'
+    )
+
+
 def test_empty_label_cell(capsys, tmp_path):
     (tmp_path / "gap.csv").write_text("0.1,0.2,1\n0.3,0.4,\n0.5,0.6,0\n")
     err = error_of(capsys, ["prune", "--data", str(tmp_path / "gap.csv"), *FAST])

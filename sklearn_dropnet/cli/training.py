@@ -41,10 +41,26 @@ def _training_data(args):
         raise UsageError(f"{args.data} has no labels: a .npz file needs an array y")
     if len(np.unique(y)) < 2:
         raise UsageError(f"{args.data}: the labels have a single class; need at least 2")
+    _check_class_labels(args.data, y)
     shape = " x ".join(str(size) for size in X.shape[1:])
     each = f"{X.shape[1]} features" if X.ndim == 2 else f"each {shape}"
     description = f"{args.data} ({X.shape[0]} samples, {each})"
     return X, y, description, names
+
+
+def _check_class_labels(path, y):
+    """Fractional numbers are not class labels: scikit-learn's classifiers refuse
+    them as a regression target, and so does this command, before training."""
+    from sklearn.utils.multiclass import type_of_target
+
+    if type_of_target(y) in ("continuous", "continuous-multioutput"):
+        fractional = np.asarray(y)[np.asarray(y) % 1 != 0]
+        raise UsageError(
+            f"{path}: the labels hold fractional numbers ({some_labels(fractional)}), which a "
+            "classifier takes for a regression target (scikit-learn's rule). Labels are "
+            "classes: whole numbers or text; if these are classes, write them as text "
+            '(e.g. "a0.5") or number them.'
+        )
 
 
 def _single_row_classes(y):
