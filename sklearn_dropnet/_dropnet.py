@@ -142,12 +142,14 @@ def _warn_if_at_the_floor(pruner, prune_ratio):
     )
 
 
-def _warn_rejected(history, min_accuracy_ratio):
-    """Say that the last round fell below ``min_accuracy_ratio`` and which network is kept."""
+def _warn_rejected(history, min_accuracy_ratio, validated=True):
+    """Say that the last round fell below ``min_accuracy_ratio`` and which network is kept;
+    ``validated`` False: the accuracy is on the training rows (``validation_fraction=0``)."""
     rejected, dense = history[-1], history[0]
     kept = next(record for record in reversed(history) if record["accepted"])
+    on = "a validation accuracy" if validated else "a training accuracy (validation_fraction=0)"
     warn(
-        f"Round {rejected['round']} reached a validation accuracy of {rejected['valid_accuracy']:.4f}, below "
+        f"Round {rejected['round']} reached {on} of {rejected['valid_accuracy']:.4f}, below "
         f"min_accuracy_ratio={min_accuracy_ratio:g} times the dense network's {dense['valid_accuracy']:.4f}: "
         f"the estimator keeps round {kept['round']}'s network ({kept['units']} units, {kept['params']:,} "
         "parameters). The rejected round stays last in pruning_history_, with accepted=False; a later "
@@ -537,7 +539,7 @@ class DropNetClassifier(ModuleCopyMixin, NetworkExportMixin, RoutedParamsMixin, 
                 if self.min_accuracy_ratio is not None and accuracy < self.min_accuracy_ratio * dense_accuracy:
                     record["accepted"] = False
                     self._restore(pruner, accepted)
-                    _warn_rejected(self.pruning_history_, self.min_accuracy_ratio)
+                    _warn_rejected(self.pruning_history_, self.min_accuracy_ratio, self.validation_fraction > 0)
                     break
                 accepted = pruner.checkpoint()
                 self._keep(pruner)

@@ -362,6 +362,12 @@ def test_min_accuracy_ratio_keeps_the_last_good_round(digits):
     assert clf.pruning_history_[-1]["units"] == kept["units"] - round(0.2 * kept["units"])
 
 
+def test_min_accuracy_ratio_without_a_validation_split_says_the_accuracy_is_on_training_rows(digits):
+    X, y = digits
+    with pytest.warns(UserWarning, match=r"Round \d+ reached a training accuracy \(validation_fraction=0\) of "):
+        small(prune_ratio=0.95, min_accuracy_ratio=1.0, max_epochs=3, validation_fraction=0).fit(X[:400], y[:400])
+
+
 @pytest.fixture(scope="module")
 def half_pruned(digits):
     X, y = digits
