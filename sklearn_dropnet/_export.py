@@ -258,6 +258,26 @@ class _UnfaithfulTrace(Exception):
         self.caught = caught
 
 
+def _eager_failure(graph, example):
+    """The error ``graph`` raises on ``example`` run as it is (no exporter), or None."""
+    try:
+        with torch.no_grad():
+            graph(example)
+    except Exception as exc:
+        return exc
+    return None
+
+
+def _error_line(error):
+    """``Type: message`` of ``error``'s first line; for an error raised in the
+    TorchScript interpreter (whose first line says only that an operation failed),
+    its last line, where torch puts the original error as ``Type: message``."""
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    if len(lines) > 1 and "failed in the TorchScript interpreter" in lines[0]:
+        return lines[-1].strip()
+    return f"{type(error).__name__}: {first_line(error)}"
+
+
 def _is_harmless(tracer_warning):
     # "torch.tensor results are registered as constants in the trace. You can
     # safely ignore this warning if you use this function to create tensors
@@ -471,6 +491,14 @@ class ExportMixin:
             except _UnfaithfulTrace as exc:
                 raise ValueError(unfaithful_trace_message(type(self).__name__, path, exc.caught)) from None
             except Exception as exc:
+                failure = _eager_failure(graph, example)
+                if failure is not None:  # the network itself fails on the rows it was traced with
+                    advice = "" if given else " Pass rows it accepts: export(path, X=X_test[:16])."
+                    inputs = "the X given" if given else "random standard-normal inputs"
+                    raise ValueError(
+                        f"Cannot export {type(self).__name__} as a {name} file: its network failed on "
+                        f"{inputs} ({_error_line(failure)}).{advice}"
+                    ) from exc
                 raise ValueError(refused_message(type(self).__name__, name, path, exc)) from exc
             self._check_export(written, name, run, X, given, path, None if on_cpu else graph)
             # The file, and its weights where the exporter put them in a file of their own.
@@ -490,12 +518,21 @@ class ExportMixin:
         kept = f"; the file already at {os.fspath(path)} was left as it was" if path.exists() else ""
         try:
             expected = self._exported_reference(X) if graph is None else _graph_probabilities(graph, X)
-            outputs = [run(written, rows)[0] for rows in (X, X[:1])]
+            outputs = [run(written, X)[0]]
         except Exception as exc:
             advice = "" if given else " Pass rows it accepts: export(path, X=X_test[:16])."
             raise ValueError(
                 f"Cannot check the exported {name} file, so it was not written{kept}: the estimator "
-                f"or the file failed on {inputs} ({type(exc).__name__}: {first_line(exc)}).{advice}"
+                f"or the file failed on {inputs} ({_error_line(exc)}).{advice}"
+            ) from exc
+        try:
+            outputs.append(run(written, X[:1])[0])
+        except Exception as exc:
+            raise ValueError(
+                f"The exported {name} file ran on {len(X)} rows of {inputs} but failed on a batch of one "
+                f"row ({_error_line(exc)}), so it was not written{kept}. A "
+                "deployed network must take any batch size: a step such as x.squeeze() drops the batch "
+                "dimension of a single row (x.flatten(1) or x.squeeze(-1) keep it)."
             ) from exc
         for probabilities in outputs:
             difference = float(np.max(np.abs(probabilities - expected[: len(probabilities)])))

@@ -172,3 +172,43 @@ def test_output_that_is_the_model_file_is_refused(
     assert err.count("\n") == 1 and "Traceback" not in err and "choose another -o" in err
     assert model.read_bytes() == before
     joblib.load(model)  # still the fitted model
+
+
+class TokenNet(torch.nn.Module):
+    """Takes pixel values 0..16 as token ids: random standard-normal inputs are out of range."""
+
+    def __init__(self, n_classes=10):
+        super().__init__()
+        self.embed, self.hidden = torch.nn.Embedding(17, 4), torch.nn.Linear(64 * 4, 16)
+        self.act, self.out = torch.nn.ReLU(), torch.nn.Linear(16, n_classes)
+
+    def forward(self, x):
+        return self.out(self.act(self.hidden(self.embed(x.long()).flatten(1))))
+
+
+@pytest.fixture(scope="module")
+def token_model(tmp_path_factory):
+    from sklearn_dropnet import DropNetClassifier
+
+    X, y = load_digits(return_X_y=True)
+    folder = tmp_path_factory.mktemp("tokens")
+    clf = DropNetClassifier(module=TokenNet, prune_ratio=0.5, max_epochs=1, random_state=0).fit(X[:300], y[:300])
+    joblib.dump(clf, folder / "tokens.joblib")
+    np.savez(folder / "rows.npz", X=X[300:340], y=y[300:340])
+    return folder, clf, X[300:340].astype(np.float32)
+
+
+@pytest.mark.parametrize("suffix", [".onnx", ".pt"])
+def test_data_gives_the_rows_a_network_of_token_ids_accepts(token_model, tmp_path, suffix, capsys):
+    folder, clf, X = token_model
+    with pytest.raises(UsageError, match=r"random standard-normal inputs \(IndexError: index out of range in self\)\. "
+                                         r"Give samples it accepts with --data FILE\.$"):  # fmt: skip
+        export(folder / "tokens.joblib", "-o", tmp_path / f"t{suffix}")
+    assert export(folder / "tokens.joblib", "-o", tmp_path / f"t{suffix}", "--data", folder / "rows.npz") == 0
+    probabilities, _ = run_file(tmp_path / f"t{suffix}", X)
+    np.testing.assert_allclose(probabilities, clf.predict_proba(X), atol=1e-5)
+
+
+def test_target_without_data_is_refused(default_prune_model, tmp_path):
+    with pytest.raises(UsageError, match=r"--target names a column of the --data file; give --data too"):
+        export(default_prune_model, "-o", tmp_path / "m.onnx", "--target", "label")

@@ -18,6 +18,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 from torch import nn
+from torch.nn import functional as F
 from torch.nn.utils import parametrize
 
 from sklearn_dropnet import DropNetClassifier, HQEnsembleClassifier, _export
@@ -410,6 +411,37 @@ def test_a_network_that_takes_only_some_inputs_is_checked_on_the_rows_given(toke
     got = run_elsewhere(paths, X[100:], tmp_path)
     for path in paths:
         np.testing.assert_allclose(got[str(path)], clf.predict_proba(X[100:]), rtol=0, atol=1e-5, err_msg=str(path))
+
+
+def test_a_torchscript_trace_that_fails_on_random_inputs_gets_the_same_advice(token_cnn, tmp_path):
+    clf, X = token_cnn
+    with pytest.raises(ValueError, match=r"Cannot export DropNetClassifier as a TorchScript file: its network failed "
+                                         r"on random standard-normal inputs \(IndexError: index out of range in self\)\. "
+                                         r"Pass rows it accepts: export\(path, X=X_test\[:16\]\)\."):  # fmt: skip
+        clf.export(tmp_path / "model.pt")
+    assert clf.export(tmp_path / "model.pt", X=X[:40]).exists()
+
+
+class Squeezed(nn.Module):
+    """Ends in squeeze(), which also drops the batch dimension of a single row."""
+
+    def __init__(self, n_classes=10):
+        super().__init__()
+        self.conv, self.out = nn.Conv2d(1, 8, 3, padding=1), nn.Linear(8, n_classes)
+
+    def forward(self, x):
+        return self.out(F.adaptive_avg_pool2d(torch.relu(self.conv(x)), 1).squeeze())
+
+
+@pytest.mark.parametrize("suffix", [".pt2", ".pt"])
+def test_a_file_that_fails_on_one_row_says_so_with_the_cause(images, tmp_path, suffix):
+    X_train, _, y_train, _ = images
+    clf = DropNetClassifier(module=Squeezed, prune_ratio=0.5, max_epochs=1, random_state=0).fit(X_train[:200], y_train[:200])
+    with pytest.raises(ValueError, match=r"file ran on 16 rows of the X given but failed on a batch of one row "
+                                         r"\((RuntimeError|IndexError): Dimension out of range .*\), so it was not written\. "
+                                         r"A deployed network must take any batch size"):  # fmt: skip
+        clf.export(tmp_path / f"model{suffix}", X=X_train[:16])
+    assert not (tmp_path / f"model{suffix}").exists()
 
 
 def test_the_rows_to_check_on_may_be_a_dataset_as_predict_takes(token_cnn, tmp_path):

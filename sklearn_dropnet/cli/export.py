@@ -18,6 +18,7 @@ from .._export import FORMATS, INPUT_NAME, OUTPUT_NAMES
 from .errors import first_line
 from .io import UsageError, load_model
 from .parser import Command
+from .predict import model_data
 
 __all__ = ["COMMAND", "run_export"]
 
@@ -32,7 +33,7 @@ _DESCRIPTION = (
     "'class_index' (batch,); the class labels are stored in the file as JSON "
     "('classes' in the ONNX metadata, 'classes.json' in a .pt2 or .pt file). An "
     "ensemble is written as one graph that combines its team. The file is run once "
-    "on random inputs and compared with the model before the command ends. "
+    "on random inputs (or on --data) and compared with the model before the command ends. "
     "Only load model files you trust: joblib files can run code when loaded."
 )
 
@@ -46,6 +47,18 @@ def _add_options(parser):
         help=f"the file to write, ending in {', '.join(FORMATS)} (replaced if it exists, once the "
         "new file passed its check). "
         "Default: MODEL with the suffix .onnx",
+    )
+    parser.add_argument(
+        "--data",
+        metavar="PATH",
+        help="samples to check the file on, instead of random inputs: a .npz or .csv file as "
+        "for 'predict' (its first 16 samples). Needed for a network that takes only some "
+        "input values, such as token ids for an nn.Embedding",
+    )
+    parser.add_argument(
+        "--target",
+        metavar="NAME",
+        help="with --data, a .csv file with a header: the label column to leave out",
     )
 
 
@@ -84,6 +97,8 @@ def run_export(args):
     model) raise :class:`~sklearn_dropnet.cli.io.UsageError`, one line.
     """
     output = _output_path(args)
+    if args.target is not None and args.data is None:
+        raise UsageError("--target names a column of the --data file; give --data too")
     model = load_model(args.model)
     if not callable(getattr(model, "export", None)):
         raise UsageError(
@@ -91,12 +106,16 @@ def run_export(args):
             "writes DropNetClassifier and HQEnsembleClassifier models (saved by 'prune' and "
             "'ensemble')"
         )
+    X = None if args.data is None else model_data(model, args.data, args.target)[0][:16]
     try:
-        path = model.export(output)
+        path = model.export(output, X=X)
     except ImportError as error:
         raise UsageError(f"cannot write {output}: {first_line(error)}") from None
     except (ValueError, TypeError, OSError, RuntimeError) as error:
-        raise UsageError(f"cannot export {args.model}: {first_line(error)}") from None
+        message = first_line(error).replace(
+            "Pass rows it accepts: export(path, X=X_test[:16]).", "Give samples it accepts with --data FILE."
+        )
+        raise UsageError(f"cannot export {args.model}: {message}") from None
     kind = FORMATS[path.suffix.lower()][0]
     shape = tuple(model._exported_input_shape())
     classes = json.loads(json.dumps(model.classes_.tolist(), default=str))

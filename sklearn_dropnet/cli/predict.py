@@ -70,10 +70,11 @@ def _sample_shape(model):
     return None if n_features is None else (n_features,)
 
 
-def _prediction_data(args, model):
-    """``X, y`` of ``predict``'s data file, checked against the samples ``model`` takes."""
+def model_data(model, data, target=None):
+    """``X, y`` of the data file ``data`` (``predict``'s DATA, ``export --data``),
+    checked against the samples ``model`` takes; ``target``: a .csv file's label column."""
     shape = _sample_shape(model)
-    if shape is not None and len(shape) > 1 and Path(args.data).suffix.lower() == ".csv":
+    if shape is not None and len(shape) > 1 and Path(data).suffix.lower() == ".csv":
         raise UsageError(
             f"the model takes samples of shape {shape}, and a .csv file holds flat rows: "
             f"give a .npz file with X of shape (n_samples, {', '.join(map(str, shape))})"
@@ -81,8 +82,8 @@ def _prediction_data(args, model):
     n_features = None if shape is None else shape[0]
     names = getattr(model, "feature_names_in_", None)
     X, y, _ = load_data(
-        args.data,
-        target=args.target,
+        data,
+        target=target,
         n_features=n_features,
         feature_names=None if names is None else [str(name) for name in names],
     )
@@ -90,10 +91,10 @@ def _prediction_data(args, model):
         return X, y
     if len(shape) == 1 and X.ndim == 2:
         raise UsageError(
-            f"{args.data} has {X.shape[1]} feature columns, but the model expects {shape[0]}"
+            f"{data} has {X.shape[1]} feature columns, but the model expects {shape[0]}"
         )
     raise UsageError(
-        f"{args.data} has samples of shape {X.shape[1:]}, but the model expects samples "
+        f"{data} has samples of shape {X.shape[1:]}, but the model expects samples "
         f"of shape {shape}"
     )
 
@@ -137,7 +138,7 @@ def _write_predictions(file, result, classes, proba, header):
 def _run(args):
     output = None if args.output is None else _prediction_output(args.output)
     model = load_model(args.model, data=args.data)
-    X, y = _prediction_data(args, model)
+    X, y = model_data(model, args.data, args.target)
     if args.proba and not hasattr(model, "predict_proba"):
         raise UsageError(f"{type(model).__name__} has no predict_proba; drop --proba")
     try:
