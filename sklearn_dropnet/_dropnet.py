@@ -418,7 +418,8 @@ class DropNetClassifier(ModuleCopyMixin, NetworkExportMixin, RoutedParamsMixin, 
         check_dropnet_params(self)
         # Fitted once the dense round is recorded: a fit that fails later
         # (training diverged, say) leaves no network to predict with.
-        self.__dict__.pop("pruning_history_", None)
+        for fitted in ("pruning_history_", "net_"):  # nor the network of an earlier fit
+            self.__dict__.pop(fitted, None)
         data = training_data(self, X, y)
         self._seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         with seeded_generators(self._seed, self.device):
@@ -583,7 +584,7 @@ class DropNetClassifier(ModuleCopyMixin, NetworkExportMixin, RoutedParamsMixin, 
     @property
     def module_(self):
         """The pruned network (``net_.module_``)."""
-        check_is_fitted(self, "net_")
+        check_is_fitted(self)
         return self.net_.module_
 
     def predict_proba(self, X):

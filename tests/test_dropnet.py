@@ -1247,6 +1247,8 @@ def test_training_that_diverges_is_a_clear_error(digits, params, scale, dense_tr
             refitted.fit(X[:150] * scale, y[:150])
         with pytest.raises(NotFittedError):
             refitted.predict(X[:2])
+        with pytest.raises(NotFittedError):  # nor the last fit's network
+            refitted.module_
 
 
 class _MaskedClass(nn.Module):

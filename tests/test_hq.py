@@ -21,6 +21,7 @@ from sklearn.compose import make_column_transformer
 from sklearn.datasets import load_digits, load_iris, load_wine
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, log_loss
@@ -916,6 +917,25 @@ def test_groups_are_asked_for_by_a_group_splitter_and_refused_without_cv():
         HQEnsembleClassifier(estimators=members, n_select=2, cv=GroupKFold(3)).fit(
             X, y, groups=np.arange(5)
         )
+
+
+def test_a_refit_that_fails_leaves_no_team_of_the_last_fit():
+    X, y = load_wine(return_X_y=True)
+    members = [("lr", make_pipeline(StandardScaler(), LogisticRegression())), ("nb", GaussianNB())]
+    hq = HQEnsembleClassifier(estimators=members, n_select=2, random_state=0).fit(X, y)
+    X_bad = X.copy()
+    X_bad[0, 0] = np.nan
+    with pytest.raises(ValueError):
+        hq.fit(X_bad, np.array(["c", "b", "a"])[y])  # new labels, and a member fails
+    for method in (hq.predict, hq.predict_proba):
+        with pytest.raises(NotFittedError):
+            method(X)
+    assert not {"estimators_", "named_estimators_", "selected_", "candidates_", "ensemble_"} & set(vars(hq))
+    fresh = HQEnsembleClassifier(estimators=members, n_select=2)
+    with pytest.raises(ValueError):
+        fresh.fit(X_bad, y)
+    with pytest.raises(NotFittedError):  # not an AttributeError on selected_
+        fresh.predict(X)
 
 
 def test_cv_leaves_frozen_members_alone():

@@ -411,6 +411,10 @@ class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
         self : HQEnsembleClassifier
             The fitted ensemble.
         """
+        # A fit that fails leaves no fitted state behind: not the last fit's team
+        # beside this fit's classes_.
+        for name in [name for name in vars(self) if name.endswith("_") and not name.startswith("__")]:
+            delattr(self, name)
         X, y = self._validate_fit_data(X, y)
         self._check_params()
         groups = self._check_groups(groups, y)
@@ -447,6 +451,9 @@ class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
         self.selected_, self.candidates_ = self._select(probas, y_held)
         self.ensemble_ = [self.estimators_[i] for i in self.selected_]
         return self
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "ensemble_")
 
     def _run(self, calls, n_members):
         """The members' fits, in order, with a progress bar when ``verbose``."""
