@@ -81,7 +81,7 @@ def training_data(estimator, X, y):
     if len(estimator.classes_) < 2:
         raise ValueError(
             f"{type(estimator).__name__} needs samples of at least 2 classes in y; "
-            f"got 1 class: {estimator.classes_[0]!r}."
+            f"got 1 class: {estimator.classes_.tolist()[0]!r}."
         )
     encoded = encoder.transform(y).astype(np.int64)
     if isinstance(X, TorchDataset):

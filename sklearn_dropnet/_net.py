@@ -14,6 +14,7 @@ import math
 import sys
 import time
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from skorch import NeuralNetClassifier
@@ -140,6 +141,7 @@ def _net_params(params, n_classes, valid):
         "iterator_train__shuffle": True,
         **{k: v for k, v in params.items() if k.startswith(ROUTED_PREFIXES) and not k.startswith("module__")},
     }
+    routed.update(_criterion_tensors(routed, n_classes))
     return dict(
         {name: params[name] for name in _SAME_NAMES},
         # torch's samplers take Python ints only, not NumPy's (a GridSearchCV grid).
@@ -153,6 +155,27 @@ def _net_params(params, n_classes, valid):
         verbose=int(params["verbose"] > 1),
         **routed,
     )
+
+
+def _criterion_tensors(routed, n_classes):
+    """The criterion's array arguments (``criterion__weight=np.array(...)``, a list)
+    as the float32 tensors torch's losses take; a class weight must have one value
+    per class, in ``classes_`` order."""
+    tensors = {}
+    for key, value in routed.items():
+        if not key.startswith("criterion__") or not isinstance(value, (np.ndarray, list, tuple, torch.Tensor)):
+            continue
+        try:
+            tensor = value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value, dtype=np.float32))
+        except (TypeError, ValueError):
+            continue  # not numbers: the criterion says what it takes
+        if key == "criterion__weight" and tensor.shape != (n_classes,):
+            raise ValueError(
+                f"criterion__weight must hold one weight per class, {n_classes} in the order of "
+                f"classes_ (sorted labels); got shape {tuple(tensor.shape)}."
+            )
+        tensors[key] = tensor
+    return tensors
 
 
 def _early_stopping(params, valid):

@@ -646,8 +646,10 @@ def test_bad_input_errors(digits):
         small().fit(np.where(np.arange(X[:50].size).reshape(50, 64) == 3, np.nan, X[:50]), y[:50])
     with pytest.raises(ValueError, match="infinity"):
         small().fit(np.full((20, 4), np.inf), np.arange(20) % 2)
-    with pytest.raises(ValueError, match="at least 2 classes"):
+    with pytest.raises(ValueError, match=r"at least 2 classes in y; got 1 class: 0\.0\."):
         small().fit(X[:20], np.zeros(20))
+    with pytest.raises(ValueError, match=r"got 1 class: 'only'\."):  # the label, not np.str_('only')
+        small().fit(X[:20], np.full(20, "only"))
     with pytest.raises(NotFittedError):
         small().predict(X[:5])
     fitted = small(prune_ratio=0, max_epochs=1).fit(X[:60], y[:60])

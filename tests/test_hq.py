@@ -906,6 +906,21 @@ def test_cv_splits_by_the_groups_given_to_fit():
     np.testing.assert_allclose(hq.candidates_["accuracy"], candidates["accuracy"])
 
 
+def test_groups_reach_the_ensemble_in_a_search_with_metadata_routing():
+    import sklearn
+
+    X, y = load_wine(return_X_y=True)
+    members = [("nb", GaussianNB()), ("tree", DecisionTreeClassifier(max_depth=2, random_state=0))]
+    groups = np.arange(len(y)) % 6
+    with sklearn.config_context(enable_metadata_routing=True):
+        hq = HQEnsembleClassifier(estimators=members, n_select=2, cv=GroupKFold(3)).set_fit_request(groups=True)
+        search = GridSearchCV(hq, {"voting": ["soft", "hard"]}, cv=KFold(2)).fit(X, y, groups=groups)
+    assert search.best_estimator_.selected_.shape == (2,)
+    with pytest.raises(ValueError, match=r"no groups were given.*enable_metadata_routing=True\) and "
+                                         r"hq.set_fit_request\(groups=True\)"):  # fmt: skip
+        GridSearchCV(clone(hq), {"voting": ["soft"]}, cv=KFold(2), error_score="raise").fit(X, y)
+
+
 def test_groups_are_asked_for_by_a_group_splitter_and_refused_without_cv():
     X, y = load_wine(return_X_y=True)
     members = [("nb", GaussianNB()), ("lr", LogisticRegression(max_iter=50))]
@@ -936,6 +951,14 @@ def test_a_refit_that_fails_leaves_no_team_of_the_last_fit():
         fresh.fit(X_bad, y)
     with pytest.raises(NotFittedError):  # not an AttributeError on selected_
         fresh.predict(X)
+
+
+def test_one_class_is_named_by_its_label():
+    X, _ = load_wine(return_X_y=True)
+    members = [("nb", GaussianNB()), ("lr", LogisticRegression())]
+    with pytest.raises(ValueError, match=r"HQEnsembleClassifier needs samples of at least 2 classes in y; "
+                                         r"got 1 class: 'only'\."):  # fmt: skip
+        HQEnsembleClassifier(estimators=members, n_select=2).fit(X, np.full(len(X), "only"))
 
 
 def test_cv_leaves_frozen_members_alone():
@@ -1165,6 +1188,14 @@ def test_convolutional_dropnet_members_on_images(small_digits):
         shape = re.escape(str(wrong.shape[1:]))
         with pytest.raises(ValueError, match=rf"X has samples of shape {shape}, but HQEnsembleClassifier was fitted on samples of shape \(1, 8, 8\)\."):
             hq.predict(wrong)
+
+
+def test_images_given_to_an_ensemble_fitted_on_rows_are_named_by_their_shape():
+    X, y = load_wine(return_X_y=True)
+    hq = HQEnsembleClassifier(estimators=[("nb", GaussianNB()), ("lr", LogisticRegression())], n_select=2).fit(X, y)
+    with pytest.raises(ValueError, match=r"X has samples of shape \(13, 1\), but HQEnsembleClassifier was fitted "
+                                         r"on samples of shape \(13,\)\."):  # fmt: skip
+        hq.predict(X.reshape(-1, 13, 1))
 
 
 def test_parallel_fit_is_not_slower(small_digits):

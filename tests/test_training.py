@@ -125,3 +125,23 @@ def test_soft_targets_travel_with_their_rows():
     batch_X, (batch_y, batch_t) = data.with_soft_targets(teacher).__getitems__([3, 7, 11])
     assert batch_X[:, 0].tolist() == [3, 7, 11] and batch_y.tolist() == [1, 1, 1]
     assert batch_t[:, 0].tolist() == [3, 7, 11]
+
+
+def test_class_weights_may_be_an_array_or_a_list_as_scikit_learn_makes_them(digits):
+    from sklearn.utils.class_weight import compute_class_weight
+
+    X, y = digits
+    X, y = X[:300], y[:300]
+    weights = compute_class_weight("balanced", classes=np.unique(y), y=y)
+    fits = [
+        DropNetClassifier(criterion__weight=w, max_epochs=2, prune_ratio=0.3, random_state=0).fit(X, y)
+        for w in (weights, list(weights), torch.tensor(weights, dtype=torch.float32))
+    ]
+    for clf in fits[1:]:
+        np.testing.assert_allclose(clf.predict_proba(X), fits[0].predict_proba(X), rtol=0, atol=1e-6)
+    unweighted = DropNetClassifier(max_epochs=2, prune_ratio=0.3, random_state=0).fit(X, y)
+    assert not np.allclose(unweighted.predict_proba(X), fits[0].predict_proba(X))
+    assert isinstance(fits[0].criterion__weight, np.ndarray)  # the parameter stays as given
+    with pytest.raises(ValueError, match=r"criterion__weight must hold one weight per class, 10 in the order "
+                                         r"of classes_ \(sorted labels\); got shape \(3,\)"):  # fmt: skip
+        DropNetClassifier(criterion__weight=np.ones(3), max_epochs=1).fit(X, y)

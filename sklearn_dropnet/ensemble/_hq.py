@@ -420,6 +420,11 @@ class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
         groups = self._check_groups(groups, y)
         label_encoder = LabelEncoder().fit(y)
         self.classes_ = label_encoder.classes_
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs samples of at least 2 classes in y; got 1 class: "
+                f"{self.classes_.tolist()[0]!r}."
+            )
         y = label_encoder.transform(y)
         random_state = check_random_state(self.random_state)
 
@@ -715,7 +720,9 @@ class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
             if groups is None and "groups" in str(exc):
                 raise ValueError(
                     f"cv={self.cv!r} splits by group, and no groups were given: pass "
-                    "them to fit, as in hq.fit(X, y, groups=groups)."
+                    "them to fit, as in hq.fit(X, y, groups=groups); inside a GridSearchCV "
+                    "or Pipeline, route them: sklearn.set_config(enable_metadata_routing=True) "
+                    "and hq.set_fit_request(groups=True)."
                 ) from exc
             raise
 
@@ -789,10 +796,13 @@ class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
         """
         check_is_fitted(self)
         shape = getattr(self, "_sample_shape", None)
-        if shape is not None and tuple(np.shape(X)[1:]) != shape:
+        given = tuple(np.shape(X)[1:])
+        if shape is not None and given != shape or shape is None and len(given) > 1:
+            # fitted on flat rows: images or sequences are named by their shape too
+            expected = shape if shape is not None else (self.n_features_in_,)
             raise ValueError(
-                f"X has samples of shape {tuple(np.shape(X)[1:])}, but {type(self).__name__} was fitted "
-                f"on samples of shape {shape}."
+                f"X has samples of shape {given}, but {type(self).__name__} was fitted "
+                f"on samples of shape {expected}."
             )
         if getattr(X, "ndim", 2) > 1:
             # A 1-d array goes to the members, which say "Reshape your data".
