@@ -380,6 +380,31 @@ def test_a_network_random_in_eval_mode_is_named_before_training(monkeypatch):
     assert not trained
 
 
+class ScalesItsInput(nn.Module):
+    """Doubles its input in place: every epoch would double the training rows again."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(6, 16), nn.Linear(16, 3)
+
+    def forward(self, x):
+        x.mul_(2)
+        return self.b(torch.relu(self.a(x)))
+
+
+@pytest.mark.parametrize("prune_ratio", [0.5, 0])
+def test_a_network_that_changes_its_input_in_place_is_named_before_training(monkeypatch, prune_ratio):
+    X, y = np.random.default_rng(0).standard_normal((40, 6)).astype(np.float32), np.arange(40) % 3
+    trained = []
+    monkeypatch.setattr(DropNetNet, "train_round", lambda self, data, teacher=None: trained.append(1))
+    original = X.copy()
+    with pytest.raises(PruningError, match=r"The network changes its input in place: .*x.mul_\(2\).*"
+                                           r"Write it out of place: x = x \* 2"):  # fmt: skip
+        fit(ScalesItsInput(), X, y, prune_ratio=prune_ratio)
+    assert not trained
+    np.testing.assert_array_equal(X, original)
+
+
 def test_parametrized_layers_are_named_in_the_error(images):
     X, y = images
     net = nn.Sequential(

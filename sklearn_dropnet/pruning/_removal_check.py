@@ -137,6 +137,13 @@ def _difference(expected, output):
     return None
 
 
+def _unchanged(was, now):
+    """Whether tensor ``now`` still holds the values of ``was`` (NaN where it was NaN)."""
+    return torch.equal(was, now) or (
+        was.is_floating_point() and torch.allclose(was, now, rtol=0, atol=0, equal_nan=True)
+    )
+
+
 def _finite_max(values):
     """The largest finite value of ``values`` (NaN and inf outputs compare
     equal, and must not set the tolerance), or None when none is finite."""
@@ -209,8 +216,21 @@ def _explanation(reason, module):
 def check_deterministic(module, example_input):
     """Refuse a network whose output in eval mode changes from call to call:
     no removal could match it, and the check's warnings would blame
-    Torch-Pruning for every layer."""
-    first, second = flat_tensors(evaluate(module, example_input)), flat_tensors(evaluate(module, example_input))
+    Torch-Pruning for every layer. A network that changes its input in place is
+    refused too: it would change the training rows at every epoch."""
+    inputs = flat_tensors(example_input)
+    before = [tensor.clone() for tensor in inputs]
+    first = flat_tensors(evaluate(module, example_input))
+    if not all(map(_unchanged, before, inputs)):
+        for tensor, value in zip(inputs, before):
+            tensor.copy_(value)
+        raise PruningError(
+            "The network changes its input in place: an in-place operation on the "
+            "input in forward, such as x.mul_(2), x += 1 or x.clamp_(0, 1). It would change the "
+            "training rows at every epoch and the rows given to predict. Write it out of place: "
+            "x = x * 2, x = x + 1, x = x.clamp(0, 1)."
+        )
+    second = flat_tensors(evaluate(module, example_input))
     if [t.shape for t in first] != [t.shape for t in second]:
         amount = f"from {_shapes(first)} to {_shapes(second)}"
     else:
