@@ -416,10 +416,9 @@ class DropNetClassifier(ModuleCopyMixin, NetworkExportMixin, RoutedParamsMixin, 
         """
         self._validate_params()  # invalid parameters leave a fitted estimator as it was
         check_dropnet_params(self)
-        # Fitted once the dense round is recorded: a fit that fails later
-        # (training diverged, say) leaves no network to predict with.
-        for fitted in ("pruning_history_", "net_"):  # nor the network of an earlier fit
-            self.__dict__.pop(fitted, None)
+        # Fitted once the dense round is recorded: a fit that fails later (training
+        # diverged, say) leaves no network to predict with, nor an earlier fit's.
+        self.__dict__.pop("pruning_history_", None), self.__dict__.pop("net_", None)
         data = training_data(self, X, y)
         self._seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         with seeded_generators(self._seed, self.device):

@@ -796,13 +796,12 @@ class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
         """
         check_is_fitted(self)
         shape = getattr(self, "_sample_shape", None)
-        given = tuple(np.shape(X)[1:])
-        if shape is not None and given != shape or shape is None and len(given) > 1:
-            # fitted on flat rows: images or sequences are named by their shape too
-            expected = shape if shape is not None else (self.n_features_in_,)
+        if shape is None and getattr(X, "ndim", 2) > 2 and hasattr(self, "n_features_in_"):  # fitted on rows
+            shape = (self.n_features_in_,)
+        if shape is not None and tuple(np.shape(X)[1:]) != shape:
             raise ValueError(
-                f"X has samples of shape {given}, but {type(self).__name__} was fitted "
-                f"on samples of shape {expected}."
+                f"X has samples of shape {tuple(np.shape(X)[1:])}, but {type(self).__name__} was fitted "
+                f"on samples of shape {shape}."
             )
         if getattr(X, "ndim", 2) > 1:
             # A 1-d array goes to the members, which say "Reshape your data".
