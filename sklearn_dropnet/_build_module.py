@@ -13,7 +13,7 @@ from ._net import criterion_name, returns_probabilities, unnamed_script_classes
 from ._pickling import ParametrizedReducer, portable
 from ._user_warnings import warn
 from .models import MLP
-from .pruning._copies import copyable, deep_copy
+from .pruning._copies import compiled_network, copyable, deep_copy
 from .pruning._eval_mode import evaluate
 
 __all__ = ["ModuleCopyMixin", "build_module", "check_module_output"]
@@ -180,7 +180,7 @@ def _uncompiled(network):
     again each time) and hooks its layers, which a compiled graph does not
     run one by one, so it trains and prunes the network itself.
     """
-    if type(network).__name__ != "OptimizedModule" or not isinstance(getattr(network, "_orig_mod", None), nn.Module):
+    if compiled_network(network) is None:
         return network
     warn(
         "module is a torch.compile'd network: DropNet trains and prunes the network inside "

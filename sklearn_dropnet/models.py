@@ -157,8 +157,9 @@ class MLP(nn.Module):
     ``batch_norm=False`` and ``hidden_layer_sizes=(20, 20)`` or ``(40, 40)``
     it is the paper's Model A (see :class:`ModelA`).
 
-    BatchNorm is on by default because it makes DropNet's default
-    ``reinit="rewind"`` work on MLPs: a pruned layer keeps initial weights
+    BatchNorm is on by default because it makes the paper's
+    ``reinit="rewind"`` work on MLPs (the estimator's default is
+    ``reinit="none"``, fine-tuning): a pruned layer keeps initial weights
     scaled for the dense fan-in, which BatchNorm normalises away. Measured on
     digits (70/30 split, 80% of units removed, two seeds): without BatchNorm
     the pruned network lost 1.5 to 3 points of test accuracy, with it 0.2

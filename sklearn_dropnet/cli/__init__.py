@@ -1,7 +1,7 @@
-"""The ``sklearn-dropnet`` command line: ``prune``, ``ensemble`` and ``predict``.
+"""The ``sklearn-dropnet`` command line: ``prune``, ``ensemble``, ``predict`` and ``export``.
 
 ``main.py`` holds the table of commands and runs them; each command is a
-module of its own (``prune.py``, ``ensemble.py``, ``predict.py``).
+module of its own (``prune.py``, ``ensemble.py``, ``predict.py``, ``export.py``).
 ``training.py`` holds what the two training commands share, ``parser.py``
 the option types and groups, ``io.py`` and ``csv_reader.py`` read data
 files, ``outputs.py`` writes files, and ``errors.py`` holds ``UsageError``,

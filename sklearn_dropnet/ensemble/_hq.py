@@ -158,7 +158,7 @@ class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
         Most teams HQ scores at one level (level 2, every pair, excepted).
         While growing every survivor of a level stays within it, HQ is the
         exact search described above; so it is for the paper's pools (20
-        members, ``n_select=5``: at most about 2,800 teams a level). From
+        members, ``n_select=5``: about 3,100 teams at the largest level). From
         the first level where it would not, the search is a beam: the
         survivors grow in order of focal diversity, the most diverse first,
         each by every member it lacks, until the next level holds

@@ -8,7 +8,7 @@ the scikit-learn estimator built on it.
 Extension points are registries (name -> function):
 
 - :data:`UNIT_SCORES` -- how units are ranked (``"activation"``,
-  ``"apoz"``, ``"l1"``, ``"random"``, ``"max"``); add one with
+  ``"contribution"``, ``"apoz"``, ``"l1"``, ``"random"``, ``"max"``); add one with
   :func:`register_unit_score`.
 - :data:`UNIT_SELECTIONS` -- how the units to drop are chosen from the
   scores (``"layer"``, ``"global"``, ``"global_raw"``); any callable with

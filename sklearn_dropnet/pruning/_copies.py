@@ -14,7 +14,7 @@ import torch
 
 from ._weight_norm import weight_norm_hook
 
-__all__ = ["copyable", "deep_copy"]
+__all__ = ["compiled_network", "copyable", "deep_copy"]
 
 
 def _detached(value):
@@ -58,3 +58,9 @@ def copyable(module):
 def deep_copy(module):
     """``copy.deepcopy(module)``, also of a network with weight-normed layers."""
     return copy.deepcopy(copyable(module))
+
+
+def compiled_network(module):
+    """The network a ``torch.compile`` wrapper (``OptimizedModule``) holds, or None."""
+    inner = getattr(module, "_orig_mod", None)
+    return inner if type(module).__name__ == "OptimizedModule" and isinstance(inner, torch.nn.Module) else None

@@ -10,15 +10,19 @@ copy of the initial weights in lock-step with the network and records each
 round's size. Nothing here imports scikit-learn or skorch.
 """
 
+import functools
 import math
 import numbers
+import uuid
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from ..exceptions import PruningError
-from ._copies import deep_copy
+from ._copies import compiled_network, deep_copy
 from ._functional_weights import functional_weights
 from ._network_cost import count_macs, count_parameters
 from ._probes import (
@@ -116,6 +120,45 @@ def _layer_names(module):
     return {name for name, part in module.named_modules() if isinstance(part, PRUNABLE_TYPES)}
 
 
+def _outside_inference_mode(method):
+    """Run ``method`` outside ``torch.inference_mode``: Torch-Pruning reads the
+    network's graph off autograd, which inference mode switches off for good
+    (``torch.enable_grad`` does not switch it back on)."""
+
+    @functools.wraps(method)
+    def outside(*args, **kwargs):
+        if not torch.is_inference_mode_enabled():
+            return method(*args, **kwargs)
+        with torch.inference_mode(False):
+            return method(*args, **kwargs)
+
+    return outside
+
+
+def _usable(inputs):
+    """``inputs`` with an inference tensor (made under ``torch.inference_mode``)
+    copied to a normal one, which autograd can record."""
+    if isinstance(inputs, torch.Tensor) and inputs.is_inference():
+        with torch.inference_mode(False):
+            return inputs.clone()
+    return inputs
+
+
+def _uncompiled(module):
+    """The network inside a ``torch.compile`` wrapper, with a warning, or ``module``."""
+    inner = compiled_network(module)
+    if inner is None:
+        return module
+    warnings.warn(
+        "module is a torch.compile'd network: the pruner prunes the network inside it "
+        "(module._orig_mod), whose shapes change at every removal, and remove() returns that "
+        "network. Train it as it is, or compile what remove() returns.",
+        UserWarning,
+        stacklevel=4,
+    )
+    return inner
+
+
 def _refuse_masks(module):
     """A layer under torch.nn.utils.prune computes its weight from ``weight_orig`` and
     ``weight_mask`` in a hook, which neither Torch-Pruning nor DropNet resizes."""
@@ -139,10 +182,14 @@ def _float_dtype(module):
 
 def _in_modes_of(module, previous):
     """``module`` with each submodule in the train or eval mode of ``previous``'s of
-    the same name (a network made from the rewind copy takes the copy's modes)."""
+    the same name, and each parameter frozen or not as ``previous``'s (a network
+    made from the rewind copy would take the copy's, as they were at the start)."""
     modes = {name: part.training for name, part in previous.named_modules()}
     for name, part in module.named_modules():
         part.training = modes.get(name, part.training)
+    frozen = {name: parameter.requires_grad for name, parameter in previous.named_parameters()}
+    for name, parameter in module.named_parameters():
+        parameter.requires_grad_(frozen.get(name, parameter.requires_grad))
     return module
 
 
@@ -236,7 +283,7 @@ class _Choice(dict):
 
     def __init__(self, units, pruner):
         super().__init__(units)
-        self.pruner, self.network = id(pruner), pruner._networks
+        self.pruner, self.network = pruner._token, pruner._networks
 
 
 @dataclass
@@ -244,7 +291,7 @@ class _Checkpoint:
     module: object
     initial: object
     frozen: dict
-    pruner: int  # id of the pruner that made it
+    pruner: str  # the token of the pruner that made it
 
 
 class DropNetPruner:
@@ -332,10 +379,15 @@ class DropNetPruner:
     11
     """
 
+    @_outside_inference_mode
     def __init__(self, module, example_input, *, initial=None, history=None, unpruned=None, frozen=None):
+        module = _uncompiled(module)
         _refuse_masks(module)
+        # Not id(self): a pruner made after this one is freed may get its id, and
+        # a token survives pickling with the choices and checkpoints that carry it.
+        self._token = uuid.uuid4().hex
         self.module = module
-        self.example = example_input
+        self.example = example_input = _usable(example_input)
         self.initial = deep_copy(module).cpu() if initial is None else initial
         self.history = [] if history is None else history
         self.unpruned = dict(unpruned or {})
@@ -431,6 +483,7 @@ class DropNetPruner:
             self._leave_out(group.name, group.size, reason)
             self.units.remove(group)
 
+    @_outside_inference_mode
     def check_removal(self, inputs):
         """Leave out the unit groups whose removal is not exact with the current weights.
 
@@ -451,7 +504,7 @@ class DropNetPruner:
         list of UnitGroup
             The groups kept, also :attr:`units`.
         """
-        whys = unremovable(self.module, inputs, self.structure, self.units)
+        whys = unremovable(self.module, _usable(inputs), self.structure, self.units)
         for group in self.units:
             if group.name in whys:
                 warn_unpruned(group.name, whys[group.name])
@@ -461,6 +514,7 @@ class DropNetPruner:
             self._raise_nothing_to_prune()
         return kept
 
+    @_outside_inference_mode
     def retrace(self, check_inputs=None):
         """Trace the network again after its structure changed (:meth:`remove` does).
 
@@ -593,7 +647,7 @@ class DropNetPruner:
         """Choose ``n_drop`` units to remove; every group keeps at least one.
 
         So does every coupled layer that holds only some of a group's units
-        (:attr:`UnitGroup.branches`): where the choice would take them all,
+        (``UnitGroup.branches``): where the choice would take them all,
         the best of them stays and the group's next-lowest unit goes instead.
 
         Parameters
@@ -674,6 +728,7 @@ class DropNetPruner:
         }  # fmt: skip
         return _Choice(drop, self)
 
+    @_outside_inference_mode
     def remove(self, units, restart="none"):
         """Remove ``units`` physically and return the network to train next.
 
@@ -690,7 +745,7 @@ class DropNetPruner:
             :meth:`choose` made before the last :meth:`remove` or
             :meth:`restore`, or that another pruner made, is refused, and so
             is one that leaves a coupled layer without channels (see
-            :attr:`UnitGroup.branches`).
+            ``UnitGroup.branches``).
         restart : str, default="none"
             A name in :data:`RESTARTS`: ``"none"`` keeps the trained weights
             of the survivors (fine-tuning), ``"rewind"`` starts them from
@@ -704,13 +759,17 @@ class DropNetPruner:
             ``"rewind"`` or ``"random"`` it is a new object: give it to the
             training loop in place of the old one. After any restart the
             pruned layers hold new parameters: build the optimizer anew
-            from ``module.parameters()``, or they stop training.
+            from ``module.parameters()``, or they stop training. They keep
+            the old ones' ``requires_grad``, and tied weights stay tied.
+            Hooks registered after the pruner was built are not on the
+            rewind copy: register them again after ``"rewind"`` or
+            ``"random"``.
         """
         if restart not in RESTARTS:
             raise ValueError(f"restart must be one of {sorted(RESTARTS)}, got {restart!r}.")
         self._check_unchanged()
-        if isinstance(units, _Choice) and (units.pruner, units.network) != (id(self), self._networks):
-            by = "another pruner" if units.pruner != id(self) else "this pruner before its last remove() or restore()"
+        if isinstance(units, _Choice) and (units.pruner, units.network) != (self._token, self._networks):
+            by = "another pruner" if units.pruner != self._token else "this pruner before its last remove() or restore()"
             raise ValueError(
                 f"remove() got units that choose() chose for another network (by {by}): removing them "
                 "now would remove the units that are now at those positions. Call score() and choose() "
@@ -736,11 +795,24 @@ class DropNetPruner:
             self._networks += 1
             self.module = _in_modes_of(RESTARTS[restart](self), before["module"])
             self.retrace()
-        except BaseException:  # a failure inside the surgery: back to the networks as they were
+        except BaseException as exc:  # a failure inside the surgery: back to the networks as they were
             put_back(networks)
             vars(self).update(before)
+            frozen = self._frozen_since()
+            if frozen and "not in the dependency graph" in str(exc):
+                raise PruningError(
+                    f"Layers {frozen} were frozen (requires_grad=False) after the pruner was built, and "
+                    "Torch-Pruning cannot cut a frozen layer that only the input feeds. Unfreeze them "
+                    "while pruning (layer.requires_grad_(True)), or build a new DropNetPruner for the "
+                    "network as it is now, which leaves them out."
+                ) from exc
             raise
         return self.module
+
+    def _frozen_since(self):
+        """The prunable layers frozen after they were traced."""
+        modules = dict(self.module.named_modules())
+        return [g.name for g in self.units if not all(p.requires_grad for p in modules[g.name].parameters())]
 
     def record(self, **fields):
         """Append the network's size to :attr:`history` and return the record.
@@ -781,8 +853,9 @@ class DropNetPruner:
     # ------------------------------------------------------------------
     def checkpoint(self):
         """A copy of the network and of the rewind copy, for :meth:`restore`."""
-        return _Checkpoint(deep_copy(self.module), deep_copy(self.initial), dict(self.frozen), id(self))
+        return _Checkpoint(deep_copy(self.module), deep_copy(self.initial), dict(self.frozen), self._token)
 
+    @_outside_inference_mode
     def restore(self, checkpoint):
         """Go back to an earlier round's network and rewind copy.
 
@@ -798,7 +871,7 @@ class DropNetPruner:
             A copy of the network of ``checkpoint`` (also :attr:`module`):
             give its parameters to a new optimizer.
         """
-        if not isinstance(checkpoint, _Checkpoint) or checkpoint.pruner != id(self):
+        if not isinstance(checkpoint, _Checkpoint) or checkpoint.pruner != self._token:
             what = "of another pruner" if isinstance(checkpoint, _Checkpoint) else f"a {type(checkpoint).__name__}"
             raise ValueError(f"restore() takes a checkpoint this pruner's checkpoint() made; this one is {what}.")
         before = {**vars(self), "unpruned": dict(self.unpruned), "frozen": dict(self.frozen)}

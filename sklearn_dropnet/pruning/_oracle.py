@@ -134,7 +134,7 @@ def oracle_units_to_drop(
 class OracleSelection:
     """The paper's oracle as a unit selection for DropNet's rounds.
 
-    Each round, :func:`oracle_units_to_drop` chooses the units on
+    Each round, ``oracle_units_to_drop`` chooses the units on
     ``max_samples`` training samples drawn at random (from the training
     rows alone: the pruner hands over labelled batches of its training
     split, never the rows held out for validation). It ignores the units'

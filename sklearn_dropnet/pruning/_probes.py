@@ -902,12 +902,20 @@ def inspect_network(module, example_input):
     try:
         calls, output = record_forward(module, example_input)
     except Exception as exc:  # whatever the network raises on it
-        shape = tuple(example_input.shape) if isinstance(example_input, torch.Tensor) else type(example_input).__name__
+        if isinstance(example_input, torch.Tensor):
+            what = f"{tuple(example_input.shape)}, {example_input.dtype}"
+        else:
+            what = type(example_input).__name__
+        hint = (
+            " DropNet prunes networks of one input tensor, called as module(example_input): for a "
+            "network of several inputs, stack them into one tensor that a wrapper module splits, "
+            "forward(self, x): return self.net(x[:, 0], x[:, 1])."
+            if isinstance(example_input, (tuple, list)) and isinstance(exc, TypeError) else ""
+        )
         raise ValueError(
-            f"The network failed on example_input ({shape}, "
-            f"{getattr(example_input, 'dtype', '')}): {type(exc).__name__}: {exc}. example_input "
+            f"The network failed on example_input ({what}): {type(exc).__name__}: {exc}. example_input "
             "is a small batch of real inputs as the network takes them (X_train[:2]), on the "
-            "network's device and in its dtype."
+            f"network's device and in its dtype.{hint}"
         ) from exc
     outputs = flat_tensors(output)
     module_calls = {}

@@ -990,6 +990,52 @@ def put_back(state):
                 attributes[key] = value
 
 
+def _parameter_settings(module):
+    """Each parameter's ``requires_grad`` and whether it is stored channels-last."""
+    return {
+        name: (p.requires_grad, p.dim() == 4 and not p.is_contiguous() and p.is_contiguous(memory_format=torch.channels_last))
+        for name, p in module.named_parameters()
+    }  # fmt: skip
+
+
+def _put_back_settings(module, settings):
+    for name, parameter in module.named_parameters():
+        if name in settings:
+            requires_grad, channels_last = settings[name]
+            parameter.requires_grad_(requires_grad)
+            if channels_last and parameter.is_contiguous():
+                parameter.data = parameter.data.contiguous(memory_format=torch.channels_last)
+
+
+def _shared_parameters(module):
+    """The places ``(module name, attribute)`` of each parameter that several modules hold."""
+    places = {}
+    for name, layer in module.named_modules():
+        for attribute, parameter in layer.named_parameters(recurse=False):
+            places.setdefault(id(parameter), []).append((name, attribute))
+    return [where for where in places.values() if len(where) > 1]
+
+
+def _tie_again(module, shared):
+    """Make the modules that shared a parameter before the cut share its cut version,
+    which Torch-Pruning made once for each: refuse where the cuts differ."""
+    modules = dict(module.named_modules())
+    for where in shared:
+        first = getattr(modules[where[0][0]], where[0][1])
+        for name, attribute in where[1:]:
+            parameter = getattr(modules[name], attribute)
+            if parameter is first:
+                continue
+            if parameter.shape != first.shape or not torch.equal(parameter, first):
+                names = [f"{layer}.{attr}" if layer else attr for layer, attr in where]
+                raise PruningError(
+                    f"Removing these units unties the weights that {names} share: Torch-Pruning cuts each "
+                    "copy on its own, and here the cuts differ. DropNetPruner.check_removal() leaves such "
+                    "layers out."
+                )
+            setattr(modules[name], attribute, first)
+
+
 def remove_units(module, example_input, units_to_drop, groups=()):
     """Remove units from ``module`` in place.
 
@@ -1004,6 +1050,7 @@ def remove_units(module, example_input, units_to_drop, groups=()):
         The groups of ``units_to_drop``, where a unit is several of its root
         layer's channels (:attr:`UnitGroup.parts`); otherwise a unit is one.
     """
+    settings, shared = _parameter_settings(module), _shared_parameters(module)
     graph = _dependency_graph(module, example_input)
     modules = dict(module.named_modules())
     by_name = {group.name: group for group in groups}
@@ -1014,3 +1061,7 @@ def remove_units(module, example_input, units_to_drop, groups=()):
         if not idxs:
             continue
         _prune(graph, _pruning_group(graph, modules[name], sorted(idxs)))
+    # Torch-Pruning gives every cut layer a new nn.Parameter: give back what the
+    # old one had, its requires_grad, its memory format, and the weights it shared.
+    _put_back_settings(module, settings)
+    _tie_again(module, shared)

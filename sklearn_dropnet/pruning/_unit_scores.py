@@ -16,6 +16,7 @@ command line).
 
 import functools
 import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -312,6 +313,12 @@ def _check_batch(batch, module):
         raise TypeError(
             f"The batches to score on must be input tensors, got a {type(batch).__name__} of "
             f"{len(batch)} (a DataLoader's batch, inputs with their labels?): pass lambda: {fix}."
+        )
+    if isinstance(batch, Mapping):
+        raise TypeError(
+            f"The batches to score on must be input tensors, got a dict with keys {sorted(map(str, batch))} "
+            "(a DataLoader of a dataset of dicts?): pass the input tensor of each, e.g. "
+            f"lambda: (batch[{next(iter(map(str, batch)), 'x')!r}] for batch in loader)."
         )
     if not isinstance(batch, torch.Tensor):
         raise TypeError(

@@ -295,7 +295,7 @@ def keep_every_branch(group, chosen, scores=None):
     """``chosen`` (units of ``group`` to remove) changed so that every branch keeps a unit.
 
     Where ``chosen`` holds all the units of a branch (see
-    :attr:`UnitGroup.branches`), the branch's highest-scored unit stays, and
+    ``UnitGroup.branches``), the branch's highest-scored unit stays, and
     the lowest-scored unit whose removal empties no branch goes in its place,
     from the same channel group if the group has channel groups; so the
     count stays unless no such unit is left. Without ``scores``, the lowest

@@ -1,0 +1,169 @@
+"""DropNetPruner inside the torch workflows users have: tied and frozen weights,
+inference mode, torch.compile, channels-last, saving a pruner with its checkpoint."""
+
+import pickle
+
+import pytest
+import torch
+from torch import nn
+
+from sklearn_dropnet.exceptions import PruningError
+from sklearn_dropnet.pruning import DropNetPruner
+
+
+class SharedHead(nn.Module):
+    """Two heads that share one weight, both reading layer ``a``."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.act = nn.Linear(6, 12), nn.ReLU()
+        self.b1, self.b2 = nn.Linear(12, 3), nn.Linear(12, 3)
+        self.b2.weight = self.b1.weight
+
+    def forward(self, x):
+        h = self.act(self.a(x))
+        return self.b1(h) + self.b2(h)
+
+
+def drop(pruner, x, n=4, restart="none"):
+    return pruner.remove(pruner.choose(pruner.score(lambda: [x]), n), restart=restart)
+
+
+@pytest.mark.parametrize("restart", ["none", "rewind"])
+def test_tied_weights_stay_tied_without_check_removal(restart):
+    torch.manual_seed(0)
+    x = torch.randn(16, 6)
+    pruner = DropNetPruner(SharedHead(), x[:2])
+    net = drop(pruner, x, restart=restart)
+    assert net.a.out_features == 8 and net.b1.weight is net.b2.weight
+    assert len(list(net.parameters())) == 5  # a.weight, a.bias, the shared weight, two biases
+
+
+class TwoInputsSharedHead(nn.Module):
+    """b1 reads a1 and b2 reads a2, with one weight: removing a unit of a1 cuts only b1's copy."""
+
+    def __init__(self):
+        super().__init__()
+        self.a1, self.a2, self.act = nn.Linear(6, 12), nn.Linear(6, 12), nn.ReLU()
+        self.b1, self.b2 = nn.Linear(12, 3), nn.Linear(12, 3)
+        self.b2.weight = self.b1.weight
+
+    def forward(self, x):
+        return self.b1(self.act(self.a1(x))) + self.b2(self.act(self.a2(x)))
+
+
+def test_a_removal_that_would_untie_weights_is_refused_and_undone():
+    torch.manual_seed(0)
+    x = torch.randn(16, 6)
+    pruner = DropNetPruner(TwoInputsSharedHead(), x[:2])
+    if "a1" not in pruner.units_per_layer:
+        pytest.skip("the tracer already leaves a1 out")
+    with pytest.raises(PruningError, match=r"unties the weights that \['b1.weight', 'b2.weight'\] share"):
+        pruner.remove({"a1": [0, 1]})
+    net = pruner.module
+    assert net.a1.out_features == 12 and net.b1.weight is net.b2.weight
+
+
+@pytest.mark.parametrize("restart", ["none", "rewind"])
+def test_frozen_parameters_stay_frozen(restart):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 64, 10))
+    net[1].requires_grad_(False)
+    net[4].weight.requires_grad_(False)
+    x = torch.randn(16, 1, 8, 8)
+    pruner = DropNetPruner(net, x[:2])
+    net = drop(pruner, x, 2, restart)
+    assert net[0].out_channels == 6
+    frozen = {name for name, p in net.named_parameters() if not p.requires_grad}
+    assert frozen == {"1.weight", "1.bias", "4.weight"}
+
+
+def test_a_layer_frozen_after_the_pruner_is_kept_frozen_or_named():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 10), nn.ReLU(), nn.Linear(10, 3))
+    x = torch.randn(16, 6)
+    pruner = DropNetPruner(net, x[:2])
+    net[2].requires_grad_(False)  # a middle layer: cut, and still frozen
+    net = drop(pruner, x, 4, "rewind")
+    assert not net[2].weight.requires_grad and net[0].weight.requires_grad
+    net[2].requires_grad_(True)
+    net[0].requires_grad_(False)  # the first layer: Torch-Pruning cannot cut it
+    choice = pruner.choose(pruner.score(lambda: [x]), 4)
+    with pytest.raises(PruningError, match=r"Layers \['0'\] were frozen \(requires_grad=False\) after the pruner"):
+        pruner.remove({"0": choice["0"]})
+    assert pruner.units_per_layer["0"] == net[0].out_features
+
+
+def test_the_memory_format_of_channels_last_weights_is_kept():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3)).to(memory_format=torch.channels_last)  # fmt: skip
+    x = torch.randn(8, 3, 6, 6).to(memory_format=torch.channels_last)
+    pruner = DropNetPruner(net, x[:2])
+    net = drop(pruner, x, 4)
+    assert net[2].weight.shape == (6, 6, 3, 3)
+    assert net[2].weight.is_contiguous(memory_format=torch.channels_last) and not net[2].weight.is_contiguous()
+
+
+def test_every_step_works_inside_inference_mode():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 10), nn.ReLU(), nn.Linear(10, 3))
+    with torch.inference_mode():
+        x = torch.randn(16, 6)  # an inference tensor
+        pruner = DropNetPruner(net, x[:2])
+        checkpoint = pruner.checkpoint()
+        pruner.check_removal(x)
+        assert pruner.units_per_layer == {"0": 12, "2": 10}
+        drop(pruner, x, 4)
+        assert sum(pruner.units_per_layer.values()) == 18
+        pruner.restore(checkpoint)
+    assert pruner.units_per_layer == {"0": 12, "2": 10}
+
+
+def test_a_pruner_saved_with_its_checkpoint_restores_it_after_loading():
+    torch.manual_seed(0)
+    x = torch.randn(16, 6)
+    pruner = DropNetPruner(nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 3)), x[:2])
+    checkpoint = pruner.checkpoint()
+    choice = pruner.choose(pruner.score(lambda: [x]), 4)
+    pruner, checkpoint, choice = pickle.loads(pickle.dumps((pruner, checkpoint, choice)))
+    pruner.remove(choice)  # the choice of the same pruner, made before saving
+    assert pruner.units_per_layer == {"0": 8}
+    pruner.restore(checkpoint)
+    assert pruner.units_per_layer == {"0": 12}
+    other = DropNetPruner(nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 3)), x[:2])
+    with pytest.raises(ValueError, match=r"by another pruner"):
+        other.remove(pruner.choose(pruner.score(lambda: [x]), 4))
+
+
+def test_a_compiled_network_is_pruned_inside_its_wrapper():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3))
+    x = torch.randn(8, 1, 6, 6)
+    with pytest.warns(UserWarning, match=r"module is a torch.compile'd network: the pruner prunes the network inside it"):
+        pruner = DropNetPruner(torch.compile(net), x[:2])
+    assert pruner.module is net
+    assert drop(pruner, x, 2) is net and net[0].out_channels == 6
+
+
+def test_a_network_of_two_inputs_is_named_with_the_fix():
+    class TwoInputs(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(6, 12), nn.Linear(12, 3)
+
+        def forward(self, x, mask):
+            return self.b(torch.relu(self.a(x * mask)))
+
+    x = torch.randn(4, 6)
+    with pytest.raises(ValueError, match=r"missing 1 required positional argument: 'mask'.*DropNet prunes networks "
+                                         r"of one input tensor"):  # fmt: skip
+        DropNetPruner(TwoInputs(), (x[:2], torch.ones(2, 6)))
+
+
+def test_batches_of_dicts_are_named_with_the_key_to_take():
+    torch.manual_seed(0)
+    x = torch.randn(16, 6)
+    pruner = DropNetPruner(nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 3)), x[:2])
+    with pytest.raises(TypeError, match=r"got a dict with keys \['label', 'pixels'\].*batch\['pixels'\] for batch in loader"):
+        pruner.score(lambda: [{"pixels": x, "label": torch.zeros(16)}])
