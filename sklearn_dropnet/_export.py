@@ -349,8 +349,13 @@ def _scratch_folder(path):
         ) from None
 
 
-def _labels_json(classes):
-    return json.dumps(np.asarray(classes).tolist(), default=str)
+def labels_json(classes):
+    """The labels as JSON; dates and durations as NumPy writes them
+    (``tolist`` gives nanosecond ones as integers)."""
+    classes = np.asarray(classes)
+    if classes.dtype.kind in "mM":
+        classes = classes.astype(str)
+    return json.dumps(classes.tolist(), default=str)
 
 
 # ---------------------------------------------------------------------------
@@ -473,7 +478,7 @@ class ExportMixin:
         given = X is not None
         X = _check_inputs(self._exported_input_shape(), X)
         metadata = {
-            "classes": _labels_json(self.classes_),
+            "classes": labels_json(self.classes_),
             "producer": "sklearn-dropnet",
             "estimator": type(self).__name__,
         }

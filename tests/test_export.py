@@ -242,6 +242,18 @@ def test_string_labels_travel_in_the_file(digits_split, tmp_path):
             assert json.loads(archive.read(stored[0])) == clf.classes_.tolist()
 
 
+def test_date_labels_are_stored_as_dates_not_as_nanoseconds(digits_split, tmp_path):
+    X_train, X_test, y_train, _ = digits_split
+    days = np.arange("2020-01-01", "2020-01-11", dtype="datetime64[D]").astype("datetime64[ns]")
+    clf = DropNetClassifier(module__hidden_layer_sizes=(16,), prune_ratio=0.2, max_epochs=1, random_state=0)
+    clf.fit(X_train, days[y_train])
+    session = onnxruntime.InferenceSession(str(clf.export(tmp_path / "dates.onnx")))
+    stored = np.asarray(json.loads(session.get_modelmeta().custom_metadata_map["classes"]), dtype="datetime64[ns]")
+    np.testing.assert_array_equal(stored, clf.classes_)
+    _, index = session.run(None, {"input": X_test})
+    np.testing.assert_array_equal(stored[index], clf.predict(X_test))
+
+
 def test_mlp_batchnorm_is_folded_into_the_linear_layers(mlp, tmp_path):
     """One matrix product per layer, nothing between: the file is what a device should run."""
     path = mlp.export(tmp_path / "model.onnx")

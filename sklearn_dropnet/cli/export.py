@@ -14,7 +14,7 @@ import json
 import os
 from pathlib import Path
 
-from .._export import FORMATS, INPUT_NAME, OUTPUT_NAMES
+from .._export import FORMATS, INPUT_NAME, OUTPUT_NAMES, labels_json
 from .errors import first_line
 from .io import UsageError, load_model
 from .parser import Command
@@ -118,7 +118,7 @@ def run_export(args):
         raise UsageError(f"cannot export {args.model}: {message}") from None
     kind = FORMATS[path.suffix.lower()][0]
     shape = tuple(model._exported_input_shape())
-    classes = json.loads(json.dumps(model.classes_.tolist(), default=str))
+    classes = json.loads(labels_json(model.classes_))
     print(f"wrote {path} ({kind}, {path.stat().st_size / 1024:,.1f} KiB)")
     print(f"  input   {INPUT_NAME!r}: float32 {_shape(('batch', *shape))}")
     print(f"  outputs {OUTPUT_NAMES[0]!r}: float32 {_shape(('batch', len(classes)))}, "
