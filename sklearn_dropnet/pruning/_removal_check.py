@@ -32,7 +32,7 @@ from ..exceptions import PruningError
 from ._copies import deep_copy
 from ._eval_mode import evaluate
 from ._probes import NORM_TYPES, flat_tensors, tied_parameters
-from ._surgery import remove_units
+from ._surgery import UntiedWeights, remove_units
 from ._unit_mask import UnitMask
 from ._unit_selection import keep_every_branch
 
@@ -102,6 +102,8 @@ def _compare_removal(module, example_input, structure, groups):
     try:
         remove_units(smaller, example_input, units, groups)
         output = evaluate(smaller, example_input)
+    except UntiedWeights as exc:
+        return f"it unties the weights that {[exc.layers]} share"
     except Exception as exc:  # the smaller network is broken, however it fails
         return f"the smaller network fails: {type(exc).__name__}: {exc}"
     untied = tied_parameters(module) - tied_parameters(smaller)

@@ -1016,6 +1016,18 @@ def _shared_parameters(module):
     return [where for where in places.values() if len(where) > 1]
 
 
+class UntiedWeights(PruningError):
+    """A removal would cut the copies of a shared weight differently."""
+
+    def __init__(self, where):
+        self.layers = sorted(layer for layer, _ in where)
+        names = [f"{layer}.{attribute}" if layer else attribute for layer, attribute in where]
+        super().__init__(
+            f"Removing these units unties the weights that {names} share: Torch-Pruning cuts each copy on "
+            "its own, and here the cuts differ. DropNetPruner.check_removal() leaves such layers out."
+        )
+
+
 def _tie_again(module, shared):
     """Make the modules that shared a parameter before the cut share its cut version,
     which Torch-Pruning made once for each: refuse where the cuts differ."""
@@ -1027,12 +1039,7 @@ def _tie_again(module, shared):
             if parameter is first:
                 continue
             if parameter.shape != first.shape or not torch.equal(parameter, first):
-                names = [f"{layer}.{attr}" if layer else attr for layer, attr in where]
-                raise PruningError(
-                    f"Removing these units unties the weights that {names} share: Torch-Pruning cuts each "
-                    "copy on its own, and here the cuts differ. DropNetPruner.check_removal() leaves such "
-                    "layers out."
-                )
+                raise UntiedWeights(where)
             setattr(modules[name], attribute, first)
 
 
