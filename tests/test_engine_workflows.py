@@ -1,14 +1,16 @@
 """DropNetPruner inside the torch workflows users have: tied and frozen weights,
 inference mode, torch.compile, channels-last, saving a pruner with its checkpoint."""
 
+import copy
 import pickle
 
 import pytest
 import torch
 from torch import nn
 
-from sklearn_dropnet.exceptions import PruningError
+from sklearn_dropnet.exceptions import PruningError, UnitRemovalWarning
 from sklearn_dropnet.pruning import DropNetPruner
+from sklearn_dropnet.pruning._surgery import UntiedWeights, remove_units
 
 
 class SharedHead(nn.Module):
@@ -58,10 +60,16 @@ def test_a_removal_that_would_untie_weights_is_refused_and_undone():
     pruner = DropNetPruner(TwoInputsSharedHead(), x[:2])
     if "a1" not in pruner.units_per_layer:
         pytest.skip("the tracer already leaves a1 out")
-    with pytest.raises(PruningError, match=r"unties the weights that \['b1.weight', 'b2.weight'\] share"):
-        pruner.remove({"a1": [0, 1]})
+    with pytest.warns(UnitRemovalWarning, match=r"'a1' unpruned: .*it unties the weights that \[\['b1', 'b2'\]\] share\)\. Torch-Pruning cuts each "
+                                                 r"module's copy of a shared weight on its own"):
+        with pytest.raises(PruningError, match=r"remove\(\) checked the removal, as check_removal\(\) has not run"):
+            pruner.remove({"a1": [0, 1]})
     net = pruner.module
     assert net.a1.out_features == 12 and net.b1.weight is net.b2.weight
+    assert "a1" not in pruner.units_per_layer  # left out, with the reason
+    smaller = copy.deepcopy(net)  # the surgery itself refuses to cut the copies differently
+    with pytest.raises(UntiedWeights, match=r"unties the weights that \['b1.weight', 'b2.weight'\] share"):
+        remove_units(smaller, x[:2], {"a1": [0, 1]})
 
 
 @pytest.mark.parametrize("restart", ["none", "rewind"])
@@ -167,3 +175,51 @@ def test_batches_of_dicts_are_named_with_the_key_to_take():
     pruner = DropNetPruner(nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 3)), x[:2])
     with pytest.raises(TypeError, match=r"got a dict with keys \['label', 'pixels'\].*batch\['pixels'\] for batch in loader"):
         pruner.score(lambda: [{"pixels": x, "label": torch.zeros(16)}])
+
+
+class NormAfterActivation(nn.Module):
+    """GroupNorm after the activation: a unit switched off still counts in its group's statistics."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.act, self.norm = nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.GroupNorm(2, 8)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(self.norm(self.act(self.conv(x))).mean((2, 3)))
+
+
+def test_remove_checks_the_removal_where_check_removal_did_not_run(monkeypatch):
+    torch.manual_seed(0)
+    x = torch.randn(16, 1, 6, 6)
+    net = NormAfterActivation()
+    pruner = DropNetPruner(net, x[:2])
+    choice = pruner.choose(pruner.score(lambda: [x]), 2)
+    with pytest.warns(UnitRemovalWarning, match=r"'conv' unpruned: .*as the GroupNorm \('norm'\) of this network"):
+        with pytest.raises(PruningError, match=r"remove\(\) checked the removal, as check_removal\(\) has not run on "
+                                               r"this network: removing units of \['conv'\] does not compute"):  # fmt: skip
+            pruner.remove(choice)
+    assert net.conv.out_channels == 8 and "conv" in pruner.unpruned
+    # After check_removal, remove() does not check again: the check is the caller's, once a round.
+    exact = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3))
+    pruner = DropNetPruner(exact, x[:2])
+    pruner.check_removal(x)
+    calls = []
+    from sklearn_dropnet.pruning import _engine
+
+    original = _engine.unremovable
+    monkeypatch.setattr(_engine, "unremovable", lambda *args: calls.append(1) or original(*args))
+    pruner.remove(pruner.choose(pruner.score(lambda: [x]), 2))
+    assert calls == [] and exact[0].out_channels == 6
+    pruner.remove(pruner.choose(pruner.score(lambda: [x]), 2))  # not checked on this network: checked now
+    assert calls == [1] and exact[0].out_channels == 4
+
+
+def test_lazy_layers_get_their_shapes_before_the_rewind_copy_is_taken():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.LazyLinear(12), nn.ReLU(), nn.Linear(12, 3))
+    x = torch.randn(16, 6)
+    pruner = DropNetPruner(net, x[:2])
+    assert pruner.initial[0].weight.shape == (12, 6)
+    net = drop(pruner, x, 4, "rewind")
+    assert net[0].weight.shape == (8, 6)

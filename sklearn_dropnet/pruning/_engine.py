@@ -23,6 +23,7 @@ import torch
 
 from ..exceptions import PruningError
 from ._copies import compiled_network, deep_copy
+from ._eval_mode import evaluate
 from ._functional_weights import functional_weights
 from ._network_cost import count_macs, count_parameters
 from ._probes import (
@@ -173,6 +174,23 @@ def _refuse_masks(module):
             "torch.nn.utils.prune.remove(layer, name) for each masked tensor "
             f"(here torch.nn.utils.prune.remove(module.get_submodule({name!r}), {tensors[0]!r}))."
         )
+
+
+def _materialized(module, example_input):
+    """Give lazy layers (``nn.LazyLinear``) their shapes with one call, as the first
+    forward pass would, so that the rewind copy has them too."""
+    if any(isinstance(p, torch.nn.parameter.UninitializedParameter) for p in module.parameters()):
+        with torch.no_grad():
+            evaluate(module, example_input)
+
+
+def _frozen_since_error(frozen):
+    return PruningError(
+        f"Layers {frozen} were frozen (requires_grad=False) after the pruner was built, and "
+        "Torch-Pruning cannot cut a frozen layer that only the input feeds. Unfreeze them "
+        "while pruning (layer.requires_grad_(True)), or build a new DropNetPruner for the "
+        "network as it is now, which leaves them out."
+    )
 
 
 def _float_dtype(module):
@@ -388,11 +406,13 @@ class DropNetPruner:
         self._token = uuid.uuid4().hex
         self.module = module
         self.example = example_input = _usable(example_input)
+        _materialized(module, example_input)
         self.initial = deep_copy(module).cpu() if initial is None else initial
         self.history = [] if history is None else history
         self.unpruned = dict(unpruned or {})
         self.frozen = dict(frozen or {})
         self._networks = 0  # removals and restores so far: a choice is for one network
+        self._checked = None  # the network (count) check_removal last ran on
         self.structure = inspect_network(module, example_input)
         check_deterministic(module, example_input)
         if not self.structure.probes:
@@ -505,6 +525,7 @@ class DropNetPruner:
             The groups kept, also :attr:`units`.
         """
         whys = unremovable(self.module, _usable(inputs), self.structure, self.units)
+        self._checked = self._networks
         for group in self.units:
             if group.name in whys:
                 warn_unpruned(group.name, whys[group.name])
@@ -735,7 +756,12 @@ class DropNetPruner:
         The rewind copy loses the same units. The network to train next
         (also :attr:`module`) is chosen by ``restart``, and :attr:`units`
         are traced on it. Once it is trained, :meth:`check_removal` checks
-        the next round's removal with its weights.
+        the next round's removal with its weights; where it has not run on
+        this network, ``remove`` checks the groups of ``units`` on
+        ``example_input`` first, and raises a
+        :class:`~sklearn_dropnet.exceptions.PruningError`, removing
+        nothing and leaving those groups out, where removing them would
+        change what the network computes.
 
         Parameters
         ----------
@@ -785,6 +811,8 @@ class DropNetPruner:
                     f"units {root.tolist()} of group {group.name!r} (an input of a concatenation), and "
                     "keeps at least one. choose() leaves one in every such layer."
                 )
+        if self._checked != self._networks:
+            self._check_chosen(units)
         before = {key: getattr(self, key) for key in ("module", "structure", "units", "_networks", "_layers", "_dtype")}
         before.update(unpruned=dict(self.unpruned), frozen=dict(self.frozen))
         networks = saved_state(self.module) + saved_state(self.initial)
@@ -800,14 +828,34 @@ class DropNetPruner:
             vars(self).update(before)
             frozen = self._frozen_since()
             if frozen and "not in the dependency graph" in str(exc):
-                raise PruningError(
-                    f"Layers {frozen} were frozen (requires_grad=False) after the pruner was built, and "
-                    "Torch-Pruning cannot cut a frozen layer that only the input feeds. Unfreeze them "
-                    "while pruning (layer.requires_grad_(True)), or build a new DropNetPruner for the "
-                    "network as it is now, which leaves them out."
-                ) from exc
+                raise _frozen_since_error(frozen) from exc
             raise
         return self.module
+
+    def _check_chosen(self, units):
+        """Where :meth:`check_removal` has not run on this network, check the groups
+        ``units`` takes units from on ``example_input``, before anything is removed:
+        refuse (leaving the groups out, with a warning) those whose removal would
+        not compute what switching their units off computes."""
+        chosen = [group for group in self.units if len(units.get(group.name, ()))]
+        whys = unremovable(self.module, self.example, self.structure, chosen)
+        if not whys:
+            return
+        frozen = [name for name in self._frozen_since() if "not in the dependency graph" in whys.get(name, "")]
+        if frozen:
+            raise _frozen_since_error(frozen)
+        for group in chosen:
+            if group.name in whys:
+                warn_unpruned(group.name, whys[group.name])
+                self._leave_out(group.name, group.size, whys[group.name])
+        self.units = [group for group in self.units if group.name not in whys]
+        raise PruningError(
+            f"remove() checked the removal, as check_removal() has not run on this network: removing "
+            f"units of {sorted(whys)} does not compute what switching them off computes (see the "
+            "warnings), so they are left out and nothing was removed. Score and choose again; "
+            "check_removal(inputs), with trained weights and a batch spread over the training data, "
+            "before score() each round, checks every layer on more rows."
+        )
 
     def _frozen_since(self):
         """The prunable layers frozen after they were traced."""

@@ -187,12 +187,18 @@ def _sized_buffers(module, size, reason):
     )
 
 
+# Normalizations whose statistics span channels: a unit switched off still counts in them.
+_CHANNEL_MIXING_NORMS = (torch.nn.GroupNorm, torch.nn.LayerNorm, torch.nn.LocalResponseNorm)
+
+
 def _explanation(reason, module):
     if reason.startswith(_OUTPUT_SHAPE):
         return (
             "Its units reach the network's output without a layer in between (through "
             "pooling, say): it computes the class scores."
         )
+    if reason.startswith("it unties"):
+        return "Torch-Pruning cuts each module's copy of a shared weight on its own, and here the cuts differ."
     recurrent = [name for name, part in module.named_modules() if type(part) in (torch.nn.RNN, torch.nn.GRU)]
     into = (
         f", or an {type(module.get_submodule(recurrent[0])).__name__} ({recurrent[0]!r}) its units feed: "
@@ -205,6 +211,13 @@ def _explanation(reason, module):
         into += (
             f", or the nn.ChannelShuffle ({shuffles[0]!r}) of this network, which moves a channel to "
             "another group where Torch-Pruning keeps it in place"
+        )
+    mixing = [(name, part) for name, part in module.named_modules() if isinstance(part, _CHANNEL_MIXING_NORMS)]
+    if mixing:
+        name, part = mixing[0]
+        into += (
+            f", or a normalization over several channels, as the {type(part).__name__} ({name!r}) of this "
+            "network: removing a unit changes the mean and variance the others are normalized with"
         )
     return (
         "Removing a unit here changes more than the unit: Torch-Pruning maps its channels "
