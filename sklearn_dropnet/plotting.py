@@ -632,8 +632,10 @@ class HQCandidatesDisplay:
                 linewidth=1.5,
                 label=f"chosen team {chosen}",
             )
-        if self.n_members is not None and self.n_members in sizes:
-            full = accuracy[sizes == self.n_members].max()
+        # the team of all M members (greedy's teams of M members may repeat some)
+        whole = np.array([len(set(team)) == self.n_members for team in teams], dtype=bool)
+        if self.n_members is not None and whole.any():
+            full = accuracy[whole].max()
             ax.axhline(
                 full, color="grey", linestyle="--", linewidth=1, label=f"all {self.n_members} members"
             )
@@ -646,6 +648,13 @@ class HQCandidatesDisplay:
         ax.grid(True, alpha=0.3)
         if np.isfinite(diversity).any():
             ax.legend(fontsize="small")
+        elif (sizes > 1).any():
+            warn(
+                "HQCandidatesDisplay draws nothing: no team in candidates_ has a focal diversity "
+                "(NaN), the x axis of this plot, because no member errs on the held-out rows "
+                "(focal diversity is measured on the rows where a member errs).",
+                UserWarning,
+            )
         else:
             warn(
                 "HQCandidatesDisplay draws nothing: every team in candidates_ has one "

@@ -137,6 +137,8 @@ def test_forest_members_keep_the_feature_names(digits_parts):
     [
         (GradientBoostingClassifier(n_estimators=2), "forest_members takes a fitted single-output forest"),
         (BaggingClassifier(DecisionTreeClassifier(), n_estimators=2, max_features=0.5), "Tree 0 of the Bagg"),
+        # as many columns as X, drawn with replacement: each tree reads other columns than X's
+        (BaggingClassifier(DecisionTreeClassifier(), n_estimators=2, bootstrap_features=True), "Tree 0 of the Bagg"),
     ],
 )
 def test_forest_members_refuses_what_is_not_a_forest_of_whole_trees(model, message, digits_parts):
@@ -237,3 +239,12 @@ def test_n_estimators_true_is_one_member_as_scikit_learn_reads_it(digits_parts):
     (X_train, y_train), _, _ = digits_parts
     with pytest.raises(ValueError, match=r"An ensemble needs at least 2 members, got 1"):
         HQEnsembleClassifier(DecisionTreeClassifier(), n_estimators=True, n_select=1, method="top").fit(X_train, y_train)
+
+
+def test_a_multi_output_forest_is_named_as_such(digits_parts):
+    from sklearn.ensemble import RandomForestClassifier
+
+    (X_train, y_train), _, _ = digits_parts
+    forest = RandomForestClassifier(n_estimators=2, random_state=0).fit(X_train[:200], np.column_stack([y_train[:200]] * 2))
+    with pytest.raises(TypeError, match=r"this RandomForestClassifier was fitted on 2 outputs"):
+        forest_members(forest)

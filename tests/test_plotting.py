@@ -9,6 +9,7 @@ import pytest
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from sklearn.datasets import load_iris, load_wine  # noqa: E402
 from sklearn.exceptions import NotFittedError  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
@@ -175,6 +176,30 @@ def test_hq_candidates_other_methods(digits):
     ).fit(X, y)  # fmt: skip
     ax = plot_hq_candidates(hq)
     assert ax.get_lines()[0].get_ydata()[0] == pytest.approx(hq.candidates_["accuracy"][0])
+
+
+def test_hq_candidates_all_members_line_is_a_team_of_every_member_only():
+    X, y = load_wine(return_X_y=True)
+    stumps = DecisionTreeClassifier(max_depth=1, max_features=2)
+    for seed in range(200):  # a greedy run whose teams of 4 repeat a member, as greedy's may
+        hq = HQEnsembleClassifier(stumps, n_estimators=4, n_select=4, method="greedy", random_state=seed).fit(X, y)
+        if not any(len(set(team)) == 4 for team in hq.candidates_["team"]):
+            break
+    display = HQCandidatesDisplay.from_estimator(hq)
+    assert not [line for line in display.ax_.get_lines() if line.get_label().startswith("all 4")]
+    every = HQEnsembleClassifier(stumps, n_estimators=4, n_select=4, method="all", random_state=seed).fit(X, y)
+    line = [line for line in HQCandidatesDisplay.from_estimator(every).ax_.get_lines() if line.get_label() == "all 4 members"]
+    assert line[0].get_ydata()[0] == pytest.approx(every.candidates_["accuracy"][0])
+
+
+def test_hq_candidates_of_members_that_never_err_say_so():
+    X, y = load_iris(return_X_y=True)
+    easy = (y < 2)  # setosa against versicolor: every member is right on every held-out row
+    hq = HQEnsembleClassifier(DecisionTreeClassifier(), n_estimators=4, n_select=3, random_state=0).fit(X[easy], y[easy])
+    assert np.isnan(hq.candidates_["focal_diversity"]).all()
+    with pytest.warns(UserWarning, match=r"draws nothing: no team in candidates_ has a focal diversity .* because no "
+                                         r"member errs on the held-out rows"):  # fmt: skip
+        HQCandidatesDisplay.from_estimator(hq)
 
 
 def test_missing_matplotlib_names_the_extra(monkeypatch):

@@ -65,18 +65,29 @@ def forest_members(forest, prefix="tree"):
     check_is_fitted(forest)
     trees = getattr(forest, "estimators_", None)
     classes = getattr(forest, "classes_", None)
+    if isinstance(classes, list) and getattr(forest, "n_outputs_", 1) > 1:
+        raise TypeError(
+            f"forest_members takes a single-output forest classifier; this {type(forest).__name__} "
+            f"was fitted on {forest.n_outputs_} outputs (y of several columns), and HQ chooses "
+            "members of one output."
+        )
     if not isinstance(trees, list) or classes is None or not hasattr(classes, "shape"):
         raise TypeError(
             f"forest_members takes a fitted single-output forest classifier such as "
             f"RandomForestClassifier, got {type(forest).__name__}. For other fitted "
             "models, pass [(name, FrozenEstimator(model)), ...] as estimators."
         )
+    # A BaggingClassifier gives each tree the columns estimators_features_ lists
+    # (with max_features < 1 or bootstrap_features=True): a tree alone would read others.
+    features = getattr(forest, "estimators_features_", None)
+    all_columns = np.arange(forest.n_features_in_)
     members = []
     for index, tree in enumerate(trees):
         codes = np.asarray(getattr(tree, "classes_", []))
         if (
             not hasattr(tree, "predict_proba")
             or getattr(tree, "n_features_in_", None) != forest.n_features_in_
+            or (features is not None and not np.array_equal(np.asarray(features[index]), all_columns))
             or codes.shape != classes.shape
             or not np.array_equal(codes, np.arange(len(classes)))
         ):
@@ -84,8 +95,9 @@ def forest_members(forest, prefix="tree"):
                 f"Tree {index} of the {type(forest).__name__} does not predict the codes "
                 f"0 .. {len(classes) - 1} of its {len(classes)} classes from all "
                 f"{forest.n_features_in_} features, as the trees of a random forest do "
-                "(a BaggingClassifier can give a tree a subset of the features or of the "
-                "classes). Pass [(name, FrozenEstimator(model)), ...] as estimators instead."
+                "(a BaggingClassifier can give a tree a subset, or a bootstrap sample, of the "
+                "features, or a subset of the classes). Pass [(name, FrozenEstimator(model)), ...] "
+                "as estimators instead."
             )
         member = _labelled(tree, classes, index)
         if hasattr(forest, "feature_names_in_") and not isinstance(member, Pipeline):
