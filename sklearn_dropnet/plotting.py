@@ -64,6 +64,17 @@ def _axes(ax):
     return ax
 
 
+def _validated(estimator):
+    """Whether the DropNet estimator in ``estimator`` (as :func:`_pruning_history`
+    finds it) held out a validation split; True for a history list."""
+    for attribute in ("best_estimator_", "steps"):
+        inner = getattr(estimator, attribute, None)
+        if inner is not None and not hasattr(estimator, "pruning_history_"):
+            return _validated(inner[-1][1] if attribute == "steps" else inner)
+    fraction = getattr(estimator, "validation_fraction", None)
+    return fraction is None or fraction > 0
+
+
 def _pruning_history(estimator):
     """``pruning_history_`` of a fitted DropNet estimator, or a history list.
 
@@ -179,6 +190,10 @@ class PruningCurveDisplay:
         ``valid_accuracy``, ``accepted`` and the quantity on the x axis.
     estimator_name : str, default=None
         Legend label of the curve; a legend is shown when given.
+    validated : bool, default=True
+        Whether ``valid_accuracy`` is on a validation split; False labels
+        the y axis as training accuracy (``validation_fraction=0``, which
+        :meth:`from_estimator` reads off the estimator).
 
     Attributes
     ----------
@@ -212,9 +227,10 @@ class PruningCurveDisplay:
     ('fraction of units left', 'linear')
     """
 
-    def __init__(self, history, *, estimator_name=None):
+    def __init__(self, history, *, estimator_name=None, validated=True):
         self.history = history
         self.estimator_name = estimator_name
+        self.validated = validated
 
     def plot(self, ax=None, *, x="fraction_left", log_x=None, annotate=False, name=None, **plot_kwargs):
         """Draw the curve.
@@ -286,7 +302,7 @@ class PruningCurveDisplay:
         if not ax.xaxis_inverted():
             ax.invert_xaxis()
         ax.set_xlabel(axis_label)
-        ax.set_ylabel("validation accuracy")
+        ax.set_ylabel("validation accuracy" if self.validated else "training accuracy (validation_fraction=0)")
         ax.grid(True, alpha=0.3)
         if label is not None:
             ax.legend()
@@ -337,8 +353,9 @@ class PruningCurveDisplay:
         if isinstance(estimator, (list, tuple)):
             raise TypeError("from_estimator takes a fitted estimator; for a history list use from_history.")
         history = _pruning_history(estimator)
+        validated = _validated(estimator)
         name = _legend_label(name, plot_params)
-        return cls(history, estimator_name=name).plot(ax=ax, **plot_params)
+        return cls(history, estimator_name=name, validated=validated).plot(ax=ax, **plot_params)
 
     @classmethod
     def from_history(cls, history, *, ax=None, name=None, **plot_params):
@@ -421,7 +438,7 @@ def plot_pruning_curve(
     ('fraction of units left', 'validation accuracy')
     """
     _check_x(x)
-    display = PruningCurveDisplay(_pruning_history(estimator))
+    display = PruningCurveDisplay(_pruning_history(estimator), validated=_validated(estimator))
     return display.plot(ax=ax, x=x, log_x=log_x, annotate=annotate, label=label, **plot_kwargs).ax_
 
 

@@ -9,6 +9,7 @@ import pytest
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import load_iris, load_wine  # noqa: E402
 from sklearn.exceptions import NotFittedError  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
@@ -176,6 +177,19 @@ def test_hq_candidates_other_methods(digits):
     ).fit(X, y)  # fmt: skip
     ax = plot_hq_candidates(hq)
     assert ax.get_lines()[0].get_ydata()[0] == pytest.approx(hq.candidates_["accuracy"][0])
+
+
+def test_the_y_axis_says_training_accuracy_without_a_validation_split(pruned, digits_split):
+    assert PruningCurveDisplay.from_estimator(pruned).ax_.get_ylabel() == "validation accuracy"
+    X_train, _, y_train, _ = digits_split
+    unvalidated = clone(pruned).set_params(validation_fraction=0).fit(X_train[:300], y_train[:300])
+    for drawn in (
+        PruningCurveDisplay.from_estimator(unvalidated).ax_,
+        PruningCurveDisplay.from_estimator(make_pipeline(FunctionTransformer(), unvalidated).fit(X_train[:300], y_train[:300])).ax_,
+        plot_pruning_curve(unvalidated),
+    ):
+        assert drawn.get_ylabel() == "training accuracy (validation_fraction=0)"
+    assert PruningCurveDisplay.from_history(unvalidated.pruning_history_).ax_.get_ylabel() == "validation accuracy"
 
 
 def test_hq_candidates_all_members_line_is_a_team_of_every_member_only():
