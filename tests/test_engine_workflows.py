@@ -223,3 +223,32 @@ def test_lazy_layers_get_their_shapes_before_the_rewind_copy_is_taken():
     assert pruner.initial[0].weight.shape == (12, 6)
     net = drop(pruner, x, 4, "rewind")
     assert net[0].weight.shape == (8, 6)
+
+
+class ChannelMultiplier(nn.Module):
+    """A depthwise convolution with a channel multiplier of 2 between two convolutions."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.a1 = nn.Conv2d(1, 8, 3, padding=1), nn.ReLU()
+        self.dw, self.a2 = nn.Conv2d(8, 16, 3, padding=1, groups=8), nn.ReLU()
+        self.pw, self.a3, self.fc = nn.Conv2d(16, 16, 1), nn.ReLU(), nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.a2(self.dw(self.a1(self.c1(x))))
+        return self.fc(self.a3(self.pw(x)).mean((2, 3)))
+
+
+def test_a_layer_cut_to_one_unit_per_channel_group_stays_and_counts():
+    torch.manual_seed(0)
+    x = torch.randn(8, 1, 6, 6)
+    with pytest.warns(UnitRemovalWarning):  # c1 feeds the channel groups: left out
+        pruner = DropNetPruner(ChannelMultiplier(), x[:2])
+    assert pruner.record()["units_per_layer"] == {"dw": 16, "pw": 16}
+    pruner.check_removal(x)
+    with pytest.warns(UnitRemovalWarning, match=r"'dw' unpruned: pruning brought it to one unit per channel group"):
+        net = pruner.remove({"dw": list(range(0, 16, 2))})
+    record = pruner.record()
+    assert net.dw.out_channels == 8
+    assert record["units"] == 24 and record["units_per_layer"] == {"pw": 16, "dw": 8}
+    assert record["fraction_left"] == pytest.approx(0.75)

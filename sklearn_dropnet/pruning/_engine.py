@@ -56,6 +56,11 @@ _PARAMETRIZED = (
 )
 
 
+_AT_THE_FLOOR = (
+    "pruning brought it to one unit per channel group of the grouped convolution it is, so its "
+    "channels now go with those of the layer feeding it, which is left out; its units stay, and count"
+)
+
 _ONE_PER_CHANNEL_GROUP = (
     "each of its units is a channel group of its own, in a grouped convolution it belongs to or "
     "feeds (a depthwise convolution with a channel multiplier, say) or a part of a chunk it goes "
@@ -490,6 +495,21 @@ class DropNetPruner:
         else:
             self.unpruned[name] = reason
 
+    def _keep_counting(self, groups):
+        """A group of ``groups`` (before a removal) that is no group of its own now
+        stays, and counts: a depthwise convolution with a channel multiplier cut to one
+        output per channel group becomes a plain depthwise one, whose channels join
+        those of the layer feeding it, which may be left out."""
+        now = {name for group in self.units for name, _, _ in (*group.members, *group.unscored)}
+        now |= {group.name for group in self.units} | set(self.frozen) | set(self.unpruned)
+        modules = dict(self.module.named_modules())
+        for group in groups:
+            layer = modules.get(group.name)
+            if group.name not in now and getattr(layer, "weight", None) is not None:
+                size = layer.weight.shape[0] // group.parts
+                self._leave_out(group.name, size, _AT_THE_FLOOR)
+                warn_unpruned(group.name, _AT_THE_FLOOR)
+
     def _leave_out_unit_groups_at_their_floor(self):
         """In a new network, leave out the groups whose channel groups hold one unit each.
 
@@ -823,6 +843,7 @@ class DropNetPruner:
             self._networks += 1
             self.module = _in_modes_of(RESTARTS[restart](self), before["module"])
             self.retrace()
+            self._keep_counting(before["units"])
         except BaseException as exc:  # a failure inside the surgery: back to the networks as they were
             put_back(networks)
             vars(self).update(before)
