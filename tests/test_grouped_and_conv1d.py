@@ -277,7 +277,7 @@ def test_a_chunk_concatenated_again_as_torch_pruning_maps_it_is_refused(monkeypa
     monkeypatch.setattr(_surgery, "size_concat_of_parts", lambda graph, node, channels_between: None)
     monkeypatch.setattr(_surgery, "chunk_parts", lambda item, chunks: None)
     with pytest.warns(UnitRemovalWarning, match=r"layer 'cv1' unpruned: Torch-Pruning maps its units to channel \d+ of 'cv1', which has 8 "
-                      r"\(its mapping through a split, concatenation or reshape of this network is wrong\)"):  # fmt: skip
+                      r"\(its mapping through a split, concatenation, reshape or broadcast product \(x \* weights\) of this network is wrong\)"):  # fmt: skip
         pruner = DropNetPruner(_SplitAndConcatenate(), x[:2])
     assert "cv1" not in pruner.units_per_layer and {"stem", "cv2"} <= set(pruner.units_per_layer)
 

@@ -934,9 +934,9 @@ def _channels_out_of_range(members, consumers, modules, size):
     recurrent = [name for name, layer in modules.items() if type(layer) in (nn.RNN, nn.GRU)]
     where = (
         f"into the {type(modules[recurrent[0]]).__name__} {recurrent[0]!r}, whose gates Torch-Pruning 1.6 "
-        "traces one by one, or through a split, concatenation or reshape"
+        "traces one by one, or through a split, concatenation, reshape or broadcast product"
         if recurrent
-        else "through a split, concatenation or reshape"
+        else "through a split, concatenation, reshape or broadcast product (x * weights)"
     )
     for target, channels, width in widths:
         if channels.size and (channels.min() < 0 or channels.max() >= width):
