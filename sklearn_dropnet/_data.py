@@ -55,9 +55,18 @@ def dataset_labels(dataset):
     return np.asarray([_item_label(dataset[index], index) for index in range(len(dataset))])
 
 
+def spread_indices(length, n_samples):
+    """Up to ``n_samples`` indices evenly spaced over ``range(length)``, in order.
+
+    >>> spread_indices(10, 4).tolist(), spread_indices(3, 16).tolist()
+    ([0, 3, 6, 9], [0, 1, 2])
+    """
+    return np.unique(np.linspace(0, length - 1, min(n_samples, length)).round().astype(int))
+
+
 def _items_agree(dataset, targets, n_samples=16):
     """Whether up to ``n_samples`` items, evenly spaced over ``dataset``, yield the labels in ``targets``."""
-    indices = np.unique(np.linspace(0, len(dataset) - 1, min(n_samples, len(dataset))).round().astype(int))
+    indices = spread_indices(len(dataset), n_samples)
     labels = [_item_label(dataset[index], index) for index in indices.tolist()]
     return np.array_equal(np.asarray(labels), targets[indices])
 
@@ -387,7 +396,7 @@ class LabelledData:
         Dataset's random transforms draw from them), so that a read added
         for a check changes no training that follows.
         """
-        indices = np.unique(np.linspace(0, len(self) - 1, min(n_samples, len(self))).round().astype(int))
+        indices = spread_indices(len(self), n_samples)
         with preserved_generators(device) if keep_generators else contextlib.nullcontext():
             return next(iter(self.subset(indices).input_batches(device, batch_size=len(indices))))
 

@@ -29,6 +29,7 @@ from ._data import (
     check_dataset_item,
     dataset_labels,
     float_inputs,
+    spread_indices,
 )
 from ._device import preserved_generators
 from ._user_warnings import warn
@@ -97,10 +98,9 @@ def training_data(estimator, X, y):
 def _one_input_shape(dataset, n_samples=16):
     """The shape of the Dataset's inputs, checked on up to ``n_samples``
     items spread over it: a batch stacks its inputs, so they need one shape."""
-    indices = np.linspace(0, len(dataset) - 1, min(n_samples, len(dataset))).round().astype(int)
     shapes = {}
     with preserved_generators("cpu"):  # random transforms draw from torch's generator
-        for index in np.unique(indices).tolist():
+        for index in spread_indices(len(dataset), n_samples).tolist():
             shapes.setdefault(tuple(dataset[index][0].shape), index)
     if len(shapes) > 1:
         (first, i), (other, j) = list(shapes.items())[:2]

@@ -495,6 +495,14 @@ class DropNetPruner:
         else:
             self.unpruned[name] = reason
 
+    def _leave_out_groups(self, whys):
+        """Leave out the groups named in ``whys`` (name -> reason), each with its warning."""
+        for group in self.units:
+            if group.name in whys:
+                warn_unpruned(group.name, whys[group.name])
+                self._leave_out(group.name, group.size, whys[group.name])
+        self.units = [group for group in self.units if group.name not in whys]
+
     def _keep_counting(self, groups):
         """A group of ``groups`` (before a removal) that is no group of its own now
         stays, and counts: a depthwise convolution with a channel multiplier cut to one
@@ -546,11 +554,8 @@ class DropNetPruner:
         """
         whys = unremovable(self.module, _usable(inputs), self.structure, self.units)
         self._checked = self._networks
-        for group in self.units:
-            if group.name in whys:
-                warn_unpruned(group.name, whys[group.name])
-                self._leave_out(group.name, group.size, whys[group.name])
-        self.units = kept = [group for group in self.units if group.name not in whys]
+        self._leave_out_groups(whys)
+        kept = self.units
         if not kept and not self.history:
             self._raise_nothing_to_prune()
         return kept
@@ -865,11 +870,7 @@ class DropNetPruner:
         frozen = [name for name in self._frozen_since() if "not in the dependency graph" in whys.get(name, "")]
         if frozen:
             raise _frozen_since_error(frozen)
-        for group in chosen:
-            if group.name in whys:
-                warn_unpruned(group.name, whys[group.name])
-                self._leave_out(group.name, group.size, whys[group.name])
-        self.units = [group for group in self.units if group.name not in whys]
+        self._leave_out_groups(whys)
         raise PruningError(
             f"remove() checked the removal, as check_removal() has not run on this network: removing "
             f"units of {sorted(whys)} does not compute what switching them off computes (see the "
