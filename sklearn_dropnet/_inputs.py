@@ -33,6 +33,7 @@ from ._data import (
 )
 from ._device import preserved_generators
 from ._user_warnings import warn
+from ._validation import check_two_classes
 
 __all__ = ["DatasetScoreMixin", "labelled_for_prune", "training_data", "inference_data"]
 
@@ -79,11 +80,7 @@ def training_data(estimator, X, y):
     check_classification_targets(y)
     encoder = LabelEncoder().fit(y)
     estimator.classes_ = encoder.classes_
-    if len(estimator.classes_) < 2:
-        raise ValueError(
-            f"{type(estimator).__name__} needs samples of at least 2 classes in y; "
-            f"got 1 class: {estimator.classes_.tolist()[0]!r}."
-        )
+    check_two_classes(estimator)
     encoded = encoder.transform(y).astype(np.int64)
     if isinstance(X, TorchDataset):
         X = EncodedDataset(X, encoded)

@@ -18,7 +18,7 @@ from .pruning._engine import RESTARTS
 from .pruning._unit_scores import UNIT_SCORES
 from .pruning._unit_selection import UNIT_SELECTIONS
 
-__all__ = ["DROPNET_CONSTRAINTS", "Described", "RegistryNames", "check_dropnet_params"]
+__all__ = ["DROPNET_CONSTRAINTS", "Described", "RegistryNames", "check_dropnet_params", "check_two_classes"]
 
 
 class Described(HasMethods):
@@ -105,3 +105,12 @@ def check_dropnet_params(estimator):
     """What the constraints cannot say: a device this machine has, and skorch callbacks."""
     check_device(estimator.device)
     _check_callbacks(estimator.callbacks)
+
+
+def check_two_classes(estimator):
+    """Refuse a fit whose ``classes_`` hold one class, naming it by its label."""
+    if len(estimator.classes_) < 2:
+        raise ValueError(
+            f"{type(estimator).__name__} needs samples of at least 2 classes in y; "
+            f"got 1 class: {estimator.classes_.tolist()[0]!r}."
+        )

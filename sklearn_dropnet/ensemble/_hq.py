@@ -40,7 +40,7 @@ from sklearn.utils.validation import (
 from tqdm.auto import tqdm
 
 from .._export import TeamExportMixin
-from .._validation import RegistryNames
+from .._validation import RegistryNames, check_two_classes
 from ._diversity import METRICS
 from ._ensemble_selection import FINAL_CHOICES, MAX_TEAMS_PER_LEVEL, member_votes
 from ._member_fits import (
@@ -420,11 +420,7 @@ class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
         groups = self._check_groups(groups, y)
         label_encoder = LabelEncoder().fit(y)
         self.classes_ = label_encoder.classes_
-        if len(self.classes_) < 2:
-            raise ValueError(
-                f"{type(self).__name__} needs samples of at least 2 classes in y; got 1 class: "
-                f"{self.classes_.tolist()[0]!r}."
-            )
+        check_two_classes(self)
         y = label_encoder.transform(y)
         random_state = check_random_state(self.random_state)
 

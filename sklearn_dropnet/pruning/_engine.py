@@ -23,7 +23,7 @@ import torch
 
 from ..exceptions import PruningError
 from ._copies import compiled_network, deep_copy
-from ._eval_mode import evaluate
+from ._eval_mode import evaluate, float_dtype
 from ._functional_weights import functional_weights
 from ._network_cost import count_macs, count_parameters
 from ._probes import (
@@ -196,11 +196,6 @@ def _frozen_since_error(frozen):
         "while pruning (layer.requires_grad_(True)), or build a new DropNetPruner for the "
         "network as it is now, which leaves them out."
     )
-
-
-def _float_dtype(module):
-    """The dtype of ``module``'s first floating-point parameter, or None."""
-    return next((p.dtype for p in module.parameters() if p.is_floating_point()), None)
 
 
 def _in_modes_of(module, previous):
@@ -446,7 +441,7 @@ class DropNetPruner:
         """Refuse to go on with a network whose prunable layers no longer have the
         units traced, or are other layers: the caller replaced, resized, added
         or removed one since."""
-        dtype = _float_dtype(self.module)
+        dtype = float_dtype(self.module)
         if dtype != self._dtype:
             raise PruningError(
                 f"The network's parameters changed dtype behind the pruner: they are {dtype}, and were "
@@ -478,7 +473,7 @@ class DropNetPruner:
 
     def _trace(self):
         """The unit groups of the current network, skipping the layers left out."""
-        self._layers, self._dtype = _layer_names(self.module), _float_dtype(self.module)
+        self._layers, self._dtype = _layer_names(self.module), float_dtype(self.module)
         skipped = set(self.unpruned) | set(self.frozen)
         groups, refused = trace_unit_groups(self.module, self.example, self.structure, known=skipped)
         for name, (size, reason) in refused.items():

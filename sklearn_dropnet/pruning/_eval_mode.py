@@ -62,3 +62,9 @@ def evaluate(module, inputs, hooks=()):
     finally:
         for handle in hooks:
             handle.remove()
+
+
+def float_dtype(module):
+    """The dtype of ``module``'s first floating-point parameter (the inputs it
+    computes in), or None."""
+    return next((p.dtype for p in module.parameters() if p.is_floating_point()), None)

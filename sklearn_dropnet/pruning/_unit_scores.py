@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._eval_mode import eval_mode
+from ._eval_mode import eval_mode, float_dtype
 from ._signatures import accepts
 from ._sites import site_hooks
 
@@ -325,7 +325,7 @@ def _check_batch(batch, module):
             f"The batches to score on must be input tensors, got {type(batch).__name__}: convert them, "
             "torch.as_tensor(batch, dtype=torch.float32), on the network's device."
         )
-    dtype = next((p.dtype for p in module.parameters() if p.is_floating_point()), None)
+    dtype = float_dtype(module)
     if batch.is_floating_point() and dtype is not None and batch.dtype != dtype:
         raise TypeError(
             f"The batches to score on are {batch.dtype}, the network's parameters {dtype}: convert the "
