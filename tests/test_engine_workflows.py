@@ -3,11 +3,15 @@ inference mode, torch.compile, channels-last, saving a pruner with its checkpoin
 
 import copy
 import pickle
+import warnings
 
+import numpy as np
 import pytest
 import torch
+from sklearn.datasets import load_digits
 from torch import nn
 
+from sklearn_dropnet import DropNetClassifier
 from sklearn_dropnet.exceptions import PruningError, UnitRemovalWarning
 from sklearn_dropnet.pruning import DropNetPruner
 from sklearn_dropnet.pruning._surgery import UntiedWeights, remove_units
@@ -252,3 +256,19 @@ def test_a_layer_cut_to_one_unit_per_channel_group_stays_and_counts():
     assert net.dw.out_channels == 8
     assert record["units"] == 24 and record["units_per_layer"] == {"pw": 16, "dw": 8}
     assert record["fraction_left"] == pytest.approx(0.75)
+
+
+def test_scope_layer_does_not_give_a_grouped_layers_share_to_the_others():
+    # dw goes in steps of 8 channels (one per channel group); its share of a
+    # round is less than a step, so it is left over, and pw loses its own
+    # share only (before, pw took dw's share too: 16 -> 10 -> ...).
+    X, y = load_digits(return_X_y=True)
+    X = (X[:300] / 16).astype(np.float32).reshape(-1, 1, 8, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnitRemovalWarning)
+        clf = DropNetClassifier(
+            module=ChannelMultiplier, prune_ratio=0.5, drop_fraction=0.2, max_epochs=1, random_state=0
+        ).fit(X, y[:300])
+    pw = [record["units_per_layer"]["pw"] for record in clf.pruning_history_]
+    assert pw[:3] == [16, 13, 10]
+    assert all(before - after <= int(np.ceil(0.2 * before)) for before, after in zip(pw, pw[1:]))

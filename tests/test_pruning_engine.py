@@ -190,6 +190,14 @@ def test_layer_quotas_split_in_proportion_and_keep_one_unit():
     assert _layer_quotas([10, 5, 1], 7).sum() == 7
 
 
+def test_layer_quotas_leave_over_what_a_layer_cannot_take():
+    # A layer in steps of 32 cannot take its 12.7; the other takes its own
+    # 6.3 rounded up, not the whole round.
+    assert _layer_quotas([32, 64], 19, steps=[1, 32]).tolist() == [7, 0]
+    # A layer at its floor leaves its share over too.
+    assert _layer_quotas([20, 10], 15, floors=[1, 10], steps=[1, 1]).tolist() == [10, 0]
+
+
 def test_global_scope_normalises_layer_scales():
     rng = np.random.default_rng(0)
     # Layer "b" has 100x smaller activations but the same relative spread.

@@ -39,8 +39,16 @@ def _layer_quotas(sizes, n_drop, steps=None, floors=None):
 
     Largest-remainder rounding; every layer keeps at least one unit. A
     layer with ``steps`` channel groups gets a multiple of ``steps`` and
-    keeps ``floors`` units (default 1) per channel group; what no layer can
-    take in whole steps is left over.
+    keeps ``floors`` units (default 1) per channel group. No layer takes
+    more than its share rounded up to a whole step: what a layer cannot
+    take (at its floor, or in whole steps) is left over, not given to the
+    others, so each layer loses about the same fraction.
+
+    Examples
+    --------
+    >>> from sklearn_dropnet.pruning._unit_selection import _layer_quotas
+    >>> _layer_quotas([32, 64], 19, steps=[1, 32]).tolist()  # 64 takes steps of 32: its 12.7 is left over
+    [7, 0]
     """
     sizes = np.asarray(sizes)
     steps = np.ones_like(sizes) if steps is None else np.asarray(steps)
@@ -50,7 +58,9 @@ def _layer_quotas(sizes, n_drop, steps=None, floors=None):
     quotas = np.minimum(np.floor(exact / steps).astype(int) * steps, capacity)
     remainder = exact - quotas
     while quotas.sum() < n_drop:
-        open_layers = np.flatnonzero((quotas + steps <= capacity) & (quotas.sum() + steps <= n_drop))
+        open_layers = np.flatnonzero(
+            (remainder > 0) & (quotas + steps <= capacity) & (quotas.sum() + steps <= n_drop)
+        )
         if not open_layers.size:
             break
         best = open_layers[np.argmax(remainder[open_layers])]
