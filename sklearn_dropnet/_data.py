@@ -407,11 +407,12 @@ class LabelledData:
 
 
 def split_validation(data, fraction, n_classes, seed):
-    """Hold out ``fraction`` of ``data`` for validation (stratified when every class can spare one).
+    """Hold out ``fraction`` of ``data`` for validation, stratified.
 
-    The split is stratified when each side has room for every class and
-    every class has a sample for each side; otherwise it is plain random.
-    Returns ``(train, valid)``; ``valid`` is None without a validation split.
+    A class with a single sample keeps it for training; the other classes
+    are split stratified when each side has room for every one of them,
+    and the split is plain random otherwise. Returns ``(train, valid)``;
+    ``valid`` is None without a validation split.
     Either way the training rows come in a random order (the split's, or
     a permutation): batches taken in the order given would each hold
     one class of data sorted by class.
@@ -423,7 +424,13 @@ def split_validation(data, fraction, n_classes, seed):
     n_train = len(y) - n_valid
     if fraction == 0 or n_train < 1:
         return data.subset(np.random.RandomState(seed).permutation(len(y))), None
-    room = min(n_train, n_valid) >= n_classes
-    stratify = y if room and np.bincount(y).min() >= 2 else None
-    train, valid = train_test_split(np.arange(len(y)), test_size=n_valid, stratify=stratify, random_state=seed)
+    single = np.bincount(y, minlength=n_classes)[y] == 1
+    rows = np.flatnonzero(~single)
+    n_split_classes = len(np.unique(y[rows]))
+    if min(len(rows) - n_valid, n_valid) >= n_split_classes:
+        train, valid = train_test_split(rows, test_size=n_valid, stratify=y[rows], random_state=seed)
+        if single.any():
+            train = np.random.RandomState(seed).permutation(np.concatenate([train, np.flatnonzero(single)]))
+    else:
+        train, valid = train_test_split(np.arange(len(y)), test_size=n_valid, random_state=seed)
     return data.subset(train), data.subset(valid)

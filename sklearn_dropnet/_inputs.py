@@ -47,6 +47,15 @@ def _reject_input_dict(X):
         )
 
 
+def _reject_sparse(estimator, X):
+    if sp.issparse(X):
+        raise TypeError(
+            f"{type(estimator).__name__} takes dense X, and X is a sparse {type(X).__name__} (a network "
+            "reads every input anyway). Use X.toarray(); in a Pipeline, make the step before it dense: "
+            "OneHotEncoder(sparse_output=False), ColumnTransformer(sparse_threshold=0)."
+        )
+
+
 def _writable(X):
     """``X``, copied only if torch cannot share its memory: read-only (torch
     warns) or with a negative stride (``X[::-1]``; torch refuses it)."""
@@ -74,6 +83,7 @@ def training_data(estimator, X, y):
         if hasattr(estimator, "feature_names_in_"):  # from an earlier fit on a DataFrame
             del estimator.feature_names_in_
     else:
+        _reject_sparse(estimator, X)
         _warn_if_inexact_in_float32(X)
         X, y = validate_data(estimator, X, y, dtype=np.float32, allow_nd=True)
         X = _writable(X)
@@ -117,15 +127,31 @@ def _warn_if_inexact_in_float32(X):
         integers = not (X.is_floating_point() or X.is_complex()) and X.dtype != torch.bool
         largest = int(X.abs().max()) if integers and X.numel() else 0
     else:
-        dtype = getattr(X, "dtype", None)
-        integers = isinstance(dtype, np.dtype) and np.issubdtype(dtype, np.integer)
-        largest = int(np.abs(np.asarray(X, dtype=np.int64)).max()) if integers and np.size(X) else 0
+        values = _integer_values(X)
+        largest = int(np.abs(values).max()) if values.size else 0
     if largest > 2**24:
         warn(
             f"X holds integers up to {largest:,}, past 2**24 = 16,777,216: the network gets X as float32, "
             "which rounds such integers (token ids among them would change). Keep them at most 2**24.",
             UserWarning,
         )
+
+
+def _integer_values(X):
+    """X's integers as int64 (none where X holds none): an array's, a DataFrame's
+    integer columns, a nested list's."""
+    dtypes = getattr(X, "dtypes", None)
+    if dtypes is not None and hasattr(X, "iloc"):  # a DataFrame
+        columns = [i for i, dtype in enumerate(dtypes) if getattr(dtype, "kind", "") in "iu"]
+        return X.iloc[:, columns].to_numpy(dtype=np.int64, na_value=0) if columns else np.empty(0, np.int64)
+    if not hasattr(X, "dtype"):  # a nested list
+        try:
+            X = np.asarray(X)
+        except ValueError:  # ragged: scikit-learn's check names it
+            return np.empty(0, np.int64)
+    if isinstance(X.dtype, np.dtype) and np.issubdtype(X.dtype, np.integer):
+        return np.asarray(X, dtype=np.int64)
+    return np.empty(0, np.int64)
 
 
 def _warn_if_channels_last(shape):
@@ -146,6 +172,7 @@ def inference_data(estimator, X):
     _reject_input_dict(X)
     if isinstance(X, TorchDataset):
         return _inference_dataset(estimator, X)
+    _reject_sparse(estimator, X)
     if not hasattr(X, "shape"):  # a nested list: its samples are checked as an array's are
         X = np.asarray(X)
     if len(estimator.input_shape_) > 1 or len(X.shape) > 2:

@@ -13,6 +13,7 @@ import copy
 import math
 import sys
 import time
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -162,11 +163,22 @@ def _criterion_tensors(routed, n_classes):
     as the float32 tensors torch's losses take; a class weight must have one value
     per class, in ``classes_`` order."""
     tensors = {}
+    weight = routed.get("criterion__weight")
+    if hasattr(weight, "to_numpy") and list(getattr(weight, "index", [])) == list(range(len(weight))):
+        routed = {**routed, "criterion__weight": weight.to_numpy()}  # a pandas Series in positions
+    elif isinstance(weight, Mapping) or hasattr(weight, "to_numpy"):  # by label
+        raise TypeError(
+            f"criterion__weight must hold one weight per class in the order of classes_ (sorted labels): "
+            f"an array, a list or a tensor, not a {type(weight).__name__} by label. From weights by label: "
+            "[weights[label] for label in np.unique(y)]; balanced: compute_class_weight('balanced', "
+            "classes=np.unique(y), y=y)."
+        )
     for key, value in routed.items():
         if not key.startswith("criterion__") or not isinstance(value, (np.ndarray, list, tuple, torch.Tensor)):
             continue
-        try:
-            tensor = value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value, dtype=np.float32))
+        try:  # float32, as the network computes (a float64 tensor fails inside the loss)
+            tensor = torch.as_tensor(value if isinstance(value, torch.Tensor) else np.asarray(value, dtype=np.float32))
+            tensor = tensor.float() if tensor.dtype != torch.bool else tensor
         except (TypeError, ValueError):
             continue  # not numbers: the criterion says what it takes
         if key == "criterion__weight" and tensor.shape != (n_classes,):

@@ -21,6 +21,22 @@ ROUTED_PREFIXES = (
 )
 
 
+# scikit-learn's names for what goes to the module, the loss or the optimizer here.
+SKLEARN_NAMES = {
+    "class_weight": "class weights go to the loss: criterion__weight=compute_class_weight('balanced', "
+    "classes=np.unique(y), y=y), one weight per class in the order of classes_",
+    "hidden_layer_sizes": "module__hidden_layer_sizes=(256, 128) (the default MLP's)",
+    "activation": "module__activation=torch.nn.ReLU (the default MLP's)",
+    "dropout": "module__dropout=0.2 (the default MLP's)",
+    "learning_rate_init": "lr=0.01",
+    "alpha": "optimizer__weight_decay=1e-4 (L2 penalty)",
+    "weight_decay": "optimizer__weight_decay=1e-4",
+    "momentum": "optimizer__momentum=0.9 (with optimizer=torch.optim.SGD)",
+    "max_iter": "max_epochs=50",
+    "n_iter_no_change": "patience=5",
+}
+
+
 class RoutedParamsMixin:
     """``get_params``/``set_params`` that include the prefixed parameters."""
 
@@ -28,9 +44,10 @@ class RoutedParamsMixin:
         """Keep the prefixed keyword arguments given to ``__init__`` as attributes."""
         for key, value in kwargs.items():
             if not key.startswith(ROUTED_PREFIXES):
+                hint = f" Here: {SKLEARN_NAMES[key]}." if key in SKLEARN_NAMES else ""
                 raise TypeError(
                     f"{type(self).__name__} got an unexpected keyword argument {key!r}; "
-                    f"prefixed arguments must start with one of {ROUTED_PREFIXES}."
+                    f"prefixed arguments must start with one of {ROUTED_PREFIXES}.{hint}"
                 )
             setattr(self, key, value)
 

@@ -1,12 +1,14 @@
 """What fit, prune and predict check of their input: a Dataset's labels, a list's samples."""
 
 import numpy as np
+import pandas as pd
 import pytest
+import scipy.sparse as sp
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from sklearn_dropnet import DropNetClassifier
-from sklearn_dropnet._data import dataset_labels
+from sklearn_dropnet._data import LabelledData, dataset_labels, split_validation
 from sklearn_dropnet._inputs import training_data
 
 
@@ -138,6 +140,40 @@ def test_integers_that_float32_would_round_are_warned(digits, as_tensor):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         training_data(quick(), ids, y[:60])  # small ids are exact
+
+
+@pytest.mark.parametrize("container", ["dataframe", "list"])
+def test_integers_that_float32_would_round_are_warned_in_a_dataframe_or_a_list(digits, container):
+    X, y = digits
+    stamps = 1_700_000_000 + np.arange(60, dtype=np.int64)  # Unix times
+    X = pd.DataFrame({"time": stamps, "pixel": X[:60, 0]}) if container == "dataframe" else [[t, 1] for t in stamps]
+    with pytest.warns(UserWarning, match=r"X holds integers up to 1,700,000,059, past 2\*\*24"):
+        training_data(quick(), X, y[:60])
+
+
+def test_sparse_x_is_refused_naming_the_dense_step_of_a_pipeline(digits):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    X, y = digits
+    message = r"takes dense X, and X is a sparse csr_matrix .* OneHotEncoder\(sparse_output=False\)"
+    with pytest.raises(TypeError, match=message):
+        make_pipeline(OneHotEncoder(handle_unknown="ignore"), quick()).fit(X[:100] > 0.5, y[:100])
+    clf = quick().fit(X[:100], y[:100])
+    with pytest.raises(TypeError, match=message):
+        clf.predict(sp.csr_matrix(X[:5]))
+
+
+def test_a_class_of_one_row_leaves_the_validation_split_stratified():
+    y = np.repeat([0, 1, 2], [300, 15, 1])
+    data = LabelledData(np.zeros((len(y), 2), np.float32), y)
+    for seed in range(20):
+        train, valid = split_validation(data, 0.1, 3, seed)
+        assert np.bincount(valid.y, minlength=3).tolist() == [30, 2, 0]  # as many of class 1 each time
+        assert sorted(np.bincount(train.y).tolist()) == [1, 13, 270]
+    y = np.repeat([0, 1, 2], [300, 15, 2])  # every class splits: unchanged
+    train, valid = split_validation(LabelledData(np.zeros((len(y), 2), np.float32), y), 0.1, 3, 0)
+    assert np.bincount(valid.y, minlength=3).tolist() == [30, 2, 0]
 
 
 class UnpaddedSequences(Dataset):

@@ -1,6 +1,7 @@
 """How DropNetClassifier trains between rounds: row order, distillation."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from skorch.callbacks import Callback
@@ -135,7 +136,13 @@ def test_class_weights_may_be_an_array_or_a_list_as_scikit_learn_makes_them(digi
     weights = compute_class_weight("balanced", classes=np.unique(y), y=y)
     fits = [
         DropNetClassifier(criterion__weight=w, max_epochs=2, prune_ratio=0.3, random_state=0).fit(X, y)
-        for w in (weights, list(weights), torch.tensor(weights, dtype=torch.float32))
+        for w in (
+            weights,
+            list(weights),
+            torch.tensor(weights, dtype=torch.float32),
+            torch.tensor(weights),  # float64, as torch.from_numpy gives it
+            pd.Series(weights),
+        )
     ]
     for clf in fits[1:]:
         np.testing.assert_allclose(clf.predict_proba(X), fits[0].predict_proba(X), rtol=0, atol=1e-6)
@@ -145,3 +152,22 @@ def test_class_weights_may_be_an_array_or_a_list_as_scikit_learn_makes_them(digi
     with pytest.raises(ValueError, match=r"criterion__weight must hold one weight per class, 10 in the order "
                                          r"of classes_ \(sorted labels\); got shape \(3,\)"):  # fmt: skip
         DropNetClassifier(criterion__weight=np.ones(3), max_epochs=1).fit(X, y)
+
+
+@pytest.mark.parametrize("by_label", [{k: 1.0 for k in range(10)}, "series"])
+def test_class_weights_by_label_are_refused_with_the_fix(digits, by_label):
+    X, y = digits
+    if by_label == "series":
+        by_label = 1 / pd.Series(y).value_counts()  # in order of frequency, indexed by label
+    with pytest.raises(TypeError, match=r"criterion__weight must hold one weight per class in the order of "
+                                        r"classes_ .* not a (dict|Series) by label. From weights by label: "
+                                        r"\[weights\[label\] for label in np.unique\(y\)\]"):  # fmt: skip
+        DropNetClassifier(criterion__weight=by_label, max_epochs=1).fit(X[:100], y[:100])
+
+
+def test_scikit_learns_names_get_ours_in_the_error():
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'class_weight'; .* Here: class weights go "
+                                        r"to the loss: criterion__weight=compute_class_weight\('balanced'"):  # fmt: skip
+        DropNetClassifier(class_weight="balanced")
+    with pytest.raises(TypeError, match=r"'hidden_layer_sizes'; .* Here: module__hidden_layer_sizes="):
+        DropNetClassifier(hidden_layer_sizes=(64,))
