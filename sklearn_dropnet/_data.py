@@ -8,6 +8,7 @@ pruning loop: it splits, iterates input batches and feeds skorch.
 
 import contextlib
 import math
+import threading
 
 import numpy as np
 import torch
@@ -261,6 +262,20 @@ def _sliced_whole(dataset, kwargs):
     return ArrayBatches(dataset.X, dataset.y), {**kwargs, "collate_fn": _as_batch}
 
 
+_PREDICTING = threading.local()
+
+
+@contextlib.contextmanager
+def prediction_batches(batch_size):
+    """Within it, :func:`inference_loader` makes batches of ``batch_size`` rows
+    in this thread (None: the size it is given)."""
+    _PREDICTING.batch_size = batch_size
+    try:
+        yield
+    finally:
+        _PREDICTING.batch_size = None
+
+
 def inference_loader(dataset, batch_size, **kwargs):
     """The ``DataLoader`` skorch validates and predicts with (``iterator_valid``).
 
@@ -273,6 +288,7 @@ def inference_loader(dataset, batch_size, **kwargs):
     """
     dataset, kwargs = _sliced_whole(dataset, kwargs)
     kwargs.setdefault("generator", torch.Generator())
+    batch_size = getattr(_PREDICTING, "batch_size", None) or batch_size
     return DataLoader(dataset, batch_size=batch_size, **kwargs)
 
 

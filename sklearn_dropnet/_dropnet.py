@@ -205,8 +205,8 @@ class DropNetClassifier(ModuleCopyMixin, NetworkExportMixin, RoutedParamsMixin, 
     max_epochs : int, default=100
         Most epochs per round; early stopping usually ends a round sooner.
     batch_size : int, default=32
-        Mini-batch size for training and inference. A last training batch of
-        one sample joins the batch before it (BatchNorm cannot train on one).
+        Rows per batch in training and validation, and the fewest in a ``predict`` batch (which takes up
+        to 32 MiB of activations). A last training batch of one sample joins the batch before it.
     device : str or torch.device, default="cpu"
         Where to train, e.g. ``"cuda"``; ``fit`` refuses a device this
         machine lacks. A model fitted on a GPU loads and predicts on a
@@ -599,7 +599,7 @@ class DropNetClassifier(ModuleCopyMixin, NetworkExportMixin, RoutedParamsMixin, 
             Probability of each class in ``classes_`` order.
         """
         X = inference_data(self, X)
-        proba = _warn_if_not_finite(self.net_.predict_proba(X).astype(np.float64))
+        proba = _warn_if_not_finite(self.net_.predict_proba_in_large_batches(X).astype(np.float64))
         return proba / proba.sum(axis=1, keepdims=True)
 
     def predict(self, X):

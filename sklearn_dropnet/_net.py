@@ -23,10 +23,11 @@ from skorch.callbacks import EarlyStopping
 from skorch.helper import predefined_split
 from torch import nn
 
-from ._data import inference_loader, training_loader
+from ._data import inference_loader, prediction_batches, training_loader
 from ._pickling import dumps, has_parametrizations
 from ._routing import ROUTED_PREFIXES
 from .pruning._eval_mode import evaluate
+from .pruning._network_cost import activation_bytes
 
 __all__ = ["DropNetNet", "make_net"]
 
@@ -156,6 +157,14 @@ def _net_params(params, n_classes, valid):
         verbose=int(params["verbose"] > 1),
         **routed,
     )
+
+
+#: The activations a prediction batch may hold (an upper bound), in bytes.
+PREDICTION_BYTES = 32 * 2**20
+
+
+def _device_of(module):
+    return next(module.parameters(), torch.empty(0)).device
 
 
 def _criterion_tensors(routed, n_classes):
@@ -304,6 +313,21 @@ class DropNetNet(NeuralNetClassifier):
             y_pred, teacher, self.distill_temperature, returns_probabilities(self.criterion_)
         )
         return (1 - weight) * loss + weight * soft
+
+    def predict_proba_in_large_batches(self, X):
+        """``predict_proba(X)`` (an array or a Dataset), in batches of up to
+        :data:`PREDICTION_BYTES` of activations (at most 8,192 rows, at least
+        ``batch_size``), unless ``iterator_valid__batch_size`` is set: batches
+        of ``batch_size`` rows made a cheap network's predictions several
+        times slower. Validation keeps its batches."""
+        size = None
+        if len(X) > self.batch_size and "batch_size" not in self.get_params_for("iterator_valid"):
+            rows = X[:2] if isinstance(X, np.ndarray) else torch.stack([torch.as_tensor(X[i][0]) for i in range(2)])
+            example = torch.as_tensor(rows, device=_device_of(self.module_))
+            per_row = max(1, activation_bytes(self.module_, example))
+            size = int(np.clip(PREDICTION_BYTES // per_row, self.batch_size, 8192))
+        with prediction_batches(size):
+            return self.predict_proba(X)
 
     def log_proba(self, batches):
         """The module's log-probabilities on ``batches`` (eval mode), as a float32 array.

@@ -640,3 +640,9 @@ def test_bench_any_network_prints_the_gap_and_the_timing_ratios():
     assert re.search(paired, out)
     assert re.search(r"probe ratio functional / modules: mean \d\.\d{3}", out)
     assert re.search(r"score ratio functional / modules: mean \d\.\d{3}", out)
+
+
+def test_bench_predict_quick_run_prints_both_networks_and_the_ratios():
+    out = run_benchmark("bench_predict.py", "--quick").stdout
+    assert out.count("est./net.") == 2 and out.count("   2,000 ") == 2 and out.count("       1 ") == 2, out
+    assert out.count("the two fits' weights equal: True") == 2, out

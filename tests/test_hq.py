@@ -660,7 +660,7 @@ def test_members_get_x_as_it_is():
     assert get_tags(gaps).input_tags.allow_nan
     assert not get_tags(HQEnsembleClassifier()).input_tags.allow_nan  # DropNetClassifier
 
-    with pytest.raises(TypeError, match="Sparse data was passed"):  # DropNet says so
+    with pytest.raises(TypeError, match="DropNetClassifier takes dense X, and X is a sparse"):  # DropNet says so
         HQEnsembleClassifier(
             DropNetClassifier(max_epochs=1), n_estimators=2, n_select=2
         ).fit(csr_matrix(X_nan[1::7]), y[1::7])

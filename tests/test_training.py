@@ -171,3 +171,33 @@ def test_scikit_learns_names_get_ours_in_the_error():
         DropNetClassifier(class_weight="balanced")
     with pytest.raises(TypeError, match=r"'hidden_layer_sizes'; .* Here: module__hidden_layer_sizes="):
         DropNetClassifier(hidden_layer_sizes=(64,))
+
+
+class _BatchRecorder(nn.Module):
+    """An MLP that records the sizes of the batches it sees in eval mode."""
+
+    seen = []
+
+    def __init__(self, input_shape=(64,), n_classes=10):
+        super().__init__()
+        self.hidden, self.act, self.out = nn.Linear(input_shape[0], 16), nn.ReLU(), nn.Linear(16, n_classes)
+
+    def forward(self, x):
+        if not self.training:
+            type(self).seen.append(len(x))
+        return self.out(self.act(self.hidden(x)))
+
+
+def test_predictions_of_a_cheap_network_come_in_large_batches_and_validation_keeps_its_own(digits):
+    X, y = digits
+    _BatchRecorder.seen = []
+    clf = DropNetClassifier(module=_BatchRecorder, max_epochs=2, prune_ratio=0.2, random_state=0).fit(X, y)
+    assert 20 in _BatchRecorder.seen  # the validation split's 180 rows, in batches of 32: 5 x 32 + 20
+    _BatchRecorder.seen = []
+    proba = clf.predict_proba(X)
+    assert max(_BatchRecorder.seen) == len(X)  # 1,797 rows of ~100 bytes of activations: one batch
+    clf.set_params(iterator_valid__batch_size=32)  # the user's size is kept
+    clf.net_.iterator_valid__batch_size = 32  # as a refit would pass it on
+    _BatchRecorder.seen = []
+    np.testing.assert_allclose(clf.predict_proba(X), proba, rtol=0, atol=1e-6)
+    assert max(_BatchRecorder.seen) == 32
