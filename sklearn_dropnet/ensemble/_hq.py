@@ -411,10 +411,20 @@ class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
         self : HQEnsembleClassifier
             The fitted ensemble.
         """
-        # A fit that fails leaves no fitted state behind: not the last fit's team
-        # beside this fit's classes_.
+        # A fit that fails leaves no fitted state behind: neither the last fit's team
+        # beside this fit's classes_, nor this fit's classes_.
+        self._forget_fit()
+        try:
+            return self._fit(X, y, groups)
+        except BaseException:
+            self._forget_fit()
+            raise
+
+    def _forget_fit(self):
         for name in [name for name in vars(self) if name.endswith("_") and not name.startswith("__")]:
             delattr(self, name)
+
+    def _fit(self, X, y, groups):
         X, y = self._validate_fit_data(X, y)
         self._check_params()
         groups = self._check_groups(groups, y)
