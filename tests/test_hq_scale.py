@@ -211,3 +211,22 @@ def test_selection_from_128_members_on_2000_samples_completes(simulated_members)
     assert 2 <= len(team) <= 8 and len(set(team.tolist())) == len(team)
     chosen = candidates["team"].tolist().index(tuple(team))
     assert candidates["survived"][chosen]
+
+
+@pytest.mark.parametrize("cap", [10, 40])
+def test_the_capped_search_does_not_depend_on_the_order_members_are_listed_in(cap, simulated_members):
+    # Where the cap cuts a survivor's growth short, the newcomers that join
+    # are the most accurate, not the first listed: before, all 6 of these
+    # orders gave another team at cap 10.
+    probas, labels, y = simulated_members(24, n_samples=150, seed=3)
+    team, _ = hq_select(labels, probas, y, 5, max_teams_per_level=cap)
+    for seed in range(6):
+        order = np.random.default_rng(seed).permutation(24)
+        permuted, _ = hq_select(labels[order], probas[order], y, 5, max_teams_per_level=cap)
+        assert sorted(order[permuted].tolist()) == team.tolist()
+
+
+def test_beam_growth_takes_newcomers_in_the_order_given():
+    survivors, dropped = np.array([[0, 1]]), np.empty((0, 2), dtype=np.int64)
+    teams, _ = grow_beam(survivors, dropped, 6, max_teams=2, member_order=np.array([5, 4, 3, 2, 1, 0]))
+    assert teams.tolist() == [[0, 1, 5], [0, 1, 4]]

@@ -108,8 +108,10 @@ def hq_select(
     long as growing every survivor stays within the cap, the search is the
     exact one above. From the first level where it would not, the search
     is a beam: the survivors grow in order of diversity, the most diverse
-    first, each by every member it lacks, until the next level is full
-    (see :func:`~sklearn_dropnet.ensemble._team_growth.grow_beam`).
+    first, each by every member it lacks, the most accurate first (held-out
+    accuracy, then log-loss), until the next level is full (see
+    :func:`~sklearn_dropnet.ensemble._team_growth.grow_beam`), so that the
+    order the members are listed in matters only where teams tie.
 
     Returns
     -------
@@ -126,6 +128,7 @@ def hq_select(
     # last bit, so that ties fall as before); from count tables once capped.
     focal = focal_scorer(labels, y, metric, from_tables=False)
     levels, exact = [], True
+    member_order = _most_accurate_first(labels, votes, y)
     teams, origin = all_pairs(n_members)
     with tqdm(total=n_select - 1, desc="HQ levels", unit="level", disable=not verbose) as bar:
         for size in range(2, n_select + 1):
@@ -140,7 +143,7 @@ def hq_select(
             bar.update()
             if size < n_select:
                 (teams, origin), still_exact = _next_level(
-                    level, n_members, max_teams_per_level, exact
+                    level, n_members, max_teams_per_level, exact, member_order
                 )
                 if exact and not still_exact:
                     focal = focal_scorer(labels, y, metric, from_tables=True)
@@ -183,7 +186,16 @@ def _ranking(diversity, accuracy):
     return np.lexsort((accuracy, np.nan_to_num(diversity, nan=np.inf)))
 
 
-def _next_level(level, n_members, max_teams, exact):
+def _most_accurate_first(labels, votes, y):
+    """Members by held-out accuracy, then log-loss, best first (then by index:
+    members tied on both predict alike)."""
+    accuracy = (labels == y).mean(axis=1)
+    share = votes[:, np.arange(len(y)), y] / np.maximum(votes.sum(axis=2), _EPS)
+    log_loss = -np.log(np.maximum(share, _EPS)).mean(axis=1)
+    return np.lexsort((log_loss, -accuracy))
+
+
+def _next_level(level, n_members, max_teams, exact, member_order=None):
     """The next level's teams and their origin, and whether the search is still exact.
 
     While it is exact, every survivor grows, as long as that gives at most
@@ -200,7 +212,7 @@ def _next_level(level, n_members, max_teams, exact):
     most_diverse_first = _ranking(level["normalized_diversity"], level["accuracy"])[::-1]
     most_diverse_first = most_diverse_first[survived[most_diverse_first]]
     grown = grow_beam(
-        level["team"][most_diverse_first], level["team"][~survived], n_members, max_teams
+        level["team"][most_diverse_first], level["team"][~survived], n_members, max_teams, member_order
     )
     return grown, False
 

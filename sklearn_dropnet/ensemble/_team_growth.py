@@ -66,7 +66,7 @@ def grow_exact(survivors, n_members, max_teams=None):
     return _level(grown, survivors, bases, newcomers)
 
 
-def grow_beam(ranked_survivors, dropped, n_members, max_teams):
+def grow_beam(ranked_survivors, dropped, n_members, max_teams, member_order=None):
     """Up to ``max_teams`` teams one member larger, from the most diverse survivors.
 
     Parameters
@@ -79,16 +79,22 @@ def grow_beam(ranked_survivors, dropped, n_members, max_teams):
         Size of the pool.
     max_teams : int
         Most teams returned.
+    member_order : ndarray of shape (n_members,), default=None
+        The order in which a survivor takes newcomers (by default that of
+        their indices): where the cap cuts a survivor's growth short, the
+        first in this order join. An order by what the members predict
+        makes the teams independent of the order the members are listed in.
 
     Returns
     -------
     teams : ndarray of shape (n_teams, size + 1)
         Sorted rows, each team once, in the order they were first grown:
-        by survivor, then by the index of the newcomer.
+        by survivor, then by the newcomer's place in ``member_order``.
     origin : tuple
         ``(ranked_survivors, base_of_team, newcomers)``.
     """
     dropped_rows = row_keys(dropped)
+    order = np.arange(n_members) if member_order is None else np.asarray(member_order)
     size = ranked_survivors.shape[1]
     grown, bases, newcomers = [], [], []
     seen, n_grown = row_keys(np.empty((0, size + 1))), 0
@@ -98,7 +104,8 @@ def grow_beam(ranked_survivors, dropped, n_members, max_teams):
         block = ranked_survivors[owners]
         lacking = np.ones((len(block), n_members), dtype=bool)
         lacking[np.arange(len(block))[:, None], block] = False
-        owner, newcomer = np.nonzero(lacking)
+        owner, place = np.nonzero(lacking[:, order])
+        newcomer = order[place]
         rows = np.sort(np.column_stack([block[owner], newcomer]), axis=1)
         keys = row_keys(rows)
         _, first = np.unique(keys, return_index=True)
