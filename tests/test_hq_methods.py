@@ -208,3 +208,19 @@ def test_error_ambiguity_in_the_ensemble():
     candidates = hq.candidates_
     assert len(candidates["team"]) == 8 + 1  # each member alone, then the team
     assert candidates["team"][-1] == tuple(hq.selected_.tolist()) and candidates["survived"][-1]
+
+
+
+def test_many_examined_teams_are_scored_from_count_tables(monkeypatch, simulated_members):
+    from sklearn_dropnet.ensemble import _focal_counts, _selection_methods
+
+    probas, labels, y = simulated_members(40, n_samples=120, seed=0)
+    settings = dict(n_select=30, metric="binary_disagreement")
+    built, count_tables = [], _focal_counts.count_tables
+    monkeypatch.setattr(_focal_counts, "count_tables", lambda *args: built.append(1) or count_tables(*args))
+    _, by_table = _selection_methods._greedy(labels, probas, y, settings)  # 30 x 40 = 1,200 teams
+    assert built == [1]
+    monkeypatch.setattr(_selection_methods, "_MANY_TEAMS", 10**6)
+    _, by_sample = _selection_methods._greedy(labels, probas, y, settings)
+    assert built == [1]
+    np.testing.assert_allclose(by_table["focal_diversity"], by_sample["focal_diversity"], rtol=0, atol=1e-12)
