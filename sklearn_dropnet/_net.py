@@ -13,6 +13,7 @@ import copy
 import math
 import sys
 import time
+import weakref
 from collections.abc import Mapping
 
 import numpy as np
@@ -26,6 +27,7 @@ from torch import nn
 from ._data import inference_loader, prediction_batches, training_loader
 from ._pickling import dumps, has_parametrizations
 from ._routing import ROUTED_PREFIXES
+from .pruning._copies import deep_copy
 from .pruning._eval_mode import evaluate
 from .pruning._network_cost import activation_bytes
 
@@ -163,8 +165,24 @@ def _net_params(params, n_classes, valid):
 PREDICTION_BYTES = 32 * 2**20
 
 
-def _device_of(module):
-    return next(module.parameters(), torch.empty(0)).device
+# network -> (its parameter count, its activations' bytes per row), measured once
+_ACTIVATIONS = weakref.WeakKeyDictionary()
+
+
+def _activation_bytes_per_row(module, rows):
+    """The activations ``module`` makes per row, measured once per network (again
+    after pruning changed its parameter count). Measured on a copy: the hooks
+    that count them would fire in other threads' forward passes through
+    ``module`` (predicting at the same time), and be pickled with it."""
+    n_parameters = sum(parameter.numel() for parameter in module.parameters())
+    known = _ACTIVATIONS.get(module)
+    if known is not None and known[0] == n_parameters:
+        return known[1]
+    copy_ = deep_copy(module)
+    device = next(copy_.parameters(), torch.empty(0)).device
+    per_row = activation_bytes(copy_, torch.as_tensor(rows, device=device))
+    _ACTIVATIONS[module] = n_parameters, per_row
+    return per_row
 
 
 def _criterion_tensors(routed, n_classes):
@@ -323,8 +341,7 @@ class DropNetNet(NeuralNetClassifier):
         size = None
         if len(X) > self.batch_size and "batch_size" not in self.get_params_for("iterator_valid"):
             rows = X[:2] if isinstance(X, np.ndarray) else torch.stack([torch.as_tensor(X[i][0]) for i in range(2)])
-            example = torch.as_tensor(rows, device=_device_of(self.module_))
-            per_row = max(1, activation_bytes(self.module_, example))
+            per_row = max(1, _activation_bytes_per_row(self.module_, rows))
             size = int(np.clip(PREDICTION_BYTES // per_row, self.batch_size, 8192))
         with prediction_batches(size):
             return self.predict_proba(X)

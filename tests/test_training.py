@@ -201,3 +201,32 @@ def test_predictions_of_a_cheap_network_come_in_large_batches_and_validation_kee
     _BatchRecorder.seen = []
     np.testing.assert_allclose(clf.predict_proba(X), proba, rtol=0, atol=1e-6)
     assert max(_BatchRecorder.seen) == 32
+
+
+class _HookSpy(_BatchRecorder):
+    """Records, in eval mode, whether any of its modules holds a hook."""
+
+    hooked = []
+
+    def forward(self, x):
+        if not self.training:
+            type(self).hooked.append((self, any(m._forward_hooks or m._forward_pre_hooks for m in self.modules())))
+        return super().forward(x)
+
+
+def test_large_predictions_put_no_hook_on_the_network_other_threads_use(digits):
+    # Measuring the activations for the batch size traced the shared network:
+    # its hooks fired in other threads' predictions (IndexError) and made
+    # joblib.dump fail while a thread predicted.
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, y = digits
+    clf = DropNetClassifier(module=_HookSpy, max_epochs=1, prune_ratio=0.2, random_state=0).fit(X, y)
+    _HookSpy.hooked = []
+    expected = clf.predict_proba(X)
+    seen = [hooked for network, hooked in _HookSpy.hooked if network is clf.module_]
+    assert seen and not any(seen)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda n: clf.predict_proba(X[:n]), [len(X), 1, 500, len(X)] * 5))
+    for result in results:
+        np.testing.assert_allclose(result, expected[: len(result)], rtol=0, atol=1e-6)
