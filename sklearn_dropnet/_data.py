@@ -23,6 +23,7 @@ from torch.utils.data import (
 )
 
 from ._device import preserved_generators
+from ._user_warnings import warn
 
 # DataLoader settings that would skip or reorder items: a pass that scores
 # units, or gives each training row its teacher's output, reads every item in order.
@@ -438,8 +439,22 @@ def split_validation(data, fraction, n_classes, seed):
     y = data.y
     n_valid = math.ceil(fraction * len(y))
     n_train = len(y) - n_valid
-    if fraction == 0 or n_train < 1:
+    if fraction == 0:
         return data.subset(np.random.RandomState(seed).permutation(len(y))), None
+    if n_train < 1:
+        raise ValueError(
+            f"validation_fraction={fraction:g} holds out all {len(y)} rows (rounded up), leaving none to "
+            "train on: lower it, or set validation_fraction=0 to watch the training loss and accuracy."
+        )
+    present = len(np.unique(y))
+    if n_valid < present:
+        warn(
+            f"validation_fraction={fraction:g} holds out {n_valid} of {len(y)} rows, fewer than the "
+            f"{present} classes: the validation accuracy that min_accuracy_ratio and the pruning history "
+            "report cannot see every class. Raise validation_fraction, or set it to 0 to watch the "
+            "training accuracy.",
+            UserWarning,
+        )
     single = np.bincount(y, minlength=n_classes)[y] == 1
     rows = np.flatnonzero(~single)
     n_split_classes = len(np.unique(y[rows]))

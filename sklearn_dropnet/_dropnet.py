@@ -97,21 +97,37 @@ def _next_prune_ratio(estimator, prune_ratio):
     return prune_ratio
 
 
-def _stopped_by_round_to(drop, pruner, prune_ratio, round_to):
-    """Whether the round's choice is empty: the multiples of ``round_to`` leave
-    nothing more to remove, short of ``prune_ratio``, which a warning says."""
+def _choose_round(pruner, scores, n_drop, prune_ratio, scope, rng, labelled_batches, round_to):
+    """The round's choice, or None where it is empty, which a warning explains.
+
+    A round of fewer than half a multiple of ``round_to`` units rounds back to
+    nothing: where ``prune_ratio`` is more than half a multiple away, it is
+    chosen again with one multiple, so that a small ``drop_fraction`` does not
+    stop the pruning. Empty still, the multiples leave nothing more to remove
+    (or a ``scope`` callable chose nothing).
+    """
+    drop = pruner.choose(scores, n_drop, scope, rng, labelled_batches, round_to)
+    short = pruner.n_units - pruner.target_units(prune_ratio)
+    if not any(len(units) for units in drop.values()) and n_drop < round_to < 2 * short:
+        drop = pruner.choose(scores, round_to, scope, rng, labelled_batches, round_to)
     if any(len(units) for units in drop.values()):
-        return False
+        return drop
     first = pruner.history[0]["units"]
-    warn(
+    stopped = (
         f"Pruning stopped at {1 - pruner.n_units / first:.0%} of the units removed, short of prune_ratio="
-        f"{prune_ratio:g}: round_to={round_to} keeps every layer's units a multiple of "
+        f"{prune_ratio:g}"
+    )
+    if round_to == 1:
+        warn(f"{stopped}: scope={getattr(scope, '__name__', scope)!r} chose no unit to remove.", UserWarning)
+        return None
+    warn(
+        f"{stopped}: round_to={round_to} keeps every layer's units a multiple of "
         f"{round_to}, and no fewer than {round_to} (a narrower layer keeps all of its), so no "
         f"more can go: {pruner.n_units} of the {first} units are left, where prune_ratio={prune_ratio:g} "
         f"leaves {pruner.target_units(prune_ratio)}. Units per layer: {pruner.units_per_layer}. Lower round_to.",
         UserWarning,
     )
-    return True
+    return None
 
 
 def _next_round(pruner, prune_ratio, drop_fraction, progress):
@@ -524,10 +540,9 @@ class DropNetClassifier(ModuleCopyMixin, NetworkExportMixin, RoutedParamsMixin, 
                 records = len(self.pruning_history_)
                 start = time.perf_counter()
                 scores = pruner.score(lambda: train.input_batches(device, loader=loader), self.unit_score, rng)
-                drop = pruner.choose(
-                    scores, n_drop, self.scope, rng, lambda: train.labelled_batches(device), self.round_to
-                )
-                if _stopped_by_round_to(drop, pruner, prune_ratio, self.round_to):
+                batches = lambda: train.labelled_batches(device)  # noqa: E731
+                drop = _choose_round(pruner, scores, n_drop, prune_ratio, self.scope, rng, batches, self.round_to)
+                if drop is None:
                     break  # the multiples of round_to leave nothing more to remove
                 self.net_.set_module(pruner.remove(drop, restart=self.reinit))
                 training = self.net_.train_round(train, teacher)
@@ -539,7 +554,7 @@ class DropNetClassifier(ModuleCopyMixin, NetworkExportMixin, RoutedParamsMixin, 
                 if self.min_accuracy_ratio is not None and accuracy < self.min_accuracy_ratio * dense_accuracy:
                     record["accepted"] = False
                     self._restore(pruner, accepted)
-                    _warn_rejected(self.pruning_history_, self.min_accuracy_ratio, self.validation_fraction > 0)
+                    _warn_rejected(self.pruning_history_, self.min_accuracy_ratio, valid is not train)
                     break
                 accepted = pruner.checkpoint()
                 self._keep(pruner)

@@ -1,5 +1,7 @@
 """What fit, prune and predict check of their input: a Dataset's labels, a list's samples."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -208,3 +210,20 @@ def test_the_shape_check_leaves_torchs_generator_as_it_was():
     data = training_data(quick(), TensorDataset(torch.zeros(30, 3, 6), torch.arange(30) % 2), None)
     assert data.X[0][0].shape == (3, 6)
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_a_validation_split_that_leaves_no_training_row_is_refused(digits):
+    X, y = digits
+    with pytest.raises(ValueError, match=r"validation_fraction=0.999 holds out all 400 rows \(rounded up\), "
+                                         r"leaving none to train on: lower it"):  # fmt: skip
+        quick(validation_fraction=0.999).fit(X[:400], y[:400])
+
+
+def test_a_validation_split_smaller_than_the_classes_is_warned(digits):
+    X, y = digits
+    with pytest.warns(UserWarning, match=r"validation_fraction=0.001 holds out 1 of 400 rows, fewer than the "
+                                         r"10 classes: the validation accuracy .* cannot see every class"):  # fmt: skip
+        quick(validation_fraction=0.001).fit(X[:400], y[:400])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="validation_fraction")
+        quick(validation_fraction=0.1).fit(X[:400], y[:400])

@@ -177,3 +177,26 @@ def test_prune_ratio_0_refuses_a_network_random_in_eval_mode_all_the_same(digits
     assert _fit(X[:100], y[:100], module=_Logistic, prune_ratio=0).pruning_history_[0]["units"] == 0
     with pytest.raises(PruningError, match=r"output in eval mode changes between two calls"):
         _fit(X[:100], y[:100], module=_AlwaysDropout, prune_ratio=0)
+
+
+def test_a_drop_fraction_too_small_for_round_to_takes_one_multiple_a_round(digits):
+    # A round of 1 unit (0.05 of 24) rounds back to none with multiples of 4;
+    # it stopped the pruning at 0%, blaming round_to.
+    X, y = digits
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Pruning stopped")
+        clf = _fit(X[:200], y[:200], module__hidden_layer_sizes=(16, 8), round_to=4, drop_fraction=0.05,
+                   prune_ratio=0.5)  # fmt: skip
+    assert [record["units"] for record in clf.pruning_history_] == [24, 20, 16, 12]
+    assert all(units % 4 == 0 for units in clf.pruning_history_[-1]["units_per_layer"].values())
+
+
+def test_a_scope_that_chooses_nothing_is_named_not_round_to(digits):
+    X, y = digits
+
+    def nothing(scores, n_drop, rng, **context):
+        return {}
+
+    with pytest.warns(UserWarning, match=r"short of prune_ratio=0.5: scope='nothing' chose no unit to remove\.$"):
+        clf = _fit(X[:200], y[:200], module__hidden_layer_sizes=(16, 8), scope=nothing, prune_ratio=0.5)
+    assert [record["round"] for record in clf.pruning_history_] == [0]
