@@ -108,8 +108,9 @@ def _choose_round(pruner, scores, n_drop, prune_ratio, scope, rng, labelled_batc
     """
     drop = pruner.choose(scores, n_drop, scope, rng, labelled_batches, round_to)
     short = pruner.n_units - pruner.target_units(prune_ratio)
-    if not any(len(units) for units in drop.values()) and n_drop < round_to < 2 * short:
-        drop = pruner.choose(scores, round_to, scope, rng, labelled_batches, round_to)
+    one_multiple = min(round_to, pruner.n_units - pruner.fewest_units)
+    if not any(len(units) for units in drop.values()) and n_drop < one_multiple and round_to < 2 * short:
+        drop = pruner.choose(scores, one_multiple, scope, rng, labelled_batches, round_to)
     if any(len(units) for units in drop.values()):
         return drop
     first = pruner.history[0]["units"]

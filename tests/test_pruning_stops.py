@@ -200,3 +200,11 @@ def test_a_scope_that_chooses_nothing_is_named_not_round_to(digits):
     with pytest.warns(UserWarning, match=r"short of prune_ratio=0.5: scope='nothing' chose no unit to remove\.$"):
         clf = _fit(X[:200], y[:200], module__hidden_layer_sizes=(16, 8), scope=nothing, prune_ratio=0.5)
     assert [record["round"] for record in clf.pruning_history_] == [0]
+
+
+def test_round_to_keeps_the_layers_shares_even_with_scope_layer(digits):
+    # Going up a multiple by the largest remainder in units favoured the large
+    # layer round after round: 64-32 at half ended 40-8.
+    X, y = digits
+    clf = _fit(X[:200], y[:200], module__hidden_layer_sizes=(64, 32), round_to=8, prune_ratio=0.5)
+    assert clf.pruning_history_[-1]["units_per_layer"] == {"layers.1": 32, "layers.4": 16}

@@ -215,11 +215,14 @@ def _kept_multiples(sizes, kept, multiple):
     """The units each group keeps, a multiple of ``multiple`` (no fewer than
     ``multiple`` or the group's size, no more than its size), their total as
     close to the total of ``kept`` as the multiples allow: every group is
-    rounded down, then those with the largest remainders go up a multiple
-    while that brings the total closer (a tie stays down)."""
+    rounded down, then those whose remainders are the largest share of their
+    size go up a multiple while that brings the total closer (a tie stays
+    down). By share, not by units: a large layer's remainder is larger in
+    units, and going up by it round after round left the small layers to
+    lose the rounds' units (64-32 filters at half: 40-8, not 32-16)."""
     rounded = {name: max(min(sizes[name], multiple), units - units % multiple) for name, units in kept.items()}
     short = sum(kept.values()) - sum(rounded.values())
-    for name in sorted(kept, key=lambda name: kept[name] - rounded[name], reverse=True):
+    for name in sorted(kept, key=lambda name: (kept[name] - rounded[name]) / sizes[name], reverse=True):
         if 2 * short <= multiple:
             break
         if rounded[name] + multiple <= sizes[name]:
