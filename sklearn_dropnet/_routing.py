@@ -28,12 +28,12 @@ SKLEARN_NAMES = {
     "hidden_layer_sizes": "module__hidden_layer_sizes=(256, 128) (the default MLP's)",
     "activation": "module__activation=torch.nn.ReLU (the default MLP's)",
     "dropout": "module__dropout=0.2 (the default MLP's)",
-    "learning_rate_init": "lr=0.01",
+    "learning_rate_init": "lr=0.001 (the default)",
     "alpha": "optimizer__weight_decay=1e-4 (L2 penalty)",
     "weight_decay": "optimizer__weight_decay=1e-4",
     "momentum": "optimizer__momentum=0.9 (with optimizer=torch.optim.SGD)",
-    "max_iter": "max_epochs=50",
-    "n_iter_no_change": "patience=5",
+    "max_iter": "max_epochs=100 (the default: the most epochs of each round)",
+    "n_iter_no_change": "patience=5 (the default)",
 }
 
 
