@@ -128,7 +128,7 @@ def hq_select(
     # last bit, so that ties fall as before); from count tables once capped.
     focal = focal_scorer(labels, y, metric, from_tables=False)
     levels, exact = [], True
-    member_order = _most_accurate_first(labels, votes, y)
+    member_order = _most_accurate_first(votes, y)
     teams, origin = all_pairs(n_members)
     with tqdm(total=n_select - 1, desc="HQ levels", unit="level", disable=not verbose) as bar:
         for size in range(2, n_select + 1):
@@ -186,12 +186,10 @@ def _ranking(diversity, accuracy):
     return np.lexsort((accuracy, np.nan_to_num(diversity, nan=np.inf)))
 
 
-def _most_accurate_first(labels, votes, y):
-    """Members by held-out accuracy, then log-loss, best first (then by index:
-    members tied on both predict alike)."""
-    accuracy = (labels == y).mean(axis=1)
-    share = votes[:, np.arange(len(y)), y] / np.maximum(votes.sum(axis=2), _EPS)
-    log_loss = -np.log(np.maximum(share, _EPS)).mean(axis=1)
+def _most_accurate_first(votes, y):
+    """Members by held-out accuracy, then log-loss (each a team of one), best
+    first (then by index: members tied on both predict alike)."""
+    accuracy, log_loss = team_scores(votes, y, np.arange(len(votes))[:, None])
     return np.lexsort((log_loss, -accuracy))
 
 
