@@ -202,9 +202,16 @@ def test_a_scope_that_chooses_nothing_is_named_not_round_to(digits):
     assert [record["round"] for record in clf.pruning_history_] == [0]
 
 
-def test_round_to_keeps_the_layers_shares_even_with_scope_layer(digits):
+@pytest.mark.parametrize(
+    "sizes, round_to, drop_fraction, left",
+    [((64, 32), 8, 0.2, (32, 16)), ((128, 64), 16, 0.1, (64, 32))],
+)
+def test_round_to_keeps_the_layers_shares_even_with_scope_layer(digits, sizes, round_to, drop_fraction, left):
     # Going up a multiple by the largest remainder in units favoured the large
-    # layer round after round: 64-32 at half ended 40-8.
+    # layer round after round: 64-32 at half ended 40-8, and 128-64 48-48
+    # (a round's 10% of 64 is under half a multiple of 16: only the share of
+    # the first units, not of the round's, brings the small layer down).
     X, y = digits
-    clf = _fit(X[:200], y[:200], module__hidden_layer_sizes=(64, 32), round_to=8, prune_ratio=0.5)
-    assert clf.pruning_history_[-1]["units_per_layer"] == {"layers.1": 32, "layers.4": 16}
+    clf = _fit(X[:200], y[:200], module__hidden_layer_sizes=sizes, round_to=round_to, drop_fraction=drop_fraction,
+               prune_ratio=0.5)  # fmt: skip
+    assert tuple(clf.pruning_history_[-1]["units_per_layer"].values()) == left

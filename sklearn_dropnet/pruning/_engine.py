@@ -211,18 +211,21 @@ def _in_modes_of(module, previous):
     return module
 
 
-def _kept_multiples(sizes, kept, multiple):
+def _kept_multiples(sizes, kept, multiple, first=None):
     """The units each group keeps, a multiple of ``multiple`` (no fewer than
     ``multiple`` or the group's size, no more than its size), their total as
     close to the total of ``kept`` as the multiples allow: every group is
-    rounded down, then those whose remainders are the largest share of their
-    size go up a multiple while that brings the total closer (a tie stays
-    down). By share, not by units: a large layer's remainder is larger in
-    units, and going up by it round after round left the small layers to
-    lose the rounds' units (64-32 filters at half: 40-8, not 32-16)."""
+    rounded down, then the groups that keep the smallest share of their
+    ``first`` units (the pruner's first record; by default their sizes now)
+    go up a multiple, the larger remainder first among equal shares, while
+    that brings the total closer (a tie stays down). By the share of the
+    first units, not by the remainder in units: the large layers' larger
+    remainders went up round after round, and the small layers lost the
+    rounds' units (64-32 filters at half: 40-8, not 32-16)."""
+    first = {name: (first or {}).get(name, sizes[name]) for name in kept}
     rounded = {name: max(min(sizes[name], multiple), units - units % multiple) for name, units in kept.items()}
     short = sum(kept.values()) - sum(rounded.values())
-    for name in sorted(kept, key=lambda name: (kept[name] - rounded[name]) / sizes[name], reverse=True):
+    for name in sorted(kept, key=lambda name: (rounded[name] / first[name], rounded[name] - kept[name])):
         if 2 * short <= multiple:
             break
         if rounded[name] + multiple <= sizes[name]:
@@ -436,6 +439,7 @@ class DropNetPruner:
         # What prune_ratio counts from until a first record: a loop that never
         # records must still stop at the ratio of the network it started with.
         self._units_at_start = self.n_units
+        self._sizes_at_start = dict(self.units_per_layer)
 
     # ------------------------------------------------------------------
     # finding the units
@@ -758,6 +762,7 @@ class DropNetPruner:
                 {group.name: group.size for group in plain},
                 {group.name: group.size - len(drop.get(group.name, ())) for group in plain},
                 round_to,
+                self.history[0]["units_per_layer"] if self.history else getattr(self, "_sizes_at_start", None),
             )
             drop = {
                 group.name: _rounded(group, drop.get(group.name, ()), scores, kept[group.name])
