@@ -721,10 +721,10 @@ class DropNetPruner:
             channel blocks that CPU and GPU kernels compute fastest), never
             below ``round_to`` (a group narrower than that keeps its units):
             the units a group keeps are rounded down to a multiple, dropping
-            the next-lowest scores too, and then the groups with the largest
-            remainders keep one multiple more while that brings the round's
-            total closer to ``n_drop``. The round may then remove more or
-            fewer than ``n_drop`` units, or none.
+            the next-lowest scores too, and then the groups that keep the
+            smallest share of their first units keep one multiple more while
+            that brings the round's total closer to ``n_drop``. The round may
+            then remove more or fewer than ``n_drop`` units, or none.
 
         Returns
         -------
