@@ -272,3 +272,22 @@ def test_scope_layer_does_not_give_a_grouped_layers_share_to_the_others():
     pw = [record["units_per_layer"]["pw"] for record in clf.pruning_history_]
     assert pw[:3] == [16, 13, 10]
     assert all(before - after <= int(np.ceil(0.2 * before)) for before, after in zip(pw, pw[1:]))
+
+
+def test_an_optimizer_built_before_remove_is_warned_at_its_next_step():
+    # It steps the replaced tensors, and the cut layers never train again.
+    torch.manual_seed(0)
+    x, y = torch.randn(32, 6), torch.randint(0, 3, (32,))
+    net = nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 3))
+    pruner = DropNetPruner(net, x[:2])
+    stale = torch.optim.SGD(net.parameters(), lr=0.1)
+    pruner.check_removal(x)
+    net = pruner.remove({"0": [0, 1, 2]})
+    nn.functional.cross_entropy(net(x), y).backward()
+    with pytest.warns(UserWarning, match=r"This SGD holds 3 parameter tensors that DropNetPruner.remove\(\) replaced"):
+        stale.step()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stale.step()  # said once per removal
+        fresh = torch.optim.SGD(net.parameters(), lr=0.1)
+        fresh.step()  # a new optimizer: nothing to say

@@ -35,6 +35,7 @@ from ._probes import (
     prunable_layers_hint,
 )
 from ._removal_check import check_deterministic, unremovable
+from ._stale_optimizers import mark_replaced
 from ._surgery import (
     put_back,
     remove_units,
@@ -844,6 +845,7 @@ class DropNetPruner:
         before = {key: getattr(self, key) for key in ("module", "structure", "units", "_networks", "_layers", "_dtype")}
         before.update(unpruned=dict(self.unpruned), frozen=dict(self.frozen))
         networks = saved_state(self.module) + saved_state(self.initial)
+        parameters = list(self.module.parameters())
         try:
             if restart == "none":  # otherwise the next network is made from the rewind copy
                 remove_units(self.module, self.example, units, self.units)
@@ -859,6 +861,7 @@ class DropNetPruner:
             if frozen and "not in the dependency graph" in str(exc):
                 raise _frozen_since_error(frozen) from exc
             raise
+        mark_replaced(parameters, self.module)  # an optimizer still holding them is warned at its step
         return self.module
 
     def _check_chosen(self, units):
