@@ -9,6 +9,7 @@ are :class:`~sklearn_dropnet.pruning.DropNetPruner`'s; the training is
 :class:`~sklearn_dropnet._net.DropNetNet`'s (skorch).
 """
 
+import functools
 import math
 import time
 
@@ -95,6 +96,24 @@ def _next_prune_ratio(estimator, prune_ratio):
             f"only {left} are left: pruning cannot restore units. Refit with that prune_ratio."
         )
     return prune_ratio
+
+
+def _unfitted_on_failure(fit):
+    """``fit`` that, failing before the dense round is recorded, leaves none of its
+    fitted attributes (``net_``, ``classes_``, ...) behind. Failing later, the
+    estimator keeps the last completed round's network, as documented."""
+
+    @functools.wraps(fit)
+    def fit_or_forget(estimator, *args, **kwargs):
+        try:
+            return fit(estimator, *args, **kwargs)
+        except BaseException:
+            if not estimator.__sklearn_is_fitted__():
+                for name in [name for name in vars(estimator) if name.endswith("_") and not name.startswith("__")]:
+                    delattr(estimator, name)
+            raise
+
+    return fit_or_forget
 
 
 def _choose_round(pruner, scores, n_drop, prune_ratio, scope, rng, labelled_batches, round_to):
@@ -412,6 +431,7 @@ class DropNetClassifier(ModuleCopyMixin, NetworkExportMixin, RoutedParamsMixin, 
     # ------------------------------------------------------------------
     # fit and prune
     # ------------------------------------------------------------------
+    @_unfitted_on_failure
     def fit(self, X, y=None):
         """Train the dense network, then prune it to ``prune_ratio``.
 

@@ -230,3 +230,40 @@ def test_large_predictions_put_no_hook_on_the_network_other_threads_use(digits):
         results = list(pool.map(lambda n: clf.predict_proba(X[:n]), [len(X), 1, 500, len(X)] * 5))
     for result in results:
         np.testing.assert_allclose(result, expected[: len(result)], rtol=0, atol=1e-6)
+
+
+class _Breaks(nn.Module):
+    """An MLP whose training forward raises from its ``fail_at``-th call on."""
+
+    calls = 0
+    fail_at = 1
+
+    def __init__(self, input_shape=(64,), n_classes=10):
+        super().__init__()
+        self.hidden, self.act, self.out = nn.Linear(input_shape[0], 16), nn.ReLU(), nn.Linear(16, n_classes)
+
+    def forward(self, x):
+        if self.training:
+            type(self).calls += 1
+            if type(self).calls >= type(self).fail_at:
+                raise KeyboardInterrupt
+        return self.out(self.act(self.hidden(x)))
+
+
+def test_a_fit_interrupted_before_the_dense_round_is_recorded_leaves_no_fitted_attribute(digits):
+    from sklearn.exceptions import NotFittedError
+
+    X, y = digits
+    clf = DropNetClassifier(module=_Breaks, max_epochs=2, prune_ratio=0.5, random_state=0)
+    _Breaks.calls, _Breaks.fail_at = 0, 1
+    with pytest.raises(KeyboardInterrupt):
+        clf.fit(X[:300], y[:300])
+    assert not [name for name in vars(clf) if name.endswith("_")]  # net_, classes_, input_shape_ were left
+    with pytest.raises(NotFittedError):
+        clf.predict(X[:3])
+    _Breaks.calls, _Breaks.fail_at = 0, 10**9
+    clf.fit(X[:300], y[:300])  # fits again
+    _Breaks.calls, _Breaks.fail_at = 0, 40  # in a pruning round: the last completed round's network stays
+    with pytest.raises(KeyboardInterrupt):
+        clf.fit(X[:300], y[:300])
+    assert clf.pruning_history_ and clf.predict(X[:3]).shape == (3,)
