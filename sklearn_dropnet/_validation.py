@@ -102,9 +102,16 @@ def _check_callbacks(callbacks):
 
 
 def check_dropnet_params(estimator):
-    """What the constraints cannot say: a device this machine has, and skorch callbacks."""
+    """What the constraints cannot say: a device this machine has, skorch callbacks,
+    and a ``round_to`` that is a bool (an int to scikit-learn, which the pruning
+    engine refuses, after the dense network has trained)."""
     check_device(estimator.device)
     _check_callbacks(estimator.callbacks)
+    if isinstance(estimator.round_to, bool):
+        raise ValueError(
+            f"round_to must be a whole number, 1 or more (8 or 16 for the channel blocks of CPU kernels), "
+            f"not {estimator.round_to}."
+        )
 
 
 def check_two_classes(estimator):

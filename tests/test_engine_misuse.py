@@ -139,3 +139,38 @@ def test_a_layer_under_torch_nn_utils_prune_is_refused_with_the_fix():
     pruner = DropNetPruner(net, x[:2])
     pruner.remove(pruner.choose(pruner.score(lambda: [x]), 4))
     assert sum(pruner.units_per_layer.values()) == 18
+
+
+def test_an_empty_check_batch_and_empty_scores_are_refused():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    x = torch.randn(16, 4)
+    pruner = DropNetPruner(net, x[:2])
+    with pytest.raises(ValueError, match=r"check_removal\(\) got inputs of shape \(0, 4\): it checks the removal"):
+        pruner.check_removal(x[:0])  # checked nothing, and said nothing
+    with pytest.raises(ValueError, match=r"choose\(\) got no scores, and scope='layer' ranks the units by them"):
+        pruner.choose({}, 3)  # chose nothing, and said nothing
+
+
+class _CountsBuilds(nn.Module):
+    built = 0
+
+    def __init__(self, input_shape=(64,), n_classes=10):
+        super().__init__()
+        type(self).built += 1
+        self.hidden, self.act, self.out = nn.Linear(input_shape[0], 8), nn.ReLU(), nn.Linear(8, n_classes)
+
+    def forward(self, x):
+        return self.out(self.act(self.hidden(x)))
+
+
+def test_round_to_true_is_refused_before_any_training():
+    from sklearn.datasets import load_digits
+
+    from sklearn_dropnet import DropNetClassifier
+
+    X, y = load_digits(return_X_y=True)
+    clf = DropNetClassifier(module=_CountsBuilds, round_to=True, max_epochs=1)
+    with pytest.raises(ValueError, match=r"round_to must be a whole number, 1 or more .* not True\.$"):
+        clf.fit(X[:50], y[:50])
+    assert _CountsBuilds.built == 0  # refused before a network was built (it failed after the dense round)

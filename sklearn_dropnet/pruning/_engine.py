@@ -555,6 +555,12 @@ class DropNetPruner:
         list of UnitGroup
             The groups kept, also :attr:`units`.
         """
+        if isinstance(inputs, torch.Tensor) and (inputs.dim() == 0 or len(inputs) == 0):
+            raise ValueError(
+                f"check_removal() got inputs of shape {tuple(inputs.shape)}: it checks the removal on a batch "
+                "of real inputs, 32 spread over the training data, say (X[torch.linspace(0, len(X) - 1, 32)"
+                ".long()])."
+            )
         whys = unremovable(self.module, _usable(inputs), self.structure, self.units)
         self._checked = self._networks
         self._leave_out_groups(whys)
@@ -737,6 +743,11 @@ class DropNetPruner:
         _check_count(n_drop, "n_drop", 0)
         _check_count(round_to, "round_to", 1)
         sizes = {group.name: group.size for group in self.units}
+        if isinstance(scores, Mapping) and not scores and not callable(scope):
+            raise ValueError(
+                f"choose() got no scores, and scope={scope!r} ranks the units by them: pass what score() "
+                "returns (a selection that needs no scores, such as OracleSelection, is a callable scope)."
+            )
         _check_scores(scores, sizes)
         staying = sum(group.fewest for group in self.units)
         if n_drop > sum(sizes.values()) - staying:
