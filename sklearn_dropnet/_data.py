@@ -446,7 +446,8 @@ def split_validation(data, fraction, n_classes, seed):
             f"validation_fraction={fraction:g} holds out all {len(y)} rows (rounded up), leaving none to "
             "train on: lower it, or set validation_fraction=0 to watch the training loss and accuracy."
         )
-    present = len(np.unique(y))
+    counts = np.bincount(y, minlength=n_classes)
+    present = np.count_nonzero(counts)
     if n_valid < present:
         warn(
             f"validation_fraction={fraction:g} holds out {n_valid} of {len(y)} rows, fewer than the "
@@ -455,10 +456,9 @@ def split_validation(data, fraction, n_classes, seed):
             "training accuracy.",
             UserWarning,
         )
-    single = np.bincount(y, minlength=n_classes)[y] == 1
+    single = counts[y] == 1
     rows = np.flatnonzero(~single)
-    n_split_classes = len(np.unique(y[rows]))
-    if min(len(rows) - n_valid, n_valid) >= n_split_classes:
+    if min(len(rows) - n_valid, n_valid) >= np.count_nonzero(counts > 1):
         train, valid = train_test_split(rows, test_size=n_valid, stratify=y[rows], random_state=seed)
         if single.any():
             train = np.random.RandomState(seed).permutation(np.concatenate([train, np.flatnonzero(single)]))

@@ -9,7 +9,6 @@ are :class:`~sklearn_dropnet.pruning.DropNetPruner`'s; the training is
 :class:`~sklearn_dropnet._net.DropNetNet`'s (skorch).
 """
 
-import functools
 import math
 import time
 
@@ -36,7 +35,7 @@ from ._inputs import (
 from ._net import make_net
 from ._routing import RoutedParamsMixin
 from ._user_warnings import warn
-from ._validation import DROPNET_CONSTRAINTS, check_dropnet_params
+from ._validation import DROPNET_CONSTRAINTS, check_dropnet_params, unfitted_on_failure
 from .pruning._engine import DropNetPruner, units_left
 
 # Inputs the removal check runs on, spread over the training data: enough
@@ -96,24 +95,6 @@ def _next_prune_ratio(estimator, prune_ratio):
             f"only {left} are left: pruning cannot restore units. Refit with that prune_ratio."
         )
     return prune_ratio
-
-
-def _unfitted_on_failure(fit):
-    """``fit`` that, failing before the dense round is recorded, leaves none of its
-    fitted attributes (``net_``, ``classes_``, ...) behind. Failing later, the
-    estimator keeps the last completed round's network, as documented."""
-
-    @functools.wraps(fit)
-    def fit_or_forget(estimator, *args, **kwargs):
-        try:
-            return fit(estimator, *args, **kwargs)
-        except BaseException:
-            if not estimator.__sklearn_is_fitted__():
-                for name in [name for name in vars(estimator) if name.endswith("_") and not name.startswith("__")]:
-                    delattr(estimator, name)
-            raise
-
-    return fit_or_forget
 
 
 def _choose_round(pruner, scores, n_drop, prune_ratio, scope, rng, labelled_batches, round_to):
@@ -431,7 +412,7 @@ class DropNetClassifier(ModuleCopyMixin, NetworkExportMixin, RoutedParamsMixin, 
     # ------------------------------------------------------------------
     # fit and prune
     # ------------------------------------------------------------------
-    @_unfitted_on_failure
+    @unfitted_on_failure
     def fit(self, X, y=None):
         """Train the dense network, then prune it to ``prune_ratio``.
 

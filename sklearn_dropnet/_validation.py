@@ -7,6 +7,7 @@ The checks scikit-learn's constraints cannot express (a device this machine
 has, skorch callbacks) follow in :func:`check_dropnet_params`.
 """
 
+import functools
 from numbers import Integral, Real
 
 import torch
@@ -18,7 +19,15 @@ from .pruning._engine import RESTARTS
 from .pruning._unit_scores import UNIT_SCORES
 from .pruning._unit_selection import UNIT_SELECTIONS
 
-__all__ = ["DROPNET_CONSTRAINTS", "Described", "RegistryNames", "check_dropnet_params", "check_two_classes"]
+__all__ = [
+    "DROPNET_CONSTRAINTS",
+    "Described",
+    "RegistryNames",
+    "check_dropnet_params",
+    "check_two_classes",
+    "forget_fit",
+    "unfitted_on_failure",
+]
 
 
 class Described(HasMethods):
@@ -121,3 +130,27 @@ def check_two_classes(estimator):
             f"{type(estimator).__name__} needs samples of at least 2 classes in y; "
             f"got 1 class: {estimator.classes_.tolist()[0]!r}."
         )
+
+
+def forget_fit(estimator):
+    """Remove the fitted attributes (names ending in ``_``) of ``estimator``."""
+    for name in [name for name in vars(estimator) if name.endswith("_") and not name.startswith("__")]:
+        delattr(estimator, name)
+
+
+def unfitted_on_failure(fit):
+    """``fit`` that, failing while the estimator is not fitted, leaves none of its
+    fitted attributes (``classes_``, a half-trained ``net_``, ...) behind. An
+    estimator fitted already when it fails (a DropNet fit interrupted in a
+    pruning round keeps the last completed round) stays as it is."""
+
+    @functools.wraps(fit)
+    def fit_or_forget(estimator, *args, **kwargs):
+        try:
+            return fit(estimator, *args, **kwargs)
+        except BaseException:
+            if not estimator.__sklearn_is_fitted__():
+                forget_fit(estimator)
+            raise
+
+    return fit_or_forget

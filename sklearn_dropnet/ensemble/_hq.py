@@ -40,7 +40,12 @@ from sklearn.utils.validation import (
 from tqdm.auto import tqdm
 
 from .._export import TeamExportMixin
-from .._validation import RegistryNames, check_two_classes
+from .._validation import (
+    RegistryNames,
+    check_two_classes,
+    forget_fit,
+    unfitted_on_failure,
+)
 from ._diversity import METRICS
 from ._ensemble_selection import FINAL_CHOICES, MAX_TEAMS_PER_LEVEL, member_votes
 from ._member_fits import (
@@ -385,6 +390,7 @@ class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
         self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=False)  # the members validate their own
+    @unfitted_on_failure
     def fit(self, X, y, groups=None):
         """Fit the members, then choose the team on held-out data.
 
@@ -412,19 +418,8 @@ class HQEnsembleClassifier(TeamExportMixin, ClassifierMixin, _BaseComposition):
             The fitted ensemble.
         """
         # A fit that fails leaves no fitted state behind: neither the last fit's team
-        # beside this fit's classes_, nor this fit's classes_.
-        self._forget_fit()
-        try:
-            return self._fit(X, y, groups)
-        except BaseException:
-            self._forget_fit()
-            raise
-
-    def _forget_fit(self):
-        for name in [name for name in vars(self) if name.endswith("_") and not name.startswith("__")]:
-            delattr(self, name)
-
-    def _fit(self, X, y, groups):
+        # beside this fit's classes_ (forgotten first), nor this fit's classes_.
+        forget_fit(self)
         X, y = self._validate_fit_data(X, y)
         self._check_params()
         groups = self._check_groups(groups, y)
